@@ -1,0 +1,34 @@
+# The two commands a newcomer needs: `make run` and `make test`. Both are safe to run twice.
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-$(shell cat requirements.txt | md5sum | cut -c1-12)
+
+.PHONY: run test setup services venv db lint bench
+
+$(STAMP): requirements.txt
+	@test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check -r requirements.txt
+	@rm -f $(VENV)/.installed-* && touch $(STAMP)
+
+venv: $(STAMP)
+
+services:
+	@bash scripts/services.sh
+
+db: venv services
+	@$(PY) scripts/createdb.py
+
+setup: db
+	$(PY) manage.py migrate --noinput
+	$(PY) manage.py sync_schedules
+
+run: setup
+	$(PY) manage.py collectstatic --noinput -v0
+	$(PY) manage.py seed_demo
+	@bash scripts/run.sh
+
+lint: venv
+	$(VENV)/bin/ruff check .
+
+test: venv services lint
+	$(VENV)/bin/pytest

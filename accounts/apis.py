@@ -1,0 +1,199 @@
+from django.conf import settings
+from django.contrib.auth import authenticate
+from django.middleware.csrf import get_token
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import serializers, status
+from rest_framework.permissions import AllowAny
+from rest_framework.response import Response
+from rest_framework.throttling import ScopedRateThrottle
+from rest_framework.views import APIView
+from rest_framework_simplejwt.exceptions import TokenError
+from rest_framework_simplejwt.serializers import TokenRefreshSerializer
+from rest_framework_simplejwt.tokens import RefreshToken
+
+from accounts import selectors, services
+from accounts.authentication import ACCESS_COOKIE, REFRESH_COOKIE
+from accounts.permissions import IsUserAccount
+from accounts.serializers import (
+    LoginInputSerializer,
+    PreferencesSerializer,
+    ProgressInputSerializer,
+    RefreshInputSerializer,
+    RegisterInputSerializer,
+    TokenPairSerializer,
+    UserSerializer,
+    UserUpdateSerializer,
+)
+from config.exceptions import ApplicationError
+
+
+def _issue_tokens(user) -> dict:
+    refresh = RefreshToken.for_user(user)
+    return {"access": str(refresh.access_token), "refresh": str(refresh)}
+
+
+def _set_auth_cookies(request, response, tokens: dict) -> None:
+    """HttpOnly cookies for browser clients; the CSRF cookie guards their unsafe requests."""
+    jwt = settings.SIMPLE_JWT
+    common = {"httponly": True, "secure": settings.JWT_COOKIE_SECURE,
+              "samesite": settings.JWT_COOKIE_SAMESITE}
+    response.set_cookie(ACCESS_COOKIE, tokens["access"],
+                        max_age=int(jwt["ACCESS_TOKEN_LIFETIME"].total_seconds()), **common)
+    if "refresh" in tokens:
+        response.set_cookie(REFRESH_COOKIE, tokens["refresh"], path="/api/auth/",
+                            max_age=int(jwt["REFRESH_TOKEN_LIFETIME"].total_seconds()), **common)
+    get_token(request)  # makes CsrfViewMiddleware set the csrftoken cookie on this response
+
+
+def _invalid_token() -> ApplicationError:
+    return ApplicationError("The refresh token is invalid or expired.", code="token_not_valid",
+                            status_code=status.HTTP_401_UNAUTHORIZED)
+
+
+class RegisterApi(APIView):
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+    throttle_classes = [ScopedRateThrottle]
+    throttle_scope = "register"
+
+    @extend_schema(request=RegisterInputSerializer, responses={201: inline_serializer(
+        "RegisterOutput", {"user": UserSerializer(), "tokens": TokenPairSerializer()})})
+    def post(self, request):
+        serializer = RegisterInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = dict(serializer.validated_data)
+        data.pop("password_confirm")
+        user = services.user_register(**data)
+        tokens = _issue_tokens(user)
+        user = selectors.user_get_profile(user_id=user.pk)
+        response = Response({"user": UserSerializer(user).data, "tokens": tokens},
+                            status=status.HTTP_201_CREATED)
+        _set_auth_cookies(request, response, tokens)
+        return response
+
+
+class LoginApi(APIView):
+    """Email and password → access and refresh tokens (also as HttpOnly cookies).
+
+    A wrong password, an unknown email and a closed account give the same 401.
+    """
+
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+    throttle_classes = [ScopedRateThrottle]
+    throttle_scope = "login"
+
+    @extend_schema(request=LoginInputSerializer, responses={200: TokenPairSerializer})
+    def post(self, request):
+        serializer = LoginInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        user = authenticate(request, email=serializer.validated_data["email"],
+                            password=serializer.validated_data["password"])
+        if user is None:
+            raise ApplicationError("No active account found with the given credentials.",
+                                   code="invalid_credentials", status_code=status.HTTP_401_UNAUTHORIZED)
+        tokens = _issue_tokens(user)
+        response = Response(tokens)
+        _set_auth_cookies(request, response, tokens)
+        return response
+
+
+class RefreshApi(APIView):
+    """Rotate a refresh token: the old one is blacklisted, reusing it answers 401."""
+
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+
+    @extend_schema(request=RefreshInputSerializer, responses={200: TokenPairSerializer})
+    def post(self, request):
+        serializer = RefreshInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        raw = serializer.validated_data.get("refresh") or request.COOKIES.get(REFRESH_COOKIE)
+        if not raw:
+            raise ApplicationError("Invalid input.", code="validation_error",
+                                   fields={"refresh": ["This field is required."]})
+        refresh = TokenRefreshSerializer(data={"refresh": raw})
+        try:
+            refresh.is_valid(raise_exception=True)
+        except TokenError:
+            raise _invalid_token() from None
+        except serializers.ValidationError:
+            raise _invalid_token() from None
+        tokens = refresh.validated_data
+        response = Response(tokens)
+        _set_auth_cookies(request, response, tokens)
+        return response
+
+
+class LogoutApi(APIView):
+    """Blacklist the refresh token and clear the auth cookies."""
+
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+
+    @extend_schema(request=RefreshInputSerializer, responses={204: None})
+    def post(self, request):
+        serializer = RefreshInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        raw = serializer.validated_data.get("refresh") or request.COOKIES.get(REFRESH_COOKIE)
+        if not raw:
+            raise ApplicationError("Invalid input.", code="validation_error",
+                                   fields={"refresh": ["This field is required."]})
+        try:
+            RefreshToken(raw).blacklist()
+        except TokenError:
+            raise _invalid_token() from None
+        response = Response(status=status.HTTP_204_NO_CONTENT)
+        response.delete_cookie(ACCESS_COOKIE)
+        response.delete_cookie(REFRESH_COOKIE, path="/api/auth/")
+        return response
+
+
+class MeApi(APIView):
+    permission_classes = [IsUserAccount]
+
+    @extend_schema(responses=UserSerializer)
+    def get(self, request):
+        return Response(UserSerializer(selectors.user_get_profile(user_id=request.user.pk)).data)
+
+    @extend_schema(request=UserUpdateSerializer, responses=UserSerializer)
+    def patch(self, request):
+        serializer = UserUpdateSerializer(data=request.data, partial=True)
+        serializer.is_valid(raise_exception=True)
+        services.user_update(user=request.user, **serializer.validated_data)
+        return Response(UserSerializer(selectors.user_get_profile(user_id=request.user.pk)).data)
+
+    @extend_schema(responses={204: None})
+    def delete(self, request):
+        services.user_soft_delete(user=request.user)
+        response = Response(status=status.HTTP_204_NO_CONTENT)
+        response.delete_cookie(ACCESS_COOKIE)
+        response.delete_cookie(REFRESH_COOKIE, path="/api/auth/")
+        return response
+
+
+class PreferencesApi(APIView):
+    permission_classes = [IsUserAccount]
+
+    @extend_schema(responses=PreferencesSerializer)
+    def get(self, request):
+        prefs = selectors.user_get_profile(user_id=request.user.pk).preferences
+        return Response(PreferencesSerializer(prefs).data)
+
+    @extend_schema(request=PreferencesSerializer, responses=PreferencesSerializer)
+    def patch(self, request):
+        serializer = PreferencesSerializer(data=request.data, partial=True)
+        serializer.is_valid(raise_exception=True)
+        prefs = services.preferences_update(user=request.user, **serializer.validated_data)
+        return Response(PreferencesSerializer(prefs).data)
+
+
+class ProgressApi(APIView):
+    permission_classes = [IsUserAccount]
+
+    @extend_schema(request=ProgressInputSerializer, responses=UserSerializer)
+    def post(self, request):
+        serializer = ProgressInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        services.user_record_progress(user=request.user, **serializer.validated_data)
+        return Response(UserSerializer(selectors.user_get_profile(user_id=request.user.pk)).data)

@@ -1,0 +1,202 @@
+from datetime import timedelta
+
+from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, PermissionsMixin
+from django.contrib.postgres.fields import ArrayField
+from django.db import models
+from django.db.models.functions import Lower
+from django.utils import timezone
+from rest_framework_api_key.models import AbstractAPIKey
+
+from config.models import UUIDModel
+
+FREE_MODEL_LIMIT = 5
+TRIAL_DAYS = 30
+
+
+class Tier(models.TextChoices):
+    FREE = "free", "Free"
+    PREMIUM = "premium", "Premium"
+
+
+class UserManager(BaseUserManager):
+    use_in_migrations = True
+
+    def normalize_email(self, email):
+        return (email or "").strip().lower()
+
+    def get_by_natural_key(self, username):
+        return self.get(email__iexact=username)
+
+    def create_user(self, email, password=None, **extra):
+        if not email:
+            raise ValueError("An email address is required.")
+        user = self.model(email=self.normalize_email(email), **extra)
+        user.set_password(password)
+        user.save(using=self._db)
+        return user
+
+    def create_superuser(self, email, password=None, **extra):
+        extra.setdefault("is_staff", True)
+        extra.setdefault("is_superuser", True)
+        return self.create_user(email, password, **extra)
+
+
+class User(UUIDModel, AbstractBaseUser, PermissionsMixin):
+    """A person who logs in with their email address.
+
+    Soft delete: `deleted_at` is set and `is_active` cleared, so the account can no longer
+    authenticate while every row that points at it (ledger, jobs, shops) stays intact.
+    """
+
+    email = models.EmailField(max_length=254, unique=True)
+    name = models.CharField(max_length=150, blank=True)
+    phone_number = models.CharField(max_length=32, blank=True)
+    organization = models.CharField(max_length=150, blank=True)
+    job_title = models.CharField(max_length=150, blank=True)
+    country = models.CharField(max_length=100, blank=True)
+    industry = models.CharField(max_length=100, blank=True)
+    tier = models.CharField(max_length=16, choices=Tier.choices, default=Tier.FREE)
+    model_limit = models.PositiveIntegerField(default=FREE_MODEL_LIMIT)
+    models_used = models.PositiveIntegerField(default=0)
+    time_spent = models.PositiveBigIntegerField(default=0, help_text="Seconds spent in the app.")
+    max_step_reached = models.PositiveIntegerField(default=0)
+    last_session_final_step = models.PositiveIntegerField(default=0)
+    is_active = models.BooleanField(default=True)
+    is_staff = models.BooleanField(default=False)
+    date_joined = models.DateTimeField(default=timezone.now)
+    deleted_at = models.DateTimeField(null=True, blank=True)
+
+    objects = UserManager()
+
+    USERNAME_FIELD = "email"
+    EMAIL_FIELD = "email"
+    REQUIRED_FIELDS: list[str] = []
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(Lower("email"), name="user_email_ci_unique"),
+            models.CheckConstraint(condition=models.Q(models_used__gte=0), name="user_models_used_gte_0"),
+        ]
+
+    def __str__(self):
+        return self.email
+
+    def clean(self):
+        super().clean()
+        self.email = self.__class__.objects.normalize_email(self.email)
+
+    @property
+    def is_deleted(self) -> bool:
+        return self.deleted_at is not None
+
+
+def default_video_defaults():
+    return {"resolution": "1080p", "fps": 30, "format": "mp4"}
+
+
+def default_notifications():
+    return {"email": True, "push": False, "job_finished": True, "marketing": False}
+
+
+def default_ui():
+    return {"theme": "system", "language": "en"}
+
+
+class UserPreferences(UUIDModel):
+    user = models.OneToOneField(User, on_delete=models.CASCADE, related_name="preferences")
+    video_defaults = models.JSONField(default=default_video_defaults)
+    notifications = models.JSONField(default=default_notifications)
+    ui = models.JSONField(default=default_ui)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name_plural = "user preferences"
+
+    def __str__(self):
+        return f"Preferences of {self.user}"
+
+
+class License(UUIDModel):
+    class Type(models.TextChoices):
+        TRIAL = "trial", "Trial"
+        PAID = "paid", "Paid"
+
+    class Status(models.TextChoices):
+        ACTIVE = "active", "Active"
+        EXPIRED = "expired", "Expired"
+        SUSPENDED = "suspended", "Suspended"
+        CANCELLED = "cancelled", "Cancelled"
+
+    user = models.OneToOneField(User, on_delete=models.CASCADE, related_name="license")
+    type = models.CharField(max_length=16, choices=Type.choices, default=Type.TRIAL)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE)
+    date_start = models.DateTimeField(default=timezone.now)
+    date_end = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["status", "date_end"])]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(date_end__gt=models.F("date_start")),
+                                   name="license_end_after_start"),
+        ]
+
+    def __str__(self):
+        return f"{self.get_type_display()} license of {self.user} ({self.status})"
+
+    @classmethod
+    def trial_end(cls, start):
+        return start + timedelta(days=TRIAL_DAYS)
+
+
+class Subscription(UUIDModel):
+    class Status(models.TextChoices):
+        ACTIVE = "active", "Active"
+        PAST_DUE = "past_due", "Past due"
+        CANCELLED = "cancelled", "Cancelled"
+        EXPIRED = "expired", "Expired"
+
+    class BillingCycle(models.TextChoices):
+        MONTHLY = "monthly", "Monthly"
+        YEARLY = "yearly", "Yearly"
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="subscriptions")
+    tier = models.CharField(max_length=16, choices=Tier.choices, default=Tier.PREMIUM)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE)
+    billing_cycle = models.CharField(max_length=16, choices=BillingCycle.choices,
+                                     default=BillingCycle.MONTHLY)
+    amount = models.DecimalField(max_digits=12, decimal_places=2)
+    currency = models.CharField(max_length=3, default="THB")
+    model_limit = models.PositiveIntegerField(default=100)
+    start_date = models.DateTimeField(default=timezone.now)
+    end_date = models.DateTimeField()
+    next_billing_date = models.DateTimeField(null=True, blank=True)
+    auto_renew = models.BooleanField(default=True)
+    cancelled_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-start_date"]
+        indexes = [models.Index(fields=["status", "end_date"]), models.Index(fields=["user", "status"])]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(amount__gte=0), name="subscription_amount_gte_0"),
+            models.CheckConstraint(condition=models.Q(end_date__gt=models.F("start_date")),
+                                   name="subscription_end_after_start"),
+        ]
+
+    def __str__(self):
+        return f"{self.tier} subscription of {self.user} ({self.status})"
+
+
+class ServiceApiKey(AbstractAPIKey):
+    """A key for machine callers (external job workers). Only a hash and its prefix are stored."""
+
+    scopes = ArrayField(models.CharField(max_length=64), default=list, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta(AbstractAPIKey.Meta):
+        verbose_name = "service API key"
+        verbose_name_plural = "service API keys"
+
+    def has_scope(self, scope: str) -> bool:
+        return scope in self.scopes

@@ -1,0 +1,146 @@
+"""Writes to accounts. Every function here is the only way its change is made."""
+
+from datetime import datetime
+
+from django.contrib.auth.password_validation import validate_password
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.db.models.functions import Greatest
+from django.utils import timezone
+from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
+
+from accounts.models import (
+    FREE_MODEL_LIMIT,
+    License,
+    ServiceApiKey,
+    Subscription,
+    Tier,
+    User,
+    UserPreferences,
+)
+from config.exceptions import ApplicationError
+
+PROFILE_FIELDS = ("name", "phone_number", "organization", "job_title", "country", "industry")
+
+
+@transaction.atomic
+def user_register(*, email: str, password: str, **profile) -> User:
+    """Create a user with default preferences and a 30-day trial license.
+
+    Raises ApplicationError(validation_error, 400) when the email is taken (compared
+    case-insensitively; the database's unique index on lower(email) decides under races).
+    """
+    email = User.objects.normalize_email(email)
+    user = User(email=email, **{k: v for k, v in profile.items() if k in PROFILE_FIELDS})
+    validate_password(password, user=user)
+    user.set_password(password)
+    try:
+        with transaction.atomic():
+            user.save()
+    except IntegrityError:
+        raise _email_taken() from None
+    UserPreferences.objects.create(user=user)
+    now = timezone.now()
+    License.objects.create(user=user, type=License.Type.TRIAL, status=License.Status.ACTIVE,
+                           date_start=now, date_end=License.trial_end(now))
+    return user
+
+
+def _email_taken() -> ApplicationError:
+    return ApplicationError("Invalid input.", code="validation_error",
+                            fields={"email": ["A user with this email already exists."]})
+
+
+@transaction.atomic
+def user_update(*, user: User, **changes) -> User:
+    """Change the profile fields a user may set; anything else is ignored by design."""
+    fields = [k for k in changes if k in PROFILE_FIELDS]
+    for name in fields:
+        setattr(user, name, changes[name])
+    if fields:
+        user.save(update_fields=[*fields, "updated_at"])
+    return user
+
+
+@transaction.atomic
+def user_soft_delete(*, user: User) -> None:
+    """Close the account: it can no longer log in and its outstanding refresh tokens die.
+
+    The row and everything pointing at it (ledger, jobs, shops) stay for the books.
+    """
+    User.objects.filter(pk=user.pk, deleted_at__isnull=True).update(
+        deleted_at=timezone.now(), is_active=False, updated_at=timezone.now())
+    outstanding = OutstandingToken.objects.filter(user=user).exclude(blacklistedtoken__isnull=False)
+    BlacklistedToken.objects.bulk_create(
+        [BlacklistedToken(token=token) for token in outstanding], ignore_conflicts=True)
+
+
+def user_record_progress(*, user: User, time_spent_delta: int, step: int) -> User:
+    """Add time, keep the highest step ever reached, remember the last step — in one UPDATE,
+    so concurrent calls from two tabs never lose time or lower the maximum."""
+    User.objects.filter(pk=user.pk).update(
+        time_spent=F("time_spent") + time_spent_delta,
+        max_step_reached=Greatest(F("max_step_reached"), step),
+        last_session_final_step=step,
+        updated_at=timezone.now(),
+    )
+    user.refresh_from_db(fields=["time_spent", "max_step_reached", "last_session_final_step"])
+    return user
+
+
+@transaction.atomic
+def preferences_update(*, user: User, **changes) -> UserPreferences:
+    """Merge the given sections into the stored preferences (a partial update per section)."""
+    prefs, _ = UserPreferences.objects.select_for_update().get_or_create(user=user)
+    for section in ("video_defaults", "notifications", "ui"):
+        if section in changes:
+            setattr(prefs, section, {**getattr(prefs, section), **changes[section]})
+    prefs.save()
+    return prefs
+
+
+def licenses_expire(*, now: datetime | None = None) -> int:
+    """Expire every active license whose end has passed. Idempotent: returns how many moved."""
+    now = now or timezone.now()
+    return License.objects.filter(status=License.Status.ACTIVE, date_end__lte=now).update(
+        status=License.Status.EXPIRED, updated_at=now)
+
+
+@transaction.atomic
+def subscriptions_expire(*, now: datetime | None = None) -> int:
+    """Expire ended subscriptions and drop their users back to the free tier when no other
+    active subscription remains. Idempotent."""
+    now = now or timezone.now()
+    ended = list(Subscription.objects.select_for_update()
+                 .filter(status__in=[Subscription.Status.ACTIVE, Subscription.Status.PAST_DUE],
+                         end_date__lte=now).values_list("pk", "user_id"))
+    if not ended:
+        return 0
+    Subscription.objects.filter(pk__in=[pk for pk, _ in ended]).update(
+        status=Subscription.Status.EXPIRED, updated_at=now)
+    user_ids = {user_id for _, user_id in ended}
+    still_paying = set(Subscription.objects.filter(
+        user_id__in=user_ids, status=Subscription.Status.ACTIVE, end_date__gt=now,
+    ).values_list("user_id", flat=True))
+    User.objects.filter(pk__in=user_ids - still_paying).update(
+        tier=Tier.FREE, model_limit=FREE_MODEL_LIMIT, updated_at=now)
+    return len(ended)
+
+
+@transaction.atomic
+def subscription_activate(*, user: User, amount, currency: str, billing_cycle: str,
+                          start: datetime, end: datetime, model_limit: int = 100) -> Subscription:
+    """Start a premium subscription: the user moves to the premium tier and its model limit."""
+    sub = Subscription.objects.create(
+        user=user, tier=Tier.PREMIUM, status=Subscription.Status.ACTIVE, amount=amount,
+        currency=currency, billing_cycle=billing_cycle, model_limit=model_limit,
+        start_date=start, end_date=end, next_billing_date=end)
+    User.objects.filter(pk=user.pk).update(tier=Tier.PREMIUM, model_limit=model_limit)
+    return sub
+
+
+def api_key_create(*, name: str, scopes: list[str]) -> tuple[ServiceApiKey, str]:
+    """Create a service key. The plain key is returned once and never stored."""
+    if not name or not scopes:
+        raise ApplicationError("A name and at least one scope are required.", code="validation_error")
+    return ServiceApiKey.objects.create_key(name=name, scopes=scopes)

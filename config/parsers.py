@@ -1,0 +1,23 @@
+from django.conf import settings
+from rest_framework.exceptions import ParseError
+from rest_framework.parsers import JSONParser
+
+
+class LimitedJSONParser(JSONParser):
+    """JSON bodies above DATA_UPLOAD_MAX_MEMORY_SIZE are refused before they are read.
+
+    DRF reads the request stream directly, which bypasses Django's own size check.
+    """
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        request = (parser_context or {}).get("request")
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        if request is not None and limit is not None:
+            try:
+                length = int(request.META.get("CONTENT_LENGTH") or 0)
+            except ValueError:
+                raise ParseError("Invalid Content-Length header.") from None
+            if length > limit:
+                raise ParseError(f"The request body is larger than {limit} bytes.")
+        data = super().parse(stream, media_type, parser_context)
+        return data

@@ -1,0 +1,24 @@
+"""Every periodic schedule, declared once (SPEC §9), all times UTC.
+
+`manage.py sync_schedules` writes these into django-celery-beat's tables (idempotent: it
+updates rows by name and never duplicates them), where staff can see and pause them in admin.
+"""
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Schedule:
+    name: str
+    task: str
+    crontab: dict = field(default_factory=dict)  # minute, hour, day_of_week, day_of_month
+    interval_seconds: int | None = None
+    queue: str | None = None
+
+
+SCHEDULES = [
+    Schedule("accounts: expire licenses and subscriptions", "accounts.expire_licenses",
+             crontab={"minute": "10", "hour": "0"}),
+    Schedule("accounts: flush expired JWT tokens", "accounts.flush_expired_tokens",
+             crontab={"minute": "30", "hour": "0"}),
+]

@@ -1,0 +1,24 @@
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from config import health
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("healthz", health.healthz, name="healthz"),
+    path("readyz", health.readyz, name="readyz"),
+    path("api/schema", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
+    path("api/", include("accounts.urls")),
+    path("api/", include("credits.urls")),
+    path("api/", include("jobs.urls")),
+    path("api/", include("shops.urls")),
+    path("api/", include("analytics.urls")),
+    path("api/", include("backups.urls")),
+]
+
+handler400 = "config.exceptions.json_400"
+handler403 = "config.exceptions.json_403"
+handler404 = "config.exceptions.json_404"
+handler500 = "config.exceptions.json_500"

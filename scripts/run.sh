@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Run the web server, a Celery worker and Celery Beat together; Ctrl-C stops all three.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+BIN=.venv/bin
+PORT="${PORT:-8000}"
+QUEUES="${CELERY_QUEUES:-default,jobs_high,jobs_default,jobs_low}"
+pids=()
+stop() {
+  trap - INT TERM EXIT
+  echo; echo "run: stopping web, worker and beat"
+  kill "${pids[@]}" 2>/dev/null
+  wait "${pids[@]}" 2>/dev/null
+  exit 0
+}
+trap stop INT TERM EXIT
+
+$BIN/gunicorn config.wsgi:application --bind "127.0.0.1:$PORT" --workers 2 --threads 4 \
+  --access-logfile - & pids+=($!)
+$BIN/celery -A config worker -Q "$QUEUES" --concurrency 2 --loglevel INFO & pids+=($!)
+$BIN/celery -A config beat --loglevel INFO \
+  --scheduler django_celery_beat.schedulers:DatabaseScheduler & pids+=($!)
+echo "run: web on http://127.0.0.1:$PORT (admin /admin/, API docs /api/docs/, readiness /readyz)"
+wait -n "${pids[@]}"
+echo "run: a process exited; stopping the others" >&2
+stop

@@ -1,0 +1,25 @@
+import factory
+from django.utils import timezone
+
+from accounts.models import License, User, UserPreferences
+
+DEFAULT_PASSWORD = "correct-Horse-battery-9"
+
+
+class UserFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = User
+        skip_postgeneration_save = True
+
+    email = factory.Sequence(lambda n: f"user{n}@example.com")
+    name = factory.Faker("name")
+    password = factory.PostGenerationMethodCall("set_password", DEFAULT_PASSWORD)
+
+    @factory.post_generation
+    def with_profile(obj, create, extracted, **kwargs):
+        if create:
+            obj.save()
+            UserPreferences.objects.get_or_create(user=obj)
+            now = timezone.now()
+            License.objects.get_or_create(user=obj, defaults={"date_start": now,
+                                                              "date_end": License.trial_end(now)})
