@@ -1,0 +1,229 @@
+"""Credits: packages, the append-only ledger, per-user balances, payments and webhook logs.
+
+Invariant (SPEC §4), held by the database and the services together: for every user,
+CreditBalance.balance = SUM(CreditTransaction.amount) and balance >= 0, at every instant.
+Only `credits.services` writes balances and ledger rows.
+"""
+
+from decimal import ROUND_HALF_UP, Decimal
+
+import pgtrigger
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+from config.models import UUIDModel
+
+CURRENCY_THB = "THB"
+
+
+class CreditPackage(UUIDModel):
+    """A bundle of credits sold at a fixed price (seeded by migration 0002, editable in admin)."""
+
+    name = models.CharField(max_length=100, unique=True)
+    description = models.CharField(max_length=255, blank=True)
+    credits = models.PositiveIntegerField()
+    price = models.DecimalField(max_digits=12, decimal_places=2)
+    currency = models.CharField(max_length=3, default=CURRENCY_THB)
+    discount_percent = models.PositiveSmallIntegerField(default=0)
+    is_active = models.BooleanField(default=True, db_index=True)
+    sort_order = models.PositiveSmallIntegerField(default=0)
+
+    class Meta:
+        ordering = ["sort_order", "price", "name"]
+        constraints = [
+            models.CheckConstraint(condition=Q(credits__gt=0), name="creditpackage_credits_gt_0"),
+            models.CheckConstraint(condition=Q(price__gte=0), name="creditpackage_price_gte_0"),
+            models.CheckConstraint(condition=Q(discount_percent__lte=100),
+                                   name="creditpackage_discount_lte_100"),
+        ]
+
+    def __str__(self):
+        return f"{self.name} ({self.credits} credits, {self.price} {self.currency})"
+
+    @property
+    def is_free(self) -> bool:
+        return self.price == 0
+
+    @property
+    def price_per_credit(self) -> Decimal:
+        return (self.price / self.credits).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+
+
+class Provider(models.TextChoices):
+    STRIPE = "stripe", "Stripe"
+    PROMPTPAY = "promptpay", "PromptPay"
+    TRUEMONEY = "truemoney", "TrueMoney"
+    RAZORPAY = "razorpay", "Razorpay"
+    FREE = "free", "Free"
+
+
+class Payment(UUIDModel):
+    """One attempt to buy a package. Credits are granted once, when it completes.
+
+    `credits` is a snapshot of the package's credits at purchase time, so later package edits
+    never change what a pending payment grants or what a refund claws back.
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        PROCESSING = "processing", "Processing"
+        COMPLETED = "completed", "Completed"
+        FAILED = "failed", "Failed"
+        REFUNDED = "refunded", "Refunded"
+        CANCELLED = "cancelled", "Cancelled"
+
+    OPEN_STATUSES = (Status.PENDING, Status.PROCESSING)
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="payments")
+    package = models.ForeignKey(CreditPackage, on_delete=models.PROTECT, related_name="payments")
+    credits = models.PositiveIntegerField()
+    amount = models.DecimalField(max_digits=12, decimal_places=2)
+    currency = models.CharField(max_length=3, default=CURRENCY_THB)
+    provider = models.CharField(max_length=16, choices=Provider.choices)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    gateway_payment_id = models.CharField(max_length=255, blank=True)
+    gateway_customer_id = models.CharField(max_length=255, blank=True)
+    transaction_id = models.CharField(max_length=255, unique=True, null=True, blank=True)
+    receipt_url = models.URLField(max_length=500, blank=True)
+    failure_reason = models.CharField(max_length=500, blank=True)
+    refunded_amount = models.DecimalField(max_digits=12, decimal_places=2, default=Decimal("0.00"))
+    credits_clawed_back = models.PositiveIntegerField(default=0)
+    refund_shortfall = models.PositiveIntegerField(
+        default=0, help_text="Credits a refund could not claw back because they were already spent.")
+    metadata = models.JSONField(default=dict, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+    failed_at = models.DateTimeField(null=True, blank=True)
+    refunded_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["user", "-created_at"]), models.Index(fields=["status", "provider"])]
+        constraints = [
+            models.CheckConstraint(condition=Q(amount__gte=0), name="payment_amount_gte_0"),
+            models.CheckConstraint(condition=Q(refunded_amount__gte=0,
+                                               refunded_amount__lte=models.F("amount")),
+                                   name="payment_refunded_amount_in_range"),
+            # A free package can be claimed once per user; the database decides under races.
+            models.UniqueConstraint(fields=["user", "package"], condition=Q(provider="free"),
+                                    name="payment_free_package_once_per_user"),
+        ]
+
+    def __str__(self):
+        return f"{self.provider} payment {self.id} ({self.status})"
+
+
+class CreditBalance(UUIDModel):
+    """The current balance of one user; the row every ledger write locks first."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE,
+                                related_name="credit_balance")
+    balance = models.IntegerField(default=0)
+
+    class Meta:
+        ordering = ["-updated_at"]
+        constraints = [
+            models.CheckConstraint(condition=Q(balance__gte=0), name="creditbalance_balance_gte_0"),
+        ]
+
+    def __str__(self):
+        return f"{self.user}: {self.balance} credits"
+
+
+class CreditTransaction(UUIDModel):
+    """One immutable ledger row. PostgreSQL refuses UPDATE and DELETE on this table.
+
+    `job_id` is a plain UUID, not a foreign key: credits may not depend on jobs (SPEC §1).
+    """
+
+    class Type(models.TextChoices):
+        PURCHASE = "purchase", "Purchase"
+        USAGE = "usage", "Usage"
+        REFUND = "refund", "Refund"
+        BONUS = "bonus", "Bonus"
+        ADJUSTMENT = "adjustment", "Adjustment"
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT,
+                             related_name="credit_transactions")
+    type = models.CharField(max_length=16, choices=Type.choices)
+    amount = models.IntegerField()
+    balance_after = models.IntegerField()
+    job_id = models.UUIDField(null=True, blank=True, db_index=True)
+    payment = models.ForeignKey(Payment, on_delete=models.PROTECT, null=True, blank=True,
+                                related_name="credit_transactions")
+    idempotency_key = models.CharField(max_length=255, unique=True)
+    reason = models.CharField(max_length=500, blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True,
+                                   blank=True, related_name="+")
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(fields=["user", "-created_at"]),
+            models.Index(fields=["user", "type", "-created_at"]),
+        ]
+        constraints = [
+            models.CheckConstraint(condition=Q(balance_after__gte=0), name="credittx_balance_after_gte_0"),
+            models.CheckConstraint(
+                condition=(Q(type__in=["purchase", "refund", "bonus"], amount__gt=0)
+                           | Q(type="usage", amount__lt=0)
+                           | (Q(type="adjustment") & ~Q(amount=0))),
+                name="credittx_amount_sign_matches_type"),
+        ]
+        triggers = [
+            pgtrigger.Protect(name="credittx_append_only", operation=pgtrigger.Update | pgtrigger.Delete),
+        ]
+
+    def __str__(self):
+        return f"{self.type} {self.amount:+d} for {self.user_id} (→ {self.balance_after})"
+
+
+class WebhookLog(UUIDModel):
+    """Every delivery to a payment webhook, whatever its outcome (written outside the effect's
+    transaction so a rolled-back effect still leaves its log row)."""
+
+    class Outcome(models.TextChoices):
+        PROCESSED = "processed", "Processed"
+        DUPLICATE = "duplicate", "Duplicate"
+        IGNORED = "ignored", "Ignored"
+        REJECTED = "rejected", "Rejected"
+        INVALID_SIGNATURE = "invalid_signature", "Invalid signature"
+        ERROR = "error", "Error"
+
+    source = models.CharField(max_length=32, db_index=True)
+    event_id = models.CharField(max_length=255, blank=True, db_index=True)
+    event_type = models.CharField(max_length=64, blank=True)
+    headers = models.JSONField(default=dict, blank=True)
+    payload = models.JSONField(null=True, blank=True)
+    raw_body = models.TextField(blank=True)
+    signature_valid = models.BooleanField(default=False)
+    outcome = models.CharField(max_length=32, choices=Outcome.choices, db_index=True)
+    status_code = models.PositiveSmallIntegerField()
+    error = models.TextField(blank=True)
+    payment = models.ForeignKey(Payment, on_delete=models.SET_NULL, null=True, blank=True,
+                                related_name="webhook_logs")
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self):
+        return f"{self.source} {self.event_id or '-'} {self.outcome}"
+
+
+class PaymentEvent(models.Model):
+    """A provider event whose effect has been applied; the unique key makes it happen once."""
+
+    provider = models.CharField(max_length=32)
+    event_id = models.CharField(max_length=255)
+    type = models.CharField(max_length=64)
+    payment = models.ForeignKey(Payment, on_delete=models.PROTECT, related_name="events")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["provider", "event_id"], name="paymentevent_once_per_event"),
+        ]
+
+    def __str__(self):
+        return f"{self.provider}:{self.event_id} {self.type}"

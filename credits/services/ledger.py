@@ -1,0 +1,152 @@
+"""The ledger: every credit movement is one row here plus one balance update, atomically.
+
+The protocol every write follows (SPEC §4): lock the user's CreditBalance row (creating it if
+missing), insert the CreditTransaction with its balance_after, update the balance — all in one
+transaction (a savepoint when the caller already has one open). The balance row lock
+serialises writers per user, so balance = SUM(ledger) holds under any concurrency, and the
+CHECK constraints on both tables make a negative balance impossible even for buggy callers.
+
+Idempotency: each row carries a caller-chosen unique `idempotency_key`. A second call with a
+key that already exists returns the existing row and changes nothing; the unique index, not a
+prior read, decides, so two concurrent calls with one key still produce one row.
+"""
+
+import logging
+import uuid
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from rest_framework import status
+
+from config.exceptions import ApplicationError
+from credits.models import CreditBalance, CreditTransaction
+
+logger = logging.getLogger(__name__)
+
+TxType = CreditTransaction.Type
+GRANT_TYPES = (TxType.BONUS, TxType.PURCHASE, TxType.ADJUSTMENT)
+MAX_KEY_LENGTH = 255
+
+
+class InsufficientCredits(ApplicationError):
+    code = "insufficient_credits"
+    status_code = status.HTTP_402_PAYMENT_REQUIRED
+
+
+def credits_charge(*, user, amount: int, idempotency_key: str, reason: str = "", job_id=None,
+                   created_by=None) -> CreditTransaction:
+    """Spend `amount` (> 0) credits of `user`: a `usage` row of -amount.
+
+    Locks the user's balance row. Raises InsufficientCredits (402) when the balance is short,
+    ValueError for a non-positive amount or an empty key. If a row with `idempotency_key`
+    exists, returns it and changes nothing (even when the balance is now short).
+    """
+    _require_positive(amount)
+    return _ledger_write(user_id=user.pk, type=TxType.USAGE, amount=-amount,
+                         idempotency_key=idempotency_key, reason=reason, job_id=job_id,
+                         created_by=created_by)
+
+
+def credits_refund(*, user, amount: int, idempotency_key: str, reason: str = "", job_id=None,
+                   payment=None, created_by=None) -> CreditTransaction:
+    """Give back `amount` (> 0) credits to `user`: a `refund` row of +amount.
+
+    Locks the user's balance row; at most once per `idempotency_key` (an existing row is
+    returned unchanged). Raises ValueError for a non-positive amount or an empty key.
+    """
+    _require_positive(amount)
+    return _ledger_write(user_id=user.pk, type=TxType.REFUND, amount=amount,
+                         idempotency_key=idempotency_key, reason=reason, job_id=job_id,
+                         payment=payment, created_by=created_by)
+
+
+def credits_grant(*, user, amount: int, idempotency_key: str, type: str = TxType.BONUS, reason: str = "",
+                  payment=None, created_by=None) -> CreditTransaction:
+    """Add credits to `user` as a `bonus`, `purchase` or `adjustment` row.
+
+    bonus and purchase need amount > 0; an adjustment may be negative (a staff correction)
+    but never takes the balance below zero: that raises InsufficientCredits (402). Locks the
+    user's balance row; at most once per `idempotency_key`. Raises ValueError for an unknown
+    type, a zero amount, a wrong sign or an empty key.
+    """
+    if type not in GRANT_TYPES:
+        raise ValueError(f"credits_grant type must be one of {[str(t) for t in GRANT_TYPES]}, not {type!r}")
+    if type == TxType.ADJUSTMENT:
+        _require_int(amount)
+        if amount == 0:
+            raise ValueError("An adjustment must change the balance.")
+    else:
+        _require_positive(amount)
+    return _ledger_write(user_id=user.pk, type=type, amount=amount, idempotency_key=idempotency_key,
+                         reason=reason, payment=payment, created_by=created_by)
+
+
+def _require_int(amount) -> None:
+    if not isinstance(amount, int) or isinstance(amount, bool):
+        raise ValueError(f"Credit amounts are integers, got {amount!r}")
+
+
+def _require_positive(amount) -> None:
+    _require_int(amount)
+    if amount <= 0:
+        raise ValueError(f"The amount must be positive, got {amount}")
+
+
+def _ledger_write(*, user_id, type: str, amount: int, idempotency_key: str, reason: str = "",
+                  job_id=None, payment=None, created_by=None) -> CreditTransaction:
+    if not idempotency_key or not isinstance(idempotency_key, str) or len(idempotency_key) > MAX_KEY_LENGTH:
+        raise ValueError(f"idempotency_key must be a non-empty string of at most {MAX_KEY_LENGTH} chars")
+    if job_id is not None and not isinstance(job_id, uuid.UUID):
+        job_id = uuid.UUID(str(job_id))
+    try:
+        return _apply(user_id=user_id, type=type, amount=amount, idempotency_key=idempotency_key,
+                      reason=reason[:500], job_id=job_id, payment=payment, created_by=created_by)
+    except IntegrityError:
+        # Our savepoint is rolled back. If the key already existed (a replay, possibly a
+        # concurrent one), the earlier row is the answer; any other violation is a real error.
+        existing = _existing(idempotency_key, user_id)
+        if existing is None:
+            raise
+        return existing
+
+
+def _apply(*, user_id, type, amount, idempotency_key, reason, job_id, payment, created_by):
+    with transaction.atomic():
+        balance_pk, balance = _lock_balance(user_id)
+        new_balance = balance + amount
+        if new_balance < 0:
+            existing = _existing(idempotency_key, user_id)
+            if existing is not None:
+                return existing
+            raise InsufficientCredits(
+                f"Not enough credits: {-amount} needed, {balance} available.",
+                extra={"required": -amount, "balance": balance})
+        row = CreditTransaction(user_id=user_id, type=type, amount=amount, balance_after=new_balance,
+                                job_id=job_id, payment=payment, idempotency_key=idempotency_key,
+                                reason=reason, created_by=created_by)
+        row.save(force_insert=True)
+        CreditBalance.objects.filter(pk=balance_pk).update(balance=new_balance, updated_at=timezone.now())
+        return row
+
+
+def _lock_balance(user_id) -> tuple:
+    """(pk, balance) of the user's balance row, locked FOR UPDATE; created at 0 if missing.
+
+    ON CONFLICT DO NOTHING makes creation race-safe: when two first writes meet, one inserts,
+    and both then lock the same row.
+    """
+    locked = (CreditBalance.objects.select_for_update().filter(user_id=user_id)
+              .order_by().values_list("pk", "balance"))
+    row = next(iter(locked), None)
+    if row is None:
+        CreditBalance.objects.bulk_create([CreditBalance(user_id=user_id, balance=0)], ignore_conflicts=True)
+        row = next(iter(locked.all()))
+    return row
+
+
+def _existing(idempotency_key: str, user_id) -> CreditTransaction | None:
+    existing = CreditTransaction.objects.filter(idempotency_key=idempotency_key).first()
+    if existing is not None and existing.user_id != user_id:
+        logger.warning("credits: idempotency key %r reused for another user (%s, was %s)",
+                       idempotency_key, user_id, existing.user_id)
+    return existing

@@ -1,0 +1,217 @@
+import uuid
+
+import pytest
+from django.db import DatabaseError, IntegrityError, connection, transaction
+
+from credits.models import CreditBalance, CreditTransaction
+from credits.selectors import balance_get
+from credits.services import InsufficientCredits, credits_charge, credits_grant, credits_refund
+from tests.credits.conftest import run_in_threads
+from tests.factories import UserFactory
+
+pytestmark = pytest.mark.django_db
+REFUSED = "Cannot update or delete"
+
+
+def test_grant_creates_balance_row_and_ledger_row(user, ledger_sum):
+    row = credits_grant(user=user, amount=10, idempotency_key="g1", reason="welcome")
+
+    assert row.type == CreditTransaction.Type.BONUS
+    assert row.amount == 10 and row.balance_after == 10
+    assert balance_get(user=user) == 10 == ledger_sum(user)
+    user.refresh_from_db()
+    assert user.credit_balance.balance == 10
+
+
+def test_balance_get_is_zero_without_any_row(user):
+    assert balance_get(user=user) == 0
+    assert not CreditBalance.objects.filter(user=user).exists()
+
+
+def test_charge_writes_negative_usage_row_with_balance_after(user, ledger_sum):
+    credits_grant(user=user, amount=5, idempotency_key="g1")
+    job_id = uuid.uuid4()
+
+    row = credits_charge(user=user, amount=3, idempotency_key="c1", reason="render", job_id=job_id)
+
+    assert row.type == CreditTransaction.Type.USAGE
+    assert row.amount == -3 and row.balance_after == 2 and row.job_id == job_id
+    assert balance_get(user=user) == 2 == ledger_sum(user)
+
+
+def test_charge_beyond_balance_raises_402_and_changes_nothing(user, ledger_sum):
+    credits_grant(user=user, amount=2, idempotency_key="g1")
+
+    with pytest.raises(InsufficientCredits) as info:
+        credits_charge(user=user, amount=3, idempotency_key="c1")
+
+    assert info.value.status_code == 402 and info.value.code == "insufficient_credits"
+    assert balance_get(user=user) == 2 == ledger_sum(user)
+    assert not CreditTransaction.objects.filter(idempotency_key="c1").exists()
+
+
+def test_charge_without_balance_row_raises_insufficient(user):
+    with pytest.raises(InsufficientCredits):
+        credits_charge(user=user, amount=1, idempotency_key="c1")
+    assert balance_get(user=user) == 0
+
+
+def test_charge_replayed_with_same_key_returns_first_row_and_charges_once(user, ledger_sum):
+    credits_grant(user=user, amount=5, idempotency_key="g1")
+    first = credits_charge(user=user, amount=2, idempotency_key="job:1:charge")
+
+    again = credits_charge(user=user, amount=2, idempotency_key="job:1:charge")
+
+    assert again.pk == first.pk
+    assert balance_get(user=user) == 3 == ledger_sum(user)
+
+
+def test_replayed_charge_returns_existing_row_even_when_balance_is_now_short(user):
+    credits_grant(user=user, amount=2, idempotency_key="g1")
+    first = credits_charge(user=user, amount=2, idempotency_key="c1")
+
+    assert credits_charge(user=user, amount=2, idempotency_key="c1").pk == first.pk
+    assert balance_get(user=user) == 0
+
+
+def test_refund_adds_credits_once_per_key(user, ledger_sum):
+    credits_grant(user=user, amount=3, idempotency_key="g1")
+    credits_charge(user=user, amount=3, idempotency_key="c1")
+
+    first = credits_refund(user=user, amount=2, idempotency_key="r1", reason="failed units")
+    second = credits_refund(user=user, amount=2, idempotency_key="r1")
+
+    assert first.pk == second.pk and first.type == "refund" and first.amount == 2
+    assert balance_get(user=user) == 2 == ledger_sum(user)
+
+
+@pytest.mark.parametrize("amount", [0, -1, 1.5, True, "3"])
+def test_charge_and_refund_refuse_non_positive_or_non_integer_amounts(user, amount):
+    with pytest.raises(ValueError):
+        credits_charge(user=user, amount=amount, idempotency_key="k")
+    with pytest.raises(ValueError):
+        credits_refund(user=user, amount=amount, idempotency_key="k")
+    assert not CreditTransaction.objects.exists()
+
+
+def test_grant_refuses_unknown_type_and_usage(user):
+    for bad in ("usage", "refund", "gift"):
+        with pytest.raises(ValueError):
+            credits_grant(user=user, amount=1, idempotency_key="k", type=bad)
+
+
+def test_negative_adjustment_never_goes_below_zero(user, ledger_sum):
+    staff = UserFactory(is_staff=True)
+    credits_grant(user=user, amount=5, idempotency_key="g1", type="purchase")
+
+    row = credits_grant(user=user, amount=-4, idempotency_key="adj1", type="adjustment",
+                        reason="duplicate purchase", created_by=staff)
+    with pytest.raises(InsufficientCredits):
+        credits_grant(user=user, amount=-2, idempotency_key="adj2", type="adjustment")
+
+    assert row.amount == -4 and row.created_by == staff and row.reason == "duplicate purchase"
+    assert balance_get(user=user) == 1 == ledger_sum(user)
+
+
+def test_charge_inside_outer_transaction_rolls_back_with_it(user):
+    credits_grant(user=user, amount=5, idempotency_key="g1")
+
+    with pytest.raises(RuntimeError), transaction.atomic():
+        credits_charge(user=user, amount=2, idempotency_key="c1")
+        raise RuntimeError("the caller's transaction fails")
+
+    assert balance_get(user=user) == 5
+    assert not CreditTransaction.objects.filter(idempotency_key="c1").exists()
+
+
+def test_insufficient_charge_inside_outer_transaction_leaves_it_usable(user):
+    credits_grant(user=user, amount=1, idempotency_key="g1")
+
+    with transaction.atomic():
+        with pytest.raises(InsufficientCredits):
+            credits_charge(user=user, amount=2, idempotency_key="c1")
+        credits_charge(user=user, amount=1, idempotency_key="c2")
+
+    assert balance_get(user=user) == 0
+
+
+def test_idempotency_key_is_unique_across_users(user, other_user):
+    first = credits_grant(user=user, amount=1, idempotency_key="shared")
+
+    again = credits_grant(user=other_user, amount=1, idempotency_key="shared")
+
+    assert again.pk == first.pk
+    assert balance_get(user=other_user) == 0
+
+
+def test_database_refuses_update_of_ledger_rows(user):
+    row = credits_grant(user=user, amount=1, idempotency_key="g1")
+
+    with pytest.raises(DatabaseError, match=REFUSED), transaction.atomic(), connection.cursor() as cur:
+        cur.execute("UPDATE credits_credittransaction SET amount = 100 WHERE id = %s", [row.pk])
+
+    row.refresh_from_db()
+    assert row.amount == 1
+
+
+def test_database_refuses_delete_of_ledger_rows(user):
+    row = credits_grant(user=user, amount=1, idempotency_key="g1")
+
+    with pytest.raises(DatabaseError, match=REFUSED), transaction.atomic(), connection.cursor() as cur:
+        cur.execute("DELETE FROM credits_credittransaction WHERE id = %s", [row.pk])
+    with pytest.raises(DatabaseError, match=REFUSED), transaction.atomic():
+        CreditTransaction.objects.filter(pk=row.pk).delete()
+
+    assert CreditTransaction.objects.filter(pk=row.pk).exists()
+
+
+def test_database_refuses_negative_balance(user):
+    credits_grant(user=user, amount=1, idempotency_key="g1")
+
+    with pytest.raises(IntegrityError), transaction.atomic():
+        CreditBalance.objects.filter(user=user).update(balance=-1)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_fifty_concurrent_charges_of_one_against_twenty_exactly_twenty_succeed(ledger_sum):
+    # given a balance of 20
+    user = UserFactory()
+    credits_grant(user=user, amount=20, idempotency_key="seed")
+
+    # when 50 threads each charge 1 at the same moment
+    results = run_in_threads(
+        lambda i: credits_charge(user=user, amount=1, idempotency_key=f"charge-{i}"),
+        [(i,) for i in range(50)])
+
+    # then exactly 20 succeed, the rest are refused for lack of credits, and the books balance
+    succeeded = [r for r in results if isinstance(r, CreditTransaction)]
+    refused = [r for r in results if isinstance(r, InsufficientCredits)]
+    assert len(succeeded) == 20 and len(refused) == 30, [r for r in results if isinstance(r, Exception)
+                                                          and not isinstance(r, InsufficientCredits)]
+    assert balance_get(user=user) == 0 == ledger_sum(user)
+    assert sorted(r.balance_after for r in succeeded) == list(range(20))
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_first_writes_create_one_balance_row(ledger_sum):
+    user = UserFactory()
+
+    results = run_in_threads(
+        lambda i: credits_grant(user=user, amount=1, idempotency_key=f"g-{i}"), [(i,) for i in range(10)])
+
+    assert all(isinstance(r, CreditTransaction) for r in results), results
+    assert CreditBalance.objects.filter(user=user).count() == 1
+    assert balance_get(user=user) == 10 == ledger_sum(user)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_same_key_charged_concurrently_happens_once(ledger_sum):
+    user = UserFactory()
+    credits_grant(user=user, amount=10, idempotency_key="seed")
+
+    results = run_in_threads(
+        lambda: credits_charge(user=user, amount=3, idempotency_key="job:x:charge"), [()] * 10)
+
+    assert all(isinstance(r, CreditTransaction) for r in results), results
+    assert len({r.pk for r in results}) == 1
+    assert balance_get(user=user) == 7 == ledger_sum(user)
