@@ -1,0 +1,500 @@
+"""The shops API (SPEC §6). Every `/api/shops/<shop_id>/…` view first resolves the caller's
+membership: not a member → 404 (the shop's existence is not revealed), a role without the
+action → 403 (shops.permissions). Plain catalogue resources use generic views scoped to the shop;
+stock, orders and chat go through explicit endpoints calling one service each."""
+
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import generics, serializers, status
+from rest_framework.permissions import SAFE_METHODS, AllowAny
+from rest_framework.response import Response
+from rest_framework.throttling import ScopedRateThrottle
+from rest_framework.views import APIView
+
+from accounts.authentication import ApiKeyAuthentication, JWTCookieOrHeaderAuthentication
+from accounts.models import ServiceApiKey
+from accounts.permissions import IsUserAccount
+from config.exceptions import Forbidden, NotFound
+from shops import selectors, services
+from shops.filters import ConversationFilter, ItemFilter, OrderFilter
+from shops.models import (
+    Conversation,
+    Form,
+    Item,
+    KeywordReply,
+    PaymentMethod,
+    SavedReply,
+    Shop,
+    SocialIntegration,
+)
+from shops.permissions import Action, role_allows
+from shops.serializers import (
+    ConversationSerializer,
+    ConversationUpdateSerializer,
+    FormSerializer,
+    InboundSerializer,
+    IntegrationSerializer,
+    ItemCreateSerializer,
+    ItemSerializer,
+    KeywordReplySerializer,
+    MemberAddSerializer,
+    MemberSerializer,
+    MemberUpdateSerializer,
+    MessageSendSerializer,
+    MessageSerializer,
+    OrderSerializer,
+    OrderStatusSerializer,
+    OrderSubmitSerializer,
+    PaymentMethodSerializer,
+    PublicItemSerializer,
+    PublicOrderSerializer,
+    PublicPaymentMethodSerializer,
+    SavedReplySerializer,
+    ShopInputSerializer,
+    ShopSerializer,
+    StockChangeSerializer,
+    StockHistorySerializer,
+)
+
+INBOUND_SCOPE = "shops:inbound"
+METHODS = ["get", "post", "patch", "delete", "head", "options"]
+
+
+def _not_found() -> NotFound:
+    return NotFound("Not found.")
+
+
+class ShopScopedMixin:
+    """Resolves `self.shop` and `self.membership` from the URL and enforces the role table.
+
+    `read_action` guards safe methods, `write_action` everything else.
+    """
+
+    permission_classes = [IsUserAccount]
+    read_action = Action.READ
+    write_action = Action.MANAGE
+    http_method_names = METHODS
+
+    def initial(self, request, *args, **kwargs):
+        super().initial(request, *args, **kwargs)
+        membership = selectors.membership_get(user=request.user, shop_id=kwargs["shop_id"])
+        if membership is None:
+            raise _not_found()
+        self.membership = membership
+        self.shop = membership.shop
+        action = self.read_action if request.method in SAFE_METHODS else self.write_action
+        if not role_allows(membership.role, action):
+            raise Forbidden(f"Your role ({membership.role}) may not do this.")
+
+    def get_serializer_context(self):
+        return {**super().get_serializer_context(), "shop": getattr(self, "shop", None)}
+
+
+# --- shops and team ---------------------------------------------------------------------------
+
+
+class ShopListCreateApi(generics.ListAPIView):
+    """GET: the shops the caller belongs to, with their role. POST: create one (caller is owner)."""
+
+    permission_classes = [IsUserAccount]
+    serializer_class = ShopSerializer
+    http_method_names = ["get", "post", "head", "options"]
+
+    def get_queryset(self):
+        return selectors.shop_list_for_user(user=self.request.user)
+
+    @extend_schema(request=ShopInputSerializer, responses={201: ShopSerializer})
+    def post(self, request):
+        serializer = ShopInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        shop = services.shop_create(owner=request.user, **serializer.validated_data)
+        return Response(ShopSerializer(shop, context={"role": "owner"}).data, status=status.HTTP_201_CREATED)
+
+
+class ShopDetailApi(ShopScopedMixin, APIView):
+    write_action = Action.OWN
+
+    @extend_schema(responses=ShopSerializer)
+    def get(self, request, shop_id):
+        return Response(ShopSerializer(self.shop, context={"role": self.membership.role}).data)
+
+    @extend_schema(request=ShopInputSerializer, responses=ShopSerializer)
+    def patch(self, request, shop_id):
+        serializer = ShopInputSerializer(self.shop, data=request.data, partial=True)
+        serializer.is_valid(raise_exception=True)
+        shop = services.shop_update(shop=self.shop, **serializer.validated_data)
+        return Response(ShopSerializer(shop, context={"role": self.membership.role}).data)
+
+    def delete(self, request, shop_id):
+        self.shop.delete()
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class MemberListCreateApi(ShopScopedMixin, generics.ListAPIView):
+    serializer_class = MemberSerializer
+
+    def get_queryset(self):
+        return selectors.member_list(shop=self.shop)
+
+    @extend_schema(request=MemberAddSerializer, responses={201: MemberSerializer})
+    def post(self, request, shop_id):
+        serializer = MemberAddSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        member = services.member_add(shop=self.shop, **serializer.validated_data)
+        return Response(MemberSerializer(member).data, status=status.HTTP_201_CREATED)
+
+
+class MemberDetailApi(ShopScopedMixin, generics.RetrieveAPIView):
+    serializer_class = MemberSerializer
+    lookup_url_kwarg = "member_id"
+
+    def get_queryset(self):
+        return selectors.member_list(shop=self.shop)
+
+    @extend_schema(request=MemberUpdateSerializer, responses=MemberSerializer)
+    def patch(self, request, shop_id, member_id):
+        serializer = MemberUpdateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        member = services.member_update_role(member=self.get_object(), **serializer.validated_data)
+        return Response(MemberSerializer(member).data)
+
+    def delete(self, request, shop_id, member_id):
+        services.member_remove(member=self.get_object())
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+# --- items and stock --------------------------------------------------------------------------
+
+
+class ItemListCreateApi(ShopScopedMixin, generics.ListAPIView):
+    serializer_class = ItemSerializer
+    filterset_class = ItemFilter
+
+    def get_queryset(self):
+        return selectors.item_list(shop=self.shop)
+
+    @extend_schema(request=ItemCreateSerializer, responses={201: ItemSerializer})
+    def post(self, request, shop_id):
+        serializer = ItemCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        item = services.item_create(shop=self.shop, user=request.user, **serializer.validated_data)
+        return Response(ItemSerializer(item).data, status=status.HTTP_201_CREATED)
+
+
+class ItemLowStockApi(ShopScopedMixin, generics.ListAPIView):
+    serializer_class = ItemSerializer
+
+    def get_queryset(self):
+        return selectors.item_list_low_stock(shop=self.shop)
+
+
+class ItemDetailApi(ShopScopedMixin, generics.RetrieveAPIView):
+    serializer_class = ItemSerializer
+    lookup_url_kwarg = "item_id"
+
+    def get_queryset(self):
+        return selectors.item_list(shop=self.shop)
+
+    @extend_schema(request=ItemSerializer, responses=ItemSerializer)
+    def patch(self, request, shop_id, item_id):
+        item = self.get_object()
+        serializer = ItemSerializer(item, data=request.data, partial=True)
+        serializer.is_valid(raise_exception=True)
+        item = services.item_update(item=item, **serializer.validated_data)
+        return Response(ItemSerializer(item).data)
+
+    def delete(self, request, shop_id, item_id):
+        services.item_delete(item=self.get_object())
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class ItemStockApi(ShopScopedMixin, generics.ListAPIView):
+    """GET: the item's stock history, newest first. POST {change, reason, note}: move the stock."""
+
+    serializer_class = StockHistorySerializer
+    write_action = Action.STOCK
+
+    def _item(self) -> Item:
+        item = Item.objects.filter(shop=self.shop, pk=self.kwargs["item_id"]).first()
+        if item is None:
+            raise _not_found()
+        return item
+
+    def get_queryset(self):
+        return selectors.stock_history_list(item=self._item())
+
+    @extend_schema(
+        request=StockChangeSerializer,
+        responses={
+            201: inline_serializer(
+                "StockChangeOutput", {"item": ItemSerializer(), "history": StockHistorySerializer()}
+            )
+        },
+    )
+    def post(self, request, shop_id, item_id):
+        serializer = StockChangeSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        item, entry = services.stock_update(
+            item=self._item(),
+            change=data["change"],
+            reason=data["reason"],
+            note=data["note"],
+            user=request.user,
+        )
+        return Response(
+            {"item": ItemSerializer(item).data, "history": StockHistorySerializer(entry).data},
+            status=status.HTTP_201_CREATED,
+        )
+
+
+# --- plain catalogue resources ----------------------------------------------------------------
+
+
+class _ShopCrudList(ShopScopedMixin, generics.ListCreateAPIView):
+    model = None
+
+    def get_queryset(self):
+        return self.model.objects.filter(shop=self.shop)
+
+    def perform_create(self, serializer):
+        serializer.save(shop=self.shop)
+
+
+class _ShopCrudDetail(ShopScopedMixin, generics.RetrieveUpdateDestroyAPIView):
+    model = None
+    http_method_names = ["get", "patch", "delete", "head", "options"]
+
+    def get_queryset(self):
+        return self.model.objects.filter(shop=self.shop)
+
+
+class FormListCreateApi(_ShopCrudList):
+    model, serializer_class = Form, FormSerializer
+
+
+class FormDetailApi(_ShopCrudDetail):
+    model, serializer_class, lookup_url_kwarg = Form, FormSerializer, "form_id"
+
+
+class PaymentMethodListCreateApi(_ShopCrudList):
+    model, serializer_class = PaymentMethod, PaymentMethodSerializer
+
+
+class PaymentMethodDetailApi(_ShopCrudDetail):
+    model, serializer_class, lookup_url_kwarg = PaymentMethod, PaymentMethodSerializer, "payment_method_id"
+
+
+class KeywordReplyListCreateApi(_ShopCrudList):
+    model, serializer_class = KeywordReply, KeywordReplySerializer
+
+
+class KeywordReplyDetailApi(_ShopCrudDetail):
+    model, serializer_class, lookup_url_kwarg = KeywordReply, KeywordReplySerializer, "reply_id"
+
+
+class SavedReplyListCreateApi(_ShopCrudList):
+    model, serializer_class = SavedReply, SavedReplySerializer
+
+
+class SavedReplyDetailApi(_ShopCrudDetail):
+    model, serializer_class, lookup_url_kwarg = SavedReply, SavedReplySerializer, "reply_id"
+
+
+class IntegrationListCreateApi(_ShopCrudList):
+    model, serializer_class = SocialIntegration, IntegrationSerializer
+
+
+class IntegrationDetailApi(_ShopCrudDetail):
+    model, serializer_class, lookup_url_kwarg = SocialIntegration, IntegrationSerializer, "integration_id"
+
+
+# --- orders -----------------------------------------------------------------------------------
+
+
+class OrderListApi(ShopScopedMixin, generics.ListAPIView):
+    serializer_class = OrderSerializer
+    filterset_class = OrderFilter
+    http_method_names = ["get", "head", "options"]
+
+    def get_queryset(self):
+        return selectors.order_list(shop=self.shop)
+
+
+class OrderDetailApi(ShopScopedMixin, generics.RetrieveAPIView):
+    """GET the order; PATCH {status} moves it along the transition table (cancel restocks)."""
+
+    serializer_class = OrderSerializer
+    lookup_url_kwarg = "order_id"
+    write_action = Action.ORDERS
+    http_method_names = ["get", "patch", "head", "options"]
+
+    def get_queryset(self):
+        return selectors.order_list(shop=self.shop)
+
+    @extend_schema(request=OrderStatusSerializer, responses=OrderSerializer)
+    def patch(self, request, shop_id, order_id):
+        serializer = OrderStatusSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        services.order_set_status(
+            shop_id=self.shop.pk,
+            order_id=order_id,
+            status=serializer.validated_data["status"],
+            user=request.user,
+        )
+        return Response(OrderSerializer(self.get_object()).data)
+
+
+# --- chat -------------------------------------------------------------------------------------
+
+
+class ConversationListApi(ShopScopedMixin, generics.ListAPIView):
+    serializer_class = ConversationSerializer
+    filterset_class = ConversationFilter
+    http_method_names = ["get", "head", "options"]
+
+    def get_queryset(self):
+        return selectors.conversation_list(shop=self.shop)
+
+
+class ConversationDetailApi(ShopScopedMixin, generics.RetrieveAPIView):
+    serializer_class = ConversationSerializer
+    lookup_url_kwarg = "conversation_id"
+    write_action = Action.CHAT
+    http_method_names = ["get", "patch", "head", "options"]
+
+    def get_queryset(self):
+        return selectors.conversation_list(shop=self.shop)
+
+    @extend_schema(request=ConversationUpdateSerializer, responses=ConversationSerializer)
+    def patch(self, request, shop_id, conversation_id):
+        conversation = self.get_object()
+        serializer = ConversationUpdateSerializer(conversation, data=request.data, partial=True)
+        serializer.is_valid(raise_exception=True)
+        serializer.save()
+        return Response(ConversationSerializer(conversation).data)
+
+
+class MessageListCreateApi(ShopScopedMixin, generics.ListAPIView):
+    serializer_class = MessageSerializer
+    write_action = Action.CHAT
+
+    def _conversation(self) -> Conversation:
+        conversation = Conversation.objects.filter(shop=self.shop, pk=self.kwargs["conversation_id"]).first()
+        if conversation is None:
+            raise _not_found()
+        return conversation
+
+    def get_queryset(self):
+        return selectors.message_list(conversation=self._conversation())
+
+    @extend_schema(request=MessageSendSerializer, responses={201: MessageSerializer})
+    def post(self, request, shop_id, conversation_id):
+        serializer = MessageSendSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        message = services.message_send(
+            conversation=self._conversation(), user=request.user, **serializer.validated_data
+        )
+        return Response(MessageSerializer(message).data, status=status.HTTP_201_CREATED)
+
+
+class InboundMessageApi(APIView):
+    """For channel connectors: a shop member's JWT (role with chat) or a service API key with
+    scope `shops:inbound`. Returns the stored message and the auto-reply (or null)."""
+
+    authentication_classes = [JWTCookieOrHeaderAuthentication, ApiKeyAuthentication]
+    required_scope = INBOUND_SCOPE
+
+    def _shop(self, request, shop_id) -> Shop:
+        if isinstance(request.auth, ServiceApiKey):
+            if not request.auth.has_scope(INBOUND_SCOPE):
+                raise Forbidden("This API key lacks the shops:inbound scope.")
+            shop = Shop.objects.filter(pk=shop_id).first()
+            if shop is None:
+                raise _not_found()
+            return shop
+        membership = selectors.membership_get(user=request.user, shop_id=shop_id)
+        if membership is None:
+            raise _not_found()
+        if not role_allows(membership.role, Action.CHAT):
+            raise Forbidden(f"Your role ({membership.role}) may not do this.")
+        return membership.shop
+
+    @extend_schema(
+        request=InboundSerializer,
+        responses={
+            201: inline_serializer(
+                "InboundOutput",
+                {"message": MessageSerializer(), "auto_reply": MessageSerializer(allow_null=True)},
+            )
+        },
+    )
+    def post(self, request, shop_id):
+        shop = self._shop(request, shop_id)
+        serializer = InboundSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        message, reply = services.conversation_receive_message(shop=shop, **serializer.validated_data)
+        return Response(
+            {
+                "message": MessageSerializer(message).data,
+                "auto_reply": MessageSerializer(reply).data if reply else None,
+            },
+            status=status.HTTP_201_CREATED,
+        )
+
+
+# --- public order form ------------------------------------------------------------------------
+
+
+class _PublicFormMixin:
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+    throttle_classes = [ScopedRateThrottle]
+    throttle_scope = "public_form"
+
+    def _form(self, slug: str) -> Form:
+        form = selectors.form_get_public(slug=slug)
+        if form is None:
+            raise _not_found()
+        return form
+
+
+class PublicFormApi(_PublicFormMixin, APIView):
+    @extend_schema(
+        responses=inline_serializer(
+            "PublicForm",
+            {
+                "slug": serializers.CharField(),
+                "name": serializers.CharField(),
+                "description": serializers.CharField(),
+                "shop": serializers.DictField(),
+                "fields": serializers.ListField(),
+                "items": PublicItemSerializer(many=True),
+                "payment_methods": PublicPaymentMethodSerializer(many=True),
+            },
+        )
+    )
+    def get(self, request, slug):
+        form = self._form(slug)
+        items = selectors.form_public_items(form=form)[:500]
+        methods = PaymentMethod.objects.filter(shop_id=form.shop_id, is_active=True).order_by("name", "id")
+        return Response(
+            {
+                "slug": form.slug,
+                "name": form.name,
+                "description": form.description,
+                "shop": {"name": form.shop.name, "currency": form.shop.currency},
+                "fields": form.fields,
+                "items": PublicItemSerializer(items, many=True).data,
+                "payment_methods": PublicPaymentMethodSerializer(methods, many=True).data,
+            }
+        )
+
+
+class PublicFormSubmitApi(_PublicFormMixin, APIView):
+    @extend_schema(request=OrderSubmitSerializer, responses={201: PublicOrderSerializer})
+    def post(self, request, slug):
+        form = self._form(slug)
+        serializer = OrderSubmitSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        order = services.order_submit(form=form, **serializer.validated_data)
+        return Response(PublicOrderSerializer(order).data, status=status.HTTP_201_CREATED)

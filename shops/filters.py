@@ -1,0 +1,69 @@
+import django_filters
+from django.db.models import Q
+
+from shops.models import Conversation, FormSubmission, Item, OrderStatus
+from shops.selectors import low_stock_q
+
+
+class ItemFilter(django_filters.FilterSet):
+    category = django_filters.CharFilter(field_name="category", max_length=100)
+    is_active = django_filters.BooleanFilter(field_name="is_active")
+    low_stock = django_filters.BooleanFilter(method="filter_low_stock")
+    search = django_filters.CharFilter(method="filter_search", max_length=200)
+
+    class Meta:
+        model = Item
+        fields = ["category", "is_active", "low_stock", "search"]
+
+    def filter_low_stock(self, queryset, name, value):
+        if value is None:
+            return queryset
+        return queryset.filter(low_stock_q()) if value else queryset.exclude(low_stock_q())
+
+    def filter_search(self, queryset, name, value):
+        value = value.strip()
+        if not value:
+            return queryset
+        return queryset.filter(
+            Q(name__icontains=value) | Q(sku__icontains=value) | Q(category__icontains=value)
+        )
+
+
+class OrderFilter(django_filters.FilterSet):
+    status = django_filters.ChoiceFilter(choices=OrderStatus.choices)
+    # Inclusive UTC dates (SPEC §2).
+    date_from = django_filters.DateFilter(field_name="submitted_at", lookup_expr="date__gte", label="from")
+    date_to = django_filters.DateFilter(field_name="submitted_at", lookup_expr="date__lte", label="to")
+    search = django_filters.CharFilter(method="filter_search", max_length=200)
+
+    class Meta:
+        model = FormSubmission
+        fields = ["status"]
+
+    def __init__(self, data=None, *args, **kwargs):
+        # `from` is a Python keyword, so the filters are declared under other names.
+        if data is not None:
+            data = data.copy()
+            for public, internal in (("from", "date_from"), ("to", "date_to")):
+                if public in data:
+                    data[internal] = data.pop(public)[-1] if hasattr(data, "getlist") else data.pop(public)
+        super().__init__(data, *args, **kwargs)
+
+    def filter_search(self, queryset, name, value):
+        value = value.strip()
+        if not value:
+            return queryset
+        return queryset.filter(
+            Q(customer_name__icontains=value)
+            | Q(customer_phone__icontains=value)
+            | Q(customer_email__icontains=value)
+        )
+
+
+class ConversationFilter(django_filters.FilterSet):
+    channel = django_filters.ChoiceFilter(choices=Conversation.Channel.choices)
+    status = django_filters.ChoiceFilter(choices=Conversation.Status.choices)
+
+    class Meta:
+        model = Conversation
+        fields = ["channel", "status"]

@@ -1,0 +1,470 @@
+"""Input and output shapes for the shops API.
+
+Every integer input is bounded so no value can overflow a PostgreSQL integer into a 500; every
+list and string is bounded so no request can be arbitrarily large.
+"""
+
+import re
+
+from rest_framework import serializers
+
+from shops.models import (
+    Conversation,
+    Form,
+    FormSubmission,
+    FormSubmissionLine,
+    Item,
+    KeywordReply,
+    Message,
+    PaymentMethod,
+    Role,
+    SavedReply,
+    Shop,
+    SocialIntegration,
+    StockHistory,
+    StockReason,
+    TeamMember,
+)
+from shops.services.stock import MAX_STOCK
+
+INT_MAX = 2_000_000_000
+FIELD_NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,49}$")
+FIELD_TYPES = ("text", "textarea", "email", "phone", "number", "select")
+
+
+class ShopSerializer(serializers.ModelSerializer):
+    role = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Shop
+        fields = [
+            "id",
+            "name",
+            "slug",
+            "currency",
+            "timezone",
+            "plan",
+            "plan_status",
+            "plan_price",
+            "billing_cycle",
+            "owner",
+            "role",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = ["id", "owner", "role", "created_at", "updated_at"]
+        extra_kwargs = {"slug": {"required": False, "validators": []}}
+
+    def get_role(self, shop) -> str | None:
+        return getattr(shop, "my_role", None) or self.context.get("role")
+
+
+class ShopInputSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Shop
+        fields = [
+            "name",
+            "slug",
+            "currency",
+            "timezone",
+            "plan",
+            "plan_status",
+            "plan_price",
+            "billing_cycle",
+        ]
+        extra_kwargs = {"slug": {"required": False, "validators": []}}
+
+    def validate_currency(self, value):
+        if not re.fullmatch(r"[A-Z]{3}", value):
+            raise serializers.ValidationError("Use a three-letter ISO 4217 code, e.g. THB.")
+        return value
+
+    def validate_timezone(self, value):
+        from zoneinfo import available_timezones
+
+        if value not in available_timezones():
+            raise serializers.ValidationError("Unknown time zone.")
+        return value
+
+
+class MemberSerializer(serializers.ModelSerializer):
+    email = serializers.EmailField(source="user.email", read_only=True)
+    name = serializers.CharField(source="user.name", read_only=True)
+    user_id = serializers.UUIDField(source="user.id", read_only=True)
+
+    class Meta:
+        model = TeamMember
+        fields = ["id", "user_id", "email", "name", "role", "created_at"]
+        read_only_fields = fields
+
+
+class MemberAddSerializer(serializers.Serializer):
+    email = serializers.EmailField(max_length=254)
+    role = serializers.ChoiceField(choices=Role.choices)
+
+
+class MemberUpdateSerializer(serializers.Serializer):
+    role = serializers.ChoiceField(choices=Role.choices)
+
+
+class ItemSerializer(serializers.ModelSerializer):
+    is_low_stock = serializers.BooleanField(read_only=True)
+
+    class Meta:
+        model = Item
+        fields = [
+            "id",
+            "sku",
+            "name",
+            "description",
+            "kind",
+            "category",
+            "price",
+            "cost",
+            "stock_quantity",
+            "low_stock_threshold",
+            "track_stock",
+            "is_active",
+            "is_low_stock",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = ["id", "stock_quantity", "is_low_stock", "created_at", "updated_at"]
+        extra_kwargs = {"low_stock_threshold": {"min_value": 0, "max_value": INT_MAX}}
+
+
+class ItemCreateSerializer(ItemSerializer):
+    stock_quantity = serializers.IntegerField(min_value=0, max_value=MAX_STOCK, required=False, default=0)
+
+    class Meta(ItemSerializer.Meta):
+        read_only_fields = ["id", "is_low_stock", "created_at", "updated_at"]
+
+
+class StockHistorySerializer(serializers.ModelSerializer):
+    user_id = serializers.UUIDField(read_only=True)
+
+    class Meta:
+        model = StockHistory
+        fields = [
+            "id",
+            "item_id",
+            "change",
+            "quantity_before",
+            "quantity_after",
+            "reason",
+            "reference",
+            "note",
+            "user_id",
+            "created_at",
+        ]
+        read_only_fields = fields
+
+
+# Order-driven reasons are written only by the order services.
+MANUAL_REASONS = [r for r in StockReason.values if r not in (StockReason.ORDER, StockReason.CANCELLATION)]
+
+
+class StockChangeSerializer(serializers.Serializer):
+    change = serializers.IntegerField(min_value=-MAX_STOCK, max_value=MAX_STOCK)
+    reason = serializers.ChoiceField(choices=MANUAL_REASONS, default=StockReason.MANUAL)
+    note = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
+
+    def validate_change(self, value):
+        if value == 0:
+            raise serializers.ValidationError("Must not be zero.")
+        return value
+
+
+class FormFieldSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=50)
+    label = serializers.CharField(max_length=200, required=False, allow_blank=True)
+    type = serializers.ChoiceField(choices=FIELD_TYPES, default="text")
+    required = serializers.BooleanField(default=False)
+    options = serializers.ListField(
+        child=serializers.CharField(max_length=200), max_length=50, required=False
+    )
+
+    def validate_name(self, value):
+        if not FIELD_NAME_RE.match(value):
+            raise serializers.ValidationError("Use lowercase letters, digits and underscores.")
+        return value
+
+    def validate(self, attrs):
+        if attrs["type"] == "select" and not attrs.get("options"):
+            raise serializers.ValidationError({"options": ["A select field needs options."]})
+        return attrs
+
+
+class FormSerializer(serializers.ModelSerializer):
+    fields = FormFieldSerializer(many=True, required=False, max_length=30)
+    slug = serializers.SlugField(max_length=80)
+
+    class Meta:
+        model = Form
+        fields = ["id", "name", "slug", "description", "fields", "is_active", "created_at", "updated_at"]
+        read_only_fields = ["id", "created_at", "updated_at"]
+
+    def validate_fields(self, value):
+        names = [f["name"] for f in value]
+        if len(set(names)) != len(names):
+            raise serializers.ValidationError("Field names must be unique.")
+        return value
+
+    def validate_slug(self, value):
+        taken = Form.objects.filter(slug=value)
+        if self.instance is not None:
+            taken = taken.exclude(pk=self.instance.pk)
+        if taken.exists():
+            raise serializers.ValidationError("This slug is taken.")
+        return value
+
+
+class PaymentMethodSerializer(serializers.ModelSerializer):
+    details = serializers.DictField(
+        child=serializers.CharField(max_length=500, allow_blank=True), required=False
+    )
+
+    class Meta:
+        model = PaymentMethod
+        fields = ["id", "kind", "name", "details", "is_active", "created_at", "updated_at"]
+        read_only_fields = ["id", "created_at", "updated_at"]
+
+    def validate_details(self, value):
+        if len(value) > 20 or any(len(key) > 50 for key in value):
+            raise serializers.ValidationError("At most 20 entries with keys of at most 50 characters.")
+        return value
+
+
+class PublicPaymentMethodSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = PaymentMethod
+        fields = ["id", "kind", "name", "details"]
+        read_only_fields = fields
+
+
+class PublicItemSerializer(serializers.ModelSerializer):
+    in_stock = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Item
+        fields = ["id", "sku", "name", "description", "kind", "category", "price", "in_stock"]
+        read_only_fields = fields
+
+    def get_in_stock(self, item) -> bool:
+        return not item.track_stock or item.stock_quantity > 0
+
+
+class OrderLineSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = FormSubmissionLine
+        fields = ["id", "item_id", "item_name", "sku", "quantity", "unit_price", "unit_cost", "line_total"]
+        read_only_fields = fields
+
+
+class OrderSerializer(serializers.ModelSerializer):
+    lines = OrderLineSerializer(many=True, read_only=True)
+    customer = serializers.SerializerMethodField()
+    payment_method_id = serializers.UUIDField(read_only=True)
+    form_id = serializers.UUIDField(read_only=True)
+
+    class Meta:
+        model = FormSubmission
+        fields = [
+            "id",
+            "form_id",
+            "status",
+            "customer",
+            "lines",
+            "total",
+            "currency",
+            "payment_method_id",
+            "note",
+            "submitted_at",
+            "status_changed_at",
+            "cancelled_at",
+        ]
+        read_only_fields = fields
+
+    def get_customer(self, order) -> dict:
+        return {
+            "name": order.customer_name,
+            "phone": order.customer_phone,
+            "email": order.customer_email,
+            "address": order.customer_address,
+            **order.customer_extra,
+        }
+
+
+class PublicOrderSerializer(OrderSerializer):
+    """What the customer sees after submitting: no costs."""
+
+    class Meta(OrderSerializer.Meta):
+        fields = [
+            "id",
+            "status",
+            "customer",
+            "lines",
+            "total",
+            "currency",
+            "payment_method_id",
+            "note",
+            "submitted_at",
+        ]
+        read_only_fields = fields
+
+    def to_representation(self, instance):
+        data = super().to_representation(instance)
+        for line in data["lines"]:
+            line.pop("unit_cost", None)
+        return data
+
+
+class OrderStatusSerializer(serializers.Serializer):
+    status = serializers.ChoiceField(choices=FormSubmission._meta.get_field("status").choices)
+
+
+class OrderLineInputSerializer(serializers.Serializer):
+    item_id = serializers.UUIDField()
+    quantity = serializers.IntegerField(min_value=1, max_value=100_000)
+
+
+class CustomerField(serializers.DictField):
+    def to_internal_value(self, data):
+        data = super().to_internal_value(data)
+        if len(data) > 30:
+            raise serializers.ValidationError("Too many fields.")
+        return data
+
+
+class OrderSubmitSerializer(serializers.Serializer):
+    customer = CustomerField()
+    lines = OrderLineInputSerializer(many=True, min_length=1, max_length=100)
+    payment_method_id = serializers.UUIDField(required=False, allow_null=True, default=None)
+    note = serializers.CharField(max_length=2000, required=False, allow_blank=True, default="")
+
+
+class ConversationSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Conversation
+        fields = [
+            "id",
+            "channel",
+            "customer_handle",
+            "customer_name",
+            "status",
+            "last_message_at",
+            "created_at",
+        ]
+        read_only_fields = ["id", "channel", "customer_handle", "last_message_at", "created_at"]
+
+
+class ConversationUpdateSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Conversation
+        fields = ["customer_name", "status"]
+
+
+class MessageSerializer(serializers.ModelSerializer):
+    conversation_id = serializers.UUIDField(read_only=True)
+    sent_by_id = serializers.UUIDField(read_only=True)
+    keyword_reply_id = serializers.UUIDField(read_only=True)
+
+    class Meta:
+        model = Message
+        fields = [
+            "id",
+            "conversation_id",
+            "direction",
+            "sender",
+            "text",
+            "is_ai",
+            "sent_by_id",
+            "keyword_reply_id",
+            "created_at",
+        ]
+        read_only_fields = fields
+
+
+class MessageSendSerializer(serializers.Serializer):
+    text = serializers.CharField(max_length=5000, required=False, allow_blank=True, default="")
+    saved_reply_id = serializers.UUIDField(required=False, allow_null=True, default=None)
+    sender = serializers.ChoiceField(
+        choices=[Message.Sender.STAFF, Message.Sender.AI], default=Message.Sender.STAFF
+    )
+
+
+class InboundSerializer(serializers.Serializer):
+    channel = serializers.ChoiceField(choices=Conversation.Channel.choices)
+    customer_handle = serializers.CharField(max_length=200)
+    customer_name = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
+    text = serializers.CharField(max_length=5000)
+
+
+class KeywordReplySerializer(serializers.ModelSerializer):
+    keywords = serializers.ListField(child=serializers.CharField(max_length=100), min_length=1, max_length=50)
+    priority = serializers.IntegerField(min_value=-1_000_000, max_value=1_000_000, required=False)
+
+    class Meta:
+        model = KeywordReply
+        fields = ["id", "keywords", "match", "reply", "priority", "is_active", "created_at", "updated_at"]
+        read_only_fields = ["id", "created_at", "updated_at"]
+
+
+class SavedReplySerializer(serializers.ModelSerializer):
+    class Meta:
+        model = SavedReply
+        fields = ["id", "title", "text", "shortcut", "created_at", "updated_at"]
+        read_only_fields = ["id", "created_at", "updated_at"]
+
+    def validate_shortcut(self, value):
+        shop = self.context["shop"]
+        taken = SavedReply.objects.filter(shop=shop, shortcut=value).exclude(shortcut="")
+        if self.instance is not None:
+            taken = taken.exclude(pk=self.instance.pk)
+        if taken.exists():
+            raise serializers.ValidationError("This shortcut is taken.")
+        return value
+
+
+class IntegrationSerializer(serializers.ModelSerializer):
+    """Tokens are write-only: responses only say whether one is stored."""
+
+    access_token = serializers.CharField(write_only=True, max_length=4000, required=False, allow_blank=True)
+    refresh_token = serializers.CharField(write_only=True, max_length=4000, required=False, allow_blank=True)
+    has_access_token = serializers.SerializerMethodField()
+    has_refresh_token = serializers.SerializerMethodField()
+
+    class Meta:
+        model = SocialIntegration
+        fields = [
+            "id",
+            "provider",
+            "account_id",
+            "account_name",
+            "access_token",
+            "refresh_token",
+            "has_access_token",
+            "has_refresh_token",
+            "token_expires_at",
+            "is_active",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = ["id", "has_access_token", "has_refresh_token", "created_at", "updated_at"]
+
+    def get_has_access_token(self, obj) -> bool:
+        return bool(obj.access_token)
+
+    def get_has_refresh_token(self, obj) -> bool:
+        return bool(obj.refresh_token)
+
+    def validate(self, attrs):
+        shop = self.context["shop"]
+        provider = attrs.get("provider", getattr(self.instance, "provider", None))
+        account_id = attrs.get("account_id", getattr(self.instance, "account_id", None))
+        taken = SocialIntegration.objects.filter(shop=shop, provider=provider, account_id=account_id)
+        if self.instance is not None:
+            taken = taken.exclude(pk=self.instance.pk)
+        if taken.exists():
+            raise serializers.ValidationError({"account_id": ["This account is already connected."]})
+        return attrs

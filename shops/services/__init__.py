@@ -1,0 +1,46 @@
+"""Writes to shops. Every function here is the only way its change is made.
+
+Aliases keep the names SPEC §6 uses (`update_stock`, `process_order_stock_changes`,
+`get_low_stock_items`) pointing at the `<entity>_<action>` functions.
+"""
+
+from shops.selectors import get_low_stock_items, item_list_low_stock
+from shops.services.chat import conversation_receive_message, keyword_reply_match, message_send
+from shops.services.integrations import integration_tokens_reencrypt
+from shops.services.orders import ORDER_TRANSITIONS, order_set_status, order_submit
+from shops.services.shops import member_add, member_remove, member_update_role, shop_create, shop_update
+from shops.services.stock import (
+    item_create,
+    item_delete,
+    item_update,
+    order_process_stock_changes,
+    process_order_stock_changes,
+    stock_history_cleanup,
+    stock_update,
+    update_stock,
+)
+
+__all__ = [
+    "ORDER_TRANSITIONS",
+    "conversation_receive_message",
+    "get_low_stock_items",
+    "integration_tokens_reencrypt",
+    "item_create",
+    "item_delete",
+    "item_list_low_stock",
+    "item_update",
+    "keyword_reply_match",
+    "member_add",
+    "member_remove",
+    "member_update_role",
+    "message_send",
+    "order_process_stock_changes",
+    "order_set_status",
+    "order_submit",
+    "process_order_stock_changes",
+    "shop_create",
+    "shop_update",
+    "stock_history_cleanup",
+    "stock_update",
+    "update_stock",
+]

@@ -1,0 +1,325 @@
+"""Stock: every change locks the item row, moves the quantity and writes its history row in the
+same transaction. Rows are always locked in primary-key order, so two transactions touching the
+same items can only queue behind each other, never deadlock."""
+
+import logging
+from collections.abc import Iterable
+from datetime import timedelta
+from uuid import UUID
+
+from django.db import IntegrityError, connection, transaction
+from django.utils import timezone
+
+from config.exceptions import ApplicationError, Conflict
+from shops.models import FormSubmissionLine, Item, Shop, StockHistory, StockReason
+from shops.signals import low_stock_crossed
+
+logger = logging.getLogger(__name__)
+
+MAX_STOCK = 2_000_000_000  # below PostgreSQL's integer limit, so a sum can never overflow into a 500
+ITEM_FIELDS = (
+    "sku",
+    "name",
+    "description",
+    "kind",
+    "category",
+    "price",
+    "cost",
+    "low_stock_threshold",
+    "track_stock",
+    "is_active",
+)
+
+
+def _insufficient(short: list[dict]) -> Conflict:
+    names = ", ".join(
+        f"{s['sku']} ({s['name']}): {s['available']} available, {s['requested']} requested" for s in short
+    )
+    return Conflict(
+        f"Insufficient stock for {names}.",
+        code="insufficient_stock",
+        extra={"items": [{**s, "item_id": str(s["item_id"])} for s in short]},
+    )
+
+
+def _emit_low_stock_after_commit(shop_id: UUID, item_ids: list[UUID]) -> None:
+    def send():
+        for receiver, result in low_stock_crossed.send_robust(
+            sender=Item, shop_id=shop_id, item_ids=item_ids
+        ):
+            if isinstance(result, Exception):
+                logger.error("low_stock_crossed receiver %r failed", receiver, exc_info=result)
+
+    transaction.on_commit(send)
+
+
+def _apply_changes(
+    *,
+    shop_id: UUID,
+    changes: dict[UUID, int],
+    reason: str,
+    reference: str = "",
+    note: str = "",
+    user=None,
+    require_active: bool = False,
+    tracked_only: bool = False,
+) -> dict[UUID, Item]:
+    """Lock the items (pk order), refuse if any would go negative, then move them all.
+
+    `changes` maps item id → signed delta (already summed per item). Returns every locked item,
+    with its new stock, keyed by id. Must run inside a transaction.
+    """
+    ids = sorted(changes)
+    # ORDER BY before FOR UPDATE: PostgreSQL sorts first, then locks rows in that order.
+    items = {
+        item.pk: item
+        for item in Item.objects.select_for_update(of=("self",))
+        .filter(shop_id=shop_id, pk__in=ids)
+        .order_by("pk")
+    }
+    unknown = [str(pk) for pk in ids if pk not in items or (require_active and not items[pk].is_active)]
+    if unknown:
+        raise ApplicationError(
+            "Unknown or unavailable items.",
+            code="validation_error",
+            fields={"items": [f"Unknown or unavailable item: {pk}" for pk in unknown]},
+        )
+
+    moves = []
+    short = []
+    for pk in ids:
+        item, delta = items[pk], changes[pk]
+        if delta == 0 or (tracked_only and not item.track_stock):
+            continue
+        after = item.stock_quantity + delta
+        if after < 0:
+            short.append(
+                {
+                    "item_id": pk,
+                    "sku": item.sku,
+                    "name": item.name,
+                    "available": item.stock_quantity,
+                    "requested": -delta,
+                }
+            )
+        elif after > MAX_STOCK:
+            raise ApplicationError(
+                "The stock would exceed the maximum.",
+                code="validation_error",
+                fields={"change": [f"Stock of {item.sku} may not exceed {MAX_STOCK}."]},
+            )
+        moves.append((item, delta, after))
+    if short:
+        raise _insufficient(short)
+    if not moves:
+        return items
+
+    now = timezone.now()
+    history = []
+    crossed = []
+    for item, delta, after in moves:
+        before = item.stock_quantity
+        if item.track_stock and before > item.low_stock_threshold >= after:
+            crossed.append(item.pk)
+        item.stock_quantity = after
+        item.updated_at = now
+        history.append(
+            StockHistory(
+                item=item,
+                change=delta,
+                quantity_before=before,
+                quantity_after=after,
+                reason=reason,
+                reference=reference,
+                note=note,
+                user=user,
+                created_at=now,
+            )
+        )
+    if len(moves) == 1:
+        item = moves[0][0]
+        Item.objects.filter(pk=item.pk).update(stock_quantity=item.stock_quantity, updated_at=now)
+    else:
+        Item.objects.bulk_update([m[0] for m in moves], ["stock_quantity", "updated_at"])
+    StockHistory.objects.bulk_create(history)
+    if crossed:
+        _emit_low_stock_after_commit(shop_id, crossed)
+    return items
+
+
+@transaction.atomic
+def stock_update(
+    *,
+    item: Item,
+    change: int,
+    reason: str = StockReason.MANUAL,
+    user=None,
+    note: str = "",
+    reference: str = "",
+) -> tuple[Item, StockHistory]:
+    """Move one item's stock by `change` (±) and record it.
+
+    Locks: the item row. Writes: the new stock_quantity and one StockHistory row (before, after,
+    reason, user). Raises Conflict(insufficient_stock, 409) if the stock would go below zero,
+    ApplicationError(validation_error) for a zero change. Emits `low_stock_crossed` after commit
+    when the change takes the item to or below its threshold.
+    """
+    if not isinstance(change, int) or change == 0:
+        raise ApplicationError(
+            "The change must be a non-zero integer.",
+            code="validation_error",
+            fields={"change": ["Must be a non-zero integer."]},
+        )
+    items = _apply_changes(
+        shop_id=item.shop_id,
+        changes={item.pk: change},
+        reason=reason,
+        reference=reference,
+        note=note,
+        user=user,
+    )
+    fresh = items[item.pk]
+    entry = StockHistory.objects.filter(item=fresh).order_by("-id").first()
+    return fresh, entry
+
+
+update_stock = stock_update
+
+
+@transaction.atomic
+def order_process_stock_changes(
+    *,
+    shop_id: UUID,
+    lines: Iterable[tuple[UUID, int]],
+    reference: str,
+    restock: bool = False,
+    user=None,
+    require_active: bool = True,
+) -> dict[UUID, Item]:
+    """Deduct (or, with restock=True, give back) the stock of an order's lines: all or none.
+
+    Lines of the same item are summed first. Locks: every item row of the order, in primary-key
+    order, so concurrent orders over the same items never deadlock. Items that do not track stock
+    are locked (their price is read under the lock) but not moved. Raises Conflict
+    (insufficient_stock, 409) naming every short item — nothing is changed then — or
+    ApplicationError(validation_error) for items not in this shop (or inactive, when ordering).
+    Returns the locked items by id, stock already updated.
+    """
+    summed: dict[UUID, int] = {}
+    for item_id, quantity in lines:
+        if quantity <= 0:
+            raise ApplicationError(
+                "Quantities must be positive.",
+                code="validation_error",
+                fields={"quantity": ["Must be a positive integer."]},
+            )
+        summed[item_id] = summed.get(item_id, 0) + quantity
+    if not summed:
+        raise ApplicationError(
+            "An order needs at least one line.",
+            code="validation_error",
+            fields={"lines": ["At least one line is required."]},
+        )
+    sign = 1 if restock else -1
+    return _apply_changes(
+        shop_id=shop_id,
+        changes={pk: sign * qty for pk, qty in summed.items()},
+        reason=StockReason.CANCELLATION if restock else StockReason.ORDER,
+        reference=reference,
+        user=user,
+        require_active=require_active and not restock,
+        tracked_only=True,
+    )
+
+
+process_order_stock_changes = order_process_stock_changes
+
+
+@transaction.atomic
+def item_create(*, shop: Shop, user=None, stock_quantity: int = 0, **fields) -> Item:
+    """Create an item; an initial stock is recorded as its first history row (reason `manual`).
+
+    Raises ApplicationError(validation_error) when the sku is already used in this shop.
+    """
+    item = Item(
+        shop=shop, stock_quantity=stock_quantity, **{k: v for k, v in fields.items() if k in ITEM_FIELDS}
+    )
+    try:
+        with transaction.atomic():
+            item.save()
+    except IntegrityError:
+        raise _sku_taken() from None
+    if stock_quantity:
+        StockHistory.objects.create(
+            item=item,
+            change=stock_quantity,
+            quantity_before=0,
+            quantity_after=stock_quantity,
+            reason=StockReason.MANUAL,
+            reference="initial stock",
+            user=user,
+        )
+    return item
+
+
+def _sku_taken() -> ApplicationError:
+    return ApplicationError(
+        "Invalid input.",
+        code="validation_error",
+        fields={"sku": ["An item with this sku already exists in this shop."]},
+    )
+
+
+@transaction.atomic
+def item_update(*, item: Item, **fields) -> Item:
+    """Change an item's catalogue fields. The stock never changes here (only `stock_update`)."""
+    names = [k for k in fields if k in ITEM_FIELDS]
+    for name in names:
+        setattr(item, name, fields[name])
+    if names:
+        try:
+            with transaction.atomic():
+                item.save(update_fields=[*names, "updated_at"])
+        except IntegrityError:
+            raise _sku_taken() from None
+    return item
+
+
+@transaction.atomic
+def item_delete(*, item: Item) -> None:
+    """Delete an item and its history. Raises Conflict(item_in_use) when orders reference it:
+    deactivate it instead, so order lines keep pointing at what was sold."""
+    if FormSubmissionLine.objects.filter(item=item).exists():
+        raise Conflict("This item appears in orders; deactivate it instead.", code="item_in_use")
+    item.delete()
+
+
+@transaction.atomic
+def stock_history_cleanup(*, older_than_days: int = 365, now=None) -> int:
+    """Delete stock history older than the cutoff without breaking the chain invariant.
+
+    Per item, only a prefix of its chain is deleted (every row up to its newest row older than
+    the cutoff) and its newest row is always kept. The remaining rows therefore still chain
+    pairwise; the oldest kept row becomes the start of the chain (its quantity_before is the
+    opening balance) and the newest still equals stock_quantity. Rows written while this runs
+    have larger ids than anything it deletes. Safe to run twice. Returns the number deleted.
+    """
+    cutoff = (now or timezone.now()) - timedelta(days=older_than_days)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            WITH bounds AS (
+                SELECT item_id,
+                       MAX(id) FILTER (WHERE created_at < %s) AS old_upto,
+                       MAX(id) AS newest
+                FROM shops_stockhistory GROUP BY item_id
+            )
+            DELETE FROM shops_stockhistory h USING bounds b
+            WHERE h.item_id = b.item_id AND b.old_upto IS NOT NULL
+              AND h.id <= b.old_upto AND h.id < b.newest
+            """,
+            [cutoff],
+        )
+        deleted = cursor.rowcount
+    logger.info("stock history cleanup: %s rows older than %s deleted", deleted, cutoff.isoformat())
+    return deleted
