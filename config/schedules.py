@@ -22,3 +22,7 @@ SCHEDULES = [
     Schedule("accounts: flush expired JWT tokens", "accounts.flush_expired_tokens",
              crontab={"minute": "30", "hour": "0"}),
 ]
+SCHEDULES.append(
+    Schedule("shops: stock history cleanup (>365 days)", "shops.cleanup_stock_history",
+             crontab={"minute": "0", "hour": "6", "day_of_month": "1"}),
+)
