@@ -12,6 +12,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
+from accounts.models import User
 from config.models import UUIDModel
 
 CURRENCY_THB = "THB"
@@ -98,6 +99,7 @@ class Payment(UUIDModel):
 
     class Meta:
         ordering = ["-created_at"]
+        permissions = [("refund_payment", "Can refund payments and claw back their credits")]
         indexes = [models.Index(fields=["user", "-created_at"]), models.Index(fields=["status", "provider"])]
         constraints = [
             models.CheckConstraint(condition=Q(amount__gte=0), name="payment_amount_gte_0"),
@@ -111,6 +113,16 @@ class Payment(UUIDModel):
 
     def __str__(self):
         return f"{self.provider} payment {self.id} ({self.status})"
+
+
+class CreditAccount(User):
+    """A user seen from the credits side (admin only: the grant/adjust form lives here, so
+    accounts/admin.py stays untouched)."""
+
+    class Meta:
+        proxy = True
+        verbose_name = "credit account"
+        permissions = [("grant_credits", "Can grant or adjust credits (through the ledger)")]
 
 
 class CreditBalance(UUIDModel):

@@ -7,10 +7,25 @@ from credits.services.ledger import (
     credits_grant,
     credits_refund,
 )
+from credits.services.payments import (
+    FreePackageAlreadyClaimed,
+    payment_complete,
+    payment_fail,
+    payment_refund,
+    purchase_start,
+)
+from credits.services.webhooks import WebhookResult, payment_webhook_receive
 
 __all__ = [
+    "FreePackageAlreadyClaimed",
     "InsufficientCredits",
+    "WebhookResult",
     "credits_charge",
     "credits_grant",
     "credits_refund",
+    "payment_complete",
+    "payment_fail",
+    "payment_refund",
+    "payment_webhook_receive",
+    "purchase_start",
 ]

@@ -39,3 +39,11 @@ def ledger_sum():
     def _sum(user):
         return CreditTransaction.objects.filter(user=user).aggregate(s=Sum("amount"))["s"] or 0
     return _sum
+
+
+@pytest.fixture
+def seeded_package():
+    """One of the six packages the data migration seeds, by name."""
+    from credits.models import CreditPackage
+
+    return lambda name: CreditPackage.objects.get(name=name)

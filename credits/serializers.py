@@ -1,0 +1,53 @@
+from rest_framework import serializers
+
+from credits.models import CreditPackage, CreditTransaction, Payment, Provider
+
+
+class PackageSerializer(serializers.ModelSerializer):
+    price_per_credit = serializers.DecimalField(max_digits=12, decimal_places=2, read_only=True)
+    is_free = serializers.BooleanField(read_only=True)
+
+    class Meta:
+        model = CreditPackage
+        fields = ["id", "name", "description", "credits", "price", "currency", "discount_percent",
+                  "price_per_credit", "is_free"]
+        read_only_fields = fields
+
+
+class BalanceSerializer(serializers.Serializer):
+    balance = serializers.IntegerField()
+    lifetime_purchased = serializers.IntegerField()
+    lifetime_spent = serializers.IntegerField()
+    lifetime_refunded = serializers.IntegerField()
+    lifetime_bonus = serializers.IntegerField()
+    lifetime_adjusted = serializers.IntegerField()
+
+
+class TransactionSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = CreditTransaction
+        fields = ["id", "type", "amount", "balance_after", "job_id", "payment_id", "reason", "created_at"]
+        read_only_fields = fields
+
+
+class PaymentSerializer(serializers.ModelSerializer):
+    package_id = serializers.UUIDField(read_only=True)
+    package_name = serializers.CharField(source="package.name", read_only=True)
+    checkout = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Payment
+        fields = ["id", "package_id", "package_name", "credits", "amount", "currency", "provider", "status",
+                  "checkout", "gateway_payment_id", "transaction_id", "receipt_url", "failure_reason",
+                  "refunded_amount", "credits_clawed_back", "refund_shortfall", "completed_at", "failed_at",
+                  "refunded_at", "created_at", "updated_at"]
+        read_only_fields = fields
+
+    def get_checkout(self, payment) -> dict:
+        checkout = (payment.metadata or {}).get("checkout")
+        return checkout if isinstance(checkout, dict) else {}
+
+
+class PurchaseInputSerializer(serializers.Serializer):
+    package_id = serializers.UUIDField()
+    provider = serializers.ChoiceField(choices=Provider.choices, required=False, allow_null=True)

@@ -1,0 +1,24 @@
+"""Thin Celery tasks over credits services and selectors."""
+
+import logging
+
+from celery import shared_task
+
+from credits.selectors import credits_audit
+
+logger = logging.getLogger(__name__)
+
+
+@shared_task(name="credits.audit_balances", queue="default", time_limit=30 * 60, soft_time_limit=25 * 60)
+def audit_balances() -> int:
+    """Nightly: check balance = SUM(ledger) and balance >= 0 for every user.
+
+    Read-only, so running it twice is harmless. Each mismatch is logged at ERROR (alerting
+    picks it up); returns how many there were.
+    """
+    mismatches = credits_audit()
+    for mismatch in mismatches:
+        logger.error("credits audit mismatch: %s", mismatch)
+    if not mismatches:
+        logger.info("credits audit: every balance equals its ledger sum")
+    return len(mismatches)
