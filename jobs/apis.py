@@ -1,0 +1,211 @@
+import json
+import os
+
+from django.conf import settings
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers as drf_serializers
+from rest_framework import status
+from rest_framework.generics import ListAPIView
+from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.permissions import AllowAny, IsAdminUser
+from rest_framework.response import Response
+from rest_framework.throttling import ScopedRateThrottle
+from rest_framework.views import APIView
+
+from accounts.authentication import ApiKeyAuthentication, JWTCookieOrHeaderAuthentication
+from accounts.models import ServiceApiKey, User
+from accounts.permissions import IsServiceKeyWithScope, IsUserAccount
+from config import signing
+from config.exceptions import ApplicationError, NotFound, error_body
+from config.parsers import LimitedJSONParser
+from jobs import selectors, services
+from jobs.filters import JobFilter
+from jobs.models import JobWebhookEvent
+from jobs.serializers import (
+    DailyRangeSerializer,
+    DateRangeSerializer,
+    JobCreateInputSerializer,
+    JobFileInputSerializer,
+    JobFileOutputSerializer,
+    JobOutputSerializer,
+    JobWebhookInputSerializer,
+    StatsOutputSerializer,
+    StatsPatchInputSerializer,
+    StatsPatchOutputSerializer,
+)
+
+
+def _validated(serializer_class, data, **kwargs):
+    if not isinstance(data, dict) and not hasattr(data, "getlist"):
+        raise ApplicationError("Invalid input.", code="validation_error",
+                               fields={"non_field_errors": ["Expected a JSON object."]})
+    serializer = serializer_class(data=data, **kwargs)
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data
+
+
+class JobListCreateApi(ListAPIView):
+    permission_classes = [IsUserAccount]
+    serializer_class = JobOutputSerializer
+    filterset_class = JobFilter
+    parser_classes = [LimitedJSONParser, MultiPartParser, FormParser]
+
+    def get_queryset(self):
+        return selectors.job_list(user=self.request.user)
+
+    @extend_schema(request=JobCreateInputSerializer, responses={201: JobOutputSerializer})
+    def post(self, request):
+        data = _validated(JobCreateInputSerializer, request.data)
+        job = services.job_create(user=request.user, kind_code=data["kind"], params=data["params"],
+                                  requested_count=data["requested_count"], priority=data["priority"],
+                                  external_id=data.get("external_id"), input_file=data.get("input"))
+        job = selectors.job_get(user=request.user, job_id=job.pk)
+        return Response(JobOutputSerializer(job).data, status=status.HTTP_201_CREATED)
+
+
+class JobDetailApi(APIView):
+    permission_classes = [IsUserAccount]
+
+    @extend_schema(responses=JobOutputSerializer)
+    def get(self, request, job_id):
+        return Response(JobOutputSerializer(selectors.job_get(user=request.user, job_id=job_id)).data)
+
+
+class JobByExternalIdApi(APIView):
+    permission_classes = [IsUserAccount]
+
+    @extend_schema(responses=JobOutputSerializer)
+    def get(self, request, external_id):
+        job = selectors.job_get_by_external_id(user=request.user, external_id=external_id)
+        return Response(JobOutputSerializer(job).data)
+
+
+class JobCancelApi(APIView):
+    permission_classes = [IsUserAccount]
+
+    @extend_schema(request=None, responses=JobOutputSerializer)
+    def post(self, request, job_id):
+        job = services.job_cancel(job=selectors.job_get(user=request.user, job_id=job_id))
+        return Response(JobOutputSerializer(selectors.job_get(user=request.user, job_id=job.pk)).data)
+
+
+class JobRetryApi(APIView):
+    permission_classes = [IsUserAccount]
+
+    @extend_schema(request=None, responses={200: JobOutputSerializer, 201: JobOutputSerializer})
+    def post(self, request, job_id):
+        job, created = services.job_retry(job=selectors.job_get(user=request.user, job_id=job_id))
+        body = JobOutputSerializer(selectors.job_get(user=request.user, job_id=job.pk)).data
+        return Response(body, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+
+
+class JobFileUploadApi(APIView):
+    permission_classes = [IsUserAccount]
+    parser_classes = [MultiPartParser, FormParser]
+
+    @extend_schema(request=JobFileInputSerializer, responses={201: JobFileOutputSerializer})
+    def post(self, request, job_id):
+        job = selectors.job_get(user=request.user, job_id=job_id)
+        data = _validated(JobFileInputSerializer, request.data)
+        job_file = services.job_file_add(job=job, uploaded=data["file"], role=data["role"])
+        return Response(JobFileOutputSerializer(job_file).data, status=status.HTTP_201_CREATED)
+
+
+class QueueStatusApi(APIView):
+    permission_classes = [IsAdminUser]
+
+    @extend_schema(responses={200: drf_serializers.DictField()})
+    def get(self, request):
+        return Response(selectors.job_queue_status())
+
+
+class JobsWriteScope(IsServiceKeyWithScope):
+    pass
+
+
+class StatsApi(APIView):
+    """GET: the caller's totals over a date range. PATCH: an external worker's job report."""
+
+    authentication_classes = [JWTCookieOrHeaderAuthentication, ApiKeyAuthentication]
+    required_scope = "jobs:write"
+
+    def get_permissions(self):
+        if self.request.method == "PATCH":
+            return [(IsUserAccount | IsServiceKeyWithScope)()]
+        return [IsUserAccount()]
+
+    @extend_schema(parameters=[], responses=StatsOutputSerializer)
+    def get(self, request):
+        dates = DateRangeSerializer().to_internal_value(request.query_params)
+        stats = selectors.job_stats(user=request.user, **dates)
+        return Response({**StatsOutputSerializer(stats).data, "from": dates["date_from"],
+                         "to": dates["date_to"]})
+
+    @extend_schema(request=StatsPatchInputSerializer, responses=StatsPatchOutputSerializer)
+    def patch(self, request):
+        data = _validated(StatsPatchInputSerializer, request.data)
+        if isinstance(request.auth, ServiceApiKey):
+            if "user_id" not in data:
+                raise ApplicationError("A service key must say which user the job belongs to.",
+                                       code="validation_error",
+                                       fields={"user_id": ["This field is required."]})
+            user = User.objects.filter(pk=data["user_id"], is_active=True).first()
+            if user is None:
+                raise NotFound("User not found.")
+        else:
+            user = request.user
+        job = services.job_stats_upsert(user=user, external_id=data["job_id"], status=data["status"],
+                                        requested_count=data["requested_count"],
+                                        successful_count=data["successful_count"],
+                                        failed_count=data["failed_count"], kind_code=data["kind"])
+        return Response(StatsPatchOutputSerializer(job).data)
+
+
+class StatsDailyApi(APIView):
+    permission_classes = [IsUserAccount]
+
+    @extend_schema(responses={200: drf_serializers.ListField()})
+    def get(self, request):
+        dates = DailyRangeSerializer().to_internal_value(request.query_params)
+        return Response(selectors.job_stats_daily(user=request.user, **dates))
+
+
+class JobWebhookApi(APIView):
+    """External workers' signed callbacks (`X-Signature: t=<unix>,v1=<hex>`, secret from
+    JOB_WEBHOOK_SECRET_<PROVIDER>). Every delivery is logged; effects apply once per event_id."""
+
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+    throttle_classes = [ScopedRateThrottle]
+    throttle_scope = "webhook"
+
+    @extend_schema(request=JobWebhookInputSerializer, responses={200: drf_serializers.DictField()})
+    def post(self, request, provider):
+        provider = provider.lower()
+        if not provider.isascii() or not provider.replace("_", "").isalnum() or len(provider) > 32:
+            raise NotFound("Unknown provider.")
+        body = request.body
+        headers = {k: v for k, v in request.headers.items()
+                   if k.lower() in ("x-signature", "content-type", "user-agent")}
+        secret = os.environ.get(f"JOB_WEBHOOK_SECRET_{provider.upper()}", "")
+        try:
+            signing.verify(request.headers.get("X-Signature"), body, secret,
+                           tolerance=getattr(settings, "WEBHOOK_TOLERANCE_SECONDS", 300))
+        except signing.SignatureError as exc:
+            JobWebhookEvent.objects.create(provider=provider, headers=headers, signature_valid=False,
+                                           outcome="rejected", error=exc.message,
+                                           payload={"raw": body[:2000].decode("utf-8", "replace")})
+            status_code = 404 if exc.code == "webhook_not_configured" else 401
+            return Response(error_body(exc.code, exc.message), status=status_code)
+        try:
+            payload = json.loads(body)
+        except ValueError:
+            raise ApplicationError("The body is not valid JSON.", code="parse_error") from None
+        data = _validated(JobWebhookInputSerializer, payload)
+        job, outcome = services.job_webhook_apply(
+            provider=provider, event_id=data["event_id"], external_id=data["job_id"], payload=payload,
+            headers=headers, status=data["status"], progress=data["progress"], output=data["output"],
+            error=data["error"], metrics=data["metrics"])
+        if outcome == "unknown_job":
+            raise NotFound("Job not found.")
+        return Response({"outcome": outcome, "job_id": data["job_id"], "status": job.status if job else None})

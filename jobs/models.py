@@ -1,0 +1,245 @@
+import uuid
+
+from django.conf import settings
+from django.db import models
+
+from config.models import UUIDModel
+from jobs.states import JobStatus
+
+EXTERNAL_ID_MAX = 128
+
+
+class JobKind(UUIDModel):
+    """What a job does and what it costs; staff edit these in admin (SPEC §5)."""
+
+    class Executor(models.TextChoices):
+        ENGINE = "engine", "Engine (Celery workers claim it)"
+        EXTERNAL = "external", "External worker (reports via PATCH /api/stats and webhooks)"
+
+    code = models.SlugField(max_length=64, unique=True)
+    name = models.CharField(max_length=120, blank=True)
+    credits_per_unit = models.PositiveIntegerField(default=0)
+    counts_toward_model_limit = models.BooleanField(default=False)
+    requires_input_file = models.BooleanField(default=False)
+    executor = models.CharField(max_length=16, choices=Executor.choices, default=Executor.ENGINE)
+    max_retries = models.PositiveSmallIntegerField(default=3)
+    timeout = models.PositiveIntegerField(default=3600, help_text="Seconds one attempt may run.")
+    is_active = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["code"]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(timeout__gt=0), name="jobkind_timeout_gt_0"),
+        ]
+
+    def __str__(self):
+        return self.code
+
+
+def _external_id_default() -> str:
+    return uuid.uuid4().hex
+
+
+class Job(UUIDModel):
+    """One unit of paid work. Status moves only along `jobs.states.TRANSITIONS`; credits follow
+    the status through the pre_save signal in `jobs.signals`."""
+
+    Status = JobStatus
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="jobs")
+    kind = models.ForeignKey(JobKind, on_delete=models.PROTECT, related_name="jobs")
+    external_id = models.CharField(max_length=EXTERNAL_ID_MAX, unique=True, default=_external_id_default)
+    status = models.CharField(max_length=16, choices=JobStatus.choices, default=JobStatus.PENDING)
+    priority = models.SmallIntegerField(default=0, help_text="Higher runs first.")
+    # Copied from the kind at creation so the claim query needs no join.
+    runs_on_engine = models.BooleanField(default=True)
+    params = models.JSONField(default=dict, blank=True)
+    requested_count = models.PositiveIntegerField(default=1)
+    successful_count = models.PositiveIntegerField(default=0)
+    failed_count = models.PositiveIntegerField(default=0)
+    progress = models.PositiveSmallIntegerField(default=0)
+    attempts = models.PositiveIntegerField(default=0)
+    max_retries = models.PositiveSmallIntegerField(default=3)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    credits_charged = models.PositiveIntegerField(default=0)
+    credits_refunded = models.PositiveIntegerField(default=0)
+    # Set once the charge has been attempted for this job, so re-entering states never re-charges.
+    charged = models.BooleanField(default=False)
+    holds_model_slot = models.BooleanField(default=False)
+    result = models.JSONField(default=dict, blank=True)
+    error = models.TextField(blank=True)
+    retry_of = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL,
+                                 related_name="retries")
+    queued_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(fields=["user", "-created_at"], name="job_user_created"),
+            models.Index(fields=["user", "status"], name="job_user_status"),
+            models.Index(fields=["user", "kind"], name="job_user_kind"),
+            # The engine's claim: highest priority, then oldest, among claimable engine jobs.
+            models.Index(models.F("priority").desc(), "queued_at", name="job_claim_order",
+                         condition=models.Q(status__in=["queued", "retrying"], runs_on_engine=True)),
+            # The rescue's scan: running jobs by heartbeat age.
+            models.Index(fields=["heartbeat_at"], name="job_running_heartbeat",
+                         condition=models.Q(status__in=["preparing", "processing", "finalizing"])),
+        ]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(progress__lte=100), name="job_progress_lte_100"),
+            models.CheckConstraint(
+                condition=models.Q(successful_count__lte=models.F("requested_count")
+                                   - models.F("failed_count")),
+                name="job_counts_within_requested"),
+            models.CheckConstraint(condition=models.Q(credits_refunded__lte=models.F("credits_charged")),
+                                   name="job_refund_within_charge"),
+            models.CheckConstraint(condition=models.Q(status__in=JobStatus.values), name="job_status_valid"),
+        ]
+
+    def __str__(self):
+        return f"{self.kind_id and self.kind.code} {self.external_id} ({self.status})"
+
+    @classmethod
+    def from_db(cls, db, field_names, values):
+        instance = super().from_db(db, field_names, values)
+        # What the row held when loaded: the signals compare against it to detect transitions.
+        instance._loaded_status = instance.__dict__.get("status")
+        return instance
+
+    @property
+    def credits_spent(self) -> int:
+        return self.credits_charged - self.credits_refunded
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED)
+
+
+JOB_FILE_PREFIXES = ("raw-videos/", "final-videos/", "thumbnails/", "models/")
+
+
+def job_file_upload_to(instance: "JobFile", filename: str) -> str:
+    ext = filename.rsplit(".", 1)[-1].lower() if "." in filename else "bin"
+    return f"{instance.prefix}{instance.job.user_id}/{instance.job_id}/{uuid.uuid4().hex}.{ext}"
+
+
+class JobFile(UUIDModel):
+    class Role(models.TextChoices):
+        INPUT = "input", "Input"
+        OUTPUT = "output", "Output"
+        THUMBNAIL = "thumbnail", "Thumbnail"
+
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="files")
+    role = models.CharField(max_length=16, choices=Role.choices)
+    prefix = models.CharField(max_length=32)
+    file = models.FileField(upload_to=job_file_upload_to, max_length=255)
+    original_name = models.CharField(max_length=255, blank=True)
+    file_type = models.CharField(max_length=16, help_text="Lower-case extension, e.g. stl, mp4.")
+    size = models.PositiveBigIntegerField()
+    sha256 = models.CharField(max_length=64)
+    content_type = models.CharField(max_length=100)
+
+    class Meta:
+        ordering = ["created_at"]
+        indexes = [models.Index(fields=["job", "role"])]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(prefix__in=JOB_FILE_PREFIXES),
+                                   name="jobfile_prefix_valid"),
+            models.CheckConstraint(condition=models.Q(role__in=["input", "output", "thumbnail"]),
+                                   name="jobfile_role_valid"),
+        ]
+
+    def __str__(self):
+        return f"{self.role} {self.file.name}"
+
+
+class Artifact(UUIDModel):
+    """An item a job produced (a created account, a rendered file): the user's vault."""
+
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="artifacts")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="artifacts")
+    type = models.CharField(max_length=32)
+    name = models.CharField(max_length=255, blank=True)
+    data = models.JSONField(default=dict, blank=True)
+    file = models.ForeignKey(JobFile, null=True, blank=True, on_delete=models.SET_NULL,
+                             related_name="artifacts")
+    # The UTC date the job was created, filled by a database trigger: the vault count of
+    # JobDailyStat is kept on that date, and it must be known when the job row is already gone.
+    job_date = models.DateField(null=True, blank=True, editable=False)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["user", "-created_at"])]
+
+    def __str__(self):
+        return f"{self.type} {self.name}"
+
+
+class ApiUsageLog(UUIDModel):
+    """One call a job made to an outside provider, with its cost (read-only in admin)."""
+
+    job = models.ForeignKey(Job, null=True, blank=True, on_delete=models.SET_NULL, related_name="usage_logs")
+    provider = models.CharField(max_length=64)
+    endpoint = models.CharField(max_length=255, blank=True)
+    units = models.PositiveIntegerField(default=0)
+    cost = models.DecimalField(max_digits=12, decimal_places=4, default=0)
+    duration_ms = models.PositiveIntegerField(default=0)
+    status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["provider", "-created_at"])]
+        constraints = [models.CheckConstraint(condition=models.Q(cost__gte=0), name="apiusage_cost_gte_0")]
+
+    def __str__(self):
+        return f"{self.provider} {self.endpoint} ({self.units})"
+
+
+class JobDailyStat(models.Model):
+    """Per-user, per-day totals of the jobs created that day (UTC), read by /api/stats.
+
+    Maintained by deferred row triggers on jobs_job and jobs_artifact (migration 0003) in the
+    same transaction as the change, so it is never out of step, whoever writes the job.
+    """
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    date = models.DateField()
+    jobs = models.BigIntegerField(default=0)
+    requested = models.BigIntegerField(default=0)
+    successful = models.BigIntegerField(default=0)
+    failed = models.BigIntegerField(default=0)
+    credits_spent = models.BigIntegerField(default=0)
+    vault_items = models.BigIntegerField(default=0)
+
+    class Meta:
+        ordering = ["user", "date"]
+        constraints = [models.UniqueConstraint(fields=["user", "date"], name="jobdailystat_user_date")]
+
+    def __str__(self):
+        return f"{self.user_id} {self.date}: {self.jobs} jobs"
+
+
+class JobWebhookEvent(UUIDModel):
+    """Every delivery to /api/webhooks/jobs/<provider>; effects apply once per (provider, event_id)."""
+
+    provider = models.CharField(max_length=32)
+    event_id = models.CharField(max_length=128, blank=True)
+    job = models.ForeignKey(Job, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    headers = models.JSONField(default=dict, blank=True)
+    payload = models.JSONField(default=dict, blank=True)
+    signature_valid = models.BooleanField(default=False)
+    outcome = models.CharField(max_length=32)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["provider", "event_id"], name="jobwebhook_once_per_event",
+                                    condition=models.Q(outcome="applied")),
+        ]
+
+    def __str__(self):
+        return f"{self.provider} {self.event_id} {self.outcome}"

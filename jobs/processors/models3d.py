@@ -1,0 +1,57 @@
+"""model_import and model_export: 3D meshes through `jobs.processors.mesh` (trimesh)."""
+
+from jobs.processors import JobContext, PermanentJobError, register
+
+EXPORT_FORMATS = ("stl", "obj", "glb", "ply")
+
+
+def _read(job_file) -> bytes:
+    with job_file.file.open("rb") as handle:
+        return handle.read()
+
+
+@register("model_import")
+def model_import(ctx: JobContext) -> dict:
+    from jobs.processors.mesh import MeshError, analyze_mesh
+
+    source = ctx.input_file()
+    if source is None:
+        raise PermanentJobError("The job has no input model file.")
+    ctx.progress(10)
+    try:
+        analysis = analyze_mesh(_read(source), source.file_type)
+    except MeshError as exc:
+        raise PermanentJobError(f"The model file could not be read: {exc}") from exc
+    ctx.progress(90)
+    ctx.add_artifact("model", source.original_name or f"model.{source.file_type}",
+                     {"file_type": source.file_type, **{k: analysis.get(k) for k in
+                                                        ("vertex_count", "face_count", "is_valid")}})
+    return {"result": {"file_type": source.file_type, **analysis}, "successful_count": 1}
+
+
+@register("model_export")
+def model_export(ctx: JobContext) -> dict:
+    from jobs.models import Job
+    from jobs.processors.mesh import MeshError, convert_mesh
+
+    target = str(ctx.params.get("format", "")).lower()
+    if target not in EXPORT_FORMATS:
+        raise PermanentJobError(f"format must be one of {', '.join(EXPORT_FORMATS)}.")
+    source = ctx.input_file()
+    source_job_id = ctx.params.get("source_job_id")
+    if source is None and source_job_id:
+        origin = Job.objects.filter(pk=source_job_id, user_id=ctx.job.user_id).first()
+        source = origin.files.filter(role="input").first() if origin else None
+    if source is None:
+        raise PermanentJobError("No source model: upload an input file or give source_job_id.")
+    ctx.progress(10)
+    try:
+        data = convert_mesh(_read(source), source.file_type, target)
+    except MeshError as exc:
+        raise PermanentJobError(f"The model could not be converted: {exc}") from exc
+    ctx.progress(90)
+    ctx.add_output(data, target, name=f"export.{target}")
+    ctx.add_artifact("model_export", f"export.{target}", {"format": target, "size": len(data)},
+                     output_index=len(ctx.outputs) - 1)
+    return {"result": {"format": target, "size": len(data), "source_file_id": str(source.pk)},
+            "successful_count": 1}

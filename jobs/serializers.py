@@ -1,0 +1,184 @@
+import json
+import re
+from datetime import date, timedelta
+
+from django.utils import timezone
+from rest_framework import serializers
+
+from jobs.models import EXTERNAL_ID_MAX, Job, JobFile
+
+EXTERNAL_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:\-]*$")
+MAX_PARAMS_BYTES = 64 * 1024
+
+
+def validate_external_id(value: str) -> str:
+    if not EXTERNAL_ID_RE.match(value):
+        raise serializers.ValidationError("Use letters, digits and . _ : - only.")
+    return value
+
+
+class ParamsField(serializers.JSONField):
+    """A JSON object; in multipart requests it arrives as a JSON string."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, str):
+            try:
+                data = json.loads(data)
+            except ValueError:
+                raise serializers.ValidationError("Must be a JSON object.") from None
+        if not isinstance(data, dict):
+            raise serializers.ValidationError("Must be a JSON object.")
+        if len(json.dumps(data)) > MAX_PARAMS_BYTES:
+            raise serializers.ValidationError(f"At most {MAX_PARAMS_BYTES} bytes.")
+        return data
+
+
+class JobCreateInputSerializer(serializers.Serializer):
+    kind = serializers.CharField(max_length=64)
+    params = ParamsField(required=False, default=dict)
+    requested_count = serializers.IntegerField(min_value=1, max_value=100_000, default=1)
+    priority = serializers.IntegerField(min_value=-100, max_value=100, default=0)
+    external_id = serializers.CharField(max_length=EXTERNAL_ID_MAX, required=False,
+                                        validators=[validate_external_id])
+    input = serializers.FileField(required=False, allow_empty_file=False, max_length=255)
+
+    def validate(self, attrs):
+        if attrs["kind"] == "model_export":
+            fmt = attrs["params"].get("format")
+            if fmt not in ("stl", "obj", "glb", "ply"):
+                raise serializers.ValidationError({"params": ["params.format must be stl, obj, glb or ply."]})
+            source = attrs["params"].get("source_job_id")
+            if source is not None:
+                try:
+                    serializers.UUIDField().to_internal_value(source)
+                except serializers.ValidationError:
+                    raise serializers.ValidationError({"params": ["params.source_job_id must be a UUID."]}) \
+                        from None
+        return attrs
+
+
+class JobFileInputSerializer(serializers.Serializer):
+    file = serializers.FileField(allow_empty_file=False, max_length=255)
+    role = serializers.ChoiceField(choices=JobFile.Role.choices, default=JobFile.Role.OUTPUT)
+
+
+class JobFileOutputSerializer(serializers.ModelSerializer):
+    url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = JobFile
+        fields = ["id", "role", "file_type", "original_name", "size", "sha256", "content_type", "url",
+                  "created_at"]
+
+    def get_url(self, obj) -> str:
+        return obj.file.url if obj.file else ""
+
+
+class JobOutputSerializer(serializers.ModelSerializer):
+    kind = serializers.CharField(source="kind.code")
+    files = JobFileOutputSerializer(many=True, read_only=True)
+    credits_spent = serializers.IntegerField()
+
+    class Meta:
+        model = Job
+        fields = ["id", "external_id", "kind", "status", "priority", "params", "requested_count",
+                  "successful_count", "failed_count", "progress", "attempts", "max_retries",
+                  "next_attempt_at", "heartbeat_at", "credits_charged", "credits_refunded",
+                  "credits_spent", "result", "error", "retry_of", "files", "created_at", "queued_at",
+                  "started_at", "completed_at", "updated_at"]
+
+
+STATS_STATUSES = ["pending", "processing", "completed", "failed"]
+
+
+class StatsPatchInputSerializer(serializers.Serializer):
+    job_id = serializers.CharField(max_length=EXTERNAL_ID_MAX, validators=[validate_external_id])
+    requested_count = serializers.IntegerField(min_value=0, max_value=1_000_000)
+    successful_count = serializers.IntegerField(min_value=0, max_value=1_000_000, default=0)
+    failed_count = serializers.IntegerField(min_value=0, max_value=1_000_000, default=0)
+    status = serializers.ChoiceField(choices=STATS_STATUSES)
+    kind = serializers.CharField(max_length=64, default="account_batch")
+    user_id = serializers.UUIDField(required=False)
+
+    def validate(self, attrs):
+        if attrs["successful_count"] + attrs["failed_count"] > attrs["requested_count"]:
+            raise serializers.ValidationError(
+                {"failed_count": ["successful_count + failed_count cannot exceed requested_count."]})
+        return attrs
+
+
+class StatsPatchOutputSerializer(serializers.Serializer):
+    job_id = serializers.CharField(source="external_id")
+    requested_count = serializers.IntegerField()
+    successful_count = serializers.IntegerField()
+    failed_count = serializers.IntegerField()
+    status = serializers.CharField()
+
+
+MAX_STATS_DAYS = 3660
+MAX_DAILY_DAYS = 366
+
+
+class DateRangeSerializer(serializers.Serializer):
+    """`?from=YYYY-MM-DD&to=YYYY-MM-DD`, inclusive, UTC; both default to the last 30 days."""
+
+    max_days = MAX_STATS_DAYS
+
+    def to_internal_value(self, data):
+        values = {"from": data.get("from"), "to": data.get("to")}
+        errors, parsed = {}, {}
+        for key, raw in values.items():
+            if raw in (None, ""):
+                continue
+            try:
+                parsed[key] = date.fromisoformat(str(raw)[:10]) if len(str(raw)) == 10 else None
+            except ValueError:
+                parsed[key] = None
+            if parsed[key] is None:
+                errors[key] = ["Use the format YYYY-MM-DD."]
+        if errors:
+            raise serializers.ValidationError(errors)
+        today = timezone.now().date()
+        date_to = parsed.get("to") or today
+        date_from = parsed.get("from") or date_to - timedelta(days=29)
+        if date_from > date_to:
+            raise serializers.ValidationError({"from": ["`from` must not be after `to`."]})
+        if (date_to - date_from).days + 1 > self.max_days:
+            raise serializers.ValidationError({"from": [f"The range may span at most {self.max_days} days."]})
+        return {"date_from": date_from, "date_to": date_to}
+
+
+class DailyRangeSerializer(DateRangeSerializer):
+    max_days = MAX_DAILY_DAYS
+
+
+class StatsOutputSerializer(serializers.Serializer):
+    jobs = serializers.IntegerField()
+    requested = serializers.IntegerField()
+    successful = serializers.IntegerField()
+    failed = serializers.IntegerField()
+    success_rate = serializers.FloatField()
+    credits_spent = serializers.IntegerField()
+    vault_items = serializers.IntegerField()
+
+
+class UsageMetricsSerializer(serializers.Serializer):
+    endpoint = serializers.CharField(max_length=255, required=False, default="", allow_blank=True)
+    units = serializers.IntegerField(min_value=0, max_value=2**31 - 1, required=False, default=0)
+    cost = serializers.DecimalField(max_digits=12, decimal_places=4, min_value=0, required=False, default=0)
+    duration_ms = serializers.IntegerField(min_value=0, max_value=2**31 - 1, required=False, default=0)
+    status_code = serializers.IntegerField(min_value=100, max_value=599, required=False, allow_null=True,
+                                           default=None)
+
+
+class JobWebhookInputSerializer(serializers.Serializer):
+    event_id = serializers.CharField(max_length=128)
+    job_id = serializers.CharField(max_length=EXTERNAL_ID_MAX)
+    status = serializers.ChoiceField(choices=["processing", "completed", "failed"], required=False,
+                                     allow_null=True, default=None)
+    progress = serializers.IntegerField(min_value=0, max_value=100, required=False, allow_null=True,
+                                        default=None)
+    output = serializers.DictField(required=False, allow_null=True, default=None)
+    error = serializers.CharField(max_length=10_000, required=False, allow_blank=True, allow_null=True,
+                                  default=None)
+    metrics = UsageMetricsSerializer(required=False, allow_null=True, default=None)

@@ -1,0 +1,17 @@
+from celery import shared_task
+
+from jobs import engine
+
+
+@shared_task(name="jobs.run_queue", queue="jobs", acks_late=True, time_limit=2 * 60 * 60,
+             soft_time_limit=2 * 60 * 60 - 60, ignore_result=True)
+def run_queue() -> int:
+    """A wake-up: claim and run due jobs from PostgreSQL (priority, then age). Carries no job id,
+    so running it twice, or with nothing to do, is harmless."""
+    return engine.jobs_drain()
+
+
+@shared_task(name="jobs.rescue_stale", queue="default", time_limit=120, ignore_result=True)
+def rescue_stale() -> dict:
+    """Every minute (config/schedules.py): rescue jobs whose worker stopped heartbeating."""
+    return engine.jobs_rescue_stale()

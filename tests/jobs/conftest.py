@@ -1,0 +1,42 @@
+import pytest
+from django.db import connection
+
+from credits.services import credits_grant
+from jobs.models import JobKind
+from jobs.seed import SEED_KINDS
+from tests.jobs import processors as test_processors
+
+TEST_KINDS = [
+    {"code": code, "name": code, "credits_per_unit": 1, "executor": "engine", "max_retries": 3,
+     "timeout": 60}
+    for code in test_processors.TEST_KIND_CODES
+]
+
+
+@pytest.fixture(autouse=True)
+def job_kinds(request, django_db_setup, django_db_blocker):
+    """The seeded kinds plus the test-only engine kinds. Transactional tests flush tables, seed
+    data included, so every test makes sure they exist."""
+    marker = request.node.get_closest_marker("django_db")
+    if marker is None:
+        yield
+        return
+    request.getfixturevalue("db" if not marker.kwargs.get("transaction") else "transactional_db")
+    for kind in SEED_KINDS + TEST_KINDS:
+        JobKind.objects.get_or_create(code=kind["code"], defaults=kind)
+    if not marker.kwargs.get("transaction"):
+        # The stats rollup is maintained by deferred triggers that fire at commit; a test that
+        # runs inside one never-committed transaction makes them fire at each statement instead.
+        with connection.cursor() as cursor:
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+    yield
+
+
+def give_credits(user, amount: int, key: str | None = None):
+    credits_grant(user=user, amount=amount, idempotency_key=key or f"test-grant:{user.pk}:{amount}")
+
+
+@pytest.fixture
+def funded_user(user):
+    give_credits(user, 100)
+    return user
