@@ -3,6 +3,7 @@ from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from rest_framework_api_key.admin import APIKeyModelAdmin
 from rest_framework_api_key.models import APIKey
 
+from accounts import services
 from accounts.models import License, ServiceApiKey, Subscription, User, UserPreferences
 
 
@@ -41,6 +42,15 @@ class UserAdmin(DjangoUserAdmin):
     )
     add_fieldsets = ((None, {"classes": ("wide",),
                              "fields": ("email", "password1", "password2", "name")}),)
+
+    def get_inlines(self, request, obj):
+        # The rows behind the inlines are created with the user (save_related), not typed in.
+        return self.inlines if obj is not None else []
+
+    def save_related(self, request, form, formsets, change):
+        super().save_related(request, form, formsets, change)
+        if not change:
+            services.user_ensure_profile(user=form.instance)
 
 
 @admin.register(License)
@@ -81,5 +91,9 @@ class ServiceApiKeyAdmin(APIKeyModelAdmin):
     list_display = ["prefix", "name", "scopes", "created", "last_used_at", "expiry_date", "revoked"]
     list_filter = ["revoked", "created"]
     search_fields = ["prefix", "name"]
-    readonly_fields = ["prefix", "created", "last_used_at"]
     fields = ["name", "scopes", "prefix", "expiry_date", "revoked", "created", "last_used_at"]
+
+    def get_readonly_fields(self, request, obj=None):
+        # The base class returns its own tuple and would drop ours; `created` is not editable,
+        # so leaving it out of the read-only list makes the change form crash.
+        return (*super().get_readonly_fields(request, obj), "created", "last_used_at")

@@ -2,13 +2,11 @@ from django.conf import settings
 from django.contrib.auth import authenticate
 from django.middleware.csrf import get_token
 from drf_spectacular.utils import extend_schema, inline_serializer
-from rest_framework import serializers, status
+from rest_framework import status
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
-from rest_framework_simplejwt.exceptions import TokenError
-from rest_framework_simplejwt.serializers import TokenRefreshSerializer
 from rest_framework_simplejwt.tokens import RefreshToken
 
 from accounts import selectors, services
@@ -25,6 +23,7 @@ from accounts.serializers import (
     UserUpdateSerializer,
 )
 from config.exceptions import ApplicationError
+from config.parsers import LimitedJSONParser
 
 
 def _issue_tokens(user) -> dict:
@@ -45,12 +44,22 @@ def _set_auth_cookies(request, response, tokens: dict) -> None:
     get_token(request)  # makes CsrfViewMiddleware set the csrftoken cookie on this response
 
 
-def _invalid_token() -> ApplicationError:
-    return ApplicationError("The refresh token is invalid or expired.", code="token_not_valid",
-                            status_code=status.HTTP_401_UNAUTHORIZED)
+def _refresh_from(request, serializer) -> str:
+    raw = serializer.validated_data.get("refresh") or request.COOKIES.get(REFRESH_COOKIE)
+    if not raw:
+        raise ApplicationError("Invalid input.", code="validation_error",
+                               fields={"refresh": ["This field is required."]})
+    return raw
 
 
-class RegisterApi(APIView):
+class JsonApi(APIView):
+    """Accounts endpoints speak JSON only (SPEC §2): form or multipart bodies get a 415 rather
+    than a lenient parse of whatever half of them survives."""
+
+    parser_classes = [LimitedJSONParser]
+
+
+class RegisterApi(JsonApi):
     authentication_classes: list = []
     permission_classes = [AllowAny]
     throttle_classes = [ScopedRateThrottle]
@@ -72,7 +81,7 @@ class RegisterApi(APIView):
         return response
 
 
-class LoginApi(APIView):
+class LoginApi(JsonApi):
     """Email and password → access and refresh tokens (also as HttpOnly cookies).
 
     A wrong password, an unknown email and a closed account give the same 401.
@@ -92,13 +101,14 @@ class LoginApi(APIView):
         if user is None:
             raise ApplicationError("No active account found with the given credentials.",
                                    code="invalid_credentials", status_code=status.HTTP_401_UNAUTHORIZED)
+        services.user_record_login(user=user)
         tokens = _issue_tokens(user)
         response = Response(tokens)
         _set_auth_cookies(request, response, tokens)
         return response
 
 
-class RefreshApi(APIView):
+class RefreshApi(JsonApi):
     """Rotate a refresh token: the old one is blacklisted, reusing it answers 401."""
 
     authentication_classes: list = []
@@ -108,24 +118,13 @@ class RefreshApi(APIView):
     def post(self, request):
         serializer = RefreshInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        raw = serializer.validated_data.get("refresh") or request.COOKIES.get(REFRESH_COOKIE)
-        if not raw:
-            raise ApplicationError("Invalid input.", code="validation_error",
-                                   fields={"refresh": ["This field is required."]})
-        refresh = TokenRefreshSerializer(data={"refresh": raw})
-        try:
-            refresh.is_valid(raise_exception=True)
-        except TokenError:
-            raise _invalid_token() from None
-        except serializers.ValidationError:
-            raise _invalid_token() from None
-        tokens = refresh.validated_data
+        tokens = services.token_refresh_rotate(raw=_refresh_from(request, serializer))
         response = Response(tokens)
         _set_auth_cookies(request, response, tokens)
         return response
 
 
-class LogoutApi(APIView):
+class LogoutApi(JsonApi):
     """Blacklist the refresh token and clear the auth cookies."""
 
     authentication_classes: list = []
@@ -135,21 +134,14 @@ class LogoutApi(APIView):
     def post(self, request):
         serializer = RefreshInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        raw = serializer.validated_data.get("refresh") or request.COOKIES.get(REFRESH_COOKIE)
-        if not raw:
-            raise ApplicationError("Invalid input.", code="validation_error",
-                                   fields={"refresh": ["This field is required."]})
-        try:
-            RefreshToken(raw).blacklist()
-        except TokenError:
-            raise _invalid_token() from None
+        services.token_blacklist(raw=_refresh_from(request, serializer))
         response = Response(status=status.HTTP_204_NO_CONTENT)
         response.delete_cookie(ACCESS_COOKIE)
         response.delete_cookie(REFRESH_COOKIE, path="/api/auth/")
         return response
 
 
-class MeApi(APIView):
+class MeApi(JsonApi):
     permission_classes = [IsUserAccount]
 
     @extend_schema(responses=UserSerializer)
@@ -172,12 +164,12 @@ class MeApi(APIView):
         return response
 
 
-class PreferencesApi(APIView):
+class PreferencesApi(JsonApi):
     permission_classes = [IsUserAccount]
 
     @extend_schema(responses=PreferencesSerializer)
     def get(self, request):
-        prefs = selectors.user_get_profile(user_id=request.user.pk).preferences
+        prefs = selectors.preferences_get(user=request.user)
         return Response(PreferencesSerializer(prefs).data)
 
     @extend_schema(request=PreferencesSerializer, responses=PreferencesSerializer)
@@ -188,7 +180,7 @@ class PreferencesApi(APIView):
         return Response(PreferencesSerializer(prefs).data)
 
 
-class ProgressApi(APIView):
+class ProgressApi(JsonApi):
     permission_classes = [IsUserAccount]
 
     @extend_schema(request=ProgressInputSerializer, responses=UserSerializer)

@@ -25,6 +25,12 @@ class _CSRFCheck(CsrfViewMiddleware):
 
 
 class JWTCookieOrHeaderAuthentication(JWTAuthentication):
+    def get_user(self, validated_token):
+        user = super().get_user(validated_token)
+        if getattr(user, "deleted_at", None) is not None:
+            raise exceptions.AuthenticationFailed("User is inactive", code="user_inactive")
+        return user
+
     def authenticate(self, request):
         header = self.get_header(request)
         if header is not None:
@@ -51,6 +57,8 @@ class ServiceClient(AnonymousUser):
     def __init__(self, api_key: ServiceApiKey):
         super().__init__()
         self.api_key = api_key
+        # UserRateThrottle keys on `pk`; AnonymousUser's None would put every key in one bucket.
+        self.id = self.pk = f"api-key:{api_key.prefix}"
 
     @property
     def is_authenticated(self):

@@ -10,3 +10,7 @@ class EmailBackend(ModelBackend):
 
     def authenticate(self, request, username=None, password=None, email=None, **kwargs):
         return super().authenticate(request, username=email or username, password=password, **kwargs)
+
+    def user_can_authenticate(self, user):
+        # A closed account stays closed even if staff tick is_active again by mistake.
+        return super().user_can_authenticate(user) and getattr(user, "deleted_at", None) is None

@@ -2,6 +2,7 @@ from datetime import timedelta
 
 from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, PermissionsMixin
 from django.contrib.postgres.fields import ArrayField
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models.functions import Lower
 from django.utils import timezone
@@ -11,6 +12,8 @@ from config.models import UUIDModel
 
 FREE_MODEL_LIMIT = 5
 TRIAL_DAYS = 30
+# What a service API key may be allowed to do; views name one in `required_scope`.
+API_KEY_SCOPES = ("jobs:write", "jobs:read", "shops:inbound")
 
 
 class Tier(models.TextChoices):
@@ -197,6 +200,13 @@ class ServiceApiKey(AbstractAPIKey):
     class Meta(AbstractAPIKey.Meta):
         verbose_name = "service API key"
         verbose_name_plural = "service API keys"
+
+    def clean(self):
+        super().clean()
+        unknown = sorted(set(self.scopes or []) - set(API_KEY_SCOPES))
+        if unknown:
+            raise ValidationError({"scopes": f"Unknown scopes: {', '.join(unknown)}. "
+                                             f"Known: {', '.join(API_KEY_SCOPES)}."})
 
     def has_scope(self, scope: str) -> bool:
         return scope in self.scopes

@@ -1,4 +1,4 @@
-from accounts.models import User
+from accounts.models import User, UserPreferences
 
 
 def user_get_profile(*, user_id) -> User:
@@ -6,3 +6,8 @@ def user_get_profile(*, user_id) -> User:
     return (User.objects.select_related("license", "preferences")
             .prefetch_related("subscriptions")
             .get(pk=user_id))
+
+
+def preferences_get(*, user: User) -> UserPreferences:
+    """The user's preferences; the defaults (unsaved) for a user created without the row."""
+    return UserPreferences.objects.filter(user=user).first() or UserPreferences(user=user)

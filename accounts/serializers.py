@@ -66,7 +66,7 @@ class UserSerializer(serializers.ModelSerializer):
     """The profile as the owner sees it. Only the profile fields are writable."""
 
     credit_balance = serializers.SerializerMethodField()
-    license = LicenseSerializer(read_only=True)
+    license = LicenseSerializer(read_only=True, allow_null=True)
     subscription = serializers.SerializerMethodField()
 
     class Meta:

@@ -7,7 +7,11 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.db.models.functions import Greatest
 from django.utils import timezone
+from rest_framework import status
+from rest_framework_simplejwt.exceptions import TokenError
+from rest_framework_simplejwt.settings import api_settings as jwt_settings
 from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
+from rest_framework_simplejwt.tokens import RefreshToken
 
 from accounts.models import (
     FREE_MODEL_LIMIT,
@@ -39,11 +43,67 @@ def user_register(*, email: str, password: str, **profile) -> User:
             user.save()
     except IntegrityError:
         raise _email_taken() from None
-    UserPreferences.objects.create(user=user)
-    now = timezone.now()
-    License.objects.create(user=user, type=License.Type.TRIAL, status=License.Status.ACTIVE,
-                           date_start=now, date_end=License.trial_end(now))
+    user_ensure_profile(user=user)
     return user
+
+
+@transaction.atomic
+def user_ensure_profile(*, user: User) -> None:
+    """Give a user the rows every account has: default preferences and, if it has no license
+    yet, a 30-day trial from now. Idempotent (users made by the admin or createsuperuser)."""
+    UserPreferences.objects.get_or_create(user=user)
+    now = timezone.now()
+    License.objects.get_or_create(user=user, defaults={
+        "type": License.Type.TRIAL, "status": License.Status.ACTIVE,
+        "date_start": now, "date_end": License.trial_end(now)})
+
+
+def user_record_login(*, user: User) -> None:
+    """Stamp last_login (analytics reads it); one UPDATE, no signal round-trip."""
+    now = timezone.now()
+    User.objects.filter(pk=user.pk).update(last_login=now)
+    user.last_login = now
+
+
+def _token_not_valid() -> ApplicationError:
+    return ApplicationError("The refresh token is invalid or expired.", code="token_not_valid",
+                            status_code=status.HTTP_401_UNAUTHORIZED)
+
+
+@transaction.atomic
+def token_refresh_rotate(*, raw: str) -> dict:
+    """Exchange a refresh token for a new access/refresh pair; the presented one is blacklisted.
+
+    Locks the presented token's OutstandingToken row, so concurrent presentations of one token
+    rotate it exactly once and every other caller gets the 401 a reused token gets.
+    Raises ApplicationError(token_not_valid, 401) for a malformed, expired, blacklisted or
+    already-rotated token, and for one whose account is closed (soft-deleted, inactive) or gone.
+    """
+    try:
+        token = RefreshToken(raw)
+    except TokenError:
+        raise _token_not_valid() from None
+    user = (User.objects.filter(pk=token.payload.get(jwt_settings.USER_ID_CLAIM), is_active=True,
+                                deleted_at__isnull=True).first())
+    if user is None:
+        raise _token_not_valid()
+    token.outstand()
+    outstanding = OutstandingToken.objects.select_for_update().get(
+        jti=token.payload[jwt_settings.JTI_CLAIM])
+    _, created = BlacklistedToken.objects.get_or_create(token=outstanding)
+    if not created:
+        raise _token_not_valid()
+    fresh = RefreshToken.for_user(user)
+    return {"access": str(fresh.access_token), "refresh": str(fresh)}
+
+
+def token_blacklist(*, raw: str) -> None:
+    """Log out: blacklist the refresh token. Raises ApplicationError(token_not_valid, 401)
+    when it is malformed, expired or already blacklisted."""
+    try:
+        RefreshToken(raw).blacklist()
+    except TokenError:
+        raise _token_not_valid() from None
 
 
 def _email_taken() -> ApplicationError:
@@ -70,7 +130,7 @@ def user_soft_delete(*, user: User) -> None:
     """
     User.objects.filter(pk=user.pk, deleted_at__isnull=True).update(
         deleted_at=timezone.now(), is_active=False, updated_at=timezone.now())
-    outstanding = OutstandingToken.objects.filter(user=user).exclude(blacklistedtoken__isnull=False)
+    outstanding = OutstandingToken.objects.filter(user=user, blacklistedtoken__isnull=True)
     BlacklistedToken.objects.bulk_create(
         [BlacklistedToken(token=token) for token in outstanding], ignore_conflicts=True)
 

@@ -1,13 +1,31 @@
 """Liveness (`/healthz`, no dependencies) and readiness (`/readyz`, database and Redis)."""
 
+from functools import wraps
+
 import redis
 from django.conf import settings
 from django.db import connection
 from django.http import JsonResponse
-from django.views.decorators.http import require_GET
+
+from config.exceptions import error_body
 
 
-@require_GET
+def _get_only(view):
+    """Like require_GET, but a wrong method gets the SPEC §2 envelope, not an empty 405."""
+
+    @wraps(view)
+    def wrapper(request, *args, **kwargs):
+        if request.method not in ("GET", "HEAD"):
+            response = JsonResponse(
+                error_body("method_not_allowed", f'Method "{request.method}" not allowed.'), status=405)
+            response["Allow"] = "GET, HEAD"
+            return response
+        return view(request, *args, **kwargs)
+
+    return wrapper
+
+
+@_get_only
 def healthz(request):
     return JsonResponse({"status": "ok"})
 
@@ -31,7 +49,7 @@ def _check_redis() -> str | None:
     return None
 
 
-@require_GET
+@_get_only
 def readyz(request):
     checks = {"database": _check_database(), "redis": _check_redis()}
     down = [name for name, error in checks.items() if error]

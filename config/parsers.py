@@ -19,5 +19,8 @@ class LimitedJSONParser(JSONParser):
                 raise ParseError("Invalid Content-Length header.") from None
             if length > limit:
                 raise ParseError(f"The request body is larger than {limit} bytes.")
-        data = super().parse(stream, media_type, parser_context)
-        return data
+        try:
+            return super().parse(stream, media_type, parser_context)
+        except RecursionError:
+            # `[[[[…` nested deeper than the interpreter's stack is malformed input, not a crash.
+            raise ParseError("JSON parse error - nested too deeply.") from None

@@ -153,6 +153,9 @@ REST_FRAMEWORK = {
         "webhook": env("THROTTLE_WEBHOOK", default="600/min"),
     },
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+    # Trust X-Forwarded-For only behind this many proxies. With DRF's default (None) a client
+    # picks its own throttle identity by sending the header, so login throttling is void.
+    "NUM_PROXIES": env.int("NUM_PROXIES", default=0),
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
 }
 

@@ -1,9 +1,10 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from accounts import services
+from accounts.models import API_KEY_SCOPES
 from config.exceptions import ApplicationError
 
-KNOWN_SCOPES = {"jobs:write", "jobs:read", "shops:inbound"}
+KNOWN_SCOPES = set(API_KEY_SCOPES)
 
 
 class Command(BaseCommand):

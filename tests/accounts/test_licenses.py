@@ -1,0 +1,116 @@
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from django.db import IntegrityError
+from django.utils import timezone
+
+from accounts import services
+from accounts.models import License, Subscription, User
+from accounts.tasks import expire_licenses
+from tests.accounts.conftest import register_payload
+from tests.factories import UserFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def test_trial_license_from_registration_lasts_exactly_30_days(api_client):
+    before = timezone.now()
+    api_client.post("/api/auth/register", register_payload(), format="json")
+    after = timezone.now()
+
+    lic = License.objects.get(user__email="new.person@example.com")
+    assert (lic.type, lic.status) == ("trial", "active")
+    assert lic.date_end - lic.date_start == timedelta(days=30)
+    assert before <= lic.date_start <= after
+
+
+def _license(user, *, ends_in: timedelta, status=License.Status.ACTIVE):
+    now = timezone.now()
+    License.objects.filter(user=user).update(date_start=now - timedelta(days=31),
+                                             date_end=now + ends_in, status=status)
+    return License.objects.get(user=user)
+
+
+def _subscription(user, *, ends_in: timedelta, status=Subscription.Status.ACTIVE, model_limit=50):
+    now = timezone.now()
+    sub = services.subscription_activate(user=user, amount=Decimal("299.00"), currency="THB",
+                                         billing_cycle="monthly", start=now - timedelta(days=40),
+                                         end=now + ends_in, model_limit=model_limit)
+    Subscription.objects.filter(pk=sub.pk).update(status=status)
+    return sub
+
+
+def test_expiry_task_expires_ended_licenses_only():
+    ended, running, suspended = UserFactory(), UserFactory(), UserFactory()
+    _license(ended, ends_in=-timedelta(seconds=1))
+    _license(running, ends_in=timedelta(days=1))
+    _license(suspended, ends_in=-timedelta(days=1), status=License.Status.SUSPENDED)
+
+    result = expire_licenses()
+
+    assert result["licenses"] == 1
+    assert License.objects.get(user=ended).status == "expired"
+    assert License.objects.get(user=running).status == "active"
+    assert License.objects.get(user=suspended).status == "suspended"
+
+
+def test_expiry_task_expires_ended_subscriptions_and_returns_users_to_the_free_tier():
+    lapsed, paying, past_due = UserFactory(), UserFactory(), UserFactory()
+    lapsed_sub = _subscription(lapsed, ends_in=-timedelta(minutes=1))
+    paying_sub = _subscription(paying, ends_in=timedelta(days=3))
+    past_due_sub = _subscription(past_due, ends_in=-timedelta(days=2), status=Subscription.Status.PAST_DUE)
+
+    result = expire_licenses()
+
+    assert result["subscriptions"] == 2
+    assert Subscription.objects.get(pk=lapsed_sub.pk).status == "expired"
+    assert Subscription.objects.get(pk=past_due_sub.pk).status == "expired"
+    assert Subscription.objects.get(pk=paying_sub.pk).status == "active"
+    for user in (lapsed, past_due):
+        user.refresh_from_db()
+        assert (user.tier, user.model_limit) == ("free", 5)
+    paying.refresh_from_db()
+    assert (paying.tier, paying.model_limit) == ("premium", 50)
+
+
+def test_user_with_another_running_subscription_stays_premium():
+    user = UserFactory()
+    _subscription(user, ends_in=-timedelta(minutes=1))
+    _subscription(user, ends_in=timedelta(days=30), model_limit=80)
+
+    expire_licenses()
+
+    user.refresh_from_db()
+    assert (user.tier, user.model_limit) == ("premium", 80)
+
+
+def test_expiry_task_is_idempotent():
+    user = UserFactory()
+    _license(user, ends_in=-timedelta(days=1))
+    _subscription(user, ends_in=-timedelta(days=1))
+    first = expire_licenses()
+    snapshot = (list(License.objects.values()), list(Subscription.objects.values()),
+                list(User.objects.values("tier", "model_limit")))
+
+    second = expire_licenses()
+
+    assert first == {"licenses": 1, "subscriptions": 1}
+    assert second == {"licenses": 0, "subscriptions": 0}
+    assert snapshot == (list(License.objects.values()), list(Subscription.objects.values()),
+                        list(User.objects.values("tier", "model_limit")))
+
+
+def test_expiry_task_runs_through_celery_apply():
+    user = UserFactory()
+    _license(user, ends_in=-timedelta(days=1))
+
+    result = expire_licenses.apply()
+
+    assert result.successful() and result.result["licenses"] == 1
+
+
+def test_database_refuses_a_license_that_ends_before_it_starts(user):
+    now = timezone.now()
+    with pytest.raises(IntegrityError):
+        License.objects.filter(user=user).update(date_start=now, date_end=now - timedelta(days=1))
