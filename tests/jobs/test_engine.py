@@ -1,0 +1,169 @@
+"""The engine with a real Celery worker on the real Redis broker (TEST_REDIS_URL)."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from celery.contrib.testing.worker import start_worker
+from django.db import connection
+
+from config.celery import app as celery_app
+from credits.models import CreditTransaction
+from credits.selectors import balance_get
+from jobs import engine, services
+from jobs.models import Job
+from tests.factories import UserFactory
+from tests.jobs.conftest import give_credits
+
+REPO = Path(__file__).resolve().parents[2]
+WAIT_SECONDS = 90
+
+
+def wait_for(predicate, what: str, timeout: float = WAIT_SECONDS):
+    """Poll until `predicate()` is truthy; fail (not time-assert) if it never becomes so."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    pytest.fail(f"timed out waiting for {what}")
+
+
+def status_of(job) -> str:
+    return Job.objects.values_list("status", flat=True).get(pk=job.pk)
+
+
+@pytest.fixture
+def engine_settings(settings):
+    settings.JOBS_RETRY_BASE_SECONDS = 0.05
+    settings.JOBS_RETRY_MAX_SECONDS = 0.5
+    settings.JOBS_HEARTBEAT_SECONDS = 0.2
+    settings.JOBS_STALE_AFTER_SECONDS = 1.5
+    settings.JOBS_DRAIN_SECONDS = 60
+    return settings
+
+
+@pytest.fixture
+def broker():
+    """The jobs queue on the test Redis database, emptied before and after."""
+    def purge():
+        with celery_app.connection_for_write() as conn:
+            conn.default_channel.queue_purge("jobs")
+    purge()
+    yield celery_app
+    purge()
+
+
+@pytest.fixture
+def drop_other_connections():
+    """Worker threads keep their own connections open; end them so the test database can be
+    flushed and dropped."""
+    yield
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                       "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+
+
+def worker():
+    return start_worker(celery_app, pool="solo", concurrency=1, perform_ping_check=False,
+                        queues=["jobs"], shutdown_timeout=30, loglevel="WARNING")
+
+
+def usage_rows(job) -> int:
+    return CreditTransaction.objects.filter(job_id=job.pk, type="usage").count()
+
+
+def refund_rows(job) -> int:
+    return CreditTransaction.objects.filter(job_id=job.pk, type="refund").count()
+
+
+@pytest.fixture
+def payer(transactional_db):
+    user = UserFactory()
+    give_credits(user, 1000)
+    return user
+
+
+@pytest.mark.django_db(transaction=True)
+def test_high_priority_job_submitted_behind_20_low_ones_starts_before_them(
+        payer, broker, engine_settings, drop_other_connections):
+    # given: 20 low-priority jobs waiting, then one high-priority job (21 wake-ups in Redis, FIFO)
+    low = [services.job_create(user=payer, kind_code="test_noop", priority=0) for _ in range(20)]
+    high = services.job_create(user=payer, kind_code="test_noop", priority=10)
+    # when: a worker starts consuming
+    with worker():
+        wait_for(lambda: Job.objects.filter(status="completed").count() == 21, "all 21 jobs to complete")
+    # then
+    high.refresh_from_db()
+    first_low_start = min(Job.objects.filter(pk__in=[j.pk for j in low]).values_list("started_at", flat=True))
+    assert high.started_at < first_low_start
+
+
+@pytest.mark.django_db(transaction=True)
+def test_processor_failing_twice_then_succeeding_completes_with_attempts_3_and_one_charge(
+        payer, broker, engine_settings, drop_other_connections):
+    job = services.job_create(user=payer, kind_code="test_script", requested_count=2,
+                              params={"fail_until_attempt": 2})
+    with worker():
+        wait_for(lambda: status_of(job) == "completed", "the job to complete")
+    job.refresh_from_db()
+    assert job.attempts == 3 and job.credits_charged == 2 and job.credits_refunded == 0
+    assert job.result == {"attempt": 3} and job.progress == 100
+    assert usage_rows(job) == 1 and refund_rows(job) == 0
+    assert balance_get(user=payer) == 998
+
+
+@pytest.mark.django_db(transaction=True)
+def test_permanently_failing_job_ends_failed_with_exactly_one_refund(
+        payer, broker, engine_settings, drop_other_connections):
+    job = services.job_create(user=payer, kind_code="test_script", requested_count=3,
+                              params={"fail_until_attempt": 99})
+    with worker():
+        wait_for(lambda: status_of(job) == "failed", "the job to fail")
+        engine.jobs_rescue_stale()  # a rescue run after the end changes nothing
+    job.refresh_from_db()
+    assert job.attempts == job.max_retries + 1 == 4
+    assert "planned failure on attempt 4" in job.error
+    assert usage_rows(job) == 1 and refund_rows(job) == 1
+    assert (job.credits_charged, job.credits_refunded) == (3, 3)
+    assert balance_get(user=payer) == 1000
+
+
+@pytest.mark.django_db(transaction=True)
+def test_worker_process_killed_mid_job_is_rescued_and_completes_with_one_charge(
+        payer, broker, engine_settings, drop_other_connections):
+    # given: a real worker process running the job's first attempt, which blocks
+    job = services.job_create(user=payer, kind_code="test_script", requested_count=5,
+                              params={"block_on_attempt": 1, "block_seconds": 600})
+    db = connection.settings_dict
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings.test",
+           "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
+           "JOBS_EXTRA_PROCESSOR_MODULES": "tests.jobs.processors", "JOBS_HEARTBEAT_SECONDS": "0.2"}
+    proc = subprocess.Popen([sys.executable, "-m", "celery", "-A", "config", "worker", "-P", "solo",
+                             "-Q", "jobs", "--loglevel", "WARNING", "--without-mingle", "--without-gossip"],
+                            cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: Job.objects.filter(pk=job.pk, status="processing", progress=10).exists(),
+                 "the worker process to start the job")
+        # when: the worker process dies without any chance to clean up
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    # then: the rescue sees the stale heartbeat and puts the job back, without a second charge
+    wait_for(lambda: engine.jobs_rescue_stale()["rescued"] == 1, "the rescue to pick the job up")
+    job.refresh_from_db()
+    assert job.status == "retrying" and "stale heartbeat" in job.error
+    assert engine.jobs_rescue_stale()["rescued"] == 0
+    with worker():
+        wait_for(lambda: status_of(job) == "completed", "the rescued job to complete")
+    job.refresh_from_db()
+    assert job.attempts == 2 and job.result == {"attempt": 2}
+    assert usage_rows(job) == 1 and refund_rows(job) == 0
+    assert balance_get(user=payer) == 995
