@@ -215,3 +215,56 @@ def test_same_key_charged_concurrently_happens_once(ledger_sum):
     assert all(isinstance(r, CreditTransaction) for r in results), results
     assert len({r.pk for r in results}) == 1
     assert balance_get(user=user) == 7 == ledger_sum(user)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_grants_and_charges_interleaved_from_many_threads_keep_balance_equal_to_ledger_sum(ledger_sum):
+    # given two users with some credits
+    users = [UserFactory(), UserFactory()]
+    for u in users:
+        credits_grant(user=u, amount=5, idempotency_key=f"seed-{u.pk}")
+
+    # when 40 threads each do a mix of grants, charges, refunds and negative adjustments on both
+    def work(i):
+        outcomes = []
+        for step in range(10):
+            user = users[(i + step) % 2]
+            key = f"{i}-{step}"
+            try:
+                if step % 4 == 0:
+                    credits_grant(user=user, amount=3, idempotency_key=f"g-{key}")
+                elif step % 4 == 1:
+                    credits_charge(user=user, amount=2, idempotency_key=f"c-{key}")
+                elif step % 4 == 2:
+                    credits_refund(user=user, amount=1, idempotency_key=f"r-{key}")
+                else:
+                    credits_grant(user=user, amount=-2, type="adjustment", idempotency_key=f"a-{key}")
+                outcomes.append("ok")
+            except InsufficientCredits:
+                outcomes.append("short")
+        return outcomes
+
+    results = run_in_threads(work, [(i,) for i in range(40)])
+
+    # then no thread hit an unexpected error and each user's books balance
+    assert all(isinstance(r, list) for r in results), [r for r in results if not isinstance(r, list)]
+    for u in users:
+        assert balance_get(user=u) == ledger_sum(u) >= 0
+        assert CreditTransaction.objects.filter(user=u).count() == 1 + sum(
+            1 for i in range(40) for step in range(10) if users[(i + step) % 2] == u
+            and results[i][step] == "ok")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_charge_outside_a_transaction_is_one_statement_and_returns_the_stored_row(django_assert_num_queries):
+    user = UserFactory()
+    credits_grant(user=user, amount=5, idempotency_key="seed")
+
+    with django_assert_num_queries(1):
+        row = credits_charge(user=user, amount=2, idempotency_key="c1", reason="render")
+
+    stored = CreditTransaction.objects.get(pk=row.pk)
+    assert (stored.amount, stored.balance_after, stored.type, stored.reason, stored.created_at) == (
+        row.amount, row.balance_after, row.type, row.reason, row.created_at) == (
+        -2, 3, "usage", "render", row.created_at)
+    assert balance_get(user=user) == 3

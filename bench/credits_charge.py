@@ -1,0 +1,171 @@
+"""Charges per second through `credits.services.credits_charge` vs. raw SQL through psycopg.
+
+    .venv/bin/python bench/credits_charge.py [--seconds 3] [--users 1000]
+
+Creates its own database `bench_credits_charge` (dropped at the end), migrates it, gives one
+"hot" user and 1,000 other users a large balance, then for 1, 8 and 32 concurrent workers
+(threads, one database connection each) charges 1 credit per call for a fixed time:
+
+- service: `credits_charge(user=..., amount=1, idempotency_key=...)` — lock the balance row,
+  insert the ledger row, update the balance, one transaction;
+- raw:     the same three statements in one transaction through psycopg directly, against the
+  same tables (same constraints, indexes and append-only trigger).
+
+"hot" sends every charge to one user (all workers contend for one row lock); "spread" picks
+one of 1,000 users at random per charge. Prints charges/s for both and the ratio; the target is
+service >= 50% of raw on the hot user.
+"""
+
+import argparse
+import os
+import random
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import psycopg
+
+BENCH_DB = "bench_credits_charge"
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import environ  # noqa: E402
+
+environ.Env.read_env(ROOT / ".env", overwrite=False)
+BASE_URL = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/saas")
+DB = environ.Env.db_url_config(BASE_URL)
+CONN_KW = {"host": DB["HOST"] or "127.0.0.1", "port": DB["PORT"] or 5432, "user": DB["USER"] or "postgres",
+           "password": DB["PASSWORD"] or None}
+
+_auth = CONN_KW["user"] + (f":{CONN_KW['password']}" if CONN_KW["password"] else "")
+os.environ["DATABASE_URL"] = f"postgres://{_auth}@{CONN_KW['host']}:{CONN_KW['port']}/{BENCH_DB}"
+os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings.local"
+# DEBUG would record every query in memory and slow the service path artificially.
+os.environ["DEBUG"] = "false"
+os.environ.setdefault("CONN_MAX_AGE", "600")
+
+WORKER_COUNTS = (1, 8, 32)
+START_BALANCE = 1_000_000_000
+
+RAW_LOCK = "SELECT id, balance FROM credits_creditbalance WHERE user_id = %s FOR UPDATE"
+RAW_INSERT = ("INSERT INTO credits_credittransaction (id, created_at, updated_at, user_id, type, amount, "
+              "balance_after, job_id, payment_id, idempotency_key, reason, created_by_id) "
+              "VALUES (%s, now(), now(), %s, 'usage', %s, %s, NULL, NULL, %s, '', NULL)")
+RAW_UPDATE = "UPDATE credits_creditbalance SET balance = %s, updated_at = now() WHERE id = %s"
+
+
+def admin_execute(statement: str) -> None:
+    with psycopg.connect(dbname="postgres", autocommit=True, **CONN_KW) as conn:
+        conn.execute(statement)
+
+
+def drop_database() -> None:
+    admin_execute(f'DROP DATABASE IF EXISTS "{BENCH_DB}" WITH (FORCE)')
+
+
+def setup_django_and_data(n_users: int):
+    drop_database()
+    admin_execute(f'CREATE DATABASE "{BENCH_DB}"')
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+    from accounts.models import User
+    from credits.services import credits_grant
+
+    users = User.objects.bulk_create([User(email=f"bench{i}@example.com", password="!")
+                                      for i in range(n_users + 1)])
+    for u in users:
+        credits_grant(user=u, amount=START_BALANCE, idempotency_key=f"bench:seed:{u.pk}")
+    return users[0], users[1:]
+
+
+def service_worker(users, stop_at, counter, index):
+    from django.db import connection
+
+    from credits.services import credits_charge
+
+    done = 0
+    prefix = f"svc:{uuid.uuid4().hex}:"
+    pick = random.Random(index)
+    try:
+        while time.perf_counter() < stop_at:
+            user = users[0] if len(users) == 1 else pick.choice(users)
+            credits_charge(user=user, amount=1, idempotency_key=f"{prefix}{done}")
+            done += 1
+    finally:
+        connection.close()
+    counter[index] = done
+
+
+def raw_worker(user_ids, stop_at, counter, index):
+    done = 0
+    prefix = f"raw:{uuid.uuid4().hex}:"
+    pick = random.Random(index)
+    with psycopg.connect(dbname=BENCH_DB, **CONN_KW) as conn:
+        while time.perf_counter() < stop_at:
+            user_id = user_ids[0] if len(user_ids) == 1 else pick.choice(user_ids)
+            with conn.transaction():
+                balance_id, balance = conn.execute(RAW_LOCK, [user_id]).fetchone()
+                conn.execute(RAW_INSERT, [uuid.uuid4(), user_id, -1, balance - 1, f"{prefix}{done}"])
+                conn.execute(RAW_UPDATE, [balance - 1, balance_id])
+            done += 1
+    counter[index] = done
+
+
+def run(worker, targets, workers: int, seconds: float) -> float:
+    counter = [0] * workers
+    start = time.perf_counter()
+    stop_at = start + seconds
+    threads = [threading.Thread(target=worker, args=(targets, stop_at, counter, i)) for i in range(workers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return sum(counter) / (time.perf_counter() - start)
+
+
+def audit_ok() -> bool:
+    from credits.selectors import credits_audit
+
+    return not credits_audit()
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=float, default=3.0, help="measuring time per cell (default 3)")
+    parser.add_argument("--users", type=int, default=1000, help="users in the spread scenario (default 1000)")
+    args = parser.parse_args()
+    try:
+        hot, spread = setup_django_and_data(args.users)
+        scenarios = {"hot (1 user)": [hot], f"spread ({len(spread)} users)": spread}
+        print(f"credits_charge benchmark: {args.seconds:.0f} s per cell, threads, one connection each")
+        print(f"{'scenario':<22}{'workers':>8}{'service/s':>12}{'raw SQL/s':>12}{'ratio':>8}")
+        results = {}
+        for name, users in scenarios.items():
+            user_ids = [u.pk for u in users]
+            for workers in WORKER_COUNTS:
+                service = run(service_worker, users, workers, args.seconds)
+                raw = run(raw_worker, user_ids, workers, args.seconds)
+                results[(name, workers)] = (service, raw)
+                print(f"{name:<22}{workers:>8}{service:>12.0f}{raw:>12.0f}{service / raw:>7.0%}", flush=True)
+        hot_ratios = [s / r for (name, _), (s, r) in results.items() if name.startswith("hot")]
+        print(f"hot-user ratio service/raw: min {min(hot_ratios):.0%} (target >= 50%)")
+        print(f"ledger audit after the run: {'OK' if audit_ok() else 'MISMATCH'}")
+    finally:
+        try:
+            from django.db import connections
+
+            connections.close_all()
+        except Exception as exc:  # django may not be set up if creation failed
+            print(f"(closing connections: {exc})")
+        drop_database()
+
+
+if __name__ == "__main__":
+    main()
