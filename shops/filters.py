@@ -1,14 +1,33 @@
 import django_filters
+from django import forms
 from django.db.models import Q
 
 from shops.models import Conversation, FormSubmission, Item, OrderStatus
 from shops.selectors import low_stock_q
 
 
+class StrictBooleanField(forms.Field):
+    """`true`/`false` (or 1/0, yes/no); anything else is a 400, not silently ignored."""
+
+    def to_python(self, value):
+        if value in (None, ""):
+            return None
+        text = str(value).strip().lower()
+        if text in ("true", "1", "yes"):
+            return True
+        if text in ("false", "0", "no"):
+            return False
+        raise forms.ValidationError("Use true or false.")
+
+
+class StrictBooleanFilter(django_filters.BooleanFilter):
+    field_class = StrictBooleanField
+
+
 class ItemFilter(django_filters.FilterSet):
     category = django_filters.CharFilter(field_name="category", max_length=100)
-    is_active = django_filters.BooleanFilter(field_name="is_active")
-    low_stock = django_filters.BooleanFilter(method="filter_low_stock")
+    is_active = StrictBooleanFilter(field_name="is_active")
+    low_stock = StrictBooleanFilter(method="filter_low_stock")
     search = django_filters.CharFilter(method="filter_search", max_length=200)
 
     class Meta:

@@ -6,6 +6,7 @@ list and string is bounded so no request can be arbitrarily large.
 
 import re
 
+from django.db import models
 from rest_framework import serializers
 
 from shops.models import (
@@ -32,7 +33,38 @@ FIELD_NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,49}$")
 FIELD_TYPES = ("text", "textarea", "email", "phone", "number", "select")
 
 
-class ShopSerializer(serializers.ModelSerializer):
+class _StrictString:
+    """DRF turns numbers into strings; a wrong type is a 400 here (SPEC §2)."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class StrictCharField(_StrictString, serializers.CharField):
+    pass
+
+
+class StrictEmailField(_StrictString, serializers.EmailField):
+    pass
+
+
+class StrictSlugField(_StrictString, serializers.SlugField):
+    pass
+
+
+class StrictModelSerializer(serializers.ModelSerializer):
+    serializer_field_mapping = {
+        **serializers.ModelSerializer.serializer_field_mapping,
+        models.CharField: StrictCharField,
+        models.TextField: StrictCharField,
+        models.SlugField: StrictSlugField,
+        models.EmailField: StrictEmailField,
+    }
+
+
+class ShopSerializer(StrictModelSerializer):
     role = serializers.SerializerMethodField()
 
     class Meta:
@@ -59,7 +91,7 @@ class ShopSerializer(serializers.ModelSerializer):
         return getattr(shop, "my_role", None) or self.context.get("role")
 
 
-class ShopInputSerializer(serializers.ModelSerializer):
+class ShopInputSerializer(StrictModelSerializer):
     class Meta:
         model = Shop
         fields = [
@@ -87,9 +119,9 @@ class ShopInputSerializer(serializers.ModelSerializer):
         return value
 
 
-class MemberSerializer(serializers.ModelSerializer):
-    email = serializers.EmailField(source="user.email", read_only=True)
-    name = serializers.CharField(source="user.name", read_only=True)
+class MemberSerializer(StrictModelSerializer):
+    email = StrictEmailField(source="user.email", read_only=True)
+    name = StrictCharField(source="user.name", read_only=True)
     user_id = serializers.UUIDField(source="user.id", read_only=True)
 
     class Meta:
@@ -99,7 +131,7 @@ class MemberSerializer(serializers.ModelSerializer):
 
 
 class MemberAddSerializer(serializers.Serializer):
-    email = serializers.EmailField(max_length=254)
+    email = StrictEmailField(max_length=254)
     role = serializers.ChoiceField(choices=Role.choices)
 
 
@@ -107,7 +139,7 @@ class MemberUpdateSerializer(serializers.Serializer):
     role = serializers.ChoiceField(choices=Role.choices)
 
 
-class ItemSerializer(serializers.ModelSerializer):
+class ItemSerializer(StrictModelSerializer):
     is_low_stock = serializers.BooleanField(read_only=True)
 
     class Meta:
@@ -140,7 +172,7 @@ class ItemCreateSerializer(ItemSerializer):
         read_only_fields = ["id", "is_low_stock", "created_at", "updated_at"]
 
 
-class StockHistorySerializer(serializers.ModelSerializer):
+class StockHistorySerializer(StrictModelSerializer):
     user_id = serializers.UUIDField(read_only=True)
 
     class Meta:
@@ -167,7 +199,7 @@ MANUAL_REASONS = [r for r in StockReason.values if r not in (StockReason.ORDER, 
 class StockChangeSerializer(serializers.Serializer):
     change = serializers.IntegerField(min_value=-MAX_STOCK, max_value=MAX_STOCK)
     reason = serializers.ChoiceField(choices=MANUAL_REASONS, default=StockReason.MANUAL)
-    note = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
+    note = StrictCharField(max_length=500, required=False, allow_blank=True, default="")
 
     def validate_change(self, value):
         if value == 0:
@@ -176,13 +208,11 @@ class StockChangeSerializer(serializers.Serializer):
 
 
 class FormFieldSerializer(serializers.Serializer):
-    name = serializers.CharField(max_length=50)
-    label = serializers.CharField(max_length=200, required=False, allow_blank=True)
+    name = StrictCharField(max_length=50)
+    label = StrictCharField(max_length=200, required=False, allow_blank=True)
     type = serializers.ChoiceField(choices=FIELD_TYPES, default="text")
     required = serializers.BooleanField(default=False)
-    options = serializers.ListField(
-        child=serializers.CharField(max_length=200), max_length=50, required=False
-    )
+    options = serializers.ListField(child=StrictCharField(max_length=200), max_length=50, required=False)
 
     def validate_name(self, value):
         if not FIELD_NAME_RE.match(value):
@@ -190,14 +220,14 @@ class FormFieldSerializer(serializers.Serializer):
         return value
 
     def validate(self, attrs):
-        if attrs["type"] == "select" and not attrs.get("options"):
+        if attrs.get("type", "text") == "select" and not attrs.get("options"):
             raise serializers.ValidationError({"options": ["A select field needs options."]})
         return attrs
 
 
-class FormSerializer(serializers.ModelSerializer):
+class FormSerializer(StrictModelSerializer):
     fields = FormFieldSerializer(many=True, required=False, max_length=30)
-    slug = serializers.SlugField(max_length=80)
+    slug = StrictSlugField(max_length=80)
 
     class Meta:
         model = Form
@@ -208,7 +238,17 @@ class FormSerializer(serializers.ModelSerializer):
         names = [f["name"] for f in value]
         if len(set(names)) != len(names):
             raise serializers.ValidationError("Field names must be unique.")
-        return value
+        # A PATCH validates nested fields partially (no defaults): store complete specs anyway.
+        return [
+            {
+                "name": f["name"],
+                "label": f.get("label") or f["name"].replace("_", " ").capitalize(),
+                "type": f.get("type", "text"),
+                "required": f.get("required", False),
+                **({"options": f["options"]} if f.get("type") == "select" else {}),
+            }
+            for f in value
+        ]
 
     def validate_slug(self, value):
         taken = Form.objects.filter(slug=value)
@@ -219,10 +259,8 @@ class FormSerializer(serializers.ModelSerializer):
         return value
 
 
-class PaymentMethodSerializer(serializers.ModelSerializer):
-    details = serializers.DictField(
-        child=serializers.CharField(max_length=500, allow_blank=True), required=False
-    )
+class PaymentMethodSerializer(StrictModelSerializer):
+    details = serializers.DictField(child=StrictCharField(max_length=500, allow_blank=True), required=False)
 
     class Meta:
         model = PaymentMethod
@@ -235,14 +273,14 @@ class PaymentMethodSerializer(serializers.ModelSerializer):
         return value
 
 
-class PublicPaymentMethodSerializer(serializers.ModelSerializer):
+class PublicPaymentMethodSerializer(StrictModelSerializer):
     class Meta:
         model = PaymentMethod
         fields = ["id", "kind", "name", "details"]
         read_only_fields = fields
 
 
-class PublicItemSerializer(serializers.ModelSerializer):
+class PublicItemSerializer(StrictModelSerializer):
     in_stock = serializers.SerializerMethodField()
 
     class Meta:
@@ -254,14 +292,14 @@ class PublicItemSerializer(serializers.ModelSerializer):
         return not item.track_stock or item.stock_quantity > 0
 
 
-class OrderLineSerializer(serializers.ModelSerializer):
+class OrderLineSerializer(StrictModelSerializer):
     class Meta:
         model = FormSubmissionLine
         fields = ["id", "item_id", "item_name", "sku", "quantity", "unit_price", "unit_cost", "line_total"]
         read_only_fields = fields
 
 
-class OrderSerializer(serializers.ModelSerializer):
+class OrderSerializer(StrictModelSerializer):
     lines = OrderLineSerializer(many=True, read_only=True)
     customer = serializers.SerializerMethodField()
     payment_method_id = serializers.UUIDField(read_only=True)
@@ -340,10 +378,10 @@ class OrderSubmitSerializer(serializers.Serializer):
     customer = CustomerField()
     lines = OrderLineInputSerializer(many=True, min_length=1, max_length=100)
     payment_method_id = serializers.UUIDField(required=False, allow_null=True, default=None)
-    note = serializers.CharField(max_length=2000, required=False, allow_blank=True, default="")
+    note = StrictCharField(max_length=2000, required=False, allow_blank=True, default="")
 
 
-class ConversationSerializer(serializers.ModelSerializer):
+class ConversationSerializer(StrictModelSerializer):
     class Meta:
         model = Conversation
         fields = [
@@ -358,13 +396,13 @@ class ConversationSerializer(serializers.ModelSerializer):
         read_only_fields = ["id", "channel", "customer_handle", "last_message_at", "created_at"]
 
 
-class ConversationUpdateSerializer(serializers.ModelSerializer):
+class ConversationUpdateSerializer(StrictModelSerializer):
     class Meta:
         model = Conversation
         fields = ["customer_name", "status"]
 
 
-class MessageSerializer(serializers.ModelSerializer):
+class MessageSerializer(StrictModelSerializer):
     conversation_id = serializers.UUIDField(read_only=True)
     sent_by_id = serializers.UUIDField(read_only=True)
     keyword_reply_id = serializers.UUIDField(read_only=True)
@@ -386,7 +424,7 @@ class MessageSerializer(serializers.ModelSerializer):
 
 
 class MessageSendSerializer(serializers.Serializer):
-    text = serializers.CharField(max_length=5000, required=False, allow_blank=True, default="")
+    text = StrictCharField(max_length=5000, required=False, allow_blank=True, default="")
     saved_reply_id = serializers.UUIDField(required=False, allow_null=True, default=None)
     sender = serializers.ChoiceField(
         choices=[Message.Sender.STAFF, Message.Sender.AI], default=Message.Sender.STAFF
@@ -395,13 +433,13 @@ class MessageSendSerializer(serializers.Serializer):
 
 class InboundSerializer(serializers.Serializer):
     channel = serializers.ChoiceField(choices=Conversation.Channel.choices)
-    customer_handle = serializers.CharField(max_length=200)
-    customer_name = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
-    text = serializers.CharField(max_length=5000)
+    customer_handle = StrictCharField(max_length=200)
+    customer_name = StrictCharField(max_length=200, required=False, allow_blank=True, default="")
+    text = StrictCharField(max_length=5000)
 
 
-class KeywordReplySerializer(serializers.ModelSerializer):
-    keywords = serializers.ListField(child=serializers.CharField(max_length=100), min_length=1, max_length=50)
+class KeywordReplySerializer(StrictModelSerializer):
+    keywords = serializers.ListField(child=StrictCharField(max_length=100), min_length=1, max_length=50)
     priority = serializers.IntegerField(min_value=-1_000_000, max_value=1_000_000, required=False)
 
     class Meta:
@@ -410,7 +448,7 @@ class KeywordReplySerializer(serializers.ModelSerializer):
         read_only_fields = ["id", "created_at", "updated_at"]
 
 
-class SavedReplySerializer(serializers.ModelSerializer):
+class SavedReplySerializer(StrictModelSerializer):
     class Meta:
         model = SavedReply
         fields = ["id", "title", "text", "shortcut", "created_at", "updated_at"]
@@ -426,11 +464,11 @@ class SavedReplySerializer(serializers.ModelSerializer):
         return value
 
 
-class IntegrationSerializer(serializers.ModelSerializer):
+class IntegrationSerializer(StrictModelSerializer):
     """Tokens are write-only: responses only say whether one is stored."""
 
-    access_token = serializers.CharField(write_only=True, max_length=4000, required=False, allow_blank=True)
-    refresh_token = serializers.CharField(write_only=True, max_length=4000, required=False, allow_blank=True)
+    access_token = StrictCharField(write_only=True, max_length=4000, required=False, allow_blank=True)
+    refresh_token = StrictCharField(write_only=True, max_length=4000, required=False, allow_blank=True)
     has_access_token = serializers.SerializerMethodField()
     has_refresh_token = serializers.SerializerMethodField()
 

@@ -50,6 +50,9 @@ def _validate_value(spec: dict, value) -> tuple[object, str | None]:
         return str(number), None
     if not isinstance(value, str):
         return None, "Must be a string."
+    if "\x00" in value:
+        # PostgreSQL text and jsonb cannot hold NUL; refuse it here rather than fail on insert.
+        return None, "Null characters are not allowed."
     value = value.strip()
     limit = FIELD_MAX_LENGTH.get(spec["name"], DEFAULT_MAX_LENGTH)
     if len(value) > limit:
