@@ -4,7 +4,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 BIN=.venv/bin
 PORT="${PORT:-8000}"
-QUEUES="${CELERY_QUEUES:-default,jobs_high,jobs_default,jobs_low}"
+QUEUES="${CELERY_QUEUES:-default,jobs}"
 pids=()
 stop() {
   trap - INT TERM EXIT

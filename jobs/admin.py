@@ -1,0 +1,117 @@
+from django.contrib import admin, messages
+
+from config.exceptions import ApplicationError
+from jobs import services
+from jobs.models import ApiUsageLog, Artifact, Job, JobDailyStat, JobFile, JobKind, JobWebhookEvent
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(JobKind)
+class JobKindAdmin(admin.ModelAdmin):
+    list_display = ["code", "name", "credits_per_unit", "counts_toward_model_limit", "executor",
+                    "requires_input_file", "max_retries", "timeout", "is_active"]
+    list_editable = ["credits_per_unit", "max_retries", "is_active"]
+    search_fields = ["code", "name"]
+
+
+class JobFileInline(admin.TabularInline):
+    model = JobFile
+    extra = 0
+    can_delete = False
+    fields = ["role", "file", "file_type", "size", "sha256", "content_type", "created_at"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+class ArtifactInline(admin.TabularInline):
+    model = Artifact
+    extra = 0
+    can_delete = False
+    fields = ["type", "name", "data", "created_at"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Job)
+class JobAdmin(admin.ModelAdmin):
+    """Staff see and steer jobs; status and credits change only through the services (actions)."""
+
+    list_display = ["external_id", "user", "kind", "status", "priority", "progress", "attempts",
+                    "credits_charged", "credits_refunded", "created_at"]
+    list_filter = ["status", "kind", "priority", ("created_at", admin.DateFieldListFilter)]
+    search_fields = ["external_id", "=id", "user__email"]
+    date_hierarchy = "created_at"
+    list_select_related = ["user", "kind"]
+    raw_id_fields = ["user", "retry_of"]
+    actions = ["retry_jobs", "cancel_jobs"]
+    inlines = [JobFileInline, ArtifactInline]
+    readonly_fields = ["id", "user", "kind", "external_id", "status", "runs_on_engine", "requested_count",
+                       "successful_count", "failed_count", "progress", "attempts", "next_attempt_at",
+                       "heartbeat_at", "credits_charged", "credits_refunded", "charged", "holds_model_slot",
+                       "result", "error", "retry_of", "queued_at", "started_at", "completed_at",
+                       "created_at", "updated_at"]
+    fields = readonly_fields[:2] + ["priority", "max_retries", "params"] + readonly_fields[2:]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def _each(self, request, queryset, action, verb):
+        done = 0
+        for job in queryset.order_by("pk"):
+            try:
+                action(job=job)
+                done += 1
+            except ApplicationError as exc:
+                self.message_user(request, f"{job.external_id}: {exc.message}", messages.WARNING)
+        self.message_user(request, f"{verb} {done} job(s).", messages.SUCCESS)
+
+    @admin.action(description="Retry selected jobs (failed/cancelled → new job; retrying → now)")
+    def retry_jobs(self, request, queryset):
+        self._each(request, queryset, services.job_retry, "Retried")
+
+    @admin.action(description="Cancel selected jobs (refunds what was charged)")
+    def cancel_jobs(self, request, queryset):
+        self._each(request, queryset, services.job_cancel, "Cancelled")
+
+
+@admin.register(ApiUsageLog)
+class ApiUsageLogAdmin(ReadOnlyAdmin):
+    list_display = ["provider", "endpoint", "units", "cost", "duration_ms", "status_code", "job",
+                    "created_at"]
+    list_filter = ["provider", "status_code"]
+    search_fields = ["provider", "endpoint", "job__external_id"]
+    list_select_related = ["job"]
+
+
+@admin.register(JobWebhookEvent)
+class JobWebhookEventAdmin(ReadOnlyAdmin):
+    list_display = ["provider", "event_id", "outcome", "signature_valid", "job", "created_at"]
+    list_filter = ["provider", "outcome", "signature_valid"]
+    search_fields = ["event_id", "job__external_id"]
+    list_select_related = ["job"]
+
+
+@admin.register(JobDailyStat)
+class JobDailyStatAdmin(ReadOnlyAdmin):
+    list_display = ["user", "date", "jobs", "requested", "successful", "failed", "credits_spent",
+                    "vault_items"]
+    search_fields = ["user__email"]
+    date_hierarchy = "date"
+    list_select_related = ["user"]

@@ -1,0 +1,36 @@
+from django.core.management.base import BaseCommand
+from django.db import transaction
+
+from accounts.models import User
+from credits.services import credits_grant
+from jobs import services
+from jobs.models import Job
+
+DEMO_EMAIL = "demo@example.com"
+# (external_id, kind, requested, final report) — the report is what an external worker sent.
+DEMO_JOBS = [
+    ("demo-render-1", "video_render", 1, {"status": "completed", "successful_count": 1}),
+    ("demo-batch-1", "account_batch", 10, {"status": "completed", "successful_count": 8, "failed_count": 2}),
+    ("demo-batch-2", "account_batch", 5, {"status": "processing", "successful_count": 2}),
+    ("demo-render-2", "video_render", 2, {"status": "pending"}),
+]
+
+
+class Command(BaseCommand):
+    help = "Create a few demo jobs for demo@example.com if that user exists (idempotent)."
+
+    @transaction.atomic
+    def handle(self, *args, **options):
+        user = User.objects.filter(email__iexact=DEMO_EMAIL).first()
+        if user is None:
+            self.stdout.write("seed_demo_jobs: no demo user, nothing to do.")
+            return
+        credits_grant(user=user, amount=20, idempotency_key="seed-demo-jobs:grant", reason="Demo credits")
+        created = 0
+        for external_id, kind, requested, report in DEMO_JOBS:
+            if Job.objects.filter(external_id=external_id).exists():
+                continue
+            services.job_stats_upsert(user=user, external_id=external_id, kind_code=kind,
+                                      requested_count=requested, **report)
+            created += 1
+        self.stdout.write(f"seed_demo_jobs: {created} demo job(s) created.")
