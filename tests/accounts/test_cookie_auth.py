@@ -68,3 +68,19 @@ def test_an_invalid_access_cookie_is_a_401(db):
 
 def test_no_credentials_is_a_401(api_client):
     assert_error(api_client.get(ME), 401, "not_authenticated")
+
+
+@pytest.mark.parametrize("header", ["Bearer", "Bearer a b", "Bearer not.a.jwt", "Basic dXNlcjpwYXNz",
+                                    "Bearer \u00ff\u00fe", "Token abc"])
+def test_malformed_authorization_headers_are_a_401_envelope(api_client, user, header):
+    assert_error(api_client.get(ME, HTTP_AUTHORIZATION=header), 401)
+
+
+def test_an_access_token_signed_with_another_key_is_a_401(api_client, user):
+    from rest_framework_simplejwt.tokens import AccessToken
+
+    forged = AccessToken.for_user(user)
+    forged_raw = forged.token_backend.__class__(
+        forged.token_backend.algorithm, signing_key="not-our-key-" * 4).encode(forged.payload)
+
+    assert_error(api_client.get(ME, HTTP_AUTHORIZATION=f"Bearer {forged_raw}"), 401)

@@ -4,10 +4,12 @@ from decimal import Decimal
 import pytest
 from django.db import IntegrityError
 from django.utils import timezone
+from rest_framework_simplejwt.token_blacklist.models import OutstandingToken
+from rest_framework_simplejwt.tokens import RefreshToken
 
 from accounts import services
 from accounts.models import License, Subscription, User
-from accounts.tasks import expire_licenses
+from accounts.tasks import expire_licenses, flush_expired_tokens
 from tests.accounts.conftest import register_payload
 from tests.factories import UserFactory
 
@@ -114,3 +116,15 @@ def test_database_refuses_a_license_that_ends_before_it_starts(user):
     now = timezone.now()
     with pytest.raises(IntegrityError):
         License.objects.filter(user=user).update(date_start=now, date_end=now - timedelta(days=1))
+
+
+def test_token_flush_task_drops_expired_tokens_and_keeps_live_ones(user):
+    now = timezone.now()
+    OutstandingToken.objects.create(user=user, jti="expired-jti", token="x",
+                                    created_at=now - timedelta(days=30), expires_at=now - timedelta(days=1))
+    live = RefreshToken.for_user(user)
+
+    flush_expired_tokens()
+    flush_expired_tokens()
+
+    assert list(OutstandingToken.objects.values_list("jti", flat=True)) == [live["jti"]]

@@ -1,6 +1,9 @@
+import threading
 from datetime import timedelta
 
 import pytest
+from django.db import connection
+from rest_framework.test import APIClient
 
 from accounts.models import License, User, UserPreferences
 from tests.accounts.conftest import STRONG_PASSWORD, register_payload
@@ -133,3 +136,34 @@ def test_register_ignores_privileged_fields(api_client):
     user = User.objects.get()
     assert (user.tier, user.model_limit, user.models_used) == ("free", 5, 0)
     assert not user.is_staff and not user.is_superuser and user.time_spent == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_registrations_of_one_email_create_one_user():
+    # given four sign-ups of the same address, in different cases, at the same instant
+    emails = ["race@example.com", "RACE@example.com", "Race@Example.com", "race@EXAMPLE.COM"]
+    barrier = threading.Barrier(len(emails))
+    responses = []
+
+    def register(email):
+        try:
+            client = APIClient()
+            barrier.wait()
+            responses.append(client.post(URL, register_payload(email=email), format="json"))
+        finally:
+            connection.close()
+
+    # when
+    threads = [threading.Thread(target=register, args=(e,)) for e in emails]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+    # then exactly one wins; the others get the validation envelope, never a 500
+    assert sorted(r.status_code for r in responses) == [201, 400, 400, 400]
+    for response in responses:
+        if response.status_code == 400:
+            assert "email" in assert_error(response, 400, "validation_error")["fields"]
+    assert User.objects.filter(email__iexact="race@example.com").count() == 1
+    assert License.objects.count() == UserPreferences.objects.count() == 1

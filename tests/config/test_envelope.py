@@ -1,0 +1,160 @@
+"""The one exception handler: whatever is raised, the client sees the SPEC §2 envelope."""
+
+import pytest
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.http import Http404
+from django.urls import path
+from rest_framework import generics, serializers
+from rest_framework.permissions import AllowAny
+from rest_framework.views import APIView
+
+from accounts.models import User
+from config import urls as config_urls
+from config.exceptions import ApplicationError, Conflict, Forbidden, InvalidTransition, NotFound
+from tests.conftest import assert_error
+from tests.factories import UserFactory
+
+pytestmark = pytest.mark.urls("tests.config.test_envelope")
+
+RAISES = {
+    "application": ApplicationError("No money.", code="insufficient_credits", status_code=402,
+                                    extra={"needed": 3}),
+    "not-found": NotFound("No such job."),
+    "conflict": Conflict("Busy."),
+    "transition": InvalidTransition("Cannot go from completed to queued."),
+    "forbidden": Forbidden("Not yours."),
+    "django-validation-dict": DjangoValidationError({"sku": ["Taken."]}),
+    "django-validation-list": DjangoValidationError(["Bad.", "Worse."]),
+    "http404": Http404("gone"),
+    "django-permission": DjangoPermissionDenied(),
+    "drf-validation-nested": serializers.ValidationError({"customer": {"email": ["Invalid."]},
+                                                          "lines": [{"quantity": ["Too many."]}]}),
+    "drf-validation-string": serializers.ValidationError("Nope."),
+    "crash": RuntimeError("boom"),
+}
+
+
+class RaiseView(APIView):
+    permission_classes = [AllowAny]
+    authentication_classes: list = []
+
+    def get(self, request, kind):
+        raise RAISES[kind]
+
+
+class UserNameSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = User
+        fields = ["email"]
+
+
+class UserListView(generics.ListAPIView):
+    permission_classes = [AllowAny]
+    authentication_classes: list = []
+    serializer_class = UserNameSerializer
+
+    def get_queryset(self):
+        return User.objects.order_by("email")
+
+
+urlpatterns = [
+    path("raise/<str:kind>", RaiseView.as_view()),
+    path("users", UserListView.as_view()),
+]
+# The same handlers the project's urlconf declares (checked below).
+handler404 = config_urls.handler404
+handler500 = config_urls.handler500
+
+
+@pytest.mark.parametrize("kind, status, code", [
+    ("application", 402, "insufficient_credits"),
+    ("not-found", 404, "not_found"),
+    ("conflict", 409, "conflict"),
+    ("transition", 409, "invalid_transition"),
+    ("forbidden", 403, "permission_denied"),
+    ("django-validation-dict", 400, "validation_error"),
+    ("django-validation-list", 400, "validation_error"),
+    ("http404", 404, "not_found"),
+    ("django-permission", 403, "permission_denied"),
+    ("drf-validation-nested", 400, "validation_error"),
+    ("drf-validation-string", 400, "validation_error"),
+])
+def test_every_exception_becomes_the_envelope(api_client, kind, status, code):
+    assert_error(api_client.get(f"/raise/{kind}"), status, code)
+
+
+def test_application_error_carries_its_extra_fields(api_client):
+    assert assert_error(api_client.get("/raise/application"), 402)["needed"] == 3
+
+
+def test_validation_errors_name_fields_with_dotted_paths(api_client):
+    fields = assert_error(api_client.get("/raise/drf-validation-nested"), 400)["fields"]
+
+    assert fields == {"customer.email": ["Invalid."], "lines.0.quantity": ["Too many."]}
+
+
+def test_django_validation_error_keeps_its_fields(api_client):
+    assert assert_error(api_client.get("/raise/django-validation-dict"), 400)["fields"] == {"sku": ["Taken."]}
+    assert assert_error(api_client.get("/raise/django-validation-list"), 400)["fields"] == {
+        "non_field_errors": ["Bad.", "Worse."]}
+
+
+def test_non_validation_errors_have_no_fields_key(api_client):
+    assert "fields" not in assert_error(api_client.get("/raise/conflict"), 409)
+
+
+def test_the_project_urlconf_uses_the_json_error_handlers():
+    assert config_urls.handler404 == "config.exceptions.json_404"
+    assert config_urls.handler500 == "config.exceptions.json_500"
+    assert config_urls.handler400 == "config.exceptions.json_400"
+    assert config_urls.handler403 == "config.exceptions.json_403"
+
+
+def test_an_unexpected_crash_is_a_500_envelope_without_details(client):
+    client.raise_request_exception = False
+
+    response = client.get("/raise/crash")
+
+    error = assert_error(response, 500, "server_error")
+    assert "boom" not in response.content.decode()
+    assert error["message"]
+
+
+def test_an_unacceptable_accept_header_is_a_406_envelope(api_client):
+    assert_error(api_client.get("/raise/conflict", HTTP_ACCEPT="application/xml"), 406, "not_acceptable")
+
+
+@pytest.mark.django_db
+def test_list_pages_hold_at_most_100_rows(api_client):
+    UserFactory.create_batch(105)
+
+    body = api_client.get("/users", {"page_size": 1000}).json()
+
+    assert set(body) == {"count", "next", "previous", "results"}
+    assert body["count"] == 105 and len(body["results"]) == 100
+    assert body["next"] and body["previous"] is None
+
+
+@pytest.mark.django_db
+def test_default_page_size_is_20_and_page_size_is_honoured(api_client):
+    UserFactory.create_batch(25)
+
+    assert len(api_client.get("/users").json()["results"]) == 20
+    assert len(api_client.get("/users", {"page_size": 5, "page": 2}).json()["results"]) == 5
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("page", ["999", "0", "abc", "-1"])
+def test_a_page_out_of_range_or_garbage_is_a_404_envelope(api_client, page):
+    UserFactory()
+
+    assert_error(api_client.get("/users", {"page": page}), 404, "not_found")
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("size", ["abc", "-5", "0", "1e9"])
+def test_a_garbage_page_size_falls_back_to_the_default(api_client, size):
+    UserFactory.create_batch(3)
+
+    assert api_client.get("/users", {"page_size": size}).status_code == 200
