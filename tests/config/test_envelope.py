@@ -7,6 +7,7 @@ from django.http import Http404
 from django.urls import path
 from rest_framework import generics, serializers
 from rest_framework.permissions import AllowAny
+from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.models import User
@@ -58,7 +59,18 @@ class UserListView(generics.ListAPIView):
         return User.objects.order_by("email")
 
 
+class EchoView(APIView):
+    """Uses the project's default parsers (JSON, form, multipart)."""
+
+    permission_classes = [AllowAny]
+    authentication_classes: list = []
+
+    def post(self, request):
+        return Response({"keys": sorted(request.data.keys())})
+
+
 urlpatterns = [
+    path("echo", EchoView.as_view()),
     path("raise/<str:kind>", RaiseView.as_view()),
     path("users", UserListView.as_view()),
 ]
@@ -158,3 +170,36 @@ def test_a_garbage_page_size_falls_back_to_the_default(api_client, size):
     UserFactory.create_batch(3)
 
     assert api_client.get("/users", {"page_size": size}).status_code == 200
+
+
+OVER_LIMIT = 1024 * 1024 + 10
+
+
+@pytest.mark.parametrize("body, content_type", [
+    (b'{"a": "' + b"x" * OVER_LIMIT + b'"}', "application/json"),
+    (b"a=" + b"x" * OVER_LIMIT, "application/x-www-form-urlencoded"),
+    (b'--b\r\nContent-Disposition: form-data; name="a"\r\n\r\n' + b"x" * OVER_LIMIT + b"\r\n--b--\r\n",
+     "multipart/form-data; boundary=b"),
+])
+def test_bodies_over_one_megabyte_are_a_400_envelope_whatever_the_parser(api_client, body, content_type):
+    response = api_client.post("/echo", data=body, content_type=content_type)
+
+    assert response.status_code == 400
+    assert set(response.json()) == {"error"}
+
+
+@pytest.mark.parametrize("body, content_type", [
+    (b'{"a": 1}', "application/json"),
+    (b"a=1", "application/x-www-form-urlencoded"),
+])
+def test_small_bodies_still_parse(api_client, body, content_type):
+    assert api_client.post("/echo", data=body, content_type=content_type).json() == {"keys": ["a"]}
+
+
+def test_too_many_form_fields_is_a_400_envelope(api_client):
+    body = "&".join(f"f{i}=1" for i in range(1100)).encode()
+
+    response = api_client.post("/echo", data=body, content_type="application/x-www-form-urlencoded")
+
+    assert response.status_code == 400
+    assert set(response.json()) == {"error"}
