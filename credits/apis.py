@@ -54,6 +54,15 @@ class TransactionListApi(generics.ListAPIView):
         return selectors.transaction_list(user=self.request.user)
 
 
+class TransactionDetailApi(APIView):
+    permission_classes = USER_PERMISSIONS
+
+    @extend_schema(responses=TransactionSerializer)
+    def get(self, request: Request, transaction_id):
+        row = selectors.transaction_get(user=request.user, transaction_id=transaction_id)
+        return Response(TransactionSerializer(row).data)
+
+
 class PaymentListApi(generics.ListAPIView):
     permission_classes = USER_PERMISSIONS
     serializer_class = PaymentSerializer

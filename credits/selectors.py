@@ -49,6 +49,14 @@ def transaction_list(*, user) -> QuerySet[CreditTransaction]:
     return CreditTransaction.objects.filter(user_id=user.pk).order_by("-created_at", "-id")
 
 
+def transaction_get(*, user, transaction_id) -> CreditTransaction:
+    """The caller's ledger row; another user's (or no) row → NotFound (404), indistinguishably."""
+    row = transaction_list(user=user).filter(pk=transaction_id).first()
+    if row is None:
+        raise NotFound("Not found.")
+    return row
+
+
 def payment_list(*, user) -> QuerySet[Payment]:
     return Payment.objects.filter(user_id=user.pk).select_related("package").order_by("-created_at", "-id")
 

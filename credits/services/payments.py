@@ -53,6 +53,8 @@ def purchase_start(*, user, package: CreditPackage, provider: str | None = None)
             with transaction.atomic():
                 payment.save(force_insert=True)
         except IntegrityError:
+            if provider != Provider.FREE:
+                raise
             raise FreePackageAlreadyClaimed("You have already claimed this free package.") from None
         checkout = provider_get(provider).start_checkout(payment)
         payment.metadata = {"checkout": checkout}

@@ -104,3 +104,33 @@ def test_ledger_rows_are_immutable_through_the_orm(user):
     with pytest.raises(DatabaseError), transaction.atomic():
         row.save()
     assert CreditTransaction.objects.get(pk=row.pk).amount == 1
+
+
+def test_transaction_detail_of_the_caller(user, auth_client):
+    row = credits_grant(user=user, amount=3, idempotency_key="g")
+    response = auth_client.get(f"/api/credits/transactions/{row.pk}")
+    assert response.status_code == 200
+    assert response.json()["amount"] == 3 and response.json()["balance_after"] == 3
+
+
+def test_another_users_transaction_is_404(other_user, auth_client):
+    row = credits_grant(user=other_user, amount=3, idempotency_key="g")
+    assert_error(auth_client.get(f"/api/credits/transactions/{row.pk}/"), 404, "not_found")
+
+
+def test_transaction_detail_requires_authentication(api_client, user):
+    row = credits_grant(user=user, amount=3, idempotency_key="g")
+    assert_error(api_client.get(f"/api/credits/transactions/{row.pk}"), 401)
+
+
+def test_service_api_key_is_not_a_user_for_credits_endpoints(user):
+    from rest_framework.test import APIClient
+
+    from accounts.services import api_key_create
+
+    _, key = api_key_create(name="worker", scopes=["jobs:report"])
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Api-Key {key}")
+    response = client.get("/api/credits/balance")
+    assert response.status_code in (401, 403)
+    assert_error(response, response.status_code)
