@@ -1,7 +1,7 @@
 import pytest
 from rest_framework.test import APIClient
 
-from tests.factories import DEFAULT_PASSWORD, UserFactory
+from tests.factories import DEFAULT_PASSWORD
 
 STRONG_PASSWORD = "Blue-Quartz-Meadow-71"
 
@@ -42,8 +42,3 @@ def cookie_client(user) -> APIClient:
     response = login(client, user.email)
     assert response.status_code == 200, response.content
     return client
-
-
-@pytest.fixture
-def make_user(db):
-    return UserFactory

@@ -140,3 +140,29 @@ def test_admin_add_user_refuses_an_email_taken_in_another_case(admin_client, pop
 
     assert response.status_code == 200
     assert User.objects.filter(email__iexact=populated["user"].email).count() == 1
+
+
+def test_admin_creates_an_api_key_and_shows_it_once(admin_client):
+    response = admin_client.post(reverse("admin:accounts_serviceapikey_add"),
+                                 {"name": "staff-made", "scopes": "jobs:write,jobs:read"}, follow=True)
+
+    assert response.status_code == 200
+    api_key = ServiceApiKey.objects.get(name="staff-made")
+    assert api_key.scopes == ["jobs:write", "jobs:read"]
+    page = response.content.decode()
+    keys = set(re.findall(rf"{re.escape(api_key.prefix)}\.[A-Za-z0-9]{{32}}\b", page))
+    assert len(keys) == 1
+    key = keys.pop()
+    assert page.count(key) == 1
+    assert ServiceApiKey.objects.is_valid(key)
+    # the next page view no longer carries it
+    assert key not in admin_client.get(reverse("admin:accounts_serviceapikey_changelist")).content.decode()
+
+
+def test_admin_refuses_an_api_key_with_an_unknown_scope(admin_client):
+    response = admin_client.post(reverse("admin:accounts_serviceapikey_add"),
+                                 {"name": "typo", "scopes": "jobs:wirte"})
+
+    assert response.status_code == 200
+    assert "Unknown scopes" in response.content.decode()
+    assert not ServiceApiKey.objects.filter(name="typo").exists()
