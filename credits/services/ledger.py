@@ -100,7 +100,7 @@ def _ledger_write(*, user_id, type: str, amount: int, idempotency_key: str, reas
         job_id = uuid.UUID(str(job_id))
     try:
         return _apply(user_id=user_id, type=type, amount=amount, idempotency_key=idempotency_key,
-                      reason=reason[:500], job_id=job_id, payment=payment, created_by=created_by)
+                      reason=(reason or "")[:500], job_id=job_id, payment=payment, created_by=created_by)
     except IntegrityError:
         # Our savepoint is rolled back. If the key already existed (a replay, possibly a
         # concurrent one), the earlier row is the answer; any other violation is a real error.
