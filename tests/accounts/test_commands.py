@@ -63,3 +63,8 @@ def test_seed_demo_is_idempotent_and_its_logins_work(api_client):
     assert admin.is_staff and admin.is_superuser
     assert login(api_client, seed_demo.DEMO_EMAIL, seed_demo.DEMO_PASSWORD).status_code == 200
     assert api_client.login(username=seed_demo.ADMIN_EMAIL, password=seed_demo.ADMIN_PASSWORD)
+
+
+def test_accounts_models_and_migrations_agree():
+    # exits non-zero (SystemExit) when a model change has no migration
+    call_command("makemigrations", "accounts", "--check", "--dry-run", stdout=io.StringIO())

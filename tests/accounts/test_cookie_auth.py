@@ -52,6 +52,24 @@ def test_unsafe_cookie_request_with_the_csrf_header_is_a_200(cookie_client, user
     assert user.name == "Changed"
 
 
+def test_unsafe_cookie_request_from_a_foreign_origin_is_a_403_even_with_the_token(cookie_client, user):
+    csrf = cookie_client.cookies["csrftoken"].value
+
+    response = cookie_client.patch(ME, {"name": "Changed"}, format="json", HTTP_X_CSRFTOKEN=csrf,
+                                   HTTP_ORIGIN="https://evil.example")
+
+    assert_error(response, 403, "permission_denied")
+    user.refresh_from_db()
+    assert user.name != "Changed"
+
+
+def test_cookie_delete_of_the_account_needs_the_csrf_header(cookie_client, user):
+    assert_error(cookie_client.delete(ME), 403)
+
+    user.refresh_from_db()
+    assert user.deleted_at is None
+
+
 def test_bearer_requests_need_no_csrf_header(user, tokens):
     client = APIClient(enforce_csrf_checks=True)
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {tokens['access']}")

@@ -36,6 +36,7 @@ RAW_BODIES = {
     "json-number": (b"42", "application/json"),
     "json-true": (b"true", "application/json"),
     "nan-literal": (b'{"step": NaN, "time_spent_delta": Infinity}', "application/json"),
+    "5000-digit-number": (b'{"step": 1' + b"0" * 5000 + b', "time_spent_delta": 1}', "application/json"),
     "deeply-nested": (b"[" * 100_000 + b"]" * 100_000, "application/json"),
     "invalid-utf8": (b'{"name": "\xff\xfe\xfa"}', "application/json"),
     "nul-bytes": (json.dumps({"email": "a\x00@example.com", "name": "a\x00b",

@@ -4,6 +4,7 @@ from datetime import timedelta
 import pytest
 from django.db import connection
 from rest_framework.test import APIClient
+from rest_framework.throttling import ScopedRateThrottle
 
 from accounts.models import License, User, UserPreferences
 from tests.accounts.conftest import STRONG_PASSWORD, register_payload
@@ -167,3 +168,16 @@ def test_concurrent_registrations_of_one_email_create_one_user():
             assert "email" in assert_error(response, 400, "validation_error")["fields"]
     assert User.objects.filter(email__iexact="race@example.com").count() == 1
     assert License.objects.count() == UserPreferences.objects.count() == 1
+
+
+def test_registration_is_throttled_with_a_429_envelope(api_client, monkeypatch):
+    monkeypatch.setattr(ScopedRateThrottle, "THROTTLE_RATES",
+                        {**ScopedRateThrottle.THROTTLE_RATES, "register": "2/hour"})
+    for n in range(2):
+        created = api_client.post(URL, register_payload(email=f"p{n}@example.com"), format="json")
+        assert created.status_code == 201
+
+    response = api_client.post(URL, register_payload(email="p3@example.com"), format="json")
+
+    assert_error(response, 429, "throttled")
+    assert not User.objects.filter(email="p3@example.com").exists()
