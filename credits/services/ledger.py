@@ -6,6 +6,13 @@ transaction (a savepoint when the caller already has one open). The balance row 
 serialises writers per user, so balance = SUM(ledger) holds under any concurrency, and the
 CHECK constraints on both tables make a negative balance impossible even for buggy callers.
 
+How: the common case is one statement (`_write_in_one_statement`: a conditional UPDATE of the
+balance row, which takes its lock, feeding the ledger INSERT); outside a transaction that
+statement is its own transaction, inside the caller's it runs in a savepoint. The services are
+therefore not decorated with @transaction.atomic: the decorator would add BEGIN/COMMIT round
+trips while the row lock is held. Anything unusual (no balance row yet, short balance, replayed
+key) falls back to the explicit SELECT ... FOR UPDATE path in a transaction.
+
 Idempotency: each row carries a caller-chosen unique `idempotency_key`. A second call with a
 key that already exists returns the existing row and changes nothing; the unique index, not a
 prior read, decides, so two concurrent calls with one key still produce one row.
@@ -26,6 +33,7 @@ logger = logging.getLogger(__name__)
 TxType = CreditTransaction.Type
 GRANT_TYPES = (TxType.BONUS, TxType.PURCHASE, TxType.ADJUSTMENT)
 MAX_KEY_LENGTH = 255
+MAX_AMOUNT = 1_000_000_000
 
 
 class InsufficientCredits(ApplicationError):
@@ -84,6 +92,9 @@ def credits_grant(*, user, amount: int, idempotency_key: str, type: str = TxType
 def _require_int(amount) -> None:
     if not isinstance(amount, int) or isinstance(amount, bool):
         raise ValueError(f"Credit amounts are integers, got {amount!r}")
+    if abs(amount) > MAX_AMOUNT:
+        # balances are 32-bit integers in PostgreSQL; refuse here rather than overflow there
+        raise ValueError(f"Credit amounts are at most {MAX_AMOUNT} in absolute value, got {amount}")
 
 
 def _require_positive(amount) -> None:
@@ -115,7 +126,7 @@ def _apply(*, user_id, type, amount, idempotency_key, reason, job_id, payment, c
     row = CreditTransaction(id=uuid.uuid4(), created_at=now, updated_at=now, user_id=user_id, type=type,
                             amount=amount, job_id=job_id, payment=payment, idempotency_key=idempotency_key,
                             reason=reason, created_by=created_by)
-    if connection.in_atomic_block:
+    if connection.in_atomic_block or not connection.get_autocommit():
         with transaction.atomic():  # a savepoint: a refusal leaves the caller's transaction usable
             return row if _write_in_one_statement(row) else _write_under_lock(row)
     # In autocommit one statement is one transaction, so the common case needs no BEGIN/COMMIT.
