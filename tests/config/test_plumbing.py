@@ -111,3 +111,18 @@ def test_swagger_ui_is_served_from_local_static_files_not_a_cdn(client):
     for asset in assets:
         assert asset.startswith("/static/"), asset
         assert finders.find(asset.removeprefix("/static/")), f"{asset} is not a local static file"
+
+
+@pytest.mark.parametrize("path", ["/healthz", "/api/users/me", "/api/nope"])
+def test_a_request_for_a_host_not_allowed_is_a_400_envelope(client, path):
+    client.raise_request_exception = False
+
+    assert_error(client.get(path, HTTP_HOST="evil.example"), 400, "bad_request")
+
+
+def test_a_path_with_invalid_percent_encoding_is_not_a_500(client):
+    client.raise_request_exception = False
+
+    response = client.get("/api/users/%ff%fe")
+
+    assert 400 <= response.status_code < 500
