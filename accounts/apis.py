@@ -44,6 +44,11 @@ def _set_auth_cookies(request, response, tokens: dict) -> None:
     get_token(request)  # makes CsrfViewMiddleware set the csrftoken cookie on this response
 
 
+def _clear_auth_cookies(response) -> None:
+    response.delete_cookie(ACCESS_COOKIE, samesite=settings.JWT_COOKIE_SAMESITE)
+    response.delete_cookie(REFRESH_COOKIE, path="/api/auth/", samesite=settings.JWT_COOKIE_SAMESITE)
+
+
 def _refresh_from(request, serializer) -> str:
     raw = serializer.validated_data.get("refresh") or request.COOKIES.get(REFRESH_COOKIE)
     if not raw:
@@ -125,7 +130,12 @@ class RefreshApi(JsonApi):
 
 
 class LogoutApi(JsonApi):
-    """Blacklist the refresh token and clear the auth cookies."""
+    """Blacklist the refresh token and clear the auth cookies.
+
+    The cookies are cleared whatever the outcome: a browser holding an already blacklisted or
+    expired refresh token cannot delete its HttpOnly cookies itself, so a 401 here must still
+    log it out.
+    """
 
     authentication_classes: list = []
     permission_classes = [AllowAny]
@@ -135,9 +145,11 @@ class LogoutApi(JsonApi):
         serializer = RefreshInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         services.token_blacklist(raw=_refresh_from(request, serializer))
-        response = Response(status=status.HTTP_204_NO_CONTENT)
-        response.delete_cookie(ACCESS_COOKIE)
-        response.delete_cookie(REFRESH_COOKIE, path="/api/auth/")
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    def finalize_response(self, request, response, *args, **kwargs):
+        response = super().finalize_response(request, response, *args, **kwargs)
+        _clear_auth_cookies(response)
         return response
 
 
@@ -159,8 +171,7 @@ class MeApi(JsonApi):
     def delete(self, request):
         services.user_soft_delete(user=request.user)
         response = Response(status=status.HTTP_204_NO_CONTENT)
-        response.delete_cookie(ACCESS_COOKIE)
-        response.delete_cookie(REFRESH_COOKIE, path="/api/auth/")
+        _clear_auth_cookies(response)
         return response
 
 

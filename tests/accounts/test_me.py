@@ -88,6 +88,8 @@ def test_me_delete_soft_deletes_and_keeps_the_data(auth_client, user):
     response = auth_client.delete(ME)
 
     assert response.status_code == 204
+    assert response.cookies["access_token"]["max-age"] == 0
+    assert response.cookies["refresh_token"]["max-age"] == 0
     stored = User.objects.get(pk=user.pk)
     assert stored.deleted_at is not None and stored.is_active is False
     assert License.objects.filter(user=user).exists()

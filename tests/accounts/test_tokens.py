@@ -139,6 +139,22 @@ def test_logout_through_the_cookie_blacklists_the_cookie_refresh_token(cookie_cl
     assert_error(APIClient().post(REFRESH, {"refresh": raw}, format="json"), 401)
 
 
+def test_logout_with_a_dead_refresh_cookie_still_clears_the_cookies(cookie_client):
+    # given a browser whose refresh token was already rotated away in another tab
+    raw = cookie_client.cookies["refresh_token"].value
+    assert APIClient().post(REFRESH, {"refresh": raw}, format="json").status_code == 200
+
+    # when it logs out
+    response = cookie_client.post(LOGOUT, {}, format="json")
+
+    # then the token is reported invalid, but the browser is logged out all the same
+    assert_error(response, 401, "token_not_valid")
+    for name in ("access_token", "refresh_token"):
+        assert response.cookies[name].value == ""
+        assert response.cookies[name]["max-age"] == 0
+    assert_error(cookie_client.get("/api/users/me"), 401)
+
+
 def test_logout_twice_is_a_401_the_second_time(api_client, tokens):
     api_client.post(LOGOUT, {"refresh": tokens["refresh"]}, format="json")
 
