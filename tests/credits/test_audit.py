@@ -47,6 +47,7 @@ def test_audit_reports_ledger_rows_without_a_balance_row(user):
 def test_audit_runs_nightly_from_the_declared_schedules():
     [entry] = [s for s in SCHEDULES if s.task == "credits.audit_balances"]
     assert entry.crontab.get("hour") is not None and entry.interval_seconds is None
+    assert audit_balances.name == entry.task
 
 
 def test_sync_schedules_registers_the_audit_task():
