@@ -6,7 +6,7 @@ from django_celery_beat.models import CrontabSchedule, IntervalSchedule, Periodi
 
 from accounts.management.commands import seed_demo
 from accounts.models import License, User, UserPreferences
-from config.schedules import SCHEDULES
+from config.schedules import SCHEDULES, Schedule
 from tests.accounts.conftest import login
 
 pytestmark = pytest.mark.django_db
@@ -68,3 +68,33 @@ def test_seed_demo_is_idempotent_and_its_logins_work(api_client):
 def test_accounts_models_and_migrations_agree():
     # exits non-zero (SystemExit) when a model change has no migration
     call_command("makemigrations", "accounts", "--check", "--dry-run", stdout=io.StringIO())
+
+
+def test_sync_schedules_applies_a_changed_timing_and_keeps_the_admin_pause(monkeypatch):
+    from accounts.management.commands import sync_schedules
+
+    _sync()
+    PeriodicTask.objects.filter(task="accounts.expire_licenses").update(enabled=False)
+    changed = [Schedule(s.name, s.task, crontab={"minute": "45", "hour": "2"})
+               if s.task == "accounts.expire_licenses" else s for s in SCHEDULES]
+    monkeypatch.setattr(sync_schedules, "SCHEDULES", changed)
+
+    _sync()
+
+    task = PeriodicTask.objects.get(task="accounts.expire_licenses")
+    assert (task.crontab.minute, task.crontab.hour) == ("45", "2")
+    assert task.enabled is False
+
+
+def test_sync_schedules_handles_interval_schedules_idempotently(monkeypatch):
+    from accounts.management.commands import sync_schedules
+
+    every_minute = Schedule("test: every minute", "accounts.expire_licenses", interval_seconds=60)
+    monkeypatch.setattr(sync_schedules, "SCHEDULES", [every_minute])
+
+    _sync()
+    _sync()
+
+    task = PeriodicTask.objects.get(name="test: every minute")
+    assert (task.interval.every, task.interval.period, task.crontab) == (60, "seconds", None)
+    assert IntervalSchedule.objects.filter(every=60, period="seconds").count() == 1
