@@ -2,12 +2,14 @@
 same transaction. Rows are always locked in primary-key order, so two transactions touching the
 same items can only queue behind each other, never deadlock."""
 
+import functools
 import logging
 from collections.abc import Iterable
 from datetime import timedelta
 from uuid import UUID
 
 from django.db import IntegrityError, connection, transaction
+from django.db.backends.postgresql.base import ServerBindingCursor
 from django.utils import timezone
 
 from config.exceptions import ApplicationError, Conflict
@@ -53,6 +55,116 @@ def _emit_low_stock_after_commit(shop_id: UUID, item_ids: list[UUID]) -> None:
     transaction.on_commit(send)
 
 
+# What orders need from a moved item (the rest stays deferred): fewer columns to send and parse.
+_ITEM_ATTNAMES = [
+    "id",
+    "shop_id",
+    "sku",
+    "name",
+    "price",
+    "cost",
+    "stock_quantity",
+    "low_stock_threshold",
+    "track_stock",
+    "is_active",
+]
+_ITEM_RETURNING = ", ".join(f"i.{name}" for name in _ITEM_ATTNAMES)
+
+
+# One statement moves every item of the change set, checking the floor (and the ceiling, in
+# bigint so a huge delta cannot overflow into a 500) per row. Rows that fail a check, belong to
+# another shop or are inactive when ordering are simply not returned. Untracked items are
+# "updated" to their own value: that still locks them, so prices are read under the lock.
+# One statement moves every item of the change set and writes their history rows, so the row
+# locks are held for a single round trip plus the commit. Per row it checks the floor (and the
+# ceiling, in bigint so a huge delta cannot overflow into a 500); rows that fail, belong to
+# another shop or are inactive when ordering are simply not returned (the caller then raises and
+# the rollback takes the history rows with it). Untracked items are "updated" to their own value:
+# that still locks them, so their prices are read under the lock. The history INSERT sorts the
+# moved rows, so every item row is updated before the chain trigger on history reads it.
+# The flags are spelled into the text (a handful of variants, each prepared once per connection)
+# and one-item changes skip the arrays: fewer parameters to adapt on the hottest path.
+@functools.cache
+def _move_sql(*, single: bool, require_active: bool, tracked_only: bool) -> str:
+    moves = "i.track_stock" if tracked_only else "true"
+    source = (
+        "(VALUES (%(id)s::uuid, %(delta)s::integer)) AS v(id, delta)"
+        if single
+        else "unnest(%(ids)s::uuid[], %(deltas)s::integer[]) AS v(id, delta)"
+    )
+    active = "AND i.is_active" if require_active else ""
+    return f"""
+    WITH moved AS (
+        UPDATE shops_item AS i
+        SET stock_quantity = CASE WHEN {moves} THEN i.stock_quantity + v.delta ELSE i.stock_quantity END,
+            updated_at = CASE WHEN {moves} THEN now() ELSE i.updated_at END
+        FROM {source}
+        WHERE i.id = v.id AND i.shop_id = %(shop_id)s {active}
+          AND (NOT {moves} OR i.stock_quantity::bigint + v.delta BETWEEN 0 AND {MAX_STOCK})
+        RETURNING {moves} AS moves, v.delta, {_ITEM_RETURNING}
+    ), history AS (
+        INSERT INTO shops_stockhistory (item_id, change, quantity_before, quantity_after, reason,
+                                        reference, note, user_id, created_at)
+        SELECT id, delta, stock_quantity - delta, stock_quantity, %(reason)s, %(reference)s, %(note)s,
+               %(user_id)s, now()
+        FROM moved WHERE moves ORDER BY id
+    )
+    SELECT * FROM moved
+    """
+
+
+_LOCK_SQL = "SELECT id FROM shops_item WHERE id = ANY(%s::uuid[]) ORDER BY id FOR UPDATE"
+
+
+def _prepared_cursor():
+    """A Django-wrapped cursor with server-side parameter binding.
+
+    Django's default psycopg cursor binds parameters client-side, so every execution is a new
+    statement text that PostgreSQL parses and plans again. Binding server-side lets psycopg
+    prepare these fixed statements after a few runs; the wrapper keeps Django's error
+    translation and query logging (query-count tests still see them).
+    """
+    connection.ensure_connection()
+    return connection._prepare_cursor(ServerBindingCursor(connection.connection))
+
+
+def _refusal(cursor, *, shop_id, changes, missing, require_active, tracked_only) -> ApplicationError:
+    """Explain why the move did not cover every item (called only on the failure path)."""
+    cursor.execute(
+        "SELECT id, sku, name, stock_quantity, is_active, track_stock FROM shops_item "
+        "WHERE shop_id = %s AND id = ANY(%s::uuid[])",
+        [shop_id, sorted(missing)],
+    )
+    found = {row[0]: row for row in cursor.fetchall()}
+    unknown, short, too_big = [], [], []
+    for pk in sorted(missing):
+        row = found.get(pk)
+        if row is None or (require_active and not row[4]):
+            unknown.append(str(pk))
+            continue
+        _, sku, name, stock, _, tracked = row
+        after = stock + changes[pk]
+        if after < 0:
+            short.append(
+                {"item_id": pk, "sku": sku, "name": name, "available": stock, "requested": -changes[pk]}
+            )
+        elif after > MAX_STOCK:
+            too_big.append(sku)
+    if unknown:
+        return ApplicationError(
+            "Unknown or unavailable items.",
+            code="validation_error",
+            fields={"items": [f"Unknown or unavailable item: {pk}" for pk in unknown]},
+        )
+    if short:
+        return _insufficient(short)
+    return ApplicationError(
+        "The stock would exceed the maximum.",
+        code="validation_error",
+        fields={"change": [f"Stock of {sku} may not exceed {MAX_STOCK}." for sku in too_big]},
+    )
+
+
 def _apply_changes(
     *,
     shop_id: UUID,
@@ -66,82 +178,50 @@ def _apply_changes(
 ) -> dict[UUID, Item]:
     """Lock the items (pk order), refuse if any would go negative, then move them all.
 
-    `changes` maps item id → signed delta (already summed per item). Returns every locked item,
-    with its new stock, keyed by id. Must run inside a transaction.
+    `changes` maps item id → signed, non-zero delta (already summed per item). Returns every
+    locked item, with its new stock, keyed by id. Must run inside a transaction: on refusal some
+    rows may already be updated, and the caller's rollback undoes them.
+
+    Written in SQL because it is the hot path of every order: one statement (UPDATE … RETURNING
+    feeding the history INSERT), server-side bound so PostgreSQL prepares it once per connection.
     """
     ids = sorted(changes)
-    # ORDER BY before FOR UPDATE: PostgreSQL sorts first, then locks rows in that order.
-    items = {
-        item.pk: item
-        for item in Item.objects.select_for_update(of=("self",))
-        .filter(shop_id=shop_id, pk__in=ids)
-        .order_by("pk")
-    }
-    unknown = [str(pk) for pk in ids if pk not in items or (require_active and not items[pk].is_active)]
-    if unknown:
-        raise ApplicationError(
-            "Unknown or unavailable items.",
-            code="validation_error",
-            fields={"items": [f"Unknown or unavailable item: {pk}" for pk in unknown]},
-        )
-
-    moves = []
-    short = []
-    for pk in ids:
-        item, delta = items[pk], changes[pk]
-        if delta == 0 or (tracked_only and not item.track_stock):
-            continue
-        after = item.stock_quantity + delta
-        if after < 0:
-            short.append(
-                {
-                    "item_id": pk,
-                    "sku": item.sku,
-                    "name": item.name,
-                    "available": item.stock_quantity,
-                    "requested": -delta,
-                }
+    with _prepared_cursor() as cursor:
+        if len(ids) > 1:
+            # Several rows: take their locks in primary-key order first, so two orders over the
+            # same items queue instead of deadlocking. (One row cannot deadlock with itself.)
+            cursor.execute(_LOCK_SQL, [ids])
+        params = {
+            "shop_id": shop_id,
+            "reason": reason,
+            "reference": reference,
+            "note": note,
+            "user_id": getattr(user, "pk", None),
+        }
+        if len(ids) == 1:
+            params["id"], params["delta"] = ids[0], changes[ids[0]]
+        else:
+            params["ids"], params["deltas"] = ids, [changes[pk] for pk in ids]
+        sql = _move_sql(single=len(ids) == 1, require_active=require_active, tracked_only=tracked_only)
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+        if len(rows) != len(ids):
+            raise _refusal(
+                cursor,
+                shop_id=shop_id,
+                changes=changes,
+                missing=set(ids) - {row[2] for row in rows},
+                require_active=require_active,
+                tracked_only=tracked_only,
             )
-        elif after > MAX_STOCK:
-            raise ApplicationError(
-                "The stock would exceed the maximum.",
-                code="validation_error",
-                fields={"change": [f"Stock of {item.sku} may not exceed {MAX_STOCK}."]},
-            )
-        moves.append((item, delta, after))
-    if short:
-        raise _insufficient(short)
-    if not moves:
-        return items
-
-    now = timezone.now()
-    history = []
+    items: dict[UUID, Item] = {}
     crossed = []
-    for item, delta, after in moves:
-        before = item.stock_quantity
-        if item.track_stock and before > item.low_stock_threshold >= after:
+    for moves, delta, *values in rows:
+        item = Item.from_db(connection.alias, _ITEM_ATTNAMES, values)
+        items[item.pk] = item
+        before, after = item.stock_quantity - delta, item.stock_quantity
+        if moves and item.track_stock and before > item.low_stock_threshold >= after:
             crossed.append(item.pk)
-        item.stock_quantity = after
-        item.updated_at = now
-        history.append(
-            StockHistory(
-                item=item,
-                change=delta,
-                quantity_before=before,
-                quantity_after=after,
-                reason=reason,
-                reference=reference,
-                note=note,
-                user=user,
-                created_at=now,
-            )
-        )
-    if len(moves) == 1:
-        item = moves[0][0]
-        Item.objects.filter(pk=item.pk).update(stock_quantity=item.stock_quantity, updated_at=now)
-    else:
-        Item.objects.bulk_update([m[0] for m in moves], ["stock_quantity", "updated_at"])
-    StockHistory.objects.bulk_create(history)
     if crossed:
         _emit_low_stock_after_commit(shop_id, crossed)
     return items
@@ -178,8 +258,9 @@ def stock_update(
         note=note,
         user=user,
     )
-    fresh = items[item.pk]
+    fresh = Item.objects.get(pk=item.pk)
     entry = StockHistory.objects.filter(item=fresh).order_by("-id").first()
+    assert items[item.pk].stock_quantity == fresh.stock_quantity  # same transaction, row locked
     return fresh, entry
 
 
