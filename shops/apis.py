@@ -76,6 +76,14 @@ class ShopScopedMixin:
     write_action = Action.MANAGE
     http_method_names = METHODS
 
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        # Only for the schema generator (every view overrides get_queryset with the shop scope).
+        serializer = getattr(cls, "serializer_class", None)
+        model = getattr(getattr(serializer, "Meta", None), "model", None)
+        if model is not None:
+            cls.queryset = model.objects.none()
+
     def initial(self, request, *args, **kwargs):
         super().initial(request, *args, **kwargs)
         membership = selectors.membership_get(user=request.user, shop_id=kwargs["shop_id"])
@@ -102,6 +110,8 @@ class ShopListCreateApi(generics.ListAPIView):
     serializer_class = ShopSerializer
     http_method_names = ["get", "post", "head", "options"]
 
+    queryset = Shop.objects.none()  # for the schema generator; get_queryset scopes to the caller
+
     def get_queryset(self):
         return selectors.shop_list_for_user(user=self.request.user)
 
@@ -127,6 +137,7 @@ class ShopDetailApi(ShopScopedMixin, APIView):
         shop = services.shop_update(shop=self.shop, **serializer.validated_data)
         return Response(ShopSerializer(shop, context={"role": self.membership.role}).data)
 
+    @extend_schema(responses={204: None})
     def delete(self, request, shop_id):
         self.shop.delete()
         return Response(status=status.HTTP_204_NO_CONTENT)

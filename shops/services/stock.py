@@ -156,8 +156,22 @@ def _refusal(cursor, *, shop_id, changes, missing, require_active, tracked_only)
             code="validation_error",
             fields={"items": [f"Unknown or unavailable item: {pk}" for pk in unknown]},
         )
-    if short:
-        return _insufficient(short)
+    if short or not too_big:
+        # Nothing found short now means a concurrent restock landed between the refused UPDATE
+        # and this read: the refusal still stands, reported with the stock as it is now.
+        return _insufficient(
+            short
+            or [
+                {
+                    "item_id": pk,
+                    "sku": found[pk][1],
+                    "name": found[pk][2],
+                    "available": found[pk][3],
+                    "requested": -changes[pk],
+                }
+                for pk in sorted(missing)
+            ]
+        )
     return ApplicationError(
         "The stock would exceed the maximum.",
         code="validation_error",
@@ -258,9 +272,9 @@ def stock_update(
         note=note,
         user=user,
     )
-    fresh = Item.objects.get(pk=item.pk)
+    # The move returns only the columns orders need; the API shows the whole item.
+    fresh = Item.objects.get(pk=items[item.pk].pk)
     entry = StockHistory.objects.filter(item=fresh).order_by("-id").first()
-    assert items[item.pk].stock_quantity == fresh.stock_quantity  # same transaction, row locked
     return fresh, entry
 
 
