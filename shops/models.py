@@ -347,6 +347,8 @@ class FormSubmissionLine(UUIDModel):
     unit_price = models.DecimalField(**MONEY)
     unit_cost = models.DecimalField(**MONEY)
     line_total = models.DecimalField(**MONEY)
+    # Whether ordering took stock (the item tracked stock then): cancelling gives back only that.
+    stock_deducted = models.BooleanField(default=True)
 
     class Meta:
         ordering = ["created_at", "id"]

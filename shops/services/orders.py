@@ -167,12 +167,12 @@ def order_submit(
                 unit_price=item.price,
                 unit_cost=item.cost,
                 line_total=line_total,
+                stock_deducted=item.track_stock,
             )
         )
     FormSubmissionLine.objects.bulk_create(order_lines)
     order.total = total
     order.save(update_fields=["total"])
-    order._prefetched_objects_cache = {"lines": order_lines}
     return order
 
 
@@ -196,7 +196,7 @@ def order_set_status(*, shop_id: UUID, order_id: UUID, status: str, user=None) -
         )
     now = timezone.now()
     if status == S.CANCELLED:
-        lines = list(order.lines.values_list("item_id", "quantity"))
+        lines = list(order.lines.filter(stock_deducted=True).values_list("item_id", "quantity"))
         if lines:
             order_process_stock_changes(
                 shop_id=shop_id, lines=lines, reference=f"order:{order.pk}", restock=True, user=user

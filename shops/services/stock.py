@@ -294,8 +294,9 @@ def order_process_stock_changes(
     """Deduct (or, with restock=True, give back) the stock of an order's lines: all or none.
 
     Lines of the same item are summed first. Locks: every item row of the order, in primary-key
-    order, so concurrent orders over the same items never deadlock. Items that do not track stock
-    are locked (their price is read under the lock) but not moved. Raises Conflict
+    order, so concurrent orders over the same items never deadlock. When ordering, items that do
+    not track stock are locked (their price is read under the lock) but not moved; a restock moves
+    every line it is given (the caller passes only lines whose stock was taken). Raises Conflict
     (insufficient_stock, 409) naming every short item — nothing is changed then — or
     ApplicationError(validation_error) for items not in this shop (or inactive, when ordering).
     Returns the locked items by id, stock already updated.
@@ -323,7 +324,9 @@ def order_process_stock_changes(
         reference=reference,
         user=user,
         require_active=require_active and not restock,
-        tracked_only=True,
+        # A restock gives back exactly what the order took (its lines say which), even if the
+        # item stopped tracking stock since.
+        tracked_only=not restock,
     )
 
 

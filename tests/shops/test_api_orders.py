@@ -6,7 +6,7 @@ from decimal import Decimal
 import pytest
 from django.utils import timezone
 
-from shops.models import FormSubmission, FormSubmissionLine, Role
+from shops.models import FormSubmission, FormSubmissionLine, Item, Role
 from tests.conftest import assert_error, client_for
 from tests.shops.factories import (
     CUSTOMER,
@@ -286,3 +286,28 @@ def test_order_patch_rejects_bad_input(auth_client, shop, form, body):
     assert_error(response, 400)
     order.refresh_from_db()
     assert order.status == "new"
+
+
+def test_cancelling_gives_back_exactly_what_the_order_took_even_if_tracking_changed(auth_client, shop, form):
+    # given: one line taken from stock, one from an untracked item
+    tracked = make_item(shop, stock=5)
+    untracked = make_item(shop, stock=0, track_stock=False)
+    order = place_order(form, [(tracked, 2), (untracked, 3)])
+    assert dict(order.lines.values_list("item_id", "stock_deducted")) == {
+        tracked.pk: True,
+        untracked.pk: False,
+    }
+    # and tracking flips on both items afterwards
+    Item.objects.filter(pk=tracked.pk).update(track_stock=False)
+    Item.objects.filter(pk=untracked.pk).update(track_stock=True)
+    # when
+    response = auth_client.patch(
+        f"/api/shops/{shop.pk}/orders/{order.pk}", {"status": "cancelled"}, format="json"
+    )
+    # then
+    assert response.status_code == 200
+    tracked.refresh_from_db()
+    untracked.refresh_from_db()
+    assert (tracked.stock_quantity, untracked.stock_quantity) == (5, 0)
+    assert_chain(tracked)
+    assert_chain(untracked)
