@@ -4,6 +4,7 @@ tokens are never rendered."""
 
 from django.contrib import admin
 
+from shops import services
 from shops.models import (
     Conversation,
     Form,
@@ -19,6 +20,7 @@ from shops.models import (
     StockHistory,
     TeamMember,
 )
+from shops.services.stock import ITEM_FIELDS
 
 
 class ReadOnlyInline(admin.TabularInline):
@@ -46,6 +48,10 @@ class ShopAdmin(admin.ModelAdmin):
     list_select_related = ["owner"]
     autocomplete_fields = ["owner"]
     inlines = [TeamMemberInline]
+
+    def get_readonly_fields(self, request, obj=None):
+        # The owner is also the shop's owner member; changing one without the other would split them.
+        return ["owner"] if obj else []
 
 
 class StockHistoryInline(ReadOnlyInline):
@@ -88,6 +94,15 @@ class ItemAdmin(admin.ModelAdmin):
     autocomplete_fields = ["shop"]
     readonly_fields = ["stock_quantity", "created_at", "updated_at"]
     inlines = [StockHistoryInline]
+
+    def save_model(self, request, obj, form, change):
+        if not change:
+            obj.save()  # a new item starts at zero stock
+            return
+        # Never write stock_quantity from a form loaded earlier: orders may have moved it since.
+        services.item_update(
+            item=obj, **{name: getattr(obj, name) for name in form.changed_data if name in ITEM_FIELDS}
+        )
 
 
 @admin.register(StockHistory)
@@ -142,6 +157,10 @@ class OrderAdmin(admin.ModelAdmin):
         "customer_extra",
     ]
     inlines = [OrderLineInline]
+
+    def save_model(self, request, obj, form, change):
+        # Only the edited customer fields: the status may have moved since the form was loaded.
+        obj.save(update_fields=[*form.changed_data, "updated_at"] if form.changed_data else ["updated_at"])
 
     def has_add_permission(self, request):
         return False

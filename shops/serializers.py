@@ -4,7 +4,9 @@ Every integer input is bounded so no value can overflow a PostgreSQL integer int
 list and string is bounded so no request can be arbitrarily large.
 """
 
+import functools
 import re
+from zoneinfo import available_timezones
 
 from django.db import models
 from rest_framework import serializers
@@ -91,6 +93,12 @@ class ShopSerializer(StrictModelSerializer):
         return getattr(shop, "my_role", None) or self.context.get("role")
 
 
+@functools.cache
+def _timezones() -> frozenset[str]:
+    # available_timezones() walks the tz database on disk; the set cannot change while running.
+    return frozenset(available_timezones())
+
+
 class ShopInputSerializer(StrictModelSerializer):
     class Meta:
         model = Shop
@@ -112,9 +120,7 @@ class ShopInputSerializer(StrictModelSerializer):
         return value
 
     def validate_timezone(self, value):
-        from zoneinfo import available_timezones
-
-        if value not in available_timezones():
+        if value not in _timezones():
             raise serializers.ValidationError("Unknown time zone.")
         return value
 

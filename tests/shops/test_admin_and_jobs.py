@@ -122,3 +122,25 @@ def test_seeded_form_accepts_an_order(api_client):
     )
     assert response.status_code == 201, response.content
     assert make_form  # factories module stays importable for other helpers
+
+
+def test_saving_an_item_in_admin_never_overwrites_stock_moved_meanwhile(shop):
+    # given: staff opened the item page, then an order took stock
+    item = make_item(shop, stock=5)
+    admin = UserFactory(is_staff=True, is_superuser=True)
+    client = Client()
+    client.force_login(admin)
+    page = client.get(f"/admin/shops/item/{item.pk}/change/")
+    assert page.status_code == 200
+    services.stock_update(item=item, change=-2)
+    # when: the stale form is saved with a new name
+    form = page.context["adminform"].form
+    data = {name: form[name].value() for name in form.fields if form[name].value() is not None}
+    data.update({"name": "Renamed in admin", "shop": str(shop.pk)})
+    data.update({"stock_history-TOTAL_FORMS": "0", "stock_history-INITIAL_FORMS": "0"})
+    response = client.post(f"/admin/shops/item/{item.pk}/change/", data)
+    # then
+    assert response.status_code == 302, response.content[:2000]
+    item.refresh_from_db()
+    assert item.name == "Renamed in admin" and item.stock_quantity == 3
+    assert_chain(item)
