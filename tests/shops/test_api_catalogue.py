@@ -358,3 +358,14 @@ def test_keyword_and_saved_replies_crud(auth_client, shop, django_assert_max_num
         assert auth_client.get(url(shop, "/keyword-replies")).json()["count"] == 1
     with django_assert_max_num_queries(4):
         assert auth_client.get(url(shop, "/saved-replies")).json()["count"] == 1
+
+
+def test_stock_that_would_overflow_is_a_400_not_a_500(auth_client, shop):
+    item = make_item(shop, stock=1_999_999_999)
+    response = auth_client.post(
+        url(shop, f"/items/{item.pk}/stock"), {"change": 1_999_999_999}, format="json"
+    )
+    assert "change" in assert_error(response, 400, "validation_error")["fields"]
+    item.refresh_from_db()
+    assert item.stock_quantity == 1_999_999_999
+    assert_chain(item)
