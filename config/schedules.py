@@ -21,16 +21,10 @@ SCHEDULES = [
              crontab={"minute": "10", "hour": "0"}),
     Schedule("accounts: flush expired JWT tokens", "accounts.flush_expired_tokens",
              crontab={"minute": "30", "hour": "0"}),
-]
-SCHEDULES.append(
-    Schedule("shops: stock history cleanup (>365 days)", "shops.cleanup_stock_history",
-             crontab={"minute": "0", "hour": "6", "day_of_month": "1"}),
-)
-SCHEDULES += [
-    Schedule("jobs: rescue jobs with a stale heartbeat", "jobs.rescue_stale", interval_seconds=60,
-             queue="default"),
-]
-SCHEDULES.append(
     Schedule("credits: nightly ledger audit (balance = SUM(ledger))", "credits.audit_balances",
              crontab={"minute": "30", "hour": "1"}, queue="default"),
-)
+    Schedule("jobs: rescue jobs with a stale heartbeat", "jobs.rescue_stale", interval_seconds=60,
+             queue="default"),
+    Schedule("shops: stock history cleanup (>365 days)", "shops.cleanup_stock_history",
+             crontab={"minute": "0", "hour": "6", "day_of_month": "1"}),
+]

@@ -26,7 +26,6 @@ from shops.models import (
     Shop,
     SocialIntegration,
 )
-from shops.parsers import PARSERS
 from shops.permissions import Action, role_allows
 from shops.serializers import (
     ConversationSerializer,
@@ -71,7 +70,6 @@ class ShopScopedMixin:
     """
 
     permission_classes = [IsUserAccount]
-    parser_classes = PARSERS
     read_action = Action.READ
     write_action = Action.MANAGE
     http_method_names = METHODS
@@ -106,7 +104,6 @@ class ShopListCreateApi(generics.ListAPIView):
     """GET: the shops the caller belongs to, with their role. POST: create one (caller is owner)."""
 
     permission_classes = [IsUserAccount]
-    parser_classes = PARSERS
     serializer_class = ShopSerializer
     http_method_names = ["get", "post", "head", "options"]
 
@@ -416,7 +413,6 @@ class InboundMessageApi(APIView):
     scope `shops:inbound`. Returns the stored message and the auto-reply (or null)."""
 
     authentication_classes = [JWTCookieOrHeaderAuthentication, ApiKeyAuthentication]
-    parser_classes = PARSERS
     required_scope = INBOUND_SCOPE
 
     def _shop(self, request, shop_id) -> Shop:
@@ -463,7 +459,6 @@ class InboundMessageApi(APIView):
 class _PublicFormMixin:
     authentication_classes: list = []
     permission_classes = [AllowAny]
-    parser_classes = PARSERS
     throttle_classes = [ScopedRateThrottle]
     throttle_scope = "public_form"
 

@@ -180,7 +180,21 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
-    "ENUM_NAME_OVERRIDES": {},
+    # Several models name a field status/kind/role/provider; give each choice set its own name.
+    "ENUM_NAME_OVERRIDES": {
+        "LicenseStatusEnum": "accounts.models.License.Status",
+        "SubscriptionStatusEnum": "accounts.models.Subscription.Status",
+        "PaymentStatusEnum": "credits.models.Payment.Status",
+        "PaymentProviderEnum": "credits.models.Provider",
+        "JobStatusEnum": "jobs.states.JobStatus",
+        "JobFileRoleEnum": "jobs.models.JobFile.Role",
+        "ShopRoleEnum": "shops.models.Role",
+        "ItemKindEnum": "shops.models.Item.Kind",
+        "PaymentMethodKindEnum": "shops.models.PaymentMethod.Kind",
+        "ConversationStatusEnum": "shops.models.Conversation.Status",
+        "OrderStatusEnum": "shops.models.OrderStatus",
+        "IntegrationProviderEnum": "shops.models.SocialIntegration.Provider",
+    },
 }
 
 # Celery (SPEC §5): late acks, requeue on worker loss, one message at a time per process.
