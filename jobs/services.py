@@ -329,3 +329,33 @@ def job_outputs_store(job: Job, outputs, artifacts) -> None:
         Artifact(job=job, user_id=job.user_id, type=a["type"][:32], name=a["name"][:255], data=a["data"],
                  file=stored[a["output_index"]] if a.get("output_index") is not None else None)
         for a in artifacts])
+
+
+REBUILD_SQL = """
+INSERT INTO jobs_jobdailystat (user_id, date, jobs, requested, successful, failed, credits_spent, vault_items)
+SELECT user_id, date, sum(jobs), sum(requested), sum(successful), sum(failed), sum(credits_spent),
+       sum(vault_items)
+  FROM (SELECT user_id, (created_at AT TIME ZONE 'UTC')::date AS date, count(*) AS jobs,
+               sum(requested_count) AS requested, sum(successful_count) AS successful,
+               sum(failed_count) AS failed, sum(credits_charged - credits_refunded) AS credits_spent,
+               0 AS vault_items
+          FROM jobs_job {job_where} GROUP BY 1, 2
+        UNION ALL
+        SELECT user_id, job_date, 0, 0, 0, 0, 0, count(*) FROM jobs_artifact {artifact_where} GROUP BY 1, 2) t
+ GROUP BY user_id, date
+"""
+
+
+@transaction.atomic
+def job_daily_stats_rebuild(*, user_id=None) -> int:
+    """Recompute JobDailyStat from jobs and artifacts with set-based SQL (after a bulk load
+    with the triggers disabled, or to repair). Locks the jobs and artifacts tables against
+    writes (SHARE mode) so no change slips between the recount and the new rows."""
+    from django.db import connection
+
+    where, args = ("WHERE user_id = %s", [user_id]) if user_id else ("", [])
+    with connection.cursor() as cursor:
+        cursor.execute("LOCK TABLE jobs_job, jobs_artifact IN SHARE MODE")
+        cursor.execute(f"DELETE FROM jobs_jobdailystat {where}", args)
+        cursor.execute(REBUILD_SQL.format(job_where=where, artifact_where=where), args * 2)
+        return cursor.rowcount

@@ -1,0 +1,176 @@
+"""Jobs claimed and completed per second by two Celery worker processes, no-op processor.
+
+    .venv/bin/python bench/jobs_throughput.py [--jobs 4000] [--batches 1,8]
+
+Creates its own database `bench_jobs_throughput` (dropped at the end) and uses the Redis
+database BENCH_REDIS_URL (default db 13) as the broker. For each claim batch size, inserts
+`--jobs` queued jobs with one set-based INSERT, starts two real `celery -A config worker -P solo`
+processes (each claims up to <batch> jobs per round trip with FOR UPDATE SKIP LOCKED, then runs
+each with its own start/complete writes and lease checks, exactly as in production), sends one
+wake-up per worker and measures until every job is completed.
+
+Baseline in the same run: two plain processes doing the same claim / start / complete SQL
+through psycopg, no Django, no Celery. Target: >= 200 jobs/s.
+"""
+
+import argparse
+import multiprocessing
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from jobs_common import ROOT, configure, connect, create_database, drop_database
+
+DB = "bench_jobs_throughput"
+
+INSERT_SQL = """
+INSERT INTO jobs_job (id, created_at, updated_at, user_id, kind_id, external_id, status, priority,
+    runs_on_engine, params, requested_count, successful_count, failed_count, progress, attempts, max_retries,
+    credits_charged, credits_refunded, charged, holds_model_slot, result, error, queued_at)
+SELECT gen_random_uuid(), now(), now(), %(user)s, %(kind)s, %(prefix)s || i, 'queued', i %% 3, true,
+       '{}'::jsonb, 1, 0, 0, 0, 0, 0, 0, 0, true, false, '{}'::jsonb, '', clock_timestamp()
+  FROM generate_series(1, %(n)s) AS i
+"""
+
+COMPLETE_LOCK = ("SELECT requested_count FROM jobs_job WHERE id = %s AND attempts = %s "
+                 "AND status IN ('preparing', 'processing', 'finalizing') FOR UPDATE")
+COMPLETE = ("UPDATE jobs_job SET status = 'completed', progress = 100, successful_count = %s, error = '', "
+            "completed_at = now(), updated_at = now() WHERE id = %s")
+
+
+def count_left(prefix: str) -> int:
+    with connect(DB, autocommit=True) as conn:
+        return conn.execute("SELECT count(*) FROM jobs_job WHERE external_id LIKE %s "
+                            "AND status <> 'completed'", [prefix + "%"]).fetchone()[0]
+
+
+def insert_jobs(user_id, kind_id, prefix: str, n: int) -> None:
+    with connect(DB, autocommit=True) as conn:
+        conn.execute(INSERT_SQL, {"user": user_id, "kind": kind_id, "prefix": prefix, "n": n})
+        conn.execute("ANALYZE jobs_job")
+
+
+def wait_done(prefix: str, timeout: float = 600) -> float:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if count_left(prefix) == 0:
+            return time.perf_counter()
+        time.sleep(0.02)
+    raise SystemExit(f"jobs {prefix}* did not complete within {timeout}s")
+
+
+def run_celery(env, user_id, kind_id, n: int, batch: int) -> float:
+    from config.celery import app
+    from jobs.tasks import run_queue
+
+    prefix = f"celery-b{batch}-"
+    insert_jobs(user_id, kind_id, prefix, n)
+    with app.connection_for_write() as conn:
+        conn.default_channel.queue_purge("jobs")
+    worker_env = {**env, "JOBS_CLAIM_BATCH": str(batch), "JOBS_DRAIN_SECONDS": "600",
+                  "JOBS_EXTRA_PROCESSOR_MODULES": "jobs_noop",
+                  "PYTHONPATH": os.pathsep.join([str(ROOT / "bench"), str(ROOT)])}
+    workers = [subprocess.Popen([sys.executable, "-m", "celery", "-A", "config", "worker", "-P", "solo",
+                                 "-Q", "jobs", "-n", f"bench{i}@%h", "--loglevel", "WARNING",
+                                 "--without-mingle", "--without-gossip"],
+                                cwd=ROOT, env=worker_env, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+               for i in range(2)]
+    try:
+        deadline = time.monotonic() + 60
+        while len(app.control.ping(timeout=0.5) or []) < 2:
+            if time.monotonic() > deadline:
+                raise SystemExit("the two workers did not come up")
+        started = time.perf_counter()
+        for _ in workers:
+            run_queue.apply_async(queue="jobs")
+        finished = wait_done(prefix)
+    finally:
+        for proc in workers:
+            proc.send_signal(signal.SIGTERM)
+        for proc in workers:
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+    return n / (finished - started)
+
+
+def raw_worker(batch: int, go, claim_sql: str, start_sql: str) -> None:
+    """A spawned process (not forked: the parent has Celery/kombu threads) with no Django."""
+    go.wait()
+    with connect(DB, autocommit=True) as conn:
+        while True:
+            with conn.transaction():
+                rows = conn.execute(claim_sql, [batch]).fetchall()
+            if not rows:
+                return
+            for job_id, attempt, _priority, _queued in sorted(rows, key=lambda r: (-r[2], r[3])):
+                conn.execute(start_sql, [job_id, attempt])
+                with conn.transaction():
+                    row = conn.execute(COMPLETE_LOCK, [job_id, attempt]).fetchone()
+                    if row:
+                        conn.execute(COMPLETE, [row[0], job_id])
+
+
+def run_raw(user_id, kind_id, n: int, batch: int) -> float:
+    prefix = f"raw-b{batch}-"
+    insert_jobs(user_id, kind_id, prefix, n)
+    from jobs.engine import CLAIM_SQL, START_SQL
+
+    ctx = multiprocessing.get_context("spawn")
+    go = ctx.Event()
+    procs = [ctx.Process(target=raw_worker, args=(batch, go, CLAIM_SQL, START_SQL)) for _ in range(2)]
+    for proc in procs:
+        proc.start()
+    time.sleep(3)
+    started = time.perf_counter()
+    go.set()
+    for proc in procs:
+        proc.join()
+    finished = time.perf_counter()
+    assert count_left(prefix) == 0
+    return n / (finished - started)
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--jobs", type=int, default=4000)
+    parser.add_argument("--batches", default="1,8")
+    args = parser.parse_args()
+    env = configure(DB)
+    create_database(DB)
+    try:
+        import django
+
+        django.setup()
+        from django.core.management import call_command
+
+        call_command("migrate", verbosity=0)
+        from accounts.models import User
+        from jobs.models import JobKind
+
+        user = User.objects.create_user("throughput-bench@example.com", "x")
+        kind = JobKind.objects.create(code="bench_noop", credits_per_unit=0, max_retries=0, timeout=60)
+        from django.db import connections
+
+        connections.close_all()
+        print(f"{args.jobs:,} jobs per run, two worker processes, no-op processor\n")
+        header = f"{'claim batch':>11} | {'celery jobs/s':>13} | {'raw SQL jobs/s':>14} | celery / raw"
+        print(header, flush=True)
+        for batch in [int(b) for b in args.batches.split(",")]:
+            celery_rate = run_celery(env, user.pk, kind.pk, args.jobs, batch)
+            raw_rate = run_raw(user.pk, kind.pk, args.jobs, batch)
+            print(f"{batch:>11} | {celery_rate:>13.0f} | {raw_rate:>14.0f} | {celery_rate / raw_rate:>11.0%}",
+                  flush=True)
+    finally:
+        from django.db import connections
+
+        connections.close_all()
+        drop_database(DB)
+
+
+if __name__ == "__main__":
+    main()
