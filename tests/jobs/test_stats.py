@@ -203,3 +203,18 @@ def test_stats_query_count_is_constant(auth_client, user, django_assert_max_num_
         auth_client.get("/api/stats?from=2026-06-01&to=2026-06-30")
     with django_assert_max_num_queries(3):
         assert len(auth_client.get("/api/stats/daily?from=2026-06-01&to=2026-06-30").json()) == 30
+
+
+def test_rollup_rebuild_reproduces_what_the_triggers_kept(funded_user, other_user):
+    from jobs import services
+
+    services.job_create(user=funded_user, kind_code="account_batch", requested_count=3)
+    job = services.job_create(user=funded_user, kind_code="account_batch", requested_count=2)
+    Artifact.objects.create(job=job, user=funded_user, type="account")
+    services.job_cancel(job=job)
+    fields = ("user_id", "date", "jobs", "requested", "successful", "failed", "credits_spent", "vault_items")
+    before = sorted(JobDailyStat.objects.values_list(*fields))
+    JobDailyStat.objects.all().delete()
+    services.job_daily_stats_rebuild()
+    assert sorted(JobDailyStat.objects.values_list(*fields)) == before
+    assert before[0][2:] == (2, 5, 0, 0, 3, 1)
