@@ -26,6 +26,7 @@ import time
 from datetime import timedelta
 
 from django.db import connection, transaction
+from django.db.models import DurationField, ExpressionWrapper, F, Q
 from django.utils import timezone
 
 from jobs import conf
@@ -52,7 +53,7 @@ RETURNING j.id, j.attempts, j.priority, j.queued_at
 
 START_SQL = """
 UPDATE jobs_job SET status = 'processing', started_at = COALESCE(started_at, clock_timestamp()),
-       heartbeat_at = now(), updated_at = now()
+       attempt_started_at = clock_timestamp(), heartbeat_at = now(), updated_at = now()
  WHERE id = %s AND attempts = %s AND status = 'preparing'
 """
 
@@ -233,26 +234,32 @@ def jobs_drain(*, budget_seconds: float | None = None, batch: int | None = None)
 
 
 def jobs_rescue_stale(*, now=None, limit: int = 500) -> dict:
-    """Beat, every minute: jobs whose worker stopped heartbeating are treated as a failed attempt
-    (`retrying` now, or `failed` and refunded after the last retry). Nothing is charged: the
-    charge happened once, when the job entered `queued`. Also re-announces due claimable jobs,
-    in case their wake-up message was lost. Safe to run concurrently and twice."""
+    """Beat, every minute: jobs whose worker stopped heartbeating, or whose attempt has run longer
+    than its kind's timeout, are treated as a failed attempt (`retrying`, or `failed` and
+    refunded after the last retry). A worker still running a timed-out attempt can no longer
+    write its result (the lease check refuses it). Nothing is charged: the charge happened once,
+    when the job entered `queued`. Also re-announces due claimable jobs, in case their wake-up
+    message was lost. Safe to run concurrently and twice."""
     now = now or timezone.now()
     stale_before = now - timedelta(seconds=float(conf.get("JOBS_STALE_AFTER_SECONDS")))
-    stale = list(Job.objects.filter(status__in=(S.PREPARING, S.PROCESSING, S.FINALIZING),
-                                    heartbeat_at__lt=stale_before)
-                 .values_list("pk", "attempts")[:limit])
+    timed_out = Q(attempt_started_at__lt=now - ExpressionWrapper(F("kind__timeout") * timedelta(seconds=1),
+                                                                output_field=DurationField()))
+    lost = Q(heartbeat_at__lt=stale_before) | timed_out
+    running = Job.objects.filter(status__in=(S.PREPARING, S.PROCESSING, S.FINALIZING))
+    candidates = list(running.filter(lost).values_list("pk", "attempts")[:limit])
     rescued = 0
-    for job_id, attempt in stale:
+    for job_id, attempt in candidates:
         with transaction.atomic():
-            job = (Job.objects.select_for_update(skip_locked=True, of=("self",))
-                   .filter(pk=job_id, attempts=attempt, heartbeat_at__lt=stale_before).first())
+            job = (running.select_for_update(skip_locked=True, of=("self",))
+                   .filter(lost, pk=job_id, attempts=attempt).first())
             if job is None:
                 continue
-            # Due at once: the backoff is for processor errors, not for a worker that died.
-            status = job_attempt_failed(job_id=job_id, attempt=attempt,
-                                        error="The worker stopped responding (stale heartbeat).")
-            if status == S.RETRYING:
+            stale = job.heartbeat_at is None or job.heartbeat_at < stale_before
+            error = ("The worker stopped responding (stale heartbeat)." if stale else
+                     f"The attempt ran longer than the {job.kind.timeout} s timeout.")
+            status = job_attempt_failed(job_id=job_id, attempt=attempt, error=error)
+            if status == S.RETRYING and stale:
+                # Due at once: the backoff is for processor errors, not for a worker that died.
                 Job.objects.filter(pk=job_id).update(next_attempt_at=now)
             rescued += 1
     due = Job.objects.filter(status__in=(S.QUEUED, S.RETRYING), runs_on_engine=True).exclude(

@@ -62,6 +62,8 @@ class Job(UUIDModel):
     max_retries = models.PositiveSmallIntegerField(default=3)
     next_attempt_at = models.DateTimeField(null=True, blank=True)
     heartbeat_at = models.DateTimeField(null=True, blank=True)
+    # When the current attempt started processing: the rescue fails attempts older than kind.timeout.
+    attempt_started_at = models.DateTimeField(null=True, blank=True)
     credits_charged = models.PositiveIntegerField(default=0)
     credits_refunded = models.PositiveIntegerField(default=0)
     # Set once the charge has been attempted for this job, so re-entering states never re-charges.

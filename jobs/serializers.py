@@ -162,6 +162,22 @@ class StatsOutputSerializer(serializers.Serializer):
     vault_items = serializers.IntegerField()
 
 
+class DailyStatOutputSerializer(StatsOutputSerializer):
+    date = serializers.DateField()
+
+
+class QueueStatusOutputSerializer(serializers.Serializer):
+    counts = serializers.DictField(child=serializers.IntegerField())
+    average_wait_seconds = serializers.FloatField(allow_null=True)
+    oldest_queued_seconds = serializers.FloatField(allow_null=True)
+
+
+class WebhookOutputSerializer(serializers.Serializer):
+    outcome = serializers.ChoiceField(choices=["applied", "duplicate"])
+    job_id = serializers.CharField()
+    status = serializers.CharField(allow_null=True)
+
+
 class UsageMetricsSerializer(serializers.Serializer):
     endpoint = serializers.CharField(max_length=255, required=False, default="", allow_blank=True)
     units = serializers.IntegerField(min_value=0, max_value=2**31 - 1, required=False, default=0)

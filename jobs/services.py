@@ -249,6 +249,11 @@ def job_stats_upsert(*, user, external_id: str, status: str, requested_count: in
     existing = Job.objects.filter(external_id=external_id).values_list("pk", "user_id").first()
     if existing is None:
         kind = job_kind_get(code=kind_code)
+        if kind.executor != JobKind.Executor.EXTERNAL:
+            # Engine kinds (model_import…) are created through POST /api/jobs, where the model
+            # limit and the input file are checked; an external report cannot bypass that.
+            raise ApplicationError("This job kind is not run by external workers.", code="validation_error",
+                                   fields={"kind": [f"{kind_code!r} cannot be reported through /api/stats."]})
         job = Job(user=user, kind=kind, external_id=external_id, status=S.PENDING,
                   requested_count=requested_count, max_retries=kind.max_retries,
                   runs_on_engine=False)

@@ -167,3 +167,35 @@ def test_worker_process_killed_mid_job_is_rescued_and_completes_with_one_charge(
     assert job.attempts == 2 and job.result == {"attempt": 2}
     assert usage_rows(job) == 1 and refund_rows(job) == 0
     assert balance_get(user=payer) == 995
+
+
+@pytest.mark.django_db
+def test_attempt_running_past_its_kind_timeout_is_failed_over_and_its_late_result_refused(user):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    give_credits(user, 10)
+    job = services.job_create(user=user, kind_code="test_script", params={})
+    ((job_id, attempt),) = engine.jobs_claim(limit=1)
+    with connection.cursor() as cursor:
+        cursor.execute(engine.START_SQL, [job_id, attempt])
+    # the heartbeat is fresh, but the attempt started longer ago than the kind's 60 s timeout
+    Job.objects.filter(pk=job_id).update(attempt_started_at=timezone.now() - timedelta(seconds=61),
+                                         heartbeat_at=timezone.now())
+    assert engine.jobs_rescue_stale()["rescued"] == 1
+    job.refresh_from_db()
+    assert job.status == "retrying" and "timeout" in job.error
+    assert engine.job_attempt_succeeded(job_id=job_id, attempt=attempt, outcome={}, ctx=None) is False
+    assert Job.objects.get(pk=job_id).status == "retrying"
+
+
+@pytest.mark.django_db
+def test_fresh_running_job_is_left_alone_by_the_rescue(user):
+    give_credits(user, 10)
+    services.job_create(user=user, kind_code="test_script")
+    ((job_id, attempt),) = engine.jobs_claim(limit=1)
+    with connection.cursor() as cursor:
+        cursor.execute(engine.START_SQL, [job_id, attempt])
+    assert engine.jobs_rescue_stale()["rescued"] == 0
+    assert Job.objects.get(pk=job_id).status == "processing"

@@ -218,3 +218,9 @@ def test_rollup_rebuild_reproduces_what_the_triggers_kept(funded_user, other_use
     services.job_daily_stats_rebuild()
     assert sorted(JobDailyStat.objects.values_list(*fields)) == before
     assert before[0][2:] == (2, 5, 0, 0, 3, 1)
+
+
+def test_patch_cannot_create_an_engine_kind_job_bypassing_the_model_limit(auth_client, user):
+    assert_error(patch(auth_client, job_id="m-1", requested_count=1, status="completed", kind="model_import"),
+                 400, "validation_error")
+    assert not Job.objects.exists()
