@@ -20,35 +20,16 @@ raw (the three-statement baseline) on the hot user.
 """
 
 import argparse
-import os
 import random
-import sys
-import threading
 import time
 import uuid
 from datetime import UTC, datetime
-from pathlib import Path
 
-import psycopg
+from harness import close_django_connections, configure, connect, create_database, drop_database, setup_django
+from harness import run_threads as run
 
 BENCH_DB = "bench_credits_charge"
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-import environ  # noqa: E402
-
-environ.Env.read_env(ROOT / ".env", overwrite=False)
-BASE_URL = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/saas")
-DB = environ.Env.db_url_config(BASE_URL)
-CONN_KW = {"host": DB["HOST"] or "127.0.0.1", "port": DB["PORT"] or 5432, "user": DB["USER"] or "postgres",
-           "password": DB["PASSWORD"] or None}
-
-_auth = CONN_KW["user"] + (f":{CONN_KW['password']}" if CONN_KW["password"] else "")
-os.environ["DATABASE_URL"] = f"postgres://{_auth}@{CONN_KW['host']}:{CONN_KW['port']}/{BENCH_DB}"
-os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings.local"
-# DEBUG would record every query in memory and slow the service path artificially.
-os.environ["DEBUG"] = "false"
-os.environ.setdefault("CONN_MAX_AGE", "600")
+configure(BENCH_DB)
 
 WORKER_COUNTS = (1, 8, 32)
 START_BALANCE = 1_000_000_000
@@ -60,24 +41,10 @@ RAW_INSERT = ("INSERT INTO credits_credittransaction (id, created_at, updated_at
 RAW_UPDATE = "UPDATE credits_creditbalance SET balance = %s, updated_at = now() WHERE id = %s"
 
 
-def admin_execute(statement: str) -> None:
-    with psycopg.connect(dbname="postgres", autocommit=True, **CONN_KW) as conn:
-        conn.execute(statement)
-
-
-def drop_database() -> None:
-    admin_execute(f'DROP DATABASE IF EXISTS "{BENCH_DB}" WITH (FORCE)')
-
-
 def setup_django_and_data(n_users: int):
-    drop_database()
-    admin_execute(f'CREATE DATABASE "{BENCH_DB}"')
-    import django
+    create_database(BENCH_DB)
+    setup_django()
 
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
     from accounts.models import User
     from credits.services import credits_grant
 
@@ -110,7 +77,7 @@ def raw_worker(user_ids, stop_at, counter, index):
     done = 0
     prefix = f"raw:{uuid.uuid4().hex}:"
     pick = random.Random(index)
-    with psycopg.connect(dbname=BENCH_DB, **CONN_KW) as conn:
+    with connect(BENCH_DB) as conn:
         while time.perf_counter() < stop_at:
             user_id = user_ids[0] if len(user_ids) == 1 else pick.choice(user_ids)
             with conn.transaction():
@@ -128,7 +95,7 @@ def raw_one_statement_worker(user_ids, stop_at, counter, index):
     done = 0
     prefix = f"raw1:{uuid.uuid4().hex}:"
     pick = random.Random(index)
-    with psycopg.connect(dbname=BENCH_DB, autocommit=True, **CONN_KW) as conn:
+    with connect(BENCH_DB, autocommit=True) as conn:
         while time.perf_counter() < stop_at:
             user_id = user_ids[0] if len(user_ids) == 1 else pick.choice(user_ids)
             now = datetime.now(UTC)
@@ -139,18 +106,6 @@ def raw_one_statement_worker(user_ids, stop_at, counter, index):
             assert row is not None
             done += 1
     counter[index] = done
-
-
-def run(worker, targets, workers: int, seconds: float) -> float:
-    counter = [0] * workers
-    start = time.perf_counter()
-    stop_at = start + seconds
-    threads = [threading.Thread(target=worker, args=(targets, stop_at, counter, i)) for i in range(workers)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return sum(counter) / (time.perf_counter() - start)
 
 
 def audit_ok() -> bool:
@@ -185,13 +140,8 @@ def main():
         print(f"hot-user ratio service/raw: min {min(hot_ratios):.0%} (target >= 50%)")
         print(f"ledger audit after the run: {'OK' if audit_ok() else 'MISMATCH'}")
     finally:
-        try:
-            from django.db import connections
-
-            connections.close_all()
-        except Exception as exc:  # django may not be set up if creation failed
-            print(f"(closing connections: {exc})")
-        drop_database()
+        close_django_connections()
+        drop_database(BENCH_DB)
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ import threading
 import time
 import uuid
 
-from jobs_common import ROOT, configure, connect, create_database, drop_database
+from harness import ROOT, configure, connect, create_database, drop_database
 
 DB = "bench_jobs_create"
 CLIENTS = 8

@@ -21,8 +21,7 @@ import time
 import warnings
 from datetime import timedelta
 
-from jobs_common import (
-    JOB_COLUMNS,
+from harness import (
     configure,
     connect,
     create_database,
@@ -32,6 +31,9 @@ from jobs_common import (
 )
 
 DB = "bench_jobs_stats"
+JOB_COLUMNS = ("id, created_at, updated_at, user_id, kind_id, external_id, status, priority, runs_on_engine, "
+               "params, requested_count, successful_count, failed_count, progress, attempts, max_retries, "
+               "credits_charged, credits_refunded, charged, holds_model_slot, result, error, queued_at")
 
 LOAD_SQL = f"""
 INSERT INTO jobs_job ({JOB_COLUMNS})

@@ -21,7 +21,7 @@ import subprocess
 import sys
 import time
 
-from jobs_common import ROOT, configure, connect, create_database, drop_database
+from harness import ROOT, configure, connect, create_database, drop_database
 
 DB = "bench_jobs_throughput"
 

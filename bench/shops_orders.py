@@ -20,34 +20,15 @@ orders/s, the ratio service/raw (target >= 40%) and a check that every item's hi
 """
 
 import argparse
-import os
 import random
-import sys
-import threading
 import time
 import uuid
-from pathlib import Path
 
-import psycopg
+from harness import close_django_connections, configure, connect, create_database, drop_database, setup_django
+from harness import run_threads as run
 
 BENCH_DB = "bench_shops_orders"
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-import environ  # noqa: E402
-
-environ.Env.read_env(ROOT / ".env", overwrite=False)
-BASE_URL = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/saas")
-DB = environ.Env.db_url_config(BASE_URL)
-CONN_KW = {"host": DB["HOST"] or "127.0.0.1", "port": DB["PORT"] or 5432, "user": DB["USER"] or "postgres",
-           "password": DB["PASSWORD"] or None}
-
-_auth = CONN_KW["user"] + (f":{CONN_KW['password']}" if CONN_KW["password"] else "")
-os.environ["DATABASE_URL"] = f"postgres://{_auth}@{CONN_KW['host']}:{CONN_KW['port']}/{BENCH_DB}"
-os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings.local"
-# DEBUG would record every query in memory and slow the service path artificially.
-os.environ["DEBUG"] = "false"
-os.environ.setdefault("CONN_MAX_AGE", "600")
+configure(BENCH_DB)
 
 START_STOCK = 1_000_000_000
 
@@ -70,25 +51,11 @@ CHAIN_CHECK = """
 """
 
 
-def admin_execute(statement: str) -> None:
-    with psycopg.connect(dbname="postgres", autocommit=True, **CONN_KW) as conn:
-        conn.execute(statement)
-
-
-def drop_database() -> None:
-    admin_execute(f'DROP DATABASE IF EXISTS "{BENCH_DB}" WITH (FORCE)')
-
-
 def setup_django_and_data(n_items: int):
-    drop_database()
-    admin_execute(f'CREATE DATABASE "{BENCH_DB}"')
-    import django
-
-    django.setup()
-    from django.core.management import call_command
+    create_database(BENCH_DB)
+    setup_django()
     from django.db import transaction
 
-    call_command("migrate", verbosity=0)
     from accounts.models import User
     from shops.models import Form, Item, StockHistory
     from shops.services import shop_create
@@ -150,7 +117,7 @@ def raw_worker(ctx, stop_at, counter, index):
     done = 0
     prefix = f"raw:{uuid.uuid4().hex[:8]}:"
     pick = random.Random(index)
-    with psycopg.connect(dbname=BENCH_DB, **CONN_KW) as conn:
+    with connect(BENCH_DB) as conn:
         while time.perf_counter() < stop_at:
             item_id = item_ids[0] if len(item_ids) == 1 else pick.choice(item_ids)
             with conn.transaction():
@@ -163,20 +130,8 @@ def raw_worker(ctx, stop_at, counter, index):
     counter[index] = done
 
 
-def run(worker, ctx, workers: int, seconds: float) -> float:
-    counter = [0] * workers
-    start = time.perf_counter()
-    stop_at = start + seconds
-    threads = [threading.Thread(target=worker, args=(ctx, stop_at, counter, i)) for i in range(workers)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return sum(counter) / (time.perf_counter() - start)
-
-
 def chain_ok() -> bool:
-    with psycopg.connect(dbname=BENCH_DB, **CONN_KW) as conn:
+    with connect(BENCH_DB) as conn:
         broken, mismatched, negative = conn.execute(CHAIN_CHECK).fetchone()
     return broken == mismatched == negative == 0
 
@@ -204,13 +159,8 @@ def main():
         print(f"service/raw: min {min(ratios):.0%} (target >= 40%)")
         print(f"stock history chain after the run: {'OK' if chain_ok() else 'BROKEN'}")
     finally:
-        try:
-            from django.db import connections
-
-            connections.close_all()
-        except Exception as exc:  # django may not be set up if creation failed
-            print(f"(closing connections: {exc})")
-        drop_database()
+        close_django_connections()
+        drop_database(BENCH_DB)
 
 
 if __name__ == "__main__":

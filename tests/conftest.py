@@ -1,3 +1,5 @@
+import importlib
+
 import pytest
 from django.core.cache import cache
 from rest_framework.test import APIClient
@@ -59,3 +61,20 @@ def assert_error(response, status: int, code: str | None = None):
     if code is not None:
         assert body["error"]["code"] == code, body
     return body["error"]
+
+
+@pytest.fixture
+def reference_data(transactional_db):
+    """Put back the rows the data migrations seed (credit packages, job kinds).
+
+    Transactional tests end by flushing every table, seeded rows included, so a transactional
+    test that relies on them asks for this fixture.
+    """
+    from django.apps import apps
+
+    from jobs.models import JobKind
+    from jobs.seed import SEED_KINDS
+
+    importlib.import_module("credits.migrations.0002_seed_credit_packages").seed(apps, None)
+    for kind in SEED_KINDS:
+        JobKind.objects.get_or_create(code=kind["code"], defaults=kind)

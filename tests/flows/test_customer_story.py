@@ -27,7 +27,7 @@ def _signed_post(client, path: str, payload: dict):
 
 
 @pytest.mark.django_db(transaction=True)  # each request commits, as in production (stats roll up at commit)
-def test_register_buy_credits_run_a_batch_and_get_failed_units_back(api_client):
+def test_register_buy_credits_run_a_batch_and_get_failed_units_back(api_client, reference_data):
     # given a new customer
     registered = api_client.post("/api/auth/register", {
         "email": "Story@Example.com", "password": PASSWORD, "password_confirm": PASSWORD,

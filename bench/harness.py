@@ -1,4 +1,4 @@
-"""Shared set-up for the jobs benchmarks: a private database, Django pointed at it, timing helpers.
+"""Shared set-up for every benchmark: a private database, Django pointed at it, timing helpers.
 
 Importing this module sets the environment (before Django is imported): DATABASE_URL → the
 benchmark's own database, DEBUG off, a Redis database for the broker/cache that nobody else uses
@@ -8,6 +8,8 @@ by default (BENCH_REDIS_URL, default redis://127.0.0.1:6379/13), throttles out o
 import os
 import statistics
 import sys
+import threading
+import time
 from pathlib import Path
 
 import psycopg
@@ -76,6 +78,24 @@ def percentiles(samples_ms: list[float]) -> tuple[float, float]:
     return statistics.median(ordered), p95
 
 
-JOB_COLUMNS = ("id, created_at, updated_at, user_id, kind_id, external_id, status, priority, runs_on_engine, "
-               "params, requested_count, successful_count, failed_count, progress, attempts, max_retries, "
-               "credits_charged, credits_refunded, charged, holds_model_slot, result, error, queued_at")
+def run_threads(worker, ctx, workers: int, seconds: float) -> float:
+    """Run `worker(ctx, stop_at, counter, index)` in `workers` threads for `seconds`; returns the
+    operations per second they counted in total."""
+    counter = [0] * workers
+    start = time.perf_counter()
+    stop_at = start + seconds
+    threads = [threading.Thread(target=worker, args=(ctx, stop_at, counter, i)) for i in range(workers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return sum(counter) / (time.perf_counter() - start)
+
+
+def close_django_connections() -> None:
+    try:
+        from django.db import connections
+
+        connections.close_all()
+    except Exception as exc:  # Django may not be set up if creating the database failed
+        print(f"(closing connections: {exc})")
