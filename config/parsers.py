@@ -1,3 +1,5 @@
+import json
+
 from django.conf import settings
 from rest_framework.exceptions import ParseError
 from rest_framework.parsers import FormParser, JSONParser
@@ -20,28 +22,42 @@ def _refuse_oversize(parser_context) -> None:
         raise ParseError(f"The request body is larger than {limit} bytes.")
 
 
-def _has_lone_surrogate(data) -> bool:
+def _texts(data, *, keys_only: bool = False):
+    """Every string in a parsed JSON document: object keys, and values unless `keys_only`."""
     stack = [data]
     while stack:
         value = stack.pop()
-        if isinstance(value, str):
-            try:
-                value.encode("utf-8")
-            except UnicodeEncodeError:
-                return True
-        elif isinstance(value, dict):
-            stack.extend(value.keys())
+        if isinstance(value, dict):
+            yield from value.keys()
             stack.extend(value.values())
         elif isinstance(value, list):
             stack.extend(value)
+        elif isinstance(value, str) and not keys_only:
+            yield value
+
+
+def _is_lone_surrogate_text(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
     return False
+
+
+def has_unstorable_text(data) -> bool:
+    """True when a string or key in `data` holds what PostgreSQL text and jsonb cannot store:
+    a NUL character or a lone UTF-16 surrogate."""
+    return any("\x00" in text or _is_lone_surrogate_text(text) for text in _texts(data))
 
 
 class LimitedJSONParser(JSONParser):
     """The project's JSON parser: size-capped, and refusing input no UTF-8 text can hold.
 
-    JSON may spell lone UTF-16 surrogates (`"\\ud800"`); echoing one in an error message or
-    storing it in PostgreSQL fails, so such bodies are a 400 up front.
+    JSON may spell lone UTF-16 surrogates (`"\\ud800"`), which no UTF-8 text can hold (echoing
+    one in an error message fails), and NUL (`"\\u0000"`), which PostgreSQL cannot store. Both
+    are refused up front when no field could name them: surrogates anywhere, NUL in object keys.
+    NUL in a string value is left to the field, whose validator names it (DRF's CharField does;
+    free-form JSON fields check `has_unstorable_text`).
     """
 
     def parse(self, stream, media_type=None, parser_context=None):
@@ -51,9 +67,32 @@ class LimitedJSONParser(JSONParser):
         except RecursionError:
             # `[[[[…` nested deeper than the interpreter's stack is malformed input, not a crash.
             raise ParseError("JSON parse error - nested too deeply.") from None
-        if _has_lone_surrogate(data):
-            raise ParseError("JSON parse error - the body contains invalid Unicode (a lone surrogate).")
+        if any(_is_lone_surrogate_text(t) for t in _texts(data)) or any(
+                "\x00" in key for key in _texts(data, keys_only=True)):
+            raise _unstorable()
         return data
+
+
+def _unstorable() -> ParseError:
+    return ParseError("JSON parse error - the body contains text that cannot be stored "
+                      "(a NUL character or a lone surrogate).")
+
+
+def parse_json_bytes(body: bytes):
+    """Parse a raw body the way the API's parser would (for views that must read the raw bytes
+    first, such as signed webhooks). Raises ParseError."""
+    try:
+        data = json.loads(body)
+    except (ValueError, RecursionError):
+        raise ParseError("JSON parse error - the body is not valid JSON.") from None
+    if has_unstorable_text(data):
+        raise _unstorable()
+    return data
+
+
+def loggable_text(body: bytes, limit: int = 10_000) -> str:
+    """The first `limit` bytes of a raw body as text a PostgreSQL column can hold."""
+    return body[:limit].decode("utf-8", errors="replace").replace("\x00", "\ufffd")
 
 
 class LimitedFormParser(FormParser):

@@ -1,4 +1,3 @@
-import json
 import os
 
 from django.conf import settings
@@ -17,7 +16,7 @@ from accounts.models import ServiceApiKey, User
 from accounts.permissions import IsServiceKeyWithScope, IsUserAccount
 from config import signing
 from config.exceptions import ApplicationError, NotFound, error_body
-from config.parsers import LimitedJSONParser
+from config.parsers import LimitedJSONParser, loggable_text, parse_json_bytes
 from jobs import selectors, services
 from jobs.filters import JobFilter
 from jobs.models import Job, JobWebhookEvent
@@ -204,13 +203,10 @@ class JobWebhookApi(APIView):
         except signing.SignatureError as exc:
             JobWebhookEvent.objects.create(provider=provider, headers=headers, signature_valid=False,
                                            outcome="rejected", error=exc.message,
-                                           payload={"raw": body[:2000].decode("utf-8", "replace")})
+                                           payload={"raw": loggable_text(body, 2000)})
             status_code = 404 if exc.code == "webhook_not_configured" else 401
             return Response(error_body(exc.code, exc.message), status=status_code)
-        try:
-            payload = json.loads(body)
-        except ValueError:
-            raise ApplicationError("The body is not valid JSON.", code="parse_error") from None
+        payload = parse_json_bytes(body)
         data = _validated(JobWebhookInputSerializer, payload)
         job, outcome = services.job_webhook_apply(
             provider=provider, event_id=data["event_id"], external_id=data["job_id"], payload=payload,

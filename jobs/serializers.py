@@ -5,6 +5,7 @@ from datetime import date, timedelta
 from django.utils import timezone
 from rest_framework import serializers
 
+from config.parsers import has_unstorable_text
 from jobs.models import EXTERNAL_ID_MAX, Job, JobFile
 
 EXTERNAL_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:\-]*$")
@@ -28,6 +29,8 @@ class ParamsField(serializers.JSONField):
                 raise serializers.ValidationError("Must be a JSON object.") from None
         if not isinstance(data, dict):
             raise serializers.ValidationError("Must be a JSON object.")
+        if has_unstorable_text(data):
+            raise serializers.ValidationError("Must not contain NUL characters.")
         if len(json.dumps(data)) > MAX_PARAMS_BYTES:
             raise serializers.ValidationError(f"At most {MAX_PARAMS_BYTES} bytes.")
         return data

@@ -241,6 +241,9 @@ class FormSerializer(StrictModelSerializer):
         read_only_fields = ["id", "created_at", "updated_at"]
 
     def validate_fields(self, value):
+        # A PATCH validates nested items partially, so `name` may be missing here.
+        if any("name" not in f for f in value):
+            raise serializers.ValidationError("Every field needs a name.")
         names = [f["name"] for f in value]
         if len(set(names)) != len(names):
             raise serializers.ValidationError("Field names must be unique.")
