@@ -16,6 +16,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 
+from config.admin import ReadOnlyAdmin
 from config.exceptions import ApplicationError
 from credits import services
 from credits.models import (
@@ -27,19 +28,6 @@ from credits.models import (
     PaymentEvent,
     WebhookLog,
 )
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """Viewable, never addable, changeable or deletable, whoever is logged in."""
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(CreditPackage)
@@ -147,7 +135,7 @@ class CreditAccountAdmin(ReadOnlyAdmin):
 
 
 @admin.register(Payment)
-class PaymentAdmin(admin.ModelAdmin):
+class PaymentAdmin(ReadOnlyAdmin):
     list_display = ["created_at", "user", "package", "amount", "currency", "provider", "status", "credits",
                     "refund_shortfall"]
     list_filter = ["status", "provider", ("created_at", admin.DateFieldListFilter)]
@@ -155,15 +143,6 @@ class PaymentAdmin(admin.ModelAdmin):
     list_select_related = ["user", "package"]
     date_hierarchy = "created_at"
     actions = ["refund_payments"]
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     @admin.action(description="Refund selected payments (claw back their credits)",
                   permissions=["refund"])

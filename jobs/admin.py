@@ -1,19 +1,9 @@
 from django.contrib import admin, messages
 
+from config.admin import ReadOnlyAdmin
 from config.exceptions import ApplicationError
 from jobs import services
 from jobs.models import ApiUsageLog, Artifact, Job, JobDailyStat, JobFile, JobKind, JobWebhookEvent
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(JobKind)

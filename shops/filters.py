@@ -2,6 +2,7 @@ import django_filters
 from django import forms
 from django.db.models import Q
 
+from config.filters import DateRangeFilterSet
 from shops.models import Conversation, FormSubmission, Item, OrderStatus
 from shops.selectors import low_stock_q
 
@@ -48,25 +49,14 @@ class ItemFilter(django_filters.FilterSet):
         )
 
 
-class OrderFilter(django_filters.FilterSet):
+class OrderFilter(DateRangeFilterSet):
     status = django_filters.ChoiceFilter(choices=OrderStatus.choices)
-    # Inclusive UTC dates (SPEC §2).
-    date_from = django_filters.DateFilter(field_name="submitted_at", lookup_expr="date__gte", label="from")
-    date_to = django_filters.DateFilter(field_name="submitted_at", lookup_expr="date__lte", label="to")
+    date_field = "submitted_at"
     search = django_filters.CharFilter(method="filter_search", max_length=200)
 
     class Meta:
         model = FormSubmission
         fields = ["status"]
-
-    def __init__(self, data=None, *args, **kwargs):
-        # `from` is a Python keyword, so the filters are declared under other names.
-        if data is not None:
-            data = data.copy()
-            for public, internal in (("from", "date_from"), ("to", "date_to")):
-                if public in data:
-                    data[internal] = data.pop(public)[-1] if hasattr(data, "getlist") else data.pop(public)
-        super().__init__(data, *args, **kwargs)
 
     def filter_search(self, queryset, name, value):
         value = value.strip()
