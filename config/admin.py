@@ -1,6 +1,8 @@
-"""Admin building blocks shared by the apps (a plain module: config is not an app)."""
+"""Admin building blocks shared by the apps, and the platform's own tables."""
 
 from django.contrib import admin
+
+from config.models import ScheduledRun
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -17,3 +19,15 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+@admin.register(ScheduledRun)
+class ScheduledRunAdmin(ReadOnlyAdmin):
+    """When each schedule last ran and what it did (SPEC §9)."""
+
+    list_display = ("task", "period_key", "outcome", "started_at", "finished_at", "duration", "attempts")
+    list_filter = ("outcome", "task")
+    search_fields = ("task", "period_key")
+    date_hierarchy = "started_at"
+    readonly_fields = ("task", "period_key", "outcome", "started_at", "finished_at", "attempts",
+                       "counts", "error", "created_at", "updated_at")

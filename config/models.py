@@ -1,4 +1,4 @@
-"""Abstract bases every app's models share (not an app: nothing here has a table)."""
+"""Abstract bases every app's models share, and the platform's own tables (ScheduledRun)."""
 
 import uuid
 
@@ -18,3 +18,40 @@ class UUIDModel(TimeStampedModel):
 
     class Meta:
         abstract = True
+
+
+class ScheduledRun(UUIDModel):
+    """One run of a periodic task for one period (SPEC §9).
+
+    Unique per (task, period_key): a second run of the same period finds the row and does
+    nothing, so Beat firing twice, a manual "run now" and a retried message are all harmless.
+    A failed run may be run again (it takes the row over); a succeeded or running one may not.
+    """
+
+    class Outcome(models.TextChoices):
+        RUNNING = "running", "running"
+        SUCCEEDED = "succeeded", "succeeded"
+        FAILED = "failed", "failed"
+
+    task = models.CharField(max_length=200)
+    period_key = models.CharField(max_length=64, help_text="e.g. 2026-11-22, 2026-W47, 2026-11-22T10:15")
+    started_at = models.DateTimeField()
+    finished_at = models.DateTimeField(null=True, blank=True)
+    outcome = models.CharField(max_length=16, choices=Outcome.choices, default=Outcome.RUNNING)
+    counts = models.JSONField(default=dict, blank=True)
+    error = models.TextField(blank=True, default="")
+    attempts = models.PositiveIntegerField(default=1)
+
+    class Meta:
+        ordering = ["-started_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["task", "period_key"], name="scheduledrun_task_period_unique"),
+        ]
+        indexes = [models.Index(fields=["task", "-started_at"], name="scheduledrun_task_recent")]
+
+    def __str__(self):
+        return f"{self.task} [{self.period_key}] {self.outcome}"
+
+    @property
+    def duration(self):
+        return (self.finished_at - self.started_at) if self.finished_at else None

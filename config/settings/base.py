@@ -35,6 +35,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "django_celery_beat",
     "pgtrigger",
+    "config.apps.PlatformConfig",
     "accounts",
     "credits",
     "jobs",
