@@ -13,7 +13,11 @@ from accounts import selectors, services
 from accounts.authentication import ACCESS_COOKIE, REFRESH_COOKIE
 from accounts.permissions import IsUserAccount
 from accounts.serializers import (
+    DetailSerializer,
+    EmailVerifyInputSerializer,
     LoginInputSerializer,
+    PasswordResetConfirmInputSerializer,
+    PasswordResetInputSerializer,
     PreferencesSerializer,
     ProgressInputSerializer,
     RefreshInputSerializer,
@@ -200,3 +204,66 @@ class ProgressApi(JsonApi):
         serializer.is_valid(raise_exception=True)
         services.user_record_progress(user=request.user, **serializer.validated_data)
         return Response(UserSerializer(selectors.user_get_profile(user_id=request.user.pk)).data)
+
+
+class PasswordResetApi(JsonApi):
+    """Ask for a password-reset email. Always 202, whether or not the address has an account."""
+
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+    throttle_classes = [ScopedRateThrottle]
+    throttle_scope = "password_reset"
+
+    @extend_schema(request=PasswordResetInputSerializer, responses={202: DetailSerializer})
+    def post(self, request):
+        serializer = PasswordResetInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        services.password_reset_request(email=serializer.validated_data["email"])
+        return Response({"detail": "If an account uses this address, a reset link is on its way."},
+                        status=status.HTTP_202_ACCEPTED)
+
+
+class PasswordResetConfirmApi(JsonApi):
+    """Set a new password with the uid and token of a reset link; every session is ended."""
+
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+    throttle_classes = [ScopedRateThrottle]
+    throttle_scope = "password_reset"
+
+    @extend_schema(request=PasswordResetConfirmInputSerializer, responses={200: DetailSerializer})
+    def post(self, request):
+        serializer = PasswordResetConfirmInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        services.password_reset_confirm(**serializer.validated_data)
+        return Response({"detail": "Your password has been changed; please log in again."})
+
+
+class EmailVerifyApi(JsonApi):
+    """Confirm an email address with the uid and token of a verification link."""
+
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+    throttle_classes = [ScopedRateThrottle]
+    throttle_scope = "email_verify"
+
+    @extend_schema(request=EmailVerifyInputSerializer, responses={200: DetailSerializer})
+    def post(self, request):
+        serializer = EmailVerifyInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        services.email_verify(**serializer.validated_data)
+        return Response({"detail": "Your email address is verified."})
+
+
+class EmailVerifyResendApi(JsonApi):
+    """Send the signed-in user a new verification link (202; nothing is sent once verified)."""
+
+    permission_classes = [IsUserAccount]
+    throttle_classes = [ScopedRateThrottle]
+    throttle_scope = "email_verify"
+
+    @extend_schema(request=None, responses={202: DetailSerializer})
+    def post(self, request):
+        sent = services.email_verification_send(user=request.user)
+        detail = "A verification link is on its way." if sent else "Your email address is already verified."
+        return Response({"detail": detail}, status=status.HTTP_202_ACCEPTED)

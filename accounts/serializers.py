@@ -68,13 +68,14 @@ class UserSerializer(serializers.ModelSerializer):
     credit_balance = serializers.SerializerMethodField()
     license = LicenseSerializer(read_only=True, allow_null=True)
     subscription = serializers.SerializerMethodField()
+    email_verified = serializers.SerializerMethodField()
 
     class Meta:
         model = User
         fields = ["id", "email", "name", "phone_number", "organization", "job_title", "country",
                   "industry", "tier", "model_limit", "models_used", "time_spent",
                   "max_step_reached", "last_session_final_step", "credit_balance", "license",
-                  "subscription", "is_staff", "date_joined", "created_at"]
+                  "subscription", "email_verified", "is_staff", "date_joined", "created_at"]
         read_only_fields = ["id", "email", "tier", "model_limit", "models_used", "time_spent",
                             "max_step_reached", "last_session_final_step", "is_staff",
                             "date_joined", "created_at"]
@@ -84,6 +85,9 @@ class UserSerializer(serializers.ModelSerializer):
         # only, so accounts never imports credits (SPEC §1 dependency direction).
         balance = getattr(user, "credit_balance", None)
         return balance.balance if balance is not None else 0
+
+    def get_email_verified(self, user) -> bool:
+        return user.email_verified_at is not None
 
     def get_subscription(self, user) -> dict | None:
         current = next((s for s in user.subscriptions.all()
@@ -142,3 +146,22 @@ class PreferencesSerializer(serializers.ModelSerializer):
 class ProgressInputSerializer(serializers.Serializer):
     time_spent_delta = serializers.IntegerField(min_value=0, max_value=24 * 60 * 60)
     step = serializers.IntegerField(min_value=0, max_value=10_000)
+
+
+class PasswordResetInputSerializer(serializers.Serializer):
+    email = serializers.EmailField(max_length=254)
+
+
+class PasswordResetConfirmInputSerializer(serializers.Serializer):
+    uid = serializers.CharField(max_length=64)
+    token = serializers.CharField(max_length=128)
+    new_password = serializers.CharField(max_length=128, trim_whitespace=False)
+
+
+class EmailVerifyInputSerializer(serializers.Serializer):
+    uid = serializers.CharField(max_length=64)
+    token = serializers.CharField(max_length=128)
+
+
+class DetailSerializer(serializers.Serializer):
+    detail = serializers.CharField()

@@ -1,18 +1,26 @@
 """Writes to accounts. Every function here is the only way its change is made."""
 
+import logging
+import uuid
 from datetime import datetime
 
+from django.conf import settings
 from django.contrib.auth.password_validation import validate_password
+from django.core.cache import cache
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.db.models.functions import Greatest
 from django.utils import timezone
+from django.utils.encoding import force_bytes, force_str
+from django.utils.http import urlsafe_base64_decode, urlsafe_base64_encode
 from rest_framework import status
 from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.settings import api_settings as jwt_settings
 from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
 from rest_framework_simplejwt.tokens import RefreshToken
 
+from accounts.emails import email_send_after_commit
 from accounts.models import (
     FREE_MODEL_LIMIT,
     License,
@@ -22,7 +30,10 @@ from accounts.models import (
     User,
     UserPreferences,
 )
+from accounts.tokens import email_verification_tokens, password_reset_tokens
 from config.exceptions import ApplicationError
+
+logger = logging.getLogger(__name__)
 
 PROFILE_FIELDS = ("name", "phone_number", "organization", "job_title", "country", "industry")
 
@@ -44,6 +55,7 @@ def user_register(*, email: str, password: str, **profile) -> User:
     except IntegrityError:
         raise _email_taken() from None
     user_ensure_profile(user=user)
+    email_verification_send(user=user)
     return user
 
 
@@ -204,3 +216,106 @@ def api_key_create(*, name: str, scopes: list[str]) -> tuple[ServiceApiKey, str]
     if not name or not scopes:
         raise ApplicationError("A name and at least one scope are required.", code="validation_error")
     return ServiceApiKey.objects.create_key(name=name, scopes=scopes)
+
+
+# -- account recovery and email verification (SPEC §12) ----------------------------------------
+
+
+def _invalid_link() -> ApplicationError:
+    return ApplicationError("This link is invalid or has expired.", code="invalid_token")
+
+
+def _user_from_uid(uid: str) -> User | None:
+    try:
+        pk = uuid.UUID(force_str(urlsafe_base64_decode(uid)))
+    except (ValueError, TypeError, UnicodeDecodeError):
+        return None
+    return User.objects.filter(pk=pk, is_active=True, deleted_at__isnull=True).first()
+
+
+def _link(path: str, user: User, token: str) -> str:
+    return f"{settings.FRONTEND_URL}{path}?uid={urlsafe_base64_encode(force_bytes(user.pk))}&token={token}"
+
+
+def password_reset_request(*, email: str) -> None:
+    """Email a reset link to the active account with this address, if there is one.
+
+    Answers the same way whether or not the address has an account, so callers cannot probe
+    for accounts. At most one email per address per PASSWORD_RESET_EMAIL_COOLDOWN seconds
+    (a cache key; if the cache is down the email is sent anyway). Sent after commit by Celery.
+    """
+    user = User.objects.filter(email__iexact=User.objects.normalize_email(email).strip(), is_active=True,
+                               deleted_at__isnull=True).first()
+    if user is None:
+        return
+    try:
+        first = cache.add(f"password-reset:{user.pk}", 1, timeout=settings.PASSWORD_RESET_EMAIL_COOLDOWN)
+    except Exception:
+        logger.warning("cache unavailable: password-reset cooldown not applied", exc_info=True)
+        first = True
+    if not first:
+        return
+    token = password_reset_tokens.make_token(user)
+    email_send_after_commit(template="password_reset", to=[user.email], context={
+        "name": user.name, "reset_url": _link("/reset-password", user, token),
+        "valid_hours": settings.PASSWORD_RESET_TIMEOUT // 3600})
+
+
+@transaction.atomic
+def password_reset_confirm(*, uid: str, token: str, new_password: str) -> User:
+    """Set a new password from a reset link, then end every session the account had.
+
+    Locks the user row. The token (Django's generator) covers the password hash and last login,
+    so it works once: after the change it no longer matches. Raises ApplicationError
+    `invalid_token` (400) for a wrong, used or expired link, and validation_error (400) for a
+    password the validators refuse. Every outstanding refresh token is blacklisted.
+    """
+    user = _user_from_uid(uid)
+    if user is None:
+        raise _invalid_link()
+    user = User.objects.select_for_update().get(pk=user.pk)
+    if not password_reset_tokens.check_token(user, token):
+        raise _invalid_link()
+    try:
+        validate_password(new_password, user=user)
+    except DjangoValidationError as exc:
+        raise ApplicationError("Invalid input.", code="validation_error",
+                               fields={"new_password": list(exc.messages)}) from None
+    user.set_password(new_password)
+    user.save(update_fields=["password", "updated_at"])
+    outstanding = OutstandingToken.objects.filter(user=user).exclude(blacklistedtoken__isnull=False)
+    BlacklistedToken.objects.bulk_create([BlacklistedToken(token=t) for t in outstanding],
+                                         ignore_conflicts=True)
+    return user
+
+
+def email_verification_send(*, user: User) -> bool:
+    """Email `user` a link confirming their address (after commit, by Celery). Returns False
+    and sends nothing when the address is already verified."""
+    if user.email_verified_at is not None:
+        return False
+    token = email_verification_tokens.make_token(user)
+    email_send_after_commit(template="verify_email", to=[user.email], context={
+        "name": user.name, "email": user.email, "verify_url": _link("/verify-email", user, token)})
+    return True
+
+
+@transaction.atomic
+def email_verify(*, uid: str, token: str) -> User:
+    """Mark the address verified from a verification link. Locks the user row.
+
+    Verifying an already verified address with its own (now spent) link is not an error: it
+    answers the user as it is, so a double click is harmless. Raises `invalid_token` (400) for a
+    wrong or expired link, or one issued for an address the account no longer has.
+    """
+    user = _user_from_uid(uid)
+    if user is None:
+        raise _invalid_link()
+    user = User.objects.select_for_update().get(pk=user.pk)
+    if user.email_verified_at is not None:
+        return user
+    if not email_verification_tokens.check_token(user, token):
+        raise _invalid_link()
+    user.email_verified_at = timezone.now()
+    user.save(update_fields=["email_verified_at", "updated_at"])
+    return user

@@ -152,6 +152,8 @@ REST_FRAMEWORK = {
         "register": env("THROTTLE_REGISTER", default="20/hour"),
         "public_form": env("THROTTLE_PUBLIC_FORM", default="30/min"),
         "webhook": env("THROTTLE_WEBHOOK", default="600/min"),
+        "password_reset": env("THROTTLE_PASSWORD_RESET", default="5/hour"),
+        "email_verify": env("THROTTLE_EMAIL_VERIFY", default="30/hour"),
     },
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
     # Trust X-Forwarded-For only behind this many proxies. With DRF's default (None) a client
@@ -227,5 +229,27 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
     "loggers": {"django.request": {"level": "ERROR"}},
 }
+
+# Email (SPEC §12): the console locally; SMTP by EMAIL_URL (e.g. smtp+tls://user:pass@host:587);
+# an email service through django-anymail by EMAIL_BACKEND=anymail.backends.<esp>.EmailBackend
+# and its credentials in ANYMAIL (JSON, e.g. {"MAILGUN_API_KEY": "..."}).
+SITE_NAME = env("SITE_NAME", default="Credit-metered SaaS")
+FRONTEND_URL = env("FRONTEND_URL", default="http://localhost:3000").rstrip("/")
+DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="no-reply@localhost")
+_email = env.email_url("EMAIL_URL", default="consolemail://")
+EMAIL_BACKEND = env("EMAIL_BACKEND", default=_email["EMAIL_BACKEND"])
+EMAIL_HOST = _email["EMAIL_HOST"] or "localhost"
+EMAIL_PORT = _email["EMAIL_PORT"] or 25
+EMAIL_HOST_USER = _email["EMAIL_HOST_USER"] or ""
+EMAIL_HOST_PASSWORD = _email["EMAIL_HOST_PASSWORD"] or ""
+EMAIL_USE_TLS = _email.get("EMAIL_USE_TLS", False)
+EMAIL_USE_SSL = _email.get("EMAIL_USE_SSL", False)
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=20)
+ANYMAIL = env.json("ANYMAIL", default={})
+# Password-reset links (Django's token generator) and email-verification links stay valid this long.
+PASSWORD_RESET_TIMEOUT = env.int("PASSWORD_RESET_TIMEOUT", default=3 * 60 * 60)
+EMAIL_VERIFICATION_TIMEOUT = env.int("EMAIL_VERIFICATION_TIMEOUT", default=7 * 24 * 60 * 60)
+# At most one reset email per address in this many seconds, whoever asks (no mail bombing).
+PASSWORD_RESET_EMAIL_COOLDOWN = env.int("PASSWORD_RESET_EMAIL_COOLDOWN", default=5 * 60)
 
 CSRF_FAILURE_VIEW = "config.exceptions.csrf_failure"

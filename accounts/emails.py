@@ -1,0 +1,59 @@
+"""Transactional email: rendered from templates/emails/, sent by a Celery worker after commit.
+
+Each message is three templates: `<name>_subject.txt`, `<name>.txt` and `<name>.html`. The
+request that causes an email only schedules it (`transaction.on_commit`), so a rolled-back
+request sends nothing and a slow mail server never holds a web worker.
+"""
+
+import logging
+
+from celery import shared_task
+from django.conf import settings
+from django.core.mail import EmailMultiAlternatives
+from django.db import transaction
+from django.template.loader import render_to_string
+
+logger = logging.getLogger(__name__)
+
+
+def email_render(*, template: str, context: dict) -> tuple[str, str, str]:
+    """(subject, text, html) of `template` rendered with `context`."""
+    context = {"site_name": settings.SITE_NAME, "frontend_url": settings.FRONTEND_URL, **context}
+    subject = " ".join(render_to_string(f"emails/{template}_subject.txt", context).split())
+    text = render_to_string(f"emails/{template}.txt", context)
+    html = render_to_string(f"emails/{template}.html", context)
+    return subject, text, html
+
+
+def email_send(*, template: str, to: list[str], context: dict) -> None:
+    """Render and send one message now (the Celery task calls this)."""
+    subject, text, html = email_render(template=template, context=context)
+    message = EmailMultiAlternatives(subject=subject, body=text, from_email=settings.DEFAULT_FROM_EMAIL,
+                                     to=to)
+    message.attach_alternative(html, "text/html")
+    message.send()
+
+
+def email_send_after_commit(*, template: str, to: list[str], context: dict) -> None:
+    """Queue `template` for `to` once the current transaction commits.
+
+    `context` must be JSON-serialisable (it travels through the broker). A broker that is down
+    is logged, never raised: the request that caused the email has already committed.
+    """
+
+    def enqueue():
+        try:
+            send_email.apply_async(kwargs={"template": template, "to": to, "context": context})
+        except Exception:
+            logger.exception("could not queue the %r email to %d recipient(s)", template, len(to))
+
+    transaction.on_commit(enqueue)
+
+
+@shared_task(name="accounts.send_email", queue="default", time_limit=60, soft_time_limit=50,
+             autoretry_for=(OSError,), retry_backoff=30, retry_backoff_max=15 * 60, max_retries=8,
+             ignore_result=True)
+def send_email(*, template: str, to: list[str], context: dict) -> None:
+    """Send one templated email; a mail server that is down (OSError, smtplib's errors included)
+    is retried with backoff. Sending twice is the worst a redelivery can do."""
+    email_send(template=template, to=to, context=context)
