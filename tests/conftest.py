@@ -1,10 +1,13 @@
 import importlib
+import time
 
 import pytest
+from celery.contrib.testing.worker import start_worker
 from django.core.cache import cache
 from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import RefreshToken
 
+from config.celery import app as celery_app
 from tests.factories import UserFactory
 
 
@@ -78,3 +81,31 @@ def reference_data(transactional_db):
     importlib.import_module("credits.migrations.0002_seed_credit_packages").seed(apps, None)
     for kind in SEED_KINDS:
         JobKind.objects.get_or_create(code=kind["code"], defaults=kind)
+
+
+@pytest.fixture(scope="module")
+def mail_worker():
+    """A real worker on the `default` queue (purged first, so it only runs what the test sends)."""
+    with celery_app.connection_for_write() as conn:
+        conn.default_channel.queue_purge("default")
+    with start_worker(celery_app, pool="solo", concurrency=1, perform_ping_check=False,
+                      queues=["default"], shutdown_timeout=30, loglevel="WARNING"):
+        yield
+
+
+@pytest.fixture
+def sent(mailoutbox, mail_worker, django_capture_on_commit_callbacks):
+    """Run a request's after-commit callbacks (which queue the email), then wait for the worker
+    to deliver `n` messages into the locmem outbox."""
+
+    class Sent:
+        def capture(self):
+            return django_capture_on_commit_callbacks(execute=True)
+
+        def wait(self, n: int):
+            deadline = time.monotonic() + 30
+            while len(mailoutbox) < n and time.monotonic() < deadline:
+                time.sleep(0.05)
+            return mailoutbox
+
+    return Sent()

@@ -1,18 +1,15 @@
 """Password reset and email verification (SPEC §12), with emails sent by a real Celery worker."""
 
 import re
-import time
 from urllib.parse import parse_qs, urlparse
 
 import pytest
-from celery.contrib.testing.worker import start_worker
 from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
 from rest_framework.test import APIClient
 
 from accounts.models import User
 from accounts.tokens import password_reset_tokens
-from config.celery import app as celery_app
 from tests.accounts.conftest import STRONG_PASSWORD, login, register_payload
 from tests.conftest import client_for
 from tests.factories import DEFAULT_PASSWORD, UserFactory
@@ -23,37 +20,6 @@ RESET = "/api/auth/password/reset"
 CONFIRM = "/api/auth/password/reset/confirm"
 VERIFY = "/api/auth/email/verify"
 NEW_PASSWORD = "Granite-Orchard-Lantern-58"
-
-
-@pytest.fixture(scope="module")
-def mail_worker():
-    """A real worker on the `default` queue (purged first, so it only runs what the test sends)."""
-    with celery_app.connection_for_write() as conn:
-        conn.default_channel.queue_purge("default")
-    with start_worker(celery_app, pool="solo", concurrency=1, perform_ping_check=False,
-                      queues=["default"], shutdown_timeout=30, loglevel="WARNING"):
-        yield
-
-
-@pytest.fixture
-def sent(mailoutbox, mail_worker, django_capture_on_commit_callbacks):
-    """Run a request's after-commit callbacks (which queue the email), then wait for the worker
-    to deliver `n` messages into the locmem outbox."""
-
-    class Sent:
-        def __init__(self):
-            self.callbacks = []
-
-        def capture(self):
-            return django_capture_on_commit_callbacks(execute=True)
-
-        def wait(self, n: int):
-            deadline = time.monotonic() + 30
-            while len(mailoutbox) < n and time.monotonic() < deadline:
-                time.sleep(0.05)
-            return mailoutbox
-
-    return Sent()
 
 
 def reset_params(user) -> dict:
