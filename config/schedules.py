@@ -27,4 +27,6 @@ SCHEDULES = [
              queue="default"),
     Schedule("shops: stock history cleanup (>365 days)", "shops.cleanup_stock_history",
              crontab={"minute": "0", "hour": "6", "day_of_month": "1"}),
+    Schedule("platform: prune old scheduled-run records", "platform.prune_scheduled_runs",
+             crontab={"minute": "45", "hour": "0"}),
 ]

@@ -1,8 +1,8 @@
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from config import health
+from config import exceptions, health
 
 urlpatterns = [
     path("admin/", admin.site.urls),
@@ -16,6 +16,9 @@ urlpatterns = [
     path("api/", include("shops.urls")),
     path("api/", include("analytics.urls")),
     path("api/", include("backups.urls")),
+    # Last: any other path is the JSON 404 envelope, also with DEBUG on (where Django would
+    # otherwise answer its HTML technical 404 page).
+    re_path(r"^", exceptions.json_404, name="not-found"),
 ]
 
 handler400 = "config.exceptions.json_400"

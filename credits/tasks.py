@@ -4,21 +4,27 @@ import logging
 
 from celery import shared_task
 
+from config.scheduled import period_key, scheduled_run
 from credits.selectors import credits_audit
 
 logger = logging.getLogger(__name__)
 
 
-@shared_task(name="credits.audit_balances", queue="default", time_limit=30 * 60, soft_time_limit=25 * 60)
-def audit_balances() -> int:
+@shared_task(name="credits.audit_balances", queue="default", time_limit=30 * 60, soft_time_limit=25 * 60,
+             ignore_result=True)
+def audit_balances() -> int | None:
     """Nightly: check balance = SUM(ledger) and balance >= 0 for every user.
 
     Read-only, so running it twice is harmless. Each mismatch is logged at ERROR (alerting
     picks it up); returns how many there were.
     """
-    mismatches = credits_audit()
-    for mismatch in mismatches:
-        logger.error("credits audit mismatch: %s", mismatch)
-    if not mismatches:
-        logger.info("credits audit: every balance equals its ledger sum")
+    with scheduled_run("credits.audit_balances", period_key=period_key("day")) as run:
+        if run is None:
+            return None
+        mismatches = credits_audit()
+        for mismatch in mismatches:
+            logger.error("credits audit mismatch: %s", mismatch)
+        if not mismatches:
+            logger.info("credits audit: every balance equals its ledger sum")
+        run.counts = {"mismatches": len(mismatches)}
     return len(mismatches)

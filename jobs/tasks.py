@@ -1,5 +1,6 @@
 from celery import shared_task
 
+from config.scheduled import period_key, scheduled_run
 from jobs import engine
 
 
@@ -13,7 +14,12 @@ def run_queue() -> int:
     return engine.jobs_drain()
 
 
-@shared_task(name="jobs.rescue_stale", queue="default", time_limit=120, ignore_result=True)
-def rescue_stale() -> dict:
+@shared_task(name="jobs.rescue_stale", queue="default", time_limit=120, soft_time_limit=100,
+             ignore_result=True)
+def rescue_stale() -> dict | None:
     """Every minute (config/schedules.py): rescue jobs whose worker stopped heartbeating."""
-    return engine.jobs_rescue_stale()
+    with scheduled_run("jobs.rescue_stale", period_key=period_key("minute")) as run:
+        if run is None:
+            return None
+        run.counts = engine.jobs_rescue_stale()
+    return run.counts

@@ -4,7 +4,8 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 BIN=.venv/bin
 PORT="${PORT:-8000}"
-QUEUES="${CELERY_QUEUES:-default,jobs}"
+# config.wsgi / config.celery default to production settings; this is a developer machine.
+export DJANGO_SETTINGS_MODULE="${DJANGO_SETTINGS_MODULE:-config.settings.local}"
 pids=()
 stop() {
   trap - INT TERM EXIT
@@ -17,7 +18,8 @@ trap stop INT TERM EXIT
 
 $BIN/gunicorn config.wsgi:application --bind "127.0.0.1:$PORT" --workers 2 --threads 4 \
   --access-logfile - & pids+=($!)
-$BIN/celery -A config worker -Q "$QUEUES" --concurrency 2 --loglevel INFO & pids+=($!)
+# A plain worker consumes every queue the project declares (CELERY_TASK_QUEUES).
+$BIN/celery -A config worker --concurrency 2 --loglevel INFO & pids+=($!)
 $BIN/celery -A config beat --loglevel INFO \
   --scheduler django_celery_beat.schedulers:DatabaseScheduler & pids+=($!)
 echo "run: web on http://127.0.0.1:$PORT (admin /admin/, API docs /api/docs/, readiness /readyz)"

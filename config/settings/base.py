@@ -4,6 +4,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import environ
+from kombu import Queue
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
@@ -85,11 +86,15 @@ DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env("REDIS_URL", default="redis://127.0.0.1:6379/0")
+# Fails open (config/cache.py): with Redis down, throttles let requests through and log.
+CACHE_OPTIONS = {"socket_connect_timeout": env.float("CACHE_CONNECT_TIMEOUT", default=0.5),
+                 "socket_timeout": env.float("CACHE_TIMEOUT", default=1.0)}
 CACHES = {
     "default": {
-        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "BACKEND": "config.cache.FailOpenRedisCache",
         "LOCATION": REDIS_URL,
         "KEY_PREFIX": env("CACHE_KEY_PREFIX", default="saas"),
+        "OPTIONS": CACHE_OPTIONS,
     }
 }
 
@@ -214,10 +219,23 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = "UTC"
 CELERY_ENABLE_UTC = True
 CELERY_TASK_DEFAULT_QUEUE = "default"
+# Every queue the project uses, so a plain `celery -A config worker` consumes all of them;
+# a deployment that wants dedicated engine workers starts them with `-Q jobs`.
+CELERY_TASK_QUEUES = [Queue("default", routing_key="default"), Queue("jobs", routing_key="jobs")]
+# A worker process is replaced once it has used this much resident memory (KiB) after a task:
+# a huge mesh import cannot keep its memory for the life of the worker.
+CELERY_WORKER_MAX_MEMORY_PER_CHILD = env.int("CELERY_WORKER_MAX_MEMORY_PER_CHILD", default=512 * 1024)
+CELERY_WORKER_MAX_TASKS_PER_CHILD = env.int("CELERY_WORKER_MAX_TASKS_PER_CHILD", default=1000)
+# Publishing while Redis is down must not hold a request for long: fail fast, log, and let the
+# beat rescue re-announce the work.
+CELERY_BROKER_CONNECTION_TIMEOUT = env.float("CELERY_BROKER_CONNECTION_TIMEOUT", default=1.0)
+CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.2,
+                                    "interval_max": 0.5}
 CELERY_TASK_TIME_LIMIT = 60 * 60
 CELERY_TASK_SOFT_TIME_LIMIT = 55 * 60
 # Longer than the longest job (time limit above), so Redis never redelivers a running task.
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 2 * 60 * 60}
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 2 * 60 * 60, "socket_connect_timeout": 1.0,
+                                   "socket_timeout": 5.0}
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 
@@ -251,5 +269,8 @@ PASSWORD_RESET_TIMEOUT = env.int("PASSWORD_RESET_TIMEOUT", default=3 * 60 * 60)
 EMAIL_VERIFICATION_TIMEOUT = env.int("EMAIL_VERIFICATION_TIMEOUT", default=7 * 24 * 60 * 60)
 # At most one reset email per address in this many seconds, whoever asks (no mail bombing).
 PASSWORD_RESET_EMAIL_COOLDOWN = env.int("PASSWORD_RESET_EMAIL_COOLDOWN", default=5 * 60)
+
+# Succeeded ScheduledRun rows are pruned after this many days (failed ones are kept).
+SCHEDULED_RUN_KEEP_DAYS = env.int("SCHEDULED_RUN_KEEP_DAYS", default=30)
 
 CSRF_FAILURE_VIEW = "config.exceptions.csrf_failure"

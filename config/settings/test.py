@@ -7,9 +7,10 @@ DEBUG = False
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 CACHES = {
     "default": {
-        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "BACKEND": "config.cache.FailOpenRedisCache",
         "LOCATION": env("TEST_REDIS_URL", default="redis://127.0.0.1:6379/15"),
         "KEY_PREFIX": "test",
+        "OPTIONS": CACHE_OPTIONS,  # noqa: F405
     }
 }
 CELERY_BROKER_URL = env("TEST_REDIS_URL", default="redis://127.0.0.1:6379/15")
