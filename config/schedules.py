@@ -27,4 +27,6 @@ SCHEDULES = [
              queue="default"),
     Schedule("shops: stock history cleanup (>365 days)", "shops.cleanup_stock_history",
              crontab={"minute": "0", "hour": "6", "day_of_month": "1"}),
+    Schedule("jobs: delete files of jobs dead for JOBS_DEAD_FILES_DAYS", "jobs.cleanup_dead_files",
+             crontab={"minute": "30", "hour": "4"}, queue="default"),
 ]

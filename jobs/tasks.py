@@ -1,6 +1,7 @@
 from celery import shared_task
 
-from jobs import engine
+from config.scheduled import period_key, scheduled_run
+from jobs import engine, file_services
 
 
 # The hard limit stays below the broker's visibility timeout (2 h), so Redis never hands a running
@@ -17,3 +18,15 @@ def run_queue() -> int:
 def rescue_stale() -> dict:
     """Every minute (config/schedules.py): rescue jobs whose worker stopped heartbeating."""
     return engine.jobs_rescue_stale()
+
+
+@shared_task(name="jobs.cleanup_dead_files", queue="default", time_limit=30 * 60,
+             soft_time_limit=25 * 60, ignore_result=True)
+def cleanup_dead_files() -> dict | None:
+    """Nightly (config/schedules.py): delete files of jobs failed or cancelled more than
+    JOBS_DEAD_FILES_DAYS ago. Once per UTC day; a rerun of the same day is a no-op."""
+    with scheduled_run("jobs.cleanup_dead_files", period_key=period_key("day")) as run:
+        if run is None:
+            return None
+        run.counts = file_services.job_files_cleanup_dead()
+    return run.counts
