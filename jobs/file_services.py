@@ -11,6 +11,12 @@ Quota decisions (documented in SPEC terms):
   of the jobs lock order (user → job → balance), so concurrent uploads of one user queue and each
   sees the bytes the previous one committed.
 - Files per job (`JOBS_MAX_FILES_PER_JOB`) is counted under the job row lock: 400 `too_many_files`.
+- Failed model imports: a failed import gives its model slot back (the signal in jobs.signals),
+  because holding it would cost a free user one of their few models for a corrupt file, with no
+  way to get it back. What must not be unlimited is the repetition, so it is bounded per user:
+  after JOBS_MAX_FAILED_MODEL_IMPORTS_PER_DAY failures in a rolling 24 h, a new import is a 429
+  `too_many_failed_imports` (SPEC §2: limits → 429). Oversize meshes never get that far: they
+  are refused at upload, before a job or a slot exists (jobs.files.check_mesh_size).
 """
 
 import logging
@@ -39,6 +45,11 @@ class StorageQuotaExceeded(ApplicationError):
 class TooManyFiles(ApplicationError):
     code = "too_many_files"
     status_code = 400
+
+
+class TooManyFailedImports(ApplicationError):
+    code = "too_many_failed_imports"
+    status_code = 429
 
 
 USAGE_SQL = """
@@ -81,6 +92,23 @@ def job_files_limit_check(*, job: Job) -> None:
     limit = settings.JOBS_MAX_FILES_PER_JOB
     if JobFile.objects.filter(job=job).count() >= limit:
         raise TooManyFiles(f"A job may hold at most {limit} files.")
+
+
+def model_import_failures_check(*, user_id, now: datetime | None = None) -> None:
+    """Refuse a new model-limit job (429 `too_many_failed_imports`) once the user's model-limit
+    jobs failed JOBS_MAX_FAILED_MODEL_IMPORTS_PER_DAY times in the last 24 hours.
+
+    Call it with the user row locked (job_create's slot reservation holds it), so concurrent
+    imports of one user are counted one after the other.
+    """
+    now = now or timezone.now()
+    limit = settings.JOBS_MAX_FAILED_MODEL_IMPORTS_PER_DAY
+    failed = Job.objects.filter(user_id=user_id, status=JobStatus.FAILED,
+                                kind__counts_toward_model_limit=True,
+                                completed_at__gte=now - timedelta(hours=24)).count()
+    if failed >= limit:
+        raise TooManyFailedImports(f"{failed} model imports failed in the last 24 hours; try again later "
+                                   "with a file that opens in a 3D tool.")
 
 
 def _delete_stored(names: list[str]) -> None:

@@ -93,6 +93,7 @@ def job_create(*, user, kind_code: str, params: dict | None = None, requested_co
         raise Conflict("A job with this external_id already exists.", code="duplicate_external_id")
     if kind.counts_toward_model_limit:
         _reserve_model_slot(user.pk)
+        file_services.model_import_failures_check(user_id=user.pk)
     now = timezone.now()
     job = Job(user=user, kind=kind, status=S.QUEUED, priority=priority, params=params or {},
               requested_count=requested_count, max_retries=kind.max_retries, queued_at=now,

@@ -129,6 +129,10 @@ JOBS_MAX_MESH_FACES = env.int("JOBS_MAX_MESH_FACES", default=2_000_000)
 STORAGE_QUOTA_BYTES = env.int("STORAGE_QUOTA_BYTES", default=1024 ** 3)
 # Files one job may hold (400 `too_many_files`).
 JOBS_MAX_FILES_PER_JOB = env.int("JOBS_MAX_FILES_PER_JOB", default=10)
+# A failed model import gives its model slot back (a corrupt file must not cost a free user a
+# model forever), so repetition is bounded instead: after this many failed imports in the last
+# 24 hours, new imports are refused with 429 `too_many_failed_imports`.
+JOBS_MAX_FAILED_MODEL_IMPORTS_PER_DAY = env.int("JOBS_MAX_FAILED_MODEL_IMPORTS_PER_DAY", default=10)
 # Files of jobs failed or cancelled longer ago than this are deleted by `jobs.cleanup_dead_files`.
 JOBS_DEAD_FILES_DAYS = env.int("JOBS_DEAD_FILES_DAYS", default=30)
 

@@ -299,6 +299,8 @@ def test_quota_settings_have_the_documented_defaults():
     assert base.JOBS_DEAD_FILES_DAYS == 30
     assert base.JOBS_MAX_MESH_FACES == 2_000_000
     assert base.JOBS_FILES_ACCEL_REDIRECT_PREFIX == ""
+    assert base.JOBS_FILES_SIGNED_URL_SECONDS == 300
+    assert base.JOBS_MAX_FAILED_MODEL_IMPORTS_PER_DAY == 10
 
 
 def test_check_upload_runs_the_mesh_check_only_for_models(settings):
@@ -307,3 +309,34 @@ def test_check_upload_runs_the_mesh_check_only_for_models(settings):
     assert check_upload(upload("t.png", png), role="thumbnail").content_type == "image/png"
     with pytest.raises(ApplicationError):
         check_upload(upload("c.obj", cube_bytes("obj")), role="input")
+
+
+# --- failed imports -------------------------------------------------------------------------
+
+CORRUPT_STL = b"solid nonsense\nthis is not a mesh at all\n"
+
+
+def test_failed_imports_give_the_slot_back_but_cannot_be_repeated_without_limit(auth_client, user, settings):
+    # given: two imports of a corrupt file that fail in the worker
+    settings.JOBS_MAX_FAILED_MODEL_IMPORTS_PER_DAY = 2
+    for _ in range(2):
+        bad = upload("bad.stl", CORRUPT_STL)
+        response = auth_client.post("/api/jobs", {"kind": "model_import", "input": bad}, format="multipart")
+        assert response.status_code == 201, response.content
+        assert run_all() == ["failed"]
+    user.refresh_from_db()
+    assert user.models_used == 0
+    # when: a third import is asked for
+    response = post_import(auth_client)
+    # then: refused as a limit, and nothing (job, slot, file) persists
+    assert_error(response, 429, "too_many_failed_imports")
+    user.refresh_from_db()
+    assert user.models_used == 0 and Job.objects.count() == 2 and JobFile.objects.count() == 2
+
+
+def test_failed_imports_older_than_a_day_or_of_other_kinds_do_not_count(auth_client, user, settings):
+    settings.JOBS_MAX_FAILED_MODEL_IMPORTS_PER_DAY = 1
+    old = import_job(user)
+    Job.objects.filter(pk=old.pk).update(status="failed", completed_at=timezone.now() - timedelta(hours=25))
+    JobFactory(user=user, status="failed", completed_at=timezone.now())  # account_batch
+    assert post_import(auth_client).status_code == 201
