@@ -248,8 +248,10 @@ def _job_with_file(user, status: str, finished_days_ago: float):
 
 
 def test_nightly_cleanup_deletes_files_of_jobs_dead_longer_than_the_setting(
-        user, settings, django_capture_on_commit_callbacks):
-    # given
+        user, settings, django_capture_on_commit_callbacks, monkeypatch):
+    # given: time stands still, so both runs below fall in the same UTC day whenever this runs
+    now = timezone.now()
+    monkeypatch.setattr(timezone, "now", lambda: now)
     settings.JOBS_DEAD_FILES_DAYS = 30
     _, old_failed = _job_with_file(user, "failed", 31)
     _, old_cancelled = _job_with_file(user, "cancelled", 45)
