@@ -29,4 +29,6 @@ SCHEDULES = [
              crontab={"minute": "0", "hour": "6", "day_of_month": "1"}),
     Schedule("platform: prune old scheduled-run records", "platform.prune_scheduled_runs",
              crontab={"minute": "45", "hour": "0"}),
+    Schedule("jobs: delete files of jobs dead for JOBS_DEAD_FILES_DAYS", "jobs.cleanup_dead_files",
+             crontab={"minute": "30", "hour": "4"}, queue="default"),
 ]

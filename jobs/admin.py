@@ -1,4 +1,8 @@
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.http import Http404
+from django.urls import path, reverse
+from django.utils.html import format_html
 
 from config.admin import ReadOnlyAdmin
 from config.exceptions import ApplicationError
@@ -18,11 +22,18 @@ class JobFileInline(admin.TabularInline):
     model = JobFile
     extra = 0
     can_delete = False
-    fields = ["role", "file", "file_type", "size", "sha256", "content_type", "created_at"]
+    # The stored object's own URL points at MEDIA_URL, which nothing serves: link to the admin's
+    # download view instead (staff only, through the same delivery as the API).
+    fields = ["role", "download", "file_type", "size", "sha256", "content_type", "created_at"]
     readonly_fields = fields
 
     def has_add_permission(self, request, obj=None):
         return False
+
+    @admin.display(description="File")
+    def download(self, obj):
+        url = reverse("admin:jobs_job_file_download", kwargs={"job_id": obj.job_id, "file_id": obj.pk})
+        return format_html('<a href="{}">{}</a>', url, obj.original_name or obj.file.name)
 
 
 class ArtifactInline(admin.TabularInline):
@@ -61,6 +72,21 @@ class JobAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+    def get_urls(self):
+        download = path("<uuid:job_id>/files/<uuid:file_id>/download/",
+                        self.admin_site.admin_view(self.download_file), name="jobs_job_file_download")
+        return [download, *super().get_urls()]
+
+    def download_file(self, request, job_id, file_id):
+        from jobs.file_apis import job_file_response
+
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        job_file = JobFile.objects.filter(pk=file_id, job_id=job_id).first()
+        if job_file is None:
+            raise Http404("File not found.")
+        return job_file_response(job_file)
 
     def _each(self, request, queryset, action, verb):
         done = 0

@@ -86,3 +86,26 @@ def job_queue_status(*, now=None) -> dict:
         "average_wait_seconds": round(avg.total_seconds(), 3) if avg is not None else None,
         "oldest_queued_seconds": round((now - oldest).total_seconds(), 3) if oldest else None,
     }
+
+
+def job_file_list(*, user, job_id):
+    """The files of one of `user`'s jobs, oldest first; another user's job → NotFound (404)."""
+    if not Job.objects.filter(pk=job_id, user=user).exists():
+        raise NotFound("Job not found.")
+    return JobFile.objects.filter(job_id=job_id).order_by("created_at", "id")
+
+
+def job_file_get(*, user, job_id, file_id) -> JobFile:
+    """One file of one of `user`'s jobs; anything else (another user's, another job's) → 404."""
+    job_file = JobFile.objects.filter(pk=file_id, job_id=job_id, job__user=user).first()
+    if job_file is None:
+        raise NotFound("File not found.")
+    return job_file
+
+
+def artifact_list(*, user):
+    """The user's vault: what their jobs produced, newest first."""
+    from jobs.models import Artifact
+
+    return (Artifact.objects.filter(user=user).select_related("job__kind", "file")
+            .order_by("-created_at", "-id"))

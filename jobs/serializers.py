@@ -6,6 +6,7 @@ from django.utils import timezone
 from rest_framework import serializers
 
 from config.parsers import has_unstorable_text
+from jobs.file_serializers import JobFileSerializer
 from jobs.models import EXTERNAL_ID_MAX, Job, JobFile
 
 EXTERNAL_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:\-]*$")
@@ -65,16 +66,8 @@ class JobFileInputSerializer(serializers.Serializer):
     role = serializers.ChoiceField(choices=JobFile.Role.choices, default=JobFile.Role.OUTPUT)
 
 
-class JobFileOutputSerializer(serializers.ModelSerializer):
-    url = serializers.SerializerMethodField()
-
-    class Meta:
-        model = JobFile
-        fields = ["id", "role", "file_type", "original_name", "size", "sha256", "content_type", "url",
-                  "created_at"]
-
-    def get_url(self, obj) -> str:
-        return obj.file.url if obj.file else ""
+# A job's files are listed with their download endpoint, never their storage URL (jobs.file_serializers).
+JobFileOutputSerializer = JobFileSerializer
 
 
 class JobOutputSerializer(serializers.ModelSerializer):

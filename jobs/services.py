@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from accounts.models import User
 from config.exceptions import ApplicationError, Conflict, Forbidden, InvalidTransition, NotFound
-from jobs import conf
+from jobs import conf, file_services
 from jobs.files import RULES, check_upload, prefix_for
 from jobs.models import ApiUsageLog, Artifact, Job, JobFile, JobKind
 from jobs.states import RANK, TERMINAL, JobStatus, can_transition
@@ -88,10 +88,12 @@ def job_create(*, user, kind_code: str, params: dict | None = None, requested_co
                                fields={"input": ["This job kind needs an `input` file."]})
     if input_file is not None:
         check_upload(input_file, role=JobFile.Role.INPUT, field="input")
+        file_services.storage_quota_reserve(user_id=user.pk, size=input_file.size)
     if external_id and Job.objects.filter(external_id=external_id).exists():
         raise Conflict("A job with this external_id already exists.", code="duplicate_external_id")
     if kind.counts_toward_model_limit:
         _reserve_model_slot(user.pk)
+        file_services.model_import_failures_check(user_id=user.pk)
     now = timezone.now()
     job = Job(user=user, kind=kind, status=S.QUEUED, priority=priority, params=params or {},
               requested_count=requested_count, max_retries=kind.max_retries, queued_at=now,
@@ -135,6 +137,7 @@ def job_cancel(*, job: Job) -> Job:
     job.status = S.CANCELLED
     job.completed_at = timezone.now()
     job.save()
+    file_services.job_files_delete(job_id=job.pk)
     return job
 
 
@@ -167,11 +170,14 @@ def job_retry(*, job: Job) -> tuple[Job, bool]:
 def job_file_add(*, job: Job, uploaded, role: str) -> JobFile:
     """Attach a checked file to a job that has not finished (size, type and sha256 recorded).
 
-    Raises a 400 validation_error for a refused file, InvalidTransition (409) on a finished job.
+    Raises a 400 validation_error for a refused file, InvalidTransition (409) on a finished job,
+    413 storage_quota_exceeded / 400 too_many_files (jobs.file_services; user row locked first).
     """
+    file_services.storage_quota_reserve(user_id=job.user_id, size=uploaded.size or 0)
     job = _locked(job.pk)
     if job.status in TERMINAL:
         raise InvalidTransition(f"Files cannot be added to a {job.status} job.")
+    file_services.job_files_limit_check(job=job)
     return _store_file(job, uploaded, role)
 
 

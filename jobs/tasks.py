@@ -1,7 +1,7 @@
 from celery import shared_task
 
 from config.scheduled import period_key, scheduled_run
-from jobs import engine
+from jobs import engine, file_services
 
 
 # The hard limit stays below the broker's visibility timeout (2 h), so Redis never hands a running
@@ -22,4 +22,16 @@ def rescue_stale() -> dict | None:
         if run is None:
             return None
         run.counts = engine.jobs_rescue_stale()
+    return run.counts
+
+
+@shared_task(name="jobs.cleanup_dead_files", queue="default", time_limit=30 * 60,
+             soft_time_limit=25 * 60, ignore_result=True)
+def cleanup_dead_files() -> dict | None:
+    """Nightly (config/schedules.py): delete files of jobs failed or cancelled more than
+    JOBS_DEAD_FILES_DAYS ago. Once per UTC day; a rerun of the same day is a no-op."""
+    with scheduled_run("jobs.cleanup_dead_files", period_key=period_key("day")) as run:
+        if run is None:
+            return None
+        run.counts = file_services.job_files_cleanup_dead()
     return run.counts

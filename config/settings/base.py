@@ -121,6 +121,26 @@ STORAGES = {
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
 
+# Job files (SPEC §5 Downloads and Quotas).
+# When set (e.g. "/protected-media/"), downloads answer an empty 200 with X-Accel-Redirect to
+# this prefix + the stored name, and the front proxy (nginx `internal` location) sends the bytes.
+JOBS_FILES_ACCEL_REDIRECT_PREFIX = env("JOBS_FILES_ACCEL_REDIRECT_PREFIX", default="")
+# Lifetime of the signed URL a download redirects to when the storage is remote (S3-compatible).
+JOBS_FILES_SIGNED_URL_SECONDS = env.int("JOBS_FILES_SIGNED_URL_SECONDS", default=300)
+# Model files whose declared vertex or face count is above this are refused at upload (400
+# `mesh_too_large`), read from the header / a streaming scan, before any full parse.
+JOBS_MAX_MESH_FACES = env.int("JOBS_MAX_MESH_FACES", default=2_000_000)
+# Stored bytes per user, over all their jobs' files (413 `storage_quota_exceeded`).
+STORAGE_QUOTA_BYTES = env.int("STORAGE_QUOTA_BYTES", default=1024 ** 3)
+# Files one job may hold (400 `too_many_files`).
+JOBS_MAX_FILES_PER_JOB = env.int("JOBS_MAX_FILES_PER_JOB", default=10)
+# A failed model import gives its model slot back (a corrupt file must not cost a free user a
+# model forever), so repetition is bounded instead: after this many failed imports in the last
+# 24 hours, new imports are refused with 429 `too_many_failed_imports`.
+JOBS_MAX_FAILED_MODEL_IMPORTS_PER_DAY = env.int("JOBS_MAX_FAILED_MODEL_IMPORTS_PER_DAY", default=10)
+# Files of jobs failed or cancelled longer ago than this are deleted by `jobs.cleanup_dead_files`.
+JOBS_DEAD_FILES_DAYS = env.int("JOBS_DEAD_FILES_DAYS", default=30)
+
 # Request size limits: anything larger is refused with a 400 envelope.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=1024 * 1024)
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024

@@ -9,11 +9,11 @@ import logging
 
 import numpy as np
 import trimesh
+from django.conf import settings
 
 logger = logging.getLogger(__name__)
 
 FILE_TYPES = ("stl", "obj", "ply", "glb")
-MAX_FACES = 5_000_000
 
 
 class MeshError(Exception):
@@ -33,8 +33,8 @@ def load_mesh(data: bytes, file_type: str) -> trimesh.Trimesh:
         raise MeshError(f"Could not parse the {file_type.upper()} file: {exc.__class__.__name__}.") from None
     if not isinstance(loaded, trimesh.Trimesh) or len(loaded.faces) == 0 or len(loaded.vertices) == 0:
         raise MeshError(f"The {file_type.upper()} file contains no mesh geometry.")
-    if len(loaded.faces) > MAX_FACES:
-        raise MeshError(f"The mesh has more than {MAX_FACES} faces.")
+    if len(loaded.faces) > settings.JOBS_MAX_MESH_FACES:
+        raise MeshError(f"The mesh has more than {settings.JOBS_MAX_MESH_FACES} faces.")
     if not np.isfinite(loaded.vertices).all():
         raise MeshError("The mesh has non-finite vertex coordinates.")
     return loaded

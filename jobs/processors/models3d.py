@@ -6,7 +6,16 @@ EXPORT_FORMATS = ("stl", "obj", "glb", "ply")
 
 
 def _read(job_file) -> bytes:
+    """The stored bytes, after the declared-size check (a file stored before the upload check
+    existed, or a size limit lowered since, must not reach trimesh)."""
+    from config.exceptions import ApplicationError
+    from jobs.files import check_mesh_size
+
     with job_file.file.open("rb") as handle:
+        try:
+            check_mesh_size(handle, job_file.file_type, size=job_file.size)
+        except ApplicationError as exc:
+            raise PermanentJobError(exc.message) from None
         return handle.read()
 
 

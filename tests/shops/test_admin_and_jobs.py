@@ -75,13 +75,15 @@ def test_cleanup_deletes_old_history_keeps_the_chain_and_the_newest_row(shop):
     assert_chain(busy)
     assert_chain(idle)
     # and running it again deletes nothing
-    assert tasks.cleanup_stock_history() == 0
+    assert services.stock_history_cleanup(older_than_days=365) == 0
     # and stock can still move (the new row chains onto the kept row) ...
     services.stock_update(item=idle, change=2)
     assert_chain(idle)
-    # ... after which the old row is no longer the newest and goes next time
+    # ... after which the old row is no longer the newest and goes next time (the monthly task)
     assert tasks.cleanup_stock_history() == 1
     assert_chain(idle)
+    # and the task runs once a month: a second run in the same month is a recorded no-op
+    assert tasks.cleanup_stock_history() is None
 
 
 def test_cleanup_task_is_scheduled_monthly_at_six_on_the_first():
