@@ -13,7 +13,9 @@ def run_queue() -> int:
     return engine.jobs_drain()
 
 
-@shared_task(name="jobs.rescue_stale", queue="default", time_limit=120, ignore_result=True)
+@shared_task(name="jobs.rescue_stale", queue="default", time_limit=120, soft_time_limit=110,
+             ignore_result=True)
 def rescue_stale() -> dict:
-    """Every minute (config/schedules.py): rescue jobs whose worker stopped heartbeating."""
+    """Every minute (config/schedules.py): rescue engine jobs whose worker stopped heartbeating,
+    and fail jobs run elsewhere that went silent past their kind's timeout."""
     return engine.jobs_rescue_stale()
