@@ -4,7 +4,8 @@ Chosen over django-fsm-2's protected field because it holds for every writer, no
 `Model.save()`: a queryset `update()`, raw SQL and the engine's CLAIM_SQL all go through it.
 `job_transition` authorises exactly one row for the rest of its transaction with
 `set_config('jobs.transition', '<job id>', true)` (transaction-local, gone at commit or
-rollback); the engine's bulk claim authorises `*` inside its own one-statement transaction.
+rollback, and consumed by the one status write it allows); the engine's claim and start
+statements authorise `*` inside their own one-statement transactions.
 Anything else that changes `status`, or inserts a job in any status but `pending`, is refused.
 """
 
@@ -15,7 +16,12 @@ CREATE OR REPLACE FUNCTION jobs_job_status_guard() RETURNS trigger AS $$
 DECLARE
     allowed text := coalesce(current_setting('jobs.transition', true), '');
 BEGIN
-    IF allowed = '*' OR allowed = NEW.id::text THEN
+    IF allowed = '*' THEN
+        RETURN NEW;
+    END IF;
+    IF allowed = NEW.id::text THEN
+        -- one write, one authorisation: later writes in the same transaction need their own
+        PERFORM set_config('jobs.transition', '', true);
         RETURN NEW;
     END IF;
     RAISE EXCEPTION 'jobs_job.status changes only through jobs.services.job_transition (job %: % -> %)',

@@ -22,8 +22,8 @@ def job_lock(*, job_id) -> Job:
 
 
 def _authorise(job_id) -> None:
-    """Let this transaction, and only it, change this one job's status (the trigger of
-    migration 0008 refuses every other status write)."""
+    """Let this transaction change this one job's status once (the trigger of migration 0008
+    refuses every other status write, and consumes the authorisation)."""
     with connection.cursor() as cursor:
         cursor.execute(AUTHORISE_SQL, [str(job_id)])
 
@@ -64,7 +64,8 @@ def job_transition(*, job: Job, to: str, fields: dict | None = None, now=None) -
         current.completed_at = now
         if to == S.COMPLETED:
             current.progress = 100
-    _authorise(current.pk)
+    if not (current._state.adding and to == S.PENDING):  # a pending insert is not guarded
+        _authorise(current.pk)
     current._transition_to = to
     try:
         current.save()

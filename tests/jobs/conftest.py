@@ -40,3 +40,6 @@ def give_credits(user, amount: int, key: str | None = None):
 def funded_user(user):
     give_credits(user, 100)
     return user
+
+
+REPO_ROOT = __import__("pathlib").Path(__file__).resolve().parents[2]
