@@ -43,8 +43,7 @@ def test_job_transition_failing_a_constraint_rolls_its_charge_back():
     user = UserFactory()
     give_credits(user, 10)
     services.job_stats_upsert(user=user, external_id="dup", status="pending", requested_count=1)
-    job = Job(user=user, kind=JobKind.objects.get(code="account_batch"), requested_count=3,
-              external_id="dup")
+    job = Job(user=user, kind=JobKind.objects.get(code="account_batch"), requested_count=3, external_id="dup")
     with pytest.raises(IntegrityError):
         services.job_transition(job=job, to="queued")
     assert balance_get(user=user) == 10
@@ -113,9 +112,16 @@ def test_job_transition_moves_money_once_along_the_way(funded_user):
 
 
 def test_services_import_neither_the_engine_nor_the_tasks():
-    code = ("import django, sys; django.setup(); import jobs.services, jobs.admin, jobs.apis; "
-            "bad = [m for m in ('jobs.engine', 'jobs.tasks') if m in sys.modules]; "
-            "sys.exit(f'imported {bad}' if bad else 0)")
-    result = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True,
-                            env={**__import__("os").environ, "DJANGO_SETTINGS_MODULE": "config.settings.test"})
+    code = (
+        "import django, sys; django.setup(); import jobs.services, jobs.admin, jobs.apis; "
+        "bad = [m for m in ('jobs.engine', 'jobs.tasks') if m in sys.modules]; "
+        "sys.exit(f'imported {bad}' if bad else 0)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        env={**__import__("os").environ, "DJANGO_SETTINGS_MODULE": "config.settings.test"},
+    )
     assert result.returncode == 0, result.stderr[-2000:]
