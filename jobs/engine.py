@@ -280,7 +280,8 @@ def jobs_fail_silent_external(*, now=None, limit: int = 500) -> int:
     for longer than their kind's timeout. Returns how many were failed."""
     now = now or timezone.now()
     kind_timeout = ExpressionWrapper(F("kind__timeout") * timedelta(seconds=1), output_field=DurationField())
-    open_external = (Job.objects.filter(runs_on_engine=False).exclude(status__in=TERMINAL)
+    # Same predicate as the partial index job_external_open, so the scan stays on open jobs.
+    open_external = (Job.objects.filter(runs_on_engine=False, status__in=sorted(set(S.values) - TERMINAL))
                      .alias(last_report=Coalesce("heartbeat_at", "queued_at", "created_at")))
     silent = Q(last_report__lt=now - kind_timeout)
     failed = 0
