@@ -31,6 +31,7 @@ from harness import ROOT, configure, connect, create_database, drop_database
 DB = "bench_jobs_create"
 CLIENTS = 8
 
+RAW_AUTHORISE = "SELECT set_config('jobs.transition', %s, true)"
 RAW_LOCK = "SELECT id, balance FROM credits_creditbalance WHERE user_id = %s FOR UPDATE"
 RAW_LEDGER = ("INSERT INTO credits_credittransaction (id, created_at, updated_at, user_id, type, amount, "
               "balance_after, job_id, payment_id, idempotency_key, reason, created_by_id) "
@@ -91,6 +92,8 @@ def raw_work(user_ids: list, kind_id):
             while not stop.is_set():
                 job_id = uuid.uuid4()
                 with conn.transaction():
+                    # the same authorisation job_transition sends (status guard, migration 0008)
+                    conn.execute(RAW_AUTHORISE, [str(job_id)])
                     balance_id, balance = conn.execute(RAW_LOCK, [user_ids[i]]).fetchone()
                     conn.execute(RAW_LEDGER, [uuid.uuid4(), user_ids[i], balance - 1, job_id,
                                               f"job:{job_id}:charge"])

@@ -56,7 +56,9 @@ SELECT count(*), COALESCE(sum(requested_count), 0), COALESCE(sum(successful_coun
  WHERE user_id = %(user)s AND created_at >= %(from)s::date AND created_at < %(to)s::date + 1
 """
 
-TRIGGERS = ("jobs_job_daily_stat_ins", "jobs_job_daily_stat_upd", "jobs_job_daily_stat_del")
+# Disabled for the bulk load: the rollup (rebuilt after) and the status guard (migration 0008).
+TRIGGERS = ("jobs_job_daily_stat_ins", "jobs_job_daily_stat_upd", "jobs_job_daily_stat_del",
+            "jobs_job_status_guard_ins")
 
 
 def main():

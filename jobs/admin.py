@@ -13,7 +13,7 @@ from jobs.models import ApiUsageLog, Artifact, Job, JobDailyStat, JobFile, JobKi
 @admin.register(JobKind)
 class JobKindAdmin(admin.ModelAdmin):
     list_display = ["code", "name", "credits_per_unit", "counts_toward_model_limit", "executor",
-                    "requires_input_file", "max_retries", "timeout", "is_active"]
+                    "reported_by", "requires_input_file", "max_retries", "timeout", "is_active"]
     list_editable = ["credits_per_unit", "max_retries", "is_active"]
     search_fields = ["code", "name"]
 
@@ -49,7 +49,9 @@ class ArtifactInline(admin.TabularInline):
 
 @admin.register(Job)
 class JobAdmin(admin.ModelAdmin):
-    """Staff see and steer jobs; status and credits change only through the services (actions)."""
+    """Staff see and steer jobs; status and credits change only through the services (actions:
+    job_retry, job_cancel → job_transition). Status is read-only here, and the database refuses
+    a status write that does not come from job_transition anyway."""
 
     list_display = ["external_id", "user", "kind", "status", "priority", "progress", "attempts",
                     "credits_charged", "credits_refunded", "created_at"]

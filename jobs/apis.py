@@ -161,12 +161,14 @@ class StatsApi(APIView):
             user = User.objects.filter(pk=data["user_id"], is_active=True).first()
             if user is None:
                 raise NotFound("User not found.")
+            reporter = services.Reporter.SERVICE
         else:
-            user = request.user
+            user, reporter = request.user, services.Reporter.USER
         job = services.job_stats_upsert(user=user, external_id=data["job_id"], status=data["status"],
                                         requested_count=data["requested_count"],
-                                        successful_count=data["successful_count"],
-                                        failed_count=data["failed_count"], kind_code=data["kind"])
+                                        successful_count=data.get("successful_count"),
+                                        failed_count=data.get("failed_count"), kind_code=data["kind"],
+                                        reporter=reporter)
         return Response(StatsPatchOutputSerializer(job).data)
 
 

@@ -16,7 +16,10 @@ One attempt of one job:
    units refunded by the signal). Failure: `retrying` with exponential backoff and jitter while
    attempts ≤ max_retries, else `failed` (the signal refunds the charge).
 Claims, heartbeats and progress bypass `save()` on purpose: none of them changes a status that
-has a credit meaning, and they must stay single cheap statements.
+has a credit meaning, and they must stay single cheap statements. The two status writes among
+them (claim: → preparing, start: → processing) authorise themselves to the status guard
+(migration 0008) inside their own short transaction; every other status change of a job,
+here as anywhere, goes through `jobs.services.job_transition`.
 """
 
 import logging
@@ -25,17 +28,24 @@ import threading
 import time
 from datetime import timedelta
 
+from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import DurationField, ExpressionWrapper, F, Q
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from jobs import conf
 from jobs.models import Job
 from jobs.processors import JobContext, PermanentJobError, get_processor
-from jobs.states import JobStatus
+from jobs.services import job_outputs_store, job_transition
+from jobs.states import RUNNING, TERMINAL, JobStatus
+from jobs.wakeup import enqueue_wakeup
 
 logger = logging.getLogger(__name__)
 S = JobStatus
+
+# The status guard lets these two statements change a status (any job: '*') only inside the
+# transaction that ran AUTHORISE_ANY_SQL.
+AUTHORISE_ANY_SQL = "SELECT set_config('jobs.transition', '*', true)"
 
 CLAIM_SQL = """
 UPDATE jobs_job AS j
@@ -65,6 +75,7 @@ def jobs_claim(*, limit: int = 1) -> list[tuple]:
     jobs without waiting. Returns [(job_id, attempt)] in the order they must run.
     """
     with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(AUTHORISE_ANY_SQL)
         cursor.execute(CLAIM_SQL, [limit])
         rows = cursor.fetchall()
     rows.sort(key=lambda r: (-r[2], r[3]))
@@ -74,8 +85,8 @@ def jobs_claim(*, limit: int = 1) -> list[tuple]:
 def retry_delay(attempts: int) -> float:
     """Exponential backoff with jitter: base × 2^(attempts-1), capped, scaled by U(0.5, 1.0) so
     jobs that failed together do not come back together."""
-    base = float(conf.get("JOBS_RETRY_BASE_SECONDS"))
-    cap = float(conf.get("JOBS_RETRY_MAX_SECONDS"))
+    base = float(settings.JOBS_RETRY_BASE_SECONDS)
+    cap = float(settings.JOBS_RETRY_MAX_SECONDS)
     return min(cap, base * (2 ** max(0, attempts - 1))) * random.uniform(0.5, 1.0)
 
 
@@ -105,7 +116,7 @@ class Heartbeat:
             self.held.pop(job_id, None)
 
     def _run(self) -> None:
-        interval = float(conf.get("JOBS_HEARTBEAT_SECONDS"))
+        interval = float(settings.JOBS_HEARTBEAT_SECONDS)
         try:
             while not self._stop.wait(interval):
                 with self._lock:
@@ -134,24 +145,19 @@ def job_attempt_succeeded(*, job_id, attempt: int, outcome: dict | None, ctx: Jo
 
     Locks the job row; does nothing (returns False) if this attempt no longer owns the job.
     """
-    from jobs.services import job_outputs_store
-
     job = _owned(job_id, attempt)
     if job is None:
         return False
     outcome = outcome or {}
     failed = int(outcome.get("failed_count", 0))
     successful = int(outcome.get("successful_count", job.requested_count - failed))
-    job.failed_count = max(job.failed_count, min(failed, job.requested_count))
-    job.successful_count = max(job.successful_count,
-                               min(successful, job.requested_count - job.failed_count))
+    fields = {"error": ""}
+    fields["failed_count"] = max(job.failed_count, min(failed, job.requested_count))
+    fields["successful_count"] = max(job.successful_count,
+                                     min(successful, job.requested_count - fields["failed_count"]))
     if "result" in outcome:
-        job.result = outcome["result"]
-    job.status = S.COMPLETED
-    job.progress = 100
-    job.error = ""
-    job.completed_at = timezone.now()
-    job.save()
+        fields["result"] = outcome["result"]
+    job = job_transition(job=job, to=S.COMPLETED, fields=fields)
     if ctx is not None and (ctx.outputs or ctx.artifacts):
         job_outputs_store(job, ctx.outputs, ctx.artifacts)
     return True
@@ -165,25 +171,20 @@ def job_attempt_failed(*, job_id, attempt: int, error: str, permanent: bool = Fa
     job = _owned(job_id, attempt)
     if job is None:
         return None
-    job.error = str(error)[:10_000]
+    error = str(error)[:10_000]
     if permanent or job.attempts > job.max_retries:
-        job.status = S.FAILED
-        job.completed_at = timezone.now()
-        job.save()
-        return job.status
+        return job_transition(job=job, to=S.FAILED, fields={"error": error}).status
     delay = retry_delay(job.attempts)
-    job.status = S.RETRYING
-    job.next_attempt_at = timezone.now() + timedelta(seconds=delay)
-    job.save()
-    from jobs.services import _enqueue_wakeup
-
-    _enqueue_wakeup(countdown=delay)
+    job = job_transition(job=job, to=S.RETRYING, fields={
+        "error": error, "next_attempt_at": timezone.now() + timedelta(seconds=delay)})
+    enqueue_wakeup(countdown=delay)
     return job.status
 
 
 def job_run(*, job_id, attempt: int, heartbeat: Heartbeat | None = None) -> str:
     """Run one claimed attempt to its end. Never raises for a processor error."""
-    with connection.cursor() as cursor:
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(AUTHORISE_ANY_SQL)
         cursor.execute(START_SQL, [job_id, attempt])
         if cursor.rowcount != 1:
             return "lost"
@@ -212,8 +213,8 @@ def job_run(*, job_id, attempt: int, heartbeat: Heartbeat | None = None) -> str:
 def jobs_drain(*, budget_seconds: float | None = None, batch: int | None = None) -> int:
     """Claim and run due jobs until none is left or the time budget is spent; returns how many
     attempts ran. If the budget ran out with work left, another wake-up is sent."""
-    budget = float(conf.get("JOBS_DRAIN_SECONDS") if budget_seconds is None else budget_seconds)
-    batch = int(conf.get("JOBS_CLAIM_BATCH") if batch is None else batch)
+    budget = float(settings.JOBS_DRAIN_SECONDS if budget_seconds is None else budget_seconds)
+    batch = int(settings.JOBS_CLAIM_BATCH if batch is None else batch)
     deadline = time.monotonic() + budget
     ran = 0
     with Heartbeat() as heartbeat:
@@ -226,26 +227,28 @@ def jobs_drain(*, budget_seconds: float | None = None, batch: int | None = None)
             for job_id, attempt in claimed:
                 job_run(job_id=job_id, attempt=attempt, heartbeat=heartbeat)
                 ran += 1
-    from jobs.services import _enqueue_wakeup
-
-    with transaction.atomic():
-        _enqueue_wakeup()
+    enqueue_wakeup()
     return ran
 
 
 def jobs_rescue_stale(*, now=None, limit: int = 500) -> dict:
-    """Beat, every minute: jobs whose worker stopped heartbeating, or whose attempt has run longer
-    than its kind's timeout, are treated as a failed attempt (`retrying`, or `failed` and
-    refunded after the last retry). A worker still running a timed-out attempt can no longer
-    write its result (the lease check refuses it). Nothing is charged: the charge happened once,
-    when the job entered `queued`. Also re-announces due claimable jobs, in case their wake-up
-    message was lost. Safe to run concurrently and twice."""
+    """Beat, every minute.
+
+    Engine jobs whose worker stopped heartbeating, or whose attempt has run longer than its
+    kind's timeout, are treated as a failed attempt (`retrying`, or `failed` and refunded after
+    the last retry); a worker still running a timed-out attempt can no longer write its result
+    (the lease check refuses it). Jobs run elsewhere (`worker`/`client` kinds) with no report
+    for longer than their kind's timeout (last report = heartbeat_at, else when queued or
+    created) are failed and refunded, exactly like an engine job. Nothing is ever charged here:
+    the charge happened once, when the job entered `queued`. Also re-announces due claimable
+    jobs, in case their wake-up message was lost. Each job in its own transaction, locked with
+    SKIP LOCKED and re-checked, so it is safe to run concurrently and twice."""
     now = now or timezone.now()
-    stale_before = now - timedelta(seconds=float(conf.get("JOBS_STALE_AFTER_SECONDS")))
-    timed_out = Q(attempt_started_at__lt=now - ExpressionWrapper(F("kind__timeout") * timedelta(seconds=1),
-                                                                output_field=DurationField()))
+    stale_before = now - timedelta(seconds=float(settings.JOBS_STALE_AFTER_SECONDS))
+    kind_timeout = ExpressionWrapper(F("kind__timeout") * timedelta(seconds=1), output_field=DurationField())
+    timed_out = Q(attempt_started_at__lt=now - kind_timeout)
     lost = Q(heartbeat_at__lt=stale_before) | timed_out
-    running = Job.objects.filter(status__in=(S.PREPARING, S.PROCESSING, S.FINALIZING))
+    running = Job.objects.filter(status__in=RUNNING, runs_on_engine=True)
     candidates = list(running.filter(lost).values_list("pk", "attempts")[:limit])
     rescued = 0
     for job_id, attempt in candidates:
@@ -262,12 +265,34 @@ def jobs_rescue_stale(*, now=None, limit: int = 500) -> dict:
                 # Due at once: the backoff is for processor errors, not for a worker that died.
                 Job.objects.filter(pk=job_id).update(next_attempt_at=now)
             rescued += 1
+    silent = jobs_fail_silent_external(now=now, limit=limit)
     due = Job.objects.filter(status__in=(S.QUEUED, S.RETRYING), runs_on_engine=True).exclude(
         next_attempt_at__gt=now).count()
     if due:
-        from jobs.services import _enqueue_wakeup
-
         with transaction.atomic():
             for _ in range(min(due, 4)):
-                _enqueue_wakeup()
-    return {"rescued": rescued, "due": due}
+                enqueue_wakeup()
+    return {"rescued": rescued, "silent_failed": silent, "due": due}
+
+
+def jobs_fail_silent_external(*, now=None, limit: int = 500) -> int:
+    """Fail (and refund, through job_transition) jobs run elsewhere that have sent no report
+    for longer than their kind's timeout. Returns how many were failed."""
+    now = now or timezone.now()
+    kind_timeout = ExpressionWrapper(F("kind__timeout") * timedelta(seconds=1), output_field=DurationField())
+    # Same predicate as the partial index job_external_open, so the scan stays on open jobs.
+    open_external = (Job.objects.filter(runs_on_engine=False, status__in=sorted(set(S.values) - TERMINAL))
+                     .alias(last_report=Coalesce("heartbeat_at", "queued_at", "created_at")))
+    silent = Q(last_report__lt=now - kind_timeout)
+    failed = 0
+    for job_id in list(open_external.filter(silent).values_list("pk", flat=True)[:limit]):
+        with transaction.atomic():
+            job = (open_external.select_for_update(skip_locked=True, of=("self",))
+                   .filter(silent, pk=job_id).select_related("kind").first())
+            if job is None:
+                continue
+            job_transition(job=job, to=S.FAILED, now=now, fields={
+                "failed_count": job.requested_count - job.successful_count,
+                "error": f"No report from the worker for longer than the {job.kind.timeout} s timeout."})
+            failed += 1
+    return failed

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from django.conf import settings
 
 from config.exceptions import ApplicationError
-from jobs import conf
 
 
 @dataclass(frozen=True)
@@ -61,8 +60,8 @@ def _magic_ok(ext: str, head: bytes) -> bool:
 
 
 def _limit(family: str) -> int:
-    return int(conf.get({"model": "JOBS_MAX_MODEL_BYTES", "video": "JOBS_MAX_VIDEO_BYTES",
-                         "image": "JOBS_MAX_IMAGE_BYTES"}[family]))
+    name = {"model": "JOBS_MAX_MODEL_BYTES", "video": "JOBS_MAX_VIDEO_BYTES", "image": "JOBS_MAX_IMAGE_BYTES"}
+    return int(getattr(settings, name[family]))
 
 
 def prefix_for(family: str, role: str) -> str:

@@ -16,20 +16,32 @@ class JobKind(UUIDModel):
         ENGINE = "engine", "Engine (Celery workers claim it)"
         EXTERNAL = "external", "External worker (reports via PATCH /api/stats and webhooks)"
 
+    class ReportedBy(models.TextChoices):
+        """Who decides a job's outcome (SPEC §5)."""
+
+        ENGINE = "engine", "Engine (our Celery workers)"
+        WORKER = "worker", "External worker (service key or signed job webhook only)"
+        CLIENT = "client", "The user's own client (PATCH /api/stats)"
+
     code = models.SlugField(max_length=64, unique=True)
     name = models.CharField(max_length=120, blank=True)
     credits_per_unit = models.PositiveIntegerField(default=0)
     counts_toward_model_limit = models.BooleanField(default=False)
     requires_input_file = models.BooleanField(default=False)
     executor = models.CharField(max_length=16, choices=Executor.choices, default=Executor.ENGINE)
+    reported_by = models.CharField(max_length=16, choices=ReportedBy.choices, default=ReportedBy.ENGINE)
     max_retries = models.PositiveSmallIntegerField(default=3)
-    timeout = models.PositiveIntegerField(default=3600, help_text="Seconds one attempt may run.")
+    timeout = models.PositiveIntegerField(
+        default=3600,
+        help_text="Seconds one attempt may run (engine), or may go without a report (worker/client).")
     is_active = models.BooleanField(default=True)
 
     class Meta:
         ordering = ["code"]
         constraints = [
             models.CheckConstraint(condition=models.Q(timeout__gt=0), name="jobkind_timeout_gt_0"),
+            models.CheckConstraint(condition=models.Q(reported_by__in=["engine", "worker", "client"]),
+                                   name="jobkind_reported_by_valid"),
         ]
 
     def __str__(self):
@@ -41,14 +53,16 @@ def _external_id_default() -> str:
 
 
 class Job(UUIDModel):
-    """One unit of paid work. Status moves only along `jobs.states.TRANSITIONS`; credits follow
-    the status through the pre_save signal in `jobs.signals`."""
+    """One unit of paid work. Status moves only through `jobs.services.job_transition`, along
+    `jobs.states.TRANSITIONS`; credits follow the status through the pre_save signal in
+    `jobs.signals`. A database trigger (migration 0007) refuses any other status write."""
 
     Status = JobStatus
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="jobs")
     kind = models.ForeignKey(JobKind, on_delete=models.PROTECT, related_name="jobs")
-    external_id = models.CharField(max_length=EXTERNAL_ID_MAX, unique=True, default=_external_id_default)
+    # Unique per user (not globally: another user's id must not answer 409, an existence oracle).
+    external_id = models.CharField(max_length=EXTERNAL_ID_MAX, default=_external_id_default)
     status = models.CharField(max_length=16, choices=JobStatus.choices, default=JobStatus.PENDING)
     priority = models.SmallIntegerField(default=0, help_text="Higher runs first.")
     # Copied from the kind at creation so the claim query needs no join.
@@ -61,6 +75,7 @@ class Job(UUIDModel):
     attempts = models.PositiveIntegerField(default=0)
     max_retries = models.PositiveSmallIntegerField(default=3)
     next_attempt_at = models.DateTimeField(null=True, blank=True)
+    # Engine jobs: the worker's heartbeat. worker/client jobs: the time of the last report.
     heartbeat_at = models.DateTimeField(null=True, blank=True)
     # When the current attempt started processing: the rescue fails attempts older than kind.timeout.
     attempt_started_at = models.DateTimeField(null=True, blank=True)
@@ -89,6 +104,13 @@ class Job(UUIDModel):
             # The rescue's scan: running jobs by heartbeat age.
             models.Index(fields=["heartbeat_at"], name="job_running_heartbeat",
                          condition=models.Q(status__in=["preparing", "processing", "finalizing"])),
+            # The rescue's scan of jobs run elsewhere that may have gone silent.
+            models.Index(fields=["kind", "heartbeat_at"], name="job_external_open",
+                         condition=models.Q(runs_on_engine=False,
+                                            status__in=["pending", "queued", "preparing", "processing",
+                                                        "finalizing", "retrying"])),
+            # Webhooks address jobs by the worker's id.
+            models.Index(fields=["external_id"], name="job_external_id"),
         ]
         constraints = [
             models.CheckConstraint(condition=models.Q(progress__lte=100), name="job_progress_lte_100"),
@@ -99,6 +121,10 @@ class Job(UUIDModel):
             models.CheckConstraint(condition=models.Q(credits_refunded__lte=models.F("credits_charged")),
                                    name="job_refund_within_charge"),
             models.CheckConstraint(condition=models.Q(status__in=JobStatus.values), name="job_status_valid"),
+            models.UniqueConstraint(fields=["user", "external_id"], name="job_external_id_per_user"),
+            # A failed or cancelled job is retried at most once (concurrent retries share it).
+            models.UniqueConstraint(fields=["retry_of"], condition=models.Q(retry_of__isnull=False),
+                                    name="job_one_retry_per_job"),
         ]
 
     def __str__(self):

@@ -14,3 +14,11 @@ SEED_KINDS = [
      "counts_toward_model_limit": False, "requires_input_file": False, "executor": "engine",
      "max_retries": 3, "timeout": 600},
 ]
+
+# Who decides each seeded kind's outcome (SPEC §5). Kept apart from SEED_KINDS because
+# migration 0002 writes SEED_KINDS before the field exists; migration 0006 writes these.
+REPORTED_BY = {"video_render": "worker", "account_batch": "client", "model_import": "engine",
+               "model_export": "engine"}
+
+# The seeded kinds as the current model has them (for code that re-creates them, e.g. tests).
+CURRENT_SEED_KINDS = [{**kind, "reported_by": REPORTED_BY[kind["code"]]} for kind in SEED_KINDS]

@@ -25,6 +25,13 @@ def job_get(*, user, job_id) -> Job:
 
 
 def job_get_by_external_id(*, user, external_id: str) -> Job:
+    """The caller's job with this external id. An id no job can have (NUL bytes, bad characters,
+    too long) is simply not found: it never reaches the database."""
+    from jobs.models import EXTERNAL_ID_MAX
+    from jobs.serializers import EXTERNAL_ID_RE
+
+    if not external_id or len(external_id) > EXTERNAL_ID_MAX or not EXTERNAL_ID_RE.fullmatch(external_id):
+        raise NotFound("Job not found.")
     job = job_list(user=user).filter(external_id=external_id).first()
     if job is None:
         raise NotFound("Job not found.")

@@ -90,14 +90,16 @@ STATS_STATUSES = ["pending", "processing", "completed", "failed"]
 class StatsPatchInputSerializer(serializers.Serializer):
     job_id = serializers.CharField(max_length=EXTERNAL_ID_MAX, validators=[validate_external_id])
     requested_count = serializers.IntegerField(min_value=0, max_value=1_000_000)
-    successful_count = serializers.IntegerField(min_value=0, max_value=1_000_000, default=0)
-    failed_count = serializers.IntegerField(min_value=0, max_value=1_000_000, default=0)
+    # Absent counts stay absent (None): a `completed` report without counts means every
+    # requested unit succeeded.
+    successful_count = serializers.IntegerField(min_value=0, max_value=1_000_000, required=False)
+    failed_count = serializers.IntegerField(min_value=0, max_value=1_000_000, required=False)
     status = serializers.ChoiceField(choices=STATS_STATUSES)
     kind = serializers.CharField(max_length=64, default="account_batch")
     user_id = serializers.UUIDField(required=False)
 
     def validate(self, attrs):
-        if attrs["successful_count"] + attrs["failed_count"] > attrs["requested_count"]:
+        if attrs.get("successful_count", 0) + attrs.get("failed_count", 0) > attrs["requested_count"]:
             raise serializers.ValidationError(
                 {"failed_count": ["successful_count + failed_count cannot exceed requested_count."]})
         return attrs
@@ -193,4 +195,8 @@ class JobWebhookInputSerializer(serializers.Serializer):
     output = serializers.DictField(required=False, allow_null=True, default=None)
     error = serializers.CharField(max_length=10_000, required=False, allow_blank=True, allow_null=True,
                                   default=None)
+    successful_count = serializers.IntegerField(min_value=0, max_value=1_000_000, required=False,
+                                                allow_null=True, default=None)
+    failed_count = serializers.IntegerField(min_value=0, max_value=1_000_000, required=False,
+                                            allow_null=True, default=None)
     metrics = UsageMetricsSerializer(required=False, allow_null=True, default=None)

@@ -1,21 +1,26 @@
 """Credits and the model limit follow a job's status through ORM signals (SPEC §5).
 
-`pre_save` on Job, so a charge or refund and the status change that caused it are written in
-the same transaction, and the balance row is locked before the job row's triggers run:
+`pre_save` on Job is the hook the design card names; it only ever runs for a save made by
+`jobs.services.job_transition`, the one way to change a status. So a charge or refund and the
+status change that caused it are written in the same transaction, the balance row being locked
+after the job row:
 
-- the first save at a status that implies the job entered `queued` charges
-  credits_per_unit × requested_count (InsufficientCredits → 402; the caller's transaction,
-  job row included, rolls back, so nothing persists);
+- the first move to a status that implies the job entered `queued` charges
+  credits_per_unit × requested_count (InsufficientCredits → 402; the transaction, job row
+  included, rolls back, so nothing persists);
 - entering `failed` or `cancelled` refunds what was charged;
 - entering `completed` with failed units refunds credits_per_unit × failed_count;
 - entering `failed` or `cancelled` gives a held model-limit slot back.
 
-Each effect is guarded twice: by a flag on the job row (`charged`, `credits_refunded`,
-`holds_model_slot`) and by a per-job idempotency key in the ledger, so it happens at most once
-per job whatever runs twice. Writes that bypass `save()` (the engine's claim, heartbeats,
-progress) never change a status that has a credit meaning.
+Every guard runs before any money moves: a status write with `update_fields`, an illegal move,
+a save that did not come from `job_transition`, or one outside a transaction
+(`connection.in_atomic_block`: the ledger's fast path would otherwise commit a charge on its
+own before the job row is written) is refused with nothing charged. Each effect is also guarded
+by a flag on the job row (`charged`, `credits_refunded`, `holds_model_slot`) and a per-job
+idempotency key in the ledger, so it happens at most once per job whatever runs twice.
 """
 
+from django.db import connection
 from django.db.models import F
 from django.db.models.signals import pre_save
 from django.dispatch import receiver
@@ -25,6 +30,10 @@ from config.exceptions import InvalidTransition
 from credits import services as credit_services
 from jobs.models import Job
 from jobs.states import JobStatus, can_transition, has_passed_queued
+
+
+class StatusWriteRefused(RuntimeError):
+    """A job status was about to change outside `job_transition`: a programming error."""
 
 
 def _refund(job: Job, amount: int, key: str, reason: str) -> None:
@@ -40,11 +49,22 @@ def _refund(job: Job, amount: int, key: str, reason: str) -> None:
 def job_credits_on_status(sender, instance: Job, raw=False, update_fields=None, **kwargs):
     if raw:
         return
-    previous = getattr(instance, "_loaded_status", None)
     adding = instance._state.adding
+    previous = None if adding else getattr(instance, "_loaded_status", None)
     status = instance.status
-    if not adding and previous is not None and previous != status and not can_transition(previous, status):
+    moving = status != JobStatus.PENDING if adding else previous != status
+    if not moving:
+        return
+
+    # Guards first: nothing below may run unless the whole move will be written atomically.
+    if update_fields is not None:
+        raise StatusWriteRefused("A status move is saved in full: its credit fields must persist too.")
+    if not adding and previous is not None and not can_transition(previous, status):
         raise InvalidTransition(f"A job cannot move from {previous} to {status}.")
+    if getattr(instance, "_transition_to", None) != status:
+        raise StatusWriteRefused("A job's status changes only through jobs.services.job_transition.")
+    if not connection.in_atomic_block:
+        raise StatusWriteRefused("A job's status (and its credits) change only inside a transaction.")
 
     if not instance.charged and has_passed_queued(status):
         instance.charged = True
@@ -56,17 +76,12 @@ def job_credits_on_status(sender, instance: Job, raw=False, update_fields=None, 
                                            job_id=instance.pk)
             instance.credits_charged = amount
 
-    if status != previous:
-        if status in (JobStatus.FAILED, JobStatus.CANCELLED):
-            _refund(instance, instance.credits_charged, "refund", f"job {status}")
-            if instance.holds_model_slot:
-                User.objects.filter(pk=instance.user_id, models_used__gt=0).update(
-                    models_used=F("models_used") - 1)
-                instance.holds_model_slot = False
-        elif status == JobStatus.COMPLETED and instance.failed_count > 0:
-            _refund(instance, instance.kind.credits_per_unit * instance.failed_count,
-                    "refund-failed-units", f"{instance.failed_count} failed units")
-
-    if update_fields is not None and "status" in update_fields:
-        raise ValueError("Save a job's status with a full save(): the credit fields must persist too.")
-    instance._loaded_status = status
+    if status in (JobStatus.FAILED, JobStatus.CANCELLED):
+        _refund(instance, instance.credits_charged, "refund", f"job {status}")
+        if instance.holds_model_slot:
+            User.objects.filter(pk=instance.user_id, models_used__gt=0).update(
+                models_used=F("models_used") - 1)
+            instance.holds_model_slot = False
+    elif status == JobStatus.COMPLETED and instance.failed_count > 0:
+        _refund(instance, instance.kind.credits_per_unit * instance.failed_count,
+                "refund-failed-units", f"{instance.failed_count} failed units")

@@ -16,6 +16,8 @@ cancelled  failed        (every non-terminal state may also go to cancelled or f
   the engine always goes through `preparing`.
 - `completed`, `failed` and `cancelled` are terminal: nothing leaves them. A manual retry of a
   finished job creates a new job (`retry_of`), so every job is charged and refunded at most once.
+- Only `jobs.services.job_transition` moves a job along this table (a database trigger refuses
+  every other status write); the engine's claim and start statements are the one bulk exception.
 - Every state has a rank; an *external report* (PATCH /api/stats, job webhooks) whose status does
   not rank above the current one is ignored rather than refused, so late or repeated reports
   never move a job backwards. Explicit commands (cancel, retry) that the table forbids are 409.

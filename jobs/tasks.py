@@ -17,7 +17,8 @@ def run_queue() -> int:
 @shared_task(name="jobs.rescue_stale", queue="default", time_limit=120, soft_time_limit=100,
              ignore_result=True)
 def rescue_stale() -> dict | None:
-    """Every minute (config/schedules.py): rescue jobs whose worker stopped heartbeating."""
+    """Every minute (config/schedules.py): rescue engine jobs whose worker stopped heartbeating,
+    and fail jobs run elsewhere that went silent past their kind's timeout."""
     with scheduled_run("jobs.rescue_stale", period_key=period_key("minute")) as run:
         if run is None:
             return None

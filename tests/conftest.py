@@ -76,10 +76,10 @@ def reference_data(transactional_db):
     from django.apps import apps
 
     from jobs.models import JobKind
-    from jobs.seed import SEED_KINDS
+    from jobs.seed import CURRENT_SEED_KINDS
 
     importlib.import_module("credits.migrations.0002_seed_credit_packages").seed(apps, None)
-    for kind in SEED_KINDS:
+    for kind in CURRENT_SEED_KINDS:
         JobKind.objects.get_or_create(code=kind["code"], defaults=kind)
 
 

@@ -259,6 +259,21 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 2 * 60 * 60, "socket_co
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 
+# Jobs engine (SPEC §5). Worker subprocesses (tests, benchmarks) are tuned through these
+# environment variables, so every process reads the same names.
+JOBS_QUEUE = env("JOBS_QUEUE", default="jobs")
+JOBS_CLAIM_BATCH = env.int("JOBS_CLAIM_BATCH", default=4)
+JOBS_DRAIN_SECONDS = env.float("JOBS_DRAIN_SECONDS", default=30.0)
+JOBS_HEARTBEAT_SECONDS = env.float("JOBS_HEARTBEAT_SECONDS", default=10.0)
+JOBS_STALE_AFTER_SECONDS = env.float("JOBS_STALE_AFTER_SECONDS", default=90.0)
+JOBS_RETRY_BASE_SECONDS = env.float("JOBS_RETRY_BASE_SECONDS", default=10.0)
+JOBS_RETRY_MAX_SECONDS = env.float("JOBS_RETRY_MAX_SECONDS", default=15 * 60.0)
+JOBS_MAX_MODEL_BYTES = env.int("JOBS_MAX_MODEL_BYTES", default=50 * 1024 * 1024)
+JOBS_MAX_VIDEO_BYTES = env.int("JOBS_MAX_VIDEO_BYTES", default=500 * 1024 * 1024)
+JOBS_MAX_IMAGE_BYTES = env.int("JOBS_MAX_IMAGE_BYTES", default=10 * 1024 * 1024)
+# Comma-separated modules registering extra processors (tests and benchmarks add test kinds).
+JOBS_EXTRA_PROCESSOR_MODULES = env("JOBS_EXTRA_PROCESSOR_MODULES", default="")
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

@@ -12,10 +12,9 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from django.conf import settings
 from django.db.models import F
 from django.db.models.functions import Greatest
-
-from jobs import conf
 
 logger = logging.getLogger(__name__)
 
@@ -87,5 +86,5 @@ def _load() -> None:
         return
     _loaded = True
     importlib.import_module("jobs.processors.models3d")
-    for module in filter(None, (m.strip() for m in str(conf.get("JOBS_EXTRA_PROCESSOR_MODULES")).split(","))):
+    for module in filter(None, (m.strip() for m in str(settings.JOBS_EXTRA_PROCESSOR_MODULES).split(","))):
         importlib.import_module(module)

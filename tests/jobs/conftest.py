@@ -3,7 +3,7 @@ from django.db import connection
 
 from credits.services import credits_grant
 from jobs.models import JobKind
-from jobs.seed import SEED_KINDS
+from jobs.seed import CURRENT_SEED_KINDS
 from tests.jobs import processors as test_processors
 
 TEST_KINDS = [
@@ -22,7 +22,7 @@ def job_kinds(request, django_db_setup, django_db_blocker):
         yield
         return
     request.getfixturevalue("db" if not marker.kwargs.get("transaction") else "transactional_db")
-    for kind in SEED_KINDS + TEST_KINDS:
+    for kind in CURRENT_SEED_KINDS + TEST_KINDS:
         JobKind.objects.get_or_create(code=kind["code"], defaults=kind)
     if not marker.kwargs.get("transaction"):
         # The stats rollup is maintained by deferred triggers that fire at commit; a test that
@@ -40,3 +40,6 @@ def give_credits(user, amount: int, key: str | None = None):
 def funded_user(user):
     give_credits(user, 100)
     return user
+
+
+REPO_ROOT = __import__("pathlib").Path(__file__).resolve().parents[2]

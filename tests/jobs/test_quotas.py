@@ -19,7 +19,7 @@ from jobs.files import check_upload, declared_mesh_counts
 from jobs.models import Artifact, Job, JobFile
 from tests.conftest import assert_error
 from tests.factories import UserFactory
-from tests.jobs.factories import JobFactory
+from tests.jobs.factories import JobFactory, fail_job
 from tests.jobs.test_files_api import cube_bytes, run_all
 
 pytestmark = pytest.mark.django_db
@@ -148,7 +148,7 @@ def test_quota_applies_to_files_added_to_a_job_and_is_per_user(auth_client, user
 def test_a_retry_sharing_its_originals_input_is_counted_once(user):
     job = import_job(user)
     size = JobFile.objects.get(job=job).size
-    Job.objects.filter(pk=job.pk).update(status="failed", completed_at=timezone.now())
+    fail_job(job)
     services.job_retry(job=Job.objects.get(pk=job.pk))
     assert JobFile.objects.filter(job__user=user).count() == 2
     assert file_services.storage_used(user_id=user.pk) == size
@@ -228,7 +228,7 @@ def test_cancelling_a_job_deletes_its_stored_files(auth_client, user, django_cap
 
 def test_cancelling_a_retry_keeps_the_input_its_original_still_uses(user, django_capture_on_commit_callbacks):
     job = import_job(user)
-    Job.objects.filter(pk=job.pk).update(status="failed", completed_at=timezone.now())
+    fail_job(job)
     retry, _ = services.job_retry(job=Job.objects.get(pk=job.pk))
     stored = JobFile.objects.get(job=job)
     with django_capture_on_commit_callbacks(execute=True):
@@ -339,6 +339,6 @@ def test_failed_imports_give_the_slot_back_but_cannot_be_repeated_without_limit(
 def test_failed_imports_older_than_a_day_or_of_other_kinds_do_not_count(auth_client, user, settings):
     settings.JOBS_MAX_FAILED_MODEL_IMPORTS_PER_DAY = 1
     old = import_job(user)
-    Job.objects.filter(pk=old.pk).update(status="failed", completed_at=timezone.now() - timedelta(hours=25))
+    fail_job(old, completed_at=timezone.now() - timedelta(hours=25))
     JobFactory(user=user, status="failed", completed_at=timezone.now())  # account_batch
     assert post_import(auth_client).status_code == 201

@@ -107,11 +107,17 @@ def test_patch_insufficient_credits_is_402_and_nothing_persists(auth_client, use
     assert not Job.objects.filter(external_id="b-7").exists()
 
 
-def test_patch_on_another_users_job_id_is_404(auth_client, other_client, funded_user, other_user):
+def test_patch_with_another_users_job_id_makes_the_callers_own_job_and_leaves_theirs_alone(
+        auth_client, other_client, funded_user, other_user):
+    # Contract change (issue 9 point 5): external ids are unique per user, so another user's id
+    # is neither a 404 nor a 409 (an existence oracle): it simply names the caller's own job.
     give_credits(other_user, 10)
     patch(other_client, job_id="theirs", requested_count=1, status="processing")
-    assert_error(patch(auth_client, job_id="theirs", requested_count=1, status="completed"), 404)
-    assert Job.objects.get(external_id="theirs").status == "processing"
+    response = patch(auth_client, job_id="theirs", requested_count=1, status="completed")
+    assert response.status_code == 200, response.content
+    assert Job.objects.get(external_id="theirs", user=other_user).status == "processing"
+    assert Job.objects.get(external_id="theirs", user=funded_user).status == "completed"
+    assert balance_get(user=other_user) == 9 and balance_get(user=funded_user) == 99
 
 
 def test_patch_count_change_after_charge_is_409(auth_client, funded_user):

@@ -1,0 +1,42 @@
+"""Writes to jobs, one module per topic (no module here imports jobs.engine or jobs.tasks):
+
+- transitions: `job_transition`, the only way a job's status (and its credits) change;
+- lifecycle: creating, cancelling and retrying jobs;
+- reports: what external workers and clients report (`job_report`, PATCH /api/stats, webhooks);
+- files: uploads and processor outputs;
+- stats: the per-day rollup rebuild.
+
+Lock order, everywhere: the user row (model limit) → the job row → the credit balance row;
+the per-day stats rows are only touched by deferred triggers at commit, after all of these.
+"""
+
+from jobs.services.files import job_file_add, job_outputs_store
+from jobs.services.lifecycle import (
+    MAX_REQUESTED_COUNT,
+    ModelLimitReached,
+    job_cancel,
+    job_create,
+    job_kind_get,
+    job_retry,
+)
+from jobs.services.reports import Reporter, job_report, job_stats_upsert, job_webhook_apply
+from jobs.services.stats import job_daily_stats_rebuild
+from jobs.services.transitions import job_lock, job_transition
+
+__all__ = [
+    "MAX_REQUESTED_COUNT",
+    "ModelLimitReached",
+    "Reporter",
+    "job_cancel",
+    "job_create",
+    "job_daily_stats_rebuild",
+    "job_file_add",
+    "job_kind_get",
+    "job_lock",
+    "job_outputs_store",
+    "job_report",
+    "job_retry",
+    "job_stats_upsert",
+    "job_transition",
+    "job_webhook_apply",
+]

@@ -1,0 +1,138 @@
+"""Creating, cancelling and retrying jobs."""
+
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from accounts.models import User
+from config.exceptions import ApplicationError, Conflict, Forbidden, InvalidTransition
+from jobs import file_services
+from jobs.files import check_upload
+from jobs.models import Job, JobFile, JobKind
+from jobs.services.files import copy_input_file, store_file
+from jobs.services.transitions import job_lock, job_transition
+from jobs.states import JobStatus
+from jobs.wakeup import enqueue_wakeup
+
+S = JobStatus
+MAX_REQUESTED_COUNT = 100_000
+
+
+class ModelLimitReached(Forbidden):
+    code = "model_limit_reached"
+
+
+def job_kind_get(*, code: str) -> JobKind:
+    kind = JobKind.objects.filter(code=code, is_active=True).first()
+    if kind is None:
+        raise ApplicationError("Unknown job kind.", code="validation_error",
+                               fields={"kind": [f"Unknown or inactive job kind {code!r}."]})
+    return kind
+
+
+def _reserve_model_slot(user_id) -> None:
+    """Take one model slot with a conditional UPDATE: concurrent requests queue on the user row
+    and re-check `models_used < model_limit` after the lock, so the limit can never be passed."""
+    taken = User.objects.filter(pk=user_id, models_used__lt=F("model_limit")).update(
+        models_used=F("models_used") + 1)
+    if not taken:
+        raise ModelLimitReached("You have reached your model limit; upgrade to import more models.")
+
+
+def _duplicate_external_id() -> Conflict:
+    return Conflict("You already have a job with this external_id.", code="duplicate_external_id")
+
+
+@transaction.atomic
+def job_create(*, user, kind_code: str, params: dict | None = None, requested_count: int = 1,
+               priority: int = 0, external_id: str | None = None, input_file=None,
+               retry_of: Job | None = None, input_job_file: JobFile | None = None) -> Job:
+    """Create a job and queue it, charging credits_per_unit × requested_count (job_transition).
+
+    Locks the user row when the kind counts toward the model limit (raises ModelLimitReached,
+    403); the charge locks the credit balance (InsufficientCredits, 402). On any error nothing
+    persists: not the job, not the charge, not the model slot. An external_id the same user
+    already used → 409 `duplicate_external_id` (another user's ids are invisible). Engine jobs
+    are announced to the workers after commit.
+    """
+    kind = job_kind_get(code=kind_code)
+    if kind.requires_input_file and input_file is None and input_job_file is None:
+        raise ApplicationError("This job kind needs an input file.", code="validation_error",
+                               fields={"input": ["This job kind needs an `input` file."]})
+    if input_file is not None:
+        check_upload(input_file, role=JobFile.Role.INPUT, field="input")
+        file_services.storage_quota_reserve(user_id=user.pk, size=input_file.size)
+    if external_id and Job.objects.filter(user=user, external_id=external_id).exists():
+        raise _duplicate_external_id()
+    if kind.counts_toward_model_limit:
+        _reserve_model_slot(user.pk)
+        file_services.model_import_failures_check(user_id=user.pk)
+    job = Job(user=user, kind=kind, priority=priority, params=params or {},
+              requested_count=requested_count, max_retries=kind.max_retries,
+              runs_on_engine=kind.executor == JobKind.Executor.ENGINE,
+              holds_model_slot=kind.counts_toward_model_limit, retry_of=retry_of)
+    if external_id:
+        job.external_id = external_id
+    try:
+        job = job_transition(job=job, to=S.QUEUED)
+    except IntegrityError:
+        # job_transition's savepoint rolled the charge back with the row.
+        raise _duplicate_external_id() from None
+    if input_file is not None:
+        store_file(job, input_file, JobFile.Role.INPUT, field="input")
+    elif input_job_file is not None:
+        copy_input_file(job, input_job_file)
+    if job.runs_on_engine:
+        enqueue_wakeup()
+    return job
+
+
+@transaction.atomic
+def job_cancel(*, job: Job) -> Job:
+    """Cancel a job that has not finished: refunds what was charged and frees a model slot.
+
+    Locks the job row (job_transition). Raises InvalidTransition (409) for a finished job.
+    """
+    job = job_lock(job_id=job.pk)
+    if job.status in (S.COMPLETED, S.FAILED, S.CANCELLED):
+        raise InvalidTransition(f"A {job.status} job cannot be cancelled.")
+    job = job_transition(job=job, to=S.CANCELLED)
+    file_services.job_files_delete(job_id=job.pk)
+    return job
+
+
+@transaction.atomic
+def job_retry(*, job: Job) -> tuple[Job, bool]:
+    """Retry a job. Returns (job, created).
+
+    - `retrying` (waiting for its backoff): runs now, same job, nothing charged again.
+    - `failed` or `cancelled`: its one retry job — created the first time (same kind, params,
+      count, priority and input file, linked by `retry_of`, charged like any new job), returned
+      as-is afterwards (created False), so concurrent or repeated retries create one job and
+      charge once. Held by the job row lock and the unique index on `retry_of`.
+    Anything else → InvalidTransition (409).
+    """
+    job = job_lock(job_id=job.pk)
+    if job.status == S.RETRYING:
+        Job.objects.filter(pk=job.pk).update(next_attempt_at=timezone.now())
+        enqueue_wakeup()
+        job.refresh_from_db()
+        return job, False
+    if job.status not in (S.FAILED, S.CANCELLED):
+        raise InvalidTransition(f"A {job.status} job cannot be retried.")
+    existing = Job.objects.filter(retry_of=job).first()
+    if existing is not None:
+        return existing, False
+    source = job.files.filter(role=JobFile.Role.INPUT).order_by("created_at").first()
+    try:
+        with transaction.atomic():
+            new = job_create(user=job.user, kind_code=job.kind.code, params=job.params,
+                             requested_count=job.requested_count, priority=job.priority, retry_of=job,
+                             input_job_file=source)
+    except Conflict:
+        # Only reachable if the row lock was bypassed; the unique index still holds.
+        existing = Job.objects.filter(retry_of=job).first()
+        if existing is None:
+            raise
+        return existing, False
+    return new, True

@@ -1,0 +1,224 @@
+"""Reports on jobs run elsewhere: PATCH /api/stats, service-key reports, signed job webhooks.
+
+`job_report` is the one public entry point for an external report; `job_stats_upsert` (the
+seed's PATCH /api/stats, which also creates jobs) and `job_webhook_apply` (the job webhook) are
+built on it. Who may decide an outcome is `JobKind.reported_by` (SPEC §5).
+"""
+
+from django.db import IntegrityError, models, transaction
+from django.utils import timezone
+
+from config.exceptions import ApplicationError, Conflict, Forbidden
+from jobs.models import ApiUsageLog, Artifact, Job, JobKind, JobWebhookEvent
+from jobs.services.lifecycle import job_kind_get
+from jobs.services.transitions import job_lock, job_transition
+from jobs.states import RANK, TERMINAL, JobStatus, can_transition
+
+S = JobStatus
+FINISHED = frozenset({S.COMPLETED, S.FAILED})
+MAX_ARTIFACTS = 1000
+
+
+class Reporter(models.TextChoices):
+    """Who sends a report: a user's JWT, a service API key, or a signed job webhook."""
+
+    USER = "user", "User (JWT)"
+    SERVICE = "service", "Service API key"
+    WEBHOOK = "webhook", "Signed job webhook"
+
+
+def _counts_error(message: str) -> ApplicationError:
+    return ApplicationError(message, code="validation_error", fields={"failed_count": [message]})
+
+
+def _check_reporter(job: Job, reporter: str, status: str | None) -> None:
+    reported_by = job.kind.reported_by
+    if reported_by == JobKind.ReportedBy.ENGINE:
+        raise Forbidden("This job is run by our engine; its outcome cannot be reported.",
+                        code="reported_by_engine")
+    if (status in FINISHED and reporter == Reporter.USER
+            and reported_by == JobKind.ReportedBy.WORKER):
+        raise Forbidden("Only the external worker running this job may report its outcome.",
+                        code="reported_by_worker")
+
+
+def _walk(job: Job, target: str, fields: dict, now) -> Job:
+    """Move forward to `target` one legal step at a time, each through job_transition, so every
+    status it passes through has its money effect (pending → completed passes queued and is
+    charged). `fields` are written with the first step, so a completing step sees the counts."""
+    for step in (S.QUEUED, S.PROCESSING, target):
+        if RANK[step] <= RANK[job.status] or not can_transition(job.status, step):
+            continue
+        job = job_transition(job=job, to=step, fields=fields, now=now)
+        fields = {}
+    if fields:
+        Job.objects.filter(pk=job.pk).update(**fields)
+        for name, value in fields.items():
+            setattr(job, name, value)
+    return job
+
+
+@transaction.atomic
+def job_report(*, job_id, reporter: str, status: str | None = None, successful_count: int | None = None,
+               failed_count: int | None = None, progress: int | None = None, output: dict | None = None,
+               error: str | None = None, artifacts: list | None = None, metrics: dict | None = None,
+               provider: str = "") -> Job:
+    """Apply one report on a job run elsewhere (a `worker` or `client` kind).
+
+    Locks the job row. Raises NotFound (404) for an unknown job; Forbidden 403
+    `reported_by_engine` for a job our engine runs, 403 `reported_by_worker` when a user
+    (`reporter="user"`) reports a finished status of a `worker` kind; a 400 validation_error when
+    successful + failed would exceed requested_count.
+    Guarantees: late, repeated or out-of-order reports are harmless — a finished job is never
+    reopened (the report is ignored), counts and progress only grow, a status that does not rank
+    above the current one is ignored. A `completed` report without counts means every requested
+    unit succeeded (a `failed` one: every unit not reported successful failed), so stats, kept
+    from the counts by the rollup triggers, equal what the jobs say. Each report refreshes
+    `heartbeat_at` (the rescue fails jobs silent for longer than their kind's timeout). Status
+    moves go through job_transition (charge on passing `queued`, refunds on finishing).
+    """
+    job = job_lock(job_id=job_id)
+    _check_reporter(job, reporter, status)
+    if job.status in TERMINAL:
+        return job
+    now = timezone.now()
+    if status == S.COMPLETED and successful_count is None and failed_count is None:
+        successful_count = job.requested_count - job.failed_count
+    elif status == S.FAILED and successful_count is None and failed_count is None:
+        failed_count = job.requested_count - job.successful_count
+    fields: dict = {"heartbeat_at": now}
+    successful = max(job.successful_count, successful_count or 0)
+    failed = max(job.failed_count, failed_count or 0)
+    if successful + failed > job.requested_count:
+        raise _counts_error("successful_count + failed_count cannot exceed requested_count.")
+    if successful != job.successful_count:
+        fields["successful_count"] = successful
+    if failed != job.failed_count:
+        fields["failed_count"] = failed
+    if progress is not None and progress > job.progress:
+        fields["progress"] = progress
+    if output:
+        fields["result"] = {**(job.result if isinstance(job.result, dict) else {}), **output}
+    if error:
+        fields["error"] = str(error)[:10_000]
+    if status is not None and status != S.PENDING and RANK[status] > RANK[job.status]:
+        job = _walk(job, status, fields, now)
+    else:
+        Job.objects.filter(pk=job.pk).update(**fields)
+        for name, value in fields.items():
+            setattr(job, name, value)
+    if artifacts:
+        Artifact.objects.bulk_create([
+            Artifact(job=job, user_id=job.user_id, type=str(item.get("type", "item"))[:32],
+                     name=str(item.get("name", ""))[:255],
+                     data=item.get("data") if isinstance(item.get("data"), dict) else {})
+            for item in artifacts[:MAX_ARTIFACTS] if isinstance(item, dict)])
+    if metrics:
+        ApiUsageLog.objects.create(job=job, provider=provider[:64], **metrics)
+    return job
+
+
+@transaction.atomic
+def job_stats_upsert(*, user, external_id: str, status: str, requested_count: int,
+                     successful_count: int | None = None, failed_count: int | None = None,
+                     kind_code: str = "account_batch", reporter: str = Reporter.USER) -> Job:
+    """PATCH /api/stats: create or update `user`'s job `external_id`, then apply the report
+    (job_report, with its 403s and guarantees).
+
+    Creating at `processing` or a finished status passes through `queued`, so credits are
+    charged as for any job (402 and nothing stored when short). Locks the job row; a concurrent
+    create of the same id loses the (user, external_id) unique race and is re-applied as an
+    update. External ids are per user: another user's job with the same id is neither seen nor
+    touched. Once charged, requested_count is fixed: a different value → 409
+    `requested_count_locked`. Engine kinds cannot be created here (400).
+    """
+    if (successful_count or 0) + (failed_count or 0) > requested_count:
+        raise _counts_error("successful_count + failed_count cannot exceed requested_count.")
+    job_id = Job.objects.filter(user=user, external_id=external_id).values_list("pk", flat=True).first()
+    if job_id is None:
+        kind = job_kind_get(code=kind_code)
+        if kind.reported_by == JobKind.ReportedBy.ENGINE:
+            # Engine kinds (model_import…) are created through POST /api/jobs, where the model
+            # limit and the input file are checked; an external report cannot bypass that.
+            raise ApplicationError("This job kind is not run by external workers.", code="validation_error",
+                                   fields={"kind": [f"{kind_code!r} cannot be reported through /api/stats."]})
+        job = Job(user=user, kind=kind, external_id=external_id, requested_count=requested_count,
+                  max_retries=kind.max_retries, runs_on_engine=False)
+        try:
+            job_id = job_transition(job=job, to=S.PENDING).pk
+        except IntegrityError:
+            job_id = (Job.objects.filter(user=user, external_id=external_id)
+                      .values_list("pk", flat=True).first())
+            if job_id is None:
+                raise
+    else:
+        job = job_lock(job_id=job_id)
+        if job.requested_count != requested_count:
+            if job.charged or job.status in TERMINAL:
+                raise Conflict("requested_count cannot change once the job is queued.",
+                               code="requested_count_locked")
+            Job.objects.filter(pk=job.pk).update(requested_count=requested_count)
+    return job_report(job_id=job_id, reporter=reporter, status=status, successful_count=successful_count,
+                      failed_count=failed_count)
+
+
+def _job_id_for_webhook(external_id: str):
+    """The job a worker names by its external id. Ids are unique per user, so two users' jobs
+    may share one: such a report is refused (409) rather than applied to a guess."""
+    ids = list(Job.objects.filter(external_id=external_id).values_list("pk", flat=True)[:2])
+    if len(ids) > 1:
+        raise Conflict("Several jobs have this external id.", code="ambiguous_job_id")
+    return ids[0] if ids else None
+
+
+@transaction.atomic
+def job_webhook_apply(*, provider: str, event_id: str, external_id: str, payload: dict,
+                      headers: dict, status: str | None, progress: int | None, output: dict | None,
+                      error: str | None, metrics: dict | None, successful_count: int | None = None,
+                      failed_count: int | None = None):
+    """A signed external-worker callback, applied through job_report (reporter `webhook`).
+
+    Counts come from the arguments or, when not given, from the payload's `successful_count`
+    and `failed_count` (whole numbers, else 400 validation_error).
+
+    Applies once per (provider, event_id): a redelivery is recorded as `duplicate` and changes
+    nothing. Unknown job → (None, "unknown_job") (recorded). Returns (job, outcome).
+    """
+    if JobWebhookEvent.objects.filter(provider=provider, event_id=event_id, outcome="applied").exists():
+        JobWebhookEvent.objects.create(provider=provider, event_id=event_id, headers=headers,
+                                       payload=payload, signature_valid=True, outcome="duplicate")
+        return None, "duplicate"
+    job_id = _job_id_for_webhook(external_id)
+    if job_id is None:
+        JobWebhookEvent.objects.create(provider=provider, event_id=event_id, headers=headers,
+                                       payload=payload, signature_valid=True, outcome="unknown_job")
+        return None, "unknown_job"
+    job = job_lock(job_id=job_id)
+    try:
+        with transaction.atomic():
+            JobWebhookEvent.objects.create(provider=provider, event_id=event_id, headers=headers,
+                                           payload=payload, signature_valid=True, outcome="applied",
+                                           job=job)
+    except IntegrityError:
+        return job, "duplicate"
+    output = dict(output) if isinstance(output, dict) else None
+    artifacts = output.pop("artifacts", None) if output else None
+    if successful_count is None:
+        successful_count = _payload_count(payload, "successful_count")
+    if failed_count is None:
+        failed_count = _payload_count(payload, "failed_count")
+    job = job_report(job_id=job_id, reporter=Reporter.WEBHOOK, status=status,
+                     successful_count=successful_count, failed_count=failed_count, progress=progress,
+                     output=output, error=error, artifacts=artifacts if isinstance(artifacts, list) else None,
+                     metrics=metrics, provider=provider)
+    return job, "applied"
+
+
+def _payload_count(payload, name: str) -> int | None:
+    value = payload.get(name) if isinstance(payload, dict) else None
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= 1_000_000:
+        raise ApplicationError("Invalid input.", code="validation_error",
+                               fields={name: ["A whole number between 0 and 1000000."]})
+    return value

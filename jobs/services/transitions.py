@@ -1,0 +1,75 @@
+"""The one way a job's status changes (SPEC §5, STYLE "State machines")."""
+
+from django.db import connection, transaction
+from django.utils import timezone
+
+from config.exceptions import InvalidTransition, NotFound
+from jobs.models import Job
+from jobs.states import TERMINAL, JobStatus, can_transition
+
+S = JobStatus
+# A job is born `pending` (reported by its client) or `queued` (created and charged at once).
+INITIAL = frozenset({S.PENDING, S.QUEUED})
+AUTHORISE_SQL = "SELECT set_config('jobs.transition', %s, true)"
+
+
+def job_lock(*, job_id) -> Job:
+    """The job row, locked FOR UPDATE until the end of the caller's transaction (NotFound if gone)."""
+    job = Job.objects.select_for_update(of=("self",)).select_related("kind", "user").filter(pk=job_id).first()
+    if job is None:
+        raise NotFound("Job not found.")
+    return job
+
+
+def _authorise(job_id) -> None:
+    """Let this transaction change this one job's status once (the trigger of migration 0008
+    refuses every other status write, and consumes the authorisation)."""
+    with connection.cursor() as cursor:
+        cursor.execute(AUTHORISE_SQL, [str(job_id)])
+
+
+@transaction.atomic
+def job_transition(*, job: Job, to: str, fields: dict | None = None, now=None) -> Job:
+    """Move `job` to status `to`, with the money effect of the move, atomically.
+
+    - A new, unsaved job is inserted directly in `to` (`pending` or `queued`); an existing one
+      is re-read under a row lock (FOR UPDATE) and `to` must be allowed by
+      `jobs.states.TRANSITIONS`, else InvalidTransition (409).
+    - `fields` are written in the same UPDATE (counts, result, error, next_attempt_at…).
+    - Timestamps: `queued_at` and `started_at` the first time, `completed_at` (and progress 100
+      for `completed`) when finishing.
+    - The pre_save signal in `jobs.signals` charges on the first move past `queued` (402
+      InsufficientCredits, then nothing persists), refunds on `failed`/`cancelled` and the failed
+      units on `completed`, frees a model slot. This is the only code path that reaches it.
+    Lock order: job row, then the credit balance row. Returns the saved job (a fresh instance
+    for an existing job: the caller's instance is not updated).
+    """
+    now = now or timezone.now()
+    if job._state.adding:
+        if to not in INITIAL:
+            raise InvalidTransition(f"A job is created pending or queued, not {to}.")
+        current = job
+    else:
+        current = job_lock(job_id=job.pk)
+        if not can_transition(current.status, to):
+            raise InvalidTransition(f"A {current.status} job cannot move to {to}.")
+    for name, value in (fields or {}).items():
+        setattr(current, name, value)
+    current.status = to
+    if to == S.QUEUED and current.queued_at is None:
+        current.queued_at = now
+    if to == S.PROCESSING and current.started_at is None:
+        current.started_at = now
+    if to in TERMINAL:
+        current.completed_at = now
+        if to == S.COMPLETED:
+            current.progress = 100
+    if not (current._state.adding and to == S.PENDING):  # a pending insert is not guarded
+        _authorise(current.pk)
+    current._transition_to = to
+    try:
+        current.save()
+    finally:
+        current._transition_to = None
+    current._loaded_status = to
+    return current

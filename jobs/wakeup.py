@@ -1,0 +1,28 @@
+"""Announce "there may be engine work" to the workers, after commit.
+
+Sent by task name through Celery's current app, so neither the services nor the engine import
+`jobs.tasks` (which imports the engine): the import graph has no circle.
+"""
+
+import logging
+
+from celery import current_app
+from django.conf import settings
+from django.db import transaction
+
+logger = logging.getLogger(__name__)
+
+RUN_QUEUE_TASK = "jobs.run_queue"
+
+
+def enqueue_wakeup(*, countdown: float | None = None) -> None:
+    """Send one `jobs.run_queue` wake-up when the current transaction commits (at once in
+    autocommit). A broker outage is logged, never raised: the beat rescue re-announces due jobs."""
+
+    def send():
+        try:
+            current_app.send_task(RUN_QUEUE_TASK, queue=settings.JOBS_QUEUE, countdown=countdown)
+        except Exception:  # the broker being down must not fail a committed request
+            logger.exception("Could not enqueue a job wake-up; the beat rescue will pick the job up.")
+
+    transaction.on_commit(send)
