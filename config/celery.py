@@ -1,9 +1,22 @@
+import logging.config
 import os
 
 from celery import Celery
+from celery.signals import setup_logging
+from django_structlog.celery.steps import DjangoStructLogInitStep
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.production")
 
 app = Celery("config")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+# Workers log the request id of the request that enqueued a task (django-structlog).
+app.steps["worker"].add(DjangoStructLogInitStep)
+
+
+@setup_logging.connect
+def _use_django_logging(**kwargs):
+    """Workers and beat log exactly like the web process (settings.LOGGING: JSON lines)."""
+    from django.conf import settings
+
+    logging.config.dictConfig(settings.LOGGING)

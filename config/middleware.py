@@ -1,4 +1,7 @@
-"""Request plumbing that must run before URL resolution."""
+"""Request plumbing: path normalisation before URL resolution, and the request id."""
+
+import re
+import uuid
 
 
 class StripTrailingSlashMiddleware:
@@ -18,3 +21,28 @@ class StripTrailingSlashMiddleware:
         if len(path) > 1 and path.endswith("/") and not path.startswith(self.KEEP_PREFIXES):
             request.path_info = path.rstrip("/") or "/"
         return self.get_response(request)
+
+
+class RequestIdMiddleware:
+    """Give every request an id an operator can follow through the logs (SPEC §10).
+
+    An incoming `X-Request-ID` from the proxy is kept when it is a short token of letters,
+    digits, `.`, `_` and `-` (anything else — too long, control characters — is replaced, so a
+    client cannot forge log lines); otherwise a UUID is made. django-structlog, right after this
+    middleware, binds it to every log line of the request and to the Celery tasks the request
+    enqueues. The response echoes it.
+    """
+
+    HEADER = "HTTP_X_REQUEST_ID"
+    VALID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        given = request.META.get(self.HEADER, "")
+        request_id = given if self.VALID.fullmatch(given) else str(uuid.uuid4())
+        request.META[self.HEADER] = request_id
+        response = self.get_response(request)
+        response["X-Request-ID"] = request_id
+        return response

@@ -4,6 +4,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import environ
+import structlog
 from kombu import Queue
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
@@ -35,6 +36,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_celery_beat",
+    "django_structlog",
     "pgtrigger",
     "config.apps.PlatformConfig",
     "accounts",
@@ -54,6 +56,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "config.middleware.RequestIdMiddleware",
+    "django_structlog.middlewares.RequestMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -274,14 +278,52 @@ JOBS_MAX_IMAGE_BYTES = env.int("JOBS_MAX_IMAGE_BYTES", default=10 * 1024 * 1024)
 # Comma-separated modules registering extra processors (tests and benchmarks add test kinds).
 JOBS_EXTRA_PROCESSOR_MODULES = env("JOBS_EXTRA_PROCESSOR_MODULES", default="")
 
+# Logs are JSON lines (SPEC §10): structlog renders our stdlib `logging` calls and
+# django-structlog's request/task events alike, each carrying the request_id of the request
+# that caused it, also inside the Celery tasks that request enqueued. LOG_FORMAT=console gives
+# a readable key=value line for development.
+LOG_FORMAT = env("LOG_FORMAT", default="json")
+LOG_LEVEL = env("LOG_LEVEL", default="INFO")
+_LOG_PRE_CHAIN = [
+    structlog.contextvars.merge_contextvars,
+    structlog.stdlib.add_logger_name,
+    structlog.stdlib.add_log_level,
+    structlog.processors.TimeStamper(fmt="iso", utc=True),
+]
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
+    "formatters": {
+        "json": {"()": structlog.stdlib.ProcessorFormatter, "foreign_pre_chain": _LOG_PRE_CHAIN,
+                 "processors": [structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                                structlog.processors.format_exc_info, structlog.processors.JSONRenderer()]},
+        "console": {"()": structlog.stdlib.ProcessorFormatter, "foreign_pre_chain": _LOG_PRE_CHAIN,
+                    "processors": [structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                                   structlog.dev.ConsoleRenderer(colors=False)]},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT}},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {"django.request": {"level": "ERROR"}},
 }
+structlog.configure(
+    processors=[
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.filter_by_level,
+        structlog.stdlib.add_logger_name,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.PositionalArgumentsFormatter(),
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        structlog.processors.StackInfoRenderer(),
+        structlog.processors.UnicodeDecoder(),
+        structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+    ],
+    logger_factory=structlog.stdlib.LoggerFactory(),
+    cache_logger_on_first_use=True,
+)
+DJANGO_STRUCTLOG_CELERY_ENABLED = True
+# The request id comes from config.middleware.RequestIdMiddleware, which validates any incoming
+# X-Request-ID (or makes one) before django-structlog reads it.
+DJANGO_STRUCTLOG_TRUST_UPSTREAM_REQUEST_ID = True
 
 # Email (SPEC §12): the console locally; SMTP by EMAIL_URL (e.g. smtp+tls://user:pass@host:587);
 # an email service through django-anymail by EMAIL_BACKEND=anymail.backends.<esp>.EmailBackend

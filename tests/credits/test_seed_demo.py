@@ -17,5 +17,8 @@ def test_seed_demo_credits_grants_once_through_the_ledger():
     call_command("seed_demo_credits")
     call_command("seed_demo_credits")
 
-    assert balance_get(user=demo) == 50
-    assert demo.credit_transactions.get().type == "bonus"
+    # 50 welcome credits and the demo's completed Popular Pack (10); the failed and the pending
+    # purchase granted nothing
+    assert balance_get(user=demo) == 50 + 10
+    assert sorted(demo.credit_transactions.values_list("type", "amount")) == [("bonus", 50), ("purchase", 10)]
+    assert sorted(demo.payments.values_list("status", flat=True)) == ["completed", "failed", "pending"]

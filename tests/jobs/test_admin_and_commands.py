@@ -48,6 +48,8 @@ def test_seed_demo_jobs_is_idempotent_and_needs_the_demo_user():
     demo = UserFactory(email="demo@example.com")
     call_command("seed_demo_jobs")
     call_command("seed_demo_jobs")
-    assert Job.objects.filter(user=demo).count() == 4
+    assert Job.objects.filter(user=demo).count() == 5
     assert Job.objects.get(external_id="demo-batch-1").status == "completed"
-    assert balance_get(user=User.objects.get(pk=demo.pk)) == 20 - 16 + 2
+    assert Job.objects.get(external_id="demo-batch-3").status == "failed"
+    # charged 1 + 10 + 5 + 3; refunded the 2 failed units of batch-1 and all of the failed batch-3
+    assert balance_get(user=User.objects.get(pk=demo.pk)) == 20 - 19 + 2 + 3

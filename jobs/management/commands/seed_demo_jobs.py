@@ -14,6 +14,7 @@ DEMO_JOBS = [
     ("demo-batch-1", "account_batch", 10, {"status": "completed", "successful_count": 8, "failed_count": 2}),
     ("demo-batch-2", "account_batch", 5, {"status": "processing", "successful_count": 2}),
     ("demo-render-2", "video_render", 2, {"status": "pending"}),
+    ("demo-batch-3", "account_batch", 3, {"status": "failed", "failed_count": 3}),  # refunded
 ]
 
 

@@ -5,7 +5,16 @@ from django.db import transaction
 
 from accounts.models import User
 from shops import services
-from shops.models import Form, Item, KeywordReply, PaymentMethod, SavedReply, Shop
+from shops.models import (
+    Form,
+    FormSubmission,
+    Item,
+    KeywordReply,
+    OrderStatus,
+    PaymentMethod,
+    SavedReply,
+    Shop,
+)
 
 DEMO_EMAIL = "demo@example.com"
 DEMO_SHOP_SLUG = "demo-shop"
@@ -62,4 +71,35 @@ class Command(BaseCommand):
         SavedReply.objects.get_or_create(
             shop=shop, shortcut="/thanks", defaults={"title": "Thanks", "text": "Thank you for your order!"}
         )
+        self._orders_and_chat(shop)
         self.stdout.write(f"seed_demo_shops: demo shop ready, public form /api/public/forms/{DEMO_FORM_SLUG}")
+
+    def _orders_and_chat(self, shop: Shop) -> None:
+        """A few orders through the public form (stock moves with history; one cancelled, which
+        restocks) and two customer conversations, one answered by the keyword reply. Only
+        the first time: a shop that already has orders is left as it is."""
+        if FormSubmission.objects.filter(shop=shop).exists():
+            return
+        form = Form.objects.get(slug=DEMO_FORM_SLUG)
+        method = PaymentMethod.objects.get(shop=shop, name="PromptPay")
+        items = {item.sku: item for item in Item.objects.filter(shop=shop)}
+        customers = [
+            {"name": "Somchai P.", "phone": "+66 81 234 5678", "email": "somchai@example.com",
+             "address": "Bangkok"},
+            {"name": "Nok S.", "phone": "+66 89 765 4321", "email": "nok@example.com",
+             "address": "Chiang Mai"},
+            {"name": "Anan K.", "phone": "+66 86 111 2222", "email": "", "address": "Phuket"},
+        ]
+        baskets = [[("TEE-BLK-M", 2), ("MUG-LOGO", 1)], [("MUG-LOGO", 3)],
+                   [("TEE-WHT-M", 1), ("TEE-BLK-M", 1)]]
+        orders = [
+            services.order_submit(form=form, customer=customer, payment_method_id=method.pk,
+                                  lines=[{"item_id": items[sku].pk, "quantity": qty} for sku, qty in basket])
+            for customer, basket in zip(customers, baskets, strict=True)
+        ]
+        services.order_set_status(shop_id=shop.pk, order_id=orders[0].pk, status=OrderStatus.CONFIRMED)
+        services.order_set_status(shop_id=shop.pk, order_id=orders[2].pk, status=OrderStatus.CANCELLED)
+        services.conversation_receive_message(shop=shop, channel="line", customer_handle="U-somchai",
+                                              customer_name="Somchai P.", text="Hi, how long is shipping?")
+        services.conversation_receive_message(shop=shop, channel="facebook", customer_handle="fb-nok",
+                                              customer_name="Nok S.", text="Do you have the cap in red?")
