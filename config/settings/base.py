@@ -152,6 +152,7 @@ REST_FRAMEWORK = {
         "register": env("THROTTLE_REGISTER", default="20/hour"),
         "public_form": env("THROTTLE_PUBLIC_FORM", default="30/min"),
         "webhook": env("THROTTLE_WEBHOOK", default="600/min"),
+        "client_errors": env("THROTTLE_CLIENT_ERRORS", default="60/min"),
     },
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
     # Trust X-Forwarded-For only behind this many proxies. With DRF's default (None) a client
