@@ -181,3 +181,18 @@ def test_nightly_run_computes_each_shops_last_three_closed_local_days(bangkok, n
         date(2026, 1, 17),
         date(2026, 1, 18),
     ]
+
+
+def test_stock_end_and_sell_through_follow_the_stock_history(bangkok):
+    # given: TEA holds 100, an order of 30 now (the history rows are written now, too)
+    from django.utils import timezone
+
+    from analytics.selectors import shop_local_today
+
+    order_at(bangkok, timezone.now(), [(bangkok.tea, 30)])
+    today = shop_local_today(bangkok)
+    # when
+    metrics_generate_shops(date_from=today, date_to=today)
+    # then stock at the end of today is 70; sell-through 30 / (30 + 70)
+    tea = ProductAnalytics.objects.get(item=bangkok.tea, date=today)
+    assert (tea.units_sold, tea.stock_end, tea.sell_through_pct) == (30, 70, Decimal("30.00"))
