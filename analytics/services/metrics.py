@@ -86,7 +86,7 @@ up AS (
         + f""",
 gone AS (
     DELETE FROM {table} tgt WHERE {stale_scope}
-       AND ({", ".join(f"tgt.{col[n]}" for n in key)}) NOT IN (SELECT {", ".join(key)} FROM rows)
+       AND NOT EXISTS (SELECT 1 FROM rows r WHERE {" AND ".join(f"r.{n} = tgt.{col[n]}" for n in key)})
     RETURNING 1
 )
 SELECT (SELECT COUNT(*) FROM up) + (SELECT COUNT(*) FROM gone)"""
