@@ -148,3 +148,47 @@ def test_gmv_is_per_currency_and_active_shops_ordered_in_the_last_30_days():
     assert PlatformMetric.objects.get(date=date(2026, 4, 30)).active_shops == 2
     last = PlatformMetric.objects.get(date=date(2026, 5, 1))
     assert (last.active_shops, last.gmv, last.orders) == (0, {}, 0)
+
+
+def test_users_jobs_credits_and_chat_are_counted_on_their_utc_day():
+    from credits.models import CreditPackage, Payment
+    from jobs.models import Job, JobKind
+    from shops.models import Conversation, Message
+
+    day = utc(2026, 6, 10, 12)
+    joined, returning = UserFactory(), UserFactory()
+    type(joined).objects.filter(pk=joined.pk).update(date_joined=day)
+    type(joined).objects.filter(pk=returning.pk).update(date_joined=utc(2026, 1, 1), last_login=day)
+    kind = JobKind.objects.first()
+    done = Job.objects.create(user=joined, kind=kind)
+    failed = Job.objects.create(user=joined, kind=kind)
+    Job.objects.filter(pk=done.pk).update(created_at=day, status="completed", completed_at=day)
+    Job.objects.filter(pk=failed.pk).update(
+        created_at=day, status="failed", completed_at=day + timedelta(days=1)
+    )
+    package = CreditPackage.objects.first()
+    payment = Payment.objects.create(
+        user=joined, package=package, credits=package.credits, amount=package.price
+    )
+    Payment.objects.filter(pk=payment.pk).update(status="completed", completed_at=day)
+    shop = make_shop()
+    conversation = Conversation.objects.create(shop=shop, channel="web", customer_handle="c1")
+    Message.objects.create(conversation=conversation, direction="inbound", sender="customer", text="hi")
+    Message.objects.create(conversation=conversation, direction="outbound", sender="ai", text="hello")
+    Conversation.objects.filter(pk=conversation.pk).update(created_at=day)
+    Message.objects.update(created_at=day)
+    metrics_generate_platform(date_from=date(2026, 6, 10), date_to=date(2026, 6, 11))
+    row = PlatformMetric.objects.get(date=date(2026, 6, 10))
+    assert (row.new_users, row.active_users, row.jobs_created, row.jobs_completed, row.jobs_failed) == (
+        1,
+        2,
+        2,
+        1,
+        0,
+    )
+    assert row.credit_revenue == package.price and (row.conversations, row.messages, row.ai_messages) == (
+        1,
+        2,
+        1,
+    )
+    assert PlatformMetric.objects.get(date=date(2026, 6, 11)).jobs_failed == 1
