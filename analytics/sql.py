@@ -100,11 +100,18 @@ SALES_COLUMNS = [
 ]
 
 
-def sales_rows_sql() -> str:
-    """(shop_id, date, *SALES_COLUMNS): one row per shop and local day of its range."""
+SHOP_COMMON = f"{_BOUNDS[1:]},\n{_MOVES[1:]}"
+
+
+def _compose(parts: tuple[str, str]) -> str:
+    extra, final = parts
+    return f"WITH {SHOP_COMMON}{',' + extra if extra else ''}\nSELECT {final}"
+
+
+def sales_parts() -> tuple[str, str]:
+    """(extra CTEs after SHOP_COMMON, the final SELECT's body) of the daily sales rows."""
     phone, email = c(FormSubmission, "customer_phone"), c(FormSubmission, "customer_email")
-    return f"""
-WITH {_BOUNDS},
+    extra = f"""
 placed AS (
     SELECT o.{_O_SHOP} AS shop_id, (o.{_O_AT} AT TIME ZONE b.tz)::date AS date,
            COUNT(*) AS orders,
@@ -112,7 +119,6 @@ placed AS (
       FROM b JOIN {ORDER} o ON o.{_O_SHOP} = b.shop_id AND o.{_O_AT} >= b.lo AND o.{_O_AT} < b.hi
      GROUP BY 1, 2
 ),
-{_MOVES[1:]},
 money AS (
     SELECT shop_id, date,
            COALESCE(SUM(qty) FILTER (WHERE sign = 1), 0) AS items,
@@ -122,8 +128,8 @@ money AS (
            COALESCE(SUM(revenue) FILTER (WHERE sign = -1), 0) AS c_revenue,
            COALESCE(SUM(cost) FILTER (WHERE sign = -1), 0) AS c_cost
       FROM moves GROUP BY 1, 2
-)
-SELECT b.shop_id, d::date AS date,
+)"""
+    final = """b.shop_id, d::date AS date,
        COALESCE(p.orders, 0)::int AS orders,
        COALESCE(m.items, 0)::int AS items_sold,
        COALESCE(m.revenue, 0)::numeric(14, 2) AS gross_revenue,
@@ -140,17 +146,19 @@ SELECT b.shop_id, d::date AS date,
   LEFT JOIN placed p ON p.shop_id = b.shop_id AND p.date = d::date
   LEFT JOIN money m ON m.shop_id = b.shop_id AND m.date = d::date
 """
+    return extra, final
+
+
+def sales_rows_sql() -> str:
+    """(shop_id, date, *SALES_COLUMNS): one row per shop and local day of its range."""
+    return _compose(sales_parts())
 
 
 CATEGORY_COLUMNS = ["items_sold", "revenue", "cost", "profit"]
 
 
-def category_rows_sql() -> str:
-    """(shop_id, date, category, *CATEGORY_COLUMNS): net of the day's cancellations."""
-    return f"""
-WITH {_BOUNDS},
-{_MOVES[1:]}
-SELECT m.shop_id, m.date, i.{c(Item, "category")} AS category,
+def category_parts() -> tuple[str, str]:
+    final = f"""m.shop_id, m.date, i.{c(Item, "category")} AS category,
        SUM(m.sign * m.qty)::int AS items_sold,
        SUM(m.sign * m.revenue)::numeric(14, 2) AS revenue,
        SUM(m.sign * m.cost)::numeric(14, 2) AS cost,
@@ -158,6 +166,12 @@ SELECT m.shop_id, m.date, i.{c(Item, "category")} AS category,
   FROM moves m JOIN {ITEM} i ON i.id = m.item_id
  GROUP BY 1, 2, 3
 """
+    return "", final
+
+
+def category_rows_sql() -> str:
+    """(shop_id, date, category, *CATEGORY_COLUMNS): net of the day's cancellations."""
+    return _compose(category_parts())
 
 
 PRODUCT_COLUMNS = [
@@ -173,24 +187,21 @@ PRODUCT_COLUMNS = [
 ]
 
 
-def product_rows_sql() -> str:
-    """(item_id, date, *PRODUCT_COLUMNS): net of the day's cancellations, stock at the day's end."""
+def product_parts() -> tuple[str, str]:
     h_item, h_at, h_after, h_before = (
         c(StockHistory, "item"),
         c(StockHistory, "created_at"),
         c(StockHistory, "quantity_after"),
         c(StockHistory, "quantity_before"),
     )
-    return f"""
-WITH {_BOUNDS},
-{_MOVES[1:]},
+    extra = f"""
 g AS (
     SELECT item_id, date, shop_id, tz,
            SUM(sign)::int AS orders, SUM(sign * qty)::int AS units,
            SUM(sign * revenue) AS revenue, SUM(sign * cost) AS cost
       FROM moves GROUP BY item_id, date, shop_id, tz
 ),
-r AS (
+pr AS (
     SELECT g.item_id, g.date, g.shop_id, g.orders, g.units, g.revenue, g.cost,
            CASE WHEN i.{c(Item, "track_stock")}
                 THEN COALESCE(last.{h_after}, nxt.{h_before}, i.{c(Item, "stock_quantity")}) END AS stock_end
@@ -203,8 +214,8 @@ r AS (
           SELECT h.{h_before} FROM {HISTORY} h
            WHERE h.{h_item} = g.item_id AND h.{h_at} >= (g.date + 1)::timestamp AT TIME ZONE g.tz
            ORDER BY h.id ASC LIMIT 1) nxt ON i.{c(Item, "track_stock")} AND last.{h_after} IS NULL
-)
-SELECT item_id, date, shop_id, orders, units AS units_sold,
+)"""
+    final = """item_id, date, shop_id, orders, units AS units_sold,
        revenue::numeric(14, 2) AS revenue, cost::numeric(14, 2) AS cost,
        (revenue - cost)::numeric(14, 2) AS profit,
        CASE WHEN revenue > 0 THEN ((revenue - cost) * 100 / revenue)::numeric(9, 2) END AS margin_pct,
@@ -212,8 +223,14 @@ SELECT item_id, date, shop_id, orders, units AS units_sold,
        CASE WHEN GREATEST(units, 0) + stock_end > 0
             THEN (GREATEST(units, 0) * 100.0 / (GREATEST(units, 0) + stock_end))::numeric(9, 2) END
            AS sell_through_pct
-  FROM r
+  FROM pr
 """
+    return extra, final
+
+
+def product_rows_sql() -> str:
+    """(item_id, date, *PRODUCT_COLUMNS): net of the day's cancellations, stock at the day's end."""
+    return _compose(product_parts())
 
 
 PLATFORM_COLUMNS = [

@@ -58,85 +58,90 @@ def _split(select_sql: str) -> tuple[str, str]:
     return head, tail
 
 
-def _upsert(*, model, select_sql: str, key: list[str], columns: list[str], stale_scope: str | None) -> str:
-    """One statement: INSERT the SELECT's rows, rewriting a stored row only when a value differs
-    (so a second run writes nothing); with `stale_scope`, also DELETE stored rows inside that scope
-    that the SELECT no longer yields (sparse tables). It returns how many rows it wrote."""
+def _write_ctes(
+    *, model, rows: str, key: list[str], columns: list[str], stale_scope: str | None, name: str
+) -> tuple[str, str]:
+    """CTEs that INSERT the rows of CTE `rows`, rewriting a stored row only when a value differs
+    (so a second run writes nothing) and, with `stale_scope`, DELETE stored rows inside that scope
+    that `rows` no longer yields (sparse tables); and the SQL expression counting what they wrote."""
     table = sql.t(model)
     cols = key + columns
     col = {n: f'"{model._meta.get_field(n).column}"' for n in cols}
-    head, tail = _split(select_sql)
     sets = ", ".join(f"{col[n]} = EXCLUDED.{col[n]}" for n in columns)
     old = ", ".join(f"{table}.{col[n]}" for n in columns)
     new = ", ".join(f"EXCLUDED.{col[n]}" for n in columns)
-    statement = f"""
-WITH {head},
-rows AS (SELECT {tail}),
-up AS (
+    ctes = f"""
+up_{name} AS (
     INSERT INTO {table} ({", ".join(col[n] for n in cols)}, created_at, updated_at)
-    SELECT {", ".join(cols)}, now(), now() FROM rows
+    SELECT {", ".join(cols)}, now(), now() FROM {rows}
     ON CONFLICT ({", ".join(col[n] for n in key)}) DO UPDATE SET {sets}, updated_at = EXCLUDED.updated_at
     WHERE ({old}) IS DISTINCT FROM ({new})
     RETURNING 1
 )"""
-    if stale_scope is None:
-        return statement + "\nSELECT COUNT(*) FROM up"
-    return (
-        statement
-        + f""",
-gone AS (
+    count = f"(SELECT COUNT(*) FROM up_{name})"
+    if stale_scope is not None:
+        match = " AND ".join(f"r.{n} = tgt.{col[n]}" for n in key)
+        ctes += f""",
+gone_{name} AS (
     DELETE FROM {table} tgt WHERE {stale_scope}
-       AND NOT EXISTS (SELECT 1 FROM rows r WHERE {" AND ".join(f"r.{n} = tgt.{col[n]}" for n in key)})
+       AND NOT EXISTS (SELECT 1 FROM {rows} r WHERE {match})
     RETURNING 1
-)
-SELECT (SELECT COUNT(*) FROM up) + (SELECT COUNT(*) FROM gone)"""
-    )
+)"""
+        count += f" + (SELECT COUNT(*) FROM gone_{name})"
+    return ctes, count
 
 
-def shop_statements() -> list[tuple[str, str]]:
-    """The three shop statements, by the name their counts are reported under."""
-    return [
-        (
-            "daily_sales",
-            _upsert(
-                model=DailySalesMetric,
-                select_sql=sql.sales_rows_sql(),
-                key=["shop_id", "date"],
-                columns=sql.SALES_COLUMNS,
-                stale_scope=None,
-            ),
-        ),
-        (
-            "categories",
-            _upsert(
-                model=CategoryDailyMetric,
-                select_sql=sql.category_rows_sql(),
-                key=["shop_id", "date", "category"],
-                columns=sql.CATEGORY_COLUMNS,
-                stale_scope=_SPARSE_SCOPE,
-            ),
-        ),
-        (
-            "products",
-            _upsert(
-                model=ProductAnalytics,
-                select_sql=sql.product_rows_sql(),
-                key=["item_id", "date"],
-                columns=sql.PRODUCT_COLUMNS,
-                stale_scope=_SPARSE_SCOPE,
-            ),
-        ),
-    ]
+SHOP_TABLES = [
+    # (count name, model, parts, key, columns, stale scope)
+    ("daily_sales", DailySalesMetric, sql.sales_parts, ["shop_id", "date"], sql.SALES_COLUMNS, None),
+    (
+        "categories",
+        CategoryDailyMetric,
+        sql.category_parts,
+        ["shop_id", "date", "category"],
+        sql.CATEGORY_COLUMNS,
+        _SPARSE_SCOPE,
+    ),
+    (
+        "products",
+        ProductAnalytics,
+        sql.product_parts,
+        ["item_id", "date"],
+        sql.PRODUCT_COLUMNS,
+        _SPARSE_SCOPE,
+    ),
+]
+
+
+def shop_statement() -> str:
+    """ONE statement writing the three shop tables: the shops' ranges and their order lines
+    (`moves`) are computed once and shared by the three upserts. It returns one row of counts
+    in SHOP_TABLES order."""
+    ctes, counts = [sql.SHOP_COMMON], []
+    for name, model, parts, key, columns, scope in SHOP_TABLES:
+        extra, final = parts()
+        if extra:
+            ctes.append(extra.strip())
+        ctes.append(f"rows_{name} AS (SELECT {final})")
+        write, count = _write_ctes(
+            model=model, rows=f"rows_{name}", key=key, columns=columns, stale_scope=scope, name=name
+        )
+        ctes.append(write.strip())
+        counts.append(count)
+    return "WITH " + ",\n".join(ctes) + "\nSELECT " + ", ".join(counts)
 
 
 def platform_statement() -> str:
-    return _upsert(
+    head, final = _split(sql.platform_rows_sql())
+    write, count = _write_ctes(
         model=PlatformMetric,
-        select_sql=sql.platform_rows_sql(),
+        rows="rows_platform",
         key=["date"],
         columns=sql.PLATFORM_COLUMNS,
         stale_scope=None,
+        name="platform",
     )
+    return f"WITH {head},\nrows_platform AS (SELECT {final}),{write}\nSELECT {count}"
 
 
 @transaction.atomic
@@ -151,16 +156,14 @@ def metrics_generate_shops(
     `shop_ids` is None) over the local days [date_from, date_to] — or, with no dates, each shop's
     last three closed local days at `now` (the nightly run).
 
-    Three set-based statements in one transaction; no row locks beyond the upserted rows.
+    One set-based statement (shop_statement); no row locks beyond the upserted rows.
     Idempotent: a second run over the same data writes nothing. Returns rows written per table.
     """
     params = _shop_params(shop_ids=shop_ids, date_from=date_from, date_to=date_to, now=now)
-    counts = {}
     with connection.cursor() as cursor:
-        for name, statement in shop_statements():
-            cursor.execute(statement, params)
-            counts[name] = cursor.fetchone()[0]
-    return counts
+        cursor.execute(shop_statement(), params)
+        row = cursor.fetchone()
+    return {name: count for (name, *_), count in zip(SHOP_TABLES, row, strict=True)}
 
 
 @transaction.atomic
