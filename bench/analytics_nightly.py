@@ -118,18 +118,17 @@ WITH sh AS (
 ),
 ord AS (
     SELECT o.shop_id, (o.submitted_at AT TIME ZONE sh.tz)::date AS date, COUNT(*) AS n,
-           COUNT(DISTINCT COALESCE(NULLIF(o.customer_phone, ''), NULLIF(lower(o.customer_email),
-               ''))) AS customers
-
-               FROM sh JOIN shops_formsubmission o ON o.shop_id = sh.id AND o.submitted_at >= sh.lo AND o.submitted_at < sh.hi
+           COUNT(DISTINCT COALESCE(NULLIF(o.customer_phone, ''),
+                                   NULLIF(lower(o.customer_email), ''))) AS customers
+      FROM sh JOIN shops_formsubmission o ON o.shop_id = sh.id
+                                        AND o.submitted_at >= sh.lo AND o.submitted_at < sh.hi
      GROUP BY 1, 2
 ),
 ln AS (
     SELECT o.shop_id, sh.tz, (o.submitted_at AT TIME ZONE sh.tz)::date AS date, o.id AS oid, l.item_id,
-        1 AS sg,
-           l.quantity, l.line_total, l.unit_cost * l.quantity AS cost
-
-               FROM sh JOIN shops_formsubmission o ON o.shop_id = sh.id AND o.submitted_at >= sh.lo AND o.submitted_at < sh.hi
+           1 AS sg, l.quantity, l.line_total, l.unit_cost * l.quantity AS cost
+      FROM sh JOIN shops_formsubmission o ON o.shop_id = sh.id
+                                        AND o.submitted_at >= sh.lo AND o.submitted_at < sh.hi
       JOIN shops_formsubmissionline l ON l.submission_id = o.id
     UNION ALL
     SELECT o.shop_id, sh.tz, (o.cancelled_at AT TIME ZONE sh.tz)::date, o.id, l.item_id, -1,

@@ -318,3 +318,21 @@ def test_stats_also_returns_completed_and_failed_jobs_and_last_login(auth_client
     body = auth_client.get("/api/stats").json()
     assert body["completed_jobs"] == 0 and body["failed_jobs"] == 0
     assert body["last_login"] is not None
+
+
+def test_stats_counts_jobs_that_ended_completed_or_failed_in_the_range(auth_client, user):
+    from jobs.models import Job, JobKind
+
+    kind = JobKind.objects.first()
+    now = timezone.now()
+    for status, ended in (
+        ("completed", now),
+        ("completed", now),
+        ("failed", now),
+        ("completed", now - timedelta(days=90)),
+        ("processing", None),
+    ):
+        job = Job.objects.create(user=user, kind=kind)
+        Job.objects.filter(pk=job.pk).update(status=status, completed_at=ended)
+    body = auth_client.get("/api/stats").json()
+    assert (body["completed_jobs"], body["failed_jobs"]) == (2, 1)
