@@ -196,3 +196,23 @@ def test_stock_end_and_sell_through_follow_the_stock_history(bangkok):
     # then stock at the end of today is 70; sell-through 30 / (30 + 70)
     tea = ProductAnalytics.objects.get(item=bangkok.tea, date=today)
     assert (tea.units_sold, tea.stock_end, tea.sell_through_pct) == (30, 70, Decimal("30.00"))
+
+
+def test_a_late_cancellation_lands_on_its_own_day_and_leaves_the_closed_day_as_it_was(bangkok):
+    # given the 10th generated and closed
+    order = order_at(bangkok, utc(2026, 1, 10, 3, 0), [(bangkok.tea, 2)])
+    metrics_generate_shops(date_from=date(2026, 1, 10), date_to=date(2026, 1, 10))
+    closed = DailySalesMetric.objects.filter(shop=bangkok, date=date(2026, 1, 10)).values().get()
+    # when the order is cancelled on the 13th (Bangkok) and the nightly covers the 11th–13th, then
+    # the whole month is backfilled again
+    cancel_at(order, utc(2026, 1, 13, 1, 0))
+    metrics_generate_shops(now=utc(2026, 1, 14, 2, 0))
+    metrics_generate_shops(date_from=date(2026, 1, 1), date_to=date(2026, 1, 31))
+    # then the 10th is untouched and the 13th carries the cancellation
+    assert DailySalesMetric.objects.filter(shop=bangkok, date=date(2026, 1, 10)).values().get() == closed
+    day13 = row(bangkok, date(2026, 1, 13))
+    assert (day13.cancelled_orders, day13.cancelled_revenue, day13.net_revenue) == (
+        1,
+        Decimal("200.00"),
+        Decimal("-200.00"),
+    )
