@@ -23,6 +23,8 @@ SCHEDULES = [
              crontab={"minute": "30", "hour": "0"}),
     Schedule("credits: nightly ledger audit (balance = SUM(ledger))", "credits.audit_balances",
              crontab={"minute": "30", "hour": "1"}, queue="default"),
+    Schedule("analytics: daily metrics (last three closed days)", "analytics.generate_daily",
+             crontab={"minute": "0", "hour": "2"}, queue="default"),
     Schedule("jobs: rescue jobs with a stale heartbeat", "jobs.rescue_stale", interval_seconds=60,
              queue="default"),
     Schedule("shops: stock history cleanup (>365 days)", "shops.cleanup_stock_history",

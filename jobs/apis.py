@@ -30,9 +30,9 @@ from jobs.serializers import (
     JobOutputSerializer,
     JobWebhookInputSerializer,
     QueueStatusOutputSerializer,
-    StatsOutputSerializer,
     StatsPatchInputSerializer,
     StatsPatchOutputSerializer,
+    UserStatsOutputSerializer,
     WebhookOutputSerializer,
 )
 
@@ -143,11 +143,11 @@ class StatsApi(APIView):
             return [(IsUserAccount | IsServiceKeyWithScope)()]
         return [IsUserAccount()]
 
-    @extend_schema(parameters=DATE_RANGE, responses=StatsOutputSerializer)
+    @extend_schema(parameters=DATE_RANGE, responses=UserStatsOutputSerializer)
     def get(self, request):
         dates = DateRangeSerializer().to_internal_value(request.query_params)
         stats = selectors.job_stats(user=request.user, **dates)
-        return Response({**StatsOutputSerializer(stats).data, "from": dates["date_from"],
+        return Response({**UserStatsOutputSerializer(stats).data, "from": dates["date_from"],
                          "to": dates["date_to"]})
 
     @extend_schema(request=StatsPatchInputSerializer, responses=StatsPatchOutputSerializer)

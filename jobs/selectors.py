@@ -1,9 +1,9 @@
 """Reads of jobs, scoped to the caller. Stats read the JobDailyStat rollup, never the jobs table."""
 
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 from django.db import connection
-from django.db.models import Avg, Count, F, Prefetch, Sum
+from django.db.models import Avg, Count, F, Prefetch, Q, Sum
 from django.utils import timezone
 
 from config.exceptions import NotFound
@@ -43,6 +43,10 @@ def _rate(successful: int, failed: int) -> float:
     return round(100.0 * successful / finished, 2) if finished else 0.0
 
 
+def _utc_start(day: date) -> datetime:
+    return datetime(day.year, day.month, day.day, tzinfo=UTC)
+
+
 def job_stats(*, user, date_from: date, date_to: date) -> dict:
     """Totals of the jobs `user` created between the two dates (inclusive, UTC), from the rollup:
     one index range scan over at most one row per day, whatever the number of jobs.
@@ -52,7 +56,15 @@ def job_stats(*, user, date_from: date, date_to: date) -> dict:
         jobs=Sum("jobs"), requested=Sum("requested"), successful=Sum("successful"),
         failed=Sum("failed"), credits_spent=Sum("credits_spent"), vault_items=Sum("vault_items"))
     totals = {key: int(value or 0) for key, value in totals.items()}
+    # Seed 002's user_stats: jobs that ended completed / failed in the range — not in the rollup,
+    # so one more query over the (user, status) index.
+    ended = Job.objects.filter(user=user, completed_at__gte=_utc_start(date_from),
+                               completed_at__lt=_utc_start(date_to + timedelta(days=1))).aggregate(
+        completed=Count("id", filter=Q(status=JobStatus.COMPLETED)),
+        failed=Count("id", filter=Q(status=JobStatus.FAILED)))
     return {"from": date_from, "to": date_to, "jobs": totals["jobs"], "requested": totals["requested"],
+            "completed_jobs": ended["completed"], "failed_jobs": ended["failed"],
+            "last_login": user.last_login,
             "successful": totals["successful"], "failed": totals["failed"],
             "success_rate": _rate(totals["successful"], totals["failed"]),
             "credits_spent": totals["credits_spent"], "vault_items": totals["vault_items"]}

@@ -160,6 +160,14 @@ class StatsOutputSerializer(serializers.Serializer):
     vault_items = serializers.IntegerField()
 
 
+class UserStatsOutputSerializer(StatsOutputSerializer):
+    """GET /api/stats also carries seed 002's user_stats fields (SPEC §7)."""
+
+    completed_jobs = serializers.IntegerField()
+    failed_jobs = serializers.IntegerField()
+    last_login = serializers.DateTimeField(allow_null=True)
+
+
 class DailyStatOutputSerializer(StatsOutputSerializer):
     date = serializers.DateField()
 

@@ -183,6 +183,7 @@ REST_FRAMEWORK = {
         "webhook": env("THROTTLE_WEBHOOK", default="600/min"),
         "password_reset": env("THROTTLE_PASSWORD_RESET", default="5/hour"),
         "email_verify": env("THROTTLE_EMAIL_VERIFY", default="30/hour"),
+        "client_errors": env("THROTTLE_CLIENT_ERRORS", default="60/min"),
     },
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
     # Trust X-Forwarded-For only behind this many proxies. With DRF's default (None) a client

@@ -1,0 +1,64 @@
+from django.contrib import admin, messages
+
+from analytics.models import CategoryDailyMetric, DailySalesMetric, ErrorLog, PlatformMetric, ProductAnalytics
+from analytics.services.errors import error_log_resolve
+from config.admin import ReadOnlyAdmin
+
+
+@admin.register(DailySalesMetric)
+class DailySalesMetricAdmin(ReadOnlyAdmin):
+    list_display = [
+        "shop",
+        "date",
+        "orders",
+        "gross_revenue",
+        "cancelled_revenue",
+        "net_revenue",
+        "gross_profit",
+    ]
+    list_filter = ["date"]
+    list_select_related = ["shop"]
+    date_hierarchy = "date"
+
+
+@admin.register(CategoryDailyMetric)
+class CategoryDailyMetricAdmin(ReadOnlyAdmin):
+    list_display = ["shop", "date", "category", "items_sold", "revenue", "profit"]
+    list_select_related = ["shop"]
+    date_hierarchy = "date"
+
+
+@admin.register(ProductAnalytics)
+class ProductAnalyticsAdmin(ReadOnlyAdmin):
+    list_display = [
+        "item",
+        "date",
+        "units_sold",
+        "revenue",
+        "profit",
+        "margin_pct",
+        "stock_end",
+        "sell_through_pct",
+    ]
+    list_select_related = ["item"]
+    date_hierarchy = "date"
+
+
+@admin.register(PlatformMetric)
+class PlatformMetricAdmin(ReadOnlyAdmin):
+    list_display = ["date", "orders", "mrr", "arr", "new_users", "active_users", "active_shops", "churn_rate"]
+    date_hierarchy = "date"
+
+
+@admin.register(ErrorLog)
+class ErrorLogAdmin(ReadOnlyAdmin):
+    list_display = ["message", "severity", "occurrences", "first_seen", "last_seen", "resolved_at"]
+    list_filter = ["severity", ("resolved_at", admin.EmptyFieldListFilter)]
+    search_fields = ["message", "url", "fingerprint"]
+    actions = ["resolve"]
+
+    @admin.action(description="Mark resolved (a new occurrence reopens)")
+    def resolve(self, request, queryset):
+        for error_log in queryset:
+            error_log_resolve(error_log=error_log, user=request.user)
+        self.message_user(request, f"{queryset.count()} resolved.", messages.SUCCESS)
