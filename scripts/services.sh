@@ -45,8 +45,9 @@ ensure_postgres() {
 }
 
 ensure_redis() {
-  if answers $REDIS_PORT; then echo "services: Redis answers on 127.0.0.1:$REDIS_PORT"; return; fi
+  # The binary is needed even when a Redis already answers: a test starts and kills its own.
   command -v redis-server >/dev/null || apt_install redis-server
+  if answers $REDIS_PORT; then echo "services: Redis answers on 127.0.0.1:$REDIS_PORT"; return; fi
   answers $REDIS_PORT && { echo "services: Redis started by its package"; return; }
   mkdir -p "$VAR/redis"
   redis-server --daemonize yes --bind 127.0.0.1 --port $REDIS_PORT --save "" --appendonly no \
