@@ -31,3 +31,31 @@ def test_schedule_names_are_unique():
 def test_every_schedule_has_exactly_one_timing():
     for s in SCHEDULES:
         assert bool(s.crontab) != bool(s.interval_seconds), s.name
+
+
+def test_a_plain_worker_consumes_every_queue_a_task_is_routed_to():
+    app.loader.import_default_modules()
+    declared = {queue.name for queue in app.conf.task_queues}
+    routed = {task.queue or app.conf.task_default_queue
+              for name, task in app.tasks.items() if not name.startswith("celery.")}
+
+    assert routed <= declared, f"tasks routed to queues no plain worker consumes: {routed - declared}"
+    assert {"default", "jobs"} <= declared
+
+
+def test_every_task_can_be_dispatched_with_its_time_limits():
+    """apply_async refuses a task whose soft limit exceeds its hard limit (the global soft limit
+    applies when a task sets only a hard one): every project task states both, soft < hard."""
+    app.loader.import_default_modules()
+    for name, task in app.tasks.items():
+        if name.startswith("celery."):
+            continue
+        hard = task.time_limit or app.conf.task_time_limit
+        soft = task.soft_time_limit or app.conf.task_soft_time_limit
+        assert task.time_limit and task.soft_time_limit, f"{name} must state both limits"
+        assert soft < hard, f"{name}: soft {soft} s must be below hard {hard} s"
+
+
+def test_workers_are_replaced_past_the_memory_ceiling():
+    assert app.conf.worker_max_memory_per_child == settings.CELERY_WORKER_MAX_MEMORY_PER_CHILD > 0
+    assert app.conf.worker_max_tasks_per_child == settings.CELERY_WORKER_MAX_TASKS_PER_CHILD > 0
