@@ -203,3 +203,4 @@ def test_too_many_form_fields_is_a_400_envelope(api_client):
 
     assert response.status_code == 400
     assert set(response.json()) == {"error"}
+

@@ -126,3 +126,12 @@ def test_a_path_with_invalid_percent_encoding_is_not_a_500(client):
     response = client.get("/api/users/%ff%fe")
 
     assert 400 <= response.status_code < 500
+
+
+@pytest.mark.parametrize("path", ["/api/nope", "/nowhere/at/all", "/api/jobs/not-a-uuid/files/x/y"])
+def test_an_unknown_path_is_the_json_envelope_even_with_debug_on(client, settings, path):
+    settings.DEBUG = True  # where Django would otherwise answer its HTML technical 404 page
+    response = client.get(path)
+    assert response.status_code == 404
+    assert response["Content-Type"].startswith("application/json")
+    assert response.json()["error"]["code"] == "not_found"
