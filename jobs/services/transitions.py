@@ -5,6 +5,7 @@ from django.utils import timezone
 
 from config.exceptions import InvalidTransition, NotFound
 from jobs.models import Job
+from jobs.notifications import job_finished_notify
 from jobs.states import TERMINAL, JobStatus, can_transition
 
 S = JobStatus
@@ -72,4 +73,6 @@ def job_transition(*, job: Job, to: str, fields: dict | None = None, now=None) -
     finally:
         current._transition_to = None
     current._loaded_status = to
+    if to in (S.COMPLETED, S.FAILED):
+        job_finished_notify(job=current)
     return current

@@ -1,0 +1,30 @@
+"""Telling a user their job finished (SPEC §12 notifications)."""
+
+from accounts.emails import email_send_after_commit
+from accounts.models import UserPreferences
+from jobs.models import Job
+from jobs.states import JobStatus
+
+FINISHED = (JobStatus.COMPLETED, JobStatus.FAILED)
+
+
+def job_finished_notify(*, job: Job) -> bool:
+    """Email the owner that `job` completed or failed, after commit (Celery), if their
+    preferences ask for it: `notifications.email` and `notifications.job_finished` both on.
+    A cancelled job is not announced (the user cancelled it). Returns whether one was queued.
+
+    Called by `job_transition` in the transaction that finished the job, so a rolled-back
+    finish sends nothing, and a job finishes (and is announced) once.
+    """
+    if job.status not in FINISHED or not job.user.is_active or job.user.deleted_at is not None:
+        return False
+    wanted = (UserPreferences.objects.filter(user_id=job.user_id)
+              .values_list("notifications", flat=True).first()) or {}
+    if not wanted.get("email", True) or not wanted.get("job_finished", True):
+        return False
+    email_send_after_commit(template="job_finished", to=[job.user.email], context={
+        "name": job.user.name, "kind": job.kind.name or job.kind.code, "status": job.status,
+        "job_id": str(job.pk), "external_id": job.external_id or "",
+        "requested": job.requested_count, "successful": job.successful_count, "failed": job.failed_count,
+        "credits_refunded": job.credits_refunded, "error": (job.error or "")[:500]})
+    return True
