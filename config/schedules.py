@@ -27,4 +27,12 @@ SCHEDULES = [
              queue="default"),
     Schedule("shops: stock history cleanup (>365 days)", "shops.cleanup_stock_history",
              crontab={"minute": "0", "hour": "6", "day_of_month": "1"}),
+    Schedule("backups: daily backup, verified (03:00)", "backups.daily",
+             crontab={"minute": "0", "hour": "3"}, queue="default"),
+    Schedule("backups: weekly backup with restore test (Sunday 04:00)", "backups.weekly",
+             crontab={"minute": "0", "hour": "4", "day_of_week": "0"}, queue="default"),
+    Schedule("backups: snapshot cleanup and backup retention (05:00)", "backups.retention",
+             crontab={"minute": "0", "hour": "5"}, queue="default"),
+    Schedule("backups: offsite sync retry (hourly)", "backups.offsite_retry",
+             crontab={"minute": "20"}, queue="default"),
 ]
