@@ -24,16 +24,26 @@ class BackupLogAdmin(ReadOnlyAdmin):
     backup" button queues one (the same service and task the API uses)."""
 
     change_list_template = "admin/backups/backuplog/change_list.html"
-    list_display = ["started_at", "kind", "status", "size", "duration", "verified_at", "restore_tested_at",
-                    "database"]
+    list_display = [
+        "started_at",
+        "kind",
+        "status",
+        "size",
+        "duration",
+        "verified_at",
+        "restore_tested_at",
+        "database",
+    ]
     list_filter = ["status", "kind"]
     date_hierarchy = "started_at"
     inlines = [SyncStatusInline]
     readonly_fields = [f.name for f in BackupLog._meta.fields]
 
     def get_urls(self):
-        return [path("start/", self.admin_site.admin_view(self.start_view), name="backups_backuplog_start"),
-                *super().get_urls()]
+        return [
+            path("start/", self.admin_site.admin_view(self.start_view), name="backups_backuplog_start"),
+            *super().get_urls(),
+        ]
 
     def start_view(self, request):
         if request.method != "POST" or not request.user.is_staff:

@@ -85,7 +85,9 @@ class SnapshotListCreateApi(ShopSnapshotMixin, generics.ListAPIView):
     def post(self, request, shop_id):
         serializer = SnapshotCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        snapshot = services.snapshot_create(shop=self.shop, created_by=request.user, **serializer.validated_data)
+        snapshot = services.snapshot_create(
+            shop=self.shop, created_by=request.user, **serializer.validated_data
+        )
         return Response(SnapshotSerializer(snapshot).data, status=status.HTTP_201_CREATED)
 
 

@@ -47,7 +47,9 @@ class BackupLog(UUIDModel):
     class Meta:
         ordering = ["-started_at", "id"]
         constraints = [
-            models.CheckConstraint(condition=Q(kind__in=["daily", "weekly", "manual"]), name="backup_kind_valid"),
+            models.CheckConstraint(
+                condition=Q(kind__in=["daily", "weekly", "manual"]), name="backup_kind_valid"
+            ),
             models.CheckConstraint(
                 condition=Q(status__in=["running", "succeeded", "failed"]), name="backup_status_valid"
             ),

@@ -50,7 +50,7 @@ def server_version() -> tuple[int, str]:
     """(major, full version string) of the server."""
     with connect(autocommit=True) as conn:
         full = conn.execute("SHOW server_version").fetchone()[0]
-    return conn.info.server_version // 10000, full
+        return conn.info.server_version // 10000, full
 
 
 @functools.cache

@@ -14,9 +14,27 @@ class BackupSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = BackupLog
-        fields = ["id", "kind", "status", "started_at", "finished_at", "duration", "size", "sha256",
-                  "storage", "file_name", "database", "pg_dump_version", "server_version", "row_counts",
-                  "verified_at", "restore_tested_at", "restore_test_result", "error", "sync_statuses"]
+        fields = [
+            "id",
+            "kind",
+            "status",
+            "started_at",
+            "finished_at",
+            "duration",
+            "size",
+            "sha256",
+            "storage",
+            "file_name",
+            "database",
+            "pg_dump_version",
+            "server_version",
+            "row_counts",
+            "verified_at",
+            "restore_tested_at",
+            "restore_test_result",
+            "error",
+            "sync_statuses",
+        ]
 
 
 class BackupCreateSerializer(serializers.Serializer):
@@ -28,8 +46,17 @@ class SnapshotSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = RecoverySnapshot
-        fields = ["id", "shop", "sha256", "size", "note", "created_by", "created_at", "expires_at",
-                  "restored_at"]
+        fields = [
+            "id",
+            "shop",
+            "sha256",
+            "size",
+            "note",
+            "created_by",
+            "created_at",
+            "expires_at",
+            "restored_at",
+        ]
 
 
 class SnapshotCreateSerializer(serializers.Serializer):

@@ -7,112 +7,202 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('shops', '0002_line_stock_deducted'),
+        ("shops", "0002_line_stock_deducted"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='BackupLog',
+            name="BackupLog",
             fields=[
-                ('created_at', models.DateTimeField(auto_now_add=True, db_index=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('id', models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False)),
-                ('kind', models.CharField(choices=[('daily', 'Daily'), ('weekly', 'Weekly'), ('manual', 'Manual')], default='manual', max_length=10)),
-                ('status', models.CharField(choices=[('running', 'Running'), ('succeeded', 'Succeeded'), ('failed', 'Failed')], default='running', max_length=10)),
-                ('started_at', models.DateTimeField()),
-                ('finished_at', models.DateTimeField(blank=True, null=True)),
-                ('duration', models.DurationField(blank=True, null=True)),
-                ('size', models.BigIntegerField(blank=True, help_text='bytes', null=True)),
-                ('sha256', models.CharField(blank=True, default='', max_length=64)),
-                ('storage', models.CharField(default='backups', help_text='Django storage alias', max_length=100)),
-                ('file_name', models.CharField(blank=True, default='', max_length=500)),
-                ('database', models.CharField(blank=True, default='', max_length=200)),
-                ('pg_dump_version', models.CharField(blank=True, default='', max_length=200)),
-                ('server_version', models.CharField(blank=True, default='', max_length=200)),
-                ('row_counts', models.JSONField(blank=True, default=dict, help_text='table → rows, at dump time')),
-                ('verified_at', models.DateTimeField(blank=True, null=True)),
-                ('restore_tested_at', models.DateTimeField(blank=True, null=True)),
-                ('restore_test_result', models.JSONField(blank=True, default=dict)),
-                ('error', models.TextField(blank=True, default='')),
-                ('created_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
+                ("created_at", models.DateTimeField(auto_now_add=True, db_index=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "id",
+                    models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False),
+                ),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[("daily", "Daily"), ("weekly", "Weekly"), ("manual", "Manual")],
+                        default="manual",
+                        max_length=10,
+                    ),
+                ),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[("running", "Running"), ("succeeded", "Succeeded"), ("failed", "Failed")],
+                        default="running",
+                        max_length=10,
+                    ),
+                ),
+                ("started_at", models.DateTimeField()),
+                ("finished_at", models.DateTimeField(blank=True, null=True)),
+                ("duration", models.DurationField(blank=True, null=True)),
+                ("size", models.BigIntegerField(blank=True, help_text="bytes", null=True)),
+                ("sha256", models.CharField(blank=True, default="", max_length=64)),
+                (
+                    "storage",
+                    models.CharField(default="backups", help_text="Django storage alias", max_length=100),
+                ),
+                ("file_name", models.CharField(blank=True, default="", max_length=500)),
+                ("database", models.CharField(blank=True, default="", max_length=200)),
+                ("pg_dump_version", models.CharField(blank=True, default="", max_length=200)),
+                ("server_version", models.CharField(blank=True, default="", max_length=200)),
+                (
+                    "row_counts",
+                    models.JSONField(blank=True, default=dict, help_text="table → rows, at dump time"),
+                ),
+                ("verified_at", models.DateTimeField(blank=True, null=True)),
+                ("restore_tested_at", models.DateTimeField(blank=True, null=True)),
+                ("restore_test_result", models.JSONField(blank=True, default=dict)),
+                ("error", models.TextField(blank=True, default="")),
+                (
+                    "created_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-started_at', 'id'],
+                "ordering": ["-started_at", "id"],
             },
         ),
         migrations.CreateModel(
-            name='RecoverySnapshot',
+            name="RecoverySnapshot",
             fields=[
-                ('created_at', models.DateTimeField(auto_now_add=True, db_index=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('id', models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False)),
-                ('document', models.JSONField()),
-                ('sha256', models.CharField(max_length=64)),
-                ('size', models.IntegerField(help_text='bytes of the canonical JSON document')),
-                ('note', models.CharField(blank=True, default='', max_length=300)),
-                ('expires_at', models.DateTimeField(db_index=True)),
-                ('restored_at', models.DateTimeField(blank=True, null=True)),
-                ('created_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('shop', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='recovery_snapshots', to='shops.shop')),
+                ("created_at", models.DateTimeField(auto_now_add=True, db_index=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "id",
+                    models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False),
+                ),
+                ("document", models.JSONField()),
+                ("sha256", models.CharField(max_length=64)),
+                ("size", models.IntegerField(help_text="bytes of the canonical JSON document")),
+                ("note", models.CharField(blank=True, default="", max_length=300)),
+                ("expires_at", models.DateTimeField(db_index=True)),
+                ("restored_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "created_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "shop",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="recovery_snapshots",
+                        to="shops.shop",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at', 'id'],
+                "ordering": ["-created_at", "id"],
             },
         ),
         migrations.CreateModel(
-            name='SyncStatus',
+            name="SyncStatus",
             fields=[
-                ('created_at', models.DateTimeField(auto_now_add=True, db_index=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('id', models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False)),
-                ('target', models.CharField(help_text='Django storage alias', max_length=100)),
-                ('status', models.CharField(choices=[('pending', 'Pending'), ('synced', 'Synced'), ('failed', 'Failed')], default='pending', max_length=10)),
-                ('synced_at', models.DateTimeField(blank=True, null=True)),
-                ('lag', models.DurationField(blank=True, help_text='from the end of the backup to the copy', null=True)),
-                ('attempts', models.IntegerField(default=0)),
-                ('error', models.TextField(blank=True, default='')),
-                ('backup', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='sync_statuses', to='backups.backuplog')),
+                ("created_at", models.DateTimeField(auto_now_add=True, db_index=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "id",
+                    models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False),
+                ),
+                ("target", models.CharField(help_text="Django storage alias", max_length=100)),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[("pending", "Pending"), ("synced", "Synced"), ("failed", "Failed")],
+                        default="pending",
+                        max_length=10,
+                    ),
+                ),
+                ("synced_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "lag",
+                    models.DurationField(
+                        blank=True, help_text="from the end of the backup to the copy", null=True
+                    ),
+                ),
+                ("attempts", models.IntegerField(default=0)),
+                ("error", models.TextField(blank=True, default="")),
+                (
+                    "backup",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="sync_statuses",
+                        to="backups.backuplog",
+                    ),
+                ),
             ],
             options={
-                'verbose_name_plural': 'sync statuses',
-                'ordering': ['-created_at', 'target'],
+                "verbose_name_plural": "sync statuses",
+                "ordering": ["-created_at", "target"],
             },
         ),
         migrations.AddIndex(
-            model_name='backuplog',
-            index=models.Index(fields=['status', 'kind', '-started_at'], name='backup_status_kind_idx'),
+            model_name="backuplog",
+            index=models.Index(fields=["status", "kind", "-started_at"], name="backup_status_kind_idx"),
         ),
         migrations.AddConstraint(
-            model_name='backuplog',
-            constraint=models.CheckConstraint(condition=models.Q(('kind__in', ['daily', 'weekly', 'manual'])), name='backup_kind_valid'),
+            model_name="backuplog",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("kind__in", ["daily", "weekly", "manual"])), name="backup_kind_valid"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='backuplog',
-            constraint=models.CheckConstraint(condition=models.Q(('status__in', ['running', 'succeeded', 'failed'])), name='backup_status_valid'),
+            model_name="backuplog",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("status__in", ["running", "succeeded", "failed"])),
+                name="backup_status_valid",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='backuplog',
-            constraint=models.CheckConstraint(condition=models.Q(models.Q(('status', 'succeeded'), _negated=True), models.Q(models.Q(('file_name', ''), _negated=True), models.Q(('sha256', ''), _negated=True)), _connector='OR'), name='backup_succeeded_has_file'),
+            model_name="backuplog",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    models.Q(("status", "succeeded"), _negated=True),
+                    models.Q(
+                        models.Q(("file_name", ""), _negated=True), models.Q(("sha256", ""), _negated=True)
+                    ),
+                    _connector="OR",
+                ),
+                name="backup_succeeded_has_file",
+            ),
         ),
         migrations.AddIndex(
-            model_name='recoverysnapshot',
-            index=models.Index(fields=['shop', '-created_at'], name='snapshot_shop_recent_idx'),
+            model_name="recoverysnapshot",
+            index=models.Index(fields=["shop", "-created_at"], name="snapshot_shop_recent_idx"),
         ),
         migrations.AddIndex(
-            model_name='syncstatus',
-            index=models.Index(fields=['status', 'target'], name='sync_status_status_idx'),
+            model_name="syncstatus",
+            index=models.Index(fields=["status", "target"], name="sync_status_status_idx"),
         ),
         migrations.AddConstraint(
-            model_name='syncstatus',
-            constraint=models.UniqueConstraint(fields=('backup', 'target'), name='sync_status_one_per_target'),
+            model_name="syncstatus",
+            constraint=models.UniqueConstraint(
+                fields=("backup", "target"), name="sync_status_one_per_target"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='syncstatus',
-            constraint=models.CheckConstraint(condition=models.Q(('status__in', ['pending', 'synced', 'failed'])), name='sync_status_valid'),
+            model_name="syncstatus",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("status__in", ["pending", "synced", "failed"])), name="sync_status_valid"
+            ),
         ),
     ]

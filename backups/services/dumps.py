@@ -57,7 +57,8 @@ class _HashingReader:
 
 
 def _final_name(backup: BackupLog) -> str:
-    return f"{backup.started_at:%Y/%m/%d}/{backup.database}-{backup.kind}-{backup.started_at:%Y%m%dT%H%M%SZ}-{backup.pk.hex[:8]}.dump"
+    at = backup.started_at
+    return f"{at:%Y/%m/%d}/{backup.database}-{backup.kind}-{at:%Y%m%dT%H%M%SZ}-{backup.pk.hex[:8]}.dump"
 
 
 def _promote(storage, temp_name: str, final_name: str) -> str:
@@ -78,9 +79,16 @@ def _promote(storage, temp_name: str, final_name: str) -> str:
 def backup_start(*, kind: str = BackupLog.Kind.MANUAL, created_by=None) -> BackupLog:
     """Create the `running` row of a backup about to be made (the API queues the dump after this)."""
     if kind not in BackupLog.Kind.values:
-        raise ApplicationError("Unknown backup kind.", code="validation_error", fields={"kind": ["Unknown kind."]})
-    return BackupLog.objects.create(kind=kind, started_at=timezone.now(), created_by=created_by,
-                                    storage=STORAGE_ALIAS, database=pg.live_database())
+        raise ApplicationError(
+            "Unknown backup kind.", code="validation_error", fields={"kind": ["Unknown kind."]}
+        )
+    return BackupLog.objects.create(
+        kind=kind,
+        started_at=timezone.now(),
+        created_by=created_by,
+        storage=STORAGE_ALIAS,
+        database=pg.live_database(),
+    )
 
 
 def backup_run(*, backup_id: UUID) -> BackupLog:
@@ -104,8 +112,14 @@ def backup_run(*, backup_id: UUID) -> BackupLog:
             snap_conn.read_only = True
             snapshot_id = snap_conn.execute("SELECT pg_export_snapshot()").fetchone()[0]
             backup.row_counts = pg.row_counts(snap_conn)
-            cmd = [pg.binary("pg_dump"), "-Fc", f"--snapshot={snapshot_id}", "--no-password",
-                   "--dbname", backup.database]
+            cmd = [
+                pg.binary("pg_dump"),
+                "-Fc",
+                f"--snapshot={snapshot_id}",
+                "--no-password",
+                "--dbname",
+                backup.database,
+            ]
             proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=stderr, env=pg.client_env())
             reader = _HashingReader(proc.stdout)
             try:
@@ -120,7 +134,9 @@ def backup_run(*, backup_id: UUID) -> BackupLog:
             snap_conn.rollback()
             if code != 0:
                 stderr.seek(0)
-                raise BackupError(f"pg_dump exited {code}: {stderr.read().decode(errors='replace').strip()[:4000]}")
+                raise BackupError(
+                    f"pg_dump exited {code}: {stderr.read().decode(errors='replace').strip()[:4000]}"
+                )
         backup.file_name = _promote(storage, saved_temp, _final_name(backup))
         saved_temp = None
         backup.sha256, backup.size = reader.sha256.hexdigest(), reader.size
@@ -181,15 +197,19 @@ def _sha256_of(path: str) -> tuple[str, int]:
 def _run(cmd: list[str]) -> subprocess.CompletedProcess:
     result = subprocess.run(cmd, capture_output=True, env=pg.client_env())
     if result.returncode != 0:
-        raise BackupError(f"{Path(cmd[0]).name} exited {result.returncode}: "
-                          f"{result.stderr.decode(errors='replace').strip()[:4000]}")
+        raise BackupError(
+            f"{Path(cmd[0]).name} exited {result.returncode}: "
+            f"{result.stderr.decode(errors='replace').strip()[:4000]}"
+        )
     return result
 
 
 def _verifiable(backup: BackupLog) -> None:
     if backup.status != BackupLog.Status.SUCCEEDED:
-        raise Conflict(f"Backup {backup.pk} is {backup.status}; only a succeeded backup can be verified.",
-                       code="backup_not_succeeded")
+        raise Conflict(
+            f"Backup {backup.pk} is {backup.status}; only a succeeded backup can be verified.",
+            code="backup_not_succeeded",
+        )
 
 
 def credit_invariant_violations(conn) -> int:
@@ -211,8 +231,15 @@ def credit_invariant_violations(conn) -> int:
 
 def restore_archive(*, path: str, database: str, jobs: int = 1) -> None:
     """pg_restore an archive into an existing, empty database; raises BackupError on failure."""
-    cmd = [pg.binary("pg_restore"), "--no-owner", "--no-privileges", "--exit-on-error", "--no-password",
-           "--dbname", database]
+    cmd = [
+        pg.binary("pg_restore"),
+        "--no-owner",
+        "--no-privileges",
+        "--exit-on-error",
+        "--no-password",
+        "--dbname",
+        database,
+    ]
     if jobs > 1:
         cmd.append(f"--jobs={jobs}")
     _run([*cmd, path])
@@ -233,8 +260,10 @@ def backup_verify(*, backup: BackupLog, restore_test: bool = False, progress=Non
             say("checking sha256")
             digest, size = _sha256_of(path)
             if digest != backup.sha256 or size != backup.size:
-                raise BackupError(f"checksum mismatch: stored {backup.sha256} ({backup.size} bytes), "
-                                  f"read {digest} ({size} bytes)")
+                raise BackupError(
+                    f"checksum mismatch: stored {backup.sha256} ({backup.size} bytes), "
+                    f"read {digest} ({size} bytes)"
+                )
             say("reading the archive's table of contents (pg_restore --list)")
             toc = _run([pg.binary("pg_restore"), "--list", path]).stdout
             if b"TABLE DATA" not in toc:
@@ -264,7 +293,8 @@ def _restore_test(*, backup: BackupLog, path: str, say) -> dict:
             violations = credit_invariant_violations(conn)
         mismatches = {
             table: {"at_dump": expected, "restored": restored.get(table)}
-            for table, expected in backup.row_counts.items() if restored.get(table) != expected
+            for table, expected in backup.row_counts.items()
+            if restored.get(table) != expected
         }
         extra = sorted(set(restored) - set(backup.row_counts))
         if mismatches or extra:
@@ -286,13 +316,17 @@ def backup_restore(*, backup: BackupLog, database: str, progress=None) -> None:
     """
     _verifiable(backup)
     if not pg.DB_NAME_RE.match(database):
-        raise ApplicationError("Invalid database name.", code="validation_error",
-                               fields={"database": ["Letters, digits and _ only, at most 63."]})
+        raise ApplicationError(
+            "Invalid database name.",
+            code="validation_error",
+            fields={"database": ["Letters, digits and _ only, at most 63."]},
+        )
     if database == pg.live_database():
         raise Conflict("Refusing to restore over the live database.", code="database_exists")
     if pg.database_exists(database):
-        raise Conflict(f"Database {database} already exists; restore only into a new one.",
-                       code="database_exists")
+        raise Conflict(
+            f"Database {database} already exists; restore only into a new one.", code="database_exists"
+        )
     say = progress or (lambda message: None)
     with _local_archive(backup) as path:
         digest, _ = _sha256_of(path)
@@ -310,8 +344,11 @@ def backup_restore(*, backup: BackupLog, database: str, progress=None) -> None:
 
 
 def backup_latest_verified() -> BackupLog | None:
-    return (BackupLog.objects.filter(status=BackupLog.Status.SUCCEEDED, verified_at__isnull=False)
-            .order_by("-started_at", "-id").first())
+    return (
+        BackupLog.objects.filter(status=BackupLog.Status.SUCCEEDED, verified_at__isnull=False)
+        .order_by("-started_at", "-id")
+        .first()
+    )
 
 
 def backup_prune_plan(*, now: datetime | None = None) -> list[BackupLog]:
@@ -324,8 +361,11 @@ def backup_prune_plan(*, now: datetime | None = None) -> list[BackupLog]:
     keep = backup_latest_verified()
     doomed = []
     for backup in BackupLog.objects.exclude(status=BackupLog.Status.RUNNING).order_by("started_at", "id"):
-        cutoff = weekly_cutoff if (backup.kind == BackupLog.Kind.WEEKLY
-                                   and backup.status == BackupLog.Status.SUCCEEDED) else daily_cutoff
+        cutoff = (
+            weekly_cutoff
+            if (backup.kind == BackupLog.Kind.WEEKLY and backup.status == BackupLog.Status.SUCCEEDED)
+            else daily_cutoff
+        )
         if backup.started_at < cutoff and (keep is None or backup.pk != keep.pk):
             doomed.append(backup)
     return doomed
@@ -388,7 +428,9 @@ def offsite_sync_pending() -> dict:
     """Retry every offsite copy not yet synced (and start missing ones) for kept backups."""
     counts = {"synced": 0, "failed": 0}
     for backup in BackupLog.objects.filter(status=BackupLog.Status.SUCCEEDED).order_by("started_at"):
-        done = set(backup.sync_statuses.filter(status=SyncStatus.Status.SYNCED).values_list("target", flat=True))
+        done = set(
+            backup.sync_statuses.filter(status=SyncStatus.Status.SYNCED).values_list("target", flat=True)
+        )
         todo = [t for t in settings.BACKUP_OFFSITE_STORAGES if t not in done]
         for status in offsite_sync(backup=backup, targets=todo) if todo else []:
             counts[status.status] = counts.get(status.status, 0) + 1

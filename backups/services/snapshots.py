@@ -65,9 +65,14 @@ def snapshot_create(*, shop: Shop, created_by=None, note: str = "") -> RecoveryS
     document = snapshot_document(shop=shop)
     body = _canonical(document)
     return RecoverySnapshot.objects.create(
-        shop=shop, document=document, sha256=hashlib.sha256(body).hexdigest(), size=len(body),
-        created_by=created_by, note=note[:300],
-        expires_at=timezone.now() + timedelta(days=settings.SNAPSHOT_KEEP_DAYS))
+        shop=shop,
+        document=document,
+        sha256=hashlib.sha256(body).hexdigest(),
+        size=len(body),
+        created_by=created_by,
+        note=note[:300],
+        expires_at=timezone.now() + timedelta(days=settings.SNAPSHOT_KEEP_DAYS),
+    )
 
 
 def _values(model, row: dict) -> dict:
@@ -86,8 +91,9 @@ def snapshot_restore(*, snapshot: RecoverySnapshot, user=None) -> dict:
     changed per section: created, updated, deactivated/deleted, and stock adjustments.
     """
     if hashlib.sha256(_canonical(snapshot.document)).hexdigest() != snapshot.sha256:
-        raise ApplicationError("The snapshot does not match its checksum.", code="snapshot_corrupt",
-                               status_code=409)
+        raise ApplicationError(
+            "The snapshot does not match its checksum.", code="snapshot_corrupt", status_code=409
+        )
     shop = Shop.objects.select_for_update().get(pk=snapshot.shop_id)
     before = snapshot_create(shop=shop, created_by=user, note=f"automatic, before restoring {snapshot.pk}")
     reference = f"snapshot:{snapshot.pk}"
@@ -98,8 +104,9 @@ def snapshot_restore(*, snapshot: RecoverySnapshot, user=None) -> dict:
                 changes[section] = _restore_section(shop, model, snapshot.document.get(section, []), leftover)
             changes["stock"] = _restore_stock(shop, snapshot.document.get("items", []), user, reference)
     except IntegrityError as exc:
-        raise Conflict(f"The snapshot conflicts with the current catalogue: {exc}",
-                       code="snapshot_conflict") from None
+        raise Conflict(
+            f"The snapshot conflicts with the current catalogue: {exc}", code="snapshot_conflict"
+        ) from None
     snapshot.restored_at = timezone.now()
     snapshot.save(update_fields=["restored_at", "updated_at"])
     logger.info("snapshot %s restored into shop %s: %s", snapshot.pk, shop.pk, changes)
@@ -143,10 +150,22 @@ def _restore_stock(shop: Shop, rows: list[dict], user, reference: str) -> list[d
         item = Item.objects.get(pk=row["id"], shop=shop)
         delta = int(row["stock_quantity"]) - item.stock_quantity
         if delta:
-            stock_update(item=item, change=delta, reason=StockReason.ADJUSTMENT, user=user,
-                         reference=reference, note="recovery snapshot restore")
-            adjustments.append({"item_id": str(item.pk), "sku": item.sku, "change": delta,
-                                "stock": int(row["stock_quantity"])})
+            stock_update(
+                item=item,
+                change=delta,
+                reason=StockReason.ADJUSTMENT,
+                user=user,
+                reference=reference,
+                note="recovery snapshot restore",
+            )
+            adjustments.append(
+                {
+                    "item_id": str(item.pk),
+                    "sku": item.sku,
+                    "change": delta,
+                    "stock": int(row["stock_quantity"]),
+                }
+            )
     return adjustments
 
 

@@ -5,8 +5,9 @@ from backups.models import BackupLog, RecoverySnapshot
 
 def get_backup(backup_id: str | None) -> BackupLog:
     if backup_id is None:
-        backup = (BackupLog.objects.filter(status=BackupLog.Status.SUCCEEDED)
-                  .order_by("-started_at", "-id").first())
+        backup = (
+            BackupLog.objects.filter(status=BackupLog.Status.SUCCEEDED).order_by("-started_at", "-id").first()
+        )
         if backup is None:
             raise CommandError("No succeeded backup yet.")
         return backup

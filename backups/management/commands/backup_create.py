@@ -9,7 +9,9 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--kind", choices=BackupLog.Kind.values, default=BackupLog.Kind.MANUAL)
-        parser.add_argument("--no-verify", action="store_true", help="skip the checksum/pg_restore --list check")
+        parser.add_argument(
+            "--no-verify", action="store_true", help="skip the checksum/pg_restore --list check"
+        )
 
     def handle(self, *args, kind, no_verify, **options):
         self.stdout.write(f"backing up ({kind}) …")

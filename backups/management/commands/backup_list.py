@@ -14,5 +14,7 @@ class Command(BaseCommand):
             copies = ", ".join(f"{s.target}:{s.status}" for s in b.sync_statuses.all()) or "-"
             self.stdout.write(
                 f"{b.pk}  {b.started_at:%Y-%m-%d %H:%M}  {b.kind:<7} {b.status:<9} {b.size or 0:>12} B  "
-                f"verified={'yes' if b.verified_at else 'no'} restore-tested={'yes' if b.restore_tested_at else 'no'}"
-                f"  offsite={copies}" + (f"  error={b.error[:80]}" if b.error else ""))
+                f"verified={'yes' if b.verified_at else 'no'} "
+                f"restore-tested={'yes' if b.restore_tested_at else 'no'}"
+                f"  offsite={copies}" + (f"  error={b.error[:80]}" if b.error else "")
+            )

@@ -4,7 +4,7 @@ from backups import services
 
 
 class Command(BaseCommand):
-    help = "Apply backup retention (BACKUP_KEEP_DAILY days, BACKUP_KEEP_WEEKLY weeks; the newest verified stays)."
+    help = "Apply retention (BACKUP_KEEP_DAILY days, BACKUP_KEEP_WEEKLY weeks); keeps the newest verified."
 
     def add_arguments(self, parser):
         parser.add_argument("--yes", action="store_true", help="really delete (otherwise only report)")

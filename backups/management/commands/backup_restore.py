@@ -17,9 +17,11 @@ class Command(BaseCommand):
     def handle(self, *args, backup_id, database, yes, **options):
         backup = get_backup(backup_id)
         if not yes:
-            self.stdout.write(f"would restore backup {backup.pk} ({backup.size} bytes, "
-                              f"{backup.started_at:%Y-%m-%d %H:%M}) into new database {database}; "
-                              "run again with --yes")
+            self.stdout.write(
+                f"would restore backup {backup.pk} ({backup.size} bytes, "
+                f"{backup.started_at:%Y-%m-%d %H:%M}) into new database {database}; "
+                "run again with --yes"
+            )
             return
         try:
             services.backup_restore(backup=backup, database=database, progress=self.stdout.write)

@@ -7,9 +7,11 @@ from ._common import get_backup
 
 
 class Command(BaseCommand):
-    help = ("Verify a backup (default: the newest succeeded): sha256 and pg_restore --list; with "
-            "--restore-test also restore it into a scratch database, compare row counts and the "
-            "credit invariant, then drop the scratch database.")
+    help = (
+        "Verify a backup (default: the newest succeeded): sha256 and pg_restore --list; with "
+        "--restore-test also restore it into a scratch database, compare row counts and the "
+        "credit invariant, then drop the scratch database."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("backup_id", nargs="?")

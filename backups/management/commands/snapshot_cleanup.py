@@ -11,5 +11,8 @@ class Command(BaseCommand):
 
     def handle(self, *args, yes, **options):
         count = services.snapshot_cleanup(dry_run=not yes)
-        self.stdout.write(f"deleted {count} snapshots" if yes
-                          else f"would delete {count} expired snapshots; run again with --yes")
+        self.stdout.write(
+            f"deleted {count} snapshots"
+            if yes
+            else f"would delete {count} expired snapshots; run again with --yes"
+        )

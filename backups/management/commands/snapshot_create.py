@@ -17,4 +17,6 @@ class Command(BaseCommand):
         except Exception as exc:
             raise CommandError(f"No shop {shop!r}.") from exc
         snapshot = services.snapshot_create(shop=obj, note=note)
-        self.stdout.write(self.style.SUCCESS(f"snapshot {snapshot.pk}: {snapshot.size} bytes, sha256 {snapshot.sha256}"))
+        self.stdout.write(
+            self.style.SUCCESS(f"snapshot {snapshot.pk}: {snapshot.size} bytes, sha256 {snapshot.sha256}")
+        )

@@ -17,9 +17,11 @@ class Command(BaseCommand):
         snapshot = get_snapshot(snapshot_id)
         if not yes:
             doc = snapshot.document
-            self.stdout.write(f"would restore shop {snapshot.shop} to {snapshot.created_at:%Y-%m-%d %H:%M}: "
-                              f"{len(doc.get('items', []))} items, {len(doc.get('forms', []))} forms; "
-                              "run again with --yes")
+            self.stdout.write(
+                f"would restore shop {snapshot.shop} to {snapshot.created_at:%Y-%m-%d %H:%M}: "
+                f"{len(doc.get('items', []))} items, {len(doc.get('forms', []))} forms; "
+                "run again with --yes"
+            )
             return
         try:
             result = services.snapshot_restore(snapshot=snapshot)
