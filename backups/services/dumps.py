@@ -383,7 +383,9 @@ def backup_prune(*, now: datetime | None = None, dry_run: bool = False) -> list[
             for status in backup.sync_statuses.all():
                 if status.target in settings.STORAGES:
                     _delete_quietly(storages[status.target], backup.file_name)
+        pk = backup.pk
         backup.delete()
+        backup.pk = pk  # the caller reports which backups went
         logger.info("backup %s (%s, %s) pruned", backup.pk, backup.kind, backup.started_at.isoformat())
     return doomed
 
