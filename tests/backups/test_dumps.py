@@ -17,10 +17,14 @@ from tests.shops.factories import make_item, make_shop
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-LEDGER_SQL = (f"SELECT id::text, user_id::text, type, amount, balance_after, idempotency_key "
-              f"FROM {CreditTransaction._meta.db_table} ORDER BY id")
-STOCK_SQL = (f"SELECT id, item_id::text, change, quantity_before, quantity_after, reason, reference "
-             f"FROM {StockHistory._meta.db_table} ORDER BY id")
+LEDGER_SQL = (
+    f"SELECT id::text, user_id::text, type, amount, balance_after, idempotency_key "
+    f"FROM {CreditTransaction._meta.db_table} ORDER BY id"
+)
+STOCK_SQL = (
+    f"SELECT id, item_id::text, change, quantity_before, quantity_after, reason, reference "
+    f"FROM {StockHistory._meta.db_table} ORDER BY id"
+)
 
 
 def rows(sql: str, dbname: str | None = None) -> list[tuple]:
@@ -83,7 +87,9 @@ def test_verify_with_restore_test_compares_counts_and_drops_the_scratch_database
     assert backup.restore_test_result["credit_invariant"] == "holds"
     assert backup.restore_test_result["rows"] == sum(backup.row_counts.values())
     with pg.connect(dbname="postgres", autocommit=True) as conn:
-        left = conn.execute("SELECT count(*) FROM pg_database WHERE datname LIKE 'backup_verify_%%'").fetchone()[0]
+        left = conn.execute(
+            "SELECT count(*) FROM pg_database WHERE datname LIKE 'backup_verify_%%'"
+        ).fetchone()[0]
     assert left == 0
 
 
@@ -129,7 +135,9 @@ def _readyz(client):
     return response.status_code, response.json()
 
 
-def test_pg_dump_with_wrong_credentials_leaves_a_failed_log_and_no_file(backup_root, monkeypatch, caplog, client):
+def test_pg_dump_with_wrong_credentials_leaves_a_failed_log_and_no_file(
+    backup_root, monkeypatch, caplog, client
+):
     ready_before = _readyz(client)
     real_env = pg.client_env
     monkeypatch.setattr(pg, "client_env", lambda: {**real_env(), "PGUSER": "no_such_role_for_backups"})
@@ -145,10 +153,14 @@ def test_pg_dump_with_wrong_credentials_leaves_a_failed_log_and_no_file(backup_r
     assert _readyz(client) == ready_before
 
 
-def test_disk_full_during_the_dump_leaves_a_failed_log_and_no_partial_file(settings, tmp_path, caplog, client):
+def test_disk_full_during_the_dump_leaves_a_failed_log_and_no_partial_file(
+    settings, tmp_path, caplog, client
+):
     root = tmp_path / "full"
-    settings.STORAGES = {**settings.STORAGES,
-                         "backups": storage_conf(root, "tests.backups.storages.TinyQuotaStorage", max_bytes=2048)}
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "backups": storage_conf(root, "tests.backups.storages.TinyQuotaStorage", max_bytes=2048),
+    }
     make_data()
     ready_before = _readyz(client)
     with caplog.at_level(logging.ERROR, logger="backups.services.dumps"):
@@ -159,8 +171,12 @@ def test_disk_full_during_the_dump_leaves_a_failed_log_and_no_partial_file(setti
     assert _readyz(client) == ready_before
     # and no pg_dump is left running
     with pg.connect(dbname="postgres", autocommit=True) as conn:
-        assert conn.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pg_dump'"
-                            ).fetchone()[0] == 0
+        assert (
+            conn.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pg_dump'"
+            ).fetchone()[0]
+            == 0
+        )
 
 
 def test_restore_refuses_the_live_database_and_any_existing_one(backup_root):

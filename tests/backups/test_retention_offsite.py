@@ -20,9 +20,15 @@ def stored_backup(kind="daily", *, age: timedelta, verified=True, status="succee
     if name:
         storages["backups"].save(name, ContentFile(b"PGDMP fake archive " + name.encode()))
     return BackupLog.objects.create(
-        kind=kind, status=status, started_at=started, finished_at=started + timedelta(minutes=1),
-        file_name=name, sha256="ab" * 32 if name else "", size=19 + len(name) if name else None,
-        verified_at=started + timedelta(minutes=2) if verified and name else None)
+        kind=kind,
+        status=status,
+        started_at=started,
+        finished_at=started + timedelta(minutes=1),
+        file_name=name,
+        sha256="ab" * 32 if name else "",
+        size=19 + len(name) if name else None,
+        verified_at=started + timedelta(minutes=2) if verified and name else None,
+    )
 
 
 @pytest.mark.django_db
@@ -66,8 +72,10 @@ def test_prune_dry_run_deletes_nothing(backup_root):
 
 @pytest.fixture
 def offsite(settings, backup_root, tmp_path):
-    settings.STORAGES = {**settings.STORAGES,
-                         "broken": storage_conf(tmp_path / "broken", "tests.backups.storages.BrokenStorage")}
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "broken": storage_conf(tmp_path / "broken", "tests.backups.storages.BrokenStorage"),
+    }
     settings.BACKUP_OFFSITE_STORAGES = ["offsite", "broken"]
     return tmp_path / "offsite"
 
@@ -82,12 +90,16 @@ def test_offsite_copy_to_a_second_storage_and_a_failing_one(offsite, caplog):
     assert statuses["offsite"].status == SyncStatus.Status.SYNCED
     assert statuses["offsite"].synced_at and statuses["offsite"].lag > timedelta(0)
     assert (offsite / backup.file_name).read_bytes() == storages["backups"].open(backup.file_name).read()
-    assert statuses["broken"].status == SyncStatus.Status.FAILED and "AccessDenied" in statuses["broken"].error
+    assert (
+        statuses["broken"].status == SyncStatus.Status.FAILED and "AccessDenied" in statuses["broken"].error
+    )
     assert any("broken" in r.getMessage() for r in caplog.records if r.levelno == logging.ERROR)
 
 
 @pytest.mark.django_db
-def test_offsite_retry_copies_what_failed_once_the_target_works_and_leaves_synced_ones(offsite, settings, tmp_path):
+def test_offsite_retry_copies_what_failed_once_the_target_works_and_leaves_synced_ones(
+    offsite, settings, tmp_path
+):
     backup = stored_backup(age=timedelta(hours=2))
     services.offsite_sync(backup=backup)
     synced_at = SyncStatus.objects.get(target="offsite").synced_at
