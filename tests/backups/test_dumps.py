@@ -88,7 +88,7 @@ def test_verify_with_restore_test_compares_counts_and_drops_the_scratch_database
     assert backup.restore_test_result["rows"] == sum(backup.row_counts.values())
     with pg.connect(dbname="postgres", autocommit=True) as conn:
         left = conn.execute(
-            "SELECT count(*) FROM pg_database WHERE datname LIKE 'backup_verify_%%'"
+            "SELECT count(*) FROM pg_database WHERE datname LIKE 'backup_verify_%'"
         ).fetchone()[0]
     assert left == 0
 
