@@ -212,6 +212,7 @@ SPECTACULAR_SETTINGS = {
         "ConversationStatusEnum": "shops.models.Conversation.Status",
         "OrderStatusEnum": "shops.models.OrderStatus",
         "IntegrationProviderEnum": "shops.models.SocialIntegration.Provider",
+        "BackupKindEnum": "backups.models.BackupLog.Kind",
     },
 }
 
