@@ -115,7 +115,7 @@ MEDIA_ROOT = env("MEDIA_ROOT", default=str(BASE_DIR / "media"))
 # Django storage, e.g. django-storages' S3 backend, by BACKUP_STORAGE_BACKEND/OPTIONS). Offsite
 # copies go to every alias in BACKUP_OFFSITE_STORAGES, each declared in BACKUP_OFFSITE_STORAGE_CONFIG
 # ({"alias": {"BACKEND": ..., "OPTIONS": {...}}}). See docs/OPERATIONS.md.
-BACKUP_ROOT = env("BACKUP_ROOT", default=str(BASE_DIR / "var" / "backups"))
+BACKUP_ROOT = env("BACKUP_ROOT", default=str(BASE_DIR / ".var" / "backups"))
 BACKUP_STORAGE_BACKEND = env("BACKUP_STORAGE_BACKEND", default="django.core.files.storage.FileSystemStorage")
 BACKUP_STORAGE_OPTIONS = env.json("BACKUP_STORAGE_OPTIONS", default={"location": BACKUP_ROOT})
 BACKUP_OFFSITE_STORAGES = env.list("BACKUP_OFFSITE_STORAGES", default=[])
