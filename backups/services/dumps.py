@@ -34,6 +34,7 @@ from config.exceptions import ApplicationError, Conflict
 logger = logging.getLogger(__name__)
 
 CHUNK = 1024 * 1024
+PROGRESS_EVERY = 64 * CHUNK
 STORAGE_ALIAS = "backups"
 
 
@@ -44,14 +45,16 @@ class BackupError(Exception):
 class _HashingReader:
     """File-like view of pg_dump's stdout that hashes and counts what the storage reads."""
 
-    def __init__(self, stream):
-        self.stream = stream
+    def __init__(self, stream, progress=None):
+        self.stream, self.progress = stream, progress
         self.sha256 = hashlib.sha256()
         self.size = 0
 
     def read(self, size: int = -1) -> bytes:
         data = self.stream.read(CHUNK if size is None or size < 0 else size)
         self.sha256.update(data)
+        if self.progress and (self.size + len(data)) // PROGRESS_EVERY > self.size // PROGRESS_EVERY:
+            self.progress(f"dumped {(self.size + len(data)) // 1024**2} MiB")
         self.size += len(data)
         return data
 
@@ -91,7 +94,7 @@ def backup_start(*, kind: str = BackupLog.Kind.MANUAL, created_by=None) -> Backu
     )
 
 
-def backup_run(*, backup_id: UUID) -> BackupLog:
+def backup_run(*, backup_id: UUID, progress=None) -> BackupLog:
     """Dump the live database into the `running` backup `backup_id`.
 
     Not atomic on purpose: it holds no Django transaction while pg_dump runs. Idempotent: a
@@ -121,7 +124,7 @@ def backup_run(*, backup_id: UUID) -> BackupLog:
                 backup.database,
             ]
             proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=stderr, env=pg.client_env())
-            reader = _HashingReader(proc.stdout)
+            reader = _HashingReader(proc.stdout, progress)
             try:
                 saved_temp = storage.save(temp_name, File(reader, name=temp_name))
             except BaseException:
@@ -164,10 +167,10 @@ def _delete_quietly(storage, name: str) -> None:
         logger.exception("could not delete the partial backup file %s", name)
 
 
-def backup_create(*, kind: str = BackupLog.Kind.MANUAL, created_by=None) -> BackupLog:
+def backup_create(*, kind: str = BackupLog.Kind.MANUAL, created_by=None, progress=None) -> BackupLog:
     """Start and run a backup now (see backup_run). Returns the row, `succeeded` or `failed`."""
     backup = backup_start(kind=kind, created_by=created_by)
-    return backup_run(backup_id=backup.pk)
+    return backup_run(backup_id=backup.pk, progress=progress)
 
 
 @contextmanager

@@ -15,7 +15,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, kind, no_verify, **options):
         self.stdout.write(f"backing up ({kind}) …")
-        backup = services.backup_create(kind=kind)
+        backup = services.backup_create(kind=kind, progress=self.stdout.write)
         if backup.status != BackupLog.Status.SUCCEEDED:
             raise CommandError(f"backup {backup.pk} failed: {backup.error}")
         self.stdout.write(f"dumped {backup.size} bytes in {backup.duration}, sha256 {backup.sha256}")
