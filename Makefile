@@ -14,6 +14,7 @@ venv: $(STAMP)
 
 services:
 	@bash scripts/services.sh
+	@bash scripts/pgclient.sh
 
 db: venv services
 	@$(PY) scripts/createdb.py

@@ -33,4 +33,12 @@ SCHEDULES = [
              crontab={"minute": "45", "hour": "0"}),
     Schedule("jobs: delete files of jobs dead for JOBS_DEAD_FILES_DAYS", "jobs.cleanup_dead_files",
              crontab={"minute": "30", "hour": "4"}, queue="default"),
+    Schedule("backups: daily backup, verified (03:00)", "backups.daily",
+             crontab={"minute": "0", "hour": "3"}, queue="default"),
+    Schedule("backups: weekly backup with restore test (Sunday 04:00)", "backups.weekly",
+             crontab={"minute": "0", "hour": "4", "day_of_week": "0"}, queue="default"),
+    Schedule("backups: snapshot cleanup and backup retention (05:00)", "backups.retention",
+             crontab={"minute": "0", "hour": "5"}, queue="default"),
+    Schedule("backups: offsite sync retry (hourly)", "backups.offsite_retry",
+             crontab={"minute": "20"}, queue="default"),
 ]

@@ -120,9 +120,26 @@ STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 MEDIA_URL = "media/"
 MEDIA_ROOT = env("MEDIA_ROOT", default=str(BASE_DIR / "media"))
+# Backups (SPEC §8): dumps go to the storage alias "backups" (a local folder by default; any
+# Django storage, e.g. django-storages' S3 backend, by BACKUP_STORAGE_BACKEND/OPTIONS). Offsite
+# copies go to every alias in BACKUP_OFFSITE_STORAGES, each declared in BACKUP_OFFSITE_STORAGE_CONFIG
+# ({"alias": {"BACKEND": ..., "OPTIONS": {...}}}). See docs/OPERATIONS.md.
+BACKUP_ROOT = env("BACKUP_ROOT", default=str(BASE_DIR / ".var" / "backups"))
+BACKUP_STORAGE_BACKEND = env("BACKUP_STORAGE_BACKEND", default="django.core.files.storage.FileSystemStorage")
+BACKUP_STORAGE_OPTIONS = env.json("BACKUP_STORAGE_OPTIONS", default={"location": BACKUP_ROOT})
+BACKUP_OFFSITE_STORAGES = env.list("BACKUP_OFFSITE_STORAGES", default=[])
+BACKUP_OFFSITE_STORAGE_CONFIG = env.json("BACKUP_OFFSITE_STORAGE_CONFIG", default={})
+BACKUP_KEEP_DAILY = env.int("BACKUP_KEEP_DAILY", default=7)  # days
+BACKUP_KEEP_WEEKLY = env.int("BACKUP_KEEP_WEEKLY", default=8)  # weeks
+SNAPSHOT_KEEP_DAYS = env.int("SNAPSHOT_KEEP_DAYS", default=90)
+# Folder of pg_dump/pg_restore; empty: /usr/lib/postgresql/<server major>/bin when present, else PATH.
+PG_BIN_DIR = env("PG_BIN_DIR", default="")
+
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+    "backups": {"BACKEND": BACKUP_STORAGE_BACKEND, "OPTIONS": BACKUP_STORAGE_OPTIONS},
+    **BACKUP_OFFSITE_STORAGE_CONFIG,
 }
 
 # Job files (SPEC §5 Downloads and Quotas).
@@ -230,6 +247,7 @@ SPECTACULAR_SETTINGS = {
         "ConversationStatusEnum": "shops.models.Conversation.Status",
         "OrderStatusEnum": "shops.models.OrderStatus",
         "IntegrationProviderEnum": "shops.models.SocialIntegration.Provider",
+        "BackupKindEnum": "backups.models.BackupLog.Kind",
     },
 }
 

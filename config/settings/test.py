@@ -24,6 +24,9 @@ REST_FRAMEWORK = {**REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": {
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    "backups": {"BACKEND": "django.core.files.storage.FileSystemStorage",
+                "OPTIONS": {"location": f"{MEDIA_ROOT}/backups"}},
 }
+BACKUP_OFFSITE_STORAGES: list = []
 # Static files are not served in tests; WhiteNoise would only warn about the missing folder.
 MIDDLEWARE = [m for m in MIDDLEWARE if not m.startswith("whitenoise")]  # noqa: F405
