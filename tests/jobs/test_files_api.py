@@ -278,3 +278,25 @@ def test_admin_job_page_links_each_file_to_a_download_that_resolves(admin_client
     response = admin_client.get(hrefs[0])
     assert response.status_code == 200
     assert hashlib.sha256(b"".join(response.streaming_content)).hexdigest() == stored.sha256
+
+
+def test_with_django_storages_s3_the_download_is_a_presigned_url_that_expires(auth_client, user, settings):
+    """The real S3 backend (django-storages + boto3): presigning needs no network, so the
+    endpoint below is never contacted."""
+    job_id = import_via_api(auth_client, name="part.stl").json()["id"]
+    stored = JobFile.objects.get(job_id=job_id)
+    settings.STORAGES = {**settings.STORAGES, "default": {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {"bucket_name": "exports", "endpoint_url": "http://127.0.0.1:9", "access_key": "AKIATEST",
+                    "secret_key": "not-a-real-secret", "region_name": "us-east-1", "querystring_auth": True,
+                    "signature_version": "s3v4"}}}
+    settings.JOBS_FILES_SIGNED_URL_SECONDS = 120
+
+    response = auth_client.get(f"/api/jobs/{job_id}/files/{stored.pk}/download")
+
+    assert response.status_code == 302
+    location = unquote(response["Location"])
+    assert location.startswith(f"http://127.0.0.1:9/exports/{stored.file.name}?")
+    assert "X-Amz-Expires=120" in location and "X-Amz-Signature=" in location
+    assert 'response-content-disposition=attachment; filename="part.stl"' in location
+    assert_error(client_for(UserFactory()).get(f"/api/jobs/{job_id}/files/{stored.pk}/download"), 404)
