@@ -20,6 +20,7 @@ Every delivery leaves exactly one WebhookLog row, whatever happened.
 import hashlib
 import logging
 import math
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -81,6 +82,7 @@ class WebhookHandler:
     secret: Callable[[str], str | None]
     parse: Callable[[str, object, bytes], Event]
     apply: Callable[[str, Event], tuple[str, dict, dict]]
+    duplicate: Callable[[Event], dict] | None = None  # the 200 body for a redelivery
 
 
 def webhook_receive(*, handler: WebhookHandler, provider: str, body: bytes, headers: dict,
@@ -151,9 +153,9 @@ def _apply_once(handler, provider, event, body, headers, payload) -> WebhookResu
                         event_id=event.event_id, event_type=sanitize(event.type)[:64], applied=True,
                         signature_valid=True, outcome=Outcome.PROCESSED, status_code=200)
             except IntegrityError:
-                return WebhookResult(200, Outcome.DUPLICATE, body={"status": Outcome.DUPLICATE,
-                                                                     "event_id": event.event_id},
-                                     signature_valid=True, event=event)
+                body = (handler.duplicate(event) if handler.duplicate
+                        else {"status": Outcome.DUPLICATE, "event_id": event.event_id})
+                return WebhookResult(200, Outcome.DUPLICATE, body=body, signature_valid=True, event=event)
             outcome, response, links = handler.apply(provider, event)
             row.outcome = outcome
             row.error = str(response.get("detail", ""))[:2000]
@@ -200,8 +202,12 @@ def sanitize(value):
     return value
 
 
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
 def _text(value: str) -> str:
-    return value.encode("utf-8", "surrogatepass").decode("utf-8", "replace").replace("\x00", "\ufffd")
+    """`value` with each NUL and lone surrogate replaced by U+FFFD."""
+    return _UNSTORABLE.sub("\ufffd", value)
 
 
 def _log_fields(source, provider, body: bytes, headers: dict, payload, result) -> dict:

@@ -361,3 +361,50 @@ def test_distinct_success_events_for_one_payment_concurrently_grant_once(ledger_
 
     assert all(r.status_code == 200 for r in responses)
     assert balance_get(user=user) == 10 == ledger_sum(user)
+
+
+# --- the shared receiver (issue 9) -------------------------------------------------------------
+
+
+def test_a_lone_surrogate_in_metadata_is_applied_and_logged(api_client, payment, user):
+    body = json.dumps(event(payment, event_id="evt_sur")).encode()[:-1] + b', "metadata": "\\ud800"}'
+
+    response = deliver(api_client, None, raw=body)
+
+    assert response.status_code == 200, response.content
+    assert balance_get(user=user) == 10
+    log = WebhookLog.objects.get(event_id="evt_sur")
+    assert (log.outcome, log.applied, log.payload["metadata"]) == ("processed", True, "\ufffd")
+
+
+@pytest.mark.parametrize("amount", [b"NaN", b"1e400", b"Infinity"])
+def test_non_finite_numbers_are_a_logged_400(api_client, payment, user, amount):
+    body = json.dumps(event(payment, event_id="evt_nan", amount="X")).encode().replace(b'"X"', amount)
+
+    assert_error(deliver(api_client, None, raw=body), 400, "parse_error")
+
+    assert balance_get(user=user) == 0
+    log = WebhookLog.objects.get(source="payments")
+    assert (log.status_code, log.signature_valid, log.payload) == (400, True, None)
+
+
+def test_a_crash_after_the_effect_rolls_back_the_effect_with_its_log_claim(api_client, payment, user,
+                                                                          monkeypatch):
+    from credits.services import webhooks as payment_webhooks
+
+    real = payment_webhooks.payment_complete
+
+    def complete_then_crash(**kwargs):
+        real(**kwargs)
+        raise RuntimeError("crash after the effect")
+
+    monkeypatch.setattr(payment_webhooks, "payment_complete", complete_then_crash)
+    with pytest.raises(RuntimeError):
+        deliver(api_client, event(payment, event_id="evt_crash"))
+
+    assert balance_get(user=user) == 0
+    logged = list(WebhookLog.objects.values_list("outcome", "applied", "status_code"))
+    assert logged == [("error", False, 500)]
+    monkeypatch.setattr(payment_webhooks, "payment_complete", real)
+    assert deliver(api_client, event(payment, event_id="evt_crash")).status_code == 200  # the retry applies
+    assert balance_get(user=user) == 10
