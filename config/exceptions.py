@@ -11,6 +11,7 @@ import logging
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig, SuspiciousOperation, TooManyFieldsSent
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import IntegrityError, connection, transaction
 from django.http import Http404, JsonResponse
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -124,6 +125,14 @@ def api_exception_handler(exc, context):
         return Response(error_body("request_too_large", "The request body is too large."), status=400)
     if isinstance(exc, SuspiciousOperation):
         return Response(error_body("bad_request", "The request was malformed."), status=400)
+    if isinstance(exc, IntegrityError):
+        # The last resort: a service should have mapped its own constraint races to a 409 or
+        # 400 with a precise code; one that escaped is a conflict with stored data, not a crash.
+        view = context.get("view")
+        logger.error("IntegrityError escaped %s: %s", type(view).__name__ if view else "a view", exc,
+                     exc_info=exc)
+        _rollback_if_atomic()
+        return Response(error_body("conflict", "The request conflicts with stored data."), status=409)
 
     response = drf_exception_handler(exc, context)
     if response is None:
@@ -143,6 +152,13 @@ def api_exception_handler(exc, context):
         extra["retry_after"] = int(exc.wait)
     response.data = error_body(code, message, **extra)
     return response
+
+
+def _rollback_if_atomic() -> None:
+    """Under ATOMIC_REQUESTS the request's transaction is broken after an IntegrityError; mark
+    it for rollback so the 409 is answered instead of a 'current transaction is aborted' 500."""
+    if connection.in_atomic_block:
+        transaction.set_rollback(True)
 
 
 def json_404(request, exception=None):

@@ -1,6 +1,6 @@
 """Filter sets shared by the apps' list endpoints."""
 
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 
 import django_filters
 
@@ -23,6 +23,8 @@ class DateRangeFilterSet(django_filters.FilterSet):
         return queryset.filter(**{f"{self.date_field}__gte": _utc_midnight(value)})
 
     def filter_to(self, queryset, name, value):
+        if value >= date.max:  # 9999-12-31: "up to the end of time", the day after overflows
+            return queryset
         return queryset.filter(**{f"{self.date_field}__lt": _utc_midnight(value + timedelta(days=1))})
 
 

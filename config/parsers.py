@@ -1,4 +1,5 @@
 import json
+import math
 
 from django.conf import settings
 from rest_framework.exceptions import ParseError
@@ -50,6 +51,25 @@ def has_unstorable_text(data) -> bool:
     return any("\x00" in text or _is_lone_surrogate_text(text) for text in _texts(data))
 
 
+def _refuse_constant(name: str):
+    raise ValueError(f"non-finite number {name}")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # 1e400 overflows to inf
+        raise ValueError(f"number out of range: {text[:40]}")
+    return value
+
+
+def json_loads(body, **kwargs):
+    """json.loads refusing NaN, Infinity and numbers that overflow a float (1e400): PostgreSQL
+    jsonb cannot store them and Python's json would echo them back as invalid JSON.
+    Raises ValueError (json.JSONDecodeError is one)."""
+    kwargs.setdefault("parse_float", _finite_float)
+    return json.loads(body, parse_constant=_refuse_constant, **kwargs)
+
+
 class LimitedJSONParser(JSONParser):
     """The project's JSON parser: size-capped, and refusing input no UTF-8 text can hold.
 
@@ -62,11 +82,14 @@ class LimitedJSONParser(JSONParser):
 
     def parse(self, stream, media_type=None, parser_context=None):
         _refuse_oversize(parser_context)
+        encoding = (parser_context or {}).get("encoding", settings.DEFAULT_CHARSET)
         try:
-            data = super().parse(stream, media_type, parser_context)
+            data = json_loads(stream.read().decode(encoding))
         except RecursionError:
             # `[[[[…` nested deeper than the interpreter's stack is malformed input, not a crash.
             raise ParseError("JSON parse error - nested too deeply.") from None
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise ParseError(f"JSON parse error - {str(exc)[:200]}") from None
         if any(_is_lone_surrogate_text(t) for t in _texts(data)) or any(
                 "\x00" in key for key in _texts(data, keys_only=True)):
             raise _unstorable()
@@ -82,7 +105,7 @@ def parse_json_bytes(body: bytes):
     """Parse a raw body the way the API's parser would (for views that must read the raw bytes
     first, such as signed webhooks). Raises ParseError."""
     try:
-        data = json.loads(body)
+        data = json_loads(body)
     except (ValueError, RecursionError):
         raise ParseError("JSON parse error - the body is not valid JSON.") from None
     if has_unstorable_text(data):

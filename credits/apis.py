@@ -11,6 +11,7 @@ from rest_framework.views import APIView
 
 from accounts.permissions import IsUserAccount
 from config.exceptions import ApplicationError
+from config.webhooks import webhook_response
 from credits import selectors, services
 from credits.filters import PaymentFilter, TransactionFilter
 from credits.serializers import (
@@ -125,6 +126,4 @@ class PaymentWebhookApi(APIView):
             body, too_large = b"", True
         result = services.payment_webhook_receive(provider=provider, body=body, headers=headers,
                                                   body_too_large=too_large)
-        if result.code:
-            raise ApplicationError(result.message, code=result.code, status_code=result.status_code)
-        return Response(result.body, status=result.status_code)
+        return webhook_response(result)

@@ -191,8 +191,9 @@ class CreditTransaction(UUIDModel):
 
 
 class WebhookLog(UUIDModel):
-    """Every delivery to a payment webhook, whatever its outcome (written outside the effect's
-    transaction so a rolled-back effect still leaves its log row)."""
+    """Every delivery to a signed webhook (payments and jobs, `config.webhooks`), whatever its
+    outcome. An applied event's row is written in its effect's transaction and claims
+    (source, provider, event_id), so each event takes effect once; refusals are logged alone."""
 
     class Outcome(models.TextChoices):
         PROCESSED = "processed", "Processed"
@@ -202,24 +203,34 @@ class WebhookLog(UUIDModel):
         INVALID_SIGNATURE = "invalid_signature", "Invalid signature"
         ERROR = "error", "Error"
 
-    source = models.CharField(max_length=32, db_index=True)
+    source = models.CharField(max_length=32, db_index=True)  # "payments" or "jobs"
+    provider = models.CharField(max_length=32, blank=True)
     event_id = models.CharField(max_length=255, blank=True, db_index=True)
+    applied = models.BooleanField(default=False)
     event_type = models.CharField(max_length=64, blank=True)
     headers = models.JSONField(default=dict, blank=True)
     payload = models.JSONField(null=True, blank=True)
-    raw_body = models.TextField(blank=True)
+    raw_body = models.TextField(blank=True)  # at most 64 KB; 4 KB when the signature failed
+    body_sha256 = models.CharField(max_length=64, blank=True)
+    body_length = models.PositiveIntegerField(default=0)
     signature_valid = models.BooleanField(default=False)
     outcome = models.CharField(max_length=32, choices=Outcome.choices, db_index=True)
     status_code = models.PositiveSmallIntegerField()
     error = models.TextField(blank=True)
     payment = models.ForeignKey(Payment, on_delete=models.SET_NULL, null=True, blank=True,
                                 related_name="webhook_logs")
+    job_id = models.UUIDField(null=True, blank=True, db_index=True)  # no FK: credits must not depend on jobs
 
     class Meta:
         ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["source", "provider", "event_id"],
+                                    condition=models.Q(applied=True),
+                                    name="webhooklog_applied_once_per_event"),
+        ]
 
     def __str__(self):
-        return f"{self.source} {self.event_id or '-'} {self.outcome}"
+        return f"{self.source}/{self.provider} {self.event_id or '-'} {self.outcome}"
 
 
 class PaymentEvent(models.Model):

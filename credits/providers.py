@@ -3,12 +3,11 @@
 Each provider can start a checkout (returning the payload a frontend needs to take the
 customer to the provider; no outbound network call is made here), verify a webhook signature
 and parse a webhook event into a `ProviderEvent`. Every provider signs its webhooks the same
-way (SPEC §4, `config.signing`); the secret of provider `p` is the environment variable
-`PAYMENT_WEBHOOK_SECRET_<P>`, read at call time so rotating it needs no restart.
+way (SPEC §4, `config.signing`); the secret of provider `p` is
+`settings.PAYMENT_WEBHOOK_SECRETS[p]` (from PAYMENT_WEBHOOK_SECRET_<P>).
 """
 
 import json
-import os
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
@@ -46,7 +45,7 @@ class PaymentProvider:
     code: str = ""
 
     def secret(self) -> str:
-        return os.environ.get(f"PAYMENT_WEBHOOK_SECRET_{self.code.upper()}", "")
+        return settings.PAYMENT_WEBHOOK_SECRETS.get(self.code, "")
 
     def start_checkout(self, payment: Payment) -> dict:
         """What the frontend needs to send the customer to this provider for `payment`."""
@@ -141,7 +140,7 @@ class RazorpayProvider(PaymentProvider):
     def start_checkout(self, payment):
         return {"type": "sdk", "order_id": f"order_{payment.id.hex[:14]}",
                 "amount": _minor_units(payment.amount), "currency": payment.currency,
-                "receipt": str(payment.id), "key_id": os.environ.get("RAZORPAY_KEY_ID", "")}
+                "receipt": str(payment.id), "key_id": settings.RAZORPAY_KEY_ID}
 
 
 class FreeProvider(PaymentProvider):
@@ -166,7 +165,7 @@ def promptpay_payload(amount: Decimal, reference: str) -> str:
 
     The merchant id comes from PROMPTPAY_MERCHANT_ID; the frontend renders it as a QR code.
     """
-    merchant = os.environ.get("PROMPTPAY_MERCHANT_ID", "0000000000000")
+    merchant = settings.PROMPTPAY_MERCHANT_ID
 
     def tlv(tag: str, value: str) -> str:
         return f"{tag}{len(value):02d}{value}"

@@ -7,7 +7,7 @@ from django.utils.html import format_html
 from config.admin import ReadOnlyAdmin
 from config.exceptions import ApplicationError
 from jobs import services
-from jobs.models import ApiUsageLog, Artifact, Job, JobDailyStat, JobFile, JobKind, JobWebhookEvent
+from jobs.models import ApiUsageLog, Artifact, Job, JobDailyStat, JobFile, JobKind
 
 
 @admin.register(JobKind)
@@ -115,14 +115,6 @@ class ApiUsageLogAdmin(ReadOnlyAdmin):
                     "created_at"]
     list_filter = ["provider", "status_code"]
     search_fields = ["provider", "endpoint", "job__external_id"]
-    list_select_related = ["job"]
-
-
-@admin.register(JobWebhookEvent)
-class JobWebhookEventAdmin(ReadOnlyAdmin):
-    list_display = ["provider", "event_id", "outcome", "signature_valid", "job", "created_at"]
-    list_filter = ["provider", "outcome", "signature_valid"]
-    search_fields = ["event_id", "job__external_id"]
     list_select_related = ["job"]
 
 

@@ -248,26 +248,3 @@ class JobDailyStat(models.Model):
 
     def __str__(self):
         return f"{self.user_id} {self.date}: {self.jobs} jobs"
-
-
-class JobWebhookEvent(UUIDModel):
-    """Every delivery to /api/webhooks/jobs/<provider>; effects apply once per (provider, event_id)."""
-
-    provider = models.CharField(max_length=32)
-    event_id = models.CharField(max_length=128, blank=True)
-    job = models.ForeignKey(Job, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
-    headers = models.JSONField(default=dict, blank=True)
-    payload = models.JSONField(default=dict, blank=True)
-    signature_valid = models.BooleanField(default=False)
-    outcome = models.CharField(max_length=32)
-    error = models.TextField(blank=True)
-
-    class Meta:
-        ordering = ["-created_at"]
-        constraints = [
-            models.UniqueConstraint(fields=["provider", "event_id"], name="jobwebhook_once_per_event",
-                                    condition=models.Q(outcome="applied")),
-        ]
-
-    def __str__(self):
-        return f"{self.provider} {self.event_id} {self.outcome}"

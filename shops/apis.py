@@ -136,7 +136,7 @@ class ShopDetailApi(ShopScopedMixin, APIView):
 
     @extend_schema(responses={204: None})
     def delete(self, request, shop_id):
-        self.shop.delete()
+        services.shop_delete(shop=self.shop)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -282,9 +282,15 @@ class _ShopCrudDetail(ShopScopedMixin, generics.RetrieveUpdateDestroyAPIView):
 class FormListCreateApi(_ShopCrudList):
     model, serializer_class = Form, FormSerializer
 
+    def perform_create(self, serializer):
+        serializer.instance = services.form_create(shop=self.shop, **serializer.validated_data)
+
 
 class FormDetailApi(_ShopCrudDetail):
     model, serializer_class, lookup_url_kwarg = Form, FormSerializer, "form_id"
+
+    def perform_update(self, serializer):
+        serializer.instance = services.form_update(form=serializer.instance, **serializer.validated_data)
 
 
 class PaymentMethodListCreateApi(_ShopCrudList):

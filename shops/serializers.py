@@ -86,7 +86,8 @@ class ShopSerializer(StrictModelSerializer):
             "created_at",
             "updated_at",
         ]
-        read_only_fields = ["id", "owner", "role", "created_at", "updated_at"]
+        read_only_fields = ["id", "owner", "role", "plan", "plan_status", "plan_price", "billing_cycle",
+                            "created_at", "updated_at"]
         extra_kwargs = {"slug": {"required": False, "validators": []}}
 
     def get_role(self, shop) -> str | None:
@@ -99,20 +100,25 @@ def _timezones() -> frozenset[str]:
     return frozenset(available_timezones())
 
 
+BILLING_FIELDS = ("plan", "plan_status", "plan_price", "billing_cycle")
+
+
 class ShopInputSerializer(StrictModelSerializer):
+    """What an owner may set. The billing fields are not self-service (issue 9): sending one is
+    a 400 naming it; they change only through `shops.services.shop_plan_change`."""
+
     class Meta:
         model = Shop
-        fields = [
-            "name",
-            "slug",
-            "currency",
-            "timezone",
-            "plan",
-            "plan_status",
-            "plan_price",
-            "billing_cycle",
-        ]
+        fields = ["name", "slug", "currency", "timezone"]
         extra_kwargs = {"slug": {"required": False, "validators": []}}
+
+    def to_internal_value(self, data):
+        if isinstance(data, dict):
+            refused = {name: ["Set by billing; it cannot be changed here."]
+                       for name in BILLING_FIELDS if name in data}
+            if refused:
+                raise serializers.ValidationError(refused)
+        return super().to_internal_value(data)
 
     def validate_currency(self, value):
         if not re.fullmatch(r"[A-Z]{3}", value):

@@ -170,8 +170,25 @@ DATA_UPLOAD_MAX_NUMBER_FIELDS = 1000
 # Fernet keys for secrets at rest, newest first (MultiFernet rotation).
 FERNET_KEYS = env.list("FERNET_KEYS", default=["Zm9yLWRldmVsb3BtZW50LW9ubHktMzItYnl0ZXMtITE="])
 
-# Per-provider webhook secrets are read as PAYMENT_WEBHOOK_SECRET_<P> / JOB_WEBHOOK_SECRET_<P>.
+# Signed webhooks (config.webhooks). Payment providers are the fixed set credits supports; each
+# secret is PAYMENT_WEBHOOK_SECRET_<P> ("" = not configured: every delivery refused).
 WEBHOOK_TOLERANCE_SECONDS = 300
+PAYMENT_WEBHOOK_SECRETS = {
+    p: env.str(f"PAYMENT_WEBHOOK_SECRET_{p.upper()}", default="")
+    for p in ("stripe", "promptpay", "truemoney", "razorpay", "free")
+}
+# Job-webhook providers are named in JOB_WEBHOOK_PROVIDERS (comma-separated); provider P signs with
+# JOB_WEBHOOK_SECRET_<P> and may drive only the job kinds in JOB_WEBHOOK_KINDS_<P> (comma-separated
+# codes; unset or empty = every kind an external worker reports).
+JOB_WEBHOOK_PROVIDERS = {
+    p.lower(): {
+        "secret": env.str(f"JOB_WEBHOOK_SECRET_{p.upper()}", default=""),
+        "kinds": env.list(f"JOB_WEBHOOK_KINDS_{p.upper()}", default=[]),
+    }
+    for p in env.list("JOB_WEBHOOK_PROVIDERS", default=[])
+}
+RAZORPAY_KEY_ID = env.str("RAZORPAY_KEY_ID", default="")
+PROMPTPAY_MERCHANT_ID = env.str("PROMPTPAY_MERCHANT_ID", default="0000000000000")
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["accounts.authentication.JWTCookieOrHeaderAuthentication"],

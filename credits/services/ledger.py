@@ -15,7 +15,8 @@ key) falls back to the explicit SELECT ... FOR UPDATE path in a transaction.
 
 Idempotency: each row carries a caller-chosen unique `idempotency_key`. A second call with a
 key that already exists returns the existing row and changes nothing; the unique index, not a
-prior read, decides, so two concurrent calls with one key still produce one row.
+prior read, decides, so two concurrent calls with one key still produce one row. A key reused
+for another user, type or amount is a caller bug, not a replay: 409 `idempotency_key_reused`.
 """
 
 import logging
@@ -25,7 +26,7 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 from rest_framework import status
 
-from config.exceptions import ApplicationError
+from config.exceptions import ApplicationError, Conflict
 from credits.models import CreditBalance, CreditTransaction
 
 logger = logging.getLogger(__name__)
@@ -47,7 +48,8 @@ def credits_charge(*, user, amount: int, idempotency_key: str, reason: str = "",
 
     Locks the user's balance row. Raises InsufficientCredits (402) when the balance is short,
     ValueError for a non-positive amount or an empty key. If a row with `idempotency_key`
-    exists, returns it and changes nothing (even when the balance is now short).
+    exists, returns it and changes nothing (even when the balance is now short); Conflict 409
+    `idempotency_key_reused` when that row is another user's or another type or amount.
     """
     _require_positive(amount)
     return _ledger_write(user_id=user.pk, type=TxType.USAGE, amount=-amount,
@@ -115,7 +117,7 @@ def _ledger_write(*, user_id, type: str, amount: int, idempotency_key: str, reas
     except IntegrityError:
         # Our savepoint is rolled back. If the key already existed (a replay, possibly a
         # concurrent one), the earlier row is the answer; any other violation is a real error.
-        existing = _existing(idempotency_key, user_id)
+        existing = _existing(idempotency_key, user_id=user_id, type=type, amount=amount)
         if existing is None:
             raise
         return existing
@@ -128,12 +130,19 @@ def _apply(*, user_id, type, amount, idempotency_key, reason, job_id, payment, c
                             reason=reason, created_by=created_by)
     if connection.in_atomic_block or not connection.get_autocommit():
         with transaction.atomic():  # a savepoint: a refusal leaves the caller's transaction usable
-            return row if _write_in_one_statement(row) else _write_under_lock(row)
+            return _saved(row) if _write_in_one_statement(row) else _write_under_lock(row)
     # In autocommit one statement is one transaction, so the common case needs no BEGIN/COMMIT.
     if _write_in_one_statement(row):
-        return row
+        return _saved(row)
     with transaction.atomic():
         return _write_under_lock(row)
+
+
+def _saved(row: CreditTransaction) -> CreditTransaction:
+    """The instance as loaded from the database (Model.from_db, Django's documented hook), so a
+    later save() updates rather than inserts."""
+    fields = [f.attname for f in CreditTransaction._meta.concrete_fields]
+    return CreditTransaction.from_db(connection.alias, fields, [getattr(row, name) for name in fields])
 
 
 ONE_STATEMENT_SQL = """
@@ -175,8 +184,6 @@ def _write_in_one_statement(row: CreditTransaction) -> bool:
     if result is None:
         return False
     row.balance_after = result[0]
-    row._state.adding = False
-    row._state.db = connection.alias
     return True
 
 
@@ -186,7 +193,7 @@ def _write_under_lock(row: CreditTransaction) -> CreditTransaction:
     balance_pk, balance = _lock_balance(row.user_id)
     new_balance = balance + row.amount
     if new_balance < 0:
-        existing = _existing(row.idempotency_key, row.user_id)
+        existing = _existing(row.idempotency_key, user_id=row.user_id, type=row.type, amount=row.amount)
         if existing is not None:
             return existing
         raise InsufficientCredits(
@@ -213,9 +220,14 @@ def _lock_balance(user_id) -> tuple:
     return row
 
 
-def _existing(idempotency_key: str, user_id) -> CreditTransaction | None:
+def _existing(idempotency_key: str, *, user_id, type: str, amount: int) -> CreditTransaction | None:
+    """The row already written under `idempotency_key` (a replay), or None. Raises Conflict 409
+    `idempotency_key_reused` when that row is not the same movement (owner, type, amount)."""
     existing = CreditTransaction.objects.filter(idempotency_key=idempotency_key).first()
-    if existing is not None and existing.user_id != user_id:
-        logger.warning("credits: idempotency key %r reused for another user (%s, was %s)",
-                       idempotency_key, user_id, existing.user_id)
+    if existing is not None and (existing.user_id, existing.type, existing.amount) != (user_id, type, amount):
+        logger.warning("credits: idempotency key %r reused for a different movement (user %s %s %s, "
+                       "was user %s %s %s)", idempotency_key, user_id, type, amount,
+                       existing.user_id, existing.type, existing.amount)
+        raise Conflict("This idempotency key was already used for a different credit movement.",
+                       code="idempotency_key_reused")
     return existing

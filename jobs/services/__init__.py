@@ -19,7 +19,7 @@ from jobs.services.lifecycle import (
     job_kind_get,
     job_retry,
 )
-from jobs.services.reports import Reporter, job_report, job_stats_upsert, job_webhook_apply
+from jobs.services.reports import Reporter, job_report, job_stats_upsert
 from jobs.services.stats import job_daily_stats_rebuild
 from jobs.services.transitions import job_lock, job_transition
 
@@ -38,5 +38,4 @@ __all__ = [
     "job_retry",
     "job_stats_upsert",
     "job_transition",
-    "job_webhook_apply",
 ]

@@ -1,15 +1,15 @@
 """Reports on jobs run elsewhere: PATCH /api/stats, service-key reports, signed job webhooks.
 
 `job_report` is the one public entry point for an external report; `job_stats_upsert` (the
-seed's PATCH /api/stats, which also creates jobs) and `job_webhook_apply` (the job webhook) are
-built on it. Who may decide an outcome is `JobKind.reported_by` (SPEC §5).
+seed's PATCH /api/stats, which also creates jobs) and the job webhook handler (jobs/webhooks.py)
+are built on it. Who may decide an outcome is `JobKind.reported_by` (SPEC §5).
 """
 
 from django.db import IntegrityError, models, transaction
 from django.utils import timezone
 
 from config.exceptions import ApplicationError, Conflict, Forbidden
-from jobs.models import ApiUsageLog, Artifact, Job, JobKind, JobWebhookEvent
+from jobs.models import ApiUsageLog, Artifact, Job, JobKind
 from jobs.services.lifecycle import job_kind_get
 from jobs.services.transitions import job_lock, job_transition
 from jobs.states import RANK, TERMINAL, JobStatus, can_transition
@@ -160,65 +160,3 @@ def job_stats_upsert(*, user, external_id: str, status: str, requested_count: in
             Job.objects.filter(pk=job.pk).update(requested_count=requested_count)
     return job_report(job_id=job_id, reporter=reporter, status=status, successful_count=successful_count,
                       failed_count=failed_count)
-
-
-def _job_id_for_webhook(external_id: str):
-    """The job a worker names by its external id. Ids are unique per user, so two users' jobs
-    may share one: such a report is refused (409) rather than applied to a guess."""
-    ids = list(Job.objects.filter(external_id=external_id).values_list("pk", flat=True)[:2])
-    if len(ids) > 1:
-        raise Conflict("Several jobs have this external id.", code="ambiguous_job_id")
-    return ids[0] if ids else None
-
-
-@transaction.atomic
-def job_webhook_apply(*, provider: str, event_id: str, external_id: str, payload: dict,
-                      headers: dict, status: str | None, progress: int | None, output: dict | None,
-                      error: str | None, metrics: dict | None, successful_count: int | None = None,
-                      failed_count: int | None = None):
-    """A signed external-worker callback, applied through job_report (reporter `webhook`).
-
-    Counts come from the arguments or, when not given, from the payload's `successful_count`
-    and `failed_count` (whole numbers, else 400 validation_error).
-
-    Applies once per (provider, event_id): a redelivery is recorded as `duplicate` and changes
-    nothing. Unknown job → (None, "unknown_job") (recorded). Returns (job, outcome).
-    """
-    if JobWebhookEvent.objects.filter(provider=provider, event_id=event_id, outcome="applied").exists():
-        JobWebhookEvent.objects.create(provider=provider, event_id=event_id, headers=headers,
-                                       payload=payload, signature_valid=True, outcome="duplicate")
-        return None, "duplicate"
-    job_id = _job_id_for_webhook(external_id)
-    if job_id is None:
-        JobWebhookEvent.objects.create(provider=provider, event_id=event_id, headers=headers,
-                                       payload=payload, signature_valid=True, outcome="unknown_job")
-        return None, "unknown_job"
-    job = job_lock(job_id=job_id)
-    try:
-        with transaction.atomic():
-            JobWebhookEvent.objects.create(provider=provider, event_id=event_id, headers=headers,
-                                           payload=payload, signature_valid=True, outcome="applied",
-                                           job=job)
-    except IntegrityError:
-        return job, "duplicate"
-    output = dict(output) if isinstance(output, dict) else None
-    artifacts = output.pop("artifacts", None) if output else None
-    if successful_count is None:
-        successful_count = _payload_count(payload, "successful_count")
-    if failed_count is None:
-        failed_count = _payload_count(payload, "failed_count")
-    job = job_report(job_id=job_id, reporter=Reporter.WEBHOOK, status=status,
-                     successful_count=successful_count, failed_count=failed_count, progress=progress,
-                     output=output, error=error, artifacts=artifacts if isinstance(artifacts, list) else None,
-                     metrics=metrics, provider=provider)
-    return job, "applied"
-
-
-def _payload_count(payload, name: str) -> int | None:
-    value = payload.get(name) if isinstance(payload, dict) else None
-    if value is None:
-        return None
-    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= 1_000_000:
-        raise ApplicationError("Invalid input.", code="validation_error",
-                               fields={name: ["A whole number between 0 and 1000000."]})
-    return value

@@ -6,9 +6,18 @@ Aliases keep the names SPEC §6 uses (`update_stock`, `process_order_stock_chang
 
 from shops.selectors import get_low_stock_items, item_list_low_stock
 from shops.services.chat import conversation_receive_message, keyword_reply_match, message_send
+from shops.services.forms import form_create, form_update
 from shops.services.integrations import integration_tokens_reencrypt
 from shops.services.orders import ORDER_TRANSITIONS, order_set_status, order_submit
-from shops.services.shops import member_add, member_remove, member_update_role, shop_create, shop_update
+from shops.services.shops import (
+    member_add,
+    member_remove,
+    member_update_role,
+    shop_create,
+    shop_delete,
+    shop_plan_change,
+    shop_update,
+)
 from shops.services.stock import (
     item_create,
     item_delete,
@@ -23,6 +32,8 @@ from shops.services.stock import (
 __all__ = [
     "ORDER_TRANSITIONS",
     "conversation_receive_message",
+    "form_create",
+    "form_update",
     "get_low_stock_items",
     "integration_tokens_reencrypt",
     "item_create",
@@ -39,6 +50,8 @@ __all__ = [
     "order_submit",
     "process_order_stock_changes",
     "shop_create",
+    "shop_delete",
+    "shop_plan_change",
     "shop_update",
     "stock_history_cleanup",
     "stock_update",

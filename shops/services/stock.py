@@ -125,7 +125,12 @@ def _prepared_cursor():
     translation and query logging (query-count tests still see them).
     """
     connection.ensure_connection()
-    return connection._prepare_cursor(ServerBindingCursor(connection.connection))
+    connection.validate_thread_sharing()
+    cursor = ServerBindingCursor(connection.connection)
+    # make_cursor / make_debug_cursor: the backend's public wrappers (what cursor() uses).
+    if connection.queries_logged:
+        return connection.make_debug_cursor(cursor)
+    return connection.make_cursor(cursor)
 
 
 def _refusal(cursor, *, shop_id, changes, missing, require_active, tracked_only) -> ApplicationError:

@@ -3,6 +3,7 @@ import uuid
 import pytest
 from django.db import DatabaseError, IntegrityError, connection, transaction
 
+from config.exceptions import Conflict
 from credits.models import CreditBalance, CreditTransaction
 from credits.selectors import balance_get
 from credits.services import InsufficientCredits, credits_charge, credits_grant, credits_refund
@@ -135,13 +136,42 @@ def test_insufficient_charge_inside_outer_transaction_leaves_it_usable(user):
     assert balance_get(user=user) == 0
 
 
-def test_idempotency_key_is_unique_across_users(user, other_user):
-    first = credits_grant(user=user, amount=1, idempotency_key="shared")
+def test_idempotency_key_reused_by_another_user_is_a_409_and_changes_nothing(user, other_user):
+    # The contract changed (issue 9): the other user's row is no longer returned silently.
+    credits_grant(user=user, amount=1, idempotency_key="shared")
 
-    again = credits_grant(user=other_user, amount=1, idempotency_key="shared")
+    with pytest.raises(Conflict) as refused:
+        credits_grant(user=other_user, amount=1, idempotency_key="shared")
 
-    assert again.pk == first.pk
+    assert refused.value.code == "idempotency_key_reused"
     assert balance_get(user=other_user) == 0
+    assert balance_get(user=user) == 1
+
+
+@pytest.mark.parametrize("replay", [
+    lambda user: credits_charge(user=user, amount=3, idempotency_key="c1"),
+    lambda user: credits_refund(user=user, amount=2, idempotency_key="c1"),
+])
+def test_idempotency_key_reused_with_another_amount_or_type_is_a_409(user, replay):
+    credits_grant(user=user, amount=10, idempotency_key="g1")
+    credits_charge(user=user, amount=2, idempotency_key="c1")
+
+    with pytest.raises(Conflict) as refused:
+        replay(user)
+
+    assert refused.value.code == "idempotency_key_reused"
+    assert balance_get(user=user) == 8
+    assert CreditTransaction.objects.filter(idempotency_key="c1").count() == 1
+
+
+def test_a_fast_path_row_is_a_saved_instance(user):
+    credits_grant(user=user, amount=5, idempotency_key="g1")
+
+    row = credits_charge(user=user, amount=2, idempotency_key="c1")
+
+    row.reason = "edited"
+    with pytest.raises(DatabaseError, match=REFUSED), transaction.atomic():
+        row.save()  # an UPDATE (refused by the append-only trigger), not a second INSERT
 
 
 def test_database_refuses_update_of_ledger_rows(user):

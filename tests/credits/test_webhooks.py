@@ -20,9 +20,8 @@ PROVIDERS = ("stripe", "promptpay", "truemoney", "razorpay", "free")
 
 
 @pytest.fixture(autouse=True)
-def _webhook_secrets(monkeypatch):
-    for provider in PROVIDERS:
-        monkeypatch.setenv(f"PAYMENT_WEBHOOK_SECRET_{provider.upper()}", SECRET)
+def _webhook_secrets(settings):
+    settings.PAYMENT_WEBHOOK_SECRETS = {provider: SECRET for provider in PROVIDERS}
 
 
 def event(payment, type="payment.succeeded", **overrides):
@@ -60,7 +59,7 @@ def test_succeeded_event_completes_payment_and_grants_credits_once(api_client, p
     row = CreditTransaction.objects.get(user=user)
     assert row.type == "purchase" and row.payment == payment and row.amount == 10
     log = WebhookLog.objects.get()
-    assert (log.source, log.event_id, log.outcome, log.signature_valid, log.status_code) == (
+    assert (log.provider, log.event_id, log.outcome, log.signature_valid, log.status_code) == (
         "stripe", payload["event_id"], "processed", True, 200)
     assert log.payment == payment and log.payload == payload and "x-signature" in log.headers
 
@@ -179,7 +178,7 @@ def _assert_refused(response, status, code, user, outcome):
 def test_bad_signature_is_refused_and_logged(api_client, payment, user):
     log = _assert_refused(deliver(api_client, event(payment), secret="wrong"), 401, "invalid_signature", user,
                           "invalid_signature")
-    assert log.signature_valid is False and log.source == "stripe"
+    assert log.signature_valid is False and (log.source, log.provider) == ("payments", "stripe")
     payment.refresh_from_db()
     assert payment.status == "pending"
 
@@ -210,14 +209,14 @@ def test_signature_over_another_body_is_refused(api_client, payment, user):
                     "invalid_signature")
 
 
-def test_unconfigured_secret_refuses_everything(api_client, payment, user, monkeypatch):
-    monkeypatch.delenv("PAYMENT_WEBHOOK_SECRET_STRIPE")
+def test_unconfigured_secret_refuses_everything(api_client, payment, user, settings):
+    settings.PAYMENT_WEBHOOK_SECRETS = {**settings.PAYMENT_WEBHOOK_SECRETS, "stripe": ""}
     _assert_refused(deliver(api_client, event(payment), secret=""), 401, "webhook_not_configured", user,
                     "invalid_signature")
 
 
-def test_secret_is_read_at_call_time(api_client, payment, user, monkeypatch):
-    monkeypatch.setenv("PAYMENT_WEBHOOK_SECRET_STRIPE", "rotated")
+def test_secret_is_read_from_settings_at_call_time(api_client, payment, user, settings):
+    settings.PAYMENT_WEBHOOK_SECRETS = {**settings.PAYMENT_WEBHOOK_SECRETS, "stripe": "rotated"}
     assert deliver(api_client, event(payment), secret="rotated").status_code == 200
     assert balance_get(user=user) == 10
 
@@ -225,7 +224,7 @@ def test_secret_is_read_at_call_time(api_client, payment, user, monkeypatch):
 def test_unknown_provider_is_404_and_logged(api_client, payment, user):
     response = deliver(api_client, event(payment), provider="paypal")
     log = _assert_refused(response, 404, "unknown_provider", user, "rejected")
-    assert log.source == "paypal"
+    assert (log.source, log.provider) == ("payments", "paypal")
 
 
 def test_event_for_another_providers_payment_is_refused(api_client, payment, user):
@@ -362,3 +361,50 @@ def test_distinct_success_events_for_one_payment_concurrently_grant_once(ledger_
 
     assert all(r.status_code == 200 for r in responses)
     assert balance_get(user=user) == 10 == ledger_sum(user)
+
+
+# --- the shared receiver (issue 9) -------------------------------------------------------------
+
+
+def test_a_lone_surrogate_in_metadata_is_applied_and_logged(api_client, payment, user):
+    body = json.dumps(event(payment, event_id="evt_sur")).encode()[:-1] + b', "metadata": "\\ud800"}'
+
+    response = deliver(api_client, None, raw=body)
+
+    assert response.status_code == 200, response.content
+    assert balance_get(user=user) == 10
+    log = WebhookLog.objects.get(event_id="evt_sur")
+    assert (log.outcome, log.applied, log.payload["metadata"]) == ("processed", True, "\ufffd")
+
+
+@pytest.mark.parametrize("amount", [b"NaN", b"1e400", b"Infinity"])
+def test_non_finite_numbers_are_a_logged_400(api_client, payment, user, amount):
+    body = json.dumps(event(payment, event_id="evt_nan", amount="X")).encode().replace(b'"X"', amount)
+
+    assert_error(deliver(api_client, None, raw=body), 400, "parse_error")
+
+    assert balance_get(user=user) == 0
+    log = WebhookLog.objects.get(source="payments")
+    assert (log.status_code, log.signature_valid, log.payload) == (400, True, None)
+
+
+def test_a_crash_after_the_effect_rolls_back_the_effect_with_its_log_claim(api_client, payment, user,
+                                                                          monkeypatch):
+    from credits.services import webhooks as payment_webhooks
+
+    real = payment_webhooks.payment_complete
+
+    def complete_then_crash(**kwargs):
+        real(**kwargs)
+        raise RuntimeError("crash after the effect")
+
+    monkeypatch.setattr(payment_webhooks, "payment_complete", complete_then_crash)
+    with pytest.raises(RuntimeError):
+        deliver(api_client, event(payment, event_id="evt_crash"))
+
+    assert balance_get(user=user) == 0
+    logged = list(WebhookLog.objects.values_list("outcome", "applied", "status_code"))
+    assert logged == [("error", False, 500)]
+    monkeypatch.setattr(payment_webhooks, "payment_complete", real)
+    assert deliver(api_client, event(payment, event_id="evt_crash")).status_code == 200  # the retry applies
+    assert balance_get(user=user) == 10

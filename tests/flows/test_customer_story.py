@@ -16,8 +16,8 @@ PASSWORD = "Flow-story-pass-42"
 
 
 @pytest.fixture(autouse=True)
-def _stripe_secret(monkeypatch):
-    monkeypatch.setenv("PAYMENT_WEBHOOK_SECRET_STRIPE", SECRET)
+def _stripe_secret(settings):
+    settings.PAYMENT_WEBHOOK_SECRETS = {**settings.PAYMENT_WEBHOOK_SECRETS, "stripe": SECRET}
 
 
 def _signed_post(client, path: str, payload: dict):

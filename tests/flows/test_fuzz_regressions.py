@@ -2,7 +2,7 @@
 
 import pytest
 
-from jobs.models import JobWebhookEvent
+from credits.models import WebhookLog
 from shops.models import Form
 from tests.conftest import assert_error
 from tests.shops.factories import make_form, make_shop
@@ -14,9 +14,9 @@ def test_a_nul_byte_body_to_an_unconfigured_job_webhook_is_refused_and_logged(ap
     response = api_client.generic("POST", "/api/webhooks/jobs/zero", b"\x00",
                                   content_type="application/json")
 
-    assert_error(response, 404, "webhook_not_configured")
-    logged = JobWebhookEvent.objects.get(provider="zero")
-    assert logged.outcome == "rejected" and "\x00" not in logged.payload["raw"]
+    assert_error(response, 404, "unknown_provider")
+    logged = WebhookLog.objects.get(source="jobs", provider="zero")
+    assert logged.outcome == "rejected" and "\x00" not in logged.raw_body
 
 
 def test_a_nul_in_free_form_json_is_a_validation_error_naming_the_field(auth_client):

@@ -142,9 +142,9 @@ def _deliver(api_client, payload, secret="farm-secret"):
     )
 
 
-def test_webhook_counts_reach_the_job_and_the_stats(api_client, funded_user, monkeypatch):
+def test_webhook_counts_reach_the_job_and_the_stats(api_client, funded_user, settings):
     # given: 13 worker jobs completed and 7 failed by signed webhooks, some with counts
-    monkeypatch.setenv("JOB_WEBHOOK_SECRET_RENDERFARM", "farm-secret")
+    settings.JOB_WEBHOOK_PROVIDERS = {"renderfarm": {"secret": "farm-secret", "kinds": []}}
     for i in range(20):
         services.job_create(
             user=funded_user, kind_code="video_render", requested_count=2, external_id=f"w-{i}"

@@ -13,9 +13,14 @@ _seq = itertools.count(1)
 def make_shop(owner=None, **fields) -> Shop:
     owner = owner or UserFactory()
     n = next(_seq)
-    return services.shop_create(
+    # The plan fields are not the owner's to set: billing sets them (shop_plan_change).
+    plan = {k: fields.pop(k) for k in ("plan", "plan_status", "plan_price", "billing_cycle") if k in fields}
+    shop = services.shop_create(
         owner=owner, name=fields.pop("name", f"Shop {n}"), slug=fields.pop("slug", f"shop-{n}"), **fields
     )
+    if plan:
+        shop = services.shop_plan_change(shop=shop, plan=plan.pop("plan", shop.plan), **plan)
+    return shop
 
 
 def make_member(shop: Shop, role: str, user=None) -> TeamMember:
