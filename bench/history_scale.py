@@ -16,7 +16,8 @@ middleware, JWT auth, view, selector, serializer) as each owner and prints p50/p
 large/small p95 ratio (issue 14's target: ≤ 1.5×). Lists are measured on page 1 and on a deep
 page: `?page=N` in the middle of the large history (offset `--deep-offset`, default half the
 rows), or — when the endpoint answers a `next` link with `?cursor=` — the cursor reached by
-walking the `next` links with page_size=100 up to that offset. The small owner's "deep" request
+walking the `next` links with page_size=100 up to that offset (then asked with the default
+page size). The small owner's "deep" request
 is its page 1 (it has no deeper page).
 
 Raw-SQL baseline in the same run: for each endpoint, the indexed statement a history-independent
@@ -209,7 +210,8 @@ def deep_url(client, url: str, offset: int, page_size: int = 20) -> tuple[str, s
         while walked < offset and walk.get("next"):
             walk = client.get(walk["next"]).json()
             walked += len(walk["results"])
-        return walk["next"] or url, f"cursor after {walked:,}"
+        deep = (walk["next"] or url).replace("page_size=100", f"page_size={page_size}")
+        return deep, f"cursor after {walked:,}"
     page = offset // page_size + 1
     return f"{url}{sep}page={page}", f"?page={page:,}"
 
