@@ -15,8 +15,8 @@ connection and its own user's JWT send requests for `--seconds` (after a 1 s war
 
 Raw-SQL baseline in the same run: `--clients` psycopg threads, one connection each, sending the
 statements each endpoint's work needs (balance: the user row, the balance row and the ledger
-aggregate the selector runs; me: the user row; jobs: lock balance, ledger row, balance, job row
-in one transaction). Prints req/s, % of /healthz and % of raw.
+aggregate the selector runs; me: the user row, the profile join and its subscriptions; jobs:
+lock balance, ledger row, balance, job row in one transaction). Prints req/s, % of /healthz and % of raw.
 
 Last, a cProfile of `--profile-requests` authenticated GET /api/credits/balance in-process
 (Django's test client, same settings, throttles on) grouped by where the time goes, then the
@@ -43,6 +43,10 @@ from harness import ROOT, configure, connect, create_database, drop_database
 DB = "bench_api_floor"
 
 RAW_USER = "SELECT * FROM accounts_user WHERE id = %s"
+RAW_PROFILE = ("SELECT * FROM accounts_user u LEFT JOIN accounts_license l ON l.user_id = u.id "
+               "LEFT JOIN accounts_userpreferences p ON p.user_id = u.id "
+               "LEFT JOIN credits_creditbalance b ON b.user_id = u.id WHERE u.id = %s")
+RAW_SUBSCRIPTIONS = "SELECT * FROM accounts_subscription WHERE user_id = %s"
 RAW_BALANCE_READ = "SELECT balance FROM credits_creditbalance WHERE user_id = %s"
 RAW_LEDGER_SUM = ("SELECT COALESCE(sum(amount) FILTER (WHERE type = 'purchase'), 0), "
                   "COALESCE(sum(amount) FILTER (WHERE type = 'usage'), 0), "
@@ -241,7 +245,7 @@ def main():
              http_work(args.port, "GET", "/api/credits/balance", tokens, None, 200),
              raw_read_work(user_ids, [RAW_USER, RAW_BALANCE_READ, RAW_LEDGER_SUM])),
             ("GET /api/users/me", http_work(args.port, "GET", "/api/users/me", tokens, None, 200),
-             raw_read_work(user_ids, [RAW_USER])),
+             raw_read_work(user_ids, [RAW_USER, RAW_PROFILE, RAW_SUBSCRIPTIONS])),
             ("POST /api/jobs", http_work(args.port, "POST", "/api/jobs", tokens, job_body, 201),
              raw_job_work(user_ids, kind_id)),
         ]
