@@ -47,25 +47,29 @@ S = JobStatus
 # transaction that ran AUTHORISE_ANY_SQL.
 AUTHORISE_ANY_SQL = "SELECT set_config('jobs.transition', '*', true)"
 
+# Table and status names come from the model and the status enum, never literals.
+_SQL_NAMES = {"job": Job._meta.db_table, "preparing": S.PREPARING.value, "processing": S.PROCESSING.value,
+              "queued": S.QUEUED.value, "retrying": S.RETRYING.value}
+
 CLAIM_SQL = """
-UPDATE jobs_job AS j
-   SET status = 'preparing', attempts = j.attempts + 1, heartbeat_at = now(),
+UPDATE {job} AS j
+   SET status = '{preparing}', attempts = j.attempts + 1, heartbeat_at = now(),
        next_attempt_at = NULL, updated_at = now()
  WHERE j.id IN (
-        SELECT id FROM jobs_job
-         WHERE status IN ('queued', 'retrying') AND runs_on_engine
+        SELECT id FROM {job}
+         WHERE status IN ('{queued}', '{retrying}') AND runs_on_engine
            AND (next_attempt_at IS NULL OR next_attempt_at <= now())
          ORDER BY priority DESC, queued_at ASC
          LIMIT %s
            FOR UPDATE SKIP LOCKED)
 RETURNING j.id, j.attempts, j.priority, j.queued_at
-"""
+""".format(**_SQL_NAMES)
 
 START_SQL = """
-UPDATE jobs_job SET status = 'processing', started_at = COALESCE(started_at, clock_timestamp()),
+UPDATE {job} SET status = '{processing}', started_at = COALESCE(started_at, clock_timestamp()),
        attempt_started_at = clock_timestamp(), heartbeat_at = now(), updated_at = now()
- WHERE id = %s AND attempts = %s AND status = 'preparing'
-"""
+ WHERE id = %s AND attempts = %s AND status = '{preparing}'
+""".format(**_SQL_NAMES)
 
 
 def jobs_claim(*, limit: int = 1) -> list[tuple]:
