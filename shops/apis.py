@@ -12,7 +12,7 @@ from rest_framework.views import APIView
 
 from accounts.authentication import ApiKeyAuthentication, JWTCookieOrHeaderAuthentication
 from accounts.models import ServiceApiKey
-from accounts.permissions import IsUserAccount
+from accounts.permissions import IsServiceKeyWithScope, IsUserAccount
 from config.exceptions import Forbidden, NotFound
 from shops import selectors, services
 from shops.filters import ConversationFilter, ItemFilter, OrderFilter
@@ -54,6 +54,7 @@ from shops.serializers import (
     StockChangeSerializer,
     StockHistorySerializer,
 )
+from shops.services.inbound_keys import inbound_key_may_post
 
 INBOUND_SCOPE = "shops:inbound"
 METHODS = ["get", "post", "patch", "delete", "head", "options"]
@@ -413,16 +414,15 @@ class InboundMessageApi(APIView):
     scope `shops:inbound`. Returns the stored message and the auto-reply (or null)."""
 
     authentication_classes = [JWTCookieOrHeaderAuthentication, ApiKeyAuthentication]
+    permission_classes = [IsUserAccount | IsServiceKeyWithScope]
     required_scope = INBOUND_SCOPE
 
     def _shop(self, request, shop_id) -> Shop:
         if isinstance(request.auth, ServiceApiKey):
-            if not request.auth.has_scope(INBOUND_SCOPE):
-                raise Forbidden("This API key lacks the shops:inbound scope.")
-            shop = Shop.objects.filter(pk=shop_id).first()
-            if shop is None:
+            # A key posts into the one shop it is bound to; any other shop is 404.
+            if not inbound_key_may_post(api_key=request.auth, shop_id=shop_id):
                 raise _not_found()
-            return shop
+            return Shop.objects.get(pk=shop_id)
         membership = selectors.membership_get(user=request.user, shop_id=shop_id)
         if membership is None:
             raise _not_found()

@@ -153,8 +153,14 @@ FERNET_KEYS = env.list("FERNET_KEYS", default=["Zm9yLWRldmVsb3BtZW50LW9ubHktMzIt
 WEBHOOK_TOLERANCE_SECONDS = 300
 
 REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": ["accounts.authentication.JWTCookieOrHeaderAuthentication"],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    # Api-Key is recognised everywhere so a key on a user endpoint gets 403 insufficient_scope
+    # rather than 401; IsUserAccount (the default) refuses keys unless the view adds
+    # IsServiceKeyWithScope for its `required_scope`.
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "accounts.authentication.JWTCookieOrHeaderAuthentication",
+        "accounts.authentication.ApiKeyAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["accounts.permissions.IsUserAccount"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": [
         "config.parsers.LimitedJSONParser",
@@ -304,6 +310,9 @@ PASSWORD_RESET_TIMEOUT = env.int("PASSWORD_RESET_TIMEOUT", default=3 * 60 * 60)
 EMAIL_VERIFICATION_TIMEOUT = env.int("EMAIL_VERIFICATION_TIMEOUT", default=7 * 24 * 60 * 60)
 # At most one reset email per address in this many seconds, whoever asks (no mail bombing).
 PASSWORD_RESET_EMAIL_COOLDOWN = env.int("PASSWORD_RESET_EMAIL_COOLDOWN", default=5 * 60)
+
+# A shop team invitation (POST /api/shops/<id>/members) can be accepted for this many hours.
+SHOP_INVITATION_TTL_HOURS = env.int("SHOP_INVITATION_TTL_HOURS", default=7 * 24)
 
 # Succeeded ScheduledRun rows are pruned after this many days (failed ones are kept).
 SCHEDULED_RUN_KEEP_DAYS = env.int("SCHEDULED_RUN_KEEP_DAYS", default=30)
