@@ -113,6 +113,9 @@ class LoginApi(JsonApi):
         serializer.is_valid(raise_exception=True)
         user = authenticate(request, email=serializer.validated_data["email"],
                             password=serializer.validated_data["password"])
+        if user is None and getattr(request, "axes_locked_out", False):
+            raise ApplicationError("Too many failed logins; try again later.", code="locked_out",
+                                   status_code=status.HTTP_429_TOO_MANY_REQUESTS)
         if user is None:
             raise ApplicationError("No active account found with the given credentials.",
                                    code="invalid_credentials", status_code=status.HTTP_401_UNAUTHORIZED)
