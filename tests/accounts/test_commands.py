@@ -1,8 +1,8 @@
 import io
 
 import pytest
-from django.http import HttpRequest
 from django.core.management import call_command
+from django.http import HttpRequest
 from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask
 
 from accounts.management.commands import seed_demo
