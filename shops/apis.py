@@ -33,6 +33,7 @@ from shops.serializers import (
     FormSerializer,
     InboundSerializer,
     IntegrationSerializer,
+    InvitationSerializer,
     ItemCreateSerializer,
     ItemSerializer,
     KeywordReplySerializer,
@@ -55,6 +56,7 @@ from shops.serializers import (
     StockHistorySerializer,
 )
 from shops.services.inbound_keys import inbound_key_may_post
+from shops.services.invitations import invitation_accept, invitation_create
 
 INBOUND_SCOPE = "shops:inbound"
 METHODS = ["get", "post", "patch", "delete", "head", "options"]
@@ -147,12 +149,26 @@ class MemberListCreateApi(ShopScopedMixin, generics.ListAPIView):
     def get_queryset(self):
         return selectors.member_list(shop=self.shop)
 
-    @extend_schema(request=MemberAddSerializer, responses={201: MemberSerializer})
+    @extend_schema(request=MemberAddSerializer, responses={202: InvitationSerializer})
     def post(self, request, shop_id):
+        """Invite {email, role}: the invitee joins by accepting the emailed link. The answer is
+        the same whether or not the address has an account."""
         serializer = MemberAddSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        member = services.member_add(shop=self.shop, **serializer.validated_data)
-        return Response(MemberSerializer(member).data, status=status.HTTP_201_CREATED)
+        invitation = invitation_create(shop=self.shop, invited_by=request.user, **serializer.validated_data)
+        return Response(InvitationSerializer(invitation).data, status=status.HTTP_202_ACCEPTED)
+
+
+class InvitationAcceptApi(APIView):
+    """Join a shop's team with an invitation token, signed in as the invited address. An
+    unknown token or another person's invitation is 404; a used one 409."""
+
+    @extend_schema(request=None, responses={201: inline_serializer(
+        "InvitationAcceptOutput", {"shop": ShopSerializer(), "member": MemberSerializer()})})
+    def post(self, request, token):
+        member = invitation_accept(token=token, user=request.user)
+        return Response({"shop": ShopSerializer(member.shop, context={"role": member.role}).data,
+                         "member": MemberSerializer(member).data}, status=status.HTTP_201_CREATED)
 
 
 class MemberDetailApi(ShopScopedMixin, generics.RetrieveAPIView):

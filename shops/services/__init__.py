@@ -8,7 +8,7 @@ from shops.selectors import get_low_stock_items, item_list_low_stock
 from shops.services.chat import conversation_receive_message, keyword_reply_match, message_send
 from shops.services.integrations import integration_tokens_reencrypt
 from shops.services.orders import ORDER_TRANSITIONS, order_set_status, order_submit
-from shops.services.shops import member_add, member_remove, member_update_role, shop_create, shop_update
+from shops.services.shops import member_remove, member_update_role, shop_create, shop_update
 from shops.services.stock import (
     item_create,
     item_delete,
@@ -30,7 +30,6 @@ __all__ = [
     "item_list_low_stock",
     "item_update",
     "keyword_reply_match",
-    "member_add",
     "member_remove",
     "member_update_role",
     "message_send",

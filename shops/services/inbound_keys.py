@@ -27,6 +27,7 @@ def inbound_key_bind(*, api_key: ServiceApiKey, shop: Shop) -> InboundApiKey:
 
 def inbound_key_may_post(*, api_key: ServiceApiKey, shop_id) -> bool:
     """True when `api_key` has the inbound scope and is bound to `shop_id`."""
-    return api_key.has_scope(INBOUND_SCOPE) and InboundApiKey.objects.filter(
-        api_key=api_key, shop_id=shop_id
-    ).exists()
+    return (
+        api_key.has_scope(INBOUND_SCOPE)
+        and InboundApiKey.objects.filter(api_key=api_key, shop_id=shop_id).exists()
+    )

@@ -28,8 +28,9 @@ def superuser():
 
 
 def _admin_login(client, password, email=ADMIN_EMAIL, ip="203.0.113.7"):
-    return client.post(f"{ADMIN_LOGIN}?next=/admin/", {"username": email, "password": password},
-                       REMOTE_ADDR=ip)
+    return client.post(
+        f"{ADMIN_LOGIN}?next=/admin/", {"username": email, "password": password}, REMOTE_ADDR=ip
+    )
 
 
 def test_25_wrong_admin_passwords_lock_the_login_until_the_cool_off(superuser):

@@ -45,8 +45,9 @@ def test_an_unbound_inbound_key_posts_nowhere(api_client):
     shop = make_shop()
     _, key = api_key_create(name="loose", scopes=["shops:inbound"])
 
-    assert_error(api_client.post(_inbound(shop), BODY, format="json", HTTP_AUTHORIZATION=f"Api-Key {key}"),
-                 404)
+    assert_error(
+        api_client.post(_inbound(shop), BODY, format="json", HTTP_AUTHORIZATION=f"Api-Key {key}"), 404
+    )
     assert not Message.objects.exists()
 
 
@@ -66,8 +67,11 @@ def test_a_bound_key_without_the_inbound_scope_is_a_403_insufficient_scope(api_c
     api_key, key = api_key_create(name="jobs", scopes=["jobs:write"])
     inbound_key_bind(api_key=api_key, shop=shop)
 
-    assert_error(api_client.post(_inbound(shop), BODY, format="json", HTTP_AUTHORIZATION=f"Api-Key {key}"),
-                 403, "insufficient_scope")
+    assert_error(
+        api_client.post(_inbound(shop), BODY, format="json", HTTP_AUTHORIZATION=f"Api-Key {key}"),
+        403,
+        "insufficient_scope",
+    )
 
 
 def test_the_command_creates_a_key_bound_to_the_shop(api_client):
@@ -80,8 +84,10 @@ def test_the_command_creates_a_key_bound_to_the_shop(api_client):
     api_key = ServiceApiKey.objects.get_from_key(key)
     assert api_key.scopes == ["shops:inbound"]
     assert InboundApiKey.objects.get(api_key=api_key).shop == shop
-    assert api_client.post(_inbound(shop), BODY, format="json",
-                           HTTP_AUTHORIZATION=f"Api-Key {key}").status_code == 201
+    assert (
+        api_client.post(_inbound(shop), BODY, format="json", HTTP_AUTHORIZATION=f"Api-Key {key}").status_code
+        == 201
+    )
 
 
 @pytest.mark.parametrize("shop", ["no-such-shop", "00000000-0000-0000-0000-000000000000"])

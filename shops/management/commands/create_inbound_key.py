@@ -7,8 +7,10 @@ from shops.services.inbound_keys import inbound_key_create
 
 
 class Command(BaseCommand):
-    help = ("Create a service API key with scope shops:inbound bound to one shop, and print it "
-            "once (only its hash is stored). The key may post into that shop's conversations only.")
+    help = (
+        "Create a service API key with scope shops:inbound bound to one shop, and print it "
+        "once (only its hash is stored). The key may post into that shop's conversations only."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("--name", required=True)
