@@ -233,6 +233,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # Every operation documents the error envelope for 400/401/403/404/409/415/429 (config/openapi.py).
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "config.openapi.add_error_responses",
+    ],
     # Several models name a field status/kind/role/provider; give each choice set its own name.
     "ENUM_NAME_OVERRIDES": {
         "LicenseStatusEnum": "accounts.models.License.Status",
