@@ -189,7 +189,7 @@ class ItemCreateSerializer(ItemSerializer):
 
 
 class StockHistorySerializer(StrictModelSerializer):
-    user_id = serializers.UUIDField(read_only=True)
+    user_id = serializers.UUIDField(read_only=True, allow_null=True)
 
     class Meta:
         model = StockHistory
@@ -321,7 +321,7 @@ class OrderLineSerializer(StrictModelSerializer):
 class OrderSerializer(StrictModelSerializer):
     lines = OrderLineSerializer(many=True, read_only=True)
     customer = serializers.SerializerMethodField()
-    payment_method_id = serializers.UUIDField(read_only=True)
+    payment_method_id = serializers.UUIDField(read_only=True, allow_null=True)
     form_id = serializers.UUIDField(read_only=True)
 
     class Meta:
@@ -423,8 +423,8 @@ class ConversationUpdateSerializer(StrictModelSerializer):
 
 class MessageSerializer(StrictModelSerializer):
     conversation_id = serializers.UUIDField(read_only=True)
-    sent_by_id = serializers.UUIDField(read_only=True)
-    keyword_reply_id = serializers.UUIDField(read_only=True)
+    sent_by_id = serializers.UUIDField(read_only=True, allow_null=True)
+    keyword_reply_id = serializers.UUIDField(read_only=True, allow_null=True)
 
     class Meta:
         model = Message
