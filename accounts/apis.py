@@ -2,7 +2,7 @@ from django.conf import settings
 from django.contrib.auth import authenticate
 from django.middleware.csrf import get_token
 from drf_spectacular.utils import extend_schema, inline_serializer
-from rest_framework import status
+from rest_framework import exceptions, status
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.throttling import ScopedRateThrottle
@@ -10,7 +10,7 @@ from rest_framework.views import APIView
 from rest_framework_simplejwt.tokens import RefreshToken
 
 from accounts import selectors, services
-from accounts.authentication import ACCESS_COOKIE, REFRESH_COOKIE
+from accounts.authentication import ACCESS_COOKIE, REFRESH_COOKIE, enforce_csrf
 from accounts.permissions import IsUserAccount
 from accounts.serializers import (
     DetailSerializer,
@@ -54,10 +54,16 @@ def _clear_auth_cookies(response) -> None:
 
 
 def _refresh_from(request, serializer) -> str:
-    raw = serializer.validated_data.get("refresh") or request.COOKIES.get(REFRESH_COOKIE)
+    """The refresh token from the body, else from the HttpOnly cookie. A cookie is sent by the
+    browser on cross-site requests too, so cookie mode needs the CSRF header (403 without it)."""
+    raw = serializer.validated_data.get("refresh")
+    if raw:
+        return raw
+    raw = request.COOKIES.get(REFRESH_COOKIE)
     if not raw:
         raise ApplicationError("Invalid input.", code="validation_error",
                                fields={"refresh": ["This field is required."]})
+    enforce_csrf(request)
     return raw
 
 
@@ -107,6 +113,9 @@ class LoginApi(JsonApi):
         serializer.is_valid(raise_exception=True)
         user = authenticate(request, email=serializer.validated_data["email"],
                             password=serializer.validated_data["password"])
+        if user is None and getattr(request, "axes_locked_out", False):
+            raise ApplicationError("Too many failed logins; try again later.", code="locked_out",
+                                   status_code=status.HTTP_429_TOO_MANY_REQUESTS)
         if user is None:
             raise ApplicationError("No active account found with the given credentials.",
                                    code="invalid_credentials", status_code=status.HTTP_401_UNAUTHORIZED)
@@ -148,12 +157,18 @@ class LogoutApi(JsonApi):
     def post(self, request):
         serializer = RefreshInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        services.token_blacklist(raw=_refresh_from(request, serializer))
+        try:
+            raw = _refresh_from(request, serializer)
+        except exceptions.PermissionDenied:
+            self.csrf_refused = True  # a forged cross-site logout must not clear the cookies
+            raise
+        services.token_blacklist(raw=raw)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     def finalize_response(self, request, response, *args, **kwargs):
         response = super().finalize_response(request, response, *args, **kwargs)
-        _clear_auth_cookies(response)
+        if not getattr(self, "csrf_refused", False):
+            _clear_auth_cookies(response)
         return response
 
 

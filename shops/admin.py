@@ -10,12 +10,14 @@ from shops.models import (
     Form,
     FormSubmission,
     FormSubmissionLine,
+    InboundApiKey,
     Item,
     KeywordReply,
     Message,
     PaymentMethod,
     SavedReply,
     Shop,
+    ShopInvitation,
     SocialIntegration,
     StockHistory,
     TeamMember,
@@ -235,3 +237,27 @@ class SocialIntegrationAdmin(admin.ModelAdmin):
     autocomplete_fields = ["shop"]
     # Tokens are excluded from every admin form and list; they are set through the API.
     exclude = ["access_token", "refresh_token"]
+
+
+@admin.register(InboundApiKey)
+class InboundApiKeyAdmin(admin.ModelAdmin):
+    """Which shop a `shops:inbound` service key may post into (create keys with
+    `manage.py create_inbound_key --shop <slug> --name <name>`; re-bind one here)."""
+
+    list_display = ["api_key", "shop", "created_at"]
+    search_fields = ["api_key__prefix", "api_key__name", "shop__name", "shop__slug"]
+    list_select_related = ["api_key", "shop"]
+    raw_id_fields = ["shop"]
+
+
+@admin.register(ShopInvitation)
+class ShopInvitationAdmin(admin.ModelAdmin):
+    list_display = ["email", "shop", "role", "status", "expires_at", "accepted_at", "created_at"]
+    list_filter = ["status", "role"]
+    search_fields = ["email", "shop__name"]
+    list_select_related = ["shop"]
+    readonly_fields = ["shop", "email", "role", "token_hash", "status", "invited_by", "expires_at",
+                       "accepted_at", "accepted_by", "created_at", "updated_at"]
+
+    def has_add_permission(self, request):
+        return False  # invitations are sent through the API so the email goes out

@@ -12,7 +12,7 @@ from rest_framework.views import APIView
 
 from accounts.authentication import ApiKeyAuthentication, JWTCookieOrHeaderAuthentication
 from accounts.models import ServiceApiKey
-from accounts.permissions import IsUserAccount
+from accounts.permissions import IsServiceKeyWithScope, IsUserAccount
 from config.exceptions import Forbidden, NotFound
 from shops import selectors, services
 from shops.filters import ConversationFilter, ItemFilter, OrderFilter
@@ -33,6 +33,7 @@ from shops.serializers import (
     FormSerializer,
     InboundSerializer,
     IntegrationSerializer,
+    InvitationSerializer,
     ItemCreateSerializer,
     ItemSerializer,
     KeywordReplySerializer,
@@ -54,6 +55,8 @@ from shops.serializers import (
     StockChangeSerializer,
     StockHistorySerializer,
 )
+from shops.services.inbound_keys import inbound_key_may_post
+from shops.services.invitations import invitation_accept, invitation_create
 
 INBOUND_SCOPE = "shops:inbound"
 METHODS = ["get", "post", "patch", "delete", "head", "options"]
@@ -146,12 +149,26 @@ class MemberListCreateApi(ShopScopedMixin, generics.ListAPIView):
     def get_queryset(self):
         return selectors.member_list(shop=self.shop)
 
-    @extend_schema(request=MemberAddSerializer, responses={201: MemberSerializer})
+    @extend_schema(request=MemberAddSerializer, responses={202: InvitationSerializer})
     def post(self, request, shop_id):
+        """Invite {email, role}: the invitee joins by accepting the emailed link. The answer is
+        the same whether or not the address has an account."""
         serializer = MemberAddSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        member = services.member_add(shop=self.shop, **serializer.validated_data)
-        return Response(MemberSerializer(member).data, status=status.HTTP_201_CREATED)
+        invitation = invitation_create(shop=self.shop, invited_by=request.user, **serializer.validated_data)
+        return Response(InvitationSerializer(invitation).data, status=status.HTTP_202_ACCEPTED)
+
+
+class InvitationAcceptApi(APIView):
+    """Join a shop's team with an invitation token, signed in as the invited address. An
+    unknown token or another person's invitation is 404; a used one 409."""
+
+    @extend_schema(request=None, responses={201: inline_serializer(
+        "InvitationAcceptOutput", {"shop": ShopSerializer(), "member": MemberSerializer()})})
+    def post(self, request, token):
+        member = invitation_accept(token=token, user=request.user)
+        return Response({"shop": ShopSerializer(member.shop, context={"role": member.role}).data,
+                         "member": MemberSerializer(member).data}, status=status.HTTP_201_CREATED)
 
 
 class MemberDetailApi(ShopScopedMixin, generics.RetrieveAPIView):
@@ -419,16 +436,15 @@ class InboundMessageApi(APIView):
     scope `shops:inbound`. Returns the stored message and the auto-reply (or null)."""
 
     authentication_classes = [JWTCookieOrHeaderAuthentication, ApiKeyAuthentication]
+    permission_classes = [IsUserAccount | IsServiceKeyWithScope]
     required_scope = INBOUND_SCOPE
 
     def _shop(self, request, shop_id) -> Shop:
         if isinstance(request.auth, ServiceApiKey):
-            if not request.auth.has_scope(INBOUND_SCOPE):
-                raise Forbidden("This API key lacks the shops:inbound scope.")
-            shop = Shop.objects.filter(pk=shop_id).first()
-            if shop is None:
+            # A key posts into the one shop it is bound to; any other shop is 404.
+            if not inbound_key_may_post(api_key=request.auth, shop_id=shop_id):
                 raise _not_found()
-            return shop
+            return Shop.objects.get(pk=shop_id)
         membership = selectors.membership_get(user=request.user, shop_id=shop_id)
         if membership is None:
             raise _not_found()

@@ -19,6 +19,7 @@ from django.contrib.postgres.fields import ArrayField
 from django.core.validators import MinValueValidator
 from django.db import models
 from django.db.models import Q
+from django.db.models.functions import Lower
 
 from config.models import UUIDModel
 from shops.crypto import EncryptedTextField
@@ -516,3 +517,66 @@ class SocialIntegration(UUIDModel):
 
     def __str__(self):
         return f"{self.provider}:{self.account_id}"
+
+
+class InboundApiKey(UUIDModel):
+    """Binds a service API key with scope `shops:inbound` to the one shop it may post into.
+
+    A key without a binding, or bound to another shop, is answered 404 by the inbound endpoint
+    (the other shop's existence is not revealed). The key lives in accounts, which must not
+    know about shops (SPEC §1), so the binding is kept here.
+    """
+
+    api_key = models.OneToOneField(
+        "accounts.ServiceApiKey", on_delete=models.CASCADE, related_name="inbound_binding"
+    )
+    shop = models.ForeignKey(Shop, on_delete=models.CASCADE, related_name="inbound_keys")
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        verbose_name = "inbound API key binding"
+
+    def __str__(self):
+        return f"{self.api_key_id} → {self.shop}"
+
+
+class ShopInvitation(UUIDModel):
+    """An invitation to join a shop's team. Only the SHA-256 of its token is stored; accepting
+    it (as the invited email) creates the TeamMember. At most one pending invitation per
+    (shop, email), enforced by a partial unique index."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        ACCEPTED = "accepted", "Accepted"
+        REVOKED = "revoked", "Revoked"
+        EXPIRED = "expired", "Expired"
+
+    shop = models.ForeignKey(Shop, on_delete=models.CASCADE, related_name="invitations")
+    email = models.EmailField(max_length=254)
+    role = models.CharField(max_length=10, choices=Role.choices, default=Role.STAFF)
+    token_hash = models.CharField(max_length=64, unique=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    invited_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    expires_at = models.DateTimeField()
+    accepted_at = models.DateTimeField(null=True, blank=True)
+    accepted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["-created_at", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                "shop", Lower("email"), condition=Q(status="pending"),
+                name="shop_invitation_one_pending_per_email",
+            ),
+            models.CheckConstraint(condition=Q(role__in=["admin", "staff", "viewer"]),
+                                   name="shop_invitation_role_assignable"),
+            models.CheckConstraint(condition=Q(status__in=["pending", "accepted", "revoked", "expired"]),
+                                   name="shop_invitation_status_valid"),
+        ]
+
+    def __str__(self):
+        return f"{self.email} → {self.shop} ({self.status})"

@@ -147,6 +147,16 @@ class MemberAddSerializer(serializers.Serializer):
     role = serializers.ChoiceField(choices=Role.choices)
 
 
+class InvitationSerializer(serializers.Serializer):
+    """What the inviter sees: the invitation only, never whether the address has an account."""
+
+    id = serializers.UUIDField(read_only=True)
+    email = serializers.EmailField(read_only=True)
+    role = serializers.ChoiceField(choices=Role.choices, read_only=True)
+    status = serializers.CharField(read_only=True)
+    expires_at = serializers.DateTimeField(read_only=True)
+
+
 class MemberUpdateSerializer(serializers.Serializer):
     role = serializers.ChoiceField(choices=Role.choices)
 
@@ -185,7 +195,7 @@ class ItemCreateSerializer(ItemSerializer):
 
 
 class StockHistorySerializer(StrictModelSerializer):
-    user_id = serializers.UUIDField(read_only=True)
+    user_id = serializers.UUIDField(read_only=True, allow_null=True)
 
     class Meta:
         model = StockHistory
@@ -317,7 +327,7 @@ class OrderLineSerializer(StrictModelSerializer):
 class OrderSerializer(StrictModelSerializer):
     lines = OrderLineSerializer(many=True, read_only=True)
     customer = serializers.SerializerMethodField()
-    payment_method_id = serializers.UUIDField(read_only=True)
+    payment_method_id = serializers.UUIDField(read_only=True, allow_null=True)
     form_id = serializers.UUIDField(read_only=True)
 
     class Meta:
@@ -419,8 +429,8 @@ class ConversationUpdateSerializer(StrictModelSerializer):
 
 class MessageSerializer(StrictModelSerializer):
     conversation_id = serializers.UUIDField(read_only=True)
-    sent_by_id = serializers.UUIDField(read_only=True)
-    keyword_reply_id = serializers.UUIDField(read_only=True)
+    sent_by_id = serializers.UUIDField(read_only=True, allow_null=True)
+    keyword_reply_id = serializers.UUIDField(read_only=True, allow_null=True)
 
     class Meta:
         model = Message

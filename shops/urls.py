@@ -8,6 +8,7 @@ urlpatterns = [
     path("shops", apis.ShopListCreateApi.as_view(), name="shops"),
     path(f"{S}", apis.ShopDetailApi.as_view(), name="shop-detail"),
     path(f"{S}/members", apis.MemberListCreateApi.as_view(), name="shop-members"),
+    path("invitations/<str:token>/accept", apis.InvitationAcceptApi.as_view(), name="invitation-accept"),
     path(f"{S}/members/<uuid:member_id>", apis.MemberDetailApi.as_view(), name="shop-member-detail"),
     path(f"{S}/items", apis.ItemListCreateApi.as_view(), name="shop-items"),
     path(f"{S}/items/low-stock", apis.ItemLowStockApi.as_view(), name="shop-items-low-stock"),

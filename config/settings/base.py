@@ -38,6 +38,7 @@ INSTALLED_APPS = [
     "django_celery_beat",
     "django_structlog",
     "pgtrigger",
+    "axes",
     "config.apps.PlatformConfig",
     "accounts",
     "credits",
@@ -60,6 +61,7 @@ MIDDLEWARE = [
     "django_structlog.middlewares.RequestMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "axes.middleware.AxesMiddleware",  # last: turns an admin lockout into a 429 page
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -103,7 +105,21 @@ CACHES = {
 }
 
 AUTH_USER_MODEL = "accounts.User"
-AUTHENTICATION_BACKENDS = ["accounts.backends.EmailBackend"]
+# django-axes first: it refuses a locked-out (email, IP) before any password is checked.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "accounts.backends.EmailBackend"]
+# Login lockout (admin and API alike, SPEC §11): after AXES_FAILURE_LIMIT wrong passwords for
+# one email from one address, that pair is refused — right password included — for the
+# cool-off. The address is DRF's throttle identity (NUM_PROXIES), the email is read from the
+# admin form's `username` or the API's `email` (accounts.backends.axes_username).
+AXES_ENABLED = True
+AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=10)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("AXES_COOLOFF_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_USERNAME_CALLABLE = "accounts.backends.axes_username"
+AXES_CLIENT_IP_CALLABLE = "accounts.backends.axes_client_ip"
+AXES_HTTP_RESPONSE_CODE = 429
+AXES_VERBOSE = False
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -191,8 +207,14 @@ RAZORPAY_KEY_ID = env.str("RAZORPAY_KEY_ID", default="")
 PROMPTPAY_MERCHANT_ID = env.str("PROMPTPAY_MERCHANT_ID", default="0000000000000")
 
 REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": ["accounts.authentication.JWTCookieOrHeaderAuthentication"],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    # Api-Key is recognised everywhere so a key on a user endpoint gets 403 insufficient_scope
+    # rather than 401; IsUserAccount (the default) refuses keys unless the view adds
+    # IsServiceKeyWithScope for its `required_scope`.
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "accounts.authentication.JWTCookieOrHeaderAuthentication",
+        "accounts.authentication.ApiKeyAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["accounts.permissions.IsUserAccount"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": [
         "config.parsers.LimitedJSONParser",
@@ -250,6 +272,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # Every operation documents the error envelope for 400/401/403/404/409/415/429 (config/openapi.py).
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "config.openapi.add_error_responses",
+    ],
     # Several models name a field status/kind/role/provider; give each choice set its own name.
     "ENUM_NAME_OVERRIDES": {
         "LicenseStatusEnum": "accounts.models.License.Status",
@@ -382,6 +409,9 @@ PASSWORD_RESET_TIMEOUT = env.int("PASSWORD_RESET_TIMEOUT", default=3 * 60 * 60)
 EMAIL_VERIFICATION_TIMEOUT = env.int("EMAIL_VERIFICATION_TIMEOUT", default=7 * 24 * 60 * 60)
 # At most one reset email per address in this many seconds, whoever asks (no mail bombing).
 PASSWORD_RESET_EMAIL_COOLDOWN = env.int("PASSWORD_RESET_EMAIL_COOLDOWN", default=5 * 60)
+
+# A shop team invitation (POST /api/shops/<id>/members) can be accepted for this many hours.
+SHOP_INVITATION_TTL_HOURS = env.int("SHOP_INVITATION_TTL_HOURS", default=7 * 24)
 
 # Succeeded ScheduledRun rows are pruned after this many days (failed ones are kept).
 SCHEDULED_RUN_KEEP_DAYS = env.int("SCHEDULED_RUN_KEEP_DAYS", default=30)

@@ -10,7 +10,6 @@ from shops.services.forms import form_create, form_update
 from shops.services.integrations import integration_tokens_reencrypt
 from shops.services.orders import ORDER_TRANSITIONS, order_set_status, order_submit
 from shops.services.shops import (
-    member_add,
     member_remove,
     member_update_role,
     shop_create,
@@ -41,7 +40,6 @@ __all__ = [
     "item_list_low_stock",
     "item_update",
     "keyword_reply_match",
-    "member_add",
     "member_remove",
     "member_update_role",
     "message_send",

@@ -8,7 +8,7 @@ from django.db import IntegrityError, transaction
 from django.utils.text import slugify
 
 from accounts.models import User
-from config.exceptions import ApplicationError, Conflict, Forbidden
+from config.exceptions import ApplicationError, Forbidden
 from shops.models import Item, Role, Shop, TeamMember
 
 # What an owner may set; the plan fields change only through shop_plan_change (billing/staff).
@@ -66,23 +66,6 @@ def _check_assignable(role: str) -> None:
             "Invalid input.", code="validation_error", fields={"role": ["The owner role cannot be assigned."]}
         )
 
-
-@transaction.atomic
-def member_add(*, shop: Shop, email: str, role: str) -> TeamMember:
-    """Add an existing, active user by email. The owner role is not assignable (one owner, the
-    shop's creator). Raises ApplicationError(validation_error) for an unknown email and
-    Conflict(already_member) when the user is in the team already."""
-    _check_assignable(role)
-    user = User.objects.filter(email__iexact=email.strip(), is_active=True, deleted_at__isnull=True).first()
-    if user is None:
-        raise ApplicationError(
-            "Invalid input.", code="validation_error", fields={"email": ["No active user has this email."]}
-        )
-    try:
-        with transaction.atomic():
-            return TeamMember.objects.create(shop=shop, user=user, role=role)
-    except IntegrityError:
-        raise Conflict("This user is already a member of the shop.", code="already_member") from None
 
 
 def _refuse_owner(member: TeamMember) -> None:

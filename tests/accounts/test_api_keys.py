@@ -125,7 +125,7 @@ def test_api_key_without_the_required_scope_is_a_403(api_client):
     key, _ = _create_via_command(scopes="jobs:read")
 
     assert_error(api_client.post("/service", HTTP_AUTHORIZATION=f"Api-Key {key}"), 403,
-                 "permission_denied")
+                 "insufficient_scope")
 
 
 def test_a_user_jwt_is_not_a_service_key(user):
@@ -152,3 +152,4 @@ def test_each_service_key_has_its_own_user_throttle_bucket(api_client, monkeypat
     # then it is throttled, and the second key is not
     assert_error(api_client.post("/throttled", HTTP_AUTHORIZATION=f"Api-Key {first}"), 429, "throttled")
     assert api_client.post("/throttled", HTTP_AUTHORIZATION=f"Api-Key {second}").status_code == 200
+

@@ -13,6 +13,12 @@ from tests.factories import UserFactory
 pytestmark = pytest.mark.django_db
 
 REFRESH = "/api/auth/token/refresh"
+
+
+def _csrf(client) -> str:
+    """Cookie-mode refresh and logout need the CSRF header (test_cookie_csrf_refresh_logout)."""
+    return client.cookies["csrftoken"].value
+
 LOGOUT = "/api/auth/logout"
 
 
@@ -108,7 +114,7 @@ def test_refresh_token_of_a_hard_deleted_user_is_a_401_not_a_500(api_client):
 
 
 def test_refresh_reads_the_refresh_cookie_when_the_body_has_none(cookie_client):
-    response = cookie_client.post(REFRESH, {}, format="json")
+    response = cookie_client.post(REFRESH, {}, format="json", HTTP_X_CSRFTOKEN=_csrf(cookie_client))
 
     assert response.status_code == 200
     assert response.cookies["access_token"].value == response.json()["access"]
@@ -123,7 +129,7 @@ def test_logout_blacklists_the_refresh_token(api_client, tokens):
 
 
 def test_logout_clears_the_auth_cookies(cookie_client):
-    response = cookie_client.post(LOGOUT, {}, format="json")
+    response = cookie_client.post(LOGOUT, {}, format="json", HTTP_X_CSRFTOKEN=_csrf(cookie_client))
 
     assert response.status_code == 204
     for name in ("access_token", "refresh_token"):
@@ -134,7 +140,7 @@ def test_logout_clears_the_auth_cookies(cookie_client):
 def test_logout_through_the_cookie_blacklists_the_cookie_refresh_token(cookie_client):
     raw = cookie_client.cookies["refresh_token"].value
 
-    cookie_client.post(LOGOUT, {}, format="json")
+    cookie_client.post(LOGOUT, {}, format="json", HTTP_X_CSRFTOKEN=_csrf(cookie_client))
 
     assert_error(APIClient().post(REFRESH, {"refresh": raw}, format="json"), 401)
 
@@ -145,7 +151,7 @@ def test_logout_with_a_dead_refresh_cookie_still_clears_the_cookies(cookie_clien
     assert APIClient().post(REFRESH, {"refresh": raw}, format="json").status_code == 200
 
     # when it logs out
-    response = cookie_client.post(LOGOUT, {}, format="json")
+    response = cookie_client.post(LOGOUT, {}, format="json", HTTP_X_CSRFTOKEN=_csrf(cookie_client))
 
     # then the token is reported invalid, but the browser is logged out all the same
     assert_error(response, 401, "token_not_valid")
