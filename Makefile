@@ -30,6 +30,7 @@ run: setup
 
 lint: venv
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
 test: venv services lint
 	$(VENV)/bin/pytest

@@ -22,26 +22,44 @@ class PreferencesInline(admin.StackedInline):
 @admin.register(User)
 class UserAdmin(DjangoUserAdmin):
     ordering = ["-created_at"]
-    list_display = ["email", "name", "tier", "models_used", "model_limit", "is_active", "is_staff",
-                    "deleted_at", "date_joined"]
+    list_display = [
+        "email",
+        "name",
+        "tier",
+        "models_used",
+        "model_limit",
+        "is_active",
+        "is_staff",
+        "deleted_at",
+        "date_joined",
+    ]
     list_filter = ["tier", "is_active", "is_staff", "country", "industry", "date_joined"]
     search_fields = ["email", "name", "organization", "phone_number"]
-    readonly_fields = ["id", "date_joined", "last_login", "created_at", "updated_at", "time_spent",
-                       "max_step_reached", "last_session_final_step", "deleted_at"]
+    readonly_fields = [
+        "id",
+        "date_joined",
+        "last_login",
+        "created_at",
+        "updated_at",
+        "time_spent",
+        "max_step_reached",
+        "last_session_final_step",
+        "deleted_at",
+    ]
     date_hierarchy = "date_joined"
     inlines = [LicenseInline, PreferencesInline]
     fieldsets = (
         (None, {"fields": ("id", "email", "password")}),
-        ("Profile", {"fields": ("name", "phone_number", "organization", "job_title", "country",
-                                "industry")}),
+        ("Profile", {"fields": ("name", "phone_number", "organization", "job_title", "country", "industry")}),
         ("Plan", {"fields": ("tier", "model_limit", "models_used")}),
         ("Progress", {"fields": ("time_spent", "max_step_reached", "last_session_final_step")}),
-        ("Access", {"fields": ("is_active", "is_staff", "is_superuser", "groups",
-                               "user_permissions", "deleted_at")}),
+        (
+            "Access",
+            {"fields": ("is_active", "is_staff", "is_superuser", "groups", "user_permissions", "deleted_at")},
+        ),
         ("Dates", {"fields": ("last_login", "date_joined", "created_at", "updated_at")}),
     )
-    add_fieldsets = ((None, {"classes": ("wide",),
-                             "fields": ("email", "password1", "password2", "name")}),)
+    add_fieldsets = ((None, {"classes": ("wide",), "fields": ("email", "password1", "password2", "name")}),)
 
     def get_inlines(self, request, obj):
         # The rows behind the inlines are created with the user (save_related), not typed in.
@@ -64,8 +82,17 @@ class LicenseAdmin(admin.ModelAdmin):
 
 @admin.register(Subscription)
 class SubscriptionAdmin(admin.ModelAdmin):
-    list_display = ["user", "tier", "status", "billing_cycle", "amount", "currency", "start_date",
-                    "end_date", "auto_renew"]
+    list_display = [
+        "user",
+        "tier",
+        "status",
+        "billing_cycle",
+        "amount",
+        "currency",
+        "start_date",
+        "end_date",
+        "auto_renew",
+    ]
     list_filter = ["tier", "status", "billing_cycle", "auto_renew", "currency"]
     search_fields = ["user__email"]
     list_select_related = ["user"]

@@ -38,13 +38,22 @@ def _issue_tokens(user) -> dict:
 def _set_auth_cookies(request, response, tokens: dict) -> None:
     """HttpOnly cookies for browser clients; the CSRF cookie guards their unsafe requests."""
     jwt = settings.SIMPLE_JWT
-    common = {"httponly": True, "secure": settings.JWT_COOKIE_SECURE,
-              "samesite": settings.JWT_COOKIE_SAMESITE}
-    response.set_cookie(ACCESS_COOKIE, tokens["access"],
-                        max_age=int(jwt["ACCESS_TOKEN_LIFETIME"].total_seconds()), **common)
+    common = {
+        "httponly": True,
+        "secure": settings.JWT_COOKIE_SECURE,
+        "samesite": settings.JWT_COOKIE_SAMESITE,
+    }
+    response.set_cookie(
+        ACCESS_COOKIE, tokens["access"], max_age=int(jwt["ACCESS_TOKEN_LIFETIME"].total_seconds()), **common
+    )
     if "refresh" in tokens:
-        response.set_cookie(REFRESH_COOKIE, tokens["refresh"], path="/api/auth/",
-                            max_age=int(jwt["REFRESH_TOKEN_LIFETIME"].total_seconds()), **common)
+        response.set_cookie(
+            REFRESH_COOKIE,
+            tokens["refresh"],
+            path="/api/auth/",
+            max_age=int(jwt["REFRESH_TOKEN_LIFETIME"].total_seconds()),
+            **common,
+        )
     get_token(request)  # makes CsrfViewMiddleware set the csrftoken cookie on this response
 
 
@@ -61,8 +70,9 @@ def _refresh_from(request, serializer) -> str:
         return raw
     raw = request.COOKIES.get(REFRESH_COOKIE)
     if not raw:
-        raise ApplicationError("Invalid input.", code="validation_error",
-                               fields={"refresh": ["This field is required."]})
+        raise ApplicationError(
+            "Invalid input.", code="validation_error", fields={"refresh": ["This field is required."]}
+        )
     enforce_csrf(request)
     return raw
 
@@ -80,8 +90,14 @@ class RegisterApi(JsonApi):
     throttle_classes = [ScopedRateThrottle]
     throttle_scope = "register"
 
-    @extend_schema(request=RegisterInputSerializer, responses={201: inline_serializer(
-        "RegisterOutput", {"user": UserSerializer(), "tokens": TokenPairSerializer()})})
+    @extend_schema(
+        request=RegisterInputSerializer,
+        responses={
+            201: inline_serializer(
+                "RegisterOutput", {"user": UserSerializer(), "tokens": TokenPairSerializer()}
+            )
+        },
+    )
     def post(self, request):
         serializer = RegisterInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -90,8 +106,9 @@ class RegisterApi(JsonApi):
         user = services.user_register(**data)
         tokens = _issue_tokens(user)
         user = selectors.user_get_profile(user_id=user.pk)
-        response = Response({"user": UserSerializer(user).data, "tokens": tokens},
-                            status=status.HTTP_201_CREATED)
+        response = Response(
+            {"user": UserSerializer(user).data, "tokens": tokens}, status=status.HTTP_201_CREATED
+        )
         _set_auth_cookies(request, response, tokens)
         return response
 
@@ -111,14 +128,21 @@ class LoginApi(JsonApi):
     def post(self, request):
         serializer = LoginInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        user = authenticate(request, email=serializer.validated_data["email"],
-                            password=serializer.validated_data["password"])
+        user = authenticate(
+            request, email=serializer.validated_data["email"], password=serializer.validated_data["password"]
+        )
         if user is None and getattr(request, "axes_locked_out", False):
-            raise ApplicationError("Too many failed logins; try again later.", code="locked_out",
-                                   status_code=status.HTTP_429_TOO_MANY_REQUESTS)
+            raise ApplicationError(
+                "Too many failed logins; try again later.",
+                code="locked_out",
+                status_code=status.HTTP_429_TOO_MANY_REQUESTS,
+            )
         if user is None:
-            raise ApplicationError("No active account found with the given credentials.",
-                                   code="invalid_credentials", status_code=status.HTTP_401_UNAUTHORIZED)
+            raise ApplicationError(
+                "No active account found with the given credentials.",
+                code="invalid_credentials",
+                status_code=status.HTTP_401_UNAUTHORIZED,
+            )
         services.user_record_login(user=user)
         tokens = _issue_tokens(user)
         response = Response(tokens)
@@ -234,8 +258,10 @@ class PasswordResetApi(JsonApi):
         serializer = PasswordResetInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         services.password_reset_request(email=serializer.validated_data["email"])
-        return Response({"detail": "If an account uses this address, a reset link is on its way."},
-                        status=status.HTTP_202_ACCEPTED)
+        return Response(
+            {"detail": "If an account uses this address, a reset link is on its way."},
+            status=status.HTTP_202_ACCEPTED,
+        )
 
 
 class PasswordResetConfirmApi(JsonApi):

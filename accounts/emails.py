@@ -28,8 +28,9 @@ def email_render(*, template: str, context: dict) -> tuple[str, str, str]:
 def email_send(*, template: str, to: list[str], context: dict) -> None:
     """Render and send one message now (the Celery task calls this)."""
     subject, text, html = email_render(template=template, context=context)
-    message = EmailMultiAlternatives(subject=subject, body=text, from_email=settings.DEFAULT_FROM_EMAIL,
-                                     to=to)
+    message = EmailMultiAlternatives(
+        subject=subject, body=text, from_email=settings.DEFAULT_FROM_EMAIL, to=to
+    )
     message.attach_alternative(html, "text/html")
     message.send()
 
@@ -50,9 +51,17 @@ def email_send_after_commit(*, template: str, to: list[str], context: dict) -> N
     transaction.on_commit(enqueue)
 
 
-@shared_task(name="accounts.send_email", queue="default", time_limit=60, soft_time_limit=50,
-             autoretry_for=(OSError,), retry_backoff=30, retry_backoff_max=15 * 60, max_retries=8,
-             ignore_result=True)
+@shared_task(
+    name="accounts.send_email",
+    queue="default",
+    time_limit=60,
+    soft_time_limit=50,
+    autoretry_for=(OSError,),
+    retry_backoff=30,
+    retry_backoff_max=15 * 60,
+    max_retries=8,
+    ignore_result=True,
+)
 def send_email(*, template: str, to: list[str], context: dict) -> None:
     """Send one templated email; a mail server that is down (OSError, smtplib's errors included)
     is retried with backoff. Sending twice is the worst a redelivery can do."""

@@ -142,8 +142,9 @@ class License(UUIDModel):
         ordering = ["-created_at"]
         indexes = [models.Index(fields=["status", "date_end"])]
         constraints = [
-            models.CheckConstraint(condition=models.Q(date_end__gt=models.F("date_start")),
-                                   name="license_end_after_start"),
+            models.CheckConstraint(
+                condition=models.Q(date_end__gt=models.F("date_start")), name="license_end_after_start"
+            ),
         ]
 
     def __str__(self):
@@ -168,8 +169,9 @@ class Subscription(UUIDModel):
     user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="subscriptions")
     tier = models.CharField(max_length=16, choices=Tier.choices, default=Tier.PREMIUM)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE)
-    billing_cycle = models.CharField(max_length=16, choices=BillingCycle.choices,
-                                     default=BillingCycle.MONTHLY)
+    billing_cycle = models.CharField(
+        max_length=16, choices=BillingCycle.choices, default=BillingCycle.MONTHLY
+    )
     amount = models.DecimalField(max_digits=12, decimal_places=2)
     currency = models.CharField(max_length=3, default="THB")
     model_limit = models.PositiveIntegerField(default=100)
@@ -184,8 +186,9 @@ class Subscription(UUIDModel):
         indexes = [models.Index(fields=["status", "end_date"]), models.Index(fields=["user", "status"])]
         constraints = [
             models.CheckConstraint(condition=models.Q(amount__gte=0), name="subscription_amount_gte_0"),
-            models.CheckConstraint(condition=models.Q(end_date__gt=models.F("start_date")),
-                                   name="subscription_end_after_start"),
+            models.CheckConstraint(
+                condition=models.Q(end_date__gt=models.F("start_date")), name="subscription_end_after_start"
+            ),
         ]
 
     def __str__(self):
@@ -206,8 +209,9 @@ class ServiceApiKey(AbstractAPIKey):
         super().clean()
         unknown = sorted(set(self.scopes or []) - set(API_KEY_SCOPES))
         if unknown:
-            raise ValidationError({"scopes": f"Unknown scopes: {', '.join(unknown)}. "
-                                             f"Known: {', '.join(API_KEY_SCOPES)}."})
+            raise ValidationError(
+                {"scopes": f"Unknown scopes: {', '.join(unknown)}. Known: {', '.join(API_KEY_SCOPES)}."}
+            )
 
     def has_scope(self, scope: str) -> bool:
         return scope in self.scopes

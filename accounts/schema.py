@@ -10,8 +10,9 @@ class JWTCookieOrHeaderScheme(OpenApiAuthenticationExtension):
 
     def get_security_definition(self, auto_schema):
         return [
-            build_bearer_security_scheme_object(header_name="Authorization", token_prefix="Bearer",
-                                                bearer_format="JWT"),
+            build_bearer_security_scheme_object(
+                header_name="Authorization", token_prefix="Bearer", bearer_format="JWT"
+            ),
             {"type": "apiKey", "in": "cookie", "name": "access_token"},
         ]
 
@@ -21,5 +22,4 @@ class ApiKeyScheme(OpenApiAuthenticationExtension):
     name = "serviceApiKey"
 
     def get_security_definition(self, auto_schema):
-        return {"type": "apiKey", "in": "header", "name": "Authorization",
-                "description": "`Api-Key <key>`"}
+        return {"type": "apiKey", "in": "header", "name": "Authorization", "description": "`Api-Key <key>`"}

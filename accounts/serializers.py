@@ -57,8 +57,20 @@ class LicenseSerializer(serializers.ModelSerializer):
 class SubscriptionSerializer(serializers.ModelSerializer):
     class Meta:
         model = Subscription
-        fields = ["id", "tier", "status", "billing_cycle", "amount", "currency", "model_limit",
-                  "start_date", "end_date", "next_billing_date", "auto_renew", "cancelled_at"]
+        fields = [
+            "id",
+            "tier",
+            "status",
+            "billing_cycle",
+            "amount",
+            "currency",
+            "model_limit",
+            "start_date",
+            "end_date",
+            "next_billing_date",
+            "auto_renew",
+            "cancelled_at",
+        ]
         read_only_fields = fields
 
 
@@ -72,13 +84,42 @@ class UserSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = User
-        fields = ["id", "email", "name", "phone_number", "organization", "job_title", "country",
-                  "industry", "tier", "model_limit", "models_used", "time_spent",
-                  "max_step_reached", "last_session_final_step", "credit_balance", "license",
-                  "subscription", "email_verified", "is_staff", "date_joined", "created_at"]
-        read_only_fields = ["id", "email", "tier", "model_limit", "models_used", "time_spent",
-                            "max_step_reached", "last_session_final_step", "is_staff",
-                            "date_joined", "created_at"]
+        fields = [
+            "id",
+            "email",
+            "name",
+            "phone_number",
+            "organization",
+            "job_title",
+            "country",
+            "industry",
+            "tier",
+            "model_limit",
+            "models_used",
+            "time_spent",
+            "max_step_reached",
+            "last_session_final_step",
+            "credit_balance",
+            "license",
+            "subscription",
+            "email_verified",
+            "is_staff",
+            "date_joined",
+            "created_at",
+        ]
+        read_only_fields = [
+            "id",
+            "email",
+            "tier",
+            "model_limit",
+            "models_used",
+            "time_spent",
+            "max_step_reached",
+            "last_session_final_step",
+            "is_staff",
+            "date_joined",
+            "created_at",
+        ]
 
     def get_credit_balance(self, user) -> int:
         # The balance row belongs to the credits app; accounts reads it by its reverse name
@@ -90,8 +131,14 @@ class UserSerializer(serializers.ModelSerializer):
         return user.email_verified_at is not None
 
     def get_subscription(self, user) -> dict | None:
-        current = next((s for s in user.subscriptions.all()
-                        if s.status in (Subscription.Status.ACTIVE, Subscription.Status.PAST_DUE)), None)
+        current = next(
+            (
+                s
+                for s in user.subscriptions.all()
+                if s.status in (Subscription.Status.ACTIVE, Subscription.Status.PAST_DUE)
+            ),
+            None,
+        )
         return SubscriptionSerializer(current).data if current else None
 
 
@@ -139,7 +186,8 @@ class PreferencesSerializer(serializers.ModelSerializer):
                 extra = set(raw) - set(self.fields[section].fields)
                 if extra:
                     raise serializers.ValidationError(
-                        {f"{section}.{name}": ["Unknown setting."] for name in sorted(extra)})
+                        {f"{section}.{name}": ["Unknown setting."] for name in sorted(extra)}
+                    )
         return attrs
 
 

@@ -65,9 +65,15 @@ def user_ensure_profile(*, user: User) -> None:
     yet, a 30-day trial from now. Idempotent (users made by the admin or createsuperuser)."""
     UserPreferences.objects.get_or_create(user=user)
     now = timezone.now()
-    License.objects.get_or_create(user=user, defaults={
-        "type": License.Type.TRIAL, "status": License.Status.ACTIVE,
-        "date_start": now, "date_end": License.trial_end(now)})
+    License.objects.get_or_create(
+        user=user,
+        defaults={
+            "type": License.Type.TRIAL,
+            "status": License.Status.ACTIVE,
+            "date_start": now,
+            "date_end": License.trial_end(now),
+        },
+    )
 
 
 def user_record_login(*, user: User) -> None:
@@ -78,8 +84,11 @@ def user_record_login(*, user: User) -> None:
 
 
 def _token_not_valid() -> ApplicationError:
-    return ApplicationError("The refresh token is invalid or expired.", code="token_not_valid",
-                            status_code=status.HTTP_401_UNAUTHORIZED)
+    return ApplicationError(
+        "The refresh token is invalid or expired.",
+        code="token_not_valid",
+        status_code=status.HTTP_401_UNAUTHORIZED,
+    )
 
 
 @transaction.atomic
@@ -95,13 +104,13 @@ def token_refresh_rotate(*, raw: str) -> dict:
         token = RefreshToken(raw)
     except TokenError:
         raise _token_not_valid() from None
-    user = (User.objects.filter(pk=token.payload.get(jwt_settings.USER_ID_CLAIM), is_active=True,
-                                deleted_at__isnull=True).first())
+    user = User.objects.filter(
+        pk=token.payload.get(jwt_settings.USER_ID_CLAIM), is_active=True, deleted_at__isnull=True
+    ).first()
     if user is None:
         raise _token_not_valid()
     token.outstand()
-    outstanding = OutstandingToken.objects.select_for_update().get(
-        jti=token.payload[jwt_settings.JTI_CLAIM])
+    outstanding = OutstandingToken.objects.select_for_update().get(jti=token.payload[jwt_settings.JTI_CLAIM])
     _, created = BlacklistedToken.objects.get_or_create(token=outstanding)
     if not created:
         raise _token_not_valid()
@@ -119,8 +128,11 @@ def token_blacklist(*, raw: str) -> None:
 
 
 def _email_taken() -> ApplicationError:
-    return ApplicationError("Invalid input.", code="validation_error",
-                            fields={"email": ["A user with this email already exists."]})
+    return ApplicationError(
+        "Invalid input.",
+        code="validation_error",
+        fields={"email": ["A user with this email already exists."]},
+    )
 
 
 @transaction.atomic
@@ -141,10 +153,12 @@ def user_soft_delete(*, user: User) -> None:
     The row and everything pointing at it (ledger, jobs, shops) stay for the books.
     """
     User.objects.filter(pk=user.pk, deleted_at__isnull=True).update(
-        deleted_at=timezone.now(), is_active=False, updated_at=timezone.now())
+        deleted_at=timezone.now(), is_active=False, updated_at=timezone.now()
+    )
     outstanding = OutstandingToken.objects.filter(user=user, blacklistedtoken__isnull=True)
     BlacklistedToken.objects.bulk_create(
-        [BlacklistedToken(token=token) for token in outstanding], ignore_conflicts=True)
+        [BlacklistedToken(token=token) for token in outstanding], ignore_conflicts=True
+    )
 
 
 def user_record_progress(*, user: User, time_spent_delta: int, step: int) -> User:
@@ -175,7 +189,8 @@ def licenses_expire(*, now: datetime | None = None) -> int:
     """Expire every active license whose end has passed. Idempotent: returns how many moved."""
     now = now or timezone.now()
     return License.objects.filter(status=License.Status.ACTIVE, date_end__lte=now).update(
-        status=License.Status.EXPIRED, updated_at=now)
+        status=License.Status.EXPIRED, updated_at=now
+    )
 
 
 @transaction.atomic
@@ -183,30 +198,54 @@ def subscriptions_expire(*, now: datetime | None = None) -> int:
     """Expire ended subscriptions and drop their users back to the free tier when no other
     active subscription remains. Idempotent."""
     now = now or timezone.now()
-    ended = list(Subscription.objects.select_for_update()
-                 .filter(status__in=[Subscription.Status.ACTIVE, Subscription.Status.PAST_DUE],
-                         end_date__lte=now).values_list("pk", "user_id"))
+    ended = list(
+        Subscription.objects.select_for_update()
+        .filter(status__in=[Subscription.Status.ACTIVE, Subscription.Status.PAST_DUE], end_date__lte=now)
+        .values_list("pk", "user_id")
+    )
     if not ended:
         return 0
     Subscription.objects.filter(pk__in=[pk for pk, _ in ended]).update(
-        status=Subscription.Status.EXPIRED, updated_at=now)
+        status=Subscription.Status.EXPIRED, updated_at=now
+    )
     user_ids = {user_id for _, user_id in ended}
-    still_paying = set(Subscription.objects.filter(
-        user_id__in=user_ids, status=Subscription.Status.ACTIVE, end_date__gt=now,
-    ).values_list("user_id", flat=True))
+    still_paying = set(
+        Subscription.objects.filter(
+            user_id__in=user_ids,
+            status=Subscription.Status.ACTIVE,
+            end_date__gt=now,
+        ).values_list("user_id", flat=True)
+    )
     User.objects.filter(pk__in=user_ids - still_paying).update(
-        tier=Tier.FREE, model_limit=FREE_MODEL_LIMIT, updated_at=now)
+        tier=Tier.FREE, model_limit=FREE_MODEL_LIMIT, updated_at=now
+    )
     return len(ended)
 
 
 @transaction.atomic
-def subscription_activate(*, user: User, amount, currency: str, billing_cycle: str,
-                          start: datetime, end: datetime, model_limit: int = 100) -> Subscription:
+def subscription_activate(
+    *,
+    user: User,
+    amount,
+    currency: str,
+    billing_cycle: str,
+    start: datetime,
+    end: datetime,
+    model_limit: int = 100,
+) -> Subscription:
     """Start a premium subscription: the user moves to the premium tier and its model limit."""
     sub = Subscription.objects.create(
-        user=user, tier=Tier.PREMIUM, status=Subscription.Status.ACTIVE, amount=amount,
-        currency=currency, billing_cycle=billing_cycle, model_limit=model_limit,
-        start_date=start, end_date=end, next_billing_date=end)
+        user=user,
+        tier=Tier.PREMIUM,
+        status=Subscription.Status.ACTIVE,
+        amount=amount,
+        currency=currency,
+        billing_cycle=billing_cycle,
+        model_limit=model_limit,
+        start_date=start,
+        end_date=end,
+        next_billing_date=end,
+    )
     User.objects.filter(pk=user.pk).update(tier=Tier.PREMIUM, model_limit=model_limit)
     return sub
 
@@ -244,17 +283,24 @@ def password_reset_request(*, email: str) -> None:
     for accounts. At most one email per address per PASSWORD_RESET_EMAIL_COOLDOWN seconds
     (a cache key). Sent after commit by Celery.
     """
-    user = User.objects.filter(email__iexact=User.objects.normalize_email(email).strip(), is_active=True,
-                               deleted_at__isnull=True).first()
+    user = User.objects.filter(
+        email__iexact=User.objects.normalize_email(email).strip(), is_active=True, deleted_at__isnull=True
+    ).first()
     if user is None:
         return
     # The cache fails open (config/cache.py): with Redis down the email is sent anyway.
     if not cache.add(f"password-reset:{user.pk}", 1, timeout=settings.PASSWORD_RESET_EMAIL_COOLDOWN):
         return
     token = password_reset_tokens.make_token(user)
-    email_send_after_commit(template="password_reset", to=[user.email], context={
-        "name": user.name, "reset_url": _link("/reset-password", user, token),
-        "valid_hours": settings.PASSWORD_RESET_TIMEOUT // 3600})
+    email_send_after_commit(
+        template="password_reset",
+        to=[user.email],
+        context={
+            "name": user.name,
+            "reset_url": _link("/reset-password", user, token),
+            "valid_hours": settings.PASSWORD_RESET_TIMEOUT // 3600,
+        },
+    )
 
 
 @transaction.atomic
@@ -275,13 +321,15 @@ def password_reset_confirm(*, uid: str, token: str, new_password: str) -> User:
     try:
         validate_password(new_password, user=user)
     except DjangoValidationError as exc:
-        raise ApplicationError("Invalid input.", code="validation_error",
-                               fields={"new_password": list(exc.messages)}) from None
+        raise ApplicationError(
+            "Invalid input.", code="validation_error", fields={"new_password": list(exc.messages)}
+        ) from None
     user.set_password(new_password)
     user.save(update_fields=["password", "updated_at"])
     outstanding = OutstandingToken.objects.filter(user=user).exclude(blacklistedtoken__isnull=False)
-    BlacklistedToken.objects.bulk_create([BlacklistedToken(token=t) for t in outstanding],
-                                         ignore_conflicts=True)
+    BlacklistedToken.objects.bulk_create(
+        [BlacklistedToken(token=t) for t in outstanding], ignore_conflicts=True
+    )
     return user
 
 
@@ -291,8 +339,11 @@ def email_verification_send(*, user: User) -> bool:
     if user.email_verified_at is not None:
         return False
     token = email_verification_tokens.make_token(user)
-    email_send_after_commit(template="verify_email", to=[user.email], context={
-        "name": user.name, "email": user.email, "verify_url": _link("/verify-email", user, token)})
+    email_send_after_commit(
+        template="verify_email",
+        to=[user.email],
+        context={"name": user.name, "email": user.email, "verify_url": _link("/verify-email", user, token)},
+    )
     return True
 
 

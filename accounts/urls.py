@@ -8,8 +8,11 @@ urlpatterns = [
     path("auth/token/refresh", apis.RefreshApi.as_view(), name="auth-token-refresh"),
     path("auth/logout", apis.LogoutApi.as_view(), name="auth-logout"),
     path("auth/password/reset", apis.PasswordResetApi.as_view(), name="auth-password-reset"),
-    path("auth/password/reset/confirm", apis.PasswordResetConfirmApi.as_view(),
-         name="auth-password-reset-confirm"),
+    path(
+        "auth/password/reset/confirm",
+        apis.PasswordResetConfirmApi.as_view(),
+        name="auth-password-reset-confirm",
+    ),
     path("auth/email/verify", apis.EmailVerifyApi.as_view(), name="auth-email-verify"),
     path("auth/email/verify/resend", apis.EmailVerifyResendApi.as_view(), name="auth-email-verify-resend"),
     path("users/me", apis.MeApi.as_view(), name="users-me"),

@@ -43,27 +43,35 @@ from harness import ROOT, configure, connect, create_database, drop_database
 DB = "bench_api_floor"
 
 RAW_USER = "SELECT * FROM accounts_user WHERE id = %s"
-RAW_PROFILE = ("SELECT * FROM accounts_user u LEFT JOIN accounts_license l ON l.user_id = u.id "
-               "LEFT JOIN accounts_userpreferences p ON p.user_id = u.id "
-               "LEFT JOIN credits_creditbalance b ON b.user_id = u.id WHERE u.id = %s")
+RAW_PROFILE = (
+    "SELECT * FROM accounts_user u LEFT JOIN accounts_license l ON l.user_id = u.id "
+    "LEFT JOIN accounts_userpreferences p ON p.user_id = u.id "
+    "LEFT JOIN credits_creditbalance b ON b.user_id = u.id WHERE u.id = %s"
+)
 RAW_SUBSCRIPTIONS = "SELECT * FROM accounts_subscription WHERE user_id = %s"
 RAW_BALANCE_READ = "SELECT balance FROM credits_creditbalance WHERE user_id = %s"
-RAW_LEDGER_SUM = ("SELECT COALESCE(sum(amount) FILTER (WHERE type = 'purchase'), 0), "
-                  "COALESCE(sum(amount) FILTER (WHERE type = 'usage'), 0), "
-                  "COALESCE(sum(amount) FILTER (WHERE type = 'refund'), 0), "
-                  "COALESCE(sum(amount) FILTER (WHERE type = 'bonus'), 0), "
-                  "COALESCE(sum(amount) FILTER (WHERE type = 'adjustment'), 0) "
-                  "FROM credits_credittransaction WHERE user_id = %s")
+RAW_LEDGER_SUM = (
+    "SELECT COALESCE(sum(amount) FILTER (WHERE type = 'purchase'), 0), "
+    "COALESCE(sum(amount) FILTER (WHERE type = 'usage'), 0), "
+    "COALESCE(sum(amount) FILTER (WHERE type = 'refund'), 0), "
+    "COALESCE(sum(amount) FILTER (WHERE type = 'bonus'), 0), "
+    "COALESCE(sum(amount) FILTER (WHERE type = 'adjustment'), 0) "
+    "FROM credits_credittransaction WHERE user_id = %s"
+)
 RAW_LOCK = "SELECT id, balance FROM credits_creditbalance WHERE user_id = %s FOR UPDATE"
-RAW_LEDGER = ("INSERT INTO credits_credittransaction (id, created_at, updated_at, user_id, type, amount, "
-              "balance_after, job_id, payment_id, idempotency_key, reason, created_by_id) "
-              "VALUES (%s, now(), now(), %s, 'usage', -1, %s, %s, NULL, %s, '', NULL)")
+RAW_LEDGER = (
+    "INSERT INTO credits_credittransaction (id, created_at, updated_at, user_id, type, amount, "
+    "balance_after, job_id, payment_id, idempotency_key, reason, created_by_id) "
+    "VALUES (%s, now(), now(), %s, 'usage', -1, %s, %s, NULL, %s, '', NULL)"
+)
 RAW_BALANCE = "UPDATE credits_creditbalance SET balance = %s, updated_at = now() WHERE id = %s"
-RAW_JOB = ("INSERT INTO jobs_job (id, created_at, updated_at, user_id, kind_id, external_id, status, "
-           "priority, runs_on_engine, params, requested_count, successful_count, failed_count, progress, "
-           "attempts, max_retries, credits_charged, credits_refunded, charged, holds_model_slot, result, "
-           "error, queued_at) VALUES (%s, now(), now(), %s, %s, %s, 'queued', 0, false, '{}', 1, 0, 0, 0, "
-           "0, 3, 1, 0, true, false, '{}', '', now())")
+RAW_JOB = (
+    "INSERT INTO jobs_job (id, created_at, updated_at, user_id, kind_id, external_id, status, "
+    "priority, runs_on_engine, params, requested_count, successful_count, failed_count, progress, "
+    "attempts, max_retries, credits_charged, credits_refunded, charged, holds_model_slot, result, "
+    "error, queued_at) VALUES (%s, now(), now(), %s, %s, %s, 'queued', 0, false, '{}', 1, 0, 0, 0, "
+    "0, 3, 1, 0, true, false, '{}', '', now())"
+)
 
 # Where the time of one authenticated GET goes: cumulative time of these frames, the outermost
 # matching frame of each (they nest, so the rows do not add up; "request total" is the test
@@ -123,6 +131,7 @@ def http_work(port: int, method: str, path: str, tokens: list[str] | None, body:
             done += 1
         conn.close()
         return done
+
     return work
 
 
@@ -135,6 +144,7 @@ def raw_read_work(user_ids: list, statements: list[str]):
                     conn.execute(statement, [user_ids[i]]).fetchall()
                 done += 1
         return done
+
     return work
 
 
@@ -146,20 +156,37 @@ def raw_job_work(user_ids: list, kind_id):
                 job_id = uuid.uuid4()
                 with conn.transaction():
                     balance_id, balance = conn.execute(RAW_LOCK, [user_ids[i]]).fetchone()
-                    conn.execute(RAW_LEDGER, [uuid.uuid4(), user_ids[i], balance - 1, job_id,
-                                              f"job:{job_id}:charge"])
+                    conn.execute(
+                        RAW_LEDGER, [uuid.uuid4(), user_ids[i], balance - 1, job_id, f"job:{job_id}:charge"]
+                    )
                     conn.execute(RAW_BALANCE, [balance - 1, balance_id])
                     conn.execute(RAW_JOB, [job_id, user_ids[i], kind_id, job_id.hex])
                 done += 1
         return done
+
     return work
 
 
 def start_gunicorn(args, env) -> subprocess.Popen:
     server = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "config.wsgi:application", "--bind", f"127.0.0.1:{args.port}",
-         "--workers", str(args.web_workers), "--log-level", "warning"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "config.wsgi:application",
+            "--bind",
+            f"127.0.0.1:{args.port}",
+            "--workers",
+            str(args.web_workers),
+            "--log-level",
+            "warning",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     deadline = time.monotonic() + 60
     while True:
         try:
@@ -188,8 +215,10 @@ def profile_balance(token: str, requests: int) -> None:
     profiler.disable()
     per_request = (time.perf_counter() - started) * 1000 / requests
     stats = pstats.Stats(profiler)
-    print(f"\ncProfile: {requests} in-process GET /api/credits/balance, {per_request:.2f} ms each under "
-          "the profiler (cumulative ms per request; groups nest)")
+    print(
+        f"\ncProfile: {requests} in-process GET /api/credits/balance, {per_request:.2f} ms each under "
+        "the profiler (cumulative ms per request; groups nest)"
+    )
     print(f"{'where':<44} | {'ms/request':>10} | {'calls/request':>13}")
     for label, file_part, function in PROFILE_GROUPS:
         cumulative, calls = 0.0, 0
@@ -241,25 +270,37 @@ def main():
         job_body = json.dumps({"kind": "account_batch", "requested_count": 1})
         scenarios = [
             ("GET /healthz", http_work(args.port, "GET", "/healthz", None, None, 200), None),
-            ("GET /api/credits/balance",
-             http_work(args.port, "GET", "/api/credits/balance", tokens, None, 200),
-             raw_read_work(user_ids, [RAW_USER, RAW_BALANCE_READ, RAW_LEDGER_SUM])),
-            ("GET /api/users/me", http_work(args.port, "GET", "/api/users/me", tokens, None, 200),
-             raw_read_work(user_ids, [RAW_USER, RAW_PROFILE, RAW_SUBSCRIPTIONS])),
-            ("POST /api/jobs", http_work(args.port, "POST", "/api/jobs", tokens, job_body, 201),
-             raw_job_work(user_ids, kind_id)),
+            (
+                "GET /api/credits/balance",
+                http_work(args.port, "GET", "/api/credits/balance", tokens, None, 200),
+                raw_read_work(user_ids, [RAW_USER, RAW_BALANCE_READ, RAW_LEDGER_SUM]),
+            ),
+            (
+                "GET /api/users/me",
+                http_work(args.port, "GET", "/api/users/me", tokens, None, 200),
+                raw_read_work(user_ids, [RAW_USER, RAW_PROFILE, RAW_SUBSCRIPTIONS]),
+            ),
+            (
+                "POST /api/jobs",
+                http_work(args.port, "POST", "/api/jobs", tokens, job_body, 201),
+                raw_job_work(user_ids, kind_id),
+            ),
         ]
-        print(f"{args.clients} keep-alive clients, {args.seconds:.0f}s per cell, gunicorn with "
-              f"{args.web_workers} sync workers; raw = {args.clients} psycopg threads\n")
-        print(f"{'endpoint':<26} | {'req/s':>7} | {'% of healthz':>12} | {'raw SQL/s':>9} | {'% of raw':>8}",
-              flush=True)
+        print(
+            f"{args.clients} keep-alive clients, {args.seconds:.0f}s per cell, gunicorn with "
+            f"{args.web_workers} sync workers; raw = {args.clients} psycopg threads\n"
+        )
+        print(
+            f"{'endpoint':<26} | {'req/s':>7} | {'% of healthz':>12} | {'raw SQL/s':>9} | {'% of raw':>8}",
+            flush=True,
+        )
         healthz = None
         for label, work, raw in scenarios:
             run_for(1, args.clients, work)  # warm-up: connections, imports
             rate = run_for(args.seconds, args.clients, work)
             healthz = healthz or rate
             raw_rate = run_for(args.seconds, args.clients, raw) if raw else None
-            raw_cells = (f"{raw_rate:>9.0f} | {rate / raw_rate:>8.0%}" if raw_rate else f"{'':>9} | {'':>8}")
+            raw_cells = f"{raw_rate:>9.0f} | {rate / raw_rate:>8.0%}" if raw_rate else f"{'':>9} | {'':>8}"
             print(f"{label:<26} | {rate:>7.0f} | {rate / healthz:>12.0%} | {raw_cells}", flush=True)
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)

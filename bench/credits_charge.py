@@ -35,9 +35,11 @@ WORKER_COUNTS = (1, 8, 32)
 START_BALANCE = 1_000_000_000
 
 RAW_LOCK = "SELECT id, balance FROM credits_creditbalance WHERE user_id = %s FOR UPDATE"
-RAW_INSERT = ("INSERT INTO credits_credittransaction (id, created_at, updated_at, user_id, type, amount, "
-              "balance_after, job_id, payment_id, idempotency_key, reason, created_by_id) "
-              "VALUES (%s, now(), now(), %s, 'usage', %s, %s, NULL, NULL, %s, '', NULL)")
+RAW_INSERT = (
+    "INSERT INTO credits_credittransaction (id, created_at, updated_at, user_id, type, amount, "
+    "balance_after, job_id, payment_id, idempotency_key, reason, created_by_id) "
+    "VALUES (%s, now(), now(), %s, 'usage', %s, %s, NULL, NULL, %s, '', NULL)"
+)
 RAW_UPDATE = "UPDATE credits_creditbalance SET balance = %s, updated_at = now() WHERE id = %s"
 
 
@@ -48,8 +50,9 @@ def setup_django_and_data(n_users: int):
     from accounts.models import User
     from credits.services import credits_grant
 
-    users = User.objects.bulk_create([User(email=f"bench{i}@example.com", password="!")
-                                      for i in range(n_users + 1)])
+    users = User.objects.bulk_create(
+        [User(email=f"bench{i}@example.com", password="!") for i in range(n_users + 1)]
+    )
     for u in users:
         credits_grant(user=u, amount=START_BALANCE, idempotency_key=f"bench:seed:{u.pk}")
     return users[0], users[1:]
@@ -99,9 +102,18 @@ def raw_one_statement_worker(user_ids, stop_at, counter, index):
         while time.perf_counter() < stop_at:
             user_id = user_ids[0] if len(user_ids) == 1 else pick.choice(user_ids)
             now = datetime.now(UTC)
-            params = {"id": uuid.uuid4(), "now": now, "user_id": user_id, "type": "usage", "amount": -1,
-                      "job_id": None, "payment_id": None, "key": f"{prefix}{done}", "reason": "",
-                      "created_by_id": None}
+            params = {
+                "id": uuid.uuid4(),
+                "now": now,
+                "user_id": user_id,
+                "type": "usage",
+                "amount": -1,
+                "job_id": None,
+                "payment_id": None,
+                "key": f"{prefix}{done}",
+                "reason": "",
+                "created_by_id": None,
+            }
             row = conn.execute(sql, params).fetchone()
             assert row is not None
             done += 1
@@ -115,8 +127,9 @@ def audit_ok() -> bool:
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--seconds", type=float, default=2.5, help="measuring time per cell (default 2.5)")
     parser.add_argument("--users", type=int, default=1000, help="users in the spread scenario (default 1000)")
     args = parser.parse_args()
@@ -124,8 +137,10 @@ def main():
         hot, spread = setup_django_and_data(args.users)
         scenarios = {"hot (1 user)": [hot], f"spread ({len(spread)} users)": spread}
         print(f"credits_charge benchmark: {args.seconds:g} s per cell, threads, one connection each")
-        print(f"{'scenario':<22}{'workers':>8}{'service/s':>11}{'raw SQL/s':>11}{'ratio':>7}"
-              f"{'raw 1-stmt/s':>14}{'ratio':>7}")
+        print(
+            f"{'scenario':<22}{'workers':>8}{'service/s':>11}{'raw SQL/s':>11}{'ratio':>7}"
+            f"{'raw 1-stmt/s':>14}{'ratio':>7}"
+        )
         results = {}
         for name, users in scenarios.items():
             user_ids = [u.pk for u in users]
@@ -134,8 +149,11 @@ def main():
                 raw = run(raw_worker, user_ids, workers, args.seconds)
                 raw_one = run(raw_one_statement_worker, user_ids, workers, args.seconds)
                 results[(name, workers)] = (service, raw)
-                print(f"{name:<22}{workers:>8}{service:>11.0f}{raw:>11.0f}{service / raw:>7.0%}"
-                      f"{raw_one:>14.0f}{service / raw_one:>7.0%}", flush=True)
+                print(
+                    f"{name:<22}{workers:>8}{service:>11.0f}{raw:>11.0f}{service / raw:>7.0%}"
+                    f"{raw_one:>14.0f}{service / raw_one:>7.0%}",
+                    flush=True,
+                )
         hot_ratios = [s / r for (name, _), (s, r) in results.items() if name.startswith("hot")]
         print(f"hot-user ratio service/raw: min {min(hot_ratios):.0%} (target >= 50%)")
         print(f"ledger audit after the run: {'OK' if audit_ok() else 'MISMATCH'}")

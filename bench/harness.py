@@ -21,8 +21,12 @@ import environ  # noqa: E402
 
 environ.Env.read_env(ROOT / ".env", overwrite=False)
 _BASE = environ.Env.db_url_config(os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/saas"))
-CONN_KW = {"host": _BASE["HOST"] or "127.0.0.1", "port": _BASE["PORT"] or 5432,
-           "user": _BASE["USER"] or "postgres", "password": _BASE["PASSWORD"] or None}
+CONN_KW = {
+    "host": _BASE["HOST"] or "127.0.0.1",
+    "port": _BASE["PORT"] or 5432,
+    "user": _BASE["USER"] or "postgres",
+    "password": _BASE["PASSWORD"] or None,
+}
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/13")
 
 

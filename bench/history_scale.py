@@ -35,9 +35,11 @@ from harness import configure, connect, create_database, drop_database, percenti
 
 DB = "bench_history_scale"
 
-JOB_COLUMNS = ("id, created_at, updated_at, user_id, kind_id, external_id, status, priority, runs_on_engine, "
-               "params, requested_count, successful_count, failed_count, progress, attempts, max_retries, "
-               "credits_charged, credits_refunded, charged, holds_model_slot, result, error, queued_at")
+JOB_COLUMNS = (
+    "id, created_at, updated_at, user_id, kind_id, external_id, status, priority, runs_on_engine, "
+    "params, requested_count, successful_count, failed_count, progress, attempts, max_retries, "
+    "credits_charged, credits_refunded, charged, holds_model_slot, result, error, queued_at"
+)
 
 # Every load runs with session_replication_role = replica (no triggers, no FK checks: the rows
 # are consistent by construction); CHECK constraints still apply.
@@ -137,8 +139,9 @@ KEYS = {
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("--rows", type=int, default=100_000,
-                        help="history rows of the large owner, per table")
+    parser.add_argument(
+        "--rows", type=int, default=100_000, help="history rows of the large owner, per table"
+    )
     parser.add_argument("--small-rows", type=int, default=10)
     parser.add_argument("--requests", type=int, default=100, help="timed GETs per endpoint and owner")
     parser.add_argument("--raw-runs", type=int, default=50)
@@ -170,8 +173,14 @@ def make_owner(label: str, n: int, kind_id) -> dict:
     shop = shop_create(owner=user, name=f"History {label}")
     item = item_create(shop=shop, sku=f"SKU-{label}", name=f"Item {label}", price="10.00", cost="5.00")
     conversation = Conversation.objects.create(shop=shop, channel="web", customer_handle=f"c-{label}")
-    ids = {"user": user.pk, "shop": shop.pk, "item": item.pk, "conversation": conversation.pk,
-           "kind": kind_id, "n": n}
+    ids = {
+        "user": user.pk,
+        "shop": shop.pk,
+        "item": item.pk,
+        "conversation": conversation.pk,
+        "kind": kind_id,
+        "n": n,
+    }
     started = time.perf_counter()
     with connect(DB, autocommit=True) as conn:
         with conn.transaction():
@@ -180,8 +189,11 @@ def make_owner(label: str, n: int, kind_id) -> dict:
                 conn.execute(LOAD[statement], ids)
     job_services.job_daily_stats_rebuild(user_id=user.pk)
     ids["token"] = str(RefreshToken.for_user(user).access_token)
-    print(f"{label}: {n:,} rows in each of ledger, jobs, stock history, orders, messages "
-          f"({time.perf_counter() - started:.1f}s)", flush=True)
+    print(
+        f"{label}: {n:,} rows in each of ledger, jobs, stock history, orders, messages "
+        f"({time.perf_counter() - started:.1f}s)",
+        flush=True,
+    )
     return ids
 
 
@@ -262,10 +274,14 @@ def run(args):
 
     today = date.today()
     params = {**large, "from": today - timedelta(days=364), "to": today, "offset": offset}
-    print(f"\n{args.requests} requests per cell through DRF's test client; raw = psycopg, "
-          f"{args.raw_runs} runs, large owner; deep = offset {offset:,}\n")
-    header = (f"{'endpoint':<20} {'deep via':<22} | {'small p50':>9} {'small p95':>9} | "
-              f"{'large p50':>9} {'large p95':>9} | {'large/small p95':>15} | {'raw p95':>8}")
+    print(
+        f"\n{args.requests} requests per cell through DRF's test client; raw = psycopg, "
+        f"{args.raw_runs} runs, large owner; deep = offset {offset:,}\n"
+    )
+    header = (
+        f"{'endpoint':<20} {'deep via':<22} | {'small p50':>9} {'small p95':>9} | "
+        f"{'large p50':>9} {'large p95':>9} | {'large/small p95':>15} | {'raw p95':>8}"
+    )
     print(header)
     print("-" * len(header), flush=True)
     with connect(DB, autocommit=True) as raw:
@@ -285,8 +301,11 @@ def run(args):
                 s50, s95, _ = time_get(clients["small"], s_url, args.requests)
                 l50, l95, body = time_get(clients["large"], l_url, args.requests)
                 raw95 = time_raw(raw, raw_sql, params, args.raw_runs)
-                print(f"{cell_label:<20} {how:<22} | {s50:>7.2f}ms {s95:>7.2f}ms | "
-                      f"{l50:>7.2f}ms {l95:>7.2f}ms | {l95 / s95:>14.1f}x | {raw95:>6.2f}ms", flush=True)
+                print(
+                    f"{cell_label:<20} {how:<22} | {s50:>7.2f}ms {s95:>7.2f}ms | "
+                    f"{l50:>7.2f}ms {l95:>7.2f}ms | {l95 / s95:>14.1f}x | {raw95:>6.2f}ms",
+                    flush=True,
+                )
                 if cell_label == "balance":
                     expected = raw.execute(RAW["balance"], params).fetchone()[0]
                     assert body["balance"] == expected, (body, expected)

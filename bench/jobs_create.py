@@ -33,15 +33,19 @@ CLIENTS = 8
 
 RAW_AUTHORISE = "SELECT set_config('jobs.transition', %s, true)"
 RAW_LOCK = "SELECT id, balance FROM credits_creditbalance WHERE user_id = %s FOR UPDATE"
-RAW_LEDGER = ("INSERT INTO credits_credittransaction (id, created_at, updated_at, user_id, type, amount, "
-              "balance_after, job_id, payment_id, idempotency_key, reason, created_by_id) "
-              "VALUES (%s, now(), now(), %s, 'usage', -1, %s, %s, NULL, %s, '', NULL)")
+RAW_LEDGER = (
+    "INSERT INTO credits_credittransaction (id, created_at, updated_at, user_id, type, amount, "
+    "balance_after, job_id, payment_id, idempotency_key, reason, created_by_id) "
+    "VALUES (%s, now(), now(), %s, 'usage', -1, %s, %s, NULL, %s, '', NULL)"
+)
 RAW_BALANCE = "UPDATE credits_creditbalance SET balance = %s, updated_at = now() WHERE id = %s"
-RAW_JOB = ("INSERT INTO jobs_job (id, created_at, updated_at, user_id, kind_id, external_id, status, "
-           "priority, runs_on_engine, params, requested_count, successful_count, failed_count, progress, "
-           "attempts, max_retries, credits_charged, credits_refunded, charged, holds_model_slot, result, "
-           "error, queued_at) VALUES (%s, now(), now(), %s, %s, %s, 'queued', 0, false, '{}', 1, 0, 0, 0, "
-           "0, 3, 1, 0, true, false, '{}', '', now())")
+RAW_JOB = (
+    "INSERT INTO jobs_job (id, created_at, updated_at, user_id, kind_id, external_id, status, "
+    "priority, runs_on_engine, params, requested_count, successful_count, failed_count, progress, "
+    "attempts, max_retries, credits_charged, credits_refunded, charged, holds_model_slot, result, "
+    "error, queued_at) VALUES (%s, now(), now(), %s, %s, %s, 'queued', 0, false, '{}', 1, 0, 0, 0, "
+    "0, 3, 1, 0, true, false, '{}', '', now())"
+)
 
 
 def run_for(seconds: float, work) -> int:
@@ -82,6 +86,7 @@ def api_work(port: int, tokens: list[str]):
             done += 1
         conn.close()
         return done
+
     return work
 
 
@@ -95,12 +100,14 @@ def raw_work(user_ids: list, kind_id):
                     # the same authorisation job_transition sends (status guard, migration 0008)
                     conn.execute(RAW_AUTHORISE, [str(job_id)])
                     balance_id, balance = conn.execute(RAW_LOCK, [user_ids[i]]).fetchone()
-                    conn.execute(RAW_LEDGER, [uuid.uuid4(), user_ids[i], balance - 1, job_id,
-                                              f"job:{job_id}:charge"])
+                    conn.execute(
+                        RAW_LEDGER, [uuid.uuid4(), user_ids[i], balance - 1, job_id, f"job:{job_id}:charge"]
+                    )
                     conn.execute(RAW_BALANCE, [balance - 1, balance_id])
                     conn.execute(RAW_JOB, [job_id, user_ids[i], kind_id, job_id.hex])
                 done += 1
         return done
+
     return work
 
 
@@ -136,9 +143,24 @@ def main():
         connections.close_all()
 
         server = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "config.wsgi:application", "--bind", f"127.0.0.1:{args.port}",
-             "--workers", str(args.web_workers), "--log-level", "warning"],
-            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "config.wsgi:application",
+                "--bind",
+                f"127.0.0.1:{args.port}",
+                "--workers",
+                str(args.web_workers),
+                "--log-level",
+                "warning",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         deadline = time.monotonic() + 60
         while True:
             try:
@@ -152,21 +174,28 @@ def main():
                 time.sleep(0.2)
 
         user_ids = [u.pk for u in users]
-        print(f"{CLIENTS} concurrent clients, {args.seconds:.0f}s each, gunicorn with {args.web_workers} "
-              "sync workers\n")
+        print(
+            f"{CLIENTS} concurrent clients, {args.seconds:.0f}s each, gunicorn with {args.web_workers} "
+            "sync workers\n"
+        )
         print(f"{'users':<22} | {'API jobs/s':>10} | {'raw SQL jobs/s':>14} | API / raw", flush=True)
-        scenarios = [("8 users (spread)", tokens, user_ids),
-                     ("1 user (hot balance)", [tokens[0]] * CLIENTS, [user_ids[0]] * CLIENTS)]
+        scenarios = [
+            ("8 users (spread)", tokens, user_ids),
+            ("1 user (hot balance)", [tokens[0]] * CLIENTS, [user_ids[0]] * CLIENTS),
+        ]
         for label, token_list, ids in scenarios:
             run_for(1, api_work(args.port, token_list))  # warm-up: connections, imports
             api_rate = run_for(args.seconds, api_work(args.port, token_list))
             raw_rate = run_for(args.seconds, raw_work(ids, kind_id))
-            print(f"{label:<22} | {api_rate:>10.0f} | {raw_rate:>14.0f} | {api_rate / raw_rate:>8.0%}",
-                  flush=True)
+            print(
+                f"{label:<22} | {api_rate:>10.0f} | {raw_rate:>14.0f} | {api_rate / raw_rate:>8.0%}",
+                flush=True,
+            )
         with connect(DB, autocommit=True) as conn:
             bad = conn.execute(
                 "SELECT count(*) FROM credits_creditbalance b WHERE b.balance <> (SELECT sum(amount) "
-                "FROM credits_credittransaction t WHERE t.user_id = b.user_id)").fetchone()[0]
+                "FROM credits_credittransaction t WHERE t.user_id = b.user_id)"
+            ).fetchone()[0]
         print(f"\nbalances equal to SUM(ledger) after the run: {'yes' if bad == 0 else f'NO ({bad})'}")
     finally:
         if server is not None:

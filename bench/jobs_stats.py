@@ -31,9 +31,11 @@ from harness import (
 )
 
 DB = "bench_jobs_stats"
-JOB_COLUMNS = ("id, created_at, updated_at, user_id, kind_id, external_id, status, priority, runs_on_engine, "
-               "params, requested_count, successful_count, failed_count, progress, attempts, max_retries, "
-               "credits_charged, credits_refunded, charged, holds_model_slot, result, error, queued_at")
+JOB_COLUMNS = (
+    "id, created_at, updated_at, user_id, kind_id, external_id, status, priority, runs_on_engine, "
+    "params, requested_count, successful_count, failed_count, progress, attempts, max_retries, "
+    "credits_charged, credits_refunded, charged, holds_model_slot, result, error, queued_at"
+)
 
 LOAD_SQL = f"""
 INSERT INTO jobs_job ({JOB_COLUMNS})
@@ -57,8 +59,12 @@ SELECT count(*), COALESCE(sum(requested_count), 0), COALESCE(sum(successful_coun
 """
 
 # Disabled for the bulk load: the rollup (rebuilt after) and the status guard (migration 0008).
-TRIGGERS = ("jobs_job_daily_stat_ins", "jobs_job_daily_stat_upd", "jobs_job_daily_stat_del",
-            "jobs_job_status_guard_ins")
+TRIGGERS = (
+    "jobs_job_daily_stat_ins",
+    "jobs_job_daily_stat_upd",
+    "jobs_job_daily_stat_del",
+    "jobs_job_status_guard_ins",
+)
 
 
 def main():
@@ -102,8 +108,10 @@ def run(args):
     services.job_daily_stats_rebuild(user_id=user.pk)
     with connect(DB, autocommit=True) as conn:
         conn.execute("ANALYZE jobs_jobdailystat")
-    print(f"loaded {args.jobs:,} jobs in {loaded - started:.1f}s; rollup rebuilt in "
-          f"{time.perf_counter() - loaded:.1f}s ({JobDailyStat.objects.count()} day rows)")
+    print(
+        f"loaded {args.jobs:,} jobs in {loaded - started:.1f}s; rollup rebuilt in "
+        f"{time.perf_counter() - loaded:.1f}s ({JobDailyStat.objects.count()} day rows)"
+    )
 
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {RefreshToken.for_user(user).access_token}")
@@ -112,8 +120,10 @@ def run(args):
 
     to = date(today.tm_year, today.tm_mon, today.tm_mday)
     ranges = {"one week": (to - timedelta(days=6), to), "one year": (to - timedelta(days=364), to)}
-    print(f"\n{'range':<10} {'jobs':>9} | {'api p50':>8} {'api p95':>8} | {'raw p50':>8} {'raw p95':>8} | "
-          "raw p95 / api p95")
+    print(
+        f"\n{'range':<10} {'jobs':>9} | {'api p50':>8} {'api p95':>8} | {'raw p50':>8} {'raw p95':>8} | "
+        "raw p95 / api p95"
+    )
     with connect(DB, autocommit=True) as raw:
         for label, (frm, to_) in ranges.items():
             url = f"/api/stats?from={frm}&to={to_}"
@@ -132,12 +142,19 @@ def run(args):
                 t0 = time.perf_counter()
                 row = raw.execute(RAW_SQL, params).fetchone()
                 raw_ms.append((time.perf_counter() - t0) * 1000)
-            assert (body["jobs"], body["requested"], body["successful"], body["failed"],
-                    body["credits_spent"]) == tuple(int(v) for v in row[:5]), (body, row)
+            assert (
+                body["jobs"],
+                body["requested"],
+                body["successful"],
+                body["failed"],
+                body["credits_spent"],
+            ) == tuple(int(v) for v in row[:5]), (body, row)
             a50, a95 = percentiles(api_ms)
             r50, r95 = percentiles(raw_ms)
-            print(f"{label:<10} {body['jobs']:>9,} | {a50:>6.2f}ms {a95:>6.2f}ms | "
-                  f"{r50:>6.1f}ms {r95:>6.1f}ms | {r95 / a95:>6.1f}x")
+            print(
+                f"{label:<10} {body['jobs']:>9,} | {a50:>6.2f}ms {a95:>6.2f}ms | "
+                f"{r50:>6.1f}ms {r95:>6.1f}ms | {r95 / a95:>6.1f}x"
+            )
         frm, to_ = ranges["one year"]
         qs = selectors.JobDailyStat.objects.filter(user=user, date__gte=frm, date__lte=to_)
         print("\nEXPLAIN ANALYZE, the endpoint's query (one year):")

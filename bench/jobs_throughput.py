@@ -34,16 +34,22 @@ SELECT gen_random_uuid(), now(), now(), %(user)s, %(kind)s, %(prefix)s || i, 'qu
   FROM generate_series(1, %(n)s) AS i
 """
 
-COMPLETE_LOCK = ("SELECT requested_count FROM jobs_job WHERE id = %s AND attempts = %s "
-                 "AND status IN ('preparing', 'processing', 'finalizing') FOR UPDATE")
-COMPLETE = ("UPDATE jobs_job SET status = 'completed', progress = 100, successful_count = %s, error = '', "
-            "completed_at = now(), updated_at = now() WHERE id = %s")
+COMPLETE_LOCK = (
+    "SELECT requested_count FROM jobs_job WHERE id = %s AND attempts = %s "
+    "AND status IN ('preparing', 'processing', 'finalizing') FOR UPDATE"
+)
+COMPLETE = (
+    "UPDATE jobs_job SET status = 'completed', progress = 100, successful_count = %s, error = '', "
+    "completed_at = now(), updated_at = now() WHERE id = %s"
+)
 
 
 def count_left(prefix: str) -> int:
     with connect(DB, autocommit=True) as conn:
-        return conn.execute("SELECT count(*) FROM jobs_job WHERE external_id LIKE %s "
-                            "AND status <> 'completed'", [prefix + "%"]).fetchone()[0]
+        return conn.execute(
+            "SELECT count(*) FROM jobs_job WHERE external_id LIKE %s AND status <> 'completed'",
+            [prefix + "%"],
+        ).fetchone()[0]
 
 
 # The raw baseline bypasses jobs.services.job_transition, so it authorises its own connection to
@@ -75,15 +81,40 @@ def run_celery(env, user_id, kind_id, n: int, batch: int) -> float:
     insert_jobs(user_id, kind_id, prefix, n)
     with app.connection_for_write() as conn:
         conn.default_channel.queue_purge("jobs")
-    worker_env = {**env, "JOBS_CLAIM_BATCH": str(batch), "JOBS_DRAIN_SECONDS": "600",
-                  "JOBS_EXTRA_PROCESSOR_MODULES": "jobs_noop",
-                  "PYTHONPATH": os.pathsep.join([str(ROOT / "bench"), str(ROOT)])}
-    workers = [subprocess.Popen([sys.executable, "-m", "celery", "-A", "config", "worker", "-P", "solo",
-                                 "-Q", "jobs", "-n", f"bench{i}@%h", "--loglevel", "WARNING",
-                                 "--without-mingle", "--without-gossip"],
-                                cwd=ROOT, env=worker_env, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL)
-               for i in range(2)]
+    worker_env = {
+        **env,
+        "JOBS_CLAIM_BATCH": str(batch),
+        "JOBS_DRAIN_SECONDS": "600",
+        "JOBS_EXTRA_PROCESSOR_MODULES": "jobs_noop",
+        "PYTHONPATH": os.pathsep.join([str(ROOT / "bench"), str(ROOT)]),
+    }
+    workers = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "config",
+                "worker",
+                "-P",
+                "solo",
+                "-Q",
+                "jobs",
+                "-n",
+                f"bench{i}@%h",
+                "--loglevel",
+                "WARNING",
+                "--without-mingle",
+                "--without-gossip",
+            ],
+            cwd=ROOT,
+            env=worker_env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for i in range(2)
+    ]
     try:
         deadline = time.monotonic() + 60
         while len(app.control.ping(timeout=0.5) or []) < 2:
@@ -170,8 +201,10 @@ def main():
         for batch in [int(b) for b in args.batches.split(",")]:
             celery_rate = run_celery(env, user.pk, kind.pk, args.jobs, batch)
             raw_rate = run_raw(user.pk, kind.pk, args.jobs, batch)
-            print(f"{batch:>11} | {celery_rate:>13.0f} | {raw_rate:>14.0f} | {celery_rate / raw_rate:>11.0%}",
-                  flush=True)
+            print(
+                f"{batch:>11} | {celery_rate:>13.0f} | {raw_rate:>14.0f} | {celery_rate / raw_rate:>11.0%}",
+                flush=True,
+            )
     finally:
         from django.db import connections
 

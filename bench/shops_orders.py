@@ -32,10 +32,14 @@ configure(BENCH_DB)
 
 START_STOCK = 1_000_000_000
 
-RAW_UPDATE = ("UPDATE shops_item SET stock_quantity = stock_quantity - 1, updated_at = now() "
-              "WHERE id = %s AND stock_quantity >= 1 RETURNING stock_quantity")
-RAW_INSERT = ("INSERT INTO shops_stockhistory (item_id, change, quantity_before, quantity_after, reason, "
-              "reference, note, user_id, created_at) VALUES (%s, -1, %s, %s, 'order', %s, '', NULL, now())")
+RAW_UPDATE = (
+    "UPDATE shops_item SET stock_quantity = stock_quantity - 1, updated_at = now() "
+    "WHERE id = %s AND stock_quantity >= 1 RETURNING stock_quantity"
+)
+RAW_INSERT = (
+    "INSERT INTO shops_stockhistory (item_id, change, quantity_before, quantity_after, reason, "
+    "reference, note, user_id, created_at) VALUES (%s, -1, %s, %s, 'order', %s, '', NULL, now())"
+)
 CHAIN_CHECK = """
     WITH h AS (
         SELECT item_id, id, quantity_before, quantity_after,
@@ -64,13 +68,33 @@ def setup_django_and_data(n_items: int):
     shop = shop_create(owner=owner, name="Bench shop", slug="bench-shop")
     form = Form.objects.create(shop=shop, name="Bench form", slug="bench-form")
     with transaction.atomic():
-        items = Item.objects.bulk_create([
-            Item(shop=shop, sku=f"SKU-{i:05d}", name=f"Item {i}", price="10.00", cost="4.00",
-                 stock_quantity=START_STOCK, low_stock_threshold=0)
-            for i in range(n_items + 1)])
-        StockHistory.objects.bulk_create([
-            StockHistory(item=item, change=START_STOCK, quantity_before=0, quantity_after=START_STOCK,
-                         reason="import", reference="bench opening stock") for item in items])
+        items = Item.objects.bulk_create(
+            [
+                Item(
+                    shop=shop,
+                    sku=f"SKU-{i:05d}",
+                    name=f"Item {i}",
+                    price="10.00",
+                    cost="4.00",
+                    stock_quantity=START_STOCK,
+                    low_stock_threshold=0,
+                )
+                for i in range(n_items + 1)
+            ]
+        )
+        StockHistory.objects.bulk_create(
+            [
+                StockHistory(
+                    item=item,
+                    change=START_STOCK,
+                    quantity_before=0,
+                    quantity_after=START_STOCK,
+                    reason="import",
+                    reference="bench opening stock",
+                )
+                for item in items
+            ]
+        )
     return shop, form, items[0], items[1:]
 
 
@@ -137,8 +161,9 @@ def chain_ok() -> bool:
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--seconds", type=float, default=3.0, help="measuring time per cell (default 3)")
     parser.add_argument("--items", type=int, default=1000, help="items in the spread scenario (default 1000)")
     parser.add_argument("--workers", type=int, default=8, help="concurrent workers (default 8)")
@@ -146,8 +171,10 @@ def main():
     try:
         shop, form, hot, spread = setup_django_and_data(args.items)
         scenarios = {"hot (1 item)": [hot.pk], f"spread ({len(spread)} items)": [i.pk for i in spread]}
-        print(f"shops orders benchmark: {args.workers} workers (threads, one connection each), "
-              f"{args.seconds:.0f} s per cell, 1 unit per order")
+        print(
+            f"shops orders benchmark: {args.workers} workers (threads, one connection each), "
+            f"{args.seconds:.0f} s per cell, 1 unit per order"
+        )
         print(f"{'scenario':<22}{'service/s':>11}{'raw SQL/s':>11}{'ratio':>8}{'full order/s':>14}")
         ratios = []
         for name, item_ids in scenarios.items():

@@ -29,5 +29,15 @@ class ScheduledRunAdmin(ReadOnlyAdmin):
     list_filter = ("outcome", "task")
     search_fields = ("task", "period_key")
     date_hierarchy = "started_at"
-    readonly_fields = ("task", "period_key", "outcome", "started_at", "finished_at", "attempts",
-                       "counts", "error", "created_at", "updated_at")
+    readonly_fields = (
+        "task",
+        "period_key",
+        "outcome",
+        "started_at",
+        "finished_at",
+        "attempts",
+        "counts",
+        "error",
+        "created_at",
+        "updated_at",
+    )

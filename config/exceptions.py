@@ -26,8 +26,15 @@ class ApplicationError(Exception):
     code = "application_error"
     status_code = status.HTTP_400_BAD_REQUEST
 
-    def __init__(self, message: str, *, code: str | None = None, status_code: int | None = None,
-                 fields: dict | None = None, extra: dict | None = None):
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        status_code: int | None = None,
+        fields: dict | None = None,
+        extra: dict | None = None,
+    ):
         super().__init__(message)
         self.message = message
         if code is not None:
@@ -129,8 +136,9 @@ def api_exception_handler(exc, context):
         # The last resort: a service should have mapped its own constraint races to a 409 or
         # 400 with a precise code; one that escaped is a conflict with stored data, not a crash.
         view = context.get("view")
-        logger.error("IntegrityError escaped %s: %s", type(view).__name__ if view else "a view", exc,
-                     exc_info=exc)
+        logger.error(
+            "IntegrityError escaped %s: %s", type(view).__name__ if view else "a view", exc, exc_info=exc
+        )
         _rollback_if_atomic()
         return Response(error_body("conflict", "The request conflicts with stored data."), status=409)
 

@@ -17,7 +17,8 @@ def _get_only(view):
     def wrapper(request, *args, **kwargs):
         if request.method not in ("GET", "HEAD"):
             response = JsonResponse(
-                error_body("method_not_allowed", f'Method "{request.method}" not allowed.'), status=405)
+                error_body("method_not_allowed", f'Method "{request.method}" not allowed.'), status=405
+            )
             response["Allow"] = "GET, HEAD"
             return response
         return view(request, *args, **kwargs)
@@ -41,8 +42,9 @@ def _check_database() -> str | None:
 
 def _check_redis() -> str | None:
     try:
-        client = redis.Redis.from_url(settings.CACHES["default"]["LOCATION"],
-                                      socket_connect_timeout=1, socket_timeout=1)
+        client = redis.Redis.from_url(
+            settings.CACHES["default"]["LOCATION"], socket_connect_timeout=1, socket_timeout=1
+        )
         client.ping()
     except redis.RedisError as exc:
         return str(exc) or exc.__class__.__name__

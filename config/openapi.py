@@ -57,8 +57,11 @@ def add_error_responses(result, generator, request, public):
                 codes.append("402")
             responses = operation["responses"]
             for code in codes:
-                responses.setdefault(code, {
-                    "description": ERROR_DESCRIPTIONS[code],
-                    "content": {"application/json": {"schema": ref}},
-                })
+                responses.setdefault(
+                    code,
+                    {
+                        "description": ERROR_DESCRIPTIONS[code],
+                        "content": {"application/json": {"schema": ref}},
+                    },
+                )
     return result

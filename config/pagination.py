@@ -60,9 +60,16 @@ class StandardPagination(BasePagination):
         return self._number_page(queryset, request.query_params.get(self.page_query_param, "1"))
 
     def get_paginated_response(self, data):
-        response = Response(OrderedDict([
-            ("count", self.count), ("next", self.next_link), ("previous", self.previous_link),
-            ("results", data)]))
+        response = Response(
+            OrderedDict(
+                [
+                    ("count", self.count),
+                    ("next", self.next_link),
+                    ("previous", self.previous_link),
+                    ("results", data),
+                ]
+            )
+        )
         if self.count_capped:
             response["X-Count-Capped"] = "true"
         return response
@@ -72,8 +79,11 @@ class StandardPagination(BasePagination):
             "type": "object",
             "required": ["count", "results"],
             "properties": {
-                "count": {"type": "integer", "nullable": True,
-                          "description": "Matches, counted up to PAGINATION_COUNT_LIMIT; null with ?cursor="},
+                "count": {
+                    "type": "integer",
+                    "nullable": True,
+                    "description": "Matches, counted up to PAGINATION_COUNT_LIMIT; null with ?cursor=",
+                },
                 "next": {"type": "string", "nullable": True, "format": "uri"},
                 "previous": {"type": "string", "nullable": True, "format": "uri"},
                 "results": schema,
@@ -82,13 +92,27 @@ class StandardPagination(BasePagination):
 
     def get_schema_operation_parameters(self, view):
         return [
-            {"name": self.page_query_param, "required": False, "in": "query",
-             "description": "Page number (1-based).", "schema": {"type": "integer"}},
-            {"name": self.page_size_query_param, "required": False, "in": "query",
-             "description": f"Rows per page (at most {self.max_page_size}).", "schema": {"type": "integer"}},
-            {"name": self.cursor_query_param, "required": False, "in": "query",
-             "description": "Keyset paging: empty for the first page, then the opaque next/previous links.",
-             "schema": {"type": "string"}},
+            {
+                "name": self.page_query_param,
+                "required": False,
+                "in": "query",
+                "description": "Page number (1-based).",
+                "schema": {"type": "integer"},
+            },
+            {
+                "name": self.page_size_query_param,
+                "required": False,
+                "in": "query",
+                "description": f"Rows per page (at most {self.max_page_size}).",
+                "schema": {"type": "integer"},
+            },
+            {
+                "name": self.cursor_query_param,
+                "required": False,
+                "in": "query",
+                "description": "Keyset paging: empty for the first page, then the next/previous links.",
+                "schema": {"type": "string"},
+            },
         ]
 
     # -- ?page= ----------------------------------------------------------------------------------
@@ -106,7 +130,7 @@ class StandardPagination(BasePagination):
         self.count_capped = counted > limit
         self.count = min(counted, limit)
         offset = (number - 1) * self.size
-        rows = list(queryset[offset: offset + self.size + 1])
+        rows = list(queryset[offset : offset + self.size + 1])
         if not rows and number > 1:
             raise NotFound("Invalid page.")
         has_next = len(rows) > self.size
@@ -145,16 +169,26 @@ class StandardPagination(BasePagination):
             if not isinstance(values, list) or len(values) != len(fields):
                 raise ValueError
             meta = self.model._meta
-            return [meta.get_field(name).to_python(value) for (name, _), value in zip(fields, values,
-                                                                                       strict=True)], reverse
-        except (ValueError, KeyError, TypeError, UnicodeError, binascii.Error, ValidationError,
-                FieldDoesNotExist, json.JSONDecodeError):
+            return [
+                meta.get_field(name).to_python(value) for (name, _), value in zip(fields, values, strict=True)
+            ], reverse
+        except (
+            ValueError,
+            KeyError,
+            TypeError,
+            UnicodeError,
+            binascii.Error,
+            ValidationError,
+            FieldDoesNotExist,
+            json.JSONDecodeError,
+        ):
             raise InvalidCursor("The cursor is not valid for this list.") from None
 
     @staticmethod
     def _encode(values, reverse: bool) -> str:
-        raw = json.dumps({"v": [None if v is None else str(v) for v in values], "r": reverse},
-                         separators=(",", ":")).encode()
+        raw = json.dumps(
+            {"v": [None if v is None else str(v) for v in values], "r": reverse}, separators=(",", ":")
+        ).encode()
         return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
 
     @staticmethod

@@ -91,14 +91,17 @@ class LimitedJSONParser(JSONParser):
         except (ValueError, UnicodeDecodeError) as exc:
             raise ParseError(f"JSON parse error - {str(exc)[:200]}") from None
         if any(_is_lone_surrogate_text(t) for t in _texts(data)) or any(
-                "\x00" in key for key in _texts(data, keys_only=True)):
+            "\x00" in key for key in _texts(data, keys_only=True)
+        ):
             raise _unstorable()
         return data
 
 
 def _unstorable() -> ParseError:
-    return ParseError("JSON parse error - the body contains text that cannot be stored "
-                      "(a NUL character or a lone surrogate).")
+    return ParseError(
+        "JSON parse error - the body contains text that cannot be stored "
+        "(a NUL character or a lone surrogate)."
+    )
 
 
 def parse_json_bytes(body: bytes):

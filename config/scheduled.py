@@ -51,7 +51,8 @@ def _claim(task: str, key: str) -> ScheduledRun | None:
     now = timezone.now()
     with transaction.atomic():
         run, created = ScheduledRun.objects.get_or_create(
-            task=task, period_key=key, defaults={"started_at": now, "outcome": Outcome.RUNNING})
+            task=task, period_key=key, defaults={"started_at": now, "outcome": Outcome.RUNNING}
+        )
         if created:
             return run
     with transaction.atomic():
@@ -80,10 +81,17 @@ def scheduled_run(task: str, *, period_key: str):
         yield run
     except BaseException as exc:
         ScheduledRun.objects.filter(pk=run.pk).update(
-            outcome=Outcome.FAILED, finished_at=timezone.now(), error=f"{type(exc).__name__}: {exc}"[:10_000],
-            counts=run.counts or {}, updated_at=timezone.now())
+            outcome=Outcome.FAILED,
+            finished_at=timezone.now(),
+            error=f"{type(exc).__name__}: {exc}"[:10_000],
+            counts=run.counts or {},
+            updated_at=timezone.now(),
+        )
         logger.error("scheduled run %s [%s] failed: %r", task, period_key, exc)
         raise
     ScheduledRun.objects.filter(pk=run.pk).update(
-        outcome=Outcome.SUCCEEDED, finished_at=timezone.now(), counts=run.counts or {},
-        updated_at=timezone.now())
+        outcome=Outcome.SUCCEEDED,
+        finished_at=timezone.now(),
+        counts=run.counts or {},
+        updated_at=timezone.now(),
+    )

@@ -17,28 +17,69 @@ class Schedule:
 
 
 SCHEDULES = [
-    Schedule("accounts: expire licenses and subscriptions", "accounts.expire_licenses",
-             crontab={"minute": "10", "hour": "0"}),
-    Schedule("accounts: flush expired JWT tokens", "accounts.flush_expired_tokens",
-             crontab={"minute": "30", "hour": "0"}),
-    Schedule("credits: nightly ledger audit (balance = SUM(ledger))", "credits.audit_balances",
-             crontab={"minute": "30", "hour": "1"}, queue="default"),
-    Schedule("analytics: daily metrics (last three closed days)", "analytics.generate_daily",
-             crontab={"minute": "0", "hour": "2"}, queue="default"),
-    Schedule("jobs: rescue jobs with a stale heartbeat", "jobs.rescue_stale", interval_seconds=60,
-             queue="default"),
-    Schedule("shops: stock history cleanup (>365 days)", "shops.cleanup_stock_history",
-             crontab={"minute": "0", "hour": "6", "day_of_month": "1"}),
-    Schedule("platform: prune old scheduled-run records", "platform.prune_scheduled_runs",
-             crontab={"minute": "45", "hour": "0"}),
-    Schedule("jobs: delete files of jobs dead for JOBS_DEAD_FILES_DAYS", "jobs.cleanup_dead_files",
-             crontab={"minute": "30", "hour": "4"}, queue="default"),
-    Schedule("backups: daily backup, verified (03:00)", "backups.daily",
-             crontab={"minute": "0", "hour": "3"}, queue="default"),
-    Schedule("backups: weekly backup with restore test (Sunday 04:00)", "backups.weekly",
-             crontab={"minute": "0", "hour": "4", "day_of_week": "0"}, queue="default"),
-    Schedule("backups: snapshot cleanup and backup retention (05:00)", "backups.retention",
-             crontab={"minute": "0", "hour": "5"}, queue="default"),
-    Schedule("backups: offsite sync retry (hourly)", "backups.offsite_retry",
-             crontab={"minute": "20"}, queue="default"),
+    Schedule(
+        "accounts: expire licenses and subscriptions",
+        "accounts.expire_licenses",
+        crontab={"minute": "10", "hour": "0"},
+    ),
+    Schedule(
+        "accounts: flush expired JWT tokens",
+        "accounts.flush_expired_tokens",
+        crontab={"minute": "30", "hour": "0"},
+    ),
+    Schedule(
+        "credits: nightly ledger audit (balance = SUM(ledger))",
+        "credits.audit_balances",
+        crontab={"minute": "30", "hour": "1"},
+        queue="default",
+    ),
+    Schedule(
+        "analytics: daily metrics (last three closed days)",
+        "analytics.generate_daily",
+        crontab={"minute": "0", "hour": "2"},
+        queue="default",
+    ),
+    Schedule(
+        "jobs: rescue jobs with a stale heartbeat", "jobs.rescue_stale", interval_seconds=60, queue="default"
+    ),
+    Schedule(
+        "shops: stock history cleanup (>365 days)",
+        "shops.cleanup_stock_history",
+        crontab={"minute": "0", "hour": "6", "day_of_month": "1"},
+    ),
+    Schedule(
+        "platform: prune old scheduled-run records",
+        "platform.prune_scheduled_runs",
+        crontab={"minute": "45", "hour": "0"},
+    ),
+    Schedule(
+        "jobs: delete files of jobs dead for JOBS_DEAD_FILES_DAYS",
+        "jobs.cleanup_dead_files",
+        crontab={"minute": "30", "hour": "4"},
+        queue="default",
+    ),
+    Schedule(
+        "backups: daily backup, verified (03:00)",
+        "backups.daily",
+        crontab={"minute": "0", "hour": "3"},
+        queue="default",
+    ),
+    Schedule(
+        "backups: weekly backup with restore test (Sunday 04:00)",
+        "backups.weekly",
+        crontab={"minute": "0", "hour": "4", "day_of_week": "0"},
+        queue="default",
+    ),
+    Schedule(
+        "backups: snapshot cleanup and backup retention (05:00)",
+        "backups.retention",
+        crontab={"minute": "0", "hour": "5"},
+        queue="default",
+    ),
+    Schedule(
+        "backups: offsite sync retry (hourly)",
+        "backups.offsite_retry",
+        crontab={"minute": "20"},
+        queue="default",
+    ),
 ]

@@ -41,8 +41,9 @@ def parse_header(header: str) -> tuple[int, list[str]]:
     return timestamp, signatures
 
 
-def verify(header: str | None, body: bytes, secret: str, *, tolerance: int = 300,
-           now: int | None = None) -> None:
+def verify(
+    header: str | None, body: bytes, secret: str, *, tolerance: int = 300, now: int | None = None
+) -> None:
     """Raise SignatureError unless `header` is a valid, fresh signature of `body`."""
     if not secret:
         raise SignatureError("webhook_not_configured", "No secret is configured for this provider.")

@@ -36,8 +36,14 @@ logger = logging.getLogger(__name__)
 
 MAX_LOGGED_BODY = 64 * 1024
 MAX_UNVERIFIED_BODY = 4 * 1024
-LOGGED_HEADERS = ("content-type", "content-length", "user-agent", "x-signature", "x-request-id",
-                  "x-forwarded-for")
+LOGGED_HEADERS = (
+    "content-type",
+    "content-length",
+    "user-agent",
+    "x-signature",
+    "x-request-id",
+    "x-forwarded-for",
+)
 
 
 class EventError(Exception):
@@ -85,8 +91,15 @@ class WebhookHandler:
     duplicate: Callable[[Event], dict] | None = None  # the 200 body for a redelivery
 
 
-def webhook_receive(*, handler: WebhookHandler, provider: str, body: bytes, headers: dict,
-                    now: int | None = None, body_too_large: bool = False) -> WebhookResult:
+def webhook_receive(
+    *,
+    handler: WebhookHandler,
+    provider: str,
+    body: bytes,
+    headers: dict,
+    now: int | None = None,
+    body_too_large: bool = False,
+) -> WebhookResult:
     """Receive one delivery for `handler.source` (see the module docstring). Never raises for
     bad input; always writes one WebhookLog row (an unexpected exception is logged as `error`
     and re-raised)."""
@@ -97,16 +110,22 @@ def webhook_receive(*, handler: WebhookHandler, provider: str, body: bytes, head
     payload = None
     try:
         if body_too_large:
-            result = WebhookResult(400, Outcome.REJECTED, "request_too_large",
-                                   "The request body is too large.")
+            result = WebhookResult(
+                400, Outcome.REJECTED, "request_too_large", "The request body is too large."
+            )
             return result
         secret = handler.secret(provider) if _plausible_name(provider) else None
         if secret is None:
             result = WebhookResult(404, Outcome.REJECTED, "unknown_provider", "Unknown provider.")
             return result
         try:
-            verify(headers.get("x-signature"), body, secret, tolerance=settings.WEBHOOK_TOLERANCE_SECONDS,
-                   now=now)
+            verify(
+                headers.get("x-signature"),
+                body,
+                secret,
+                tolerance=settings.WEBHOOK_TOLERANCE_SECONDS,
+                now=now,
+            )
         except SignatureError as exc:
             status_code = 400 if exc.code in ("missing_signature", "invalid_signature_header") else 401
             result = WebhookResult(status_code, Outcome.INVALID_SIGNATURE, exc.code, exc.message)
@@ -114,16 +133,26 @@ def webhook_receive(*, handler: WebhookHandler, provider: str, body: bytes, head
         try:
             payload = json_loads(body)
         except (ValueError, UnicodeDecodeError, RecursionError):
-            result = WebhookResult(400, Outcome.REJECTED, "parse_error",
-                                   "The body is not valid JSON (non-finite numbers are refused).",
-                                   signature_valid=True)
+            result = WebhookResult(
+                400,
+                Outcome.REJECTED,
+                "parse_error",
+                "The body is not valid JSON (non-finite numbers are refused).",
+                signature_valid=True,
+            )
             return result
         payload = sanitize(payload)
         try:
             event = handler.parse(provider, payload, body)
         except EventError as exc:
-            result = WebhookResult(exc.status_code, Outcome.REJECTED, exc.code, exc.message,
-                                   fields=exc.fields, signature_valid=True)
+            result = WebhookResult(
+                exc.status_code,
+                Outcome.REJECTED,
+                exc.code,
+                exc.message,
+                fields=exc.fields,
+                signature_valid=True,
+            )
             return result
         event.event_id = sanitize(event.event_id)[:255]
         result = _apply_once(handler, provider, event, body, headers, payload)
@@ -150,11 +179,19 @@ def _apply_once(handler, provider, event, body, headers, payload) -> WebhookResu
                 with transaction.atomic():
                     row = WebhookLog.objects.create(
                         **_log_fields(handler.source, provider, body, headers, payload, None),
-                        event_id=event.event_id, event_type=sanitize(event.type)[:64], applied=True,
-                        signature_valid=True, outcome=Outcome.PROCESSED, status_code=200)
+                        event_id=event.event_id,
+                        event_type=sanitize(event.type)[:64],
+                        applied=True,
+                        signature_valid=True,
+                        outcome=Outcome.PROCESSED,
+                        status_code=200,
+                    )
             except IntegrityError:
-                body = (handler.duplicate(event) if handler.duplicate
-                        else {"status": Outcome.DUPLICATE, "event_id": event.event_id})
+                body = (
+                    handler.duplicate(event)
+                    if handler.duplicate
+                    else {"status": Outcome.DUPLICATE, "event_id": event.event_id}
+                )
                 return WebhookResult(200, Outcome.DUPLICATE, body=body, signature_valid=True, event=event)
             outcome, response, links = handler.apply(provider, event)
             row.outcome = outcome
@@ -162,13 +199,27 @@ def _apply_once(handler, provider, event, body, headers, payload) -> WebhookResu
             _set_links(row, links)
             row.save(update_fields=["outcome", "error", "payment", "job_id", "updated_at"])
     except ApplicationError as exc:
-        return WebhookResult(exc.status_code, Outcome.REJECTED, exc.code, exc.message, fields=exc.fields,
-                             signature_valid=True, event=event)
+        return WebhookResult(
+            exc.status_code,
+            Outcome.REJECTED,
+            exc.code,
+            exc.message,
+            fields=exc.fields,
+            signature_valid=True,
+            event=event,
+        )
     except IntegrityError:
-        logger.warning("webhooks: %s/%s event %s conflicts with stored data", handler.source, provider,
-                       event.event_id)
-        return WebhookResult(409, Outcome.REJECTED, "conflict", "The event conflicts with stored data.",
-                             signature_valid=True, event=event)
+        logger.warning(
+            "webhooks: %s/%s event %s conflicts with stored data", handler.source, provider, event.event_id
+        )
+        return WebhookResult(
+            409,
+            Outcome.REJECTED,
+            "conflict",
+            "The event conflicts with stored data.",
+            signature_valid=True,
+            event=event,
+        )
     # Logged with its effect, in the same transaction: the finally clause must not log again.
     return WebhookResult(200, outcome, body=response, signature_valid=True, event=event, logged=True)
 
@@ -184,8 +235,12 @@ def _set_links(row, links: dict) -> None:
 
 
 def _plausible_name(provider) -> bool:
-    return (isinstance(provider, str) and 0 < len(provider) <= 32 and provider.isascii()
-            and provider.replace("_", "").replace("-", "").isalnum())
+    return (
+        isinstance(provider, str)
+        and 0 < len(provider) <= 32
+        and provider.isascii()
+        and provider.replace("_", "").replace("-", "").isalnum()
+    )
 
 
 def sanitize(value):
@@ -232,10 +287,15 @@ def _log_safely(source, provider, body, headers, payload, result: WebhookResult 
     event = result.event
     error = f"{result.code}: {result.message}" if result.code else ""
     fields = _log_fields(source, provider, body, headers, payload, result)
-    row = WebhookLog(**fields, event_id=event.event_id if event else _guess(payload, "event_id"),
-                     event_type=sanitize(event.type)[:64] if event else _guess(payload, "type")[:64],
-                     signature_valid=result.signature_valid, outcome=result.outcome,
-                     status_code=result.status_code, error=_text(error)[:2000])
+    row = WebhookLog(
+        **fields,
+        event_id=event.event_id if event else _guess(payload, "event_id"),
+        event_type=sanitize(event.type)[:64] if event else _guess(payload, "type")[:64],
+        signature_valid=result.signature_valid,
+        outcome=result.outcome,
+        status_code=result.status_code,
+        error=_text(error)[:2000],
+    )
     _set_links(row, result.links)
     try:
         with transaction.atomic():
@@ -243,9 +303,15 @@ def _log_safely(source, provider, body, headers, payload, result: WebhookResult 
     except DatabaseError:
         # Should not happen (everything above is sanitised); keep the delivery on record anyway.
         logger.exception("webhooks: could not log a %s/%s delivery in full", source, provider)
-        WebhookLog.objects.create(source=source, provider=fields["provider"], outcome=result.outcome,
-                                  status_code=result.status_code, body_sha256=fields["body_sha256"],
-                                  body_length=fields["body_length"], error="log row truncated")
+        WebhookLog.objects.create(
+            source=source,
+            provider=fields["provider"],
+            outcome=result.outcome,
+            status_code=result.status_code,
+            body_sha256=fields["body_sha256"],
+            body_length=fields["body_length"],
+            error="log row truncated",
+        )
 
 
 def _guess(payload, name: str) -> str:

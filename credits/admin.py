@@ -32,8 +32,16 @@ from credits.models import (
 
 @admin.register(CreditPackage)
 class CreditPackageAdmin(admin.ModelAdmin):
-    list_display = ["name", "credits", "price", "currency", "discount_percent", "price_per_credit",
-                    "is_active", "sort_order"]
+    list_display = [
+        "name",
+        "credits",
+        "price",
+        "currency",
+        "discount_percent",
+        "price_per_credit",
+        "is_active",
+        "sort_order",
+    ]
     list_editable = ["is_active", "sort_order"]
     list_filter = ["is_active", "currency"]
     search_fields = ["name"]
@@ -46,8 +54,17 @@ class CreditPackageAdmin(admin.ModelAdmin):
 
 @admin.register(CreditTransaction)
 class CreditTransactionAdmin(ReadOnlyAdmin):
-    list_display = ["created_at", "user", "type", "amount", "balance_after", "reason", "job_id", "payment",
-                    "created_by"]
+    list_display = [
+        "created_at",
+        "user",
+        "type",
+        "amount",
+        "balance_after",
+        "reason",
+        "job_id",
+        "payment",
+        "created_by",
+    ]
     list_filter = ["type", ("created_at", admin.DateFieldListFilter)]
     search_fields = ["user__email", "idempotency_key", "reason", "=job_id"]
     list_select_related = ["user", "payment", "created_by"]
@@ -63,12 +80,17 @@ class CreditBalanceAdmin(ReadOnlyAdmin):
 
 
 class GrantForm(forms.Form):
-    TYPES = [(CreditTransaction.Type.BONUS, "Bonus (adds credits)"),
-             (CreditTransaction.Type.ADJUSTMENT, "Adjustment (positive or negative correction)")]
+    TYPES = [
+        (CreditTransaction.Type.BONUS, "Bonus (adds credits)"),
+        (CreditTransaction.Type.ADJUSTMENT, "Adjustment (positive or negative correction)"),
+    ]
 
     type = forms.ChoiceField(choices=TYPES)
-    amount = forms.IntegerField(min_value=-1_000_000, max_value=1_000_000,
-                                help_text="Credits; an adjustment may be negative (never below zero).")
+    amount = forms.IntegerField(
+        min_value=-1_000_000,
+        max_value=1_000_000,
+        help_text="Credits; an adjustment may be negative (never below zero).",
+    )
     reason = forms.CharField(max_length=500, widget=forms.Textarea(attrs={"rows": 3}))
     # One token per rendered form: submitting the same form twice grants once.
     token = forms.UUIDField(widget=forms.HiddenInput)
@@ -106,8 +128,14 @@ class CreditAccountAdmin(ReadOnlyAdmin):
         return format_html('<a href="{}">Grant or adjust credits</a>', url)
 
     def get_urls(self):
-        return [path("<uuid:user_id>/grant/", self.admin_site.admin_view(self.grant_view),
-                     name="credits_creditaccount_grant"), *super().get_urls()]
+        return [
+            path(
+                "<uuid:user_id>/grant/",
+                self.admin_site.admin_view(self.grant_view),
+                name="credits_creditaccount_grant",
+            ),
+            *super().get_urls(),
+        ]
 
     def grant_view(self, request, user_id):
         if not (request.user.is_superuser or request.user.has_perm("credits.grant_credits")):
@@ -119,39 +147,64 @@ class CreditAccountAdmin(ReadOnlyAdmin):
                 data = form.cleaned_data
                 try:
                     row = services.credits_grant(
-                        user=user, amount=data["amount"], type=data["type"], reason=data["reason"],
-                        idempotency_key=f"admin:{data['token']}", created_by=request.user)
+                        user=user,
+                        amount=data["amount"],
+                        type=data["type"],
+                        reason=data["reason"],
+                        idempotency_key=f"admin:{data['token']}",
+                        created_by=request.user,
+                    )
                 except ApplicationError as exc:
                     form.add_error("amount", exc.message)
                 else:
-                    self.message_user(request, f"{row.amount:+d} credits for {user.email}; balance now "
-                                               f"{row.balance_after}.", messages.SUCCESS)
+                    self.message_user(
+                        request,
+                        f"{row.amount:+d} credits for {user.email}; balance now {row.balance_after}.",
+                        messages.SUCCESS,
+                    )
                     return HttpResponseRedirect(reverse("admin:credits_creditaccount_changelist"))
         else:
             form = GrantForm(initial={"token": uuid.uuid4(), "type": CreditTransaction.Type.BONUS})
-        context = {**self.admin_site.each_context(request), "title": f"Grant or adjust credits: {user.email}",
-                   "form": form, "account": user, "balance": self.balance(user), "opts": self.model._meta}
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Grant or adjust credits: {user.email}",
+            "form": form,
+            "account": user,
+            "balance": self.balance(user),
+            "opts": self.model._meta,
+        }
         return TemplateResponse(request, "admin/credits/grant_credits.html", context)
 
 
 @admin.register(Payment)
 class PaymentAdmin(ReadOnlyAdmin):
-    list_display = ["created_at", "user", "package", "amount", "currency", "provider", "status", "credits",
-                    "refund_shortfall"]
+    list_display = [
+        "created_at",
+        "user",
+        "package",
+        "amount",
+        "currency",
+        "provider",
+        "status",
+        "credits",
+        "refund_shortfall",
+    ]
     list_filter = ["status", "provider", ("created_at", admin.DateFieldListFilter)]
     search_fields = ["user__email", "=id", "transaction_id", "gateway_payment_id"]
     list_select_related = ["user", "package"]
     date_hierarchy = "created_at"
     actions = ["refund_payments"]
 
-    @admin.action(description="Refund selected payments (claw back their credits)",
-                  permissions=["refund"])
+    @admin.action(description="Refund selected payments (claw back their credits)", permissions=["refund"])
     def refund_payments(self, request, queryset):
         done = 0
         for payment in queryset.order_by("pk"):
             try:
-                services.payment_refund(payment=payment, created_by=request.user,
-                                        reason=f"Refunded by {request.user.email} in admin")
+                services.payment_refund(
+                    payment=payment,
+                    created_by=request.user,
+                    reason=f"Refunded by {request.user.email} in admin",
+                )
                 done += 1
             except ApplicationError as exc:
                 self.message_user(request, f"{payment.id}: {exc.message}", messages.WARNING)
@@ -163,8 +216,16 @@ class PaymentAdmin(ReadOnlyAdmin):
 
 @admin.register(WebhookLog)
 class WebhookLogAdmin(ReadOnlyAdmin):
-    list_display = ["created_at", "source", "event_id", "event_type", "outcome", "status_code",
-                    "signature_valid", "payment"]
+    list_display = [
+        "created_at",
+        "source",
+        "event_id",
+        "event_type",
+        "outcome",
+        "status_code",
+        "signature_valid",
+        "payment",
+    ]
     list_filter = ["source", "outcome", "signature_valid", ("created_at", admin.DateFieldListFilter)]
     search_fields = ["event_id", "=payment__id"]
     date_hierarchy = "created_at"
@@ -176,4 +237,3 @@ class PaymentEventAdmin(ReadOnlyAdmin):
     list_display = ["created_at", "provider", "event_id", "type", "payment"]
     list_filter = ["provider", "type"]
     search_fields = ["event_id"]
-

@@ -94,16 +94,21 @@ class PurchaseApi(APIView):
     def post(self, request: Request):
         data = request.data
         if not isinstance(data, dict):
-            raise ApplicationError("Invalid input.", code="validation_error",
-                                   fields={"non_field_errors": ["Expected a JSON object."]})
+            raise ApplicationError(
+                "Invalid input.",
+                code="validation_error",
+                fields={"non_field_errors": ["Expected a JSON object."]},
+            )
         serializer = PurchaseInputSerializer(data=data)
         serializer.is_valid(raise_exception=True)
         package = selectors.package_get(package_id=serializer.validated_data["package_id"])
         if package is None:
-            raise ApplicationError("Invalid input.", code="validation_error",
-                                   fields={"package_id": ["No such package."]})
-        payment = services.purchase_start(user=request.user, package=package,
-                                          provider=serializer.validated_data.get("provider"))
+            raise ApplicationError(
+                "Invalid input.", code="validation_error", fields={"package_id": ["No such package."]}
+            )
+        payment = services.purchase_start(
+            user=request.user, package=package, provider=serializer.validated_data.get("provider")
+        )
         return Response(PaymentSerializer(payment).data, status=status.HTTP_201_CREATED)
 
 
@@ -115,8 +120,9 @@ class PaymentWebhookApi(APIView):
     throttle_classes = [ScopedRateThrottle]
     throttle_scope = "webhook"
 
-    @extend_schema(request=None,
-                   responses={200: OpenApiResponse(description="processed, duplicate or ignored")})
+    @extend_schema(
+        request=None, responses={200: OpenApiResponse(description="processed, duplicate or ignored")}
+    )
     def post(self, request: Request, provider: str):
         # The signature covers the exact bytes, so the body is read raw, never re-serialized.
         headers = {k.lower(): v for k, v in request.headers.items()}
@@ -124,6 +130,7 @@ class PaymentWebhookApi(APIView):
             body, too_large = request.body, False
         except RequestDataTooBig:
             body, too_large = b"", True
-        result = services.payment_webhook_receive(provider=provider, body=body, headers=headers,
-                                                  body_too_large=too_large)
+        result = services.payment_webhook_receive(
+            provider=provider, body=body, headers=headers, body_too_large=too_large
+        )
         return webhook_response(result)

@@ -35,8 +35,9 @@ class CreditPackage(UUIDModel):
         constraints = [
             models.CheckConstraint(condition=Q(credits__gt=0), name="creditpackage_credits_gt_0"),
             models.CheckConstraint(condition=Q(price__gte=0), name="creditpackage_price_gte_0"),
-            models.CheckConstraint(condition=Q(discount_percent__lte=100),
-                                   name="creditpackage_discount_lte_100"),
+            models.CheckConstraint(
+                condition=Q(discount_percent__lte=100), name="creditpackage_discount_lte_100"
+            ),
         ]
 
     def __str__(self):
@@ -91,7 +92,8 @@ class Payment(UUIDModel):
     refunded_amount = models.DecimalField(max_digits=12, decimal_places=2, default=Decimal("0.00"))
     credits_clawed_back = models.PositiveIntegerField(default=0)
     refund_shortfall = models.PositiveIntegerField(
-        default=0, help_text="Credits a refund could not claw back because they were already spent.")
+        default=0, help_text="Credits a refund could not claw back because they were already spent."
+    )
     metadata = models.JSONField(default=dict, blank=True)
     completed_at = models.DateTimeField(null=True, blank=True)
     failed_at = models.DateTimeField(null=True, blank=True)
@@ -103,12 +105,16 @@ class Payment(UUIDModel):
         indexes = [models.Index(fields=["user", "-created_at"]), models.Index(fields=["status", "provider"])]
         constraints = [
             models.CheckConstraint(condition=Q(amount__gte=0), name="payment_amount_gte_0"),
-            models.CheckConstraint(condition=Q(refunded_amount__gte=0,
-                                               refunded_amount__lte=models.F("amount")),
-                                   name="payment_refunded_amount_in_range"),
+            models.CheckConstraint(
+                condition=Q(refunded_amount__gte=0, refunded_amount__lte=models.F("amount")),
+                name="payment_refunded_amount_in_range",
+            ),
             # A free package can be claimed once per user; the database decides under races.
-            models.UniqueConstraint(fields=["user", "package"], condition=Q(provider="free"),
-                                    name="payment_free_package_once_per_user"),
+            models.UniqueConstraint(
+                fields=["user", "package"],
+                condition=Q(provider="free"),
+                name="payment_free_package_once_per_user",
+            ),
         ]
 
     def __str__(self):
@@ -128,8 +134,9 @@ class CreditAccount(User):
 class CreditBalance(UUIDModel):
     """The current balance of one user; the row every ledger write locks first."""
 
-    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE,
-                                related_name="credit_balance")
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="credit_balance"
+    )
     balance = models.IntegerField(default=0)
 
     class Meta:
@@ -155,18 +162,21 @@ class CreditTransaction(UUIDModel):
         BONUS = "bonus", "Bonus"
         ADJUSTMENT = "adjustment", "Adjustment"
 
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT,
-                             related_name="credit_transactions")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="credit_transactions"
+    )
     type = models.CharField(max_length=16, choices=Type.choices)
     amount = models.IntegerField()
     balance_after = models.IntegerField()
     job_id = models.UUIDField(null=True, blank=True, db_index=True)
-    payment = models.ForeignKey(Payment, on_delete=models.PROTECT, null=True, blank=True,
-                                related_name="credit_transactions")
+    payment = models.ForeignKey(
+        Payment, on_delete=models.PROTECT, null=True, blank=True, related_name="credit_transactions"
+    )
     idempotency_key = models.CharField(max_length=255, unique=True)
     reason = models.CharField(max_length=500, blank=True)
-    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True,
-                                   blank=True, related_name="+")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
 
     class Meta:
         ordering = ["-created_at"]
@@ -177,10 +187,13 @@ class CreditTransaction(UUIDModel):
         constraints = [
             models.CheckConstraint(condition=Q(balance_after__gte=0), name="credittx_balance_after_gte_0"),
             models.CheckConstraint(
-                condition=(Q(type__in=["purchase", "refund", "bonus"], amount__gt=0)
-                           | Q(type="usage", amount__lt=0)
-                           | (Q(type="adjustment") & ~Q(amount=0))),
-                name="credittx_amount_sign_matches_type"),
+                condition=(
+                    Q(type__in=["purchase", "refund", "bonus"], amount__gt=0)
+                    | Q(type="usage", amount__lt=0)
+                    | (Q(type="adjustment") & ~Q(amount=0))
+                ),
+                name="credittx_amount_sign_matches_type",
+            ),
         ]
         triggers = [
             pgtrigger.Protect(name="credittx_append_only", operation=pgtrigger.Update | pgtrigger.Delete),
@@ -217,16 +230,19 @@ class WebhookLog(UUIDModel):
     outcome = models.CharField(max_length=32, choices=Outcome.choices, db_index=True)
     status_code = models.PositiveSmallIntegerField()
     error = models.TextField(blank=True)
-    payment = models.ForeignKey(Payment, on_delete=models.SET_NULL, null=True, blank=True,
-                                related_name="webhook_logs")
+    payment = models.ForeignKey(
+        Payment, on_delete=models.SET_NULL, null=True, blank=True, related_name="webhook_logs"
+    )
     job_id = models.UUIDField(null=True, blank=True, db_index=True)  # no FK: credits must not depend on jobs
 
     class Meta:
         ordering = ["-created_at"]
         constraints = [
-            models.UniqueConstraint(fields=["source", "provider", "event_id"],
-                                    condition=models.Q(applied=True),
-                                    name="webhooklog_applied_once_per_event"),
+            models.UniqueConstraint(
+                fields=["source", "provider", "event_id"],
+                condition=models.Q(applied=True),
+                name="webhooklog_applied_once_per_event",
+            ),
         ]
 
     def __str__(self):

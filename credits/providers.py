@@ -67,8 +67,12 @@ class PaymentProvider:
         fields = {}
         for name in ("event_id", "type", "payment_id", "currency"):
             value = data.get(name)
-            if (not isinstance(value, str) or not value.strip() or len(value) > MAX_ID_LENGTH
-                    or not value.isprintable()):
+            if (
+                not isinstance(value, str)
+                or not value.strip()
+                or len(value) > MAX_ID_LENGTH
+                or not value.isprintable()
+            ):
                 fields[name] = "must be a non-empty string"
         if not fields and data["type"] not in EVENT_TYPES:
             fields["type"] = f"must be one of {', '.join(EVENT_TYPES)}"
@@ -79,9 +83,13 @@ class PaymentProvider:
             problems = "; ".join(f"{k} {v}" for k, v in fields.items())
             raise EventError("validation_error", f"Invalid event: {problems}")
         return ProviderEvent(
-            event_id=data["event_id"].strip(), type=data["type"], payment_id=data["payment_id"].strip(),
-            amount=amount, currency=data["currency"].strip().upper(),
-            transaction_id=_text(data.get("transaction_id")), receipt_url=_text(data.get("receipt_url"), 500),
+            event_id=data["event_id"].strip(),
+            type=data["type"],
+            payment_id=data["payment_id"].strip(),
+            amount=amount,
+            currency=data["currency"].strip().upper(),
+            transaction_id=_text(data.get("transaction_id")),
+            receipt_url=_text(data.get("receipt_url"), 500),
             failure_reason=_text(data.get("failure_reason"), 500),
         )
 
@@ -111,36 +119,53 @@ class StripeProvider(PaymentProvider):
     code = Provider.STRIPE
 
     def start_checkout(self, payment):
-        return {"type": "redirect", "checkout_session_id": f"cs_{payment.id.hex}",
-                "amount": _minor_units(payment.amount), "currency": payment.currency.lower(),
-                "client_reference_id": str(payment.id)}
+        return {
+            "type": "redirect",
+            "checkout_session_id": f"cs_{payment.id.hex}",
+            "amount": _minor_units(payment.amount),
+            "currency": payment.currency.lower(),
+            "client_reference_id": str(payment.id),
+        }
 
 
 class PromptPayProvider(PaymentProvider):
     code = Provider.PROMPTPAY
 
     def start_checkout(self, payment):
-        return {"type": "qr", "reference": f"pp_{payment.id.hex[:20]}", "amount": str(payment.amount),
-                "currency": payment.currency, "qr_payload": promptpay_payload(payment.amount,
-                                                                              payment.id.hex[:20])}
+        return {
+            "type": "qr",
+            "reference": f"pp_{payment.id.hex[:20]}",
+            "amount": str(payment.amount),
+            "currency": payment.currency,
+            "qr_payload": promptpay_payload(payment.amount, payment.id.hex[:20]),
+        }
 
 
 class TrueMoneyProvider(PaymentProvider):
     code = Provider.TRUEMONEY
 
     def start_checkout(self, payment):
-        return {"type": "deeplink", "reference": f"tmn_{payment.id.hex}",
-                "deeplink": f"ascendmoney://wallet.truemoney.co.th/app/payment?ref=tmn_{payment.id.hex}",
-                "amount": str(payment.amount), "currency": payment.currency}
+        return {
+            "type": "deeplink",
+            "reference": f"tmn_{payment.id.hex}",
+            "deeplink": f"ascendmoney://wallet.truemoney.co.th/app/payment?ref=tmn_{payment.id.hex}",
+            "amount": str(payment.amount),
+            "currency": payment.currency,
+        }
 
 
 class RazorpayProvider(PaymentProvider):
     code = Provider.RAZORPAY
 
     def start_checkout(self, payment):
-        return {"type": "sdk", "order_id": f"order_{payment.id.hex[:14]}",
-                "amount": _minor_units(payment.amount), "currency": payment.currency,
-                "receipt": str(payment.id), "key_id": settings.RAZORPAY_KEY_ID}
+        return {
+            "type": "sdk",
+            "order_id": f"order_{payment.id.hex[:14]}",
+            "amount": _minor_units(payment.amount),
+            "currency": payment.currency,
+            "receipt": str(payment.id),
+            "key_id": settings.RAZORPAY_KEY_ID,
+        }
 
 
 class FreeProvider(PaymentProvider):
@@ -151,8 +176,8 @@ class FreeProvider(PaymentProvider):
 
 
 PROVIDERS: dict[str, PaymentProvider] = {
-    p.code: p for p in (StripeProvider(), PromptPayProvider(), TrueMoneyProvider(), RazorpayProvider(),
-                        FreeProvider())
+    p.code: p
+    for p in (StripeProvider(), PromptPayProvider(), TrueMoneyProvider(), RazorpayProvider(), FreeProvider())
 }
 
 
@@ -170,10 +195,16 @@ def promptpay_payload(amount: Decimal, reference: str) -> str:
     def tlv(tag: str, value: str) -> str:
         return f"{tag}{len(value):02d}{value}"
 
-    body = (tlv("00", "01") + tlv("01", "12")
-            + tlv("29", tlv("00", "A000000677010111") + tlv("02", merchant[:13]))
-            + tlv("53", "764") + tlv("54", f"{amount:.2f}") + tlv("58", "TH")
-            + tlv("62", tlv("05", reference[:25])) + "6304")
+    body = (
+        tlv("00", "01")
+        + tlv("01", "12")
+        + tlv("29", tlv("00", "A000000677010111") + tlv("02", merchant[:13]))
+        + tlv("53", "764")
+        + tlv("54", f"{amount:.2f}")
+        + tlv("58", "TH")
+        + tlv("62", tlv("05", reference[:25]))
+        + "6304"
+    )
     return body + f"{_crc16(body.encode()):04X}"
 
 

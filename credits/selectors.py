@@ -100,8 +100,14 @@ def credits_audit() -> list[AuditMismatch]:
     needed: a single statement already sees one consistent snapshot).
     """
     with connection.cursor() as cursor:
-        cursor.execute(AUDIT_SQL.format(ledger=CreditTransaction._meta.db_table,
-                                        balance=CreditBalance._meta.db_table,
-                                        user=get_user_model()._meta.db_table))
-        return [AuditMismatch(user_id=str(r[0]), email=r[1], balance=r[2], ledger_sum=r[3])
-                for r in cursor.fetchall()]
+        cursor.execute(
+            AUDIT_SQL.format(
+                ledger=CreditTransaction._meta.db_table,
+                balance=CreditBalance._meta.db_table,
+                user=get_user_model()._meta.db_table,
+            )
+        )
+        return [
+            AuditMismatch(user_id=str(r[0]), email=r[1], balance=r[2], ledger_sum=r[3])
+            for r in cursor.fetchall()
+        ]

@@ -9,8 +9,17 @@ class PackageSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = CreditPackage
-        fields = ["id", "name", "description", "credits", "price", "currency", "discount_percent",
-                  "price_per_credit", "is_free"]
+        fields = [
+            "id",
+            "name",
+            "description",
+            "credits",
+            "price",
+            "currency",
+            "discount_percent",
+            "price_per_credit",
+            "is_free",
+        ]
         read_only_fields = fields
 
 
@@ -37,10 +46,29 @@ class PaymentSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Payment
-        fields = ["id", "package_id", "package_name", "credits", "amount", "currency", "provider", "status",
-                  "checkout", "gateway_payment_id", "transaction_id", "receipt_url", "failure_reason",
-                  "refunded_amount", "credits_clawed_back", "refund_shortfall", "completed_at", "failed_at",
-                  "refunded_at", "created_at", "updated_at"]
+        fields = [
+            "id",
+            "package_id",
+            "package_name",
+            "credits",
+            "amount",
+            "currency",
+            "provider",
+            "status",
+            "checkout",
+            "gateway_payment_id",
+            "transaction_id",
+            "receipt_url",
+            "failure_reason",
+            "refunded_amount",
+            "credits_clawed_back",
+            "refund_shortfall",
+            "completed_at",
+            "failed_at",
+            "refunded_at",
+            "created_at",
+            "updated_at",
+        ]
         read_only_fields = fields
 
     def get_checkout(self, payment) -> dict:

@@ -10,8 +10,13 @@ from credits.selectors import credits_audit
 logger = logging.getLogger(__name__)
 
 
-@shared_task(name="credits.audit_balances", queue="default", time_limit=30 * 60, soft_time_limit=25 * 60,
-             ignore_result=True)
+@shared_task(
+    name="credits.audit_balances",
+    queue="default",
+    time_limit=30 * 60,
+    soft_time_limit=25 * 60,
+    ignore_result=True,
+)
 def audit_balances() -> int | None:
     """Nightly: check balance = SUM(ledger) and balance >= 0 for every user.
 

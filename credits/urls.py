@@ -7,12 +7,17 @@ urlpatterns = [
     path("credits/packages", apis.PackageListApi.as_view(), name="credits-packages"),
     path("credits/balance", apis.BalanceApi.as_view(), name="credits-balance"),
     path("credits/transactions", apis.TransactionListApi.as_view(), name="credits-transactions"),
-    path("credits/transactions/<uuid:transaction_id>", apis.TransactionDetailApi.as_view(),
-         name="credits-transaction-detail"),
+    path(
+        "credits/transactions/<uuid:transaction_id>",
+        apis.TransactionDetailApi.as_view(),
+        name="credits-transaction-detail",
+    ),
     path("credits/purchases", apis.PurchaseApi.as_view(), name="credits-purchases"),
     path("credits/payments", apis.PaymentListApi.as_view(), name="credits-payments"),
-    path("credits/payments/<uuid:payment_id>", apis.PaymentDetailApi.as_view(),
-         name="credits-payment-detail"),
-    path("webhooks/payments/<str:provider>", apis.PaymentWebhookApi.as_view(),
-         name="credits-payment-webhook"),
+    path(
+        "credits/payments/<uuid:payment_id>", apis.PaymentDetailApi.as_view(), name="credits-payment-detail"
+    ),
+    path(
+        "webhooks/payments/<str:provider>", apis.PaymentWebhookApi.as_view(), name="credits-payment-webhook"
+    ),
 ]

@@ -12,8 +12,18 @@ from jobs.models import ApiUsageLog, Artifact, Job, JobDailyStat, JobFile, JobKi
 
 @admin.register(JobKind)
 class JobKindAdmin(admin.ModelAdmin):
-    list_display = ["code", "name", "credits_per_unit", "counts_toward_model_limit", "executor",
-                    "reported_by", "requires_input_file", "max_retries", "timeout", "is_active"]
+    list_display = [
+        "code",
+        "name",
+        "credits_per_unit",
+        "counts_toward_model_limit",
+        "executor",
+        "reported_by",
+        "requires_input_file",
+        "max_retries",
+        "timeout",
+        "is_active",
+    ]
     list_editable = ["credits_per_unit", "max_retries", "is_active"]
     search_fields = ["code", "name"]
 
@@ -53,8 +63,18 @@ class JobAdmin(admin.ModelAdmin):
     job_retry, job_cancel → job_transition). Status is read-only here, and the database refuses
     a status write that does not come from job_transition anyway."""
 
-    list_display = ["external_id", "user", "kind", "status", "priority", "progress", "attempts",
-                    "credits_charged", "credits_refunded", "created_at"]
+    list_display = [
+        "external_id",
+        "user",
+        "kind",
+        "status",
+        "priority",
+        "progress",
+        "attempts",
+        "credits_charged",
+        "credits_refunded",
+        "created_at",
+    ]
     list_filter = ["status", "kind", "priority", ("created_at", admin.DateFieldListFilter)]
     search_fields = ["external_id", "=id", "user__email"]
     date_hierarchy = "created_at"
@@ -62,11 +82,33 @@ class JobAdmin(admin.ModelAdmin):
     raw_id_fields = ["user", "retry_of"]
     actions = ["retry_jobs", "cancel_jobs"]
     inlines = [JobFileInline, ArtifactInline]
-    readonly_fields = ["id", "user", "kind", "external_id", "status", "runs_on_engine", "requested_count",
-                       "successful_count", "failed_count", "progress", "attempts", "next_attempt_at",
-                       "heartbeat_at", "credits_charged", "credits_refunded", "charged", "holds_model_slot",
-                       "result", "error", "retry_of", "queued_at", "started_at", "completed_at",
-                       "created_at", "updated_at"]
+    readonly_fields = [
+        "id",
+        "user",
+        "kind",
+        "external_id",
+        "status",
+        "runs_on_engine",
+        "requested_count",
+        "successful_count",
+        "failed_count",
+        "progress",
+        "attempts",
+        "next_attempt_at",
+        "heartbeat_at",
+        "credits_charged",
+        "credits_refunded",
+        "charged",
+        "holds_model_slot",
+        "result",
+        "error",
+        "retry_of",
+        "queued_at",
+        "started_at",
+        "completed_at",
+        "created_at",
+        "updated_at",
+    ]
     fields = readonly_fields[:2] + ["priority", "max_retries", "params"] + readonly_fields[2:]
 
     def has_add_permission(self, request):
@@ -76,8 +118,11 @@ class JobAdmin(admin.ModelAdmin):
         return False
 
     def get_urls(self):
-        download = path("<uuid:job_id>/files/<uuid:file_id>/download/",
-                        self.admin_site.admin_view(self.download_file), name="jobs_job_file_download")
+        download = path(
+            "<uuid:job_id>/files/<uuid:file_id>/download/",
+            self.admin_site.admin_view(self.download_file),
+            name="jobs_job_file_download",
+        )
         return [download, *super().get_urls()]
 
     def download_file(self, request, job_id, file_id):
@@ -111,8 +156,16 @@ class JobAdmin(admin.ModelAdmin):
 
 @admin.register(ApiUsageLog)
 class ApiUsageLogAdmin(ReadOnlyAdmin):
-    list_display = ["provider", "endpoint", "units", "cost", "duration_ms", "status_code", "job",
-                    "created_at"]
+    list_display = [
+        "provider",
+        "endpoint",
+        "units",
+        "cost",
+        "duration_ms",
+        "status_code",
+        "job",
+        "created_at",
+    ]
     list_filter = ["provider", "status_code"]
     search_fields = ["provider", "endpoint", "job__external_id"]
     list_select_related = ["job"]
@@ -120,8 +173,16 @@ class ApiUsageLogAdmin(ReadOnlyAdmin):
 
 @admin.register(JobDailyStat)
 class JobDailyStatAdmin(ReadOnlyAdmin):
-    list_display = ["user", "date", "jobs", "requested", "successful", "failed", "credits_spent",
-                    "vault_items"]
+    list_display = [
+        "user",
+        "date",
+        "jobs",
+        "requested",
+        "successful",
+        "failed",
+        "credits_spent",
+        "vault_items",
+    ]
     search_fields = ["user__email"]
     date_hierarchy = "date"
     list_select_related = ["user"]

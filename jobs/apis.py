@@ -43,8 +43,11 @@ DATE_RANGE = [
 
 def _validated(serializer_class, data, **kwargs):
     if not isinstance(data, dict) and not hasattr(data, "getlist"):
-        raise ApplicationError("Invalid input.", code="validation_error",
-                               fields={"non_field_errors": ["Expected a JSON object."]})
+        raise ApplicationError(
+            "Invalid input.",
+            code="validation_error",
+            fields={"non_field_errors": ["Expected a JSON object."]},
+        )
     serializer = serializer_class(data=data, **kwargs)
     serializer.is_valid(raise_exception=True)
     return serializer.validated_data
@@ -64,9 +67,15 @@ class JobListCreateApi(ListAPIView):
     @extend_schema(request=JobCreateInputSerializer, responses={201: JobOutputSerializer})
     def post(self, request):
         data = _validated(JobCreateInputSerializer, request.data)
-        job = services.job_create(user=request.user, kind_code=data["kind"], params=data["params"],
-                                  requested_count=data["requested_count"], priority=data["priority"],
-                                  external_id=data.get("external_id"), input_file=data.get("input"))
+        job = services.job_create(
+            user=request.user,
+            kind_code=data["kind"],
+            params=data["params"],
+            requested_count=data["requested_count"],
+            priority=data["priority"],
+            external_id=data.get("external_id"),
+            input_file=data.get("input"),
+        )
         job = selectors.job_get(user=request.user, job_id=job.pk)
         return Response(JobOutputSerializer(job).data, status=status.HTTP_201_CREATED)
 
@@ -146,28 +155,36 @@ class StatsApi(APIView):
     def get(self, request):
         dates = DateRangeSerializer().to_internal_value(request.query_params)
         stats = selectors.job_stats(user=request.user, **dates)
-        return Response({**UserStatsOutputSerializer(stats).data, "from": dates["date_from"],
-                         "to": dates["date_to"]})
+        return Response(
+            {**UserStatsOutputSerializer(stats).data, "from": dates["date_from"], "to": dates["date_to"]}
+        )
 
     @extend_schema(request=StatsPatchInputSerializer, responses=StatsPatchOutputSerializer)
     def patch(self, request):
         data = _validated(StatsPatchInputSerializer, request.data)
         if isinstance(request.auth, ServiceApiKey):
             if "user_id" not in data:
-                raise ApplicationError("A service key must say which user the job belongs to.",
-                                       code="validation_error",
-                                       fields={"user_id": ["This field is required."]})
+                raise ApplicationError(
+                    "A service key must say which user the job belongs to.",
+                    code="validation_error",
+                    fields={"user_id": ["This field is required."]},
+                )
             user = User.objects.filter(pk=data["user_id"], is_active=True).first()
             if user is None:
                 raise NotFound("User not found.")
             reporter = services.Reporter.SERVICE
         else:
             user, reporter = request.user, services.Reporter.USER
-        job = services.job_stats_upsert(user=user, external_id=data["job_id"], status=data["status"],
-                                        requested_count=data["requested_count"],
-                                        successful_count=data.get("successful_count"),
-                                        failed_count=data.get("failed_count"), kind_code=data["kind"],
-                                        reporter=reporter)
+        job = services.job_stats_upsert(
+            user=user,
+            external_id=data["job_id"],
+            status=data["status"],
+            requested_count=data["requested_count"],
+            successful_count=data.get("successful_count"),
+            failed_count=data.get("failed_count"),
+            kind_code=data["kind"],
+            reporter=reporter,
+        )
         return Response(StatsPatchOutputSerializer(job).data)
 
 

@@ -48,8 +48,13 @@ S = JobStatus
 AUTHORISE_ANY_SQL = "SELECT set_config('jobs.transition', '*', true)"
 
 # Table and status names come from the model and the status enum, never literals.
-_SQL_NAMES = {"job": Job._meta.db_table, "preparing": S.PREPARING.value, "processing": S.PROCESSING.value,
-              "queued": S.QUEUED.value, "retrying": S.RETRYING.value}
+_SQL_NAMES = {
+    "job": Job._meta.db_table,
+    "preparing": S.PREPARING.value,
+    "processing": S.PROCESSING.value,
+    "queued": S.QUEUED.value,
+    "retrying": S.RETRYING.value,
+}
 
 CLAIM_SQL = """
 UPDATE {job} AS j
@@ -126,9 +131,9 @@ class Heartbeat:
                 with self._lock:
                     held = list(self.held.items())
                 for job_id, attempt in held:
-                    Job.objects.filter(pk=job_id, attempts=attempt,
-                                       status__in=(S.PREPARING, S.PROCESSING, S.FINALIZING)).update(
-                        heartbeat_at=timezone.now())
+                    Job.objects.filter(
+                        pk=job_id, attempts=attempt, status__in=(S.PREPARING, S.PROCESSING, S.FINALIZING)
+                    ).update(heartbeat_at=timezone.now())
         except Exception:
             logger.exception("Heartbeat thread stopped; the rescue will treat these jobs as lost.")
         finally:
@@ -137,9 +142,12 @@ class Heartbeat:
 
 def _owned(job_id, attempt) -> Job | None:
     """The job locked, if this attempt still owns it (it is running and nobody re-claimed it)."""
-    job = (Job.objects.select_for_update(of=("self",)).select_related("kind", "user")
-           .filter(pk=job_id, attempts=attempt,
-                   status__in=(S.PREPARING, S.PROCESSING, S.FINALIZING)).first())
+    job = (
+        Job.objects.select_for_update(of=("self",))
+        .select_related("kind", "user")
+        .filter(pk=job_id, attempts=attempt, status__in=(S.PREPARING, S.PROCESSING, S.FINALIZING))
+        .first()
+    )
     return job
 
 
@@ -157,8 +165,9 @@ def job_attempt_succeeded(*, job_id, attempt: int, outcome: dict | None, ctx: Jo
     successful = int(outcome.get("successful_count", job.requested_count - failed))
     fields = {"error": ""}
     fields["failed_count"] = max(job.failed_count, min(failed, job.requested_count))
-    fields["successful_count"] = max(job.successful_count,
-                                     min(successful, job.requested_count - fields["failed_count"]))
+    fields["successful_count"] = max(
+        job.successful_count, min(successful, job.requested_count - fields["failed_count"])
+    )
     if "result" in outcome:
         fields["result"] = outcome["result"]
     job = job_transition(job=job, to=S.COMPLETED, fields=fields)
@@ -179,8 +188,11 @@ def job_attempt_failed(*, job_id, attempt: int, error: str, permanent: bool = Fa
     if permanent or job.attempts > job.max_retries:
         return job_transition(job=job, to=S.FAILED, fields={"error": error}).status
     delay = retry_delay(job.attempts)
-    job = job_transition(job=job, to=S.RETRYING, fields={
-        "error": error, "next_attempt_at": timezone.now() + timedelta(seconds=delay)})
+    job = job_transition(
+        job=job,
+        to=S.RETRYING,
+        fields={"error": error, "next_attempt_at": timezone.now() + timedelta(seconds=delay)},
+    )
     enqueue_wakeup(countdown=delay)
     return job.status
 
@@ -195,8 +207,12 @@ def job_run(*, job_id, attempt: int, heartbeat: Heartbeat | None = None) -> str:
     job = Job.objects.select_related("kind", "user").get(pk=job_id)
     processor = get_processor(job.kind.code)
     if processor is None:
-        job_attempt_failed(job_id=job_id, attempt=attempt, permanent=True,
-                           error=f"No processor is registered for kind {job.kind.code}.")
+        job_attempt_failed(
+            job_id=job_id,
+            attempt=attempt,
+            permanent=True,
+            error=f"No processor is registered for kind {job.kind.code}.",
+        )
         return "failed"
     ctx = JobContext(job=job, attempt=attempt)
     try:
@@ -257,21 +273,30 @@ def jobs_rescue_stale(*, now=None, limit: int = 500) -> dict:
     rescued = 0
     for job_id, attempt in candidates:
         with transaction.atomic():
-            job = (running.select_for_update(skip_locked=True, of=("self",))
-                   .filter(lost, pk=job_id, attempts=attempt).first())
+            job = (
+                running.select_for_update(skip_locked=True, of=("self",))
+                .filter(lost, pk=job_id, attempts=attempt)
+                .first()
+            )
             if job is None:
                 continue
             stale = job.heartbeat_at is None or job.heartbeat_at < stale_before
-            error = ("The worker stopped responding (stale heartbeat)." if stale else
-                     f"The attempt ran longer than the {job.kind.timeout} s timeout.")
+            error = (
+                "The worker stopped responding (stale heartbeat)."
+                if stale
+                else f"The attempt ran longer than the {job.kind.timeout} s timeout."
+            )
             status = job_attempt_failed(job_id=job_id, attempt=attempt, error=error)
             if status == S.RETRYING and stale:
                 # Due at once: the backoff is for processor errors, not for a worker that died.
                 Job.objects.filter(pk=job_id).update(next_attempt_at=now)
             rescued += 1
     silent = jobs_fail_silent_external(now=now, limit=limit)
-    due = Job.objects.filter(status__in=(S.QUEUED, S.RETRYING), runs_on_engine=True).exclude(
-        next_attempt_at__gt=now).count()
+    due = (
+        Job.objects.filter(status__in=(S.QUEUED, S.RETRYING), runs_on_engine=True)
+        .exclude(next_attempt_at__gt=now)
+        .count()
+    )
     if due:
         with transaction.atomic():
             for _ in range(min(due, 4)):
@@ -285,18 +310,29 @@ def jobs_fail_silent_external(*, now=None, limit: int = 500) -> int:
     now = now or timezone.now()
     kind_timeout = ExpressionWrapper(F("kind__timeout") * timedelta(seconds=1), output_field=DurationField())
     # Same predicate as the partial index job_external_open, so the scan stays on open jobs.
-    open_external = (Job.objects.filter(runs_on_engine=False, status__in=sorted(set(S.values) - TERMINAL))
-                     .alias(last_report=Coalesce("heartbeat_at", "queued_at", "created_at")))
+    open_external = Job.objects.filter(
+        runs_on_engine=False, status__in=sorted(set(S.values) - TERMINAL)
+    ).alias(last_report=Coalesce("heartbeat_at", "queued_at", "created_at"))
     silent = Q(last_report__lt=now - kind_timeout)
     failed = 0
     for job_id in list(open_external.filter(silent).values_list("pk", flat=True)[:limit]):
         with transaction.atomic():
-            job = (open_external.select_for_update(skip_locked=True, of=("self",))
-                   .filter(silent, pk=job_id).select_related("kind").first())
+            job = (
+                open_external.select_for_update(skip_locked=True, of=("self",))
+                .filter(silent, pk=job_id)
+                .select_related("kind")
+                .first()
+            )
             if job is None:
                 continue
-            job_transition(job=job, to=S.FAILED, now=now, fields={
-                "failed_count": job.requested_count - job.successful_count,
-                "error": f"No report from the worker for longer than the {job.kind.timeout} s timeout."})
+            job_transition(
+                job=job,
+                to=S.FAILED,
+                now=now,
+                fields={
+                    "failed_count": job.requested_count - job.successful_count,
+                    "error": f"No report from the worker for longer than the {job.kind.timeout} s timeout.",
+                },
+            )
             failed += 1
     return failed

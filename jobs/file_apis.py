@@ -40,8 +40,11 @@ def _is_local(storage, name: str) -> bool:
 
 def _signed_url(storage, name: str, disposition: str) -> str:
     try:  # django-storages' S3Storage: a presigned URL that also names the download
-        return storage.url(name, parameters={"ResponseContentDisposition": disposition},
-                           expire=settings.JOBS_FILES_SIGNED_URL_SECONDS)
+        return storage.url(
+            name,
+            parameters={"ResponseContentDisposition": disposition},
+            expire=settings.JOBS_FILES_SIGNED_URL_SECONDS,
+        )
     except TypeError:  # another remote backend: its own url() is the signed one
         return storage.url(name)
 
@@ -94,9 +97,13 @@ class JobFileDownloadApi(APIView):
     permission_classes = [IsUserAccount]
     content_negotiation_class = AnyAccept
 
-    @extend_schema(responses={(200, "application/octet-stream"): OpenApiTypes.BINARY,
-                              302: OpenApiResponse(description="Signed storage URL (S3)."),
-                              404: OpenApiResponse(description="Not the owner's file.")})
+    @extend_schema(
+        responses={
+            (200, "application/octet-stream"): OpenApiTypes.BINARY,
+            302: OpenApiResponse(description="Signed storage URL (S3)."),
+            404: OpenApiResponse(description="Not the owner's file."),
+        }
+    )
     def get(self, request, job_id, file_id):
         return job_file_response(selectors.job_file_get(user=request.user, job_id=job_id, file_id=file_id))
 

@@ -20,8 +20,19 @@ class JobFileSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = JobFile
-        fields = ["id", "role", "name", "file_type", "original_name", "size", "sha256", "content_type",
-                  "download_url", "url", "created_at"]
+        fields = [
+            "id",
+            "role",
+            "name",
+            "file_type",
+            "original_name",
+            "size",
+            "sha256",
+            "content_type",
+            "download_url",
+            "url",
+            "created_at",
+        ]
 
     def get_name(self, obj) -> str:
         return download_name(obj.original_name, obj.file_type, obj.role)

@@ -83,7 +83,8 @@ def storage_quota_reserve(*, user_id, size: int) -> int:
     if used + size > quota:
         raise StorageQuotaExceeded(
             f"Storing {size} more bytes would exceed your storage quota ({used} of {quota} bytes used). "
-            "Delete or let old jobs expire to free space.")
+            "Delete or let old jobs expire to free space."
+        )
     return used
 
 
@@ -103,12 +104,17 @@ def model_import_failures_check(*, user_id, now: datetime | None = None) -> None
     """
     now = now or timezone.now()
     limit = settings.JOBS_MAX_FAILED_MODEL_IMPORTS_PER_DAY
-    failed = Job.objects.filter(user_id=user_id, status=JobStatus.FAILED,
-                                kind__counts_toward_model_limit=True,
-                                completed_at__gte=now - timedelta(hours=24)).count()
+    failed = Job.objects.filter(
+        user_id=user_id,
+        status=JobStatus.FAILED,
+        kind__counts_toward_model_limit=True,
+        completed_at__gte=now - timedelta(hours=24),
+    ).count()
     if failed >= limit:
-        raise TooManyFailedImports(f"{failed} model imports failed in the last 24 hours; try again later "
-                                   "with a file that opens in a 3D tool.")
+        raise TooManyFailedImports(
+            f"{failed} model imports failed in the last 24 hours; try again later "
+            "with a file that opens in a 3D tool."
+        )
 
 
 def _delete_stored(names: list[str]) -> None:
@@ -145,8 +151,9 @@ def job_files_delete(*, job_id) -> int:
     return _delete_rows(JobFile.objects.filter(job_id=job_id))
 
 
-def job_files_cleanup_dead(*, now: datetime | None = None, days: int | None = None,
-                           batch: int = CLEANUP_BATCH) -> dict:
+def job_files_cleanup_dead(
+    *, now: datetime | None = None, days: int | None = None, batch: int = CLEANUP_BATCH
+) -> dict:
     """Delete the files of jobs failed or cancelled more than `days` (JOBS_DEAD_FILES_DAYS) ago.
 
     Works in batches of `batch` jobs, each its own transaction, so a long run holds no lock for
@@ -155,8 +162,12 @@ def job_files_cleanup_dead(*, now: datetime | None = None, days: int | None = No
     now = now or timezone.now()
     days = settings.JOBS_DEAD_FILES_DAYS if days is None else days
     cutoff = now - timedelta(days=days)
-    dead = (Job.objects.filter(status__in=DEAD_STATUSES, completed_at__lt=cutoff, files__isnull=False)
-            .order_by("pk").values_list("pk", flat=True).distinct())
+    dead = (
+        Job.objects.filter(status__in=DEAD_STATUSES, completed_at__lt=cutoff, files__isnull=False)
+        .order_by("pk")
+        .values_list("pk", flat=True)
+        .distinct()
+    )
     jobs = files = 0
     last = None
     while True:

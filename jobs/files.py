@@ -82,8 +82,9 @@ class CheckedFile:
 
 
 def _invalid(message: str, field: str = "file") -> ApplicationError:
-    return ApplicationError("Invalid file.", code="validation_error", status_code=400,
-                            fields={field: [message]})
+    return ApplicationError(
+        "Invalid file.", code="validation_error", status_code=400, fields={field: [message]}
+    )
 
 
 def check_upload(uploaded, *, role: str, field: str = "file") -> CheckedFile:
@@ -114,8 +115,13 @@ def check_upload(uploaded, *, role: str, field: str = "file") -> CheckedFile:
         raise _invalid(f"The content does not look like a .{ext} file.", field)
     if rule.family == "model":
         check_mesh_size(uploaded, ext, size=size)
-    return CheckedFile(ext=ext, prefix=prefix_for(rule.family, role), content_type=rule.content_type,
-                       size=size, sha256=digest.hexdigest())
+    return CheckedFile(
+        ext=ext,
+        prefix=prefix_for(rule.family, role),
+        content_type=rule.content_type,
+        size=size,
+        sha256=digest.hexdigest(),
+    )
 
 
 # --- Declared mesh size (SPEC §5 Quotas) -------------------------------------------------------
@@ -228,8 +234,11 @@ def check_mesh_size(handle, ext: str, *, size: int | None = None) -> tuple[int, 
     vertices, faces = declared_mesh_counts(handle, ext, size)
     limit = settings.JOBS_MAX_MESH_FACES
     if faces > limit or vertices > limit:
-        raise MeshTooLarge(f"The model declares {vertices} vertices and {faces} faces; at most "
-                           f"{limit} of each are accepted.", status_code=400)
+        raise MeshTooLarge(
+            f"The model declares {vertices} vertices and {faces} faces; at most "
+            f"{limit} of each are accepted.",
+            status_code=400,
+        )
     return vertices, faces
 
 

@@ -16,7 +16,6 @@ class JobFilter(DateRangeFilterSet):
         fields: list[str] = []
 
 
-
 class ArtifactFilter(DateRangeFilterSet):
     """The vault: `?type=&kind=&job=&from=YYYY-MM-DD&to=YYYY-MM-DD` (dates inclusive, UTC)."""
 

@@ -33,15 +33,18 @@ class JobKind(UUIDModel):
     max_retries = models.PositiveSmallIntegerField(default=3)
     timeout = models.PositiveIntegerField(
         default=3600,
-        help_text="Seconds one attempt may run (engine), or may go without a report (worker/client).")
+        help_text="Seconds one attempt may run (engine), or may go without a report (worker/client).",
+    )
     is_active = models.BooleanField(default=True)
 
     class Meta:
         ordering = ["code"]
         constraints = [
             models.CheckConstraint(condition=models.Q(timeout__gt=0), name="jobkind_timeout_gt_0"),
-            models.CheckConstraint(condition=models.Q(reported_by__in=["engine", "worker", "client"]),
-                                   name="jobkind_reported_by_valid"),
+            models.CheckConstraint(
+                condition=models.Q(reported_by__in=["engine", "worker", "client"]),
+                name="jobkind_reported_by_valid",
+            ),
         ]
 
     def __str__(self):
@@ -86,8 +89,9 @@ class Job(UUIDModel):
     holds_model_slot = models.BooleanField(default=False)
     result = models.JSONField(default=dict, blank=True)
     error = models.TextField(blank=True)
-    retry_of = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL,
-                                 related_name="retries")
+    retry_of = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="retries"
+    )
     queued_at = models.DateTimeField(null=True, blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
     completed_at = models.DateTimeField(null=True, blank=True)
@@ -99,32 +103,48 @@ class Job(UUIDModel):
             models.Index(fields=["user", "status"], name="job_user_status"),
             models.Index(fields=["user", "kind"], name="job_user_kind"),
             # The engine's claim: highest priority, then oldest, among claimable engine jobs.
-            models.Index(models.F("priority").desc(), "queued_at", name="job_claim_order",
-                         condition=models.Q(status__in=["queued", "retrying"], runs_on_engine=True)),
+            models.Index(
+                models.F("priority").desc(),
+                "queued_at",
+                name="job_claim_order",
+                condition=models.Q(status__in=["queued", "retrying"], runs_on_engine=True),
+            ),
             # The rescue's scan: running jobs by heartbeat age.
-            models.Index(fields=["heartbeat_at"], name="job_running_heartbeat",
-                         condition=models.Q(status__in=["preparing", "processing", "finalizing"])),
+            models.Index(
+                fields=["heartbeat_at"],
+                name="job_running_heartbeat",
+                condition=models.Q(status__in=["preparing", "processing", "finalizing"]),
+            ),
             # The rescue's scan of jobs run elsewhere that may have gone silent.
-            models.Index(fields=["kind", "heartbeat_at"], name="job_external_open",
-                         condition=models.Q(runs_on_engine=False,
-                                            status__in=["pending", "queued", "preparing", "processing",
-                                                        "finalizing", "retrying"])),
+            models.Index(
+                fields=["kind", "heartbeat_at"],
+                name="job_external_open",
+                condition=models.Q(
+                    runs_on_engine=False,
+                    status__in=["pending", "queued", "preparing", "processing", "finalizing", "retrying"],
+                ),
+            ),
             # Webhooks address jobs by the worker's id.
             models.Index(fields=["external_id"], name="job_external_id"),
         ]
         constraints = [
             models.CheckConstraint(condition=models.Q(progress__lte=100), name="job_progress_lte_100"),
             models.CheckConstraint(
-                condition=models.Q(successful_count__lte=models.F("requested_count")
-                                   - models.F("failed_count")),
-                name="job_counts_within_requested"),
-            models.CheckConstraint(condition=models.Q(credits_refunded__lte=models.F("credits_charged")),
-                                   name="job_refund_within_charge"),
+                condition=models.Q(
+                    successful_count__lte=models.F("requested_count") - models.F("failed_count")
+                ),
+                name="job_counts_within_requested",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(credits_refunded__lte=models.F("credits_charged")),
+                name="job_refund_within_charge",
+            ),
             models.CheckConstraint(condition=models.Q(status__in=JobStatus.values), name="job_status_valid"),
             models.UniqueConstraint(fields=["user", "external_id"], name="job_external_id_per_user"),
             # A failed or cancelled job is retried at most once (concurrent retries share it).
-            models.UniqueConstraint(fields=["retry_of"], condition=models.Q(retry_of__isnull=False),
-                                    name="job_one_retry_per_job"),
+            models.UniqueConstraint(
+                fields=["retry_of"], condition=models.Q(retry_of__isnull=False), name="job_one_retry_per_job"
+            ),
         ]
 
     def __str__(self):
@@ -174,10 +194,12 @@ class JobFile(UUIDModel):
         ordering = ["created_at"]
         indexes = [models.Index(fields=["job", "role"])]
         constraints = [
-            models.CheckConstraint(condition=models.Q(prefix__in=JOB_FILE_PREFIXES),
-                                   name="jobfile_prefix_valid"),
-            models.CheckConstraint(condition=models.Q(role__in=["input", "output", "thumbnail"]),
-                                   name="jobfile_role_valid"),
+            models.CheckConstraint(
+                condition=models.Q(prefix__in=JOB_FILE_PREFIXES), name="jobfile_prefix_valid"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(role__in=["input", "output", "thumbnail"]), name="jobfile_role_valid"
+            ),
         ]
 
     def __str__(self):
@@ -192,8 +214,9 @@ class Artifact(UUIDModel):
     type = models.CharField(max_length=32)
     name = models.CharField(max_length=255, blank=True)
     data = models.JSONField(default=dict, blank=True)
-    file = models.ForeignKey(JobFile, null=True, blank=True, on_delete=models.SET_NULL,
-                             related_name="artifacts")
+    file = models.ForeignKey(
+        JobFile, null=True, blank=True, on_delete=models.SET_NULL, related_name="artifacts"
+    )
     # The UTC date the job was created, filled by a database trigger: the vault count of
     # JobDailyStat is kept on that date, and it must be known when the job row is already gone.
     job_date = models.DateField(null=True, blank=True, editable=False)

@@ -18,13 +18,25 @@ def job_finished_notify(*, job: Job) -> bool:
     """
     if job.status not in FINISHED or not job.user.is_active or job.user.deleted_at is not None:
         return False
-    wanted = (UserPreferences.objects.filter(user_id=job.user_id)
-              .values_list("notifications", flat=True).first()) or {}
+    wanted = (
+        UserPreferences.objects.filter(user_id=job.user_id).values_list("notifications", flat=True).first()
+    ) or {}
     if not wanted.get("email", True) or not wanted.get("job_finished", True):
         return False
-    email_send_after_commit(template="job_finished", to=[job.user.email], context={
-        "name": job.user.name, "kind": job.kind.name or job.kind.code, "status": job.status,
-        "job_id": str(job.pk), "external_id": job.external_id or "",
-        "requested": job.requested_count, "successful": job.successful_count, "failed": job.failed_count,
-        "credits_refunded": job.credits_refunded, "error": (job.error or "")[:500]})
+    email_send_after_commit(
+        template="job_finished",
+        to=[job.user.email],
+        context={
+            "name": job.user.name,
+            "kind": job.kind.name or job.kind.code,
+            "status": job.status,
+            "job_id": str(job.pk),
+            "external_id": job.external_id or "",
+            "requested": job.requested_count,
+            "successful": job.successful_count,
+            "failed": job.failed_count,
+            "credits_refunded": job.credits_refunded,
+            "error": (job.error or "")[:500],
+        },
+    )
     return True

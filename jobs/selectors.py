@@ -12,9 +12,12 @@ from jobs.states import JobStatus
 
 
 def job_list(*, user):
-    return (Job.objects.filter(user=user).select_related("kind")
-            .prefetch_related(Prefetch("files", queryset=JobFile.objects.order_by("created_at")))
-            .order_by("-created_at", "-id"))
+    return (
+        Job.objects.filter(user=user)
+        .select_related("kind")
+        .prefetch_related(Prefetch("files", queryset=JobFile.objects.order_by("created_at")))
+        .order_by("-created_at", "-id")
+    )
 
 
 def job_get(*, user, job_id) -> Job:
@@ -53,21 +56,38 @@ def job_stats(*, user, date_from: date, date_to: date) -> dict:
 
     success_rate is successful / (successful + failed) in percent (0 when nothing finished)."""
     totals = JobDailyStat.objects.filter(user=user, date__gte=date_from, date__lte=date_to).aggregate(
-        jobs=Sum("jobs"), requested=Sum("requested"), successful=Sum("successful"),
-        failed=Sum("failed"), credits_spent=Sum("credits_spent"), vault_items=Sum("vault_items"))
+        jobs=Sum("jobs"),
+        requested=Sum("requested"),
+        successful=Sum("successful"),
+        failed=Sum("failed"),
+        credits_spent=Sum("credits_spent"),
+        vault_items=Sum("vault_items"),
+    )
     totals = {key: int(value or 0) for key, value in totals.items()}
     # Seed 002's user_stats: jobs that ended completed / failed in the range — not in the rollup,
     # so one more query over the (user, status) index.
-    ended = Job.objects.filter(user=user, completed_at__gte=_utc_start(date_from),
-                               completed_at__lt=_utc_start(date_to + timedelta(days=1))).aggregate(
+    ended = Job.objects.filter(
+        user=user,
+        completed_at__gte=_utc_start(date_from),
+        completed_at__lt=_utc_start(date_to + timedelta(days=1)),
+    ).aggregate(
         completed=Count("id", filter=Q(status=JobStatus.COMPLETED)),
-        failed=Count("id", filter=Q(status=JobStatus.FAILED)))
-    return {"from": date_from, "to": date_to, "jobs": totals["jobs"], "requested": totals["requested"],
-            "completed_jobs": ended["completed"], "failed_jobs": ended["failed"],
-            "last_login": user.last_login,
-            "successful": totals["successful"], "failed": totals["failed"],
-            "success_rate": _rate(totals["successful"], totals["failed"]),
-            "credits_spent": totals["credits_spent"], "vault_items": totals["vault_items"]}
+        failed=Count("id", filter=Q(status=JobStatus.FAILED)),
+    )
+    return {
+        "from": date_from,
+        "to": date_to,
+        "jobs": totals["jobs"],
+        "requested": totals["requested"],
+        "completed_jobs": ended["completed"],
+        "failed_jobs": ended["failed"],
+        "last_login": user.last_login,
+        "successful": totals["successful"],
+        "failed": totals["failed"],
+        "success_rate": _rate(totals["successful"], totals["failed"]),
+        "credits_spent": totals["credits_spent"],
+        "vault_items": totals["vault_items"],
+    }
 
 
 DAILY_SQL = """
@@ -84,9 +104,19 @@ def job_stats_daily(*, user, date_from: date, date_to: date) -> list[dict]:
     with connection.cursor() as cursor:
         cursor.execute(DAILY_SQL, [date_from, date_to, user.pk])
         rows = cursor.fetchall()
-    return [{"date": r[0], "jobs": r[1], "requested": r[2], "successful": r[3], "failed": r[4],
-             "success_rate": _rate(r[3], r[4]), "credits_spent": r[5], "vault_items": r[6]}
-            for r in rows]
+    return [
+        {
+            "date": r[0],
+            "jobs": r[1],
+            "requested": r[2],
+            "successful": r[3],
+            "failed": r[4],
+            "success_rate": _rate(r[3], r[4]),
+            "credits_spent": r[5],
+            "vault_items": r[6],
+        }
+        for r in rows
+    ]
 
 
 def job_queue_status(*, now=None) -> dict:
@@ -96,9 +126,14 @@ def job_queue_status(*, now=None) -> dict:
     for row in Job.objects.order_by().values("status").annotate(n=Count("id")):
         counts[row["status"]] = row["n"]
     waits = Job.objects.filter(started_at__gte=now - timedelta(hours=24), queued_at__isnull=False).aggregate(
-        avg=Avg(F("started_at") - F("queued_at")))
-    oldest = (Job.objects.filter(status=JobStatus.QUEUED, runs_on_engine=True).order_by("queued_at")
-              .values_list("queued_at", flat=True).first())
+        avg=Avg(F("started_at") - F("queued_at"))
+    )
+    oldest = (
+        Job.objects.filter(status=JobStatus.QUEUED, runs_on_engine=True)
+        .order_by("queued_at")
+        .values_list("queued_at", flat=True)
+        .first()
+    )
     avg = waits["avg"]
     return {
         "counts": counts,
@@ -126,5 +161,6 @@ def artifact_list(*, user):
     """The user's vault: what their jobs produced, newest first."""
     from jobs.models import Artifact
 
-    return (Artifact.objects.filter(user=user).select_related("job__kind", "file")
-            .order_by("-created_at", "-id"))
+    return (
+        Artifact.objects.filter(user=user).select_related("job__kind", "file").order_by("-created_at", "-id")
+    )

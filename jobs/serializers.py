@@ -42,8 +42,9 @@ class JobCreateInputSerializer(serializers.Serializer):
     params = ParamsField(required=False, default=dict)
     requested_count = serializers.IntegerField(min_value=1, max_value=100_000, default=1)
     priority = serializers.IntegerField(min_value=-100, max_value=100, default=0)
-    external_id = serializers.CharField(max_length=EXTERNAL_ID_MAX, required=False,
-                                        validators=[validate_external_id])
+    external_id = serializers.CharField(
+        max_length=EXTERNAL_ID_MAX, required=False, validators=[validate_external_id]
+    )
     input = serializers.FileField(required=False, allow_empty_file=False, max_length=255)
 
     def validate(self, attrs):
@@ -56,8 +57,9 @@ class JobCreateInputSerializer(serializers.Serializer):
                 try:
                     serializers.UUIDField().to_internal_value(source)
                 except serializers.ValidationError:
-                    raise serializers.ValidationError({"params": ["params.source_job_id must be a UUID."]}) \
-                        from None
+                    raise serializers.ValidationError(
+                        {"params": ["params.source_job_id must be a UUID."]}
+                    ) from None
         return attrs
 
 
@@ -77,11 +79,34 @@ class JobOutputSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Job
-        fields = ["id", "external_id", "kind", "status", "priority", "params", "requested_count",
-                  "successful_count", "failed_count", "progress", "attempts", "max_retries",
-                  "next_attempt_at", "heartbeat_at", "credits_charged", "credits_refunded",
-                  "credits_spent", "result", "error", "retry_of", "files", "created_at", "queued_at",
-                  "started_at", "completed_at", "updated_at"]
+        fields = [
+            "id",
+            "external_id",
+            "kind",
+            "status",
+            "priority",
+            "params",
+            "requested_count",
+            "successful_count",
+            "failed_count",
+            "progress",
+            "attempts",
+            "max_retries",
+            "next_attempt_at",
+            "heartbeat_at",
+            "credits_charged",
+            "credits_refunded",
+            "credits_spent",
+            "result",
+            "error",
+            "retry_of",
+            "files",
+            "created_at",
+            "queued_at",
+            "started_at",
+            "completed_at",
+            "updated_at",
+        ]
 
 
 STATS_STATUSES = ["pending", "processing", "completed", "failed"]
@@ -101,7 +126,8 @@ class StatsPatchInputSerializer(serializers.Serializer):
     def validate(self, attrs):
         if attrs.get("successful_count", 0) + attrs.get("failed_count", 0) > attrs["requested_count"]:
             raise serializers.ValidationError(
-                {"failed_count": ["successful_count + failed_count cannot exceed requested_count."]})
+                {"failed_count": ["successful_count + failed_count cannot exceed requested_count."]}
+            )
         return attrs
 
 
@@ -189,22 +215,28 @@ class UsageMetricsSerializer(serializers.Serializer):
     units = serializers.IntegerField(min_value=0, max_value=2**31 - 1, required=False, default=0)
     cost = serializers.DecimalField(max_digits=12, decimal_places=4, min_value=0, required=False, default=0)
     duration_ms = serializers.IntegerField(min_value=0, max_value=2**31 - 1, required=False, default=0)
-    status_code = serializers.IntegerField(min_value=100, max_value=599, required=False, allow_null=True,
-                                           default=None)
+    status_code = serializers.IntegerField(
+        min_value=100, max_value=599, required=False, allow_null=True, default=None
+    )
 
 
 class JobWebhookInputSerializer(serializers.Serializer):
     event_id = serializers.CharField(max_length=128)
     job_id = serializers.CharField(max_length=EXTERNAL_ID_MAX)
-    status = serializers.ChoiceField(choices=["processing", "completed", "failed"], required=False,
-                                     allow_null=True, default=None)
-    progress = serializers.IntegerField(min_value=0, max_value=100, required=False, allow_null=True,
-                                        default=None)
+    status = serializers.ChoiceField(
+        choices=["processing", "completed", "failed"], required=False, allow_null=True, default=None
+    )
+    progress = serializers.IntegerField(
+        min_value=0, max_value=100, required=False, allow_null=True, default=None
+    )
     output = serializers.DictField(required=False, allow_null=True, default=None)
-    error = serializers.CharField(max_length=10_000, required=False, allow_blank=True, allow_null=True,
-                                  default=None)
-    successful_count = serializers.IntegerField(min_value=0, max_value=1_000_000, required=False,
-                                                allow_null=True, default=None)
-    failed_count = serializers.IntegerField(min_value=0, max_value=1_000_000, required=False,
-                                            allow_null=True, default=None)
+    error = serializers.CharField(
+        max_length=10_000, required=False, allow_blank=True, allow_null=True, default=None
+    )
+    successful_count = serializers.IntegerField(
+        min_value=0, max_value=1_000_000, required=False, allow_null=True, default=None
+    )
+    failed_count = serializers.IntegerField(
+        min_value=0, max_value=1_000_000, required=False, allow_null=True, default=None
+    )
     metrics = UsageMetricsSerializer(required=False, allow_null=True, default=None)

@@ -40,8 +40,9 @@ def _refund(job: Job, amount: int, key: str, reason: str) -> None:
     amount = min(amount, job.credits_charged - job.credits_refunded)
     if amount <= 0:
         return
-    credit_services.credits_refund(user=job.user, amount=amount, idempotency_key=f"job:{job.pk}:{key}",
-                                   reason=reason, job_id=job.pk)
+    credit_services.credits_refund(
+        user=job.user, amount=amount, idempotency_key=f"job:{job.pk}:{key}", reason=reason, job_id=job.pk
+    )
     job.credits_refunded += amount
 
 
@@ -70,18 +71,26 @@ def job_credits_on_status(sender, instance: Job, raw=False, update_fields=None, 
         instance.charged = True
         amount = instance.kind.credits_per_unit * instance.requested_count
         if amount > 0:
-            credit_services.credits_charge(user=instance.user, amount=amount,
-                                           idempotency_key=f"job:{instance.pk}:charge",
-                                           reason=f"{instance.kind.code} job {instance.external_id}",
-                                           job_id=instance.pk)
+            credit_services.credits_charge(
+                user=instance.user,
+                amount=amount,
+                idempotency_key=f"job:{instance.pk}:charge",
+                reason=f"{instance.kind.code} job {instance.external_id}",
+                job_id=instance.pk,
+            )
             instance.credits_charged = amount
 
     if status in (JobStatus.FAILED, JobStatus.CANCELLED):
         _refund(instance, instance.credits_charged, "refund", f"job {status}")
         if instance.holds_model_slot:
             User.objects.filter(pk=instance.user_id, models_used__gt=0).update(
-                models_used=F("models_used") - 1)
+                models_used=F("models_used") - 1
+            )
             instance.holds_model_slot = False
     elif status == JobStatus.COMPLETED and instance.failed_count > 0:
-        _refund(instance, instance.kind.credits_per_unit * instance.failed_count,
-                "refund-failed-units", f"{instance.failed_count} failed units")
+        _refund(
+            instance,
+            instance.kind.credits_per_unit * instance.failed_count,
+            "refund-failed-units",
+            f"{instance.failed_count} failed units",
+        )

@@ -60,8 +60,15 @@ TRANSITIONS: dict[str, frozenset[str]] = {
 
 # Forward order used to ignore late reports; retrying sits with the running states.
 RANK: dict[str, int] = {
-    S.PENDING: 0, S.QUEUED: 1, S.PREPARING: 2, S.RETRYING: 2, S.PROCESSING: 3, S.FINALIZING: 4,
-    S.COMPLETED: 5, S.FAILED: 5, S.CANCELLED: 5,
+    S.PENDING: 0,
+    S.QUEUED: 1,
+    S.PREPARING: 2,
+    S.RETRYING: 2,
+    S.PROCESSING: 3,
+    S.FINALIZING: 4,
+    S.COMPLETED: 5,
+    S.FAILED: 5,
+    S.CANCELLED: 5,
 }
 
 

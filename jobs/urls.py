@@ -9,8 +9,11 @@ urlpatterns = [
     path("jobs/<uuid:job_id>/cancel", apis.JobCancelApi.as_view(), name="job-cancel"),
     path("jobs/<uuid:job_id>/retry", apis.JobRetryApi.as_view(), name="job-retry"),
     path("jobs/<uuid:job_id>/files", file_apis.JobFilesApi.as_view(), name="job-files"),
-    path("jobs/<uuid:job_id>/files/<uuid:file_id>/download", file_apis.JobFileDownloadApi.as_view(),
-         name="job-file-download"),
+    path(
+        "jobs/<uuid:job_id>/files/<uuid:file_id>/download",
+        file_apis.JobFileDownloadApi.as_view(),
+        name="job-file-download",
+    ),
     path("vault", file_apis.VaultApi.as_view(), name="vault"),
     path("job/<str:external_id>", apis.JobByExternalIdApi.as_view(), name="job-by-external-id"),
     path("stats", apis.StatsApi.as_view(), name="job-stats"),

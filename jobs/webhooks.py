@@ -56,12 +56,14 @@ def provider_kinds(provider: str):
 
 def _parse(provider: str, payload, body: bytes) -> Event:
     if not isinstance(payload, dict):
-        raise EventError("validation_error", "Invalid input.",
-                         fields={"non_field_errors": ["Expected a JSON object."]})
+        raise EventError(
+            "validation_error", "Invalid input.", fields={"non_field_errors": ["Expected a JSON object."]}
+        )
     serializer = JobWebhookEventSerializer(data=payload)
     if not serializer.is_valid():
-        fields = {k: [str(m) for m in (v if isinstance(v, list) else [v])]
-                  for k, v in serializer.errors.items()}
+        fields = {
+            k: [str(m) for m in (v if isinstance(v, list) else [v])] for k, v in serializer.errors.items()
+        }
         raise EventError("validation_error", "Invalid input.", fields=fields)
     data = dict(serializer.validated_data)
     data["payload"] = payload
@@ -78,8 +80,9 @@ def _job_id(provider: str, data: dict):
         jobs = jobs.filter(external_id=data["job_id"])
     ids = list(jobs.values_list("pk", flat=True)[:2])
     if len(ids) > 1:
-        raise Conflict("Several jobs have this external id; name the job by job_uuid.",
-                       code="ambiguous_job_id")
+        raise Conflict(
+            "Several jobs have this external id; name the job by job_uuid.", code="ambiguous_job_id"
+        )
     if not ids:
         raise NotFound("Job not found.")
     return ids[0]
@@ -90,19 +93,35 @@ def _apply(provider: str, event: Event) -> tuple[str, dict, dict]:
     job_id = _job_id(provider, data)
     output = dict(data["output"]) if isinstance(data.get("output"), dict) else None
     artifacts = output.pop("artifacts", None) if output else None
-    job = job_report(job_id=job_id, reporter=Reporter.WEBHOOK, status=data.get("status"),
-                     successful_count=data.get("successful_count"), failed_count=data.get("failed_count"),
-                     progress=data.get("progress"), output=output, error=data.get("error"),
-                     artifacts=artifacts if isinstance(artifacts, list) else None,
-                     metrics=data.get("metrics"), provider=provider)
-    body = {"outcome": "applied", "job_id": job.external_id or str(job.pk), "job_uuid": str(job.pk),
-            "status": job.status}
+    job = job_report(
+        job_id=job_id,
+        reporter=Reporter.WEBHOOK,
+        status=data.get("status"),
+        successful_count=data.get("successful_count"),
+        failed_count=data.get("failed_count"),
+        progress=data.get("progress"),
+        output=output,
+        error=data.get("error"),
+        artifacts=artifacts if isinstance(artifacts, list) else None,
+        metrics=data.get("metrics"),
+        provider=provider,
+    )
+    body = {
+        "outcome": "applied",
+        "job_id": job.external_id or str(job.pk),
+        "job_uuid": str(job.pk),
+        "status": job.status,
+    }
     return WebhookLog.Outcome.PROCESSED, body, {"job_id": job.pk}
 
 
 def _duplicate(event: Event) -> dict:
-    return {"outcome": "duplicate", "event_id": event.event_id, "job_id": event.data.get("job_id") or None,
-            "status": None}
+    return {
+        "outcome": "duplicate",
+        "event_id": event.event_id,
+        "job_id": event.data.get("job_id") or None,
+        "status": None,
+    }
 
 
 JOBS = WebhookHandler(source="jobs", secret=_secret, parse=_parse, apply=_apply, duplicate=_duplicate)
@@ -114,5 +133,10 @@ def job_webhook_receive(*, provider: str, body: bytes, headers: dict, body_too_l
     row), then job_report (reporter `webhook`). Refusals: unknown provider 404; bad signature
     400/401; invalid JSON or report 400; a job that is unknown or of a kind the provider may not
     drive 404; an ambiguous external id 409; job_report's 403s."""
-    return webhook_receive(handler=JOBS, provider=provider.lower() if isinstance(provider, str) else provider,
-                           body=body, headers=headers, body_too_large=body_too_large)
+    return webhook_receive(
+        handler=JOBS,
+        provider=provider.lower() if isinstance(provider, str) else provider,
+        body=body,
+        headers=headers,
+        body_too_large=body_too_large,
+    )

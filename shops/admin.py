@@ -256,8 +256,19 @@ class ShopInvitationAdmin(admin.ModelAdmin):
     list_filter = ["status", "role"]
     search_fields = ["email", "shop__name"]
     list_select_related = ["shop"]
-    readonly_fields = ["shop", "email", "role", "token_hash", "status", "invited_by", "expires_at",
-                       "accepted_at", "accepted_by", "created_at", "updated_at"]
+    readonly_fields = [
+        "shop",
+        "email",
+        "role",
+        "token_hash",
+        "status",
+        "invited_by",
+        "expires_at",
+        "accepted_at",
+        "accepted_by",
+        "created_at",
+        "updated_at",
+    ]
 
     def has_add_permission(self, request):
         return False  # invitations are sent through the API so the email goes out

@@ -163,12 +163,23 @@ class InvitationAcceptApi(APIView):
     """Join a shop's team with an invitation token, signed in as the invited address. An
     unknown token or another person's invitation is 404; a used one 409."""
 
-    @extend_schema(request=None, responses={201: inline_serializer(
-        "InvitationAcceptOutput", {"shop": ShopSerializer(), "member": MemberSerializer()})})
+    @extend_schema(
+        request=None,
+        responses={
+            201: inline_serializer(
+                "InvitationAcceptOutput", {"shop": ShopSerializer(), "member": MemberSerializer()}
+            )
+        },
+    )
     def post(self, request, token):
         member = invitation_accept(token=token, user=request.user)
-        return Response({"shop": ShopSerializer(member.shop, context={"role": member.role}).data,
-                         "member": MemberSerializer(member).data}, status=status.HTTP_201_CREATED)
+        return Response(
+            {
+                "shop": ShopSerializer(member.shop, context={"role": member.role}).data,
+                "member": MemberSerializer(member).data,
+            },
+            status=status.HTTP_201_CREATED,
+        )
 
 
 class MemberDetailApi(ShopScopedMixin, generics.RetrieveAPIView):

@@ -569,13 +569,18 @@ class ShopInvitation(UUIDModel):
         ordering = ["-created_at", "id"]
         constraints = [
             models.UniqueConstraint(
-                "shop", Lower("email"), condition=Q(status="pending"),
+                "shop",
+                Lower("email"),
+                condition=Q(status="pending"),
                 name="shop_invitation_one_pending_per_email",
             ),
-            models.CheckConstraint(condition=Q(role__in=["admin", "staff", "viewer"]),
-                                   name="shop_invitation_role_assignable"),
-            models.CheckConstraint(condition=Q(status__in=["pending", "accepted", "revoked", "expired"]),
-                                   name="shop_invitation_status_valid"),
+            models.CheckConstraint(
+                condition=Q(role__in=["admin", "staff", "viewer"]), name="shop_invitation_role_assignable"
+            ),
+            models.CheckConstraint(
+                condition=Q(status__in=["pending", "accepted", "revoked", "expired"]),
+                name="shop_invitation_status_valid",
+            ),
         ]
 
     def __str__(self):

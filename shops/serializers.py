@@ -86,8 +86,17 @@ class ShopSerializer(StrictModelSerializer):
             "created_at",
             "updated_at",
         ]
-        read_only_fields = ["id", "owner", "role", "plan", "plan_status", "plan_price", "billing_cycle",
-                            "created_at", "updated_at"]
+        read_only_fields = [
+            "id",
+            "owner",
+            "role",
+            "plan",
+            "plan_status",
+            "plan_price",
+            "billing_cycle",
+            "created_at",
+            "updated_at",
+        ]
         extra_kwargs = {"slug": {"required": False, "validators": []}}
 
     def get_role(self, shop) -> str | None:
@@ -114,8 +123,11 @@ class ShopInputSerializer(StrictModelSerializer):
 
     def to_internal_value(self, data):
         if isinstance(data, dict):
-            refused = {name: ["Set by billing; it cannot be changed here."]
-                       for name in BILLING_FIELDS if name in data}
+            refused = {
+                name: ["Set by billing; it cannot be changed here."]
+                for name in BILLING_FIELDS
+                if name in data
+            }
             if refused:
                 raise serializers.ValidationError(refused)
         return super().to_internal_value(data)

@@ -4,8 +4,13 @@ from config.scheduled import period_key, scheduled_run
 from shops import services
 
 
-@shared_task(name="shops.cleanup_stock_history", queue="default", time_limit=1800, soft_time_limit=1700,
-             ignore_result=True)
+@shared_task(
+    name="shops.cleanup_stock_history",
+    queue="default",
+    time_limit=1800,
+    soft_time_limit=1700,
+    ignore_result=True,
+)
 def cleanup_stock_history(older_than_days: int = 365) -> int | None:
     """Monthly (06:00 UTC on the 1st): drop stock history older than a year, chain kept intact.
     Safe to run twice: a second run finds nothing left to delete."""

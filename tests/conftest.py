@@ -88,8 +88,15 @@ def mail_worker():
     """A real worker on the `default` queue (purged first, so it only runs what the test sends)."""
     with celery_app.connection_for_write() as conn:
         conn.default_channel.queue_purge("default")
-    with start_worker(celery_app, pool="solo", concurrency=1, perform_ping_check=False,
-                      queues=["default"], shutdown_timeout=30, loglevel="WARNING"):
+    with start_worker(
+        celery_app,
+        pool="solo",
+        concurrency=1,
+        perform_ping_check=False,
+        queues=["default"],
+        shutdown_timeout=30,
+        loglevel="WARNING",
+    ):
         yield
 
 

@@ -21,5 +21,6 @@ class UserFactory(factory.django.DjangoModelFactory):
             obj.save()
             UserPreferences.objects.get_or_create(user=obj)
             now = timezone.now()
-            License.objects.get_or_create(user=obj, defaults={"date_start": now,
-                                                              "date_end": License.trial_end(now)})
+            License.objects.get_or_create(
+                user=obj, defaults={"date_start": now, "date_end": License.trial_end(now)}
+            )

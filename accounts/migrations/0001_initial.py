@@ -11,155 +11,306 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('auth', '0012_alter_user_first_name_max_length'),
+        ("auth", "0012_alter_user_first_name_max_length"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='ServiceApiKey',
+            name="ServiceApiKey",
             fields=[
-                ('id', models.CharField(editable=False, max_length=150, primary_key=True, serialize=False, unique=True)),
-                ('prefix', models.CharField(editable=False, max_length=8, unique=True)),
-                ('hashed_key', models.CharField(editable=False, max_length=150)),
-                ('created', models.DateTimeField(auto_now_add=True, db_index=True)),
-                ('name', models.CharField(default=None, help_text='A free-form name for the API key. Need not be unique. 50 characters max.', max_length=50)),
-                ('revoked', models.BooleanField(blank=True, default=False, help_text='If the API key is revoked, clients cannot use it anymore. (This cannot be undone.)')),
-                ('expiry_date', models.DateTimeField(blank=True, help_text='Once API key expires, clients cannot use it anymore.', null=True, verbose_name='Expires')),
-                ('scopes', django.contrib.postgres.fields.ArrayField(base_field=models.CharField(max_length=64), blank=True, default=list, size=None)),
-                ('last_used_at', models.DateTimeField(blank=True, null=True)),
+                (
+                    "id",
+                    models.CharField(
+                        editable=False, max_length=150, primary_key=True, serialize=False, unique=True
+                    ),
+                ),
+                ("prefix", models.CharField(editable=False, max_length=8, unique=True)),
+                ("hashed_key", models.CharField(editable=False, max_length=150)),
+                ("created", models.DateTimeField(auto_now_add=True, db_index=True)),
+                (
+                    "name",
+                    models.CharField(
+                        default=None,
+                        help_text="A free-form name for the API key. Need not be unique. 50 characters max.",
+                        max_length=50,
+                    ),
+                ),
+                (
+                    "revoked",
+                    models.BooleanField(
+                        blank=True,
+                        default=False,
+                        help_text="If the API key is revoked, clients cannot use it anymore. (This cannot be undone.)",
+                    ),
+                ),
+                (
+                    "expiry_date",
+                    models.DateTimeField(
+                        blank=True,
+                        help_text="Once API key expires, clients cannot use it anymore.",
+                        null=True,
+                        verbose_name="Expires",
+                    ),
+                ),
+                (
+                    "scopes",
+                    django.contrib.postgres.fields.ArrayField(
+                        base_field=models.CharField(max_length=64), blank=True, default=list, size=None
+                    ),
+                ),
+                ("last_used_at", models.DateTimeField(blank=True, null=True)),
             ],
             options={
-                'verbose_name': 'service API key',
-                'verbose_name_plural': 'service API keys',
-                'ordering': ('-created',),
-                'abstract': False,
+                "verbose_name": "service API key",
+                "verbose_name_plural": "service API keys",
+                "ordering": ("-created",),
+                "abstract": False,
             },
         ),
         migrations.CreateModel(
-            name='User',
+            name="User",
             fields=[
-                ('password', models.CharField(max_length=128, verbose_name='password')),
-                ('last_login', models.DateTimeField(blank=True, null=True, verbose_name='last login')),
-                ('is_superuser', models.BooleanField(default=False, help_text='Designates that this user has all permissions without explicitly assigning them.', verbose_name='superuser status')),
-                ('created_at', models.DateTimeField(auto_now_add=True, db_index=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('id', models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False)),
-                ('email', models.EmailField(max_length=254, unique=True)),
-                ('name', models.CharField(blank=True, max_length=150)),
-                ('phone_number', models.CharField(blank=True, max_length=32)),
-                ('organization', models.CharField(blank=True, max_length=150)),
-                ('job_title', models.CharField(blank=True, max_length=150)),
-                ('country', models.CharField(blank=True, max_length=100)),
-                ('industry', models.CharField(blank=True, max_length=100)),
-                ('tier', models.CharField(choices=[('free', 'Free'), ('premium', 'Premium')], default='free', max_length=16)),
-                ('model_limit', models.PositiveIntegerField(default=5)),
-                ('models_used', models.PositiveIntegerField(default=0)),
-                ('time_spent', models.PositiveBigIntegerField(default=0, help_text='Seconds spent in the app.')),
-                ('max_step_reached', models.PositiveIntegerField(default=0)),
-                ('last_session_final_step', models.PositiveIntegerField(default=0)),
-                ('is_active', models.BooleanField(default=True)),
-                ('is_staff', models.BooleanField(default=False)),
-                ('date_joined', models.DateTimeField(default=django.utils.timezone.now)),
-                ('deleted_at', models.DateTimeField(blank=True, null=True)),
-                ('groups', models.ManyToManyField(blank=True, help_text='The groups this user belongs to. A user will get all permissions granted to each of their groups.', related_name='user_set', related_query_name='user', to='auth.group', verbose_name='groups')),
-                ('user_permissions', models.ManyToManyField(blank=True, help_text='Specific permissions for this user.', related_name='user_set', related_query_name='user', to='auth.permission', verbose_name='user permissions')),
+                ("password", models.CharField(max_length=128, verbose_name="password")),
+                ("last_login", models.DateTimeField(blank=True, null=True, verbose_name="last login")),
+                (
+                    "is_superuser",
+                    models.BooleanField(
+                        default=False,
+                        help_text="Designates that this user has all permissions without explicitly assigning them.",
+                        verbose_name="superuser status",
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True, db_index=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "id",
+                    models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False),
+                ),
+                ("email", models.EmailField(max_length=254, unique=True)),
+                ("name", models.CharField(blank=True, max_length=150)),
+                ("phone_number", models.CharField(blank=True, max_length=32)),
+                ("organization", models.CharField(blank=True, max_length=150)),
+                ("job_title", models.CharField(blank=True, max_length=150)),
+                ("country", models.CharField(blank=True, max_length=100)),
+                ("industry", models.CharField(blank=True, max_length=100)),
+                (
+                    "tier",
+                    models.CharField(
+                        choices=[("free", "Free"), ("premium", "Premium")], default="free", max_length=16
+                    ),
+                ),
+                ("model_limit", models.PositiveIntegerField(default=5)),
+                ("models_used", models.PositiveIntegerField(default=0)),
+                (
+                    "time_spent",
+                    models.PositiveBigIntegerField(default=0, help_text="Seconds spent in the app."),
+                ),
+                ("max_step_reached", models.PositiveIntegerField(default=0)),
+                ("last_session_final_step", models.PositiveIntegerField(default=0)),
+                ("is_active", models.BooleanField(default=True)),
+                ("is_staff", models.BooleanField(default=False)),
+                ("date_joined", models.DateTimeField(default=django.utils.timezone.now)),
+                ("deleted_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "groups",
+                    models.ManyToManyField(
+                        blank=True,
+                        help_text="The groups this user belongs to. A user will get all permissions granted to each of their groups.",
+                        related_name="user_set",
+                        related_query_name="user",
+                        to="auth.group",
+                        verbose_name="groups",
+                    ),
+                ),
+                (
+                    "user_permissions",
+                    models.ManyToManyField(
+                        blank=True,
+                        help_text="Specific permissions for this user.",
+                        related_name="user_set",
+                        related_query_name="user",
+                        to="auth.permission",
+                        verbose_name="user permissions",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at'],
+                "ordering": ["-created_at"],
             },
             managers=[
-                ('objects', accounts.models.UserManager()),
+                ("objects", accounts.models.UserManager()),
             ],
         ),
         migrations.CreateModel(
-            name='License',
+            name="License",
             fields=[
-                ('created_at', models.DateTimeField(auto_now_add=True, db_index=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('id', models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False)),
-                ('type', models.CharField(choices=[('trial', 'Trial'), ('paid', 'Paid')], default='trial', max_length=16)),
-                ('status', models.CharField(choices=[('active', 'Active'), ('expired', 'Expired'), ('suspended', 'Suspended'), ('cancelled', 'Cancelled')], default='active', max_length=16)),
-                ('date_start', models.DateTimeField(default=django.utils.timezone.now)),
-                ('date_end', models.DateTimeField()),
-                ('user', models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, related_name='license', to=settings.AUTH_USER_MODEL)),
+                ("created_at", models.DateTimeField(auto_now_add=True, db_index=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "id",
+                    models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False),
+                ),
+                (
+                    "type",
+                    models.CharField(
+                        choices=[("trial", "Trial"), ("paid", "Paid")], default="trial", max_length=16
+                    ),
+                ),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("active", "Active"),
+                            ("expired", "Expired"),
+                            ("suspended", "Suspended"),
+                            ("cancelled", "Cancelled"),
+                        ],
+                        default="active",
+                        max_length=16,
+                    ),
+                ),
+                ("date_start", models.DateTimeField(default=django.utils.timezone.now)),
+                ("date_end", models.DateTimeField()),
+                (
+                    "user",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="license",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at'],
+                "ordering": ["-created_at"],
             },
         ),
         migrations.CreateModel(
-            name='Subscription',
+            name="Subscription",
             fields=[
-                ('created_at', models.DateTimeField(auto_now_add=True, db_index=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('id', models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False)),
-                ('tier', models.CharField(choices=[('free', 'Free'), ('premium', 'Premium')], default='premium', max_length=16)),
-                ('status', models.CharField(choices=[('active', 'Active'), ('past_due', 'Past due'), ('cancelled', 'Cancelled'), ('expired', 'Expired')], default='active', max_length=16)),
-                ('billing_cycle', models.CharField(choices=[('monthly', 'Monthly'), ('yearly', 'Yearly')], default='monthly', max_length=16)),
-                ('amount', models.DecimalField(decimal_places=2, max_digits=12)),
-                ('currency', models.CharField(default='THB', max_length=3)),
-                ('model_limit', models.PositiveIntegerField(default=100)),
-                ('start_date', models.DateTimeField(default=django.utils.timezone.now)),
-                ('end_date', models.DateTimeField()),
-                ('next_billing_date', models.DateTimeField(blank=True, null=True)),
-                ('auto_renew', models.BooleanField(default=True)),
-                ('cancelled_at', models.DateTimeField(blank=True, null=True)),
-                ('user', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='subscriptions', to=settings.AUTH_USER_MODEL)),
+                ("created_at", models.DateTimeField(auto_now_add=True, db_index=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "id",
+                    models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False),
+                ),
+                (
+                    "tier",
+                    models.CharField(
+                        choices=[("free", "Free"), ("premium", "Premium")], default="premium", max_length=16
+                    ),
+                ),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("active", "Active"),
+                            ("past_due", "Past due"),
+                            ("cancelled", "Cancelled"),
+                            ("expired", "Expired"),
+                        ],
+                        default="active",
+                        max_length=16,
+                    ),
+                ),
+                (
+                    "billing_cycle",
+                    models.CharField(
+                        choices=[("monthly", "Monthly"), ("yearly", "Yearly")],
+                        default="monthly",
+                        max_length=16,
+                    ),
+                ),
+                ("amount", models.DecimalField(decimal_places=2, max_digits=12)),
+                ("currency", models.CharField(default="THB", max_length=3)),
+                ("model_limit", models.PositiveIntegerField(default=100)),
+                ("start_date", models.DateTimeField(default=django.utils.timezone.now)),
+                ("end_date", models.DateTimeField()),
+                ("next_billing_date", models.DateTimeField(blank=True, null=True)),
+                ("auto_renew", models.BooleanField(default=True)),
+                ("cancelled_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "user",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="subscriptions",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-start_date'],
+                "ordering": ["-start_date"],
             },
         ),
         migrations.CreateModel(
-            name='UserPreferences',
+            name="UserPreferences",
             fields=[
-                ('created_at', models.DateTimeField(auto_now_add=True, db_index=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('id', models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False)),
-                ('video_defaults', models.JSONField(default=accounts.models.default_video_defaults)),
-                ('notifications', models.JSONField(default=accounts.models.default_notifications)),
-                ('ui', models.JSONField(default=accounts.models.default_ui)),
-                ('user', models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, related_name='preferences', to=settings.AUTH_USER_MODEL)),
+                ("created_at", models.DateTimeField(auto_now_add=True, db_index=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "id",
+                    models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False),
+                ),
+                ("video_defaults", models.JSONField(default=accounts.models.default_video_defaults)),
+                ("notifications", models.JSONField(default=accounts.models.default_notifications)),
+                ("ui", models.JSONField(default=accounts.models.default_ui)),
+                (
+                    "user",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="preferences",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'verbose_name_plural': 'user preferences',
-                'ordering': ['-created_at'],
+                "verbose_name_plural": "user preferences",
+                "ordering": ["-created_at"],
             },
         ),
         migrations.AddConstraint(
-            model_name='user',
-            constraint=models.UniqueConstraint(django.db.models.functions.text.Lower('email'), name='user_email_ci_unique'),
+            model_name="user",
+            constraint=models.UniqueConstraint(
+                django.db.models.functions.text.Lower("email"), name="user_email_ci_unique"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='user',
-            constraint=models.CheckConstraint(condition=models.Q(('models_used__gte', 0)), name='user_models_used_gte_0'),
+            model_name="user",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("models_used__gte", 0)), name="user_models_used_gte_0"
+            ),
         ),
         migrations.AddIndex(
-            model_name='license',
-            index=models.Index(fields=['status', 'date_end'], name='accounts_li_status_7a77c2_idx'),
+            model_name="license",
+            index=models.Index(fields=["status", "date_end"], name="accounts_li_status_7a77c2_idx"),
         ),
         migrations.AddConstraint(
-            model_name='license',
-            constraint=models.CheckConstraint(condition=models.Q(('date_end__gt', models.F('date_start'))), name='license_end_after_start'),
+            model_name="license",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("date_end__gt", models.F("date_start"))), name="license_end_after_start"
+            ),
         ),
         migrations.AddIndex(
-            model_name='subscription',
-            index=models.Index(fields=['status', 'end_date'], name='accounts_su_status_e64bce_idx'),
+            model_name="subscription",
+            index=models.Index(fields=["status", "end_date"], name="accounts_su_status_e64bce_idx"),
         ),
         migrations.AddIndex(
-            model_name='subscription',
-            index=models.Index(fields=['user', 'status'], name='accounts_su_user_id_17dcf3_idx'),
+            model_name="subscription",
+            index=models.Index(fields=["user", "status"], name="accounts_su_user_id_17dcf3_idx"),
         ),
         migrations.AddConstraint(
-            model_name='subscription',
-            constraint=models.CheckConstraint(condition=models.Q(('amount__gte', 0)), name='subscription_amount_gte_0'),
+            model_name="subscription",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("amount__gte", 0)), name="subscription_amount_gte_0"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='subscription',
-            constraint=models.CheckConstraint(condition=models.Q(('end_date__gt', models.F('start_date'))), name='subscription_end_after_start'),
+            model_name="subscription",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("end_date__gt", models.F("start_date"))),
+                name="subscription_end_after_start",
+            ),
         ),
     ]

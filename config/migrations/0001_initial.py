@@ -5,32 +5,47 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.CreateModel(
-            name='ScheduledRun',
+            name="ScheduledRun",
             fields=[
-                ('created_at', models.DateTimeField(auto_now_add=True, db_index=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('id', models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False)),
-                ('task', models.CharField(max_length=200)),
-                ('period_key', models.CharField(help_text='e.g. 2026-11-22, 2026-W47, 2026-11-22T10:15', max_length=64)),
-                ('started_at', models.DateTimeField()),
-                ('finished_at', models.DateTimeField(blank=True, null=True)),
-                ('outcome', models.CharField(choices=[('running', 'running'), ('succeeded', 'succeeded'), ('failed', 'failed')], default='running', max_length=16)),
-                ('counts', models.JSONField(blank=True, default=dict)),
-                ('error', models.TextField(blank=True, default='')),
-                ('attempts', models.PositiveIntegerField(default=1)),
+                ("created_at", models.DateTimeField(auto_now_add=True, db_index=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "id",
+                    models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False),
+                ),
+                ("task", models.CharField(max_length=200)),
+                (
+                    "period_key",
+                    models.CharField(help_text="e.g. 2026-11-22, 2026-W47, 2026-11-22T10:15", max_length=64),
+                ),
+                ("started_at", models.DateTimeField()),
+                ("finished_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "outcome",
+                    models.CharField(
+                        choices=[("running", "running"), ("succeeded", "succeeded"), ("failed", "failed")],
+                        default="running",
+                        max_length=16,
+                    ),
+                ),
+                ("counts", models.JSONField(blank=True, default=dict)),
+                ("error", models.TextField(blank=True, default="")),
+                ("attempts", models.PositiveIntegerField(default=1)),
             ],
             options={
-                'ordering': ['-started_at'],
-                'indexes': [models.Index(fields=['task', '-started_at'], name='scheduledrun_task_recent')],
-                'constraints': [models.UniqueConstraint(fields=('task', 'period_key'), name='scheduledrun_task_period_unique')],
+                "ordering": ["-started_at"],
+                "indexes": [models.Index(fields=["task", "-started_at"], name="scheduledrun_task_recent")],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("task", "period_key"), name="scheduledrun_task_period_unique"
+                    )
+                ],
             },
         ),
     ]

@@ -93,8 +93,10 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env("REDIS_URL", default="redis://127.0.0.1:6379/0")
 # Fails open (config/cache.py): with Redis down, throttles let requests through and log.
-CACHE_OPTIONS = {"socket_connect_timeout": env.float("CACHE_CONNECT_TIMEOUT", default=0.5),
-                 "socket_timeout": env.float("CACHE_TIMEOUT", default=1.0)}
+CACHE_OPTIONS = {
+    "socket_connect_timeout": env.float("CACHE_CONNECT_TIMEOUT", default=0.5),
+    "socket_timeout": env.float("CACHE_TIMEOUT", default=1.0),
+}
 CACHES = {
     "default": {
         "BACKEND": "config.cache.FailOpenRedisCache",
@@ -168,7 +170,7 @@ JOBS_FILES_SIGNED_URL_SECONDS = env.int("JOBS_FILES_SIGNED_URL_SECONDS", default
 # `mesh_too_large`), read from the header / a streaming scan, before any full parse.
 JOBS_MAX_MESH_FACES = env.int("JOBS_MAX_MESH_FACES", default=2_000_000)
 # Stored bytes per user, over all their jobs' files (413 `storage_quota_exceeded`).
-STORAGE_QUOTA_BYTES = env.int("STORAGE_QUOTA_BYTES", default=1024 ** 3)
+STORAGE_QUOTA_BYTES = env.int("STORAGE_QUOTA_BYTES", default=1024**3)
 # Files one job may hold (400 `too_many_files`).
 JOBS_MAX_FILES_PER_JOB = env.int("JOBS_MAX_FILES_PER_JOB", default=10)
 # A failed model import gives its model slot back (a corrupt file must not cost a free user a
@@ -316,13 +318,20 @@ CELERY_WORKER_MAX_TASKS_PER_CHILD = env.int("CELERY_WORKER_MAX_TASKS_PER_CHILD",
 # Publishing while Redis is down must not hold a request for long: fail fast, log, and let the
 # beat rescue re-announce the work.
 CELERY_BROKER_CONNECTION_TIMEOUT = env.float("CELERY_BROKER_CONNECTION_TIMEOUT", default=1.0)
-CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.2,
-                                    "interval_max": 0.5}
+CELERY_TASK_PUBLISH_RETRY_POLICY = {
+    "max_retries": 2,
+    "interval_start": 0,
+    "interval_step": 0.2,
+    "interval_max": 0.5,
+}
 CELERY_TASK_TIME_LIMIT = 60 * 60
 CELERY_TASK_SOFT_TIME_LIMIT = 55 * 60
 # Longer than the longest job (time limit above), so Redis never redelivers a running task.
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 2 * 60 * 60, "socket_connect_timeout": 1.0,
-                                   "socket_timeout": 5.0}
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": 2 * 60 * 60,
+    "socket_connect_timeout": 1.0,
+    "socket_timeout": 5.0,
+}
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 
@@ -357,12 +366,23 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {
-        "json": {"()": structlog.stdlib.ProcessorFormatter, "foreign_pre_chain": _LOG_PRE_CHAIN,
-                 "processors": [structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-                                structlog.processors.format_exc_info, structlog.processors.JSONRenderer()]},
-        "console": {"()": structlog.stdlib.ProcessorFormatter, "foreign_pre_chain": _LOG_PRE_CHAIN,
-                    "processors": [structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-                                   structlog.dev.ConsoleRenderer(colors=False)]},
+        "json": {
+            "()": structlog.stdlib.ProcessorFormatter,
+            "foreign_pre_chain": _LOG_PRE_CHAIN,
+            "processors": [
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                structlog.processors.format_exc_info,
+                structlog.processors.JSONRenderer(),
+            ],
+        },
+        "console": {
+            "()": structlog.stdlib.ProcessorFormatter,
+            "foreign_pre_chain": _LOG_PRE_CHAIN,
+            "processors": [
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                structlog.dev.ConsoleRenderer(colors=False),
+            ],
+        },
     },
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT}},
     "root": {"handlers": ["console"], "level": LOG_LEVEL},

@@ -15,17 +15,22 @@ CACHES = {
 }
 CELERY_BROKER_URL = env("TEST_REDIS_URL", default="redis://127.0.0.1:6379/15")
 MEDIA_ROOT = env("TEST_MEDIA_ROOT", default="/tmp/saas-test-media")
-REST_FRAMEWORK = {**REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": {
-    **REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"],
-    "anon": "100000/min",
-    "user": "100000/min",
-    "public_form": "100000/min",
-}}
+REST_FRAMEWORK = {
+    **REST_FRAMEWORK,
+    "DEFAULT_THROTTLE_RATES": {
+        **REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"],
+        "anon": "100000/min",
+        "user": "100000/min",
+        "public_form": "100000/min",
+    },
+}
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
-    "backups": {"BACKEND": "django.core.files.storage.FileSystemStorage",
-                "OPTIONS": {"location": f"{MEDIA_ROOT}/backups"}},
+    "backups": {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {"location": f"{MEDIA_ROOT}/backups"},
+    },
 }
 BACKUP_OFFSITE_STORAGES: list = []
 # Static files are not served in tests; WhiteNoise would only warn about the missing folder.

@@ -10,7 +10,6 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
@@ -19,167 +18,356 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.CreateModel(
-            name='CreditPackage',
+            name="CreditPackage",
             fields=[
-                ('created_at', models.DateTimeField(auto_now_add=True, db_index=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('id', models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False)),
-                ('name', models.CharField(max_length=100, unique=True)),
-                ('description', models.CharField(blank=True, max_length=255)),
-                ('credits', models.PositiveIntegerField()),
-                ('price', models.DecimalField(decimal_places=2, max_digits=12)),
-                ('currency', models.CharField(default='THB', max_length=3)),
-                ('discount_percent', models.PositiveSmallIntegerField(default=0)),
-                ('is_active', models.BooleanField(db_index=True, default=True)),
-                ('sort_order', models.PositiveSmallIntegerField(default=0)),
+                ("created_at", models.DateTimeField(auto_now_add=True, db_index=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "id",
+                    models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False),
+                ),
+                ("name", models.CharField(max_length=100, unique=True)),
+                ("description", models.CharField(blank=True, max_length=255)),
+                ("credits", models.PositiveIntegerField()),
+                ("price", models.DecimalField(decimal_places=2, max_digits=12)),
+                ("currency", models.CharField(default="THB", max_length=3)),
+                ("discount_percent", models.PositiveSmallIntegerField(default=0)),
+                ("is_active", models.BooleanField(db_index=True, default=True)),
+                ("sort_order", models.PositiveSmallIntegerField(default=0)),
             ],
             options={
-                'ordering': ['sort_order', 'price', 'name'],
-                'constraints': [models.CheckConstraint(condition=models.Q(('credits__gt', 0)), name='creditpackage_credits_gt_0'), models.CheckConstraint(condition=models.Q(('price__gte', 0)), name='creditpackage_price_gte_0'), models.CheckConstraint(condition=models.Q(('discount_percent__lte', 100)), name='creditpackage_discount_lte_100')],
+                "ordering": ["sort_order", "price", "name"],
+                "constraints": [
+                    models.CheckConstraint(
+                        condition=models.Q(("credits__gt", 0)), name="creditpackage_credits_gt_0"
+                    ),
+                    models.CheckConstraint(
+                        condition=models.Q(("price__gte", 0)), name="creditpackage_price_gte_0"
+                    ),
+                    models.CheckConstraint(
+                        condition=models.Q(("discount_percent__lte", 100)),
+                        name="creditpackage_discount_lte_100",
+                    ),
+                ],
             },
         ),
         migrations.CreateModel(
-            name='Payment',
+            name="Payment",
             fields=[
-                ('created_at', models.DateTimeField(auto_now_add=True, db_index=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('id', models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False)),
-                ('credits', models.PositiveIntegerField()),
-                ('amount', models.DecimalField(decimal_places=2, max_digits=12)),
-                ('currency', models.CharField(default='THB', max_length=3)),
-                ('provider', models.CharField(choices=[('stripe', 'Stripe'), ('promptpay', 'PromptPay'), ('truemoney', 'TrueMoney'), ('razorpay', 'Razorpay'), ('free', 'Free')], max_length=16)),
-                ('status', models.CharField(choices=[('pending', 'Pending'), ('processing', 'Processing'), ('completed', 'Completed'), ('failed', 'Failed'), ('refunded', 'Refunded'), ('cancelled', 'Cancelled')], default='pending', max_length=16)),
-                ('gateway_payment_id', models.CharField(blank=True, max_length=255)),
-                ('gateway_customer_id', models.CharField(blank=True, max_length=255)),
-                ('transaction_id', models.CharField(blank=True, max_length=255, null=True, unique=True)),
-                ('receipt_url', models.URLField(blank=True, max_length=500)),
-                ('failure_reason', models.CharField(blank=True, max_length=500)),
-                ('refunded_amount', models.DecimalField(decimal_places=2, default=Decimal('0.00'), max_digits=12)),
-                ('credits_clawed_back', models.PositiveIntegerField(default=0)),
-                ('refund_shortfall', models.PositiveIntegerField(default=0, help_text='Credits a refund could not claw back because they were already spent.')),
-                ('metadata', models.JSONField(blank=True, default=dict)),
-                ('completed_at', models.DateTimeField(blank=True, null=True)),
-                ('failed_at', models.DateTimeField(blank=True, null=True)),
-                ('refunded_at', models.DateTimeField(blank=True, null=True)),
-                ('package', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='payments', to='credits.creditpackage')),
-                ('user', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='payments', to=settings.AUTH_USER_MODEL)),
+                ("created_at", models.DateTimeField(auto_now_add=True, db_index=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "id",
+                    models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False),
+                ),
+                ("credits", models.PositiveIntegerField()),
+                ("amount", models.DecimalField(decimal_places=2, max_digits=12)),
+                ("currency", models.CharField(default="THB", max_length=3)),
+                (
+                    "provider",
+                    models.CharField(
+                        choices=[
+                            ("stripe", "Stripe"),
+                            ("promptpay", "PromptPay"),
+                            ("truemoney", "TrueMoney"),
+                            ("razorpay", "Razorpay"),
+                            ("free", "Free"),
+                        ],
+                        max_length=16,
+                    ),
+                ),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("pending", "Pending"),
+                            ("processing", "Processing"),
+                            ("completed", "Completed"),
+                            ("failed", "Failed"),
+                            ("refunded", "Refunded"),
+                            ("cancelled", "Cancelled"),
+                        ],
+                        default="pending",
+                        max_length=16,
+                    ),
+                ),
+                ("gateway_payment_id", models.CharField(blank=True, max_length=255)),
+                ("gateway_customer_id", models.CharField(blank=True, max_length=255)),
+                ("transaction_id", models.CharField(blank=True, max_length=255, null=True, unique=True)),
+                ("receipt_url", models.URLField(blank=True, max_length=500)),
+                ("failure_reason", models.CharField(blank=True, max_length=500)),
+                (
+                    "refunded_amount",
+                    models.DecimalField(decimal_places=2, default=Decimal("0.00"), max_digits=12),
+                ),
+                ("credits_clawed_back", models.PositiveIntegerField(default=0)),
+                (
+                    "refund_shortfall",
+                    models.PositiveIntegerField(
+                        default=0,
+                        help_text="Credits a refund could not claw back because they were already spent.",
+                    ),
+                ),
+                ("metadata", models.JSONField(blank=True, default=dict)),
+                ("completed_at", models.DateTimeField(blank=True, null=True)),
+                ("failed_at", models.DateTimeField(blank=True, null=True)),
+                ("refunded_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "package",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="payments",
+                        to="credits.creditpackage",
+                    ),
+                ),
+                (
+                    "user",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="payments",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at'],
+                "ordering": ["-created_at"],
             },
         ),
         migrations.CreateModel(
-            name='CreditTransaction',
+            name="CreditTransaction",
             fields=[
-                ('created_at', models.DateTimeField(auto_now_add=True, db_index=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('id', models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False)),
-                ('type', models.CharField(choices=[('purchase', 'Purchase'), ('usage', 'Usage'), ('refund', 'Refund'), ('bonus', 'Bonus'), ('adjustment', 'Adjustment')], max_length=16)),
-                ('amount', models.IntegerField()),
-                ('balance_after', models.IntegerField()),
-                ('job_id', models.UUIDField(blank=True, db_index=True, null=True)),
-                ('idempotency_key', models.CharField(max_length=255, unique=True)),
-                ('reason', models.CharField(blank=True, max_length=500)),
-                ('created_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('user', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='credit_transactions', to=settings.AUTH_USER_MODEL)),
-                ('payment', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='credit_transactions', to='credits.payment')),
+                ("created_at", models.DateTimeField(auto_now_add=True, db_index=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "id",
+                    models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False),
+                ),
+                (
+                    "type",
+                    models.CharField(
+                        choices=[
+                            ("purchase", "Purchase"),
+                            ("usage", "Usage"),
+                            ("refund", "Refund"),
+                            ("bonus", "Bonus"),
+                            ("adjustment", "Adjustment"),
+                        ],
+                        max_length=16,
+                    ),
+                ),
+                ("amount", models.IntegerField()),
+                ("balance_after", models.IntegerField()),
+                ("job_id", models.UUIDField(blank=True, db_index=True, null=True)),
+                ("idempotency_key", models.CharField(max_length=255, unique=True)),
+                ("reason", models.CharField(blank=True, max_length=500)),
+                (
+                    "created_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "user",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="credit_transactions",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "payment",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="credit_transactions",
+                        to="credits.payment",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at'],
+                "ordering": ["-created_at"],
             },
         ),
         migrations.CreateModel(
-            name='PaymentEvent',
+            name="PaymentEvent",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('provider', models.CharField(max_length=32)),
-                ('event_id', models.CharField(max_length=255)),
-                ('type', models.CharField(max_length=64)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('payment', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='events', to='credits.payment')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("provider", models.CharField(max_length=32)),
+                ("event_id", models.CharField(max_length=255)),
+                ("type", models.CharField(max_length=64)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "payment",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="events",
+                        to="credits.payment",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at'],
+                "ordering": ["-created_at"],
             },
         ),
         migrations.CreateModel(
-            name='WebhookLog',
+            name="WebhookLog",
             fields=[
-                ('created_at', models.DateTimeField(auto_now_add=True, db_index=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('id', models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False)),
-                ('source', models.CharField(db_index=True, max_length=32)),
-                ('event_id', models.CharField(blank=True, db_index=True, max_length=255)),
-                ('event_type', models.CharField(blank=True, max_length=64)),
-                ('headers', models.JSONField(blank=True, default=dict)),
-                ('payload', models.JSONField(blank=True, null=True)),
-                ('raw_body', models.TextField(blank=True)),
-                ('signature_valid', models.BooleanField(default=False)),
-                ('outcome', models.CharField(choices=[('processed', 'Processed'), ('duplicate', 'Duplicate'), ('ignored', 'Ignored'), ('rejected', 'Rejected'), ('invalid_signature', 'Invalid signature'), ('error', 'Error')], db_index=True, max_length=32)),
-                ('status_code', models.PositiveSmallIntegerField()),
-                ('error', models.TextField(blank=True)),
-                ('payment', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='webhook_logs', to='credits.payment')),
+                ("created_at", models.DateTimeField(auto_now_add=True, db_index=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "id",
+                    models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False),
+                ),
+                ("source", models.CharField(db_index=True, max_length=32)),
+                ("event_id", models.CharField(blank=True, db_index=True, max_length=255)),
+                ("event_type", models.CharField(blank=True, max_length=64)),
+                ("headers", models.JSONField(blank=True, default=dict)),
+                ("payload", models.JSONField(blank=True, null=True)),
+                ("raw_body", models.TextField(blank=True)),
+                ("signature_valid", models.BooleanField(default=False)),
+                (
+                    "outcome",
+                    models.CharField(
+                        choices=[
+                            ("processed", "Processed"),
+                            ("duplicate", "Duplicate"),
+                            ("ignored", "Ignored"),
+                            ("rejected", "Rejected"),
+                            ("invalid_signature", "Invalid signature"),
+                            ("error", "Error"),
+                        ],
+                        db_index=True,
+                        max_length=32,
+                    ),
+                ),
+                ("status_code", models.PositiveSmallIntegerField()),
+                ("error", models.TextField(blank=True)),
+                (
+                    "payment",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="webhook_logs",
+                        to="credits.payment",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at'],
+                "ordering": ["-created_at"],
             },
         ),
         migrations.CreateModel(
-            name='CreditBalance',
+            name="CreditBalance",
             fields=[
-                ('created_at', models.DateTimeField(auto_now_add=True, db_index=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('id', models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False)),
-                ('balance', models.IntegerField(default=0)),
-                ('user', models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, related_name='credit_balance', to=settings.AUTH_USER_MODEL)),
+                ("created_at", models.DateTimeField(auto_now_add=True, db_index=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "id",
+                    models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False),
+                ),
+                ("balance", models.IntegerField(default=0)),
+                (
+                    "user",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="credit_balance",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-updated_at'],
-                'constraints': [models.CheckConstraint(condition=models.Q(('balance__gte', 0)), name='creditbalance_balance_gte_0')],
+                "ordering": ["-updated_at"],
+                "constraints": [
+                    models.CheckConstraint(
+                        condition=models.Q(("balance__gte", 0)), name="creditbalance_balance_gte_0"
+                    )
+                ],
             },
         ),
         migrations.AddIndex(
-            model_name='payment',
-            index=models.Index(fields=['user', '-created_at'], name='credits_pay_user_id_486880_idx'),
+            model_name="payment",
+            index=models.Index(fields=["user", "-created_at"], name="credits_pay_user_id_486880_idx"),
         ),
         migrations.AddIndex(
-            model_name='payment',
-            index=models.Index(fields=['status', 'provider'], name='credits_pay_status_1e6971_idx'),
+            model_name="payment",
+            index=models.Index(fields=["status", "provider"], name="credits_pay_status_1e6971_idx"),
         ),
         migrations.AddConstraint(
-            model_name='payment',
-            constraint=models.CheckConstraint(condition=models.Q(('amount__gte', 0)), name='payment_amount_gte_0'),
+            model_name="payment",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("amount__gte", 0)), name="payment_amount_gte_0"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='payment',
-            constraint=models.CheckConstraint(condition=models.Q(('refunded_amount__gte', 0), ('refunded_amount__lte', models.F('amount'))), name='payment_refunded_amount_in_range'),
+            model_name="payment",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("refunded_amount__gte", 0), ("refunded_amount__lte", models.F("amount"))),
+                name="payment_refunded_amount_in_range",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='payment',
-            constraint=models.UniqueConstraint(condition=models.Q(('provider', 'free')), fields=('user', 'package'), name='payment_free_package_once_per_user'),
+            model_name="payment",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("provider", "free")),
+                fields=("user", "package"),
+                name="payment_free_package_once_per_user",
+            ),
         ),
         migrations.AddIndex(
-            model_name='credittransaction',
-            index=models.Index(fields=['user', '-created_at'], name='credits_cre_user_id_6943f8_idx'),
+            model_name="credittransaction",
+            index=models.Index(fields=["user", "-created_at"], name="credits_cre_user_id_6943f8_idx"),
         ),
         migrations.AddIndex(
-            model_name='credittransaction',
-            index=models.Index(fields=['user', 'type', '-created_at'], name='credits_cre_user_id_563793_idx'),
+            model_name="credittransaction",
+            index=models.Index(fields=["user", "type", "-created_at"], name="credits_cre_user_id_563793_idx"),
         ),
         migrations.AddConstraint(
-            model_name='credittransaction',
-            constraint=models.CheckConstraint(condition=models.Q(('balance_after__gte', 0)), name='credittx_balance_after_gte_0'),
+            model_name="credittransaction",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("balance_after__gte", 0)), name="credittx_balance_after_gte_0"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='credittransaction',
-            constraint=models.CheckConstraint(condition=models.Q(models.Q(('amount__gt', 0), ('type__in', ['purchase', 'refund', 'bonus'])), models.Q(('amount__lt', 0), ('type', 'usage')), models.Q(('type', 'adjustment'), models.Q(('amount', 0), _negated=True)), _connector='OR'), name='credittx_amount_sign_matches_type'),
+            model_name="credittransaction",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    models.Q(("amount__gt", 0), ("type__in", ["purchase", "refund", "bonus"])),
+                    models.Q(("amount__lt", 0), ("type", "usage")),
+                    models.Q(("type", "adjustment"), models.Q(("amount", 0), _negated=True)),
+                    _connector="OR",
+                ),
+                name="credittx_amount_sign_matches_type",
+            ),
         ),
         pgtrigger.migrations.AddTrigger(
-            model_name='credittransaction',
-            trigger=pgtrigger.compiler.Trigger(name='credittx_append_only', sql=pgtrigger.compiler.UpsertTriggerSql(func="RAISE EXCEPTION 'pgtrigger: Cannot update or delete rows from % table', TG_TABLE_NAME;", hash='903f84646c9a3e6e968670cd2638d1ca32309c24', operation='UPDATE OR DELETE', pgid='pgtrigger_credittx_append_only_87b96', table='credits_credittransaction', when='BEFORE')),
+            model_name="credittransaction",
+            trigger=pgtrigger.compiler.Trigger(
+                name="credittx_append_only",
+                sql=pgtrigger.compiler.UpsertTriggerSql(
+                    func="RAISE EXCEPTION 'pgtrigger: Cannot update or delete rows from % table', TG_TABLE_NAME;",
+                    hash="903f84646c9a3e6e968670cd2638d1ca32309c24",
+                    operation="UPDATE OR DELETE",
+                    pgid="pgtrigger_credittx_append_only_87b96",
+                    table="credits_credittransaction",
+                    when="BEFORE",
+                ),
+            ),
         ),
         migrations.AddConstraint(
-            model_name='paymentevent',
-            constraint=models.UniqueConstraint(fields=('provider', 'event_id'), name='paymentevent_once_per_event'),
+            model_name="paymentevent",
+            constraint=models.UniqueConstraint(
+                fields=("provider", "event_id"), name="paymentevent_once_per_event"
+            ),
         ),
     ]

@@ -20,8 +20,15 @@ def seed(apps, schema_editor):
     for order, (name, credits, price, discount, description) in enumerate(PACKAGES):
         CreditPackage.objects.update_or_create(
             name=name,
-            defaults={"credits": credits, "price": price, "currency": "THB", "discount_percent": discount,
-                      "description": description, "is_active": True, "sort_order": order},
+            defaults={
+                "credits": credits,
+                "price": price,
+                "currency": "THB",
+                "discount_percent": discount,
+                "description": description,
+                "is_active": True,
+                "sort_order": order,
+            },
         )
 
 

@@ -5,31 +5,32 @@ from django.db import migrations
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('accounts', '0001_initial'),
-        ('credits', '0002_seed_credit_packages'),
+        ("accounts", "0001_initial"),
+        ("credits", "0002_seed_credit_packages"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='CreditAccount',
-            fields=[
-            ],
+            name="CreditAccount",
+            fields=[],
             options={
-                'verbose_name': 'credit account',
-                'permissions': [('grant_credits', 'Can grant or adjust credits (through the ledger)')],
-                'proxy': True,
-                'indexes': [],
-                'constraints': [],
+                "verbose_name": "credit account",
+                "permissions": [("grant_credits", "Can grant or adjust credits (through the ledger)")],
+                "proxy": True,
+                "indexes": [],
+                "constraints": [],
             },
-            bases=('accounts.user',),
+            bases=("accounts.user",),
             managers=[
-                ('objects', accounts.models.UserManager()),
+                ("objects", accounts.models.UserManager()),
             ],
         ),
         migrations.AlterModelOptions(
-            name='payment',
-            options={'ordering': ['-created_at'], 'permissions': [('refund_payment', 'Can refund payments and claw back their credits')]},
+            name="payment",
+            options={
+                "ordering": ["-created_at"],
+                "permissions": [("refund_payment", "Can refund payments and claw back their credits")],
+            },
         ),
     ]

@@ -4,39 +4,42 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('credits', '0003_admin_permissions_and_credit_account'),
+        ("credits", "0003_admin_permissions_and_credit_account"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='webhooklog',
-            name='applied',
+            model_name="webhooklog",
+            name="applied",
             field=models.BooleanField(default=False),
         ),
         migrations.AddField(
-            model_name='webhooklog',
-            name='body_length',
+            model_name="webhooklog",
+            name="body_length",
             field=models.PositiveIntegerField(default=0),
         ),
         migrations.AddField(
-            model_name='webhooklog',
-            name='body_sha256',
+            model_name="webhooklog",
+            name="body_sha256",
             field=models.CharField(blank=True, max_length=64),
         ),
         migrations.AddField(
-            model_name='webhooklog',
-            name='job_id',
+            model_name="webhooklog",
+            name="job_id",
             field=models.UUIDField(blank=True, db_index=True, null=True),
         ),
         migrations.AddField(
-            model_name='webhooklog',
-            name='provider',
+            model_name="webhooklog",
+            name="provider",
             field=models.CharField(blank=True, max_length=32),
         ),
         migrations.AddConstraint(
-            model_name='webhooklog',
-            constraint=models.UniqueConstraint(condition=models.Q(('applied', True)), fields=('source', 'provider', 'event_id'), name='webhooklog_applied_once_per_event'),
+            model_name="webhooklog",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("applied", True)),
+                fields=("source", "provider", "event_id"),
+                name="webhooklog_applied_once_per_event",
+            ),
         ),
     ]

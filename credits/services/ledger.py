@@ -42,8 +42,9 @@ class InsufficientCredits(ApplicationError):
     status_code = status.HTTP_402_PAYMENT_REQUIRED
 
 
-def credits_charge(*, user, amount: int, idempotency_key: str, reason: str = "", job_id=None,
-                   created_by=None) -> CreditTransaction:
+def credits_charge(
+    *, user, amount: int, idempotency_key: str, reason: str = "", job_id=None, created_by=None
+) -> CreditTransaction:
     """Spend `amount` (> 0) credits of `user`: a `usage` row of -amount.
 
     Locks the user's balance row. Raises InsufficientCredits (402) when the balance is short,
@@ -52,26 +53,48 @@ def credits_charge(*, user, amount: int, idempotency_key: str, reason: str = "",
     `idempotency_key_reused` when that row is another user's or another type or amount.
     """
     _require_positive(amount)
-    return _ledger_write(user_id=user.pk, type=TxType.USAGE, amount=-amount,
-                         idempotency_key=idempotency_key, reason=reason, job_id=job_id,
-                         created_by=created_by)
+    return _ledger_write(
+        user_id=user.pk,
+        type=TxType.USAGE,
+        amount=-amount,
+        idempotency_key=idempotency_key,
+        reason=reason,
+        job_id=job_id,
+        created_by=created_by,
+    )
 
 
-def credits_refund(*, user, amount: int, idempotency_key: str, reason: str = "", job_id=None,
-                   payment=None, created_by=None) -> CreditTransaction:
+def credits_refund(
+    *, user, amount: int, idempotency_key: str, reason: str = "", job_id=None, payment=None, created_by=None
+) -> CreditTransaction:
     """Give back `amount` (> 0) credits to `user`: a `refund` row of +amount.
 
     Locks the user's balance row; at most once per `idempotency_key` (an existing row is
     returned unchanged). Raises ValueError for a non-positive amount or an empty key.
     """
     _require_positive(amount)
-    return _ledger_write(user_id=user.pk, type=TxType.REFUND, amount=amount,
-                         idempotency_key=idempotency_key, reason=reason, job_id=job_id,
-                         payment=payment, created_by=created_by)
+    return _ledger_write(
+        user_id=user.pk,
+        type=TxType.REFUND,
+        amount=amount,
+        idempotency_key=idempotency_key,
+        reason=reason,
+        job_id=job_id,
+        payment=payment,
+        created_by=created_by,
+    )
 
 
-def credits_grant(*, user, amount: int, idempotency_key: str, type: str = TxType.BONUS, reason: str = "",
-                  payment=None, created_by=None) -> CreditTransaction:
+def credits_grant(
+    *,
+    user,
+    amount: int,
+    idempotency_key: str,
+    type: str = TxType.BONUS,
+    reason: str = "",
+    payment=None,
+    created_by=None,
+) -> CreditTransaction:
     """Add credits to `user` as a `bonus`, `purchase` or `adjustment` row.
 
     bonus and purchase need amount > 0; an adjustment may be negative (a staff correction)
@@ -87,8 +110,15 @@ def credits_grant(*, user, amount: int, idempotency_key: str, type: str = TxType
             raise ValueError("An adjustment must change the balance.")
     else:
         _require_positive(amount)
-    return _ledger_write(user_id=user.pk, type=type, amount=amount, idempotency_key=idempotency_key,
-                         reason=reason, payment=payment, created_by=created_by)
+    return _ledger_write(
+        user_id=user.pk,
+        type=type,
+        amount=amount,
+        idempotency_key=idempotency_key,
+        reason=reason,
+        payment=payment,
+        created_by=created_by,
+    )
 
 
 def _require_int(amount) -> None:
@@ -105,15 +135,32 @@ def _require_positive(amount) -> None:
         raise ValueError(f"The amount must be positive, got {amount}")
 
 
-def _ledger_write(*, user_id, type: str, amount: int, idempotency_key: str, reason: str = "",
-                  job_id=None, payment=None, created_by=None) -> CreditTransaction:
+def _ledger_write(
+    *,
+    user_id,
+    type: str,
+    amount: int,
+    idempotency_key: str,
+    reason: str = "",
+    job_id=None,
+    payment=None,
+    created_by=None,
+) -> CreditTransaction:
     if not idempotency_key or not isinstance(idempotency_key, str) or len(idempotency_key) > MAX_KEY_LENGTH:
         raise ValueError(f"idempotency_key must be a non-empty string of at most {MAX_KEY_LENGTH} chars")
     if job_id is not None and not isinstance(job_id, uuid.UUID):
         job_id = uuid.UUID(str(job_id))
     try:
-        return _apply(user_id=user_id, type=type, amount=amount, idempotency_key=idempotency_key,
-                      reason=(reason or "")[:500], job_id=job_id, payment=payment, created_by=created_by)
+        return _apply(
+            user_id=user_id,
+            type=type,
+            amount=amount,
+            idempotency_key=idempotency_key,
+            reason=(reason or "")[:500],
+            job_id=job_id,
+            payment=payment,
+            created_by=created_by,
+        )
     except IntegrityError:
         # Our savepoint is rolled back. If the key already existed (a replay, possibly a
         # concurrent one), the earlier row is the answer; any other violation is a real error.
@@ -125,9 +172,19 @@ def _ledger_write(*, user_id, type: str, amount: int, idempotency_key: str, reas
 
 def _apply(*, user_id, type, amount, idempotency_key, reason, job_id, payment, created_by):
     now = timezone.now()
-    row = CreditTransaction(id=uuid.uuid4(), created_at=now, updated_at=now, user_id=user_id, type=type,
-                            amount=amount, job_id=job_id, payment=payment, idempotency_key=idempotency_key,
-                            reason=reason, created_by=created_by)
+    row = CreditTransaction(
+        id=uuid.uuid4(),
+        created_at=now,
+        updated_at=now,
+        user_id=user_id,
+        type=type,
+        amount=amount,
+        job_id=job_id,
+        payment=payment,
+        idempotency_key=idempotency_key,
+        reason=reason,
+        created_by=created_by,
+    )
     if connection.in_atomic_block or not connection.get_autocommit():
         with transaction.atomic():  # a savepoint: a refusal leaves the caller's transaction usable
             return _saved(row) if _write_in_one_statement(row) else _write_under_lock(row)
@@ -172,14 +229,25 @@ def _write_in_one_statement(row: CreditTransaction) -> bool:
     This is the hot path of every job; one round trip instead of three keeps the row lock
     held for the shortest possible time (see bench/credits_charge.py).
     """
-    sql = ONE_STATEMENT_SQL.format(balance=CreditBalance._meta.db_table,
-                                   ledger=CreditTransaction._meta.db_table)
+    sql = ONE_STATEMENT_SQL.format(
+        balance=CreditBalance._meta.db_table, ledger=CreditTransaction._meta.db_table
+    )
     with connection.cursor() as cursor:
-        cursor.execute(sql, {
-            "id": row.id, "now": row.created_at, "user_id": row.user_id, "type": row.type,
-            "amount": row.amount, "job_id": row.job_id, "payment_id": row.payment_id,
-            "key": row.idempotency_key, "reason": row.reason, "created_by_id": row.created_by_id,
-        })
+        cursor.execute(
+            sql,
+            {
+                "id": row.id,
+                "now": row.created_at,
+                "user_id": row.user_id,
+                "type": row.type,
+                "amount": row.amount,
+                "job_id": row.job_id,
+                "payment_id": row.payment_id,
+                "key": row.idempotency_key,
+                "reason": row.reason,
+                "created_by_id": row.created_by_id,
+            },
+        )
         result = cursor.fetchone()
     if result is None:
         return False
@@ -198,7 +266,8 @@ def _write_under_lock(row: CreditTransaction) -> CreditTransaction:
             return existing
         raise InsufficientCredits(
             f"Not enough credits: {-row.amount} needed, {balance} available.",
-            extra={"required": -row.amount, "balance": balance})
+            extra={"required": -row.amount, "balance": balance},
+        )
     row.balance_after = new_balance
     row.save(force_insert=True)
     CreditBalance.objects.filter(pk=balance_pk).update(balance=new_balance, updated_at=row.created_at)
@@ -211,8 +280,12 @@ def _lock_balance(user_id) -> tuple:
     ON CONFLICT DO NOTHING makes creation race-safe: when two first writes meet, one inserts,
     and both then lock the same row.
     """
-    locked = (CreditBalance.objects.select_for_update().filter(user_id=user_id)
-              .order_by().values_list("pk", "balance"))
+    locked = (
+        CreditBalance.objects.select_for_update()
+        .filter(user_id=user_id)
+        .order_by()
+        .values_list("pk", "balance")
+    )
     row = next(iter(locked), None)
     if row is None:
         CreditBalance.objects.bulk_create([CreditBalance(user_id=user_id, balance=0)], ignore_conflicts=True)
@@ -225,9 +298,18 @@ def _existing(idempotency_key: str, *, user_id, type: str, amount: int) -> Credi
     `idempotency_key_reused` when that row is not the same movement (owner, type, amount)."""
     existing = CreditTransaction.objects.filter(idempotency_key=idempotency_key).first()
     if existing is not None and (existing.user_id, existing.type, existing.amount) != (user_id, type, amount):
-        logger.warning("credits: idempotency key %r reused for a different movement (user %s %s %s, "
-                       "was user %s %s %s)", idempotency_key, user_id, type, amount,
-                       existing.user_id, existing.type, existing.amount)
-        raise Conflict("This idempotency key was already used for a different credit movement.",
-                       code="idempotency_key_reused")
+        logger.warning(
+            "credits: idempotency key %r reused for a different movement (user %s %s %s, was user %s %s %s)",
+            idempotency_key,
+            user_id,
+            type,
+            amount,
+            existing.user_id,
+            existing.type,
+            existing.amount,
+        )
+        raise Conflict(
+            "This idempotency key was already used for a different credit movement.",
+            code="idempotency_key_reused",
+        )
     return existing

@@ -39,15 +39,28 @@ def purchase_start(*, user, package: CreditPackage, provider: str | None = None)
     Raises ApplicationError (400) for an inactive package or an unusable provider.
     """
     if not package.is_active:
-        raise ApplicationError("Invalid input.", code="validation_error",
-                               fields={"package_id": ["This package is not available."]})
+        raise ApplicationError(
+            "Invalid input.",
+            code="validation_error",
+            fields={"package_id": ["This package is not available."]},
+        )
     if package.is_free:
         provider = Provider.FREE
     elif provider is None or provider == Provider.FREE or provider_get(provider) is None:
-        raise ApplicationError("Invalid input.", code="validation_error",
-                               fields={"provider": ["Choose a payment provider for a paid package."]})
-    payment = Payment(user=user, package=package, credits=package.credits, amount=package.price,
-                      currency=package.currency, provider=provider, status=Status.PENDING)
+        raise ApplicationError(
+            "Invalid input.",
+            code="validation_error",
+            fields={"provider": ["Choose a payment provider for a paid package."]},
+        )
+    payment = Payment(
+        user=user,
+        package=package,
+        credits=package.credits,
+        amount=package.price,
+        currency=package.currency,
+        provider=provider,
+        status=Status.PENDING,
+    )
     with transaction.atomic():
         try:
             with transaction.atomic():
@@ -58,8 +71,9 @@ def purchase_start(*, user, package: CreditPackage, provider: str | None = None)
             raise FreePackageAlreadyClaimed("You have already claimed this free package.") from None
         checkout = provider_get(provider).start_checkout(payment)
         payment.metadata = {"checkout": checkout}
-        payment.gateway_payment_id = str(checkout.get("checkout_session_id") or checkout.get("order_id")
-                                         or checkout.get("reference") or "")
+        payment.gateway_payment_id = str(
+            checkout.get("checkout_session_id") or checkout.get("order_id") or checkout.get("reference") or ""
+        )
         payment.save(update_fields=["metadata", "gateway_payment_id", "updated_at"])
         if provider == Provider.FREE:
             payment = payment_complete(payment=payment, transaction_id=f"free:{payment.id}")
@@ -81,9 +95,14 @@ def payment_complete(*, payment: Payment, transaction_id: str = "", receipt_url:
         return payment
     if payment.status not in (Status.PENDING, Status.PROCESSING, Status.FAILED):
         raise InvalidTransition(f"A {payment.status} payment cannot complete.")
-    credits_grant(user=payment.user, amount=payment.credits, type=CreditTransaction.Type.PURCHASE,
-                  idempotency_key=f"payment:{payment.id}:purchase", payment=payment,
-                  reason=f"{payment.package.name} via {payment.provider}")
+    credits_grant(
+        user=payment.user,
+        amount=payment.credits,
+        type=CreditTransaction.Type.PURCHASE,
+        idempotency_key=f"payment:{payment.id}:purchase",
+        payment=payment,
+        reason=f"{payment.package.name} via {payment.provider}",
+    )
     payment.status = Status.COMPLETED
     payment.completed_at = timezone.now()
     payment.failure_reason = ""
@@ -91,8 +110,16 @@ def payment_complete(*, payment: Payment, transaction_id: str = "", receipt_url:
         payment.transaction_id = transaction_id
     if receipt_url:
         payment.receipt_url = receipt_url
-    payment.save(update_fields=["status", "completed_at", "failure_reason", "transaction_id", "receipt_url",
-                                "updated_at"])
+    payment.save(
+        update_fields=[
+            "status",
+            "completed_at",
+            "failure_reason",
+            "transaction_id",
+            "receipt_url",
+            "updated_at",
+        ]
+    )
     return payment
 
 
@@ -136,20 +163,37 @@ def payment_refund(*, payment: Payment, reason: str = "", created_by=None) -> Pa
         _, balance = _lock_balance(payment.user_id)
         clawback = min(payment.credits, balance)
         if clawback:
-            credits_grant(user=payment.user, amount=-clawback, type=CreditTransaction.Type.ADJUSTMENT,
-                          idempotency_key=f"payment:{payment.id}:clawback", payment=payment,
-                          created_by=created_by,
-                          reason=(reason or f"Refund of payment {payment.id}")[:500])
+            credits_grant(
+                user=payment.user,
+                amount=-clawback,
+                type=CreditTransaction.Type.ADJUSTMENT,
+                idempotency_key=f"payment:{payment.id}:clawback",
+                payment=payment,
+                created_by=created_by,
+                reason=(reason or f"Refund of payment {payment.id}")[:500],
+            )
         payment.refund_shortfall = payment.credits - clawback
         if payment.refund_shortfall:
-            logger.warning("credits: refund of payment %s could claw back only %s of %s credits",
-                           payment.id, clawback, payment.credits)
+            logger.warning(
+                "credits: refund of payment %s could claw back only %s of %s credits",
+                payment.id,
+                clawback,
+                payment.credits,
+            )
     payment.status = Status.REFUNDED
     payment.refunded_at = timezone.now()
     payment.refunded_amount = payment.amount
     payment.credits_clawed_back = clawback
-    payment.save(update_fields=["status", "refunded_at", "refunded_amount", "credits_clawed_back",
-                                "refund_shortfall", "updated_at"])
+    payment.save(
+        update_fields=[
+            "status",
+            "refunded_at",
+            "refunded_amount",
+            "credits_clawed_back",
+            "refund_shortfall",
+            "updated_at",
+        ]
+    )
     return payment
 
 
@@ -164,8 +208,10 @@ class PaymentMismatch(ApplicationError):
 def payment_check_event_amount(*, payment: Payment, amount: Decimal, currency: str) -> None:
     """Raise PaymentMismatch (400) unless the provider's amount and currency are the payment's."""
     if currency.upper() != payment.currency.upper():
-        raise PaymentMismatch(f"Currency {currency} does not match the payment's {payment.currency}.",
-                              code="currency_mismatch")
+        raise PaymentMismatch(
+            f"Currency {currency} does not match the payment's {payment.currency}.", code="currency_mismatch"
+        )
     if amount != payment.amount:
-        raise PaymentMismatch(f"Amount {amount} does not match the payment's {payment.amount}.",
-                              code="amount_mismatch")
+        raise PaymentMismatch(
+            f"Amount {amount} does not match the payment's {payment.amount}.", code="amount_mismatch"
+        )

@@ -50,24 +50,31 @@ def _apply(provider_code: str, wrapped: Event) -> tuple[str, dict, dict]:
 
     payment = None
     if payment_id is not None:
-        payment = (Payment.objects.select_for_update().select_related("package", "user")
-                   .filter(pk=payment_id, provider=provider_code).first())
+        payment = (
+            Payment.objects.select_for_update()
+            .select_related("package", "user")
+            .filter(pk=payment_id, provider=provider_code)
+            .first()
+        )
     if payment is None:
-        raise ApplicationError("No such payment for this provider.", code="payment_not_found",
-                               status_code=404)
+        raise ApplicationError(
+            "No such payment for this provider.", code="payment_not_found", status_code=404
+        )
     payment_check_event_amount(payment=payment, amount=event.amount, currency=event.currency)
     try:
         with transaction.atomic():
-            PaymentEvent.objects.create(provider=provider_code, event_id=event.event_id, type=event.type,
-                                        payment=payment)
+            PaymentEvent.objects.create(
+                provider=provider_code, event_id=event.event_id, type=event.type, payment=payment
+            )
     except IntegrityError:
         return accepted(Outcome.DUPLICATE)
     try:
         with transaction.atomic():
             if event.type == "payment.succeeded":
                 transaction_id = event.transaction_id or f"{provider_code}:{event.event_id}"
-                payment_complete(payment=payment, transaction_id=transaction_id[:255],
-                                 receipt_url=event.receipt_url)
+                payment_complete(
+                    payment=payment, transaction_id=transaction_id[:255], receipt_url=event.receipt_url
+                )
             elif event.type == "payment.failed":
                 payment_fail(payment=payment, reason=event.failure_reason)
             else:
@@ -84,8 +91,9 @@ def _apply(provider_code: str, wrapped: Event) -> tuple[str, dict, dict]:
 PAYMENTS = WebhookHandler(source="payments", secret=_secret, parse=_parse, apply=_apply)
 
 
-def payment_webhook_receive(*, provider: str, body: bytes, headers: dict, now: int | None = None,
-                            body_too_large: bool = False) -> WebhookResult:
+def payment_webhook_receive(
+    *, provider: str, body: bytes, headers: dict, now: int | None = None, body_too_large: bool = False
+) -> WebhookResult:
     """Handle one delivery to `POST /api/webhooks/payments/<provider>` (config.webhooks).
 
     Refusals (nothing changes, delivery logged): unknown provider 404 `unknown_provider`;
@@ -98,8 +106,14 @@ def payment_webhook_receive(*, provider: str, body: bytes, headers: dict, now: i
     Effects happen at most once per event_id (the log row's claim, PaymentEvent's unique key)
     and once per payment (status checks under the payment row lock, ledger idempotency keys).
     """
-    return webhook_receive(handler=PAYMENTS, provider=provider, body=body, headers=headers, now=now,
-                           body_too_large=body_too_large)
+    return webhook_receive(
+        handler=PAYMENTS,
+        provider=provider,
+        body=body,
+        headers=headers,
+        now=now,
+        body_too_large=body_too_large,
+    )
 
 
 def _uuid(value) -> uuid.UUID | None:

@@ -9,7 +9,6 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
@@ -18,215 +17,412 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.CreateModel(
-            name='Job',
+            name="Job",
             fields=[
-                ('created_at', models.DateTimeField(auto_now_add=True, db_index=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('id', models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False)),
-                ('external_id', models.CharField(default=jobs.models._external_id_default, max_length=128, unique=True)),
-                ('status', models.CharField(choices=[('pending', 'Pending'), ('queued', 'Queued'), ('preparing', 'Preparing'), ('processing', 'Processing'), ('finalizing', 'Finalizing'), ('retrying', 'Retrying'), ('completed', 'Completed'), ('failed', 'Failed'), ('cancelled', 'Cancelled')], default='pending', max_length=16)),
-                ('priority', models.SmallIntegerField(default=0, help_text='Higher runs first.')),
-                ('runs_on_engine', models.BooleanField(default=True)),
-                ('params', models.JSONField(blank=True, default=dict)),
-                ('requested_count', models.PositiveIntegerField(default=1)),
-                ('successful_count', models.PositiveIntegerField(default=0)),
-                ('failed_count', models.PositiveIntegerField(default=0)),
-                ('progress', models.PositiveSmallIntegerField(default=0)),
-                ('attempts', models.PositiveIntegerField(default=0)),
-                ('max_retries', models.PositiveSmallIntegerField(default=3)),
-                ('next_attempt_at', models.DateTimeField(blank=True, null=True)),
-                ('heartbeat_at', models.DateTimeField(blank=True, null=True)),
-                ('credits_charged', models.PositiveIntegerField(default=0)),
-                ('credits_refunded', models.PositiveIntegerField(default=0)),
-                ('charged', models.BooleanField(default=False)),
-                ('holds_model_slot', models.BooleanField(default=False)),
-                ('result', models.JSONField(blank=True, default=dict)),
-                ('error', models.TextField(blank=True)),
-                ('queued_at', models.DateTimeField(blank=True, null=True)),
-                ('started_at', models.DateTimeField(blank=True, null=True)),
-                ('completed_at', models.DateTimeField(blank=True, null=True)),
-                ('retry_of', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='retries', to='jobs.job')),
-                ('user', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='jobs', to=settings.AUTH_USER_MODEL)),
+                ("created_at", models.DateTimeField(auto_now_add=True, db_index=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "id",
+                    models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False),
+                ),
+                (
+                    "external_id",
+                    models.CharField(default=jobs.models._external_id_default, max_length=128, unique=True),
+                ),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("pending", "Pending"),
+                            ("queued", "Queued"),
+                            ("preparing", "Preparing"),
+                            ("processing", "Processing"),
+                            ("finalizing", "Finalizing"),
+                            ("retrying", "Retrying"),
+                            ("completed", "Completed"),
+                            ("failed", "Failed"),
+                            ("cancelled", "Cancelled"),
+                        ],
+                        default="pending",
+                        max_length=16,
+                    ),
+                ),
+                ("priority", models.SmallIntegerField(default=0, help_text="Higher runs first.")),
+                ("runs_on_engine", models.BooleanField(default=True)),
+                ("params", models.JSONField(blank=True, default=dict)),
+                ("requested_count", models.PositiveIntegerField(default=1)),
+                ("successful_count", models.PositiveIntegerField(default=0)),
+                ("failed_count", models.PositiveIntegerField(default=0)),
+                ("progress", models.PositiveSmallIntegerField(default=0)),
+                ("attempts", models.PositiveIntegerField(default=0)),
+                ("max_retries", models.PositiveSmallIntegerField(default=3)),
+                ("next_attempt_at", models.DateTimeField(blank=True, null=True)),
+                ("heartbeat_at", models.DateTimeField(blank=True, null=True)),
+                ("credits_charged", models.PositiveIntegerField(default=0)),
+                ("credits_refunded", models.PositiveIntegerField(default=0)),
+                ("charged", models.BooleanField(default=False)),
+                ("holds_model_slot", models.BooleanField(default=False)),
+                ("result", models.JSONField(blank=True, default=dict)),
+                ("error", models.TextField(blank=True)),
+                ("queued_at", models.DateTimeField(blank=True, null=True)),
+                ("started_at", models.DateTimeField(blank=True, null=True)),
+                ("completed_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "retry_of",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="retries",
+                        to="jobs.job",
+                    ),
+                ),
+                (
+                    "user",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="jobs",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at'],
+                "ordering": ["-created_at"],
             },
         ),
         migrations.CreateModel(
-            name='JobFile',
+            name="JobFile",
             fields=[
-                ('created_at', models.DateTimeField(auto_now_add=True, db_index=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('id', models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False)),
-                ('role', models.CharField(choices=[('input', 'Input'), ('output', 'Output'), ('thumbnail', 'Thumbnail')], max_length=16)),
-                ('prefix', models.CharField(max_length=32)),
-                ('file', models.FileField(max_length=255, upload_to=jobs.models.job_file_upload_to)),
-                ('original_name', models.CharField(blank=True, max_length=255)),
-                ('file_type', models.CharField(help_text='Lower-case extension, e.g. stl, mp4.', max_length=16)),
-                ('size', models.PositiveBigIntegerField()),
-                ('sha256', models.CharField(max_length=64)),
-                ('content_type', models.CharField(max_length=100)),
-                ('job', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='files', to='jobs.job')),
+                ("created_at", models.DateTimeField(auto_now_add=True, db_index=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "id",
+                    models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False),
+                ),
+                (
+                    "role",
+                    models.CharField(
+                        choices=[("input", "Input"), ("output", "Output"), ("thumbnail", "Thumbnail")],
+                        max_length=16,
+                    ),
+                ),
+                ("prefix", models.CharField(max_length=32)),
+                ("file", models.FileField(max_length=255, upload_to=jobs.models.job_file_upload_to)),
+                ("original_name", models.CharField(blank=True, max_length=255)),
+                (
+                    "file_type",
+                    models.CharField(help_text="Lower-case extension, e.g. stl, mp4.", max_length=16),
+                ),
+                ("size", models.PositiveBigIntegerField()),
+                ("sha256", models.CharField(max_length=64)),
+                ("content_type", models.CharField(max_length=100)),
+                (
+                    "job",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="files", to="jobs.job"
+                    ),
+                ),
             ],
             options={
-                'ordering': ['created_at'],
+                "ordering": ["created_at"],
             },
         ),
         migrations.CreateModel(
-            name='Artifact',
+            name="Artifact",
             fields=[
-                ('created_at', models.DateTimeField(auto_now_add=True, db_index=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('id', models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False)),
-                ('type', models.CharField(max_length=32)),
-                ('name', models.CharField(blank=True, max_length=255)),
-                ('data', models.JSONField(blank=True, default=dict)),
-                ('job_date', models.DateField(blank=True, editable=False, null=True)),
-                ('user', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='artifacts', to=settings.AUTH_USER_MODEL)),
-                ('job', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='artifacts', to='jobs.job')),
-                ('file', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='artifacts', to='jobs.jobfile')),
+                ("created_at", models.DateTimeField(auto_now_add=True, db_index=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "id",
+                    models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False),
+                ),
+                ("type", models.CharField(max_length=32)),
+                ("name", models.CharField(blank=True, max_length=255)),
+                ("data", models.JSONField(blank=True, default=dict)),
+                ("job_date", models.DateField(blank=True, editable=False, null=True)),
+                (
+                    "user",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="artifacts",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "job",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="artifacts", to="jobs.job"
+                    ),
+                ),
+                (
+                    "file",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="artifacts",
+                        to="jobs.jobfile",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at'],
+                "ordering": ["-created_at"],
             },
         ),
         migrations.CreateModel(
-            name='JobKind',
+            name="JobKind",
             fields=[
-                ('created_at', models.DateTimeField(auto_now_add=True, db_index=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('id', models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False)),
-                ('code', models.SlugField(max_length=64, unique=True)),
-                ('name', models.CharField(blank=True, max_length=120)),
-                ('credits_per_unit', models.PositiveIntegerField(default=0)),
-                ('counts_toward_model_limit', models.BooleanField(default=False)),
-                ('requires_input_file', models.BooleanField(default=False)),
-                ('executor', models.CharField(choices=[('engine', 'Engine (Celery workers claim it)'), ('external', 'External worker (reports via PATCH /api/stats and webhooks)')], default='engine', max_length=16)),
-                ('max_retries', models.PositiveSmallIntegerField(default=3)),
-                ('timeout', models.PositiveIntegerField(default=3600, help_text='Seconds one attempt may run.')),
-                ('is_active', models.BooleanField(default=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True, db_index=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "id",
+                    models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False),
+                ),
+                ("code", models.SlugField(max_length=64, unique=True)),
+                ("name", models.CharField(blank=True, max_length=120)),
+                ("credits_per_unit", models.PositiveIntegerField(default=0)),
+                ("counts_toward_model_limit", models.BooleanField(default=False)),
+                ("requires_input_file", models.BooleanField(default=False)),
+                (
+                    "executor",
+                    models.CharField(
+                        choices=[
+                            ("engine", "Engine (Celery workers claim it)"),
+                            ("external", "External worker (reports via PATCH /api/stats and webhooks)"),
+                        ],
+                        default="engine",
+                        max_length=16,
+                    ),
+                ),
+                ("max_retries", models.PositiveSmallIntegerField(default=3)),
+                (
+                    "timeout",
+                    models.PositiveIntegerField(default=3600, help_text="Seconds one attempt may run."),
+                ),
+                ("is_active", models.BooleanField(default=True)),
             ],
             options={
-                'ordering': ['code'],
-                'constraints': [models.CheckConstraint(condition=models.Q(('timeout__gt', 0)), name='jobkind_timeout_gt_0')],
+                "ordering": ["code"],
+                "constraints": [
+                    models.CheckConstraint(
+                        condition=models.Q(("timeout__gt", 0)), name="jobkind_timeout_gt_0"
+                    )
+                ],
             },
         ),
         migrations.AddField(
-            model_name='job',
-            name='kind',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='jobs', to='jobs.jobkind'),
+            model_name="job",
+            name="kind",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.PROTECT, related_name="jobs", to="jobs.jobkind"
+            ),
         ),
         migrations.CreateModel(
-            name='JobWebhookEvent',
+            name="JobWebhookEvent",
             fields=[
-                ('created_at', models.DateTimeField(auto_now_add=True, db_index=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('id', models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False)),
-                ('provider', models.CharField(max_length=32)),
-                ('event_id', models.CharField(blank=True, max_length=128)),
-                ('headers', models.JSONField(blank=True, default=dict)),
-                ('payload', models.JSONField(blank=True, default=dict)),
-                ('signature_valid', models.BooleanField(default=False)),
-                ('outcome', models.CharField(max_length=32)),
-                ('error', models.TextField(blank=True)),
-                ('job', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='jobs.job')),
+                ("created_at", models.DateTimeField(auto_now_add=True, db_index=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "id",
+                    models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False),
+                ),
+                ("provider", models.CharField(max_length=32)),
+                ("event_id", models.CharField(blank=True, max_length=128)),
+                ("headers", models.JSONField(blank=True, default=dict)),
+                ("payload", models.JSONField(blank=True, default=dict)),
+                ("signature_valid", models.BooleanField(default=False)),
+                ("outcome", models.CharField(max_length=32)),
+                ("error", models.TextField(blank=True)),
+                (
+                    "job",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to="jobs.job",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at'],
+                "ordering": ["-created_at"],
             },
         ),
         migrations.CreateModel(
-            name='ApiUsageLog',
+            name="ApiUsageLog",
             fields=[
-                ('created_at', models.DateTimeField(auto_now_add=True, db_index=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('id', models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False)),
-                ('provider', models.CharField(max_length=64)),
-                ('endpoint', models.CharField(blank=True, max_length=255)),
-                ('units', models.PositiveIntegerField(default=0)),
-                ('cost', models.DecimalField(decimal_places=4, default=0, max_digits=12)),
-                ('duration_ms', models.PositiveIntegerField(default=0)),
-                ('status_code', models.PositiveSmallIntegerField(blank=True, null=True)),
-                ('job', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='usage_logs', to='jobs.job')),
+                ("created_at", models.DateTimeField(auto_now_add=True, db_index=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "id",
+                    models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False),
+                ),
+                ("provider", models.CharField(max_length=64)),
+                ("endpoint", models.CharField(blank=True, max_length=255)),
+                ("units", models.PositiveIntegerField(default=0)),
+                ("cost", models.DecimalField(decimal_places=4, default=0, max_digits=12)),
+                ("duration_ms", models.PositiveIntegerField(default=0)),
+                ("status_code", models.PositiveSmallIntegerField(blank=True, null=True)),
+                (
+                    "job",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="usage_logs",
+                        to="jobs.job",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at'],
-                'indexes': [models.Index(fields=['provider', '-created_at'], name='jobs_apiusa_provide_fd284e_idx')],
-                'constraints': [models.CheckConstraint(condition=models.Q(('cost__gte', 0)), name='apiusage_cost_gte_0')],
+                "ordering": ["-created_at"],
+                "indexes": [
+                    models.Index(fields=["provider", "-created_at"], name="jobs_apiusa_provide_fd284e_idx")
+                ],
+                "constraints": [
+                    models.CheckConstraint(condition=models.Q(("cost__gte", 0)), name="apiusage_cost_gte_0")
+                ],
             },
         ),
         migrations.CreateModel(
-            name='JobDailyStat',
+            name="JobDailyStat",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('date', models.DateField()),
-                ('jobs', models.BigIntegerField(default=0)),
-                ('requested', models.BigIntegerField(default=0)),
-                ('successful', models.BigIntegerField(default=0)),
-                ('failed', models.BigIntegerField(default=0)),
-                ('credits_spent', models.BigIntegerField(default=0)),
-                ('vault_items', models.BigIntegerField(default=0)),
-                ('user', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("date", models.DateField()),
+                ("jobs", models.BigIntegerField(default=0)),
+                ("requested", models.BigIntegerField(default=0)),
+                ("successful", models.BigIntegerField(default=0)),
+                ("failed", models.BigIntegerField(default=0)),
+                ("credits_spent", models.BigIntegerField(default=0)),
+                ("vault_items", models.BigIntegerField(default=0)),
+                (
+                    "user",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'ordering': ['user', 'date'],
-                'constraints': [models.UniqueConstraint(fields=('user', 'date'), name='jobdailystat_user_date')],
+                "ordering": ["user", "date"],
+                "constraints": [
+                    models.UniqueConstraint(fields=("user", "date"), name="jobdailystat_user_date")
+                ],
             },
         ),
         migrations.AddIndex(
-            model_name='jobfile',
-            index=models.Index(fields=['job', 'role'], name='jobs_jobfil_job_id_4de309_idx'),
+            model_name="jobfile",
+            index=models.Index(fields=["job", "role"], name="jobs_jobfil_job_id_4de309_idx"),
         ),
         migrations.AddConstraint(
-            model_name='jobfile',
-            constraint=models.CheckConstraint(condition=models.Q(('prefix__in', ('raw-videos/', 'final-videos/', 'thumbnails/', 'models/'))), name='jobfile_prefix_valid'),
+            model_name="jobfile",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    ("prefix__in", ("raw-videos/", "final-videos/", "thumbnails/", "models/"))
+                ),
+                name="jobfile_prefix_valid",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='jobfile',
-            constraint=models.CheckConstraint(condition=models.Q(('role__in', ['input', 'output', 'thumbnail'])), name='jobfile_role_valid'),
+            model_name="jobfile",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("role__in", ["input", "output", "thumbnail"])), name="jobfile_role_valid"
+            ),
         ),
         migrations.AddIndex(
-            model_name='artifact',
-            index=models.Index(fields=['user', '-created_at'], name='jobs_artifa_user_id_a80317_idx'),
+            model_name="artifact",
+            index=models.Index(fields=["user", "-created_at"], name="jobs_artifa_user_id_a80317_idx"),
         ),
         migrations.AddIndex(
-            model_name='job',
-            index=models.Index(fields=['user', '-created_at'], name='job_user_created'),
+            model_name="job",
+            index=models.Index(fields=["user", "-created_at"], name="job_user_created"),
         ),
         migrations.AddIndex(
-            model_name='job',
-            index=models.Index(fields=['user', 'status'], name='job_user_status'),
+            model_name="job",
+            index=models.Index(fields=["user", "status"], name="job_user_status"),
         ),
         migrations.AddIndex(
-            model_name='job',
-            index=models.Index(fields=['user', 'kind'], name='job_user_kind'),
+            model_name="job",
+            index=models.Index(fields=["user", "kind"], name="job_user_kind"),
         ),
         migrations.AddIndex(
-            model_name='job',
-            index=models.Index(models.OrderBy(models.F('priority'), descending=True), models.F('queued_at'), condition=models.Q(('runs_on_engine', True), ('status__in', ['queued', 'retrying'])), name='job_claim_order'),
+            model_name="job",
+            index=models.Index(
+                models.OrderBy(models.F("priority"), descending=True),
+                models.F("queued_at"),
+                condition=models.Q(("runs_on_engine", True), ("status__in", ["queued", "retrying"])),
+                name="job_claim_order",
+            ),
         ),
         migrations.AddIndex(
-            model_name='job',
-            index=models.Index(condition=models.Q(('status__in', ['preparing', 'processing', 'finalizing'])), fields=['heartbeat_at'], name='job_running_heartbeat'),
+            model_name="job",
+            index=models.Index(
+                condition=models.Q(("status__in", ["preparing", "processing", "finalizing"])),
+                fields=["heartbeat_at"],
+                name="job_running_heartbeat",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='job',
-            constraint=models.CheckConstraint(condition=models.Q(('progress__lte', 100)), name='job_progress_lte_100'),
+            model_name="job",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("progress__lte", 100)), name="job_progress_lte_100"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='job',
-            constraint=models.CheckConstraint(condition=models.Q(('successful_count__lte', django.db.models.expressions.CombinedExpression(models.F('requested_count'), '-', models.F('failed_count')))), name='job_counts_within_requested'),
+            model_name="job",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    (
+                        "successful_count__lte",
+                        django.db.models.expressions.CombinedExpression(
+                            models.F("requested_count"), "-", models.F("failed_count")
+                        ),
+                    )
+                ),
+                name="job_counts_within_requested",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='job',
-            constraint=models.CheckConstraint(condition=models.Q(('credits_refunded__lte', models.F('credits_charged'))), name='job_refund_within_charge'),
+            model_name="job",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("credits_refunded__lte", models.F("credits_charged"))),
+                name="job_refund_within_charge",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='job',
-            constraint=models.CheckConstraint(condition=models.Q(('status__in', ['pending', 'queued', 'preparing', 'processing', 'finalizing', 'retrying', 'completed', 'failed', 'cancelled'])), name='job_status_valid'),
+            model_name="job",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    (
+                        "status__in",
+                        [
+                            "pending",
+                            "queued",
+                            "preparing",
+                            "processing",
+                            "finalizing",
+                            "retrying",
+                            "completed",
+                            "failed",
+                            "cancelled",
+                        ],
+                    )
+                ),
+                name="job_status_valid",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='jobwebhookevent',
-            constraint=models.UniqueConstraint(condition=models.Q(('outcome', 'applied')), fields=('provider', 'event_id'), name='jobwebhook_once_per_event'),
+            model_name="jobwebhookevent",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("outcome", "applied")),
+                fields=("provider", "event_id"),
+                name="jobwebhook_once_per_event",
+            ),
         ),
     ]

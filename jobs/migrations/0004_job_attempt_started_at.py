@@ -4,15 +4,14 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('jobs', '0003_daily_stat_triggers'),
+        ("jobs", "0003_daily_stat_triggers"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='job',
-            name='attempt_started_at',
+            model_name="job",
+            name="attempt_started_at",
             field=models.DateTimeField(blank=True, null=True),
         ),
     ]

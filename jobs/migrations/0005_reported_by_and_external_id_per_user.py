@@ -6,42 +6,67 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('jobs', '0004_job_attempt_started_at'),
+        ("jobs", "0004_job_attempt_started_at"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='jobkind',
-            name='reported_by',
-            field=models.CharField(choices=[('engine', 'Engine (our Celery workers)'), ('worker', 'External worker (service key or signed job webhook only)'), ('client', "The user's own client (PATCH /api/stats)")], default='engine', max_length=16),
+            model_name="jobkind",
+            name="reported_by",
+            field=models.CharField(
+                choices=[
+                    ("engine", "Engine (our Celery workers)"),
+                    ("worker", "External worker (service key or signed job webhook only)"),
+                    ("client", "The user's own client (PATCH /api/stats)"),
+                ],
+                default="engine",
+                max_length=16,
+            ),
         ),
         migrations.AlterField(
-            model_name='job',
-            name='external_id',
+            model_name="job",
+            name="external_id",
             field=models.CharField(default=jobs.models._external_id_default, max_length=128),
         ),
         migrations.AlterField(
-            model_name='jobkind',
-            name='timeout',
-            field=models.PositiveIntegerField(default=3600, help_text='Seconds one attempt may run (engine), or may go without a report (worker/client).'),
+            model_name="jobkind",
+            name="timeout",
+            field=models.PositiveIntegerField(
+                default=3600,
+                help_text="Seconds one attempt may run (engine), or may go without a report (worker/client).",
+            ),
         ),
         migrations.AddIndex(
-            model_name='job',
-            index=models.Index(condition=models.Q(('runs_on_engine', False), ('status__in', ['pending', 'queued', 'preparing', 'processing', 'finalizing', 'retrying'])), fields=['kind', 'heartbeat_at'], name='job_external_open'),
+            model_name="job",
+            index=models.Index(
+                condition=models.Q(
+                    ("runs_on_engine", False),
+                    (
+                        "status__in",
+                        ["pending", "queued", "preparing", "processing", "finalizing", "retrying"],
+                    ),
+                ),
+                fields=["kind", "heartbeat_at"],
+                name="job_external_open",
+            ),
         ),
         migrations.AddIndex(
-            model_name='job',
-            index=models.Index(fields=['external_id'], name='job_external_id'),
+            model_name="job",
+            index=models.Index(fields=["external_id"], name="job_external_id"),
         ),
         migrations.AddConstraint(
-            model_name='job',
-            constraint=models.UniqueConstraint(fields=('user', 'external_id'), name='job_external_id_per_user'),
+            model_name="job",
+            constraint=models.UniqueConstraint(
+                fields=("user", "external_id"), name="job_external_id_per_user"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='jobkind',
-            constraint=models.CheckConstraint(condition=models.Q(('reported_by__in', ['engine', 'worker', 'client'])), name='jobkind_reported_by_valid'),
+            model_name="jobkind",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("reported_by__in", ["engine", "worker", "client"])),
+                name="jobkind_reported_by_valid",
+            ),
         ),
     ]

@@ -18,8 +18,11 @@ def forward(apps, schema_editor):
         kind.reported_by = REPORTED_BY.get(kind.code, "worker" if kind.executor == "external" else "engine")
         kind.save(update_fields=["reported_by"])
     seen = set()
-    for job_id, original in (Job.objects.filter(retry_of__isnull=False).order_by("retry_of", "created_at", "id")
-                             .values_list("id", "retry_of")):
+    for job_id, original in (
+        Job.objects.filter(retry_of__isnull=False)
+        .order_by("retry_of", "created_at", "id")
+        .values_list("id", "retry_of")
+    ):
         if original in seen:
             Job.objects.filter(pk=job_id).update(retry_of=None)
         seen.add(original)

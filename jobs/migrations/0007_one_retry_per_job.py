@@ -5,15 +5,18 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('jobs', '0006_seed_reported_by_and_dedupe_retries'),
+        ("jobs", "0006_seed_reported_by_and_dedupe_retries"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.AddConstraint(
-            model_name='job',
-            constraint=models.UniqueConstraint(condition=models.Q(('retry_of__isnull', False)), fields=('retry_of',), name='job_one_retry_per_job'),
+            model_name="job",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("retry_of__isnull", False)),
+                fields=("retry_of",),
+                name="job_one_retry_per_job",
+            ),
         ),
     ]

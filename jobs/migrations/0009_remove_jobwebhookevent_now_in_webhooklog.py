@@ -4,15 +4,14 @@ from django.db import migrations
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('jobs', '0008_job_status_guard'),
+        ("jobs", "0008_job_status_guard"),
         # Its rows are copied into credits.WebhookLog (source "jobs") first.
-        ('credits', '0005_webhooklog_shared_receiver_data'),
+        ("credits", "0005_webhooklog_shared_receiver_data"),
     ]
 
     operations = [
         migrations.DeleteModel(
-            name='JobWebhookEvent',
+            name="JobWebhookEvent",
         ),
     ]

@@ -48,7 +48,8 @@ class JobContext:
 
         percent = max(0, min(100, int(percent)))
         Job.objects.filter(pk=self.job.pk, attempts=self.attempt).update(
-            progress=Greatest(F("progress"), percent))
+            progress=Greatest(F("progress"), percent)
+        )
 
     def input_file(self):
         return self.job.files.filter(role="input").order_by("created_at").first()
@@ -56,10 +57,10 @@ class JobContext:
     def add_output(self, data: bytes, ext: str, *, role: str = "output", name: str = "") -> None:
         self.outputs.append(PendingOutput(data=data, ext=ext, role=role, name=name))
 
-    def add_artifact(self, type: str, name: str = "", data: dict | None = None,
-                     output_index: int | None = None) -> None:
-        self.artifacts.append({"type": type, "name": name, "data": data or {},
-                               "output_index": output_index})
+    def add_artifact(
+        self, type: str, name: str = "", data: dict | None = None, output_index: int | None = None
+    ) -> None:
+        self.artifacts.append({"type": type, "name": name, "data": data or {}, "output_index": output_index})
 
 
 Processor = Callable[[JobContext], dict | None]
@@ -72,6 +73,7 @@ def register(*codes: str):
         for code in codes:
             _REGISTRY[code] = fn
         return fn
+
     return decorator
 
 

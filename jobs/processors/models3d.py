@@ -32,9 +32,14 @@ def model_import(ctx: JobContext) -> dict:
     except MeshError as exc:
         raise PermanentJobError(f"The model file could not be read: {exc}") from exc
     ctx.progress(90)
-    ctx.add_artifact("model", source.original_name or f"model.{source.file_type}",
-                     {"file_type": source.file_type, **{k: analysis.get(k) for k in
-                                                        ("vertex_count", "face_count", "is_valid")}})
+    ctx.add_artifact(
+        "model",
+        source.original_name or f"model.{source.file_type}",
+        {
+            "file_type": source.file_type,
+            **{k: analysis.get(k) for k in ("vertex_count", "face_count", "is_valid")},
+        },
+    )
     return {"result": {"file_type": source.file_type, **analysis}, "successful_count": 1}
 
 
@@ -60,7 +65,13 @@ def model_export(ctx: JobContext) -> dict:
         raise PermanentJobError(f"The model could not be converted: {exc}") from exc
     ctx.progress(90)
     ctx.add_output(data, target, name=f"export.{target}")
-    ctx.add_artifact("model_export", f"export.{target}", {"format": target, "size": len(data)},
-                     output_index=len(ctx.outputs) - 1)
-    return {"result": {"format": target, "size": len(data), "source_file_id": str(source.pk)},
-            "successful_count": 1}
+    ctx.add_artifact(
+        "model_export",
+        f"export.{target}",
+        {"format": target, "size": len(data)},
+        output_index=len(ctx.outputs) - 1,
+    )
+    return {
+        "result": {"format": target, "size": len(data), "source_file_id": str(source.pk)},
+        "successful_count": 1,
+    }

@@ -16,9 +16,16 @@ from jobs.states import TERMINAL
 
 def store_file(job: Job, uploaded, role: str, *, field: str = "file") -> JobFile:
     checked = check_upload(uploaded, role=role, field=field)
-    job_file = JobFile(job=job, role=role, prefix=checked.prefix, file_type=checked.ext,
-                       original_name=(getattr(uploaded, "name", "") or "")[:255], size=checked.size,
-                       sha256=checked.sha256, content_type=checked.content_type)
+    job_file = JobFile(
+        job=job,
+        role=role,
+        prefix=checked.prefix,
+        file_type=checked.ext,
+        original_name=(getattr(uploaded, "name", "") or "")[:255],
+        size=checked.size,
+        sha256=checked.sha256,
+        content_type=checked.content_type,
+    )
     job_file.file.save(f"upload.{checked.ext}", uploaded, save=False)
     job_file.save()
     return job_file
@@ -26,9 +33,17 @@ def store_file(job: Job, uploaded, role: str, *, field: str = "file") -> JobFile
 
 def copy_input_file(job: Job, source: JobFile) -> JobFile:
     """Point a retry job at its original's stored input (same bytes, no copy in storage)."""
-    return JobFile.objects.create(job=job, role=source.role, prefix=source.prefix, file=source.file.name,
-                                  original_name=source.original_name, file_type=source.file_type,
-                                  size=source.size, sha256=source.sha256, content_type=source.content_type)
+    return JobFile.objects.create(
+        job=job,
+        role=source.role,
+        prefix=source.prefix,
+        file=source.file.name,
+        original_name=source.original_name,
+        file_type=source.file_type,
+        size=source.size,
+        sha256=source.sha256,
+        content_type=source.content_type,
+    )
 
 
 @transaction.atomic
@@ -52,13 +67,29 @@ def job_outputs_store(job: Job, outputs, artifacts) -> None:
     stored = []
     for item in outputs:
         rule = RULES[item.ext]
-        job_file = JobFile(job=job, role=item.role, prefix=prefix_for(rule.family, item.role),
-                           file_type=item.ext, original_name=item.name, size=len(item.data),
-                           sha256=hashlib.sha256(item.data).hexdigest(), content_type=rule.content_type)
+        job_file = JobFile(
+            job=job,
+            role=item.role,
+            prefix=prefix_for(rule.family, item.role),
+            file_type=item.ext,
+            original_name=item.name,
+            size=len(item.data),
+            sha256=hashlib.sha256(item.data).hexdigest(),
+            content_type=rule.content_type,
+        )
         job_file.file.save(f"{uuid.uuid4().hex}.{item.ext}", ContentFile(item.data), save=False)
         job_file.save()
         stored.append(job_file)
-    Artifact.objects.bulk_create([
-        Artifact(job=job, user_id=job.user_id, type=a["type"][:32], name=a["name"][:255], data=a["data"],
-                 file=stored[a["output_index"]] if a.get("output_index") is not None else None)
-        for a in artifacts])
+    Artifact.objects.bulk_create(
+        [
+            Artifact(
+                job=job,
+                user_id=job.user_id,
+                type=a["type"][:32],
+                name=a["name"][:255],
+                data=a["data"],
+                file=stored[a["output_index"]] if a.get("output_index") is not None else None,
+            )
+            for a in artifacts
+        ]
+    )

@@ -25,8 +25,11 @@ class ModelLimitReached(Forbidden):
 def job_kind_get(*, code: str) -> JobKind:
     kind = JobKind.objects.filter(code=code, is_active=True).first()
     if kind is None:
-        raise ApplicationError("Unknown job kind.", code="validation_error",
-                               fields={"kind": [f"Unknown or inactive job kind {code!r}."]})
+        raise ApplicationError(
+            "Unknown job kind.",
+            code="validation_error",
+            fields={"kind": [f"Unknown or inactive job kind {code!r}."]},
+        )
     return kind
 
 
@@ -34,7 +37,8 @@ def _reserve_model_slot(user_id) -> None:
     """Take one model slot with a conditional UPDATE: concurrent requests queue on the user row
     and re-check `models_used < model_limit` after the lock, so the limit can never be passed."""
     taken = User.objects.filter(pk=user_id, models_used__lt=F("model_limit")).update(
-        models_used=F("models_used") + 1)
+        models_used=F("models_used") + 1
+    )
     if not taken:
         raise ModelLimitReached("You have reached your model limit; upgrade to import more models.")
 
@@ -44,9 +48,18 @@ def _duplicate_external_id() -> Conflict:
 
 
 @transaction.atomic
-def job_create(*, user, kind_code: str, params: dict | None = None, requested_count: int = 1,
-               priority: int = 0, external_id: str | None = None, input_file=None,
-               retry_of: Job | None = None, input_job_file: JobFile | None = None) -> Job:
+def job_create(
+    *,
+    user,
+    kind_code: str,
+    params: dict | None = None,
+    requested_count: int = 1,
+    priority: int = 0,
+    external_id: str | None = None,
+    input_file=None,
+    retry_of: Job | None = None,
+    input_job_file: JobFile | None = None,
+) -> Job:
     """Create a job and queue it, charging credits_per_unit × requested_count (job_transition).
 
     Locks the user row when the kind counts toward the model limit (raises ModelLimitReached,
@@ -57,8 +70,11 @@ def job_create(*, user, kind_code: str, params: dict | None = None, requested_co
     """
     kind = job_kind_get(code=kind_code)
     if kind.requires_input_file and input_file is None and input_job_file is None:
-        raise ApplicationError("This job kind needs an input file.", code="validation_error",
-                               fields={"input": ["This job kind needs an `input` file."]})
+        raise ApplicationError(
+            "This job kind needs an input file.",
+            code="validation_error",
+            fields={"input": ["This job kind needs an `input` file."]},
+        )
     if input_file is not None:
         check_upload(input_file, role=JobFile.Role.INPUT, field="input")
         file_services.storage_quota_reserve(user_id=user.pk, size=input_file.size)
@@ -67,10 +83,17 @@ def job_create(*, user, kind_code: str, params: dict | None = None, requested_co
     if kind.counts_toward_model_limit:
         _reserve_model_slot(user.pk)
         file_services.model_import_failures_check(user_id=user.pk)
-    job = Job(user=user, kind=kind, priority=priority, params=params or {},
-              requested_count=requested_count, max_retries=kind.max_retries,
-              runs_on_engine=kind.executor == JobKind.Executor.ENGINE,
-              holds_model_slot=kind.counts_toward_model_limit, retry_of=retry_of)
+    job = Job(
+        user=user,
+        kind=kind,
+        priority=priority,
+        params=params or {},
+        requested_count=requested_count,
+        max_retries=kind.max_retries,
+        runs_on_engine=kind.executor == JobKind.Executor.ENGINE,
+        holds_model_slot=kind.counts_toward_model_limit,
+        retry_of=retry_of,
+    )
     if external_id:
         job.external_id = external_id
     try:
@@ -126,9 +149,15 @@ def job_retry(*, job: Job) -> tuple[Job, bool]:
     source = job.files.filter(role=JobFile.Role.INPUT).order_by("created_at").first()
     try:
         with transaction.atomic():
-            new = job_create(user=job.user, kind_code=job.kind.code, params=job.params,
-                             requested_count=job.requested_count, priority=job.priority, retry_of=job,
-                             input_job_file=source)
+            new = job_create(
+                user=job.user,
+                kind_code=job.kind.code,
+                params=job.params,
+                requested_count=job.requested_count,
+                priority=job.priority,
+                retry_of=job,
+                input_job_file=source,
+            )
     except Conflict:
         # Only reachable if the row lock was bypassed; the unique index still holds.
         existing = Job.objects.filter(retry_of=job).first()

@@ -34,12 +34,13 @@ def _counts_error(message: str) -> ApplicationError:
 def _check_reporter(job: Job, reporter: str, status: str | None) -> None:
     reported_by = job.kind.reported_by
     if reported_by == JobKind.ReportedBy.ENGINE:
-        raise Forbidden("This job is run by our engine; its outcome cannot be reported.",
-                        code="reported_by_engine")
-    if (status in FINISHED and reporter == Reporter.USER
-            and reported_by == JobKind.ReportedBy.WORKER):
-        raise Forbidden("Only the external worker running this job may report its outcome.",
-                        code="reported_by_worker")
+        raise Forbidden(
+            "This job is run by our engine; its outcome cannot be reported.", code="reported_by_engine"
+        )
+    if status in FINISHED and reporter == Reporter.USER and reported_by == JobKind.ReportedBy.WORKER:
+        raise Forbidden(
+            "Only the external worker running this job may report its outcome.", code="reported_by_worker"
+        )
 
 
 def _walk(job: Job, target: str, fields: dict, now) -> Job:
@@ -59,10 +60,20 @@ def _walk(job: Job, target: str, fields: dict, now) -> Job:
 
 
 @transaction.atomic
-def job_report(*, job_id, reporter: str, status: str | None = None, successful_count: int | None = None,
-               failed_count: int | None = None, progress: int | None = None, output: dict | None = None,
-               error: str | None = None, artifacts: list | None = None, metrics: dict | None = None,
-               provider: str = "") -> Job:
+def job_report(
+    *,
+    job_id,
+    reporter: str,
+    status: str | None = None,
+    successful_count: int | None = None,
+    failed_count: int | None = None,
+    progress: int | None = None,
+    output: dict | None = None,
+    error: str | None = None,
+    artifacts: list | None = None,
+    metrics: dict | None = None,
+    provider: str = "",
+) -> Job:
     """Apply one report on a job run elsewhere (a `worker` or `client` kind).
 
     Locks the job row. Raises NotFound (404) for an unknown job; Forbidden 403
@@ -108,20 +119,36 @@ def job_report(*, job_id, reporter: str, status: str | None = None, successful_c
         for name, value in fields.items():
             setattr(job, name, value)
     if artifacts:
-        Artifact.objects.bulk_create([
-            Artifact(job=job, user_id=job.user_id, type=str(item.get("type", "item"))[:32],
-                     name=str(item.get("name", ""))[:255],
-                     data=item.get("data") if isinstance(item.get("data"), dict) else {})
-            for item in artifacts[:MAX_ARTIFACTS] if isinstance(item, dict)])
+        Artifact.objects.bulk_create(
+            [
+                Artifact(
+                    job=job,
+                    user_id=job.user_id,
+                    type=str(item.get("type", "item"))[:32],
+                    name=str(item.get("name", ""))[:255],
+                    data=item.get("data") if isinstance(item.get("data"), dict) else {},
+                )
+                for item in artifacts[:MAX_ARTIFACTS]
+                if isinstance(item, dict)
+            ]
+        )
     if metrics:
         ApiUsageLog.objects.create(job=job, provider=provider[:64], **metrics)
     return job
 
 
 @transaction.atomic
-def job_stats_upsert(*, user, external_id: str, status: str, requested_count: int,
-                     successful_count: int | None = None, failed_count: int | None = None,
-                     kind_code: str = "account_batch", reporter: str = Reporter.USER) -> Job:
+def job_stats_upsert(
+    *,
+    user,
+    external_id: str,
+    status: str,
+    requested_count: int,
+    successful_count: int | None = None,
+    failed_count: int | None = None,
+    kind_code: str = "account_batch",
+    reporter: str = Reporter.USER,
+) -> Job:
     """PATCH /api/stats: create or update `user`'s job `external_id`, then apply the report
     (job_report, with its 403s and guarantees).
 
@@ -140,23 +167,39 @@ def job_stats_upsert(*, user, external_id: str, status: str, requested_count: in
         if kind.reported_by == JobKind.ReportedBy.ENGINE:
             # Engine kinds (model_import…) are created through POST /api/jobs, where the model
             # limit and the input file are checked; an external report cannot bypass that.
-            raise ApplicationError("This job kind is not run by external workers.", code="validation_error",
-                                   fields={"kind": [f"{kind_code!r} cannot be reported through /api/stats."]})
-        job = Job(user=user, kind=kind, external_id=external_id, requested_count=requested_count,
-                  max_retries=kind.max_retries, runs_on_engine=False)
+            raise ApplicationError(
+                "This job kind is not run by external workers.",
+                code="validation_error",
+                fields={"kind": [f"{kind_code!r} cannot be reported through /api/stats."]},
+            )
+        job = Job(
+            user=user,
+            kind=kind,
+            external_id=external_id,
+            requested_count=requested_count,
+            max_retries=kind.max_retries,
+            runs_on_engine=False,
+        )
         try:
             job_id = job_transition(job=job, to=S.PENDING).pk
         except IntegrityError:
-            job_id = (Job.objects.filter(user=user, external_id=external_id)
-                      .values_list("pk", flat=True).first())
+            job_id = (
+                Job.objects.filter(user=user, external_id=external_id).values_list("pk", flat=True).first()
+            )
             if job_id is None:
                 raise
     else:
         job = job_lock(job_id=job_id)
         if job.requested_count != requested_count:
             if job.charged or job.status in TERMINAL:
-                raise Conflict("requested_count cannot change once the job is queued.",
-                               code="requested_count_locked")
+                raise Conflict(
+                    "requested_count cannot change once the job is queued.", code="requested_count_locked"
+                )
             Job.objects.filter(pk=job.pk).update(requested_count=requested_count)
-    return job_report(job_id=job_id, reporter=reporter, status=status, successful_count=successful_count,
-                      failed_count=failed_count)
+    return job_report(
+        job_id=job_id,
+        reporter=reporter,
+        status=status,
+        successful_count=successful_count,
+        failed_count=failed_count,
+    )

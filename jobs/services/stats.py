@@ -29,6 +29,8 @@ def job_daily_stats_rebuild(*, user_id=None) -> int:
     with connection.cursor() as cursor:
         cursor.execute(f"LOCK TABLE {job}, {artifact} IN SHARE MODE")
         cursor.execute(f"DELETE FROM {stat} {where}", args)
-        cursor.execute(REBUILD_SQL.format(stat=stat, job=job, artifact=artifact, job_where=where,
-                                          artifact_where=where), args * 2)
+        cursor.execute(
+            REBUILD_SQL.format(stat=stat, job=job, artifact=artifact, job_where=where, artifact_where=where),
+            args * 2,
+        )
         return cursor.rowcount

@@ -15,7 +15,6 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
@@ -24,380 +23,855 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.CreateModel(
-            name='Form',
+            name="Form",
             fields=[
-                ('created_at', models.DateTimeField(auto_now_add=True, db_index=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('id', models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False)),
-                ('name', models.CharField(max_length=200)),
-                ('slug', models.SlugField(max_length=80, unique=True)),
-                ('description', models.TextField(blank=True, default='', max_length=5000)),
-                ('fields', models.JSONField(default=shops.models.default_form_fields)),
-                ('is_active', models.BooleanField(default=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True, db_index=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "id",
+                    models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False),
+                ),
+                ("name", models.CharField(max_length=200)),
+                ("slug", models.SlugField(max_length=80, unique=True)),
+                ("description", models.TextField(blank=True, default="", max_length=5000)),
+                ("fields", models.JSONField(default=shops.models.default_form_fields)),
+                ("is_active", models.BooleanField(default=True)),
             ],
             options={
-                'ordering': ['-created_at', 'id'],
+                "ordering": ["-created_at", "id"],
             },
         ),
         migrations.CreateModel(
-            name='Shop',
+            name="Shop",
             fields=[
-                ('created_at', models.DateTimeField(auto_now_add=True, db_index=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('id', models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False)),
-                ('name', models.CharField(max_length=200)),
-                ('slug', models.SlugField(max_length=80, unique=True)),
-                ('currency', models.CharField(default='THB', max_length=3)),
-                ('timezone', models.CharField(default='UTC', max_length=64)),
-                ('plan', models.CharField(choices=[('free', 'Free'), ('basic', 'Basic'), ('pro', 'Pro'), ('enterprise', 'Enterprise')], db_index=True, default='free', max_length=20)),
-                ('plan_status', models.CharField(choices=[('active', 'Active'), ('trialing', 'Trialing'), ('past_due', 'Past due'), ('cancelled', 'Cancelled')], default='active', max_length=20)),
-                ('plan_price', models.DecimalField(decimal_places=2, default=Decimal('0.00'), max_digits=12, validators=[django.core.validators.MinValueValidator(Decimal('0.00'))])),
-                ('billing_cycle', models.CharField(choices=[('monthly', 'Monthly'), ('yearly', 'Yearly')], default='monthly', max_length=10)),
-                ('owner', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='owned_shops', to=settings.AUTH_USER_MODEL)),
+                ("created_at", models.DateTimeField(auto_now_add=True, db_index=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "id",
+                    models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False),
+                ),
+                ("name", models.CharField(max_length=200)),
+                ("slug", models.SlugField(max_length=80, unique=True)),
+                ("currency", models.CharField(default="THB", max_length=3)),
+                ("timezone", models.CharField(default="UTC", max_length=64)),
+                (
+                    "plan",
+                    models.CharField(
+                        choices=[
+                            ("free", "Free"),
+                            ("basic", "Basic"),
+                            ("pro", "Pro"),
+                            ("enterprise", "Enterprise"),
+                        ],
+                        db_index=True,
+                        default="free",
+                        max_length=20,
+                    ),
+                ),
+                (
+                    "plan_status",
+                    models.CharField(
+                        choices=[
+                            ("active", "Active"),
+                            ("trialing", "Trialing"),
+                            ("past_due", "Past due"),
+                            ("cancelled", "Cancelled"),
+                        ],
+                        default="active",
+                        max_length=20,
+                    ),
+                ),
+                (
+                    "plan_price",
+                    models.DecimalField(
+                        decimal_places=2,
+                        default=Decimal("0.00"),
+                        max_digits=12,
+                        validators=[django.core.validators.MinValueValidator(Decimal("0.00"))],
+                    ),
+                ),
+                (
+                    "billing_cycle",
+                    models.CharField(
+                        choices=[("monthly", "Monthly"), ("yearly", "Yearly")],
+                        default="monthly",
+                        max_length=10,
+                    ),
+                ),
+                (
+                    "owner",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="owned_shops",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'ordering': ['name', 'id'],
+                "ordering": ["name", "id"],
             },
         ),
         migrations.CreateModel(
-            name='SavedReply',
+            name="SavedReply",
             fields=[
-                ('created_at', models.DateTimeField(auto_now_add=True, db_index=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('id', models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False)),
-                ('title', models.CharField(max_length=200)),
-                ('text', models.TextField(max_length=5000)),
-                ('shortcut', models.CharField(blank=True, default='', max_length=50)),
-                ('shop', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='saved_replies', to='shops.shop')),
+                ("created_at", models.DateTimeField(auto_now_add=True, db_index=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "id",
+                    models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False),
+                ),
+                ("title", models.CharField(max_length=200)),
+                ("text", models.TextField(max_length=5000)),
+                ("shortcut", models.CharField(blank=True, default="", max_length=50)),
+                (
+                    "shop",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="saved_replies",
+                        to="shops.shop",
+                    ),
+                ),
             ],
             options={
-                'verbose_name_plural': 'saved replies',
-                'ordering': ['title', 'id'],
+                "verbose_name_plural": "saved replies",
+                "ordering": ["title", "id"],
             },
         ),
         migrations.CreateModel(
-            name='PaymentMethod',
+            name="PaymentMethod",
             fields=[
-                ('created_at', models.DateTimeField(auto_now_add=True, db_index=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('id', models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False)),
-                ('kind', models.CharField(choices=[('bank_transfer', 'Bank transfer'), ('promptpay', 'PromptPay'), ('truemoney', 'TrueMoney'), ('card', 'Card'), ('cash_on_delivery', 'Cash on delivery'), ('other', 'Other')], max_length=20)),
-                ('name', models.CharField(max_length=100)),
-                ('details', models.JSONField(blank=True, default=dict)),
-                ('is_active', models.BooleanField(default=True)),
-                ('shop', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='payment_methods', to='shops.shop')),
+                ("created_at", models.DateTimeField(auto_now_add=True, db_index=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "id",
+                    models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False),
+                ),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[
+                            ("bank_transfer", "Bank transfer"),
+                            ("promptpay", "PromptPay"),
+                            ("truemoney", "TrueMoney"),
+                            ("card", "Card"),
+                            ("cash_on_delivery", "Cash on delivery"),
+                            ("other", "Other"),
+                        ],
+                        max_length=20,
+                    ),
+                ),
+                ("name", models.CharField(max_length=100)),
+                ("details", models.JSONField(blank=True, default=dict)),
+                ("is_active", models.BooleanField(default=True)),
+                (
+                    "shop",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="payment_methods",
+                        to="shops.shop",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['name', 'id'],
+                "ordering": ["name", "id"],
             },
         ),
         migrations.CreateModel(
-            name='KeywordReply',
+            name="KeywordReply",
             fields=[
-                ('created_at', models.DateTimeField(auto_now_add=True, db_index=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('id', models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False)),
-                ('keywords', django.contrib.postgres.fields.ArrayField(base_field=models.CharField(max_length=100), size=None)),
-                ('match', models.CharField(choices=[('exact', 'Exact'), ('contains', 'Contains')], default='contains', max_length=10)),
-                ('reply', models.TextField(max_length=5000)),
-                ('priority', models.IntegerField(default=0)),
-                ('is_active', models.BooleanField(default=True)),
-                ('shop', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='keyword_replies', to='shops.shop')),
+                ("created_at", models.DateTimeField(auto_now_add=True, db_index=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "id",
+                    models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False),
+                ),
+                (
+                    "keywords",
+                    django.contrib.postgres.fields.ArrayField(
+                        base_field=models.CharField(max_length=100), size=None
+                    ),
+                ),
+                (
+                    "match",
+                    models.CharField(
+                        choices=[("exact", "Exact"), ("contains", "Contains")],
+                        default="contains",
+                        max_length=10,
+                    ),
+                ),
+                ("reply", models.TextField(max_length=5000)),
+                ("priority", models.IntegerField(default=0)),
+                ("is_active", models.BooleanField(default=True)),
+                (
+                    "shop",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="keyword_replies",
+                        to="shops.shop",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-priority', 'created_at', 'id'],
+                "ordering": ["-priority", "created_at", "id"],
             },
         ),
         migrations.CreateModel(
-            name='Item',
+            name="Item",
             fields=[
-                ('created_at', models.DateTimeField(auto_now_add=True, db_index=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('id', models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False)),
-                ('sku', models.CharField(max_length=64)),
-                ('name', models.CharField(max_length=200)),
-                ('description', models.TextField(blank=True, default='', max_length=5000)),
-                ('kind', models.CharField(choices=[('product', 'Product'), ('service', 'Service')], default='product', max_length=10)),
-                ('category', models.CharField(blank=True, default='', max_length=100)),
-                ('price', models.DecimalField(decimal_places=2, default=Decimal('0.00'), max_digits=12, validators=[django.core.validators.MinValueValidator(Decimal('0.00'))])),
-                ('cost', models.DecimalField(decimal_places=2, default=Decimal('0.00'), max_digits=12, validators=[django.core.validators.MinValueValidator(Decimal('0.00'))])),
-                ('stock_quantity', models.IntegerField(default=0, validators=[django.core.validators.MinValueValidator(0)])),
-                ('low_stock_threshold', models.IntegerField(default=5, validators=[django.core.validators.MinValueValidator(0)])),
-                ('track_stock', models.BooleanField(default=True)),
-                ('is_active', models.BooleanField(default=True)),
-                ('shop', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='items', to='shops.shop')),
+                ("created_at", models.DateTimeField(auto_now_add=True, db_index=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "id",
+                    models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False),
+                ),
+                ("sku", models.CharField(max_length=64)),
+                ("name", models.CharField(max_length=200)),
+                ("description", models.TextField(blank=True, default="", max_length=5000)),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[("product", "Product"), ("service", "Service")],
+                        default="product",
+                        max_length=10,
+                    ),
+                ),
+                ("category", models.CharField(blank=True, default="", max_length=100)),
+                (
+                    "price",
+                    models.DecimalField(
+                        decimal_places=2,
+                        default=Decimal("0.00"),
+                        max_digits=12,
+                        validators=[django.core.validators.MinValueValidator(Decimal("0.00"))],
+                    ),
+                ),
+                (
+                    "cost",
+                    models.DecimalField(
+                        decimal_places=2,
+                        default=Decimal("0.00"),
+                        max_digits=12,
+                        validators=[django.core.validators.MinValueValidator(Decimal("0.00"))],
+                    ),
+                ),
+                (
+                    "stock_quantity",
+                    models.IntegerField(default=0, validators=[django.core.validators.MinValueValidator(0)]),
+                ),
+                (
+                    "low_stock_threshold",
+                    models.IntegerField(default=5, validators=[django.core.validators.MinValueValidator(0)]),
+                ),
+                ("track_stock", models.BooleanField(default=True)),
+                ("is_active", models.BooleanField(default=True)),
+                (
+                    "shop",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="items", to="shops.shop"
+                    ),
+                ),
             ],
             options={
-                'ordering': ['name', 'id'],
+                "ordering": ["name", "id"],
             },
         ),
         migrations.CreateModel(
-            name='FormSubmission',
+            name="FormSubmission",
             fields=[
-                ('created_at', models.DateTimeField(auto_now_add=True, db_index=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('id', models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False)),
-                ('customer_name', models.CharField(blank=True, default='', max_length=200)),
-                ('customer_phone', models.CharField(blank=True, default='', max_length=40)),
-                ('customer_email', models.EmailField(blank=True, default='', max_length=254)),
-                ('customer_address', models.TextField(blank=True, default='', max_length=1000)),
-                ('customer_extra', models.JSONField(blank=True, default=dict)),
-                ('note', models.TextField(blank=True, default='', max_length=2000)),
-                ('total', models.DecimalField(decimal_places=2, default=Decimal('0.00'), max_digits=12)),
-                ('currency', models.CharField(default='THB', max_length=3)),
-                ('status', models.CharField(choices=[('new', 'New'), ('confirmed', 'Confirmed'), ('paid', 'Paid'), ('shipped', 'Shipped'), ('completed', 'Completed'), ('cancelled', 'Cancelled')], default='new', max_length=20)),
-                ('submitted_at', models.DateTimeField(db_index=True)),
-                ('status_changed_at', models.DateTimeField(blank=True, null=True)),
-                ('cancelled_at', models.DateTimeField(blank=True, null=True)),
-                ('form', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='submissions', to='shops.form')),
-                ('payment_method', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='orders', to='shops.paymentmethod')),
-                ('shop', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='orders', to='shops.shop')),
+                ("created_at", models.DateTimeField(auto_now_add=True, db_index=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "id",
+                    models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False),
+                ),
+                ("customer_name", models.CharField(blank=True, default="", max_length=200)),
+                ("customer_phone", models.CharField(blank=True, default="", max_length=40)),
+                ("customer_email", models.EmailField(blank=True, default="", max_length=254)),
+                ("customer_address", models.TextField(blank=True, default="", max_length=1000)),
+                ("customer_extra", models.JSONField(blank=True, default=dict)),
+                ("note", models.TextField(blank=True, default="", max_length=2000)),
+                ("total", models.DecimalField(decimal_places=2, default=Decimal("0.00"), max_digits=12)),
+                ("currency", models.CharField(default="THB", max_length=3)),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("new", "New"),
+                            ("confirmed", "Confirmed"),
+                            ("paid", "Paid"),
+                            ("shipped", "Shipped"),
+                            ("completed", "Completed"),
+                            ("cancelled", "Cancelled"),
+                        ],
+                        default="new",
+                        max_length=20,
+                    ),
+                ),
+                ("submitted_at", models.DateTimeField(db_index=True)),
+                ("status_changed_at", models.DateTimeField(blank=True, null=True)),
+                ("cancelled_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "form",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="submissions",
+                        to="shops.form",
+                    ),
+                ),
+                (
+                    "payment_method",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="orders",
+                        to="shops.paymentmethod",
+                    ),
+                ),
+                (
+                    "shop",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="orders", to="shops.shop"
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'order',
-                'ordering': ['-submitted_at', 'id'],
+                "verbose_name": "order",
+                "ordering": ["-submitted_at", "id"],
             },
         ),
         migrations.AddField(
-            model_name='form',
-            name='shop',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='forms', to='shops.shop'),
+            model_name="form",
+            name="shop",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE, related_name="forms", to="shops.shop"
+            ),
         ),
         migrations.CreateModel(
-            name='Conversation',
+            name="Conversation",
             fields=[
-                ('created_at', models.DateTimeField(auto_now_add=True, db_index=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('id', models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False)),
-                ('channel', models.CharField(choices=[('facebook', 'Facebook'), ('instagram', 'Instagram'), ('line', 'LINE'), ('whatsapp', 'WhatsApp'), ('tiktok', 'TikTok'), ('web', 'Web chat'), ('other', 'Other')], max_length=20)),
-                ('customer_handle', models.CharField(max_length=200)),
-                ('customer_name', models.CharField(blank=True, default='', max_length=200)),
-                ('status', models.CharField(choices=[('open', 'Open'), ('closed', 'Closed')], default='open', max_length=10)),
-                ('last_message_at', models.DateTimeField(blank=True, null=True)),
-                ('shop', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='conversations', to='shops.shop')),
+                ("created_at", models.DateTimeField(auto_now_add=True, db_index=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "id",
+                    models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False),
+                ),
+                (
+                    "channel",
+                    models.CharField(
+                        choices=[
+                            ("facebook", "Facebook"),
+                            ("instagram", "Instagram"),
+                            ("line", "LINE"),
+                            ("whatsapp", "WhatsApp"),
+                            ("tiktok", "TikTok"),
+                            ("web", "Web chat"),
+                            ("other", "Other"),
+                        ],
+                        max_length=20,
+                    ),
+                ),
+                ("customer_handle", models.CharField(max_length=200)),
+                ("customer_name", models.CharField(blank=True, default="", max_length=200)),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[("open", "Open"), ("closed", "Closed")], default="open", max_length=10
+                    ),
+                ),
+                ("last_message_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "shop",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="conversations",
+                        to="shops.shop",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-last_message_at', '-created_at', 'id'],
+                "ordering": ["-last_message_at", "-created_at", "id"],
             },
         ),
         migrations.CreateModel(
-            name='SocialIntegration',
+            name="SocialIntegration",
             fields=[
-                ('created_at', models.DateTimeField(auto_now_add=True, db_index=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('id', models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False)),
-                ('provider', models.CharField(choices=[('facebook', 'Facebook'), ('instagram', 'Instagram'), ('line', 'LINE'), ('whatsapp', 'WhatsApp'), ('tiktok', 'TikTok')], max_length=20)),
-                ('account_id', models.CharField(max_length=200)),
-                ('account_name', models.CharField(blank=True, default='', max_length=200)),
-                ('access_token', shops.crypto.EncryptedTextField(blank=True, default='')),
-                ('refresh_token', shops.crypto.EncryptedTextField(blank=True, default='')),
-                ('token_expires_at', models.DateTimeField(blank=True, null=True)),
-                ('is_active', models.BooleanField(default=True)),
-                ('shop', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='integrations', to='shops.shop')),
+                ("created_at", models.DateTimeField(auto_now_add=True, db_index=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "id",
+                    models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False),
+                ),
+                (
+                    "provider",
+                    models.CharField(
+                        choices=[
+                            ("facebook", "Facebook"),
+                            ("instagram", "Instagram"),
+                            ("line", "LINE"),
+                            ("whatsapp", "WhatsApp"),
+                            ("tiktok", "TikTok"),
+                        ],
+                        max_length=20,
+                    ),
+                ),
+                ("account_id", models.CharField(max_length=200)),
+                ("account_name", models.CharField(blank=True, default="", max_length=200)),
+                ("access_token", shops.crypto.EncryptedTextField(blank=True, default="")),
+                ("refresh_token", shops.crypto.EncryptedTextField(blank=True, default="")),
+                ("token_expires_at", models.DateTimeField(blank=True, null=True)),
+                ("is_active", models.BooleanField(default=True)),
+                (
+                    "shop",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="integrations",
+                        to="shops.shop",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['provider', 'account_id', 'id'],
+                "ordering": ["provider", "account_id", "id"],
             },
         ),
         migrations.CreateModel(
-            name='StockHistory',
+            name="StockHistory",
             fields=[
-                ('id', models.BigAutoField(primary_key=True, serialize=False)),
-                ('change', models.IntegerField()),
-                ('quantity_before', models.IntegerField()),
-                ('quantity_after', models.IntegerField()),
-                ('reason', models.CharField(choices=[('manual', 'Manual'), ('order', 'Order'), ('cancellation', 'Cancellation'), ('return', 'Return'), ('adjustment', 'Adjustment'), ('import', 'Import')], max_length=20)),
-                ('reference', models.CharField(blank=True, default='', max_length=100)),
-                ('note', models.CharField(blank=True, default='', max_length=500)),
-                ('created_at', models.DateTimeField(auto_now_add=True, db_index=True)),
-                ('item', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='stock_history', to='shops.item')),
-                ('user', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
+                ("id", models.BigAutoField(primary_key=True, serialize=False)),
+                ("change", models.IntegerField()),
+                ("quantity_before", models.IntegerField()),
+                ("quantity_after", models.IntegerField()),
+                (
+                    "reason",
+                    models.CharField(
+                        choices=[
+                            ("manual", "Manual"),
+                            ("order", "Order"),
+                            ("cancellation", "Cancellation"),
+                            ("return", "Return"),
+                            ("adjustment", "Adjustment"),
+                            ("import", "Import"),
+                        ],
+                        max_length=20,
+                    ),
+                ),
+                ("reference", models.CharField(blank=True, default="", max_length=100)),
+                ("note", models.CharField(blank=True, default="", max_length=500)),
+                ("created_at", models.DateTimeField(auto_now_add=True, db_index=True)),
+                (
+                    "item",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="stock_history",
+                        to="shops.item",
+                    ),
+                ),
+                (
+                    "user",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'verbose_name_plural': 'stock history',
-                'ordering': ['-id'],
+                "verbose_name_plural": "stock history",
+                "ordering": ["-id"],
             },
         ),
         migrations.CreateModel(
-            name='TeamMember',
+            name="TeamMember",
             fields=[
-                ('created_at', models.DateTimeField(auto_now_add=True, db_index=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('id', models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False)),
-                ('role', models.CharField(choices=[('owner', 'Owner'), ('admin', 'Admin'), ('staff', 'Staff'), ('viewer', 'Viewer')], default='staff', max_length=10)),
-                ('shop', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='members', to='shops.shop')),
-                ('user', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='shop_memberships', to=settings.AUTH_USER_MODEL)),
+                ("created_at", models.DateTimeField(auto_now_add=True, db_index=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "id",
+                    models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False),
+                ),
+                (
+                    "role",
+                    models.CharField(
+                        choices=[
+                            ("owner", "Owner"),
+                            ("admin", "Admin"),
+                            ("staff", "Staff"),
+                            ("viewer", "Viewer"),
+                        ],
+                        default="staff",
+                        max_length=10,
+                    ),
+                ),
+                (
+                    "shop",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="members", to="shops.shop"
+                    ),
+                ),
+                (
+                    "user",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="shop_memberships",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'ordering': ['created_at', 'id'],
+                "ordering": ["created_at", "id"],
             },
         ),
         migrations.CreateModel(
-            name='FormSubmissionLine',
+            name="FormSubmissionLine",
             fields=[
-                ('created_at', models.DateTimeField(auto_now_add=True, db_index=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('id', models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False)),
-                ('item_name', models.CharField(max_length=200)),
-                ('sku', models.CharField(max_length=64)),
-                ('quantity', models.IntegerField()),
-                ('unit_price', models.DecimalField(decimal_places=2, max_digits=12)),
-                ('unit_cost', models.DecimalField(decimal_places=2, max_digits=12)),
-                ('line_total', models.DecimalField(decimal_places=2, max_digits=12)),
-                ('submission', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='lines', to='shops.formsubmission')),
-                ('item', models.ForeignKey(on_delete=django.db.models.deletion.RESTRICT, related_name='order_lines', to='shops.item')),
+                ("created_at", models.DateTimeField(auto_now_add=True, db_index=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "id",
+                    models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False),
+                ),
+                ("item_name", models.CharField(max_length=200)),
+                ("sku", models.CharField(max_length=64)),
+                ("quantity", models.IntegerField()),
+                ("unit_price", models.DecimalField(decimal_places=2, max_digits=12)),
+                ("unit_cost", models.DecimalField(decimal_places=2, max_digits=12)),
+                ("line_total", models.DecimalField(decimal_places=2, max_digits=12)),
+                (
+                    "submission",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="lines",
+                        to="shops.formsubmission",
+                    ),
+                ),
+                (
+                    "item",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.RESTRICT,
+                        related_name="order_lines",
+                        to="shops.item",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['created_at', 'id'],
-                'constraints': [models.CheckConstraint(condition=models.Q(('quantity__gt', 0)), name='order_line_quantity_positive'), models.CheckConstraint(condition=models.Q(('unit_price__gte', 0), ('unit_cost__gte', 0)), name='order_line_money_non_negative'), models.UniqueConstraint(fields=('submission', 'item'), name='order_line_one_per_item')],
+                "ordering": ["created_at", "id"],
+                "constraints": [
+                    models.CheckConstraint(
+                        condition=models.Q(("quantity__gt", 0)), name="order_line_quantity_positive"
+                    ),
+                    models.CheckConstraint(
+                        condition=models.Q(("unit_price__gte", 0), ("unit_cost__gte", 0)),
+                        name="order_line_money_non_negative",
+                    ),
+                    models.UniqueConstraint(fields=("submission", "item"), name="order_line_one_per_item"),
+                ],
             },
         ),
         migrations.CreateModel(
-            name='Message',
+            name="Message",
             fields=[
-                ('created_at', models.DateTimeField(auto_now_add=True, db_index=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('id', models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False)),
-                ('direction', models.CharField(choices=[('inbound', 'Inbound'), ('outbound', 'Outbound')], max_length=10)),
-                ('sender', models.CharField(choices=[('customer', 'Customer'), ('staff', 'Staff'), ('bot', 'Bot'), ('ai', 'AI')], max_length=10)),
-                ('text', models.TextField(max_length=5000)),
-                ('is_ai', models.GeneratedField(db_persist=True, expression=models.Q(('sender', 'ai')), output_field=models.BooleanField())),
-                ('conversation', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='messages', to='shops.conversation')),
-                ('keyword_reply', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='shops.keywordreply')),
-                ('sent_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
+                ("created_at", models.DateTimeField(auto_now_add=True, db_index=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "id",
+                    models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False),
+                ),
+                (
+                    "direction",
+                    models.CharField(
+                        choices=[("inbound", "Inbound"), ("outbound", "Outbound")], max_length=10
+                    ),
+                ),
+                (
+                    "sender",
+                    models.CharField(
+                        choices=[("customer", "Customer"), ("staff", "Staff"), ("bot", "Bot"), ("ai", "AI")],
+                        max_length=10,
+                    ),
+                ),
+                ("text", models.TextField(max_length=5000)),
+                (
+                    "is_ai",
+                    models.GeneratedField(
+                        db_persist=True,
+                        expression=models.Q(("sender", "ai")),
+                        output_field=models.BooleanField(),
+                    ),
+                ),
+                (
+                    "conversation",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="messages",
+                        to="shops.conversation",
+                    ),
+                ),
+                (
+                    "keyword_reply",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to="shops.keywordreply",
+                    ),
+                ),
+                (
+                    "sent_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'ordering': ['created_at', 'id'],
-                'indexes': [models.Index(fields=['conversation', 'created_at'], name='message_conversation_idx'), models.Index(condition=models.Q(('sender', 'ai')), fields=['created_at'], name='message_ai_created_idx')],
-                'constraints': [models.CheckConstraint(condition=models.Q(models.Q(('direction', 'inbound'), ('sender', 'customer')), models.Q(('direction', 'outbound'), ('sender__in', ['staff', 'bot', 'ai'])), _connector='OR'), name='message_direction_matches_sender')],
+                "ordering": ["created_at", "id"],
+                "indexes": [
+                    models.Index(fields=["conversation", "created_at"], name="message_conversation_idx"),
+                    models.Index(
+                        condition=models.Q(("sender", "ai")),
+                        fields=["created_at"],
+                        name="message_ai_created_idx",
+                    ),
+                ],
+                "constraints": [
+                    models.CheckConstraint(
+                        condition=models.Q(
+                            models.Q(("direction", "inbound"), ("sender", "customer")),
+                            models.Q(("direction", "outbound"), ("sender__in", ["staff", "bot", "ai"])),
+                            _connector="OR",
+                        ),
+                        name="message_direction_matches_sender",
+                    )
+                ],
             },
         ),
         migrations.AddConstraint(
-            model_name='shop',
-            constraint=models.CheckConstraint(condition=models.Q(('plan_price__gte', 0)), name='shop_plan_price_non_negative'),
+            model_name="shop",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("plan_price__gte", 0)), name="shop_plan_price_non_negative"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='savedreply',
-            constraint=models.UniqueConstraint(condition=models.Q(('shortcut', ''), _negated=True), fields=('shop', 'shortcut'), name='saved_reply_shortcut_unique_per_shop'),
+            model_name="savedreply",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("shortcut", ""), _negated=True),
+                fields=("shop", "shortcut"),
+                name="saved_reply_shortcut_unique_per_shop",
+            ),
         ),
         migrations.AddIndex(
-            model_name='keywordreply',
-            index=models.Index(fields=['shop', 'is_active', '-priority'], name='keyword_reply_lookup_idx'),
+            model_name="keywordreply",
+            index=models.Index(fields=["shop", "is_active", "-priority"], name="keyword_reply_lookup_idx"),
         ),
         migrations.AddConstraint(
-            model_name='keywordreply',
-            constraint=models.CheckConstraint(condition=models.Q(('keywords__len__gte', 1)), name='keyword_reply_has_keywords'),
+            model_name="keywordreply",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("keywords__len__gte", 1)), name="keyword_reply_has_keywords"
+            ),
         ),
         migrations.AddIndex(
-            model_name='item',
-            index=models.Index(fields=['shop', 'category'], name='item_shop_category_idx'),
+            model_name="item",
+            index=models.Index(fields=["shop", "category"], name="item_shop_category_idx"),
         ),
         migrations.AddIndex(
-            model_name='item',
-            index=models.Index(fields=['shop', 'is_active', 'name'], name='item_shop_active_idx'),
+            model_name="item",
+            index=models.Index(fields=["shop", "is_active", "name"], name="item_shop_active_idx"),
         ),
         migrations.AddConstraint(
-            model_name='item',
-            constraint=models.UniqueConstraint(fields=('shop', 'sku'), name='item_sku_unique_per_shop'),
+            model_name="item",
+            constraint=models.UniqueConstraint(fields=("shop", "sku"), name="item_sku_unique_per_shop"),
         ),
         migrations.AddConstraint(
-            model_name='item',
-            constraint=models.CheckConstraint(condition=models.Q(('stock_quantity__gte', 0)), name='item_stock_non_negative'),
+            model_name="item",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("stock_quantity__gte", 0)), name="item_stock_non_negative"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='item',
-            constraint=models.CheckConstraint(condition=models.Q(('low_stock_threshold__gte', 0)), name='item_threshold_non_negative'),
+            model_name="item",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("low_stock_threshold__gte", 0)), name="item_threshold_non_negative"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='item',
-            constraint=models.CheckConstraint(condition=models.Q(('price__gte', 0)), name='item_price_non_negative'),
+            model_name="item",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("price__gte", 0)), name="item_price_non_negative"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='item',
-            constraint=models.CheckConstraint(condition=models.Q(('cost__gte', 0)), name='item_cost_non_negative'),
+            model_name="item",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("cost__gte", 0)), name="item_cost_non_negative"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='item',
-            constraint=models.CheckConstraint(condition=models.Q(('kind__in', ['product', 'service'])), name='item_kind_valid'),
+            model_name="item",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("kind__in", ["product", "service"])), name="item_kind_valid"
+            ),
         ),
         pgtrigger.migrations.AddTrigger(
-            model_name='item',
-            trigger=pgtrigger.compiler.Trigger(name='item_stock_matches_history', sql=pgtrigger.compiler.UpsertTriggerSql(constraint='CONSTRAINT', declare='DECLARE current_stock integer; last_after integer;', func="\n                SELECT stock_quantity INTO current_stock FROM shops_item WHERE id = NEW.id;\n                IF NOT FOUND THEN RETURN NULL; END IF;\n                SELECT quantity_after INTO last_after FROM shops_stockhistory\n                    WHERE item_id = NEW.id ORDER BY id DESC LIMIT 1;\n                IF COALESCE(last_after, 0) <> current_stock THEN\n                    RAISE EXCEPTION 'stock of item % is % but its newest history row says %',\n                        NEW.id, current_stock, last_after USING ERRCODE = '23514';\n                END IF;\n                RETURN NULL;\n                ", hash='85214955db8de7eeaea647c274a7218659030714', operation='INSERT OR UPDATE OF "stock_quantity"', pgid='pgtrigger_item_stock_matches_history_50ca0', table='shops_item', timing='DEFERRABLE INITIALLY DEFERRED', when='AFTER')),
+            model_name="item",
+            trigger=pgtrigger.compiler.Trigger(
+                name="item_stock_matches_history",
+                sql=pgtrigger.compiler.UpsertTriggerSql(
+                    constraint="CONSTRAINT",
+                    declare="DECLARE current_stock integer; last_after integer;",
+                    func="\n                SELECT stock_quantity INTO current_stock FROM shops_item WHERE id = NEW.id;\n                IF NOT FOUND THEN RETURN NULL; END IF;\n                SELECT quantity_after INTO last_after FROM shops_stockhistory\n                    WHERE item_id = NEW.id ORDER BY id DESC LIMIT 1;\n                IF COALESCE(last_after, 0) <> current_stock THEN\n                    RAISE EXCEPTION 'stock of item % is % but its newest history row says %',\n                        NEW.id, current_stock, last_after USING ERRCODE = '23514';\n                END IF;\n                RETURN NULL;\n                ",
+                    hash="85214955db8de7eeaea647c274a7218659030714",
+                    operation='INSERT OR UPDATE OF "stock_quantity"',
+                    pgid="pgtrigger_item_stock_matches_history_50ca0",
+                    table="shops_item",
+                    timing="DEFERRABLE INITIALLY DEFERRED",
+                    when="AFTER",
+                ),
+            ),
         ),
         migrations.AddIndex(
-            model_name='formsubmission',
-            index=models.Index(fields=['shop', 'status', '-submitted_at'], name='order_shop_status_idx'),
+            model_name="formsubmission",
+            index=models.Index(fields=["shop", "status", "-submitted_at"], name="order_shop_status_idx"),
         ),
         migrations.AddIndex(
-            model_name='formsubmission',
-            index=models.Index(fields=['shop', '-submitted_at'], name='order_shop_submitted_idx'),
+            model_name="formsubmission",
+            index=models.Index(fields=["shop", "-submitted_at"], name="order_shop_submitted_idx"),
         ),
         migrations.AddConstraint(
-            model_name='formsubmission',
-            constraint=models.CheckConstraint(condition=models.Q(('total__gte', 0)), name='order_total_non_negative'),
+            model_name="formsubmission",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("total__gte", 0)), name="order_total_non_negative"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='formsubmission',
-            constraint=models.CheckConstraint(condition=models.Q(('status__in', ['new', 'confirmed', 'paid', 'shipped', 'completed', 'cancelled'])), name='order_status_valid'),
+            model_name="formsubmission",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    ("status__in", ["new", "confirmed", "paid", "shipped", "completed", "cancelled"])
+                ),
+                name="order_status_valid",
+            ),
         ),
         migrations.AddIndex(
-            model_name='conversation',
-            index=models.Index(fields=['shop', '-last_message_at'], name='conversation_shop_recent_idx'),
+            model_name="conversation",
+            index=models.Index(fields=["shop", "-last_message_at"], name="conversation_shop_recent_idx"),
         ),
         migrations.AddConstraint(
-            model_name='conversation',
-            constraint=models.UniqueConstraint(fields=('shop', 'channel', 'customer_handle'), name='conversation_unique_per_customer'),
+            model_name="conversation",
+            constraint=models.UniqueConstraint(
+                fields=("shop", "channel", "customer_handle"), name="conversation_unique_per_customer"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='socialintegration',
-            constraint=models.UniqueConstraint(fields=('shop', 'provider', 'account_id'), name='integration_unique_account_per_shop'),
+            model_name="socialintegration",
+            constraint=models.UniqueConstraint(
+                fields=("shop", "provider", "account_id"), name="integration_unique_account_per_shop"
+            ),
         ),
         migrations.AddIndex(
-            model_name='stockhistory',
-            index=models.Index(fields=['item', '-id'], name='stock_history_item_idx'),
+            model_name="stockhistory",
+            index=models.Index(fields=["item", "-id"], name="stock_history_item_idx"),
         ),
         migrations.AddConstraint(
-            model_name='stockhistory',
-            constraint=models.CheckConstraint(condition=models.Q(('quantity_before__gte', 0)), name='stock_history_before_non_negative'),
+            model_name="stockhistory",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("quantity_before__gte", 0)), name="stock_history_before_non_negative"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='stockhistory',
-            constraint=models.CheckConstraint(condition=models.Q(('quantity_after__gte', 0)), name='stock_history_after_non_negative'),
+            model_name="stockhistory",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("quantity_after__gte", 0)), name="stock_history_after_non_negative"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='stockhistory',
-            constraint=models.CheckConstraint(condition=models.Q(('change', 0), _negated=True), name='stock_history_change_non_zero'),
+            model_name="stockhistory",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("change", 0), _negated=True), name="stock_history_change_non_zero"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='stockhistory',
-            constraint=models.CheckConstraint(condition=models.Q(('quantity_after', django.db.models.expressions.CombinedExpression(models.F('quantity_before'), '+', models.F('change')))), name='stock_history_after_is_before_plus_change'),
+            model_name="stockhistory",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    (
+                        "quantity_after",
+                        django.db.models.expressions.CombinedExpression(
+                            models.F("quantity_before"), "+", models.F("change")
+                        ),
+                    )
+                ),
+                name="stock_history_after_is_before_plus_change",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='stockhistory',
-            constraint=models.CheckConstraint(condition=models.Q(('reason__in', ['manual', 'order', 'cancellation', 'return', 'adjustment', 'import'])), name='stock_history_reason_valid'),
+            model_name="stockhistory",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    ("reason__in", ["manual", "order", "cancellation", "return", "adjustment", "import"])
+                ),
+                name="stock_history_reason_valid",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='stockhistory',
-            constraint=models.UniqueConstraint(condition=models.Q(('reason', 'cancellation')), fields=('item', 'reference'), name='stock_history_one_restock_per_order'),
+            model_name="stockhistory",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("reason", "cancellation")),
+                fields=("item", "reference"),
+                name="stock_history_one_restock_per_order",
+            ),
         ),
         pgtrigger.migrations.AddTrigger(
-            model_name='stockhistory',
-            trigger=pgtrigger.compiler.Trigger(name='stock_history_append_only', sql=pgtrigger.compiler.UpsertTriggerSql(func="RAISE EXCEPTION 'pgtrigger: Cannot update rows from % table', TG_TABLE_NAME;", hash='543d8519707f396f379ef2fee670298ae119839d', operation='UPDATE', pgid='pgtrigger_stock_history_append_only_5976e', table='shops_stockhistory', when='BEFORE')),
+            model_name="stockhistory",
+            trigger=pgtrigger.compiler.Trigger(
+                name="stock_history_append_only",
+                sql=pgtrigger.compiler.UpsertTriggerSql(
+                    func="RAISE EXCEPTION 'pgtrigger: Cannot update rows from % table', TG_TABLE_NAME;",
+                    hash="543d8519707f396f379ef2fee670298ae119839d",
+                    operation="UPDATE",
+                    pgid="pgtrigger_stock_history_append_only_5976e",
+                    table="shops_stockhistory",
+                    when="BEFORE",
+                ),
+            ),
         ),
         pgtrigger.migrations.AddTrigger(
-            model_name='stockhistory',
-            trigger=pgtrigger.compiler.Trigger(name='stock_history_chains', sql=pgtrigger.compiler.UpsertTriggerSql(declare='DECLARE last_after integer; current_stock integer;', func="\n                SELECT quantity_after INTO last_after FROM shops_stockhistory\n                    WHERE item_id = NEW.item_id ORDER BY id DESC LIMIT 1;\n                IF FOUND AND last_after <> NEW.quantity_before THEN\n                    RAISE EXCEPTION 'stock history of item % does not chain: previous after %, new before %',\n                        NEW.item_id, last_after, NEW.quantity_before USING ERRCODE = '23514';\n                END IF;\n                SELECT stock_quantity INTO current_stock FROM shops_item WHERE id = NEW.item_id;\n                IF current_stock <> NEW.quantity_after THEN\n                    RAISE EXCEPTION 'history row of item % says % but the stock is %',\n                        NEW.item_id, NEW.quantity_after, current_stock USING ERRCODE = '23514';\n                END IF;\n                RETURN NEW;\n                ", hash='8d10c049e019ca0bedf6b0814017aa04236f99c2', operation='INSERT', pgid='pgtrigger_stock_history_chains_80b46', table='shops_stockhistory', when='BEFORE')),
+            model_name="stockhistory",
+            trigger=pgtrigger.compiler.Trigger(
+                name="stock_history_chains",
+                sql=pgtrigger.compiler.UpsertTriggerSql(
+                    declare="DECLARE last_after integer; current_stock integer;",
+                    func="\n                SELECT quantity_after INTO last_after FROM shops_stockhistory\n                    WHERE item_id = NEW.item_id ORDER BY id DESC LIMIT 1;\n                IF FOUND AND last_after <> NEW.quantity_before THEN\n                    RAISE EXCEPTION 'stock history of item % does not chain: previous after %, new before %',\n                        NEW.item_id, last_after, NEW.quantity_before USING ERRCODE = '23514';\n                END IF;\n                SELECT stock_quantity INTO current_stock FROM shops_item WHERE id = NEW.item_id;\n                IF current_stock <> NEW.quantity_after THEN\n                    RAISE EXCEPTION 'history row of item % says % but the stock is %',\n                        NEW.item_id, NEW.quantity_after, current_stock USING ERRCODE = '23514';\n                END IF;\n                RETURN NEW;\n                ",
+                    hash="8d10c049e019ca0bedf6b0814017aa04236f99c2",
+                    operation="INSERT",
+                    pgid="pgtrigger_stock_history_chains_80b46",
+                    table="shops_stockhistory",
+                    when="BEFORE",
+                ),
+            ),
         ),
         migrations.AddConstraint(
-            model_name='teammember',
-            constraint=models.UniqueConstraint(fields=('shop', 'user'), name='team_member_unique_per_shop'),
+            model_name="teammember",
+            constraint=models.UniqueConstraint(fields=("shop", "user"), name="team_member_unique_per_shop"),
         ),
         migrations.AddConstraint(
-            model_name='teammember',
-            constraint=models.UniqueConstraint(condition=models.Q(('role', 'owner')), fields=('shop',), name='team_member_one_owner'),
+            model_name="teammember",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("role", "owner")), fields=("shop",), name="team_member_one_owner"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='teammember',
-            constraint=models.CheckConstraint(condition=models.Q(('role__in', ['owner', 'admin', 'staff', 'viewer'])), name='team_member_role_valid'),
+            model_name="teammember",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("role__in", ["owner", "admin", "staff", "viewer"])),
+                name="team_member_role_valid",
+            ),
         ),
     ]

@@ -4,15 +4,14 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('shops', '0001_initial'),
+        ("shops", "0001_initial"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='formsubmissionline',
-            name='stock_deducted',
+            model_name="formsubmissionline",
+            name="stock_deducted",
             field=models.BooleanField(default=True),
         ),
     ]

@@ -8,47 +8,130 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('accounts', '0002_user_email_verified_at'),
-        ('shops', '0002_line_stock_deducted'),
+        ("accounts", "0002_user_email_verified_at"),
+        ("shops", "0002_line_stock_deducted"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='InboundApiKey',
+            name="InboundApiKey",
             fields=[
-                ('created_at', models.DateTimeField(auto_now_add=True, db_index=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('id', models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False)),
-                ('api_key', models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, related_name='inbound_binding', to='accounts.serviceapikey')),
-                ('shop', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='inbound_keys', to='shops.shop')),
+                ("created_at", models.DateTimeField(auto_now_add=True, db_index=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "id",
+                    models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False),
+                ),
+                (
+                    "api_key",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="inbound_binding",
+                        to="accounts.serviceapikey",
+                    ),
+                ),
+                (
+                    "shop",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="inbound_keys",
+                        to="shops.shop",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'inbound API key binding',
-                'ordering': ['created_at', 'id'],
+                "verbose_name": "inbound API key binding",
+                "ordering": ["created_at", "id"],
             },
         ),
         migrations.CreateModel(
-            name='ShopInvitation',
+            name="ShopInvitation",
             fields=[
-                ('created_at', models.DateTimeField(auto_now_add=True, db_index=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('id', models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False)),
-                ('email', models.EmailField(max_length=254)),
-                ('role', models.CharField(choices=[('owner', 'Owner'), ('admin', 'Admin'), ('staff', 'Staff'), ('viewer', 'Viewer')], default='staff', max_length=10)),
-                ('token_hash', models.CharField(max_length=64, unique=True)),
-                ('status', models.CharField(choices=[('pending', 'Pending'), ('accepted', 'Accepted'), ('revoked', 'Revoked'), ('expired', 'Expired')], default='pending', max_length=10)),
-                ('expires_at', models.DateTimeField()),
-                ('accepted_at', models.DateTimeField(blank=True, null=True)),
-                ('accepted_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('invited_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('shop', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='invitations', to='shops.shop')),
+                ("created_at", models.DateTimeField(auto_now_add=True, db_index=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "id",
+                    models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False),
+                ),
+                ("email", models.EmailField(max_length=254)),
+                (
+                    "role",
+                    models.CharField(
+                        choices=[
+                            ("owner", "Owner"),
+                            ("admin", "Admin"),
+                            ("staff", "Staff"),
+                            ("viewer", "Viewer"),
+                        ],
+                        default="staff",
+                        max_length=10,
+                    ),
+                ),
+                ("token_hash", models.CharField(max_length=64, unique=True)),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("pending", "Pending"),
+                            ("accepted", "Accepted"),
+                            ("revoked", "Revoked"),
+                            ("expired", "Expired"),
+                        ],
+                        default="pending",
+                        max_length=10,
+                    ),
+                ),
+                ("expires_at", models.DateTimeField()),
+                ("accepted_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "accepted_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "invited_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "shop",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="invitations",
+                        to="shops.shop",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at', 'id'],
-                'constraints': [models.UniqueConstraint(models.F('shop'), django.db.models.functions.text.Lower('email'), condition=models.Q(('status', 'pending')), name='shop_invitation_one_pending_per_email'), models.CheckConstraint(condition=models.Q(('role__in', ['admin', 'staff', 'viewer'])), name='shop_invitation_role_assignable'), models.CheckConstraint(condition=models.Q(('status__in', ['pending', 'accepted', 'revoked', 'expired'])), name='shop_invitation_status_valid')],
+                "ordering": ["-created_at", "id"],
+                "constraints": [
+                    models.UniqueConstraint(
+                        models.F("shop"),
+                        django.db.models.functions.text.Lower("email"),
+                        condition=models.Q(("status", "pending")),
+                        name="shop_invitation_one_pending_per_email",
+                    ),
+                    models.CheckConstraint(
+                        condition=models.Q(("role__in", ["admin", "staff", "viewer"])),
+                        name="shop_invitation_role_assignable",
+                    ),
+                    models.CheckConstraint(
+                        condition=models.Q(("status__in", ["pending", "accepted", "revoked", "expired"])),
+                        name="shop_invitation_status_valid",
+                    ),
+                ],
             },
         ),
     ]

@@ -9,8 +9,9 @@ FORM_FIELDS = ("name", "slug", "description", "fields", "is_active")
 
 
 def _slug_taken() -> ApplicationError:
-    return ApplicationError("Invalid input.", code="validation_error",
-                            fields={"slug": ["This slug is taken."]})
+    return ApplicationError(
+        "Invalid input.", code="validation_error", fields={"slug": ["This slug is taken."]}
+    )
 
 
 @transaction.atomic

@@ -67,7 +67,6 @@ def _check_assignable(role: str) -> None:
         )
 
 
-
 def _refuse_owner(member: TeamMember) -> None:
     if member.role == Role.OWNER:
         raise Forbidden("The owner's membership cannot be changed or removed.", code="owner_membership")
@@ -89,14 +88,24 @@ def member_remove(*, member: TeamMember) -> None:
 
 
 @transaction.atomic
-def shop_plan_change(*, shop: Shop, plan: str, plan_status: str | None = None,
-                     plan_price: Decimal | None = None, billing_cycle: str | None = None) -> Shop:
+def shop_plan_change(
+    *,
+    shop: Shop,
+    plan: str,
+    plan_status: str | None = None,
+    plan_price: Decimal | None = None,
+    billing_cycle: str | None = None,
+) -> Shop:
     """The billing service's way to change a shop's plan (used by staff tools and billing; the
     shops API refuses these fields). Locks the shop row. Raises ApplicationError
     (validation_error) for a value outside the model's choices or a negative price."""
     locked = Shop.objects.select_for_update().get(pk=shop.pk)
-    changes = {"plan": plan, "plan_status": plan_status, "plan_price": plan_price,
-               "billing_cycle": billing_cycle}
+    changes = {
+        "plan": plan,
+        "plan_status": plan_status,
+        "plan_price": plan_price,
+        "billing_cycle": billing_cycle,
+    }
     for name, value in changes.items():
         if value is not None:
             setattr(locked, name, value)
@@ -104,8 +113,11 @@ def shop_plan_change(*, shop: Shop, plan: str, plan_status: str | None = None,
     try:
         locked.full_clean(exclude=[f.name for f in Shop._meta.fields if f.name not in names])
     except DjangoValidationError as exc:
-        raise ApplicationError("Invalid input.", code="validation_error",
-                               fields={k: [str(m) for m in v] for k, v in exc.message_dict.items()}) from None
+        raise ApplicationError(
+            "Invalid input.",
+            code="validation_error",
+            fields={k: [str(m) for m in v] for k, v in exc.message_dict.items()},
+        ) from None
     locked.save(update_fields=[*names, "updated_at"])
     return locked
 

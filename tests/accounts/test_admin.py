@@ -33,8 +33,14 @@ def populated():
     """One row of every accounts model."""
     user = UserFactory(name="Listed Person")
     now = timezone.now()
-    services.subscription_activate(user=user, amount=Decimal("299.00"), currency="THB",
-                                   billing_cycle="monthly", start=now, end=now + timedelta(days=30))
+    services.subscription_activate(
+        user=user,
+        amount=Decimal("299.00"),
+        currency="THB",
+        billing_cycle="monthly",
+        start=now,
+        end=now + timedelta(days=30),
+    )
     api_key, key = services.api_key_create(name="render-worker", scopes=["jobs:write"])
     return {"user": user, "api_key": api_key, "key": key}
 
@@ -43,8 +49,9 @@ def test_admin_login_page_renders_and_logs_in(superuser):
     client = Client()
     assert client.get("/admin/login/").status_code == 200
 
-    response = client.post("/admin/login/?next=/admin/",
-                           {"username": "root@example.com", "password": ADMIN_PASSWORD})
+    response = client.post(
+        "/admin/login/?next=/admin/", {"username": "root@example.com", "password": ADMIN_PASSWORD}
+    )
 
     assert response.status_code == 302 and response["Location"] == "/admin/"
     assert client.get("/admin/").status_code == 200
@@ -119,10 +126,16 @@ def test_admin_user_changelist_filters_by_tier(admin_client, populated):
 
 
 def test_admin_can_add_a_user_with_a_usable_password(admin_client):
-    response = admin_client.post(reverse("admin:accounts_user_add"), {
-        "email": "Added@Example.com", "name": "Added", "usable_password": "true",
-        "password1": "Added-By-Staff-42", "password2": "Added-By-Staff-42",
-    })
+    response = admin_client.post(
+        reverse("admin:accounts_user_add"),
+        {
+            "email": "Added@Example.com",
+            "name": "Added",
+            "usable_password": "true",
+            "password1": "Added-By-Staff-42",
+            "password2": "Added-By-Staff-42",
+        },
+    )
 
     assert response.status_code == 302, response.content.decode()[:2000]
     added = User.objects.get(email="added@example.com")
@@ -133,18 +146,26 @@ def test_admin_can_add_a_user_with_a_usable_password(admin_client):
 
 
 def test_admin_add_user_refuses_an_email_taken_in_another_case(admin_client, populated):
-    response = admin_client.post(reverse("admin:accounts_user_add"), {
-        "email": populated["user"].email.upper(), "name": "Dup",
-        "password1": "Added-By-Staff-42", "password2": "Added-By-Staff-42",
-    })
+    response = admin_client.post(
+        reverse("admin:accounts_user_add"),
+        {
+            "email": populated["user"].email.upper(),
+            "name": "Dup",
+            "password1": "Added-By-Staff-42",
+            "password2": "Added-By-Staff-42",
+        },
+    )
 
     assert response.status_code == 200
     assert User.objects.filter(email__iexact=populated["user"].email).count() == 1
 
 
 def test_admin_creates_an_api_key_and_shows_it_once(admin_client):
-    response = admin_client.post(reverse("admin:accounts_serviceapikey_add"),
-                                 {"name": "staff-made", "scopes": "jobs:write,jobs:read"}, follow=True)
+    response = admin_client.post(
+        reverse("admin:accounts_serviceapikey_add"),
+        {"name": "staff-made", "scopes": "jobs:write,jobs:read"},
+        follow=True,
+    )
 
     assert response.status_code == 200
     api_key = ServiceApiKey.objects.get(name="staff-made")
@@ -160,8 +181,9 @@ def test_admin_creates_an_api_key_and_shows_it_once(admin_client):
 
 
 def test_admin_refuses_an_api_key_with_an_unknown_scope(admin_client):
-    response = admin_client.post(reverse("admin:accounts_serviceapikey_add"),
-                                 {"name": "typo", "scopes": "jobs:wirte"})
+    response = admin_client.post(
+        reverse("admin:accounts_serviceapikey_add"), {"name": "typo", "scopes": "jobs:wirte"}
+    )
 
     assert response.status_code == 200
     assert "Unknown scopes" in response.content.decode()

@@ -95,8 +95,9 @@ def test_revoked_api_key_is_a_401(api_client):
     key, _ = _create_via_command()
     ServiceApiKey.objects.update(revoked=True)
 
-    assert_error(api_client.post("/service", HTTP_AUTHORIZATION=f"Api-Key {key}"), 401,
-                 "authentication_failed")
+    assert_error(
+        api_client.post("/service", HTTP_AUTHORIZATION=f"Api-Key {key}"), 401, "authentication_failed"
+    )
 
 
 def test_expired_api_key_is_a_401(api_client):
@@ -106,8 +107,9 @@ def test_expired_api_key_is_a_401(api_client):
     assert_error(api_client.post("/service", HTTP_AUTHORIZATION=f"Api-Key {key}"), 401)
 
 
-@pytest.mark.parametrize("header", ["Api-Key wrong.key", "Api-Key", "Api-Key a b",
-                                    "Api-Key nodot", "Api-Key \u00e9\u00e9.x"])
+@pytest.mark.parametrize(
+    "header", ["Api-Key wrong.key", "Api-Key", "Api-Key a b", "Api-Key nodot", "Api-Key \u00e9\u00e9.x"]
+)
 def test_malformed_or_unknown_api_keys_are_a_401(api_client, header):
     _create_via_command()
 
@@ -124,8 +126,7 @@ def test_api_key_with_a_tampered_secret_is_a_401(api_client):
 def test_api_key_without_the_required_scope_is_a_403(api_client):
     key, _ = _create_via_command(scopes="jobs:read")
 
-    assert_error(api_client.post("/service", HTTP_AUTHORIZATION=f"Api-Key {key}"), 403,
-                 "insufficient_scope")
+    assert_error(api_client.post("/service", HTTP_AUTHORIZATION=f"Api-Key {key}"), 403, "insufficient_scope")
 
 
 def test_a_user_jwt_is_not_a_service_key(user):
@@ -140,8 +141,9 @@ def test_a_service_key_is_not_a_user_account(api_client):
 
 def test_each_service_key_has_its_own_user_throttle_bucket(api_client, monkeypatch):
     # given a user rate of 2/min and two keys
-    monkeypatch.setattr(UserRateThrottle, "THROTTLE_RATES",
-                        {**UserRateThrottle.THROTTLE_RATES, "user": "2/min"})
+    monkeypatch.setattr(
+        UserRateThrottle, "THROTTLE_RATES", {**UserRateThrottle.THROTTLE_RATES, "user": "2/min"}
+    )
     _, first = api_key_create(name="a", scopes=["jobs:write"])
     _, second = api_key_create(name="b", scopes=["jobs:write"])
 
@@ -152,4 +154,3 @@ def test_each_service_key_has_its_own_user_throttle_bucket(api_client, monkeypat
     # then it is throttled, and the second key is not
     assert_error(api_client.post("/throttled", HTTP_AUTHORIZATION=f"Api-Key {first}"), 429, "throttled")
     assert api_client.post("/throttled", HTTP_AUTHORIZATION=f"Api-Key {second}").status_code == 200
-

@@ -18,9 +18,11 @@ def _sync():
 
 
 def _rows():
-    return (sorted(PeriodicTask.objects.values_list("name", "task", "crontab_id", "interval_id",
-                                                   "enabled")),
-            CrontabSchedule.objects.count(), IntervalSchedule.objects.count())
+    return (
+        sorted(PeriodicTask.objects.values_list("name", "task", "crontab_id", "interval_id", "enabled")),
+        CrontabSchedule.objects.count(),
+        IntervalSchedule.objects.count(),
+    )
 
 
 def test_sync_schedules_writes_every_declared_schedule():
@@ -64,8 +66,9 @@ def test_seed_demo_is_idempotent_and_its_logins_work(api_client):
     assert admin.is_staff and admin.is_superuser
     assert login(api_client, seed_demo.DEMO_EMAIL, seed_demo.DEMO_PASSWORD).status_code == 200
     # django-axes needs the request to know who is trying (AxesStandaloneBackend)
-    assert api_client.login(request=HttpRequest(), username=seed_demo.ADMIN_EMAIL,
-                            password=seed_demo.ADMIN_PASSWORD)
+    assert api_client.login(
+        request=HttpRequest(), username=seed_demo.ADMIN_EMAIL, password=seed_demo.ADMIN_PASSWORD
+    )
 
 
 def test_accounts_models_and_migrations_agree():
@@ -78,8 +81,12 @@ def test_sync_schedules_applies_a_changed_timing_and_keeps_the_admin_pause(monke
 
     _sync()
     PeriodicTask.objects.filter(task="accounts.expire_licenses").update(enabled=False)
-    changed = [Schedule(s.name, s.task, crontab={"minute": "45", "hour": "2"})
-               if s.task == "accounts.expire_licenses" else s for s in SCHEDULES]
+    changed = [
+        Schedule(s.name, s.task, crontab={"minute": "45", "hour": "2"})
+        if s.task == "accounts.expire_licenses"
+        else s
+        for s in SCHEDULES
+    ]
     monkeypatch.setattr(sync_schedules, "SCHEDULES", changed)
 
     _sync()

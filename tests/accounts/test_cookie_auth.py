@@ -36,8 +36,7 @@ def test_unsafe_cookie_request_without_the_csrf_header_is_a_403(cookie_client, u
 
 
 def test_unsafe_cookie_request_with_a_wrong_csrf_header_is_a_403(cookie_client):
-    response = cookie_client.patch(ME, {"name": "Changed"}, format="json",
-                                   HTTP_X_CSRFTOKEN="x" * 32)
+    response = cookie_client.patch(ME, {"name": "Changed"}, format="json", HTTP_X_CSRFTOKEN="x" * 32)
 
     assert_error(response, 403, "permission_denied")
 
@@ -55,8 +54,9 @@ def test_unsafe_cookie_request_with_the_csrf_header_is_a_200(cookie_client, user
 def test_unsafe_cookie_request_from_a_foreign_origin_is_a_403_even_with_the_token(cookie_client, user):
     csrf = cookie_client.cookies["csrftoken"].value
 
-    response = cookie_client.patch(ME, {"name": "Changed"}, format="json", HTTP_X_CSRFTOKEN=csrf,
-                                   HTTP_ORIGIN="https://evil.example")
+    response = cookie_client.patch(
+        ME, {"name": "Changed"}, format="json", HTTP_X_CSRFTOKEN=csrf, HTTP_ORIGIN="https://evil.example"
+    )
 
     assert_error(response, 403, "permission_denied")
     user.refresh_from_db()
@@ -88,8 +88,10 @@ def test_no_credentials_is_a_401(api_client):
     assert_error(api_client.get(ME), 401, "not_authenticated")
 
 
-@pytest.mark.parametrize("header", ["Bearer", "Bearer a b", "Bearer not.a.jwt", "Basic dXNlcjpwYXNz",
-                                    "Bearer \u00ff\u00fe", "Token abc"])
+@pytest.mark.parametrize(
+    "header",
+    ["Bearer", "Bearer a b", "Bearer not.a.jwt", "Basic dXNlcjpwYXNz", "Bearer \u00ff\u00fe", "Token abc"],
+)
 def test_malformed_authorization_headers_are_a_401_envelope(api_client, user, header):
     assert_error(api_client.get(ME, HTTP_AUTHORIZATION=header), 401)
 
@@ -99,6 +101,7 @@ def test_an_access_token_signed_with_another_key_is_a_401(api_client, user):
 
     forged = AccessToken.for_user(user)
     forged_raw = forged.token_backend.__class__(
-        forged.token_backend.algorithm, signing_key="not-our-key-" * 4).encode(forged.payload)
+        forged.token_backend.algorithm, signing_key="not-our-key-" * 4
+    ).encode(forged.payload)
 
     assert_error(api_client.get(ME, HTTP_AUTHORIZATION=f"Bearer {forged_raw}"), 401)

@@ -14,14 +14,31 @@ pytestmark = pytest.mark.django_db
 
 # (method, path, needs a logged-in caller, the fields it reads)
 ENDPOINTS = [
-    ("post", "/api/auth/register", False,
-     ["email", "password", "password_confirm", "name", "phone_number", "organization", "job_title",
-      "country", "industry"]),
+    (
+        "post",
+        "/api/auth/register",
+        False,
+        [
+            "email",
+            "password",
+            "password_confirm",
+            "name",
+            "phone_number",
+            "organization",
+            "job_title",
+            "country",
+            "industry",
+        ],
+    ),
     ("post", "/api/auth/token", False, ["email", "password"]),
     ("post", "/api/auth/token/refresh", False, ["refresh"]),
     ("post", "/api/auth/logout", False, ["refresh"]),
-    ("patch", "/api/users/me", True, ["name", "phone_number", "organization", "job_title", "country",
-                                      "industry"]),
+    (
+        "patch",
+        "/api/users/me",
+        True,
+        ["name", "phone_number", "organization", "job_title", "country", "industry"],
+    ),
     ("patch", "/api/users/me/preferences", True, ["video_defaults", "notifications", "ui"]),
     ("post", "/api/users/me/progress", True, ["time_spent_delta", "step"]),
 ]
@@ -39,14 +56,18 @@ RAW_BODIES = {
     "5000-digit-number": (b'{"step": 1' + b"0" * 5000 + b', "time_spent_delta": 1}', "application/json"),
     "deeply-nested": (b"[" * 100_000 + b"]" * 100_000, "application/json"),
     "invalid-utf8": (b'{"name": "\xff\xfe\xfa"}', "application/json"),
-    "nul-bytes": (json.dumps({"email": "a\x00@example.com", "name": "a\x00b",
-                              "refresh": "a\x00b"}).encode(), "application/json"),
+    "nul-bytes": (
+        json.dumps({"email": "a\x00@example.com", "name": "a\x00b", "refresh": "a\x00b"}).encode(),
+        "application/json",
+    ),
     "huge-body": (json.dumps({"name": "x" * (1024 * 1024 + 10)}).encode(), "application/json"),
     "huge-form-body": (b"name=" + b"x" * (1024 * 1024 + 10), "application/x-www-form-urlencoded"),
     "text-plain": (b"email=a@example.com", "text/plain"),
     "xml": (b"<user><name>x</name></user>", "application/xml"),
-    "broken-multipart": (b"--zzz\r\nContent-Disposition: form-data; name=\"name\"\r\n\r\nx",
-                         "multipart/form-data; boundary=zzz"),
+    "broken-multipart": (
+        b'--zzz\r\nContent-Disposition: form-data; name="name"\r\n\r\nx',
+        "multipart/form-data; boundary=zzz",
+    ),
     "multipart-without-boundary": (b"whatever", "multipart/form-data"),
 }
 
@@ -85,8 +106,7 @@ def _assert_4xx_envelope(response):
 
 @pytest.mark.parametrize("kind", RAW_BODIES)
 @pytest.mark.parametrize("method, path, needs_user, fields", ENDPOINTS, ids=IDS)
-def test_malformed_bodies_get_a_4xx_envelope_and_change_nothing(user, method, path, needs_user, fields,
-                                                                 kind):
+def test_malformed_bodies_get_a_4xx_envelope_and_change_nothing(user, method, path, needs_user, fields, kind):
     body, content_type = RAW_BODIES[kind]
     client = _client(needs_user, user)
     before = _snapshot()
@@ -99,8 +119,9 @@ def test_malformed_bodies_get_a_4xx_envelope_and_change_nothing(user, method, pa
 
 @pytest.mark.parametrize("value_kind", WRONG_VALUES)
 @pytest.mark.parametrize("method, path, needs_user, fields", ENDPOINTS, ids=IDS)
-def test_wrong_types_in_every_field_get_a_4xx_envelope_and_change_nothing(user, method, path,
-                                                                          needs_user, fields, value_kind):
+def test_wrong_types_in_every_field_get_a_4xx_envelope_and_change_nothing(
+    user, method, path, needs_user, fields, value_kind
+):
     client = _client(needs_user, user)
     value = WRONG_VALUES[value_kind]
     # DRF's CharField reads a number as its decimal string: "-5" is a valid (if odd) job title.

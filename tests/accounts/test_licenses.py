@@ -29,16 +29,23 @@ def test_trial_license_from_registration_lasts_exactly_30_days(api_client):
 
 def _license(user, *, ends_in: timedelta, status=License.Status.ACTIVE):
     now = timezone.now()
-    License.objects.filter(user=user).update(date_start=now - timedelta(days=31),
-                                             date_end=now + ends_in, status=status)
+    License.objects.filter(user=user).update(
+        date_start=now - timedelta(days=31), date_end=now + ends_in, status=status
+    )
     return License.objects.get(user=user)
 
 
 def _subscription(user, *, ends_in: timedelta, status=Subscription.Status.ACTIVE, model_limit=50):
     now = timezone.now()
-    sub = services.subscription_activate(user=user, amount=Decimal("299.00"), currency="THB",
-                                         billing_cycle="monthly", start=now - timedelta(days=40),
-                                         end=now + ends_in, model_limit=model_limit)
+    sub = services.subscription_activate(
+        user=user,
+        amount=Decimal("299.00"),
+        currency="THB",
+        billing_cycle="monthly",
+        start=now - timedelta(days=40),
+        end=now + ends_in,
+        model_limit=model_limit,
+    )
     Subscription.objects.filter(pk=sub.pk).update(status=status)
     return sub
 
@@ -92,16 +99,22 @@ def test_expiry_task_is_idempotent():
     _license(user, ends_in=-timedelta(days=1))
     _subscription(user, ends_in=-timedelta(days=1))
     first = expire_licenses()
-    snapshot = (list(License.objects.values()), list(Subscription.objects.values()),
-                list(User.objects.values("tier", "model_limit")))
+    snapshot = (
+        list(License.objects.values()),
+        list(Subscription.objects.values()),
+        list(User.objects.values("tier", "model_limit")),
+    )
 
     second = expire_licenses()
 
     assert first == {"licenses": 1, "subscriptions": 1}
     assert second is None  # the same day's run is recorded once (ScheduledRun) and not repeated
     assert services.licenses_expire() == 0 and services.subscriptions_expire() == 0  # idempotent
-    assert snapshot == (list(License.objects.values()), list(Subscription.objects.values()),
-                        list(User.objects.values("tier", "model_limit")))
+    assert snapshot == (
+        list(License.objects.values()),
+        list(Subscription.objects.values()),
+        list(User.objects.values("tier", "model_limit")),
+    )
 
 
 def test_expiry_task_runs_through_celery_apply():
@@ -121,8 +134,13 @@ def test_database_refuses_a_license_that_ends_before_it_starts(user):
 
 def test_token_flush_task_drops_expired_tokens_and_keeps_live_ones(user):
     now = timezone.now()
-    OutstandingToken.objects.create(user=user, jti="expired-jti", token="x",
-                                    created_at=now - timedelta(days=30), expires_at=now - timedelta(days=1))
+    OutstandingToken.objects.create(
+        user=user,
+        jti="expired-jti",
+        token="x",
+        created_at=now - timedelta(days=30),
+        expires_at=now - timedelta(days=1),
+    )
     live = RefreshToken.for_user(user)
 
     flush_expired_tokens()

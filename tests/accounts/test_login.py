@@ -78,8 +78,9 @@ def test_soft_deleted_user_keeps_its_data(user):
     assert UserPreferences.objects.filter(user=user).exists()
 
 
-@pytest.mark.parametrize("payload", [{}, {"email": "a@example.com"}, {"password": "x"},
-                                     {"email": "", "password": ""}])
+@pytest.mark.parametrize(
+    "payload", [{}, {"email": "a@example.com"}, {"password": "x"}, {"email": "", "password": ""}]
+)
 def test_login_with_missing_fields_is_a_400_envelope(api_client, payload):
     response = api_client.post(URL, payload, format="json")
 
@@ -90,8 +91,9 @@ def test_login_with_missing_fields_is_a_400_envelope(api_client, payload):
 def login_rate_of_3(monkeypatch):
     # DRF binds THROTTLE_RATES on the class at import time, so overriding settings alone
     # would not reach it.
-    monkeypatch.setattr(ScopedRateThrottle, "THROTTLE_RATES",
-                        {**ScopedRateThrottle.THROTTLE_RATES, "login": "3/min"})
+    monkeypatch.setattr(
+        ScopedRateThrottle, "THROTTLE_RATES", {**ScopedRateThrottle.THROTTLE_RATES, "login": "3/min"}
+    )
 
 
 def test_login_is_throttled_with_a_429_envelope(api_client, user, login_rate_of_3):
@@ -105,8 +107,9 @@ def test_login_is_throttled_with_a_429_envelope(api_client, user, login_rate_of_
     assert "Retry-After" in response.headers
 
 
-def test_login_throttle_cannot_be_dodged_with_a_forged_forwarded_for_header(api_client, user,
-                                                                             login_rate_of_3):
+def test_login_throttle_cannot_be_dodged_with_a_forged_forwarded_for_header(
+    api_client, user, login_rate_of_3
+):
     for n in range(3):
         login(api_client, user.email, "Wrong-Password-1")
         api_client.credentials(HTTP_X_FORWARDED_FOR=f"10.0.0.{n}")

@@ -15,15 +15,30 @@ ME = "/api/users/me"
 
 def test_me_shows_plan_usage_progress_balance_license_and_subscription(auth_client, user):
     now = timezone.now()
-    services.subscription_activate(user=user, amount=Decimal("299.00"), currency="THB",
-                                   billing_cycle="monthly", start=now, end=now + timedelta(days=30),
-                                   model_limit=50)
+    services.subscription_activate(
+        user=user,
+        amount=Decimal("299.00"),
+        currency="THB",
+        billing_cycle="monthly",
+        start=now,
+        end=now + timedelta(days=30),
+        model_limit=50,
+    )
 
     body = auth_client.get(ME).json()
 
     assert body["id"] == str(user.pk) and body["email"] == user.email
-    for key in ("tier", "model_limit", "models_used", "time_spent", "max_step_reached",
-                "last_session_final_step", "credit_balance", "license", "subscription"):
+    for key in (
+        "tier",
+        "model_limit",
+        "models_used",
+        "time_spent",
+        "max_step_reached",
+        "last_session_final_step",
+        "credit_balance",
+        "license",
+        "subscription",
+    ):
         assert key in body
     assert body["tier"] == "premium" and body["model_limit"] == 50
     assert body["subscription"]["amount"] == "299.00"
@@ -47,8 +62,14 @@ def test_me_get_uses_a_bounded_number_of_queries(auth_client, django_assert_max_
 
 
 def test_me_patch_updates_profile_fields(auth_client, user):
-    changes = {"name": "Ada", "phone_number": "+44 20 1234", "organization": "Engines Ltd",
-               "job_title": "Analyst", "country": "GB", "industry": "Computing"}
+    changes = {
+        "name": "Ada",
+        "phone_number": "+44 20 1234",
+        "organization": "Engines Ltd",
+        "job_title": "Analyst",
+        "country": "GB",
+        "industry": "Computing",
+    }
 
     response = auth_client.patch(ME, changes, format="json")
 
@@ -62,10 +83,22 @@ def test_me_patch_updates_profile_fields(auth_client, user):
 def test_me_patch_cannot_change_plan_usage_staff_or_email(auth_client, user):
     before = User.objects.values().get(pk=user.pk)
 
-    response = auth_client.patch(ME, {"tier": "premium", "model_limit": 999, "models_used": 0,
-                                      "is_staff": True, "is_superuser": True, "email": "x@evil.test",
-                                      "time_spent": 10**6, "max_step_reached": 99,
-                                      "deleted_at": None, "is_active": False}, format="json")
+    response = auth_client.patch(
+        ME,
+        {
+            "tier": "premium",
+            "model_limit": 999,
+            "models_used": 0,
+            "is_staff": True,
+            "is_superuser": True,
+            "email": "x@evil.test",
+            "time_spent": 10**6,
+            "max_step_reached": 99,
+            "deleted_at": None,
+            "is_active": False,
+        },
+        format="json",
+    )
 
     assert response.status_code == 200
     body = response.json()
@@ -75,8 +108,7 @@ def test_me_patch_cannot_change_plan_usage_staff_or_email(auth_client, user):
 
 
 def test_me_patch_refuses_too_long_values(auth_client, user):
-    error = assert_error(auth_client.patch(ME, {"name": "x" * 151}, format="json"), 400,
-                         "validation_error")
+    error = assert_error(auth_client.patch(ME, {"name": "x" * 151}, format="json"), 400, "validation_error")
     assert "name" in error["fields"]
 
 
@@ -130,7 +162,12 @@ def test_me_only_ever_shows_and_changes_the_caller(auth_client, user, other_user
 
 def test_subscription_shown_is_the_current_one(user):
     now = timezone.now()
-    Subscription.objects.create(user=user, amount=Decimal("10.00"), status="expired",
-                                start_date=now - timedelta(days=60), end_date=now - timedelta(days=30))
+    Subscription.objects.create(
+        user=user,
+        amount=Decimal("10.00"),
+        status="expired",
+        start_date=now - timedelta(days=60),
+        end_date=now - timedelta(days=30),
+    )
 
     assert client_for(user).get(ME).json()["subscription"] is None

@@ -26,8 +26,7 @@ def test_preferences_get_works_for_a_user_without_a_preferences_row(db):
 
 
 def test_preferences_patch_merges_one_section_and_keeps_the_others(auth_client, user):
-    response = auth_client.patch(URL, {"video_defaults": {"fps": 60}, "ui": {"theme": "dark"}},
-                                 format="json")
+    response = auth_client.patch(URL, {"video_defaults": {"fps": 60}, "ui": {"theme": "dark"}}, format="json")
 
     assert response.status_code == 200
     prefs = UserPreferences.objects.get(user=user)
@@ -46,18 +45,21 @@ def test_preferences_patch_creates_the_row_when_missing(db):
     assert UserPreferences.objects.get(user=bare).notifications["marketing"] is True
 
 
-@pytest.mark.parametrize("payload, field", [
-    ({"colour": "red"}, "colour"),
-    ({"ui": {"font": "big"}}, "ui.font"),
-    ({"video_defaults": {"resolution": "8k"}}, "video_defaults.resolution"),
-    ({"video_defaults": {"fps": 29}}, "video_defaults.fps"),
-    ({"video_defaults": {"fps": "thirty"}}, "video_defaults.fps"),
-    ({"notifications": {"email": "maybe"}}, "notifications.email"),
-    ({"ui": {"theme": None}}, "ui.theme"),
-    ({"ui": {"language": "english"}}, "ui.language"),
-    ({"ui": "dark"}, "ui.non_field_errors"),
-    ({"notifications": ["email"]}, "notifications.non_field_errors"),
-])
+@pytest.mark.parametrize(
+    "payload, field",
+    [
+        ({"colour": "red"}, "colour"),
+        ({"ui": {"font": "big"}}, "ui.font"),
+        ({"video_defaults": {"resolution": "8k"}}, "video_defaults.resolution"),
+        ({"video_defaults": {"fps": 29}}, "video_defaults.fps"),
+        ({"video_defaults": {"fps": "thirty"}}, "video_defaults.fps"),
+        ({"notifications": {"email": "maybe"}}, "notifications.email"),
+        ({"ui": {"theme": None}}, "ui.theme"),
+        ({"ui": {"language": "english"}}, "ui.language"),
+        ({"ui": "dark"}, "ui.non_field_errors"),
+        ({"notifications": ["email"]}, "notifications.non_field_errors"),
+    ],
+)
 def test_preferences_patch_refuses_unknown_keys_and_bad_values(auth_client, user, payload, field):
     before = UserPreferences.objects.values().get(user=user)
 

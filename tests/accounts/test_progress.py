@@ -27,21 +27,26 @@ def test_progress_adds_time_keeps_the_maximum_step_and_records_the_last(auth_cli
 def test_progress_raises_the_maximum_when_a_higher_step_arrives(auth_client):
     auth_client.post(URL, {"time_spent_delta": 0, "step": 2}, format="json")
 
-    assert auth_client.post(URL, {"time_spent_delta": 0, "step": 9}, format="json").json()[
-        "max_step_reached"] == 9
+    assert (
+        auth_client.post(URL, {"time_spent_delta": 0, "step": 9}, format="json").json()["max_step_reached"]
+        == 9
+    )
 
 
-@pytest.mark.parametrize("payload, field", [
-    ({}, "time_spent_delta"),
-    ({"time_spent_delta": 5}, "step"),
-    ({"time_spent_delta": -1, "step": 1}, "time_spent_delta"),
-    ({"time_spent_delta": 10, "step": -1}, "step"),
-    ({"time_spent_delta": 10**12, "step": 1}, "time_spent_delta"),
-    ({"time_spent_delta": "ten", "step": 1}, "time_spent_delta"),
-    ({"time_spent_delta": 1.5, "step": 1}, "time_spent_delta"),
-    ({"time_spent_delta": {"a": 1}, "step": 1}, "time_spent_delta"),
-    ({"time_spent_delta": 1, "step": None}, "step"),
-])
+@pytest.mark.parametrize(
+    "payload, field",
+    [
+        ({}, "time_spent_delta"),
+        ({"time_spent_delta": 5}, "step"),
+        ({"time_spent_delta": -1, "step": 1}, "time_spent_delta"),
+        ({"time_spent_delta": 10, "step": -1}, "step"),
+        ({"time_spent_delta": 10**12, "step": 1}, "time_spent_delta"),
+        ({"time_spent_delta": "ten", "step": 1}, "time_spent_delta"),
+        ({"time_spent_delta": 1.5, "step": 1}, "time_spent_delta"),
+        ({"time_spent_delta": {"a": 1}, "step": 1}, "time_spent_delta"),
+        ({"time_spent_delta": 1, "step": None}, "step"),
+    ],
+)
 def test_progress_refuses_bad_input_and_changes_nothing(auth_client, user, payload, field):
     before = User.objects.values().get(pk=user.pk)
 
@@ -75,8 +80,9 @@ def test_concurrent_progress_calls_lose_no_time_and_keep_the_maximum_step():
             client = client_for(user)
             barrier.wait()
             for _ in range(5):
-                statuses.append(client.post(URL, {"time_spent_delta": 10, "step": step},
-                                            format="json").status_code)
+                statuses.append(
+                    client.post(URL, {"time_spent_delta": 10, "step": step}, format="json").status_code
+                )
         finally:
             connection.close()
 

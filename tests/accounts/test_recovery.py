@@ -49,14 +49,16 @@ def test_reset_link_sets_a_new_password_once_and_ends_every_session(api_client, 
     assert confirmed.status_code == 200, confirmed.content
     assert login(APIClient(), user.email, NEW_PASSWORD).status_code == 200
     assert login(APIClient(), user.email, DEFAULT_PASSWORD).status_code == 401
-    assert api_client.post("/api/auth/token/refresh", {"refresh": old_refresh},
-                           format="json").status_code == 401
+    assert (
+        api_client.post("/api/auth/token/refresh", {"refresh": old_refresh}, format="json").status_code == 401
+    )
     again = api_client.post(CONFIRM, {**params, "new_password": "Another-Long-Phrase-93"}, format="json")
     assert again.status_code == 400 and again.json()["error"]["code"] == "invalid_token"
 
 
 def test_unknown_and_known_addresses_get_the_same_answer_and_only_one_gets_mail(
-        api_client, user, django_capture_on_commit_callbacks):
+    api_client, user, django_capture_on_commit_callbacks
+):
     with django_capture_on_commit_callbacks() as unknown_callbacks:
         unknown = api_client.post(RESET, {"email": "nobody@example.com"}, format="json")
     with django_capture_on_commit_callbacks() as known_callbacks:
@@ -67,7 +69,8 @@ def test_unknown_and_known_addresses_get_the_same_answer_and_only_one_gets_mail(
 
 
 def test_a_second_reset_request_within_the_cooldown_sends_nothing(
-        api_client, user, django_capture_on_commit_callbacks):
+    api_client, user, django_capture_on_commit_callbacks
+):
     with django_capture_on_commit_callbacks() as first:
         api_client.post(RESET, {"email": user.email}, format="json")
     with django_capture_on_commit_callbacks() as second:
@@ -83,14 +86,17 @@ def test_reset_requests_are_throttled(api_client, settings):
     assert response.status_code == 429 and response.json()["error"]["code"] == "throttled"
 
 
-@pytest.mark.parametrize("body", [
-    {"uid": "not-base64!", "token": "abc", "new_password": NEW_PASSWORD},
-    {"uid": "MTIz", "token": "abc", "new_password": NEW_PASSWORD},
-    {"uid": "", "token": "", "new_password": ""},
-    {"uid": "x" * 65, "token": "t", "new_password": NEW_PASSWORD},
-    {"new_password": NEW_PASSWORD},
-    [],
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"uid": "not-base64!", "token": "abc", "new_password": NEW_PASSWORD},
+        {"uid": "MTIz", "token": "abc", "new_password": NEW_PASSWORD},
+        {"uid": "", "token": "", "new_password": ""},
+        {"uid": "x" * 65, "token": "t", "new_password": NEW_PASSWORD},
+        {"new_password": NEW_PASSWORD},
+        [],
+    ],
+)
 def test_forged_or_malformed_confirmations_are_400_envelopes(api_client, user, body):
     before = User.objects.get(pk=user.pk).password
     response = api_client.post(CONFIRM, body, format="json")
@@ -134,8 +140,9 @@ def test_a_reset_token_is_not_a_verification_token(api_client, user):
     assert user.email_verified_at is None
 
 
-def test_resend_needs_a_login_and_sends_nothing_once_verified(api_client, user,
-                                                                 django_capture_on_commit_callbacks):
+def test_resend_needs_a_login_and_sends_nothing_once_verified(
+    api_client, user, django_capture_on_commit_callbacks
+):
     assert api_client.post(VERIFY + "/resend").status_code == 401
     with django_capture_on_commit_callbacks() as unverified:
         assert client_for(user).post(VERIFY + "/resend").status_code == 202

@@ -85,8 +85,9 @@ def test_register_refuses_an_email_taken_in_the_database_in_another_case(api_cli
 
 
 def test_register_refuses_mismatched_passwords(api_client):
-    response = api_client.post(URL, register_payload(password_confirm="Another-Strong-Pass-93"),
-                               format="json")
+    response = api_client.post(
+        URL, register_payload(password_confirm="Another-Strong-Pass-93"), format="json"
+    )
 
     error = assert_error(response, 400, "validation_error")
     assert "password_confirm" in error["fields"]
@@ -128,8 +129,9 @@ def test_register_refuses_an_invalid_email(api_client):
 
 
 def test_register_ignores_privileged_fields(api_client):
-    payload = register_payload(tier="premium", model_limit=1000, models_used=3, is_staff=True,
-                               is_superuser=True, time_spent=999)
+    payload = register_payload(
+        tier="premium", model_limit=1000, models_used=3, is_staff=True, is_superuser=True, time_spent=999
+    )
 
     response = api_client.post(URL, payload, format="json")
 
@@ -171,8 +173,9 @@ def test_concurrent_registrations_of_one_email_create_one_user():
 
 
 def test_registration_is_throttled_with_a_429_envelope(api_client, monkeypatch):
-    monkeypatch.setattr(ScopedRateThrottle, "THROTTLE_RATES",
-                        {**ScopedRateThrottle.THROTTLE_RATES, "register": "2/hour"})
+    monkeypatch.setattr(
+        ScopedRateThrottle, "THROTTLE_RATES", {**ScopedRateThrottle.THROTTLE_RATES, "register": "2/hour"}
+    )
     for n in range(2):
         created = api_client.post(URL, register_payload(email=f"p{n}@example.com"), format="json")
         assert created.status_code == 201

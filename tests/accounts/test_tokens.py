@@ -19,6 +19,7 @@ def _csrf(client) -> str:
     """Cookie-mode refresh and logout need the CSRF header (test_cookie_csrf_refresh_logout)."""
     return client.cookies["csrftoken"].value
 
+
 LOGOUT = "/api/auth/logout"
 
 

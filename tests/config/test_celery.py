@@ -36,8 +36,11 @@ def test_every_schedule_has_exactly_one_timing():
 def test_a_plain_worker_consumes_every_queue_a_task_is_routed_to():
     app.loader.import_default_modules()
     declared = {queue.name for queue in app.conf.task_queues}
-    routed = {task.queue or app.conf.task_default_queue
-              for name, task in app.tasks.items() if not name.startswith("celery.")}
+    routed = {
+        task.queue or app.conf.task_default_queue
+        for name, task in app.tasks.items()
+        if not name.startswith("celery.")
+    }
 
     assert routed <= declared, f"tasks routed to queues no plain worker consumes: {routed - declared}"
     assert {"default", "jobs"} <= declared

@@ -11,9 +11,12 @@ def _frontend_origin(settings):
 
 
 def _preflight(client, origin):
-    return client.options("/api/users/me", HTTP_ORIGIN=origin,
-                          HTTP_ACCESS_CONTROL_REQUEST_METHOD="PATCH",
-                          HTTP_ACCESS_CONTROL_REQUEST_HEADERS="content-type,x-csrftoken")
+    return client.options(
+        "/api/users/me",
+        HTTP_ORIGIN=origin,
+        HTTP_ACCESS_CONTROL_REQUEST_METHOD="PATCH",
+        HTTP_ACCESS_CONTROL_REQUEST_HEADERS="content-type,x-csrftoken",
+    )
 
 
 def test_the_configured_frontend_may_call_the_api_with_credentials(client):

@@ -19,8 +19,9 @@ from tests.factories import UserFactory
 pytestmark = pytest.mark.urls("tests.config.test_envelope")
 
 RAISES = {
-    "application": ApplicationError("No money.", code="insufficient_credits", status_code=402,
-                                    extra={"needed": 3}),
+    "application": ApplicationError(
+        "No money.", code="insufficient_credits", status_code=402, extra={"needed": 3}
+    ),
     "not-found": NotFound("No such job."),
     "conflict": Conflict("Busy."),
     "transition": InvalidTransition("Cannot go from completed to queued."),
@@ -29,8 +30,9 @@ RAISES = {
     "django-validation-list": DjangoValidationError(["Bad.", "Worse."]),
     "http404": Http404("gone"),
     "django-permission": DjangoPermissionDenied(),
-    "drf-validation-nested": serializers.ValidationError({"customer": {"email": ["Invalid."]},
-                                                          "lines": [{"quantity": ["Too many."]}]}),
+    "drf-validation-nested": serializers.ValidationError(
+        {"customer": {"email": ["Invalid."]}, "lines": [{"quantity": ["Too many."]}]}
+    ),
     "drf-validation-string": serializers.ValidationError("Nope."),
     "crash": RuntimeError("boom"),
 }
@@ -79,19 +81,22 @@ handler404 = config_urls.handler404
 handler500 = config_urls.handler500
 
 
-@pytest.mark.parametrize("kind, status, code", [
-    ("application", 402, "insufficient_credits"),
-    ("not-found", 404, "not_found"),
-    ("conflict", 409, "conflict"),
-    ("transition", 409, "invalid_transition"),
-    ("forbidden", 403, "permission_denied"),
-    ("django-validation-dict", 400, "validation_error"),
-    ("django-validation-list", 400, "validation_error"),
-    ("http404", 404, "not_found"),
-    ("django-permission", 403, "permission_denied"),
-    ("drf-validation-nested", 400, "validation_error"),
-    ("drf-validation-string", 400, "validation_error"),
-])
+@pytest.mark.parametrize(
+    "kind, status, code",
+    [
+        ("application", 402, "insufficient_credits"),
+        ("not-found", 404, "not_found"),
+        ("conflict", 409, "conflict"),
+        ("transition", 409, "invalid_transition"),
+        ("forbidden", 403, "permission_denied"),
+        ("django-validation-dict", 400, "validation_error"),
+        ("django-validation-list", 400, "validation_error"),
+        ("http404", 404, "not_found"),
+        ("django-permission", 403, "permission_denied"),
+        ("drf-validation-nested", 400, "validation_error"),
+        ("drf-validation-string", 400, "validation_error"),
+    ],
+)
 def test_every_exception_becomes_the_envelope(api_client, kind, status, code):
     assert_error(api_client.get(f"/raise/{kind}"), status, code)
 
@@ -109,7 +114,8 @@ def test_validation_errors_name_fields_with_dotted_paths(api_client):
 def test_django_validation_error_keeps_its_fields(api_client):
     assert assert_error(api_client.get("/raise/django-validation-dict"), 400)["fields"] == {"sku": ["Taken."]}
     assert assert_error(api_client.get("/raise/django-validation-list"), 400)["fields"] == {
-        "non_field_errors": ["Bad.", "Worse."]}
+        "non_field_errors": ["Bad.", "Worse."]
+    }
 
 
 def test_non_validation_errors_have_no_fields_key(api_client):
@@ -175,12 +181,17 @@ def test_a_garbage_page_size_falls_back_to_the_default(api_client, size):
 OVER_LIMIT = 1024 * 1024 + 10
 
 
-@pytest.mark.parametrize("body, content_type", [
-    (b'{"a": "' + b"x" * OVER_LIMIT + b'"}', "application/json"),
-    (b"a=" + b"x" * OVER_LIMIT, "application/x-www-form-urlencoded"),
-    (b'--b\r\nContent-Disposition: form-data; name="a"\r\n\r\n' + b"x" * OVER_LIMIT + b"\r\n--b--\r\n",
-     "multipart/form-data; boundary=b"),
-])
+@pytest.mark.parametrize(
+    "body, content_type",
+    [
+        (b'{"a": "' + b"x" * OVER_LIMIT + b'"}', "application/json"),
+        (b"a=" + b"x" * OVER_LIMIT, "application/x-www-form-urlencoded"),
+        (
+            b'--b\r\nContent-Disposition: form-data; name="a"\r\n\r\n' + b"x" * OVER_LIMIT + b"\r\n--b--\r\n",
+            "multipart/form-data; boundary=b",
+        ),
+    ],
+)
 def test_bodies_over_one_megabyte_are_a_400_envelope_whatever_the_parser(api_client, body, content_type):
     response = api_client.post("/echo", data=body, content_type=content_type)
 
@@ -188,10 +199,13 @@ def test_bodies_over_one_megabyte_are_a_400_envelope_whatever_the_parser(api_cli
     assert set(response.json()) == {"error"}
 
 
-@pytest.mark.parametrize("body, content_type", [
-    (b'{"a": 1}', "application/json"),
-    (b"a=1", "application/x-www-form-urlencoded"),
-])
+@pytest.mark.parametrize(
+    "body, content_type",
+    [
+        (b'{"a": 1}', "application/json"),
+        (b"a=1", "application/x-www-form-urlencoded"),
+    ],
+)
 def test_small_bodies_still_parse(api_client, body, content_type):
     assert api_client.post("/echo", data=body, content_type=content_type).json() == {"keys": ["a"]}
 
@@ -203,4 +217,3 @@ def test_too_many_form_fields_is_a_400_envelope(api_client):
 
     assert response.status_code == 400
     assert set(response.json()) == {"error"}
-

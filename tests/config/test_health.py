@@ -33,8 +33,10 @@ def test_readyz_is_200_when_database_and_redis_answer(client):
 @pytest.mark.django_db
 def test_readyz_is_503_naming_redis_when_redis_is_down(client, settings):
     # A real refused connection: nothing listens on this port.
-    settings.CACHES = {**settings.CACHES, "default": {
-        **settings.CACHES["default"], "LOCATION": f"redis://127.0.0.1:{_closed_port()}/0"}}
+    settings.CACHES = {
+        **settings.CACHES,
+        "default": {**settings.CACHES["default"], "LOCATION": f"redis://127.0.0.1:{_closed_port()}/0"},
+    }
 
     response = client.get("/readyz")
 

@@ -26,7 +26,7 @@ def test_a_valid_request_id_is_kept_and_echoed(client):
     assert response["X-Request-ID"] == "edge-7f3a.b_c"
 
 
-@pytest.mark.parametrize("hostile", ["two words", "x" * 65, "line\nbreak", "{\"json\":1}"])
+@pytest.mark.parametrize("hostile", ["two words", "x" * 65, "line\nbreak", '{"json":1}'])
 def test_a_hostile_request_id_is_replaced_by_a_fresh_one(client, hostile):
     response = client.get("/healthz", HTTP_X_REQUEST_ID=hostile)
     assert str(uuid.UUID(response["X-Request-ID"])) == response["X-Request-ID"]
@@ -41,8 +41,9 @@ def test_every_response_carries_a_request_id(client):
 def test_a_plain_logging_call_is_one_json_line_with_the_bound_request_id():
     structlog.contextvars.bind_contextvars(request_id="req-42")
     try:
-        record = logging.LogRecord("credits.services", logging.WARNING, __file__, 1,
-                                   "balance %s for %s", (7, "u@example.com"), None)
+        record = logging.LogRecord(
+            "credits.services", logging.WARNING, __file__, 1, "balance %s for %s", (7, "u@example.com"), None
+        )
         line = _json_formatter().format(record)
     finally:
         structlog.contextvars.clear_contextvars()
@@ -62,8 +63,12 @@ def test_the_request_id_reaches_the_celery_task_the_request_enqueued(client, mai
     caplog.set_level(logging.INFO)
 
     # when the request carries an id and a real worker runs the task it enqueued
-    response = client.post("/api/auth/password/reset", {"email": user.email},
-                           content_type="application/json", HTTP_X_REQUEST_ID="req-celery-1")
+    response = client.post(
+        "/api/auth/password/reset",
+        {"email": user.email},
+        content_type="application/json",
+        HTTP_X_REQUEST_ID="req-celery-1",
+    )
     assert response.status_code == 202
     deadline = time.monotonic() + 30
     while not mailoutbox and time.monotonic() < deadline:
@@ -71,8 +76,11 @@ def test_the_request_id_reaches_the_celery_task_the_request_enqueued(client, mai
     assert len(mailoutbox) == 1
 
     def task_events():
-        return [r.msg for r in caplog.records if isinstance(r.msg, dict)
-                and r.msg.get("event") in ("task_started", "task_succeeded")]
+        return [
+            r.msg
+            for r in caplog.records
+            if isinstance(r.msg, dict) and r.msg.get("event") in ("task_started", "task_succeeded")
+        ]
 
     while len(task_events()) < 2 and time.monotonic() < deadline:
         time.sleep(0.05)

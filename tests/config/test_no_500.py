@@ -37,9 +37,16 @@ urlpatterns = [
 ]
 
 
-@pytest.mark.parametrize("body", [
-    b'{"x": NaN}', b'{"x": Infinity}', b'{"x": -Infinity}', b'{"x": 1e400}', b'{"x": [1, -1e400]}',
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"x": NaN}',
+        b'{"x": Infinity}',
+        b'{"x": -Infinity}',
+        b'{"x": 1e400}',
+        b'{"x": [1, -1e400]}',
+    ],
+)
 def test_the_json_parser_refuses_non_finite_numbers(api_client, body):
     response = api_client.generic("POST", "/echo", body, content_type="application/json")
 
@@ -64,15 +71,25 @@ def test_an_integrity_error_escaping_a_view_is_a_409_envelope_and_logged(api_cli
 def test_non_finite_job_params_are_a_400():
     client = client_for(UserFactory())
 
-    response = client.generic("POST", "/api/jobs", b'{"kind": "account_batch", "params": {"x": 1e400}}',
-                              content_type="application/json")
+    response = client.generic(
+        "POST",
+        "/api/jobs",
+        b'{"kind": "account_batch", "params": {"x": 1e400}}',
+        content_type="application/json",
+    )
 
     assert_error(response, 400, "parse_error")
 
 
-@pytest.mark.parametrize("url", [
-    "/api/jobs", "/api/credits/transactions", "/api/credits/payments", "/api/vault",
-])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/api/jobs",
+        "/api/credits/transactions",
+        "/api/credits/payments",
+        "/api/vault",
+    ],
+)
 @pytest.mark.parametrize("query", ["to=9999-12-31", "from=9999-12-31", "from=0001-01-01&to=9999-12-31"])
 def test_extreme_dates_on_date_filtered_lists_do_not_crash(url, query):
     client = client_for(UserFactory())

@@ -50,8 +50,10 @@ def test_cursor_previous_links_walk_back_to_the_first_page(user):
     back = client.get(last["previous"]).json()
 
     assert [row["id"] for row in back["results"]] == pages[-2]
-    assert client.get(back["previous"]).json()["results"] == client.get(
-        f"{LIST}?cursor=&page_size=5").json()["results"]
+    assert (
+        client.get(back["previous"]).json()["results"]
+        == client.get(f"{LIST}?cursor=&page_size=5").json()["results"]
+    )
     assert client.get(f"{LIST}?cursor=&page_size=5").json()["previous"] is None
 
 

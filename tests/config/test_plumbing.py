@@ -28,7 +28,8 @@ PLAIN_GET_PATHS = ["/healthz", "/readyz", "/api/schema", "/api/docs"]
 @pytest.mark.parametrize("slash", ["", "/"])
 @pytest.mark.parametrize("path, method, needs_user", ACCOUNTS_PATHS)
 def test_accounts_paths_answer_with_and_without_a_trailing_slash_without_redirect(
-        api_client, auth_client, path, method, needs_user, slash):
+    api_client, auth_client, path, method, needs_user, slash
+):
     client = auth_client if needs_user else api_client
 
     response = getattr(client, method)(path + slash, {}, format="json")
@@ -50,18 +51,29 @@ def test_both_slash_forms_give_the_same_answer(auth_client):
     assert auth_client.get("/api/users/me").json() == auth_client.get("/api/users/me/").json()
 
 
-@pytest.mark.parametrize("path", ["/nope", "/api/nope", "/api/users/me/nope", "/api/users/you",
-                                  "/api/auth/", "/api", "/"])
+@pytest.mark.parametrize(
+    "path", ["/nope", "/api/nope", "/api/users/me/nope", "/api/users/you", "/api/auth/", "/api", "/"]
+)
 def test_unknown_paths_are_a_404_envelope(api_client, path):
     assert_error(api_client.get(path), 404, "not_found")
     assert_error(api_client.post(path, {}, format="json"), 404, "not_found")
 
 
-@pytest.mark.parametrize("method, path", [
-    ("get", "/api/auth/register"), ("get", "/api/auth/token"), ("delete", "/api/auth/token/refresh"),
-    ("get", "/api/auth/logout"), ("put", "/api/users/me/preferences"), ("get", "/api/users/me/progress"),
-    ("put", "/api/users/me"), ("post", "/healthz"), ("delete", "/readyz"), ("post", "/healthz/"),
-])
+@pytest.mark.parametrize(
+    "method, path",
+    [
+        ("get", "/api/auth/register"),
+        ("get", "/api/auth/token"),
+        ("delete", "/api/auth/token/refresh"),
+        ("get", "/api/auth/logout"),
+        ("put", "/api/users/me/preferences"),
+        ("get", "/api/users/me/progress"),
+        ("put", "/api/users/me"),
+        ("post", "/healthz"),
+        ("delete", "/readyz"),
+        ("post", "/healthz/"),
+    ],
+)
 def test_wrong_method_is_a_405_envelope(auth_client, method, path):
     assert_error(getattr(auth_client, method)(path), 405, "method_not_allowed")
 
@@ -71,8 +83,7 @@ def _spectacular(*args) -> str:
     # warnings from schemas generated earlier in the run are not blamed on this one.
     GENERATOR_STATS.reset()
     out = io.StringIO()
-    call_command("spectacular", "--validate", "--fail-on-warn", "--format", "openapi-json", *args,
-                 stdout=out)
+    call_command("spectacular", "--validate", "--fail-on-warn", "--format", "openapi-json", *args, stdout=out)
     return out.getvalue()
 
 
@@ -92,8 +103,15 @@ def test_schema_endpoint_serves_openapi_3_with_the_accounts_paths(client):
     assert response.status_code == 200
     schema = response.json()
     assert schema["openapi"].startswith("3.")
-    for path in ("/api/auth/register", "/api/auth/token", "/api/auth/token/refresh", "/api/auth/logout",
-                 "/api/users/me", "/api/users/me/preferences", "/api/users/me/progress"):
+    for path in (
+        "/api/auth/register",
+        "/api/auth/token",
+        "/api/auth/token/refresh",
+        "/api/auth/logout",
+        "/api/users/me",
+        "/api/users/me/preferences",
+        "/api/users/me/progress",
+    ):
         assert path in schema["paths"], path
     assert {"jwtAuth", "jwtCookieAuth"} <= set(schema["components"]["securitySchemes"])
 

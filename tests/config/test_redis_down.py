@@ -39,9 +39,20 @@ class OwnRedis:
 
     def start(self):
         self.process = subprocess.Popen(
-            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            [
+                self.binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         client = redis.Redis.from_url(self.url)
         for _ in range(100):
             try:
@@ -84,9 +95,16 @@ def _reset_broker_pool():
 
 @pytest.fixture
 def engine_kind():
-    return JobKind.objects.get_or_create(code="redis_down_noop", defaults={
-        "name": "noop", "credits_per_unit": 1, "executor": JobKind.Executor.ENGINE, "max_retries": 1,
-        "timeout": 60})[0]
+    return JobKind.objects.get_or_create(
+        code="redis_down_noop",
+        defaults={
+            "name": "noop",
+            "credits_per_unit": 1,
+            "executor": JobKind.Executor.ENGINE,
+            "max_retries": 1,
+            "timeout": 60,
+        },
+    )[0]
 
 
 def test_database_only_requests_keep_answering_while_redis_is_down(own_redis, user, caplog):
@@ -101,8 +119,9 @@ def test_database_only_requests_keep_answering_while_redis_is_down(own_redis, us
     anonymous = APIClient()
 
     # then login, the public catalogue and authenticated reads and writes all answer
-    login = anonymous.post("/api/auth/token", {"email": user.email, "password": DEFAULT_PASSWORD},
-                           format="json")
+    login = anonymous.post(
+        "/api/auth/token", {"email": user.email, "password": DEFAULT_PASSWORD}, format="json"
+    )
     assert login.status_code == 200
     assert anonymous.get("/api/credits/packages").status_code == 200
     me = client_for(user)
@@ -118,7 +137,8 @@ def test_database_only_requests_keep_answering_while_redis_is_down(own_redis, us
 
 
 def test_a_wakeup_lost_while_redis_was_down_is_sent_again_by_the_rescue(
-        own_redis, user, engine_kind, django_capture_on_commit_callbacks, caplog):
+    own_redis, user, engine_kind, django_capture_on_commit_callbacks, caplog
+):
     credits_grant(user=user, amount=5, idempotency_key="redis-down-engine")
     own_redis.kill()
     caplog.set_level(logging.ERROR)

@@ -55,13 +55,22 @@ def worker(transactional_db):
     from celery.contrib.testing.worker import start_worker
 
     _purge()
-    with start_worker(celery_app, pool="solo", concurrency=1, perform_ping_check=False, queues=QUEUES,
-                      shutdown_timeout=60, loglevel="WARNING"):
+    with start_worker(
+        celery_app,
+        pool="solo",
+        concurrency=1,
+        perform_ping_check=False,
+        queues=QUEUES,
+        shutdown_timeout=60,
+        loglevel="WARNING",
+    ):
         yield
     _purge()
     with connection.cursor() as cursor:  # the worker thread's connection would block the flush
-        cursor.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                       "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+        cursor.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
 
 
 @pytest.mark.django_db(transaction=True)
@@ -77,10 +86,14 @@ def test_every_schedule_is_dispatched_by_beat_and_run_once_per_period_by_a_real_
         _dispatch_all_as_beat_does()
 
         # then a real worker runs each, and each records its run
-        _wait(lambda: set(ScheduledRun.objects.values_list("task", flat=True)) >= tasks,
-              "every schedule to record a ScheduledRun")
-        _wait(lambda: _queued() == 0 and not ScheduledRun.objects.filter(outcome="running").exists(),
-              "every run to finish")
+        _wait(
+            lambda: set(ScheduledRun.objects.values_list("task", flat=True)) >= tasks,
+            "every schedule to record a ScheduledRun",
+        )
+        _wait(
+            lambda: _queued() == 0 and not ScheduledRun.objects.filter(outcome="running").exists(),
+            "every run to finish",
+        )
         runs = {r.task: r for r in ScheduledRun.objects.all()}
         failed = {task: run.error for task, run in runs.items() if run.outcome != "succeeded"}
         assert not failed, f"schedules that failed on a real worker: {failed}"
@@ -102,8 +115,11 @@ def test_run_selected_tasks_in_the_admin_dispatches_every_schedule(client):
     client.force_login(admin)
     ids = list(PeriodicTask.objects.filter(name__in=[s.name for s in SCHEDULES]).values_list("pk", flat=True))
 
-    response = client.post("/admin/django_celery_beat/periodictask/",
-                           {"action": "run_tasks", "_selected_action": ids}, follow=True)
+    response = client.post(
+        "/admin/django_celery_beat/periodictask/",
+        {"action": "run_tasks", "_selected_action": ids},
+        follow=True,
+    )
 
     assert response.status_code == 200
     assert _queued() == len(SCHEDULES)

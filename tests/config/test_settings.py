@@ -17,14 +17,18 @@ PRODUCTION_ENV = {
 
 
 def _check(env_overrides: dict, drop: tuple = ()) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items()
-           if k not in drop and k not in ("DJANGO_SETTINGS_MODULE",)}
+    env = {k: v for k, v in os.environ.items() if k not in drop and k not in ("DJANGO_SETTINGS_MODULE",)}
     env.update(env_overrides)
     for name in drop:
         env.pop(name, None)
     return subprocess.run(
         [sys.executable, "manage.py", "check", "--deploy", "--settings=config.settings.production"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def test_check_deploy_passes_with_production_variables_set():

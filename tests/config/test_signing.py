@@ -24,14 +24,17 @@ def test_the_tolerance_is_inclusive(skew):
     verify(sign(BODY, SECRET, NOW - skew), BODY, SECRET, now=NOW)
 
 
-@pytest.mark.parametrize("header, code", [
-    (None, "missing_signature"),
-    ("", "missing_signature"),
-    ("garbage", "invalid_signature_header"),
-    ("t=abc,v1=00", "invalid_signature_header"),
-    (f"t={NOW}", "invalid_signature_header"),
-    (f"t={NOW},v1=" + "0" * 64, "invalid_signature"),
-])
+@pytest.mark.parametrize(
+    "header, code",
+    [
+        (None, "missing_signature"),
+        ("", "missing_signature"),
+        ("garbage", "invalid_signature_header"),
+        ("t=abc,v1=00", "invalid_signature_header"),
+        (f"t={NOW}", "invalid_signature_header"),
+        (f"t={NOW},v1=" + "0" * 64, "invalid_signature"),
+    ],
+)
 def test_malformed_or_wrong_headers_are_refused(header, code):
     with pytest.raises(SignatureError) as caught:
         verify(header, BODY, SECRET, now=NOW)

@@ -38,6 +38,7 @@ def ledger_sum():
 
     def _sum(user):
         return CreditTransaction.objects.filter(user=user).aggregate(s=Sum("amount"))["s"] or 0
+
     return _sum
 
 

@@ -50,8 +50,9 @@ def test_webhook_logs_filter_by_provider_outcome_and_date(admin_client):
     WebhookLog.objects.create(source="razorpay", event_id="evt_b", outcome="rejected", status_code=400)
 
     url = reverse("admin:credits_webhooklog_changelist")
-    response = admin_client.get(url, {"source": "stripe", "outcome": "processed",
-                                      "created_at__gte": "2000-01-01 00:00:00+00:00"})
+    response = admin_client.get(
+        url, {"source": "stripe", "outcome": "processed", "created_at__gte": "2000-01-01 00:00:00+00:00"}
+    )
 
     assert response.status_code == 200
     assert b"evt_a" in response.content and b"evt_b" not in response.content
@@ -90,24 +91,30 @@ def test_staff_negative_adjustment_below_zero_is_refused(admin_client, user):
     credits_grant(user=user, amount=3, idempotency_key="g1")
     token = _grant_page(admin_client, user)
 
-    response = admin_client.post(reverse("admin:credits_creditaccount_grant", args=[user.pk]),
-                                 {"type": "adjustment", "amount": -5, "reason": "fix", "token": token})
+    response = admin_client.post(
+        reverse("admin:credits_creditaccount_grant", args=[user.pk]),
+        {"type": "adjustment", "amount": -5, "reason": "fix", "token": token},
+    )
 
     assert response.status_code == 200 and response.context["form"].errors
     assert balance_get(user=user) == 3
 
 
-@pytest.mark.parametrize("data", [
-    {"type": "bonus", "amount": -5, "reason": "x"},
-    {"type": "adjustment", "amount": 0, "reason": "x"},
-    {"type": "usage", "amount": 5, "reason": "x"},
-    {"type": "bonus", "amount": 5, "reason": ""},
-    {"type": "bonus", "amount": "lots", "reason": "x"},
-])
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"type": "bonus", "amount": -5, "reason": "x"},
+        {"type": "adjustment", "amount": 0, "reason": "x"},
+        {"type": "usage", "amount": 5, "reason": "x"},
+        {"type": "bonus", "amount": 5, "reason": ""},
+        {"type": "bonus", "amount": "lots", "reason": "x"},
+    ],
+)
 def test_staff_grant_form_refuses_bad_input(admin_client, user, data):
     token = _grant_page(admin_client, user)
-    response = admin_client.post(reverse("admin:credits_creditaccount_grant", args=[user.pk]),
-                                 {**data, "token": token})
+    response = admin_client.post(
+        reverse("admin:credits_creditaccount_grant", args=[user.pk]), {**data, "token": token}
+    )
     assert response.status_code == 200 and response.context["form"].errors
     assert not CreditTransaction.objects.exists()
 
@@ -118,9 +125,10 @@ def test_staff_without_the_grant_permission_cannot_grant(user):
     client = Client()
     client.force_login(staff)
 
-    response = client.post(reverse("admin:credits_creditaccount_grant", args=[user.pk]),
-                           {"type": "bonus", "amount": 5, "reason": "x",
-                            "token": "8c6f1f0e-0c1e-4a43-9d36-3b7b1c1e2d3f"})
+    response = client.post(
+        reverse("admin:credits_creditaccount_grant", args=[user.pk]),
+        {"type": "bonus", "amount": 5, "reason": "x", "token": "8c6f1f0e-0c1e-4a43-9d36-3b7b1c1e2d3f"},
+    )
 
     assert response.status_code == 403 and not CreditTransaction.objects.exists()
 
@@ -132,8 +140,10 @@ def test_staff_with_the_grant_permission_can_grant(user):
     client.force_login(staff)
     token = _grant_page(client, user)
 
-    client.post(reverse("admin:credits_creditaccount_grant", args=[user.pk]),
-                {"type": "bonus", "amount": 5, "reason": "x", "token": token})
+    client.post(
+        reverse("admin:credits_creditaccount_grant", args=[user.pk]),
+        {"type": "bonus", "amount": 5, "reason": "x", "token": token},
+    )
 
     assert balance_get(user=user) == 5
 
@@ -142,8 +152,10 @@ def test_payment_refund_action_claws_back_credits(admin_client, superuser, user)
     payment = PaymentFactory(user=user)
     payment_complete(payment=payment)
 
-    response = admin_client.post(reverse("admin:credits_payment_changelist"),
-                                 {"action": "refund_payments", "_selected_action": [str(payment.pk)]})
+    response = admin_client.post(
+        reverse("admin:credits_payment_changelist"),
+        {"action": "refund_payments", "_selected_action": [str(payment.pk)]},
+    )
 
     assert response.status_code == 302
     payment.refresh_from_db()

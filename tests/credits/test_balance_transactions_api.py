@@ -23,8 +23,14 @@ def test_balance_shows_lifetime_purchased_spent_refunded(user, auth_client):
     response = auth_client.get("/api/credits/balance")
 
     assert response.status_code == 200
-    assert response.json() == {"balance": 8, "lifetime_purchased": 10, "lifetime_spent": 5,
-                               "lifetime_refunded": 1, "lifetime_bonus": 2, "lifetime_adjusted": 0}
+    assert response.json() == {
+        "balance": 8,
+        "lifetime_purchased": 10,
+        "lifetime_spent": 5,
+        "lifetime_refunded": 1,
+        "lifetime_bonus": 2,
+        "lifetime_adjusted": 0,
+    }
 
 
 def test_balance_of_a_new_user_is_zero(auth_client):
@@ -40,8 +46,9 @@ def test_users_me_reads_the_credit_balance(user, auth_client):
     assert auth_client.get("/api/users/me").json()["credit_balance"] == 7
 
 
-def test_transactions_list_only_the_callers_rows_newest_first(user, other_user, auth_client,
-                                                              django_assert_max_num_queries):
+def test_transactions_list_only_the_callers_rows_newest_first(
+    user, other_user, auth_client, django_assert_max_num_queries
+):
     _history(user)
     _history(other_user)
 

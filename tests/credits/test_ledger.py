@@ -105,8 +105,14 @@ def test_negative_adjustment_never_goes_below_zero(user, ledger_sum):
     staff = UserFactory(is_staff=True)
     credits_grant(user=user, amount=5, idempotency_key="g1", type="purchase")
 
-    row = credits_grant(user=user, amount=-4, idempotency_key="adj1", type="adjustment",
-                        reason="duplicate purchase", created_by=staff)
+    row = credits_grant(
+        user=user,
+        amount=-4,
+        idempotency_key="adj1",
+        type="adjustment",
+        reason="duplicate purchase",
+        created_by=staff,
+    )
     with pytest.raises(InsufficientCredits):
         credits_grant(user=user, amount=-2, idempotency_key="adj2", type="adjustment")
 
@@ -148,10 +154,13 @@ def test_idempotency_key_reused_by_another_user_is_a_409_and_changes_nothing(use
     assert balance_get(user=user) == 1
 
 
-@pytest.mark.parametrize("replay", [
-    lambda user: credits_charge(user=user, amount=3, idempotency_key="c1"),
-    lambda user: credits_refund(user=user, amount=2, idempotency_key="c1"),
-])
+@pytest.mark.parametrize(
+    "replay",
+    [
+        lambda user: credits_charge(user=user, amount=3, idempotency_key="c1"),
+        lambda user: credits_refund(user=user, amount=2, idempotency_key="c1"),
+    ],
+)
 def test_idempotency_key_reused_with_another_amount_or_type_is_a_409(user, replay):
     credits_grant(user=user, amount=10, idempotency_key="g1")
     credits_charge(user=user, amount=2, idempotency_key="c1")
@@ -211,13 +220,15 @@ def test_fifty_concurrent_charges_of_one_against_twenty_exactly_twenty_succeed(l
     # when 50 threads each charge 1 at the same moment
     results = run_in_threads(
         lambda i: credits_charge(user=user, amount=1, idempotency_key=f"charge-{i}"),
-        [(i,) for i in range(50)])
+        [(i,) for i in range(50)],
+    )
 
     # then exactly 20 succeed, the rest are refused for lack of credits, and the books balance
     succeeded = [r for r in results if isinstance(r, CreditTransaction)]
     refused = [r for r in results if isinstance(r, InsufficientCredits)]
-    assert len(succeeded) == 20 and len(refused) == 30, [r for r in results if isinstance(r, Exception)
-                                                          and not isinstance(r, InsufficientCredits)]
+    assert len(succeeded) == 20 and len(refused) == 30, [
+        r for r in results if isinstance(r, Exception) and not isinstance(r, InsufficientCredits)
+    ]
     assert balance_get(user=user) == 0 == ledger_sum(user)
     assert sorted(r.balance_after for r in succeeded) == list(range(20))
 
@@ -227,7 +238,8 @@ def test_concurrent_first_writes_create_one_balance_row(ledger_sum):
     user = UserFactory()
 
     results = run_in_threads(
-        lambda i: credits_grant(user=user, amount=1, idempotency_key=f"g-{i}"), [(i,) for i in range(10)])
+        lambda i: credits_grant(user=user, amount=1, idempotency_key=f"g-{i}"), [(i,) for i in range(10)]
+    )
 
     assert all(isinstance(r, CreditTransaction) for r in results), results
     assert CreditBalance.objects.filter(user=user).count() == 1
@@ -240,7 +252,8 @@ def test_same_key_charged_concurrently_happens_once(ledger_sum):
     credits_grant(user=user, amount=10, idempotency_key="seed")
 
     results = run_in_threads(
-        lambda: credits_charge(user=user, amount=3, idempotency_key="job:x:charge"), [()] * 10)
+        lambda: credits_charge(user=user, amount=3, idempotency_key="job:x:charge"), [()] * 10
+    )
 
     assert all(isinstance(r, CreditTransaction) for r in results), results
     assert len({r.pk for r in results}) == 1
@@ -281,8 +294,11 @@ def test_grants_and_charges_interleaved_from_many_threads_keep_balance_equal_to_
     for u in users:
         assert balance_get(user=u) == ledger_sum(u) >= 0
         assert CreditTransaction.objects.filter(user=u).count() == 1 + sum(
-            1 for i in range(40) for step in range(10) if users[(i + step) % 2] == u
-            and results[i][step] == "ok")
+            1
+            for i in range(40)
+            for step in range(10)
+            if users[(i + step) % 2] == u and results[i][step] == "ok"
+        )
 
 
 @pytest.mark.django_db(transaction=True)
@@ -294,7 +310,9 @@ def test_charge_outside_a_transaction_is_one_statement_and_returns_the_stored_ro
         row = credits_charge(user=user, amount=2, idempotency_key="c1", reason="render")
 
     stored = CreditTransaction.objects.get(pk=row.pk)
-    assert (stored.amount, stored.balance_after, stored.type, stored.reason, stored.created_at) == (
-        row.amount, row.balance_after, row.type, row.reason, row.created_at) == (
-        -2, 3, "usage", "render", row.created_at)
+    assert (
+        (stored.amount, stored.balance_after, stored.type, stored.reason, stored.created_at)
+        == (row.amount, row.balance_after, row.type, row.reason, row.created_at)
+        == (-2, 3, "usage", "render", row.created_at)
+    )
     assert balance_get(user=user) == 3

@@ -18,8 +18,11 @@ SEEDED = [
 
 
 def test_migration_seeds_the_six_thb_packages_of_the_spec():
-    rows = list(CreditPackage.objects.order_by("sort_order")
-                .values_list("name", "credits", "price", "discount_percent", "currency"))
+    rows = list(
+        CreditPackage.objects.order_by("sort_order").values_list(
+            "name", "credits", "price", "discount_percent", "currency"
+        )
+    )
     assert rows == [(n, c, Decimal(p), d, "THB") for n, c, p, d, _ in SEEDED]
 
 
@@ -29,8 +32,9 @@ def test_packages_are_public_and_show_price_per_credit(api_client, django_assert
 
     assert response.status_code == 200
     results = response.json()["results"]
-    assert [(r["name"], r["credits"], r["price"], r["discount_percent"], r["price_per_credit"])
-            for r in results] == list(SEEDED)
+    assert [
+        (r["name"], r["credits"], r["price"], r["discount_percent"], r["price_per_credit"]) for r in results
+    ] == list(SEEDED)
     assert results[0]["is_free"] is True and results[1]["is_free"] is False
     assert all(r["currency"] == "THB" for r in results)
 
@@ -52,5 +56,6 @@ def test_packages_bad_page_is_a_404_envelope(api_client):
 
 
 def test_packages_list_refuses_writes(api_client, auth_client):
-    assert_error(auth_client.post("/api/credits/packages", {"name": "x"}, format="json"), 405,
-                 "method_not_allowed")
+    assert_error(
+        auth_client.post("/api/credits/packages", {"name": "x"}, format="json"), 405, "method_not_allowed"
+    )

@@ -35,8 +35,9 @@ def test_purchase_of_a_paid_package_opens_a_pending_payment_with_checkout(user, 
     assert Payment.objects.get(pk=body["id"]).user == user
 
 
-@pytest.mark.parametrize("provider, kind",
-                         [("promptpay", "qr"), ("truemoney", "deeplink"), ("razorpay", "sdk")])
+@pytest.mark.parametrize(
+    "provider, kind", [("promptpay", "qr"), ("truemoney", "deeplink"), ("razorpay", "sdk")]
+)
 def test_each_provider_returns_its_checkout_payload(auth_client, seeded_package, provider, kind):
     package = seeded_package("Starter Pack")
 
@@ -70,8 +71,7 @@ def test_free_package_claimed_twice_is_409(user, auth_client, seeded_package):
     package = seeded_package("Trial Pack")
     auth_client.post(URL, {"package_id": str(package.id)}, format="json")
 
-    response = auth_client.post(URL, {"package_id": str(package.id), "provider": "free"},
-                                format="json")
+    response = auth_client.post(URL, {"package_id": str(package.id), "provider": "free"}, format="json")
 
     assert_error(response, 409, "free_package_already_claimed")
     assert balance_get(user=user) == 1
@@ -96,34 +96,39 @@ def test_free_package_claimed_concurrently_is_granted_once():
 def test_paid_package_needs_a_real_provider(auth_client, seeded_package):
     package = seeded_package("Pro Pack")
     for data in ({"package_id": str(package.id)}, {"package_id": str(package.id), "provider": "free"}):
-        error = assert_error(auth_client.post(URL, data, format="json"), 400,
-                             "validation_error")
+        error = assert_error(auth_client.post(URL, data, format="json"), 400, "validation_error")
         assert "provider" in error["fields"]
     assert not Payment.objects.exists()
 
 
-@pytest.mark.parametrize("data", [
-    {},
-    {"package_id": "not-a-uuid", "provider": "stripe"},
-    {"package_id": str(uuid.uuid4()), "provider": "stripe"},
-    {"package_id": 12, "provider": "stripe"},
-    {"package_id": None},
-    {"package_id": "PKG", "provider": "bitcoin"},
-    {"package_id": ["x"], "provider": {"a": 1}},
-    {"package_id": "x" * 100_000},
-])
+@pytest.mark.parametrize(
+    "data",
+    [
+        {},
+        {"package_id": "not-a-uuid", "provider": "stripe"},
+        {"package_id": str(uuid.uuid4()), "provider": "stripe"},
+        {"package_id": 12, "provider": "stripe"},
+        {"package_id": None},
+        {"package_id": "PKG", "provider": "bitcoin"},
+        {"package_id": ["x"], "provider": {"a": 1}},
+        {"package_id": "x" * 100_000},
+    ],
+)
 def test_purchase_with_garbage_input_is_400_and_creates_nothing(auth_client, data):
     assert_error(auth_client.post(URL, data, format="json"), 400, "validation_error")
     assert not Payment.objects.exists()
 
 
-@pytest.mark.parametrize("raw, content_type", [
-    ("{not json", "application/json"),
-    ("[1, 2]", "application/json"),
-    ('"text"', "application/json"),
-    ("null", "application/json"),
-    ("<xml/>", "application/xml"),
-])
+@pytest.mark.parametrize(
+    "raw, content_type",
+    [
+        ("{not json", "application/json"),
+        ("[1, 2]", "application/json"),
+        ('"text"', "application/json"),
+        ("null", "application/json"),
+        ("<xml/>", "application/xml"),
+    ],
+)
 def test_purchase_with_malformed_body_is_4xx_envelope(auth_client, raw, content_type):
     response = auth_client.generic("POST", URL, raw, content_type=content_type)
     assert 400 <= response.status_code < 500
@@ -144,8 +149,9 @@ def test_purchase_requires_authentication(api_client, seeded_package):
     assert not Payment.objects.exists()
 
 
-def test_payments_list_only_the_callers_payments(user, other_user, auth_client,
-                                                 django_assert_max_num_queries):
+def test_payments_list_only_the_callers_payments(
+    user, other_user, auth_client, django_assert_max_num_queries
+):
     mine = PaymentFactory.create_batch(3, user=user)
     PaymentFactory(user=other_user)
 
@@ -176,8 +182,9 @@ def test_another_users_payment_is_404(other_user, auth_client):
     assert_error(auth_client.get(f"/api/credits/payments/{payment.id}"), 404, "not_found")
 
 
-@pytest.mark.parametrize("path", ["/api/credits/payments/not-a-uuid",
-                                  f"/api/credits/payments/{uuid.uuid4()}"])
+@pytest.mark.parametrize(
+    "path", ["/api/credits/payments/not-a-uuid", f"/api/credits/payments/{uuid.uuid4()}"]
+)
 def test_unknown_or_malformed_payment_id_is_404(auth_client, path):
     assert_error(auth_client.get(path), 404, "not_found")
 

@@ -25,8 +25,13 @@ def _webhook_secrets(settings):
 
 
 def event(payment, type="payment.succeeded", **overrides):
-    body = {"event_id": f"evt_{uuid.uuid4().hex}", "type": type, "payment_id": str(payment.id),
-            "amount": str(payment.amount), "currency": payment.currency}
+    body = {
+        "event_id": f"evt_{uuid.uuid4().hex}",
+        "type": type,
+        "payment_id": str(payment.id),
+        "amount": str(payment.amount),
+        "currency": payment.currency,
+    }
     body.update(overrides)
     return body
 
@@ -36,8 +41,9 @@ def deliver(client, payload, *, provider="stripe", secret=SECRET, timestamp=None
     if header is None:
         header = sign(body, secret, timestamp)
     extra = {"HTTP_X_SIGNATURE": header} if header != "" else {}
-    return client.generic("POST", f"/api/webhooks/payments/{provider}", body,
-                          content_type="application/json", **extra)
+    return client.generic(
+        "POST", f"/api/webhooks/payments/{provider}", body, content_type="application/json", **extra
+    )
 
 
 @pytest.fixture
@@ -60,7 +66,12 @@ def test_succeeded_event_completes_payment_and_grants_credits_once(api_client, p
     assert row.type == "purchase" and row.payment == payment and row.amount == 10
     log = WebhookLog.objects.get()
     assert (log.provider, log.event_id, log.outcome, log.signature_valid, log.status_code) == (
-        "stripe", payload["event_id"], "processed", True, 200)
+        "stripe",
+        payload["event_id"],
+        "processed",
+        True,
+        200,
+    )
     assert log.payment == payment and log.payload == payload and "x-signature" in log.headers
 
 
@@ -72,7 +83,9 @@ def test_same_event_delivered_twice_grants_once_and_logs_both(api_client, paymen
     assert first.json()["status"] == "processed" and second.json()["status"] == "duplicate"
     assert balance_get(user=user) == 10
     assert list(WebhookLog.objects.order_by("created_at").values_list("outcome", flat=True)) == [
-        "processed", "duplicate"]
+        "processed",
+        "duplicate",
+    ]
 
 
 def test_second_success_event_with_another_id_grants_nothing_more(api_client, payment, user):
@@ -119,7 +132,8 @@ def test_refund_claws_back_the_credits(api_client, payment, user, ledger_sum):
 
 
 def test_refund_after_credits_were_spent_never_goes_below_zero_and_records_shortfall(
-        api_client, payment, user, ledger_sum):
+    api_client, payment, user, ledger_sum
+):
     deliver(api_client, event(payment))
     credits_charge(user=user, amount=7, idempotency_key="job:1:charge")
 
@@ -176,21 +190,32 @@ def _assert_refused(response, status, code, user, outcome):
 
 
 def test_bad_signature_is_refused_and_logged(api_client, payment, user):
-    log = _assert_refused(deliver(api_client, event(payment), secret="wrong"), 401, "invalid_signature", user,
-                          "invalid_signature")
+    log = _assert_refused(
+        deliver(api_client, event(payment), secret="wrong"),
+        401,
+        "invalid_signature",
+        user,
+        "invalid_signature",
+    )
     assert log.signature_valid is False and (log.source, log.provider) == ("payments", "stripe")
     payment.refresh_from_db()
     assert payment.status == "pending"
 
 
 def test_missing_signature_header_is_refused_and_logged(api_client, payment, user):
-    _assert_refused(deliver(api_client, event(payment), header=""), 400, "missing_signature", user,
-                    "invalid_signature")
+    _assert_refused(
+        deliver(api_client, event(payment), header=""), 400, "missing_signature", user, "invalid_signature"
+    )
 
 
 def test_malformed_signature_header_is_refused_and_logged(api_client, payment, user):
-    _assert_refused(deliver(api_client, event(payment), header="t=now,v1=zz"), 400,
-                    "invalid_signature_header", user, "invalid_signature")
+    _assert_refused(
+        deliver(api_client, event(payment), header="t=now,v1=zz"),
+        400,
+        "invalid_signature_header",
+        user,
+        "invalid_signature",
+    )
 
 
 @pytest.mark.parametrize("skew", [301, -301])
@@ -205,14 +230,24 @@ def test_timestamp_301_seconds_old_or_in_the_future_is_refused(api_client, payme
 
 def test_signature_over_another_body_is_refused(api_client, payment, user):
     header = sign(json.dumps(event(payment, amount="1.00")).encode(), SECRET)
-    _assert_refused(deliver(api_client, event(payment), header=header), 401, "invalid_signature", user,
-                    "invalid_signature")
+    _assert_refused(
+        deliver(api_client, event(payment), header=header),
+        401,
+        "invalid_signature",
+        user,
+        "invalid_signature",
+    )
 
 
 def test_unconfigured_secret_refuses_everything(api_client, payment, user, settings):
     settings.PAYMENT_WEBHOOK_SECRETS = {**settings.PAYMENT_WEBHOOK_SECRETS, "stripe": ""}
-    _assert_refused(deliver(api_client, event(payment), secret=""), 401, "webhook_not_configured", user,
-                    "invalid_signature")
+    _assert_refused(
+        deliver(api_client, event(payment), secret=""),
+        401,
+        "webhook_not_configured",
+        user,
+        "invalid_signature",
+    )
 
 
 def test_secret_is_read_from_settings_at_call_time(api_client, payment, user, settings):
@@ -228,8 +263,9 @@ def test_unknown_provider_is_404_and_logged(api_client, payment, user):
 
 
 def test_event_for_another_providers_payment_is_refused(api_client, payment, user):
-    _assert_refused(deliver(api_client, event(payment), provider="promptpay"), 404, "payment_not_found", user,
-                    "rejected")
+    _assert_refused(
+        deliver(api_client, event(payment), provider="promptpay"), 404, "payment_not_found", user, "rejected"
+    )
 
 
 @pytest.mark.parametrize("amount", ["299.01", "0.00", "2990.00", 299])
@@ -249,8 +285,9 @@ def test_amount_as_json_number_matching_is_accepted(api_client, user):
 
 
 def test_currency_mismatch_is_rejected_and_logged(api_client, payment, user):
-    _assert_refused(deliver(api_client, event(payment, currency="USD")), 400, "currency_mismatch", user,
-                    "rejected")
+    _assert_refused(
+        deliver(api_client, event(payment, currency="USD")), 400, "currency_mismatch", user, "rejected"
+    )
 
 
 def test_rejected_event_id_can_be_delivered_again_correctly(api_client, payment, user):
@@ -268,9 +305,19 @@ def test_unknown_payment_is_404_and_logged(api_client, payment, user, payment_id
     _assert_refused(response, 404, "payment_not_found", user, "rejected")
 
 
-@pytest.mark.parametrize("raw", [b"{not json", b"[1, 2]", b'"x"', b"", b"\xff\xfe", b'{"a": NaN}',
-                                 b'{"event_id": "e\\u0000", "type": "payment.succeeded"}',
-                                 b"[" * 100_000])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"{not json",
+        b"[1, 2]",
+        b'"x"',
+        b"",
+        b"\xff\xfe",
+        b'{"a": NaN}',
+        b'{"event_id": "e\\u0000", "type": "payment.succeeded"}',
+        b"[" * 100_000,
+    ],
+)
 def test_malformed_json_is_400_and_logged(api_client, payment, user, raw):
     response = deliver(api_client, None, raw=raw)
     assert_error(response, 400)
@@ -279,11 +326,25 @@ def test_malformed_json_is_400_and_logged(api_client, payment, user, raw):
     assert log.outcome == "rejected" and log.signature_valid is True
 
 
-@pytest.mark.parametrize("overrides", [
-    {"type": "payment.exploded"}, {"type": 5}, {"event_id": ""}, {"event_id": None}, {"event_id": "x" * 300},
-    {"amount": "abc"}, {"amount": "-1.00"}, {"amount": "1.001"}, {"amount": True}, {"amount": None},
-    {"amount": "1e999999"}, {"amount": "NaN"}, {"currency": 3}, {"payment_id": ["x"]},
-])
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"type": "payment.exploded"},
+        {"type": 5},
+        {"event_id": ""},
+        {"event_id": None},
+        {"event_id": "x" * 300},
+        {"amount": "abc"},
+        {"amount": "-1.00"},
+        {"amount": "1.001"},
+        {"amount": True},
+        {"amount": None},
+        {"amount": "1e999999"},
+        {"amount": "NaN"},
+        {"currency": 3},
+        {"payment_id": ["x"]},
+    ],
+)
 def test_invalid_event_fields_are_400_and_logged(api_client, payment, user, overrides):
     response = deliver(api_client, event(payment, **overrides))
     assert_error(response, 400, "validation_error")
@@ -303,8 +364,13 @@ def test_get_on_the_webhook_is_405(api_client):
 
 def test_webhook_path_answers_with_trailing_slash(api_client, payment, user):
     body = json.dumps(event(payment)).encode()
-    response = api_client.generic("POST", "/api/webhooks/payments/stripe/", body,
-                                  content_type="application/json", HTTP_X_SIGNATURE=sign(body, SECRET))
+    response = api_client.generic(
+        "POST",
+        "/api/webhooks/payments/stripe/",
+        body,
+        content_type="application/json",
+        HTTP_X_SIGNATURE=sign(body, SECRET),
+    )
     assert response.status_code == 200 and balance_get(user=user) == 10
 
 
@@ -388,8 +454,9 @@ def test_non_finite_numbers_are_a_logged_400(api_client, payment, user, amount):
     assert (log.status_code, log.signature_valid, log.payload) == (400, True, None)
 
 
-def test_a_crash_after_the_effect_rolls_back_the_effect_with_its_log_claim(api_client, payment, user,
-                                                                          monkeypatch):
+def test_a_crash_after_the_effect_rolls_back_the_effect_with_its_log_claim(
+    api_client, payment, user, monkeypatch
+):
     from credits.services import webhooks as payment_webhooks
 
     real = payment_webhooks.payment_complete

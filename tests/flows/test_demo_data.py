@@ -14,9 +14,15 @@ pytestmark = pytest.mark.django_db
 
 
 def _counts():
-    return (FormSubmission.objects.count(), Payment.objects.count(), Conversation.objects.count(),
-            Message.objects.count(), Job.objects.count(), CreditTransaction.objects.count(),
-            StockHistory.objects.count())
+    return (
+        FormSubmission.objects.count(),
+        Payment.objects.count(),
+        Conversation.objects.count(),
+        Message.objects.count(),
+        Job.objects.count(),
+        CreditTransaction.objects.count(),
+        StockHistory.objects.count(),
+    )
 
 
 def test_demo_data_covers_orders_payments_chats_and_a_failed_job_and_is_idempotent():

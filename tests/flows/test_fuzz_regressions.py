@@ -11,8 +11,7 @@ pytestmark = pytest.mark.django_db
 
 
 def test_a_nul_byte_body_to_an_unconfigured_job_webhook_is_refused_and_logged(api_client):
-    response = api_client.generic("POST", "/api/webhooks/jobs/zero", b"\x00",
-                                  content_type="application/json")
+    response = api_client.generic("POST", "/api/webhooks/jobs/zero", b"\x00", content_type="application/json")
 
     assert_error(response, 404, "unknown_provider")
     logged = WebhookLog.objects.get(source="jobs", provider="zero")
@@ -28,8 +27,13 @@ def test_a_nul_in_free_form_json_is_a_validation_error_naming_the_field(auth_cli
     assert auth_client.get("/api/jobs").json()["count"] == 0
 
 
-@pytest.mark.parametrize("body", [b'{"kind": "video_render", "params": {"a\\u0000": 1}}',
-                                  b'{"kind": "video_render", "params": {"x": "\\ud800"}}'])
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"kind": "video_render", "params": {"a\\u0000": 1}}',
+        b'{"kind": "video_render", "params": {"x": "\\ud800"}}',
+    ],
+)
 def test_json_keys_with_nul_or_lone_surrogates_are_a_parse_error(auth_client, body):
     response = auth_client.generic("POST", "/api/jobs", body, content_type="application/json")
 
@@ -42,8 +46,9 @@ def test_patching_form_fields_without_names_is_a_validation_error(user, auth_cli
     form = make_form(shop)
     before = list(Form.objects.filter(pk=form.pk).values_list("fields", flat=True))
 
-    response = auth_client.patch(f"/api/shops/{shop.pk}/forms/{form.pk}",
-                                 {"fields": [{"label": "", "type": "text"}]}, format="json")
+    response = auth_client.patch(
+        f"/api/shops/{shop.pk}/forms/{form.pk}", {"fields": [{"label": "", "type": "text"}]}, format="json"
+    )
 
     error = assert_error(response, 400, "validation_error")
     assert "fields" in error["fields"]

@@ -7,8 +7,7 @@ from jobs.seed import CURRENT_SEED_KINDS
 from tests.jobs import processors as test_processors
 
 TEST_KINDS = [
-    {"code": code, "name": code, "credits_per_unit": 1, "executor": "engine", "max_retries": 3,
-     "timeout": 60}
+    {"code": code, "name": code, "credits_per_unit": 1, "executor": "engine", "max_retries": 3, "timeout": 60}
     for code in test_processors.TEST_KIND_CODES
 ]
 

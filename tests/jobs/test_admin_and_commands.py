@@ -19,8 +19,14 @@ def admin_client(client):
 
 def test_admin_job_list_filters_and_search(admin_client, funded_user):
     job = services.job_create(user=funded_user, kind_code="account_batch", external_id="find-me")
-    for query in ["", "?status__exact=queued", "?priority=0", "?q=find-me", f"?kind__id__exact={job.kind_id}",
-                  "?created_at__gte=2026-01-01T00:00:00%2B00:00"]:
+    for query in [
+        "",
+        "?status__exact=queued",
+        "?priority=0",
+        "?q=find-me",
+        f"?kind__id__exact={job.kind_id}",
+        "?created_at__gte=2026-01-01T00:00:00%2B00:00",
+    ]:
         assert admin_client.get(f"/admin/jobs/job/{query}").status_code == 200
     assert b"find-me" in admin_client.get("/admin/jobs/job/?q=find-me").content
     assert admin_client.get("/admin/jobs/jobkind/").status_code == 200

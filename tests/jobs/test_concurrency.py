@@ -41,8 +41,11 @@ def test_free_user_at_4_of_5_sending_10_concurrent_imports_gets_exactly_one_acce
 
     def submit(i):
         upload = SimpleUploadedFile(f"m{i}.obj", CUBE_OBJ)
-        return clients[i].post("/api/jobs", {"kind": "model_import", "input": upload},
-                               format="multipart").status_code
+        return (
+            clients[i]
+            .post("/api/jobs", {"kind": "model_import", "input": upload}, format="multipart")
+            .status_code
+        )
 
     codes = run_concurrently(10, submit)
     assert sorted(codes) == [201] + [403] * 9
@@ -56,8 +59,14 @@ def test_concurrent_jobs_beyond_the_balance_never_make_it_negative():
     user = UserFactory()
     give_credits(user, 5)
     clients = [client_for(user) for _ in range(12)]
-    codes = run_concurrently(12, lambda i: clients[i].post(
-        "/api/jobs", {"kind": "account_batch", "requested_count": 1}, format="json").status_code)
+    codes = run_concurrently(
+        12,
+        lambda i: (
+            clients[i]
+            .post("/api/jobs", {"kind": "account_batch", "requested_count": 1}, format="json")
+            .status_code
+        ),
+    )
     assert sorted(codes) == [201] * 5 + [402] * 7
     assert CreditBalance.objects.get(user=user).balance == 0
     assert Job.objects.filter(user=user).count() == 5

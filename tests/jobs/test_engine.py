@@ -51,9 +51,11 @@ def engine_settings(settings):
 @pytest.fixture
 def broker():
     """The jobs queue on the test Redis database, emptied before and after."""
+
     def purge():
         with celery_app.connection_for_write() as conn:
             conn.default_channel.queue_purge("jobs")
+
     purge()
     yield celery_app
     purge()
@@ -65,13 +67,22 @@ def drop_other_connections():
     flushed and dropped."""
     yield
     with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                       "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+        cursor.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
 
 
 def worker():
-    return start_worker(celery_app, pool="solo", concurrency=1, perform_ping_check=False,
-                        queues=["jobs"], shutdown_timeout=30, loglevel="WARNING")
+    return start_worker(
+        celery_app,
+        pool="solo",
+        concurrency=1,
+        perform_ping_check=False,
+        queues=["jobs"],
+        shutdown_timeout=30,
+        loglevel="WARNING",
+    )
 
 
 def usage_rows(job) -> int:
@@ -91,7 +102,8 @@ def payer(transactional_db):
 
 @pytest.mark.django_db(transaction=True)
 def test_high_priority_job_submitted_behind_20_low_ones_starts_before_them(
-        payer, broker, engine_settings, drop_other_connections):
+    payer, broker, engine_settings, drop_other_connections
+):
     # given: 20 low-priority jobs waiting, then one high-priority job (21 wake-ups in Redis, FIFO)
     low = [services.job_create(user=payer, kind_code="test_noop", priority=0) for _ in range(20)]
     high = services.job_create(user=payer, kind_code="test_noop", priority=10)
@@ -106,9 +118,11 @@ def test_high_priority_job_submitted_behind_20_low_ones_starts_before_them(
 
 @pytest.mark.django_db(transaction=True)
 def test_processor_failing_twice_then_succeeding_completes_with_attempts_3_and_one_charge(
-        payer, broker, engine_settings, drop_other_connections):
-    job = services.job_create(user=payer, kind_code="test_script", requested_count=2,
-                              params={"fail_until_attempt": 2})
+    payer, broker, engine_settings, drop_other_connections
+):
+    job = services.job_create(
+        user=payer, kind_code="test_script", requested_count=2, params={"fail_until_attempt": 2}
+    )
     with worker():
         wait_for(lambda: status_of(job) == "completed", "the job to complete")
     job.refresh_from_db()
@@ -120,9 +134,11 @@ def test_processor_failing_twice_then_succeeding_completes_with_attempts_3_and_o
 
 @pytest.mark.django_db(transaction=True)
 def test_permanently_failing_job_ends_failed_with_exactly_one_refund(
-        payer, broker, engine_settings, drop_other_connections):
-    job = services.job_create(user=payer, kind_code="test_script", requested_count=3,
-                              params={"fail_until_attempt": 99})
+    payer, broker, engine_settings, drop_other_connections
+):
+    job = services.job_create(
+        user=payer, kind_code="test_script", requested_count=3, params={"fail_until_attempt": 99}
+    )
     with worker():
         wait_for(lambda: status_of(job) == "failed", "the job to fail")
         engine.jobs_rescue_stale()  # a rescue run after the end changes nothing
@@ -136,20 +152,50 @@ def test_permanently_failing_job_ends_failed_with_exactly_one_refund(
 
 @pytest.mark.django_db(transaction=True)
 def test_worker_process_killed_mid_job_is_rescued_and_completes_with_one_charge(
-        payer, broker, engine_settings, drop_other_connections):
+    payer, broker, engine_settings, drop_other_connections
+):
     # given: a real worker process running the job's first attempt, which blocks
-    job = services.job_create(user=payer, kind_code="test_script", requested_count=5,
-                              params={"block_on_attempt": 1, "block_seconds": 600})
+    job = services.job_create(
+        user=payer,
+        kind_code="test_script",
+        requested_count=5,
+        params={"block_on_attempt": 1, "block_seconds": 600},
+    )
     db = connection.settings_dict
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings.test",
-           "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
-           "JOBS_EXTRA_PROCESSOR_MODULES": "tests.jobs.processors", "JOBS_HEARTBEAT_SECONDS": "0.2"}
-    proc = subprocess.Popen([sys.executable, "-m", "celery", "-A", "config", "worker", "-P", "solo",
-                             "-Q", "jobs", "--loglevel", "WARNING", "--without-mingle", "--without-gossip"],
-                            cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "config.settings.test",
+        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
+        "JOBS_EXTRA_PROCESSOR_MODULES": "tests.jobs.processors",
+        "JOBS_HEARTBEAT_SECONDS": "0.2",
+    }
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "config",
+            "worker",
+            "-P",
+            "solo",
+            "-Q",
+            "jobs",
+            "--loglevel",
+            "WARNING",
+            "--without-mingle",
+            "--without-gossip",
+        ],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
-        wait_for(lambda: Job.objects.filter(pk=job.pk, status="processing", progress=10).exists(),
-                 "the worker process to start the job")
+        wait_for(
+            lambda: Job.objects.filter(pk=job.pk, status="processing", progress=10).exists(),
+            "the worker process to start the job",
+        )
         # when: the worker process dies without any chance to clean up
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(timeout=30)
@@ -181,8 +227,9 @@ def test_attempt_running_past_its_kind_timeout_is_failed_over_and_its_late_resul
     with connection.cursor() as cursor:
         cursor.execute(engine.START_SQL, [job_id, attempt])
     # the heartbeat is fresh, but the attempt started longer ago than the kind's 60 s timeout
-    Job.objects.filter(pk=job_id).update(attempt_started_at=timezone.now() - timedelta(seconds=61),
-                                         heartbeat_at=timezone.now())
+    Job.objects.filter(pk=job_id).update(
+        attempt_started_at=timezone.now() - timedelta(seconds=61), heartbeat_at=timezone.now()
+    )
     assert engine.jobs_rescue_stale()["rescued"] == 1
     job.refresh_from_db()
     assert job.status == "retrying" and "timeout" in job.error

@@ -35,8 +35,9 @@ def run_all() -> list[str]:
 
 def import_via_api(client, name="cube.stl", data=None):
     data = cube_bytes("stl") if data is None else data
-    response = client.post("/api/jobs", {"kind": "model_import", "input": SimpleUploadedFile(name, data)},
-                           format="multipart")
+    response = client.post(
+        "/api/jobs", {"kind": "model_import", "input": SimpleUploadedFile(name, data)}, format="multipart"
+    )
     assert response.status_code == 201, response.content
     return response
 
@@ -76,21 +77,36 @@ def test_every_url_any_jobs_response_returns_resolves_for_the_owner_and_is_404_f
     responses = [import_via_api(owner)]
     source_id = responses[0].json()["id"]
     run_all()
-    responses.append(owner.post("/api/jobs", {"kind": "model_export",
-                                              "params": {"format": "obj", "source_job_id": source_id}},
-                                format="json"))
+    responses.append(
+        owner.post(
+            "/api/jobs",
+            {"kind": "model_export", "params": {"format": "obj", "source_job_id": source_id}},
+            format="json",
+        )
+    )
     assert run_all() == ["completed"]
     batch = owner.post("/api/jobs", {"kind": "account_batch", "requested_count": 1}, format="json")
-    responses.append(owner.post(f"/api/jobs/{batch.json()['id']}/files",
-                                {"file": SimpleUploadedFile("shot.png", PNG), "role": "thumbnail"},
-                                format="multipart"))
+    responses.append(
+        owner.post(
+            f"/api/jobs/{batch.json()['id']}/files",
+            {"file": SimpleUploadedFile("shot.png", PNG), "role": "thumbnail"},
+            format="multipart",
+        )
+    )
     # when: every read endpoint of jobs is asked, with small pages so pagination links appear
     for job in Job.objects.filter(user=user):
-        responses += [owner.get(f"/api/jobs/{job.pk}"), owner.get(f"/api/job/{job.external_id}"),
-                      owner.get(f"/api/jobs/{job.pk}/files"),
-                      owner.get(f"/api/jobs/{job.pk}/files?page_size=1")]
-    responses += [owner.get("/api/jobs"), owner.get("/api/jobs?page_size=1"), owner.get("/api/vault"),
-                  owner.get("/api/vault?page_size=1")]
+        responses += [
+            owner.get(f"/api/jobs/{job.pk}"),
+            owner.get(f"/api/job/{job.external_id}"),
+            owner.get(f"/api/jobs/{job.pk}/files"),
+            owner.get(f"/api/jobs/{job.pk}/files?page_size=1"),
+        ]
+    responses += [
+        owner.get("/api/jobs"),
+        owner.get("/api/jobs?page_size=1"),
+        owner.get("/api/vault"),
+        owner.get("/api/vault?page_size=1"),
+    ]
     assert all(r.status_code in (200, 201) for r in responses), [r.content for r in responses]
     urls = sorted({u for r in responses for u in urls_in(r.json())})
     # then: downloads for all three files, and pagination links, are among them
@@ -98,7 +114,8 @@ def test_every_url_any_jobs_response_returns_resolves_for_the_owner_and_is_404_f
     assert len(downloads) == JobFile.objects.filter(job__user=user).count() == 3
     assert any("page=2" in u for u in urls)
     owned_ids = {str(pk) for pk in Job.objects.filter(user=user).values_list("pk", flat=True)} | {
-        str(pk) for pk in JobFile.objects.filter(job__user=user).values_list("pk", flat=True)}
+        str(pk) for pk in JobFile.objects.filter(job__user=user).values_list("pk", flat=True)
+    }
     for url in urls:
         mine = owner.get(_path(url))
         assert mine.status_code == 200, (url, mine.status_code)
@@ -133,8 +150,9 @@ def test_download_is_an_attachment_with_a_safe_filename(auth_client, user):
     # A name the multipart parser would already have cleaned: the stored value is not trusted either.
     JobFile.objects.filter(job_id=job_id).update(original_name='..\\../evil"name\r\n;x.stl')
     stored = JobFile.objects.get(job_id=job_id)
-    response = auth_client.get(f"/api/jobs/{job_id}/files/{stored.pk}/download",
-                               HTTP_ACCEPT="application/octet-stream")
+    response = auth_client.get(
+        f"/api/jobs/{job_id}/files/{stored.pk}/download", HTTP_ACCEPT="application/octet-stream"
+    )
     assert response.status_code == 200
     assert b"".join(response.streaming_content) == data
     assert response["Content-Type"] == "model/stl"
@@ -189,13 +207,14 @@ class RemoteLikeStorage(FileSystemStorage):
 def test_with_remote_storage_the_download_redirects_to_a_short_lived_signed_url(auth_client, user, settings):
     job_id = import_via_api(auth_client, name="part.stl").json()["id"]
     stored = JobFile.objects.get(job_id=job_id)
-    settings.STORAGES = {**settings.STORAGES,
-                         "default": {"BACKEND": f"{__name__}.RemoteLikeStorage"}}
+    settings.STORAGES = {**settings.STORAGES, "default": {"BACKEND": f"{__name__}.RemoteLikeStorage"}}
     settings.JOBS_FILES_SIGNED_URL_SECONDS = 120
     response = auth_client.get(f"/api/jobs/{job_id}/files/{stored.pk}/download")
     assert response.status_code == 302
-    assert unquote(response["Location"]) == (f"https://bucket.example/{stored.file.name}?X-Amz-Expires=120"
-                                    '&disposition=attachment; filename="part.stl"')
+    assert unquote(response["Location"]) == (
+        f"https://bucket.example/{stored.file.name}?X-Amz-Expires=120"
+        '&disposition=attachment; filename="part.stl"'
+    )
 
 
 def _artifact(user, job, type_="account", name="a"):
@@ -228,8 +247,9 @@ def test_vault_lists_own_artifacts_filtered_by_type_kind_job_and_dates(auth_clie
     assert item["job"] == str(model.pk) and item["kind"] == "model_import" and item["download_url"] is None
 
 
-@pytest.mark.parametrize("query", ["?from=yesterday", "?to=2026-13-01", "?job=not-a-uuid",
-                                   "?page_size=abc", "?type=" + "x" * 40])
+@pytest.mark.parametrize(
+    "query", ["?from=yesterday", "?to=2026-13-01", "?job=not-a-uuid", "?page_size=abc", "?type=" + "x" * 40]
+)
 def test_vault_with_bad_filters_is_400_envelope(auth_client, user, query):
     response = auth_client.get(f"/api/vault{query}")
     if query.startswith("?page_size"):  # DRF ignores an unusable page size, as everywhere else
@@ -238,22 +258,39 @@ def test_vault_with_bad_filters_is_400_envelope(auth_client, user, query):
         assert_error(response, 400)
 
 
-def test_vault_and_files_list_query_counts_do_not_grow_with_rows(auth_client, user,
-                                                                 django_assert_max_num_queries):
+def test_vault_and_files_list_query_counts_do_not_grow_with_rows(
+    auth_client, user, django_assert_max_num_queries
+):
     from tests.jobs.factories import JobFactory
 
     job = JobFactory(user=user)
     for i in range(3):
-        stored = JobFile.objects.create(job=job, role="output", prefix="models/", file=f"models/x{i}.stl",
-                                        file_type="stl", size=1, sha256="0" * 64, content_type="model/stl")
+        stored = JobFile.objects.create(
+            job=job,
+            role="output",
+            prefix="models/",
+            file=f"models/x{i}.stl",
+            file_type="stl",
+            size=1,
+            sha256="0" * 64,
+            content_type="model/stl",
+        )
         Artifact.objects.create(job=job, user=user, type="model", name=f"m{i}", file=stored)
     with django_assert_max_num_queries(4) as vault_small:
         assert auth_client.get("/api/vault").json()["count"] == 3
     with django_assert_max_num_queries(5) as files_small:
         assert auth_client.get(f"/api/jobs/{job.pk}/files").json()["count"] == 3
     for i in range(3, 30):
-        stored = JobFile.objects.create(job=job, role="output", prefix="models/", file=f"models/x{i}.stl",
-                                        file_type="stl", size=1, sha256="0" * 64, content_type="model/stl")
+        stored = JobFile.objects.create(
+            job=job,
+            role="output",
+            prefix="models/",
+            file=f"models/x{i}.stl",
+            file_type="stl",
+            size=1,
+            sha256="0" * 64,
+            content_type="model/stl",
+        )
         Artifact.objects.create(job=job, user=user, type="model", name=f"m{i}", file=stored)
     with django_assert_max_num_queries(len(vault_small.captured_queries)):
         assert len(auth_client.get("/api/vault?page_size=30").json()["results"]) == 30
@@ -285,11 +322,21 @@ def test_with_django_storages_s3_the_download_is_a_presigned_url_that_expires(au
     endpoint below is never contacted."""
     job_id = import_via_api(auth_client, name="part.stl").json()["id"]
     stored = JobFile.objects.get(job_id=job_id)
-    settings.STORAGES = {**settings.STORAGES, "default": {
-        "BACKEND": "storages.backends.s3.S3Storage",
-        "OPTIONS": {"bucket_name": "exports", "endpoint_url": "http://127.0.0.1:9", "access_key": "AKIATEST",
-                    "secret_key": "not-a-real-secret", "region_name": "us-east-1", "querystring_auth": True,
-                    "signature_version": "s3v4"}}}
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "default": {
+            "BACKEND": "storages.backends.s3.S3Storage",
+            "OPTIONS": {
+                "bucket_name": "exports",
+                "endpoint_url": "http://127.0.0.1:9",
+                "access_key": "AKIATEST",
+                "secret_key": "not-a-real-secret",
+                "region_name": "us-east-1",
+                "querystring_auth": True,
+                "signature_version": "s3v4",
+            },
+        },
+    }
     settings.JOBS_FILES_SIGNED_URL_SECONDS = 120
 
     response = auth_client.get(f"/api/jobs/{job_id}/files/{stored.pk}/download")

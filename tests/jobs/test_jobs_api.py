@@ -26,8 +26,15 @@ def obj_upload(name="cube.obj", data=CUBE_OBJ):
 
 
 def test_create_job_charges_credits_per_unit_times_requested_count(auth_client, funded_user):
-    response = auth_client.post("/api/jobs", {"kind": "video_render", "requested_count": 3,
-                                              "params": {"template": "intro"}, "external_id": "vid-1"})
+    response = auth_client.post(
+        "/api/jobs",
+        {
+            "kind": "video_render",
+            "requested_count": 3,
+            "params": {"template": "intro"},
+            "external_id": "vid-1",
+        },
+    )
     assert response.status_code == 201, response.content
     body = response.json()
     assert body["status"] == "queued" and body["credits_charged"] == 3 and body["external_id"] == "vid-1"
@@ -48,13 +55,22 @@ def test_insufficient_credits_is_402_and_nothing_persists(auth_client, user):
     assert balance_get(user=user) == 2
 
 
-@pytest.mark.parametrize("payload", [
-    [], "nope", {"kind": "no_such_kind"}, {"kind": "account_batch", "requested_count": -1},
-    {"kind": "account_batch", "requested_count": "many"}, {"kind": "account_batch", "params": [1]},
-    {"kind": "account_batch", "priority": 10_000}, {"kind": "x" * 10_000},
-    {"kind": "account_batch", "external_id": "has spaces"}, {"kind": "model_export", "params": {}},
-    {"kind": "model_export", "params": {"format": "stl", "source_job_id": "not-a-uuid"}},
-])
+@pytest.mark.parametrize(
+    "payload",
+    [
+        [],
+        "nope",
+        {"kind": "no_such_kind"},
+        {"kind": "account_batch", "requested_count": -1},
+        {"kind": "account_batch", "requested_count": "many"},
+        {"kind": "account_batch", "params": [1]},
+        {"kind": "account_batch", "priority": 10_000},
+        {"kind": "x" * 10_000},
+        {"kind": "account_batch", "external_id": "has spaces"},
+        {"kind": "model_export", "params": {}},
+        {"kind": "model_export", "params": {"format": "stl", "source_job_id": "not-a-uuid"}},
+    ],
+)
 def test_create_job_with_bad_input_is_400_and_changes_nothing(auth_client, funded_user, payload):
     response = auth_client.post("/api/jobs", payload, format="json")
     assert_error(response, 400)
@@ -83,8 +99,11 @@ def test_model_import_requires_an_input_file(auth_client, user):
 
 
 def test_model_import_multipart_stores_file_with_size_sha256_and_prefix(auth_client, user):
-    response = auth_client.post("/api/jobs", {"kind": "model_import", "params": '{"name": "cube"}',
-                                              "input": obj_upload()}, format="multipart")
+    response = auth_client.post(
+        "/api/jobs",
+        {"kind": "model_import", "params": '{"name": "cube"}', "input": obj_upload()},
+        format="multipart",
+    )
     assert response.status_code == 201, response.content
     body = response.json()
     assert body["params"] == {"name": "cube"} and body["credits_charged"] == 0
@@ -99,19 +118,26 @@ def test_model_import_multipart_stores_file_with_size_sha256_and_prefix(auth_cli
 
 def test_model_import_is_refused_with_403_at_the_model_limit(auth_client, user):
     User.objects.filter(pk=user.pk).update(models_used=5, model_limit=5)
-    response = auth_client.post("/api/jobs", {"kind": "model_import", "input": obj_upload()},
-                                format="multipart")
+    response = auth_client.post(
+        "/api/jobs", {"kind": "model_import", "input": obj_upload()}, format="multipart"
+    )
     assert_error(response, 403, "model_limit_reached")
     assert Job.objects.count() == 0
 
 
 def test_upload_with_unsupported_type_or_wrong_content_is_400(auth_client, user):
     bad_ext = SimpleUploadedFile("evil.exe", b"MZ....", content_type="model/obj")
-    assert_error(auth_client.post("/api/jobs", {"kind": "model_import", "input": bad_ext},
-                                  format="multipart"), 400, "validation_error")
+    assert_error(
+        auth_client.post("/api/jobs", {"kind": "model_import", "input": bad_ext}, format="multipart"),
+        400,
+        "validation_error",
+    )
     fake_glb = SimpleUploadedFile("model.glb", b"not a gltf", content_type="model/gltf-binary")
-    assert_error(auth_client.post("/api/jobs", {"kind": "model_import", "input": fake_glb},
-                                  format="multipart"), 400, "validation_error")
+    assert_error(
+        auth_client.post("/api/jobs", {"kind": "model_import", "input": fake_glb}, format="multipart"),
+        400,
+        "validation_error",
+    )
     assert Job.objects.count() == 0
     user.refresh_from_db()
     assert user.models_used == 0
@@ -120,8 +146,11 @@ def test_upload_with_unsupported_type_or_wrong_content_is_400(auth_client, user)
 def test_upload_larger_than_the_limit_is_400(auth_client, user, settings):
     settings.JOBS_MAX_MODEL_BYTES = 100
     big = SimpleUploadedFile("big.obj", b"v 0 0 0\n" * 50)
-    assert_error(auth_client.post("/api/jobs", {"kind": "model_import", "input": big},
-                                  format="multipart"), 400, "validation_error")
+    assert_error(
+        auth_client.post("/api/jobs", {"kind": "model_import", "input": big}, format="multipart"),
+        400,
+        "validation_error",
+    )
 
 
 def test_list_is_scoped_filtered_and_paginated(auth_client, user, other_user):
@@ -180,8 +209,9 @@ def test_cancel_refunds_once_and_finished_job_cannot_be_cancelled(auth_client, o
 
 
 def test_cancelling_a_model_import_gives_the_model_slot_back(auth_client, user):
-    response = auth_client.post("/api/jobs", {"kind": "model_import", "input": obj_upload()},
-                                format="multipart")
+    response = auth_client.post(
+        "/api/jobs", {"kind": "model_import", "input": obj_upload()}, format="multipart"
+    )
     auth_client.post(f"/api/jobs/{response.json()['id']}/cancel")
     user.refresh_from_db()
     assert user.models_used == 0
@@ -205,24 +235,38 @@ def test_retry_of_queued_job_is_409(auth_client, funded_user):
 def test_add_file_to_job(auth_client, other_client, funded_user):
     job = services.job_create(user=funded_user, kind_code="video_render")
     png = b"\x89PNG\r\n\x1a\n" + b"\0" * 32
-    response = auth_client.post(f"/api/jobs/{job.pk}/files",
-                                {"file": SimpleUploadedFile("t.png", png), "role": "thumbnail"},
-                                format="multipart")
+    response = auth_client.post(
+        f"/api/jobs/{job.pk}/files",
+        {"file": SimpleUploadedFile("t.png", png), "role": "thumbnail"},
+        format="multipart",
+    )
     assert response.status_code == 201, response.content
     assert response.json()["sha256"] == hashlib.sha256(png).hexdigest()
     assert JobFile.objects.get().file.name.startswith("thumbnails/")
     mp4 = b"\0\0\0\x18ftypmp42" + b"\0" * 32
-    response = auth_client.post(f"/api/jobs/{job.pk}/files",
-                                {"file": SimpleUploadedFile("out.mp4", mp4), "role": "output"},
-                                format="multipart")
+    response = auth_client.post(
+        f"/api/jobs/{job.pk}/files",
+        {"file": SimpleUploadedFile("out.mp4", mp4), "role": "output"},
+        format="multipart",
+    )
     assert JobFile.objects.get(pk=response.json()["id"]).file.name.startswith("final-videos/")
     assert_error(auth_client.post(f"/api/jobs/{job.pk}/files", {"role": "output"}, format="multipart"), 400)
-    assert_error(auth_client.post(f"/api/jobs/{job.pk}/files",
-                                  {"file": SimpleUploadedFile("t.png", png), "role": "banana"},
-                                  format="multipart"), 400)
-    assert_error(other_client.post(f"/api/jobs/{job.pk}/files",
-                                   {"file": SimpleUploadedFile("t.png", png), "role": "thumbnail"},
-                                   format="multipart"), 404)
+    assert_error(
+        auth_client.post(
+            f"/api/jobs/{job.pk}/files",
+            {"file": SimpleUploadedFile("t.png", png), "role": "banana"},
+            format="multipart",
+        ),
+        400,
+    )
+    assert_error(
+        other_client.post(
+            f"/api/jobs/{job.pk}/files",
+            {"file": SimpleUploadedFile("t.png", png), "role": "thumbnail"},
+            format="multipart",
+        ),
+        404,
+    )
 
 
 def test_queue_status_is_staff_only(auth_client, funded_user):
@@ -240,5 +284,3 @@ def test_service_key_cannot_use_user_job_endpoints(api_client):
     _, key = api_key_create(name="worker", scopes=["jobs:write"])
     api_client.credentials(HTTP_AUTHORIZATION=f"Api-Key {key}")
     assert api_client.get("/api/jobs").status_code in (401, 403)
-
-

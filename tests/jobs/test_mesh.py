@@ -36,14 +36,17 @@ def test_open_mesh_parses_but_is_reported_invalid():
     assert report["dimensions"] == pytest.approx([2.0, 1.0, 1.0])
 
 
-@pytest.mark.parametrize("file_type, data", [
-    ("stl", b"solid broken\nfacet normal nonsense\nendsolid"),
-    ("stl", b"\x00" * 84 + b"\xff" * 7),
-    ("obj", b"this is not an obj file at all"),
-    ("ply", b"ply\nformat binary_little_endian 1.0\nelement vertex 999\nend_header\n\x01\x02"),
-    ("glb", b"glTF\x02\x00\x00\x00garbage"),
-    ("stl", b""),
-])
+@pytest.mark.parametrize(
+    "file_type, data",
+    [
+        ("stl", b"solid broken\nfacet normal nonsense\nendsolid"),
+        ("stl", b"\x00" * 84 + b"\xff" * 7),
+        ("obj", b"this is not an obj file at all"),
+        ("ply", b"ply\nformat binary_little_endian 1.0\nelement vertex 999\nend_header\n\x01\x02"),
+        ("glb", b"glTF\x02\x00\x00\x00garbage"),
+        ("stl", b""),
+    ],
+)
 def test_corrupt_files_raise_a_clear_mesh_error(file_type, data):
     with pytest.raises(MeshError) as caught:
         analyze_mesh(data, file_type)

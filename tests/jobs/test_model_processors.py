@@ -26,8 +26,7 @@ def run_all() -> list[str]:
 
 
 def import_job(user, name: str, data: bytes) -> Job:
-    return services.job_create(user=user, kind_code="model_import",
-                               input_file=SimpleUploadedFile(name, data))
+    return services.job_create(user=user, kind_code="model_import", input_file=SimpleUploadedFile(name, data))
 
 
 @pytest.mark.parametrize("file_type", ["stl", "obj", "ply", "glb"])
@@ -60,9 +59,11 @@ def test_corrupt_model_fails_cleanly_at_once_and_frees_the_model_slot(user):
 def test_model_export_converts_the_imported_model_and_stores_the_output(user, auth_client):
     source = import_job(user, "cube.obj", cube_bytes("obj"))
     run_all()
-    response = auth_client.post("/api/jobs", {"kind": "model_export",
-                                              "params": {"format": "glb", "source_job_id": str(source.pk)}},
-                                format="json")
+    response = auth_client.post(
+        "/api/jobs",
+        {"kind": "model_export", "params": {"format": "glb", "source_job_id": str(source.pk)}},
+        format="json",
+    )
     assert response.status_code == 201, response.content
     assert run_all() == ["completed"]
     job = Job.objects.get(pk=response.json()["id"])
@@ -85,8 +86,9 @@ def test_model_export_without_a_source_fails_without_retrying(user):
 def test_another_users_model_cannot_be_exported(user, other_user):
     theirs = import_job(other_user, "cube.stl", cube_bytes("stl"))
     run_all()
-    job = services.job_create(user=user, kind_code="model_export",
-                              params={"format": "obj", "source_job_id": str(theirs.pk)})
+    job = services.job_create(
+        user=user, kind_code="model_export", params={"format": "obj", "source_job_id": str(theirs.pk)}
+    )
     assert run_all() == ["failed"]
     job.refresh_from_db()
     assert not JobFile.objects.filter(job=job).exists()

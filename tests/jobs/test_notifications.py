@@ -15,8 +15,14 @@ def emails_queued(callbacks) -> int:
 
 
 def _report(user, external_id, **report):
-    return services.job_stats_upsert(user=user, external_id=external_id, kind_code="account_batch",
-                                     requested_count=3, reporter=Reporter.USER, **report)
+    return services.job_stats_upsert(
+        user=user,
+        external_id=external_id,
+        kind_code="account_batch",
+        requested_count=3,
+        reporter=Reporter.USER,
+        **report,
+    )
 
 
 def test_a_completed_job_emails_its_owner_once_through_a_real_worker(user, sent):
@@ -41,10 +47,13 @@ def test_a_failed_job_is_announced_but_a_cancelled_one_is_not(user, django_captu
     assert emails_queued(failed) == 1 and emails_queued(cancelled) == 0
 
 
-@pytest.mark.parametrize("notifications", [
-    {"email": True, "push": False, "job_finished": False, "marketing": False},
-    {"email": False, "push": False, "job_finished": True, "marketing": False},
-])
+@pytest.mark.parametrize(
+    "notifications",
+    [
+        {"email": True, "push": False, "job_finished": False, "marketing": False},
+        {"email": False, "push": False, "job_finished": True, "marketing": False},
+    ],
+)
 def test_preferences_turn_the_email_off(user, notifications, django_capture_on_commit_callbacks):
     give_credits(user, 10)
     UserPreferences.objects.filter(user=user).update(notifications=notifications)

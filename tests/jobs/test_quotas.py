@@ -24,9 +24,15 @@ from tests.jobs.test_files_api import cube_bytes, run_all
 
 pytestmark = pytest.mark.django_db
 
-ASCII_STL_CUBE = "solid cube\n" + "".join(
-    "  facet normal 0 0 1\n    outer loop\n      vertex 0 0 0\n      vertex 1 0 0\n      vertex 0 1 0\n"
-    "    endloop\n  endfacet\n" for _ in range(12)) + "endsolid cube\n"
+ASCII_STL_CUBE = (
+    "solid cube\n"
+    + "".join(
+        "  facet normal 0 0 1\n    outer loop\n      vertex 0 0 0\n      vertex 1 0 0\n      vertex 0 1 0\n"
+        "    endloop\n  endfacet\n"
+        for _ in range(12)
+    )
+    + "endsolid cube\n"
+)
 
 
 def upload(name: str, data: bytes) -> SimpleUploadedFile:
@@ -34,17 +40,21 @@ def upload(name: str, data: bytes) -> SimpleUploadedFile:
 
 
 def import_job(user, file_type: str = "stl") -> Job:
-    return services.job_create(user=user, kind_code="model_import",
-                               input_file=upload(f"c.{file_type}", cube_bytes(file_type)))
+    return services.job_create(
+        user=user, kind_code="model_import", input_file=upload(f"c.{file_type}", cube_bytes(file_type))
+    )
 
 
 def post_import(client, file_type: str = "stl"):
-    return client.post("/api/jobs", {"kind": "model_import",
-                                     "input": upload(f"c.{file_type}", cube_bytes(file_type))},
-                       format="multipart")
+    return client.post(
+        "/api/jobs",
+        {"kind": "model_import", "input": upload(f"c.{file_type}", cube_bytes(file_type))},
+        format="multipart",
+    )
 
 
 # --- declared mesh size ---------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("file_type", ["stl", "obj", "ply", "glb"])
 def test_declared_counts_are_read_without_parsing(file_type):
@@ -62,12 +72,15 @@ def test_ascii_stl_and_obj_are_counted_by_a_streaming_scan_across_chunk_boundari
 
 
 @pytest.mark.parametrize("file_type", ["stl", "obj", "ply", "glb"])
-def test_model_over_the_face_limit_is_refused_at_upload_and_nothing_persists(auth_client, user, settings,
-                                                                               file_type):
+def test_model_over_the_face_limit_is_refused_at_upload_and_nothing_persists(
+    auth_client, user, settings, file_type
+):
     settings.JOBS_MAX_MESH_FACES = 11  # a cube has 12 faces
-    response = auth_client.post("/api/jobs", {"kind": "model_import",
-                                              "input": upload(f"cube.{file_type}", cube_bytes(file_type))},
-                                format="multipart")
+    response = auth_client.post(
+        "/api/jobs",
+        {"kind": "model_import", "input": upload(f"cube.{file_type}", cube_bytes(file_type))},
+        format="multipart",
+    )
     assert_error(response, 400, "mesh_too_large")
     user.refresh_from_db()
     assert not Job.objects.exists() and not JobFile.objects.exists() and user.models_used == 0
@@ -102,23 +115,36 @@ def test_a_stored_model_over_a_lowered_limit_fails_the_job_without_parsing(user,
 
 
 def test_glb_with_a_broken_json_chunk_is_400(auth_client, user):
-    data = b"glTF" + (2).to_bytes(4, "little") + (40).to_bytes(4, "little") + (8).to_bytes(4, "little") \
-        + b"JSON" + b'{"meshe'
-    response = auth_client.post("/api/jobs", {"kind": "model_import", "input": upload("x.glb", data)},
-                                format="multipart")
+    data = (
+        b"glTF"
+        + (2).to_bytes(4, "little")
+        + (40).to_bytes(4, "little")
+        + (8).to_bytes(4, "little")
+        + b"JSON"
+        + b'{"meshe'
+    )
+    response = auth_client.post(
+        "/api/jobs", {"kind": "model_import", "input": upload("x.glb", data)}, format="multipart"
+    )
     assert_error(response, 400, "validation_error")
 
 
 # --- storage quota --------------------------------------------------------------------------
 
+
 def test_upload_past_the_storage_quota_is_413_and_stores_nothing(auth_client, user, settings):
     data = cube_bytes("stl")
     settings.STORAGE_QUOTA_BYTES = 2 * len(data)
     for _ in range(2):
-        assert auth_client.post("/api/jobs", {"kind": "model_import", "input": upload("c.stl", data)},
-                                format="multipart").status_code == 201
-    response = auth_client.post("/api/jobs", {"kind": "model_import", "input": upload("c.stl", data)},
-                                format="multipart")
+        assert (
+            auth_client.post(
+                "/api/jobs", {"kind": "model_import", "input": upload("c.stl", data)}, format="multipart"
+            ).status_code
+            == 201
+        )
+    response = auth_client.post(
+        "/api/jobs", {"kind": "model_import", "input": upload("c.stl", data)}, format="multipart"
+    )
     assert_error(response, 413, "storage_quota_exceeded")
     user.refresh_from_db()
     assert Job.objects.count() == 2 and user.models_used == 2
@@ -126,21 +152,38 @@ def test_upload_past_the_storage_quota_is_413_and_stores_nothing(auth_client, us
     # a cancelled job's files are deleted, which frees the space
     job = Job.objects.filter(user=user).first()
     assert auth_client.post(f"/api/jobs/{job.pk}/cancel").status_code == 200
-    assert auth_client.post("/api/jobs", {"kind": "model_import", "input": upload("c.stl", data)},
-                            format="multipart").status_code == 201
+    assert (
+        auth_client.post(
+            "/api/jobs", {"kind": "model_import", "input": upload("c.stl", data)}, format="multipart"
+        ).status_code
+        == 201
+    )
 
 
 def test_quota_applies_to_files_added_to_a_job_and_is_per_user(auth_client, user, other_user, settings):
     settings.STORAGE_QUOTA_BYTES = 100
     job = JobFactory(user=user)
-    JobFile.objects.create(job=JobFactory(user=other_user), role="output", prefix="models/",
-                           file="models/o.stl", file_type="stl", size=10_000, sha256="0" * 64,
-                           content_type="model/stl")
-    ok = auth_client.post(f"/api/jobs/{job.pk}/files", {"file": upload("a.obj", b"v 0 0 0\n" * 10),
-                                                        "role": "input"}, format="multipart")
+    JobFile.objects.create(
+        job=JobFactory(user=other_user),
+        role="output",
+        prefix="models/",
+        file="models/o.stl",
+        file_type="stl",
+        size=10_000,
+        sha256="0" * 64,
+        content_type="model/stl",
+    )
+    ok = auth_client.post(
+        f"/api/jobs/{job.pk}/files",
+        {"file": upload("a.obj", b"v 0 0 0\n" * 10), "role": "input"},
+        format="multipart",
+    )
     assert ok.status_code == 201, ok.content
-    refused = auth_client.post(f"/api/jobs/{job.pk}/files", {"file": upload("b.obj", b"v 0 0 0\n" * 4),
-                                                             "role": "input"}, format="multipart")
+    refused = auth_client.post(
+        f"/api/jobs/{job.pk}/files",
+        {"file": upload("b.obj", b"v 0 0 0\n" * 4), "role": "input"},
+        format="multipart",
+    )
     assert_error(refused, 413, "storage_quota_exceeded")
     assert JobFile.objects.filter(job=job).count() == 1
 
@@ -160,8 +203,9 @@ def _add_files_concurrently(job_ids: list, data: bytes) -> list[str]:
     def add(job_id):
         try:
             barrier.wait()
-            services.job_file_add(job=Job.objects.get(pk=job_id), uploaded=upload("m.obj", data),
-                                  role="input")
+            services.job_file_add(
+                job=Job.objects.get(pk=job_id), uploaded=upload("m.obj", data), role="input"
+            )
             outcomes.append("stored")
         except ApplicationError as exc:
             outcomes.append(exc.code)
@@ -192,13 +236,17 @@ def test_concurrent_uploads_never_pass_the_storage_quota(settings):
 
 # --- files per job --------------------------------------------------------------------------
 
+
 def test_a_job_holds_at_most_the_configured_number_of_files(auth_client, user, settings):
     settings.JOBS_MAX_FILES_PER_JOB = 3
     job = JobFactory(user=user)
     codes = []
     for i in range(20):
-        response = auth_client.post(f"/api/jobs/{job.pk}/files", {"file": upload(f"{i}.obj", b"v 0 0 0\n"),
-                                                                   "role": "input"}, format="multipart")
+        response = auth_client.post(
+            f"/api/jobs/{job.pk}/files",
+            {"file": upload(f"{i}.obj", b"v 0 0 0\n"), "role": "input"},
+            format="multipart",
+        )
         codes.append(201 if response.status_code == 201 else response.json()["error"]["code"])
     assert codes == [201] * 3 + ["too_many_files"] * 17
     assert JobFile.objects.filter(job=job).count() == 3
@@ -214,6 +262,7 @@ def test_concurrent_uploads_to_one_job_never_pass_the_files_limit(settings):
 
 
 # --- deleting files -------------------------------------------------------------------------
+
 
 def test_cancelling_a_job_deletes_its_stored_files(auth_client, user, django_capture_on_commit_callbacks):
     job_id = post_import(auth_client).json()["id"]
@@ -238,17 +287,26 @@ def test_cancelling_a_retry_keeps_the_input_its_original_still_uses(user, django
 
 
 def _job_with_file(user, status: str, finished_days_ago: float):
-    job = JobFactory(user=user, status=status,
-                     completed_at=timezone.now() - timedelta(days=finished_days_ago))
-    job_file = JobFile(job=job, role="output", prefix="models/", file_type="stl", size=3, sha256="0" * 64,
-                       content_type="model/stl")
+    job = JobFactory(
+        user=user, status=status, completed_at=timezone.now() - timedelta(days=finished_days_ago)
+    )
+    job_file = JobFile(
+        job=job,
+        role="output",
+        prefix="models/",
+        file_type="stl",
+        size=3,
+        sha256="0" * 64,
+        content_type="model/stl",
+    )
     job_file.file.save("x.stl", ContentFile(b"abc"), save=False)
     job_file.save()
     return job, job_file
 
 
 def test_nightly_cleanup_deletes_files_of_jobs_dead_longer_than_the_setting(
-        user, settings, django_capture_on_commit_callbacks, monkeypatch):
+    user, settings, django_capture_on_commit_callbacks, monkeypatch
+):
     # given: time stands still, so both runs below fall in the same UTC day whenever this runs
     now = timezone.now()
     monkeypatch.setattr(timezone, "now", lambda: now)
@@ -296,7 +354,7 @@ def test_cleanup_is_scheduled_nightly_with_explicit_time_limits():
 def test_quota_settings_have_the_documented_defaults():
     from config.settings import base
 
-    assert base.STORAGE_QUOTA_BYTES == 1024 ** 3
+    assert base.STORAGE_QUOTA_BYTES == 1024**3
     assert base.JOBS_MAX_FILES_PER_JOB == 10
     assert base.JOBS_DEAD_FILES_DAYS == 30
     assert base.JOBS_MAX_MESH_FACES == 2_000_000

@@ -18,15 +18,24 @@ def test_no_transition_moves_backwards_except_the_engines_retry_loop():
     for source, targets in TRANSITIONS.items():
         for target in targets:
             engine_retry_loop = (source, target) == ("retrying", "preparing") or (
-                source in ("preparing", "processing", "finalizing") and target == "retrying")
+                source in ("preparing", "processing", "finalizing") and target == "retrying"
+            )
             assert RANK[target] >= RANK[source] or engine_retry_loop, (source, target)
 
 
-@pytest.mark.parametrize("source,target,allowed", [
-    ("pending", "queued", True), ("queued", "processing", True), ("processing", "completed", True),
-    ("completed", "processing", False), ("failed", "queued", False), ("cancelled", "completed", False),
-    ("queued", "completed", False), ("pending", "retrying", False),
-])
+@pytest.mark.parametrize(
+    "source,target,allowed",
+    [
+        ("pending", "queued", True),
+        ("queued", "processing", True),
+        ("processing", "completed", True),
+        ("completed", "processing", False),
+        ("failed", "queued", False),
+        ("cancelled", "completed", False),
+        ("queued", "completed", False),
+        ("pending", "retrying", False),
+    ],
+)
 def test_transition_table(source, target, allowed):
     assert can_transition(source, target) is allowed
 

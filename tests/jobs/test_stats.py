@@ -25,11 +25,17 @@ def service_client(api_client):
 
 
 def test_patch_creates_the_job_and_answers_exactly_five_fields(auth_client, funded_user):
-    response = patch(auth_client, job_id="b-1", requested_count=10, successful_count=0,
-                     failed_count=0, status="processing")
+    response = patch(
+        auth_client, job_id="b-1", requested_count=10, successful_count=0, failed_count=0, status="processing"
+    )
     assert response.status_code == 200, response.content
-    assert response.json() == {"job_id": "b-1", "requested_count": 10, "successful_count": 0,
-                               "failed_count": 0, "status": "processing"}
+    assert response.json() == {
+        "job_id": "b-1",
+        "requested_count": 10,
+        "successful_count": 0,
+        "failed_count": 0,
+        "status": "processing",
+    }
     job = Job.objects.get(external_id="b-1")
     assert job.kind.code == "account_batch" and job.user == funded_user and job.credits_charged == 10
     assert balance_get(user=funded_user) == 90
@@ -46,10 +52,21 @@ def test_patch_update_then_repeat_charges_and_counts_once(auth_client, funded_us
     for _ in range(2):
         patch(auth_client, job_id="b-3", requested_count=4, successful_count=1, status="processing")
     for _ in range(2):
-        response = patch(auth_client, job_id="b-3", requested_count=4, successful_count=3, failed_count=1,
-                         status="completed")
-    assert response.json() == {"job_id": "b-3", "requested_count": 4, "successful_count": 3,
-                               "failed_count": 1, "status": "completed"}
+        response = patch(
+            auth_client,
+            job_id="b-3",
+            requested_count=4,
+            successful_count=3,
+            failed_count=1,
+            status="completed",
+        )
+    assert response.json() == {
+        "job_id": "b-3",
+        "requested_count": 4,
+        "successful_count": 3,
+        "failed_count": 1,
+        "status": "completed",
+    }
     job = Job.objects.get(external_id="b-3")
     assert (job.credits_charged, job.credits_refunded) == (4, 1)
     assert balance_get(user=funded_user) == 97
@@ -80,16 +97,19 @@ def test_patch_failed_refunds_what_was_charged(auth_client, funded_user):
     assert Job.objects.get(external_id="b-6").status == "failed"
 
 
-@pytest.mark.parametrize("body", [
-    {"job_id": "x", "requested_count": -1, "status": "pending"},
-    {"job_id": "x", "requested_count": 2, "successful_count": -1, "status": "pending"},
-    {"job_id": "x", "requested_count": 2, "successful_count": 2, "failed_count": 1, "status": "pending"},
-    {"job_id": "x", "requested_count": 2, "status": "exploded"},
-    {"job_id": "x", "requested_count": "two", "status": "pending"},
-    {"requested_count": 2, "status": "pending"},
-    {"job_id": "x" * 500, "requested_count": 2, "status": "pending"},
-    {"job_id": "x", "requested_count": 2, "status": "pending", "kind": "nope"},
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"job_id": "x", "requested_count": -1, "status": "pending"},
+        {"job_id": "x", "requested_count": 2, "successful_count": -1, "status": "pending"},
+        {"job_id": "x", "requested_count": 2, "successful_count": 2, "failed_count": 1, "status": "pending"},
+        {"job_id": "x", "requested_count": 2, "status": "exploded"},
+        {"job_id": "x", "requested_count": "two", "status": "pending"},
+        {"requested_count": 2, "status": "pending"},
+        {"job_id": "x" * 500, "requested_count": 2, "status": "pending"},
+        {"job_id": "x", "requested_count": 2, "status": "pending", "kind": "nope"},
+    ],
+)
 def test_patch_bad_counts_or_fields_are_400_and_change_nothing(auth_client, funded_user, body):
     assert_error(auth_client.patch("/api/stats", body, format="json"), 400)
     assert Job.objects.count() == 0
@@ -102,13 +122,15 @@ def test_patch_non_object_body_is_400(auth_client):
 
 def test_patch_insufficient_credits_is_402_and_nothing_persists(auth_client, user):
     give_credits(user, 1)
-    assert_error(patch(auth_client, job_id="b-7", requested_count=5, status="processing"), 402,
-                 "insufficient_credits")
+    assert_error(
+        patch(auth_client, job_id="b-7", requested_count=5, status="processing"), 402, "insufficient_credits"
+    )
     assert not Job.objects.filter(external_id="b-7").exists()
 
 
 def test_patch_with_another_users_job_id_makes_the_callers_own_job_and_leaves_theirs_alone(
-        auth_client, other_client, funded_user, other_user):
+    auth_client, other_client, funded_user, other_user
+):
     # Contract change (issue 9 point 5): external ids are unique per user, so another user's id
     # is neither a 404 nor a 409 (an existence oracle): it simply names the caller's own job.
     give_credits(other_user, 10)
@@ -131,10 +153,12 @@ def test_patch_anonymous_is_401(api_client):
 
 
 def test_patch_with_service_key_needs_user_id(service_client, funded_user):
-    assert_error(patch(service_client, job_id="s-1", requested_count=1, status="processing"), 400,
-                 "validation_error")
-    response = patch(service_client, job_id="s-1", requested_count=1, status="processing",
-                     user_id=str(funded_user.pk))
+    assert_error(
+        patch(service_client, job_id="s-1", requested_count=1, status="processing"), 400, "validation_error"
+    )
+    response = patch(
+        service_client, job_id="s-1", requested_count=1, status="processing", user_id=str(funded_user.pk)
+    )
     assert response.status_code == 200
     assert Job.objects.get(external_id="s-1").user == funded_user
 
@@ -142,8 +166,10 @@ def test_patch_with_service_key_needs_user_id(service_client, funded_user):
 def test_patch_with_a_key_lacking_the_scope_is_403(api_client, funded_user):
     _, key = api_key_create(name="reader", scopes=["jobs:read"])
     api_client.credentials(HTTP_AUTHORIZATION=f"Api-Key {key}")
-    assert_error(patch(api_client, job_id="s-2", requested_count=1, status="processing",
-                       user_id=str(funded_user.pk)), 403)
+    assert_error(
+        patch(api_client, job_id="s-2", requested_count=1, status="processing", user_id=str(funded_user.pk)),
+        403,
+    )
 
 
 def _job_on(user, day, **kwargs):
@@ -153,8 +179,15 @@ def _job_on(user, day, **kwargs):
 
 
 def test_stats_over_a_range_count_only_jobs_created_in_it(auth_client, user, other_user):
-    _job_on(user, "2026-03-01", requested_count=10, successful_count=7, failed_count=3,
-            credits_charged=10, credits_refunded=3)
+    _job_on(
+        user,
+        "2026-03-01",
+        requested_count=10,
+        successful_count=7,
+        failed_count=3,
+        credits_charged=10,
+        credits_refunded=3,
+    )
     inside = _job_on(user, "2026-03-05", requested_count=5, successful_count=5, credits_charged=5)
     Artifact.objects.create(job=inside, user=user, type="account", name="a@x")
     _job_on(user, "2026-04-01", requested_count=99)
@@ -176,8 +209,11 @@ def test_stats_rollup_matches_a_recount_from_the_jobs_table(user, funded_user):
     services.job_cancel(job=job)
     row = JobDailyStat.objects.get(user=funded_user)
     with connection.cursor() as cursor:
-        cursor.execute("SELECT count(*), sum(requested_count), sum(credits_charged - credits_refunded) "
-                       "FROM jobs_job WHERE user_id = %s", [funded_user.pk])
+        cursor.execute(
+            "SELECT count(*), sum(requested_count), sum(credits_charged - credits_refunded) "
+            "FROM jobs_job WHERE user_id = %s",
+            [funded_user.pk],
+        )
         assert cursor.fetchone() == (row.jobs, row.requested, row.credits_spent) == (2, 5, 3)
 
 
@@ -191,8 +227,10 @@ def test_daily_series_has_one_row_per_day(auth_client, user):
     assert rows[1]["requested"] == 5
 
 
-@pytest.mark.parametrize("query", ["from=2026-05-10&to=2026-05-01", "from=monday", "to=2026-02-30",
-                                   "from=2000-01-01&to=2026-01-01"])
+@pytest.mark.parametrize(
+    "query",
+    ["from=2026-05-10&to=2026-05-01", "from=monday", "to=2026-02-30", "from=2000-01-01&to=2026-01-01"],
+)
 def test_stats_bad_ranges_are_400(auth_client, query):
     assert_error(auth_client.get(f"/api/stats/daily?{query}"), 400)
 
@@ -227,6 +265,9 @@ def test_rollup_rebuild_reproduces_what_the_triggers_kept(funded_user, other_use
 
 
 def test_patch_cannot_create_an_engine_kind_job_bypassing_the_model_limit(auth_client, user):
-    assert_error(patch(auth_client, job_id="m-1", requested_count=1, status="completed", kind="model_import"),
-                 400, "validation_error")
+    assert_error(
+        patch(auth_client, job_id="m-1", requested_count=1, status="completed", kind="model_import"),
+        400,
+        "validation_error",
+    )
     assert not Job.objects.exists()

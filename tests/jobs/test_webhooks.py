@@ -21,8 +21,9 @@ def secret(settings):
 
 @pytest.fixture
 def job(funded_user):
-    return services.job_create(user=funded_user, kind_code="video_render", requested_count=2,
-                               external_id="render-1")
+    return services.job_create(
+        user=funded_user, kind_code="video_render", requested_count=2, external_id="render-1"
+    )
 
 
 def deliver(api_client, payload, *, secret=SECRET, timestamp=None, url=URL):
@@ -32,21 +33,36 @@ def deliver(api_client, payload, *, secret=SECRET, timestamp=None, url=URL):
 
 
 def test_signed_progress_report_moves_the_job_to_processing(api_client, job):
-    response = deliver(api_client, {"event_id": "e1", "job_id": "render-1", "status": "processing",
-                                    "progress": 40})
+    response = deliver(
+        api_client, {"event_id": "e1", "job_id": "render-1", "status": "processing", "progress": 40}
+    )
     assert response.status_code == 200, response.content
     job.refresh_from_db()
     assert (job.status, job.progress) == ("processing", 40)
     log = WebhookLog.objects.get(event_id="e1")
     assert (log.source, log.provider, log.outcome, log.applied, log.job_id) == (
-        "jobs", "renderfarm", "processed", True, job.pk)
+        "jobs",
+        "renderfarm",
+        "processed",
+        True,
+        job.pk,
+    )
 
 
 def test_completion_with_artifacts_and_metrics_applies_once(api_client, job, funded_user):
-    payload = {"event_id": "e2", "job_id": "render-1", "status": "completed",
-               "output": {"url": "https://cdn/x.mp4", "artifacts": [{"type": "video", "name": "x.mp4"}]},
-               "metrics": {"endpoint": "/render", "units": 2, "cost": "0.1250", "duration_ms": 900,
-                           "status_code": 200}}
+    payload = {
+        "event_id": "e2",
+        "job_id": "render-1",
+        "status": "completed",
+        "output": {"url": "https://cdn/x.mp4", "artifacts": [{"type": "video", "name": "x.mp4"}]},
+        "metrics": {
+            "endpoint": "/render",
+            "units": 2,
+            "cost": "0.1250",
+            "duration_ms": 900,
+            "status_code": 200,
+        },
+    }
     assert deliver(api_client, payload).json()["outcome"] == "applied"
     assert deliver(api_client, payload).json()["outcome"] == "duplicate"
     job.refresh_from_db()
@@ -83,14 +99,23 @@ def test_bad_or_stale_signature_is_401_and_logged(api_client, job):
 
 
 def test_provider_without_a_secret_is_404(api_client, job):
-    assert_error(deliver(api_client, {"event_id": "e7", "job_id": "render-1"},
-                         url="/api/webhooks/jobs/unknownfarm"), 404)
+    assert_error(
+        deliver(api_client, {"event_id": "e7", "job_id": "render-1"}, url="/api/webhooks/jobs/unknownfarm"),
+        404,
+    )
 
 
-@pytest.mark.parametrize("payload", [b"{not json", b"[1, 2]", {"event_id": "e8"},
-                                     {"event_id": "e8", "job_id": "render-1", "status": "exploded"},
-                                     {"event_id": "e8", "job_id": "render-1", "progress": 101},
-                                     {"event_id": "e8", "job_id": "render-1", "metrics": {"cost": "-1"}}])
+@pytest.mark.parametrize(
+    "payload",
+    [
+        b"{not json",
+        b"[1, 2]",
+        {"event_id": "e8"},
+        {"event_id": "e8", "job_id": "render-1", "status": "exploded"},
+        {"event_id": "e8", "job_id": "render-1", "progress": 101},
+        {"event_id": "e8", "job_id": "render-1", "metrics": {"cost": "-1"}},
+    ],
+)
 def test_malformed_signed_payload_is_400(api_client, job, payload):
     assert_error(deliver(api_client, payload), 400)
     assert Job.objects.get(pk=job.pk).status == "queued"
@@ -110,13 +135,21 @@ def test_every_refusal_is_logged(api_client, job):
 
     rows = WebhookLog.objects.filter(source="jobs")
     assert sorted((r.provider, r.status_code) for r in rows) == [
-        ("renderfarm", 400), ("renderfarm", 404), ("unknownfarm", 404)]
+        ("renderfarm", 400),
+        ("renderfarm", 404),
+        ("unknownfarm", 404),
+    ]
     assert not rows.filter(applied=True).exists()
 
 
-@pytest.mark.parametrize("body", [b'{"event_id": "n1", "job_id": "render-1", "progress": NaN}',
-                                  b'{"event_id": "n1", "job_id": "render-1", "output": {"x": 1e400}}',
-                                  b'{"event_id": "n1", "job_id": "render-1", "output": {"x": Infinity}}'])
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"event_id": "n1", "job_id": "render-1", "progress": NaN}',
+        b'{"event_id": "n1", "job_id": "render-1", "output": {"x": 1e400}}',
+        b'{"event_id": "n1", "job_id": "render-1", "output": {"x": Infinity}}',
+    ],
+)
 def test_non_finite_numbers_are_a_logged_400(api_client, job, body):
     assert_error(deliver(api_client, body), 400, "parse_error")
 
@@ -126,8 +159,10 @@ def test_non_finite_numbers_are_a_logged_400(api_client, job, body):
 
 
 def test_nul_and_lone_surrogates_are_sanitised_for_the_log(api_client, job):
-    body = b'{"event_id": "s1", "job_id": "render-1", "status": "processing", "error": "a\\u0000b", ' \
-           b'"output": {"note": "\\ud800", "k\\u0000": 1}}'
+    body = (
+        b'{"event_id": "s1", "job_id": "render-1", "status": "processing", "error": "a\\u0000b", '
+        b'"output": {"note": "\\ud800", "k\\u0000": 1}}'
+    )
 
     response = deliver(api_client, body)
 
@@ -156,8 +191,9 @@ def test_a_nul_provider_name_is_a_404_envelope(api_client):
 
 
 def test_a_provider_may_drive_only_its_kinds(api_client, job, funded_user, settings):
-    other = services.job_create(user=funded_user, kind_code="account_batch", requested_count=1,
-                                external_id="batch-1")
+    other = services.job_create(
+        user=funded_user, kind_code="account_batch", requested_count=1, external_id="batch-1"
+    )
     settings.JOB_WEBHOOK_PROVIDERS = {"renderfarm": {"secret": SECRET, "kinds": ["account_batch"]}}
 
     refused = deliver(api_client, {"event_id": "k1", "job_id": "render-1", "status": "completed"})
@@ -176,8 +212,9 @@ def test_by_default_a_provider_drives_only_worker_kinds(api_client, funded_user)
     client_kind = JobKind.objects.filter(reported_by=JobKind.ReportedBy.CLIENT).first()
     if client_kind is None:
         pytest.skip("no client-reported kind seeded")
-    job = services.job_create(user=funded_user, kind_code=client_kind.code, requested_count=1,
-                              external_id="client-1")
+    job = services.job_create(
+        user=funded_user, kind_code=client_kind.code, requested_count=1, external_id="client-1"
+    )
 
     assert_error(deliver(api_client, {"event_id": "d1", "job_id": "client-1", "status": "processing"}), 404)
     assert Job.objects.get(pk=job.pk).status == job.status
@@ -189,11 +226,15 @@ def test_an_ambiguous_external_id_is_409_and_job_uuid_names_the_job(api_client, 
 
     someone = UserFactory()
     credits_grant(user=someone, amount=100, idempotency_key="g-someone")
-    twin = services.job_create(user=someone, kind_code="video_render", requested_count=2,
-                               external_id="render-1")
+    twin = services.job_create(
+        user=someone, kind_code="video_render", requested_count=2, external_id="render-1"
+    )
 
-    assert_error(deliver(api_client, {"event_id": "a1", "job_id": "render-1", "status": "processing"}), 409,
-                 "ambiguous_job_id")
+    assert_error(
+        deliver(api_client, {"event_id": "a1", "job_id": "render-1", "status": "processing"}),
+        409,
+        "ambiguous_job_id",
+    )
     response = deliver(api_client, {"event_id": "a2", "job_uuid": str(twin.pk), "status": "processing"})
 
     assert response.status_code == 200, response.content
@@ -224,8 +265,9 @@ def test_ten_concurrent_duplicate_deliveries_are_all_logged_and_applied_once(api
 
         try:
             barrier.wait()
-            response = APIClient().generic("POST", URL, body, content_type="application/json",
-                                           HTTP_X_SIGNATURE=header)
+            response = APIClient().generic(
+                "POST", URL, body, content_type="application/json", HTTP_X_SIGNATURE=header
+            )
             statuses.append((response.status_code, response.json().get("outcome")))
         finally:
             connection.close()

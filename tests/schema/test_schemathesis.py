@@ -100,8 +100,13 @@ def _point_at_world(case, ids: dict) -> None:
 
 
 @schema.parametrize()
-@settings(max_examples=MAX_EXAMPLES, derandomize=True, database=None, deadline=None,
-          suppress_health_check=list(HealthCheck))
+@settings(
+    max_examples=MAX_EXAMPLES,
+    derandomize=True,
+    database=None,
+    deadline=None,
+    suppress_health_check=list(HealthCheck),
+)
 @pytest.mark.django_db
 def test_api_conforms_to_its_schema(case, lifted, world):
     _point_at_world(case, world["ids"])

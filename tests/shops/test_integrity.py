@@ -39,10 +39,15 @@ def run_threads(count: int, target) -> list:
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize("body", [
-    {"plan": "enterprise", "plan_price": "0.00"}, {"plan_status": "active"}, {"billing_cycle": "yearly"},
-    {"name": "x", "plan_price": "0.00"},
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"plan": "enterprise", "plan_price": "0.00"},
+        {"plan_status": "active"},
+        {"billing_cycle": "yearly"},
+        {"name": "x", "plan_price": "0.00"},
+    ],
+)
 def test_owner_cannot_set_billing_fields(auth_client, shop, body):
     before = Shop.objects.values("name", "plan", "plan_status", "plan_price", "billing_cycle").get(pk=shop.pk)
 
@@ -50,8 +55,10 @@ def test_owner_cannot_set_billing_fields(auth_client, shop, body):
 
     fields = assert_error(response, 400, "validation_error")["fields"]
     assert set(fields) == set(body) - {"name"}
-    assert Shop.objects.values("name", "plan", "plan_status", "plan_price",
-                               "billing_cycle").get(pk=shop.pk) == before
+    assert (
+        Shop.objects.values("name", "plan", "plan_status", "plan_price", "billing_cycle").get(pk=shop.pk)
+        == before
+    )
 
 
 @pytest.mark.django_db
@@ -91,8 +98,9 @@ def test_twelve_concurrent_posts_of_one_form_slug_make_one_form_and_no_500():
     shop = make_shop()
 
     def post(index):
-        return client_for(shop.owner).post(f"/api/shops/{shop.pk}/forms",
-                                           {"name": f"Form {index}", "slug": "same-slug"}, format="json")
+        return client_for(shop.owner).post(
+            f"/api/shops/{shop.pk}/forms", {"name": f"Form {index}", "slug": "same-slug"}, format="json"
+        )
 
     responses = run_threads(12, post)
 
@@ -117,8 +125,7 @@ def test_deleting_a_shop_while_its_stock_moves_never_500s(attempt):
         if index == 0:
             return client.delete(f"/api/shops/{shop.pk}")
         item = items[index % len(items)]
-        return client.post(f"/api/shops/{shop.pk}/items/{item.pk}/stock",
-                           {"change": -1}, format="json")
+        return client.post(f"/api/shops/{shop.pk}/items/{item.pk}/stock", {"change": -1}, format="json")
 
     responses = run_threads(12, act)
 

@@ -27,7 +27,8 @@ def test_crossing_the_threshold_emails_owner_and_admins_but_not_staff(shop, user
 
 
 def test_a_change_that_stays_below_or_above_the_threshold_sends_nothing(
-        shop, django_capture_on_commit_callbacks):
+    shop, django_capture_on_commit_callbacks
+):
     low = make_item(shop, stock=2, low_stock_threshold=2)
     high = make_item(shop, stock=10, low_stock_threshold=2)
 
@@ -41,7 +42,8 @@ def test_a_change_that_stays_below_or_above_the_threshold_sends_nothing(
 
 def test_members_who_turned_email_off_are_skipped(shop, user):
     UserPreferences.objects.filter(user=user).update(
-        notifications={"email": False, "push": False, "job_finished": True, "marketing": False})
+        notifications={"email": False, "push": False, "job_finished": True, "marketing": False}
+    )
     make_member(shop, Role.ADMIN)
     item = make_item(shop, stock=1, low_stock_threshold=2)
 

@@ -12,8 +12,9 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--name", required=True)
-        parser.add_argument("--scopes", required=True,
-                            help=f"Comma-separated, from: {', '.join(sorted(KNOWN_SCOPES))}")
+        parser.add_argument(
+            "--scopes", required=True, help=f"Comma-separated, from: {', '.join(sorted(KNOWN_SCOPES))}"
+        )
 
     def handle(self, *args, name, scopes, **options):
         scope_list = [s.strip() for s in scopes.split(",") if s.strip()]

@@ -4,8 +4,10 @@ from credits.selectors import credits_audit
 
 
 class Command(BaseCommand):
-    help = ("Check that every user's balance equals the sum of their ledger rows and is not "
-            "negative. Prints each mismatch; exits non-zero if there is any.")
+    help = (
+        "Check that every user's balance equals the sum of their ledger rows and is not "
+        "negative. Prints each mismatch; exits non-zero if there is any."
+    )
 
     def handle(self, *args, **options):
         mismatches = credits_audit()

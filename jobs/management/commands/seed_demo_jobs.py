@@ -33,8 +33,13 @@ class Command(BaseCommand):
             if Job.objects.filter(user=user, external_id=external_id).exists():
                 continue
             # As the external worker would report it (a service key), so worker kinds may finish.
-            services.job_stats_upsert(user=user, external_id=external_id, kind_code=kind,
-                                      requested_count=requested, reporter=services.Reporter.SERVICE,
-                                      **report)
+            services.job_stats_upsert(
+                user=user,
+                external_id=external_id,
+                kind_code=kind,
+                requested_count=requested,
+                reporter=services.Reporter.SERVICE,
+                **report,
+            )
             created += 1
         self.stdout.write(f"seed_demo_jobs: {created} demo job(s) created.")

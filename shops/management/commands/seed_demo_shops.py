@@ -84,22 +84,47 @@ class Command(BaseCommand):
         method = PaymentMethod.objects.get(shop=shop, name="PromptPay")
         items = {item.sku: item for item in Item.objects.filter(shop=shop)}
         customers = [
-            {"name": "Somchai P.", "phone": "+66 81 234 5678", "email": "somchai@example.com",
-             "address": "Bangkok"},
-            {"name": "Nok S.", "phone": "+66 89 765 4321", "email": "nok@example.com",
-             "address": "Chiang Mai"},
+            {
+                "name": "Somchai P.",
+                "phone": "+66 81 234 5678",
+                "email": "somchai@example.com",
+                "address": "Bangkok",
+            },
+            {
+                "name": "Nok S.",
+                "phone": "+66 89 765 4321",
+                "email": "nok@example.com",
+                "address": "Chiang Mai",
+            },
             {"name": "Anan K.", "phone": "+66 86 111 2222", "email": "", "address": "Phuket"},
         ]
-        baskets = [[("TEE-BLK-M", 2), ("MUG-LOGO", 1)], [("MUG-LOGO", 3)],
-                   [("TEE-WHT-M", 1), ("TEE-BLK-M", 1)]]
+        baskets = [
+            [("TEE-BLK-M", 2), ("MUG-LOGO", 1)],
+            [("MUG-LOGO", 3)],
+            [("TEE-WHT-M", 1), ("TEE-BLK-M", 1)],
+        ]
         orders = [
-            services.order_submit(form=form, customer=customer, payment_method_id=method.pk,
-                                  lines=[{"item_id": items[sku].pk, "quantity": qty} for sku, qty in basket])
+            services.order_submit(
+                form=form,
+                customer=customer,
+                payment_method_id=method.pk,
+                lines=[{"item_id": items[sku].pk, "quantity": qty} for sku, qty in basket],
+            )
             for customer, basket in zip(customers, baskets, strict=True)
         ]
         services.order_set_status(shop_id=shop.pk, order_id=orders[0].pk, status=OrderStatus.CONFIRMED)
         services.order_set_status(shop_id=shop.pk, order_id=orders[2].pk, status=OrderStatus.CANCELLED)
-        services.conversation_receive_message(shop=shop, channel="line", customer_handle="U-somchai",
-                                              customer_name="Somchai P.", text="Hi, how long is shipping?")
-        services.conversation_receive_message(shop=shop, channel="facebook", customer_handle="fb-nok",
-                                              customer_name="Nok S.", text="Do you have the cap in red?")
+        services.conversation_receive_message(
+            shop=shop,
+            channel="line",
+            customer_handle="U-somchai",
+            customer_name="Somchai P.",
+            text="Hi, how long is shipping?",
+        )
+        services.conversation_receive_message(
+            shop=shop,
+            channel="facebook",
+            customer_handle="fb-nok",
+            customer_name="Nok S.",
+            text="Do you have the cap in red?",
+        )
