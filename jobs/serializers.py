@@ -164,7 +164,10 @@ class DateRangeSerializer(serializers.Serializer):
             raise serializers.ValidationError(errors)
         today = timezone.now().date()
         date_to = parsed.get("to") or today
-        date_from = parsed.get("from") or date_to - timedelta(days=29)
+        # Default: the 30 days ending at `to`, clamped at the first representable date.
+        date_from = parsed.get("from") or max(
+            date.min, date_to - timedelta(days=min(29, (date_to - date.min).days))
+        )
         if date_from > date_to:
             raise serializers.ValidationError({"from": ["`from` must not be after `to`."]})
         if (date_to - date_from).days + 1 > self.max_days:

@@ -108,3 +108,9 @@ def test_extreme_dates_on_the_orders_list_do_not_crash():
     for query in ("to=9999-12-31", "from=9999-12-31"):
         response = client.get(f"/api/shops/{shop.pk}/orders?{query}")
         assert response.status_code == 200, response.content
+
+
+@pytest.mark.parametrize("path", ["/api/stats?to=0001-01-05", "/api/stats/daily?to=0001-01-01"])
+def test_a_to_date_at_the_start_of_the_calendar_is_not_a_500(path):
+    response = client_for(UserFactory()).get(path)
+    assert response.status_code == 200, response.content
