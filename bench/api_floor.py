@@ -31,14 +31,12 @@ import json
 import os
 import pstats
 import signal
-import subprocess
-import sys
 import threading
 import time
 import uuid
 import warnings
 
-from harness import ROOT, configure, connect, create_database, drop_database
+from harness import configure, connect, create_database, drop_database, start_gunicorn
 
 DB = "bench_api_floor"
 
@@ -167,39 +165,6 @@ def raw_job_work(user_ids: list, kind_id):
     return work
 
 
-def start_gunicorn(args, env) -> subprocess.Popen:
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "config.wsgi:application",
-            "--bind",
-            f"127.0.0.1:{args.port}",
-            "--workers",
-            str(args.web_workers),
-            "--log-level",
-            "warning",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            probe = http.client.HTTPConnection("127.0.0.1", args.port, timeout=2)
-            probe.request("GET", "/healthz")
-            if probe.getresponse().status == 200:
-                return server
-        except OSError:
-            if time.monotonic() > deadline:
-                raise SystemExit("gunicorn did not start") from None
-            time.sleep(0.2)
-
-
 def profile_balance(token: str, requests: int) -> None:
     from django.test import Client
 
@@ -265,7 +230,7 @@ def main():
         from django.db import connections
 
         connections.close_all()
-        server = start_gunicorn(args, env)
+        server = start_gunicorn(port=args.port, workers=args.web_workers, env=env)
 
         job_body = json.dumps({"kind": "account_batch", "requested_count": 1})
         scenarios = [

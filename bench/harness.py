@@ -5,8 +5,10 @@ benchmark's own database, DEBUG off, a Redis database for the broker/cache that 
 by default (BENCH_REDIS_URL, default redis://127.0.0.1:6379/13), throttles out of the way.
 """
 
+import http.client
 import os
 import statistics
+import subprocess
 import sys
 import threading
 import time
@@ -103,3 +105,37 @@ def close_django_connections() -> None:
         connections.close_all()
     except Exception as exc:  # Django may not be set up if creating the database failed
         print(f"(closing connections: {exc})")
+
+
+def start_gunicorn(*, port: int, workers: int, env: dict) -> subprocess.Popen:
+    """A real gunicorn (sync workers) on a loopback port, returned once /healthz answers 200."""
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "config.wsgi:application",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            str(workers),
+            "--log-level",
+            "warning",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            probe = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            probe.request("GET", "/healthz")
+            if probe.getresponse().status == 200:
+                return server
+        except OSError:
+            if time.monotonic() > deadline:
+                raise SystemExit("gunicorn did not start") from None
+            time.sleep(0.2)

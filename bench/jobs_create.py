@@ -20,13 +20,11 @@ import http.client
 import json
 import os
 import signal
-import subprocess
-import sys
 import threading
 import time
 import uuid
 
-from harness import ROOT, configure, connect, create_database, drop_database
+from harness import configure, connect, create_database, drop_database, start_gunicorn
 
 DB = "bench_jobs_create"
 CLIENTS = 8
@@ -142,36 +140,7 @@ def main():
 
         connections.close_all()
 
-        server = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "gunicorn",
-                "config.wsgi:application",
-                "--bind",
-                f"127.0.0.1:{args.port}",
-                "--workers",
-                str(args.web_workers),
-                "--log-level",
-                "warning",
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                probe = http.client.HTTPConnection("127.0.0.1", args.port, timeout=2)
-                probe.request("GET", "/healthz")
-                if probe.getresponse().status == 200:
-                    break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise SystemExit("gunicorn did not start") from None
-                time.sleep(0.2)
+        server = start_gunicorn(port=args.port, workers=args.web_workers, env=env)
 
         user_ids = [u.pk for u in users]
         print(
