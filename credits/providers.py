@@ -261,15 +261,21 @@ class StripeProvider(PaymentProvider):
         if not header:
             raise signing.SignatureError("missing_signature", "The Stripe-Signature header is missing.")
         try:
+            payload = body.decode("utf-8")
+        except UnicodeDecodeError:
+            raise signing.SignatureError("invalid_signature", "A Stripe event is UTF-8 JSON.") from None
+        try:
             stripe.Webhook.construct_event(
-                body.decode("utf-8"), header, self.secret(), tolerance=settings.WEBHOOK_TOLERANCE_SECONDS
+                payload, header, self.secret(), tolerance=settings.WEBHOOK_TOLERANCE_SECONDS
             )
         except stripe.SignatureVerificationError as exc:
             raise signing.SignatureError(
                 "invalid_signature", f"Stripe signature: {exc.user_message or exc}"
             ) from None
-        except (ValueError, UnicodeDecodeError):
-            pass  # signed, but not JSON: the receiver answers parse_error
+        except (ValueError, TypeError, AttributeError, KeyError):
+            # construct_event checks the signature before it parses: the body is signed but is no
+            # event; the receiver's own parsing answers 400.
+            pass
 
     def parse_event(self, body):
         data = _json_object(body)
