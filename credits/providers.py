@@ -205,9 +205,8 @@ class StripeProvider(PaymentProvider):
 
     def client(self) -> stripe.StripeClient:
         if not settings.STRIPE_SECRET_KEY:
-            raise ProviderUnavailable(
-                "Stripe is not configured on this server.", fields={"provider": ["stripe"]}
-            )
+            message = "Stripe is not configured on this server."
+            raise ProviderUnavailable(message, fields={"provider": [message]})
         return stripe.StripeClient(
             settings.STRIPE_SECRET_KEY,
             http_client=stripe.RequestsClient(timeout=settings.PAYMENT_PROVIDER_TIMEOUT_SECONDS),
@@ -331,9 +330,8 @@ class RazorpayProvider(PaymentProvider):
 
     def client(self) -> razorpay.Client:
         if not (settings.RAZORPAY_KEY_ID and settings.RAZORPAY_KEY_SECRET):
-            raise ProviderUnavailable(
-                "Razorpay is not configured on this server.", fields={"provider": ["razorpay"]}
-            )
+            message = "Razorpay is not configured on this server."
+            raise ProviderUnavailable(message, fields={"provider": [message]})
         return razorpay.Client(auth=(settings.RAZORPAY_KEY_ID, settings.RAZORPAY_KEY_SECRET))
 
     def start_checkout(self, payment):
