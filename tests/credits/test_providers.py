@@ -245,6 +245,31 @@ def test_events_that_move_no_money_are_acknowledged_and_ignored(
     assert stripe_payment.status == "pending" and balance_get(user=user) == 0
 
 
+def test_a_fully_refunded_stripe_charge_refunds_the_payment_and_claws_back(api_client, stripe_payment, user):
+    to_stripe(api_client, stripe_event(stripe_payment))
+    charge = {
+        "id": "ch_test_1",
+        "object": "charge",
+        "amount": 29900,
+        "currency": "thb",
+        "refunded": True,
+        "payment_intent": "pi_test_1",
+        "metadata": {"payment_id": str(stripe_payment.id)},
+    }
+    partial = {**charge, "refunded": False}
+
+    ignored = to_stripe(
+        api_client, {"id": "evt_partial", "type": "charge.refunded", "data": {"object": partial}}
+    )
+    refunded = to_stripe(
+        api_client, {"id": "evt_full", "type": "charge.refunded", "data": {"object": charge}}
+    )
+
+    assert ignored.json()["status"] == "ignored" and refunded.json()["status"] == "processed"
+    stripe_payment.refresh_from_db()
+    assert stripe_payment.status == "refunded" and balance_get(user=user) == 0
+
+
 def test_stripe_signature_failures_are_refused_and_logged(api_client, stripe_payment, user):
     payload = stripe_event(stripe_payment)
     body = json.dumps(payload).encode()
