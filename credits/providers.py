@@ -416,14 +416,19 @@ class PromptPayProvider(PaymentProvider):
 
     def start_checkout(self, payment):
         reference = f"pp{payment.id.hex[:23]}"
+        try:
+            qr_payload = promptpay_payload(
+                target=settings.PROMPTPAY_MERCHANT_ID, amount=payment.amount, reference=reference
+            )
+        except ValueError:
+            message = "PromptPay is not configured on this server (PROMPTPAY_MERCHANT_ID)."
+            raise ProviderUnavailable(message, fields={"provider": [message]}) from None
         return {
             "type": "qr",
             "reference": reference,
             "amount": str(payment.amount),
             "currency": payment.currency,
-            "qr_payload": promptpay_payload(
-                target=settings.PROMPTPAY_MERCHANT_ID, amount=payment.amount, reference=reference
-            ),
+            "qr_payload": qr_payload,
         }
 
 

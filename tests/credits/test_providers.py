@@ -518,6 +518,13 @@ def test_promptpay_payload_with_a_reference_has_a_valid_crc():
     assert _crc16(b"123456789") == 0x29B1  # the CRC-16/CCITT-FALSE check value
 
 
+def test_a_misconfigured_promptpay_id_refuses_cleanly(auth_client, seeded_package, settings):
+    settings.PROMPTPAY_MERCHANT_ID = "not-an-id"
+
+    assert_error(buy(auth_client, seeded_package("Popular Pack"), "promptpay"), 400, "provider_unavailable")
+    assert Payment.objects.count() == 0
+
+
 @pytest.mark.parametrize("target", ["", "12345", "abc", "1" * 14])
 def test_promptpay_refuses_ids_that_are_not_promptpay_ids(target):
     with pytest.raises(ValueError):
