@@ -2,8 +2,21 @@ import pytest
 from django.contrib.auth.models import Permission
 from django.test import Client
 
+from jobs.models import JobKind
+from jobs.seed import CURRENT_SEED_KINDS
 from tests.admin.builders import shared
 from tests.factories import UserFactory
+
+
+@pytest.fixture(autouse=True)
+def _seeded_job_kinds(request):
+    """The seeded job kinds, re-made after a transactional test flushed them."""
+    marker = request.node.get_closest_marker("django_db")
+    if marker is None:
+        return
+    request.getfixturevalue("transactional_db" if marker.kwargs.get("transaction") else "db")
+    for kind in CURRENT_SEED_KINDS:
+        JobKind.objects.get_or_create(code=kind["code"], defaults=kind)
 
 
 @pytest.fixture(autouse=True)
