@@ -358,4 +358,6 @@ class WebhookLogAdmin(ReadOnlyAdmin):
 class PaymentEventAdmin(ReadOnlyAdmin):
     list_display = ["created_at", "provider", "event_id", "type", "payment"]
     list_filter = ["provider", "type"]
-    search_fields = ["event_id"]
+    search_fields = ["event_id", "=payment__id"]
+    list_select_related = ["payment"]
+    date_hierarchy = "created_at"

@@ -38,3 +38,15 @@ def test_changelist_query_count_does_not_grow_with_rows(admin_client, model):
 
     assert rows_after >= 50 and rows_after >= rows_before + 49
     assert fifty == one, "\n".join(q["sql"][:200] for q in queries.captured_queries)
+
+
+@pytest.mark.parametrize("model", REGISTERED, ids=lambda model: model._meta.label)
+def test_change_page_of_every_model_loads(admin_client, model):
+    BUILDERS[model](1)
+    obj = model._default_manager.order_by("-pk").first()
+
+    response = admin_client.get(
+        reverse(f"admin:{model._meta.app_label}_{model._meta.model_name}_change", args=[obj.pk])
+    )
+
+    assert response.status_code == 200
