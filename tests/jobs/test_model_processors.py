@@ -6,6 +6,7 @@ import pytest
 import trimesh
 from django.core.files.uploadedfile import SimpleUploadedFile
 
+from config.exceptions import NotFound
 from jobs import engine, services
 from jobs.models import Artifact, Job, JobDailyStat, JobFile
 
@@ -86,9 +87,11 @@ def test_model_export_without_a_source_fails_without_retrying(user):
 def test_another_users_model_cannot_be_exported(user, other_user):
     theirs = import_job(other_user, "cube.stl", cube_bytes("stl"))
     run_all()
-    job = services.job_create(
-        user=user, kind_code="model_export", params={"format": "obj", "source_job_id": str(theirs.pk)}
-    )
-    assert run_all() == ["failed"]
-    job.refresh_from_db()
-    assert not JobFile.objects.filter(job=job).exists()
+    # the export is refused when it is asked for (404, as for a model that does not exist):
+    # no job, no file
+    with pytest.raises(NotFound):
+        services.job_create(
+            user=user, kind_code="model_export", params={"format": "obj", "source_job_id": str(theirs.pk)}
+        )
+    assert not Job.objects.filter(user=user).exists()
+    assert run_all() == []
