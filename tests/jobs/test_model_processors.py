@@ -7,23 +7,15 @@ import trimesh
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from config.exceptions import NotFound
-from jobs import engine, services
+from jobs import services
 from jobs.models import Artifact, Job, JobDailyStat, JobFile
+from tests.jobs.model_helpers import mesh_bytes, run_all
 
 pytestmark = pytest.mark.django_db
 
 
 def cube_bytes(file_type: str) -> bytes:
-    exported = trimesh.creation.box(extents=(1.0, 1.0, 1.0)).export(file_type=file_type)
-    return exported.encode() if isinstance(exported, str) else exported
-
-
-def run_all() -> list[str]:
-    outcomes = []
-    while claimed := engine.jobs_claim(limit=4):
-        for job_id, attempt in claimed:
-            outcomes.append(engine.job_run(job_id=job_id, attempt=attempt))
-    return outcomes
+    return mesh_bytes(trimesh.creation.box(extents=(1.0, 1.0, 1.0)), file_type)
 
 
 def import_job(user, name: str, data: bytes) -> Job:
