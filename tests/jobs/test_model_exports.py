@@ -275,3 +275,11 @@ def test_scale_is_stored_as_a_decimal(user, auth_client):
     export.refresh_from_db()
     assert export.scale == Decimal("1.25")
     assert timezone.is_aware(export.created_at)
+
+
+def test_staff_see_exports_and_projects_in_the_admin(user, auth_client, admin_client):
+    export_via_api(auth_client, import_model(user), format="stl")
+    auth_client.post("/api/projects", {"name": "Parts"}, format="json")
+    for path in ("/admin/jobs/modelexport/", "/admin/jobs/project/"):
+        assert admin_client.get(path).status_code == 200
+    assert admin_client.get(f"/admin/jobs/modelexport/{ModelExport.objects.get().pk}/change/").status_code == 200
