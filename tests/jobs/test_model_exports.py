@@ -282,4 +282,6 @@ def test_staff_see_exports_and_projects_in_the_admin(user, auth_client, admin_cl
     auth_client.post("/api/projects", {"name": "Parts"}, format="json")
     for path in ("/admin/jobs/modelexport/", "/admin/jobs/project/"):
         assert admin_client.get(path).status_code == 200
-    assert admin_client.get(f"/admin/jobs/modelexport/{ModelExport.objects.get().pk}/change/").status_code == 200
+    assert (
+        admin_client.get(f"/admin/jobs/modelexport/{ModelExport.objects.get().pk}/change/").status_code == 200
+    )
