@@ -1,5 +1,6 @@
 import uuid
 
+import pgtrigger
 from django.conf import settings
 from django.db import models
 
@@ -321,6 +322,22 @@ class ModelExport(UUIDModel):
             ),
             models.CheckConstraint(condition=models.Q(scale__gt=0), name="modelexport_scale_gt_0"),
         ]
+        triggers = [
+            # The export job and the exported model are the export owner's, whoever writes the row.
+            pgtrigger.Trigger(
+                name="modelexport_same_user",
+                when=pgtrigger.Before,
+                operation=pgtrigger.Insert | pgtrigger.Update,
+                func="""
+                IF NOT EXISTS (SELECT 1 FROM jobs_job WHERE id = NEW.job_id AND user_id = NEW.user_id)
+                   OR (NEW.source_job_id IS NOT NULL AND NOT EXISTS (
+                       SELECT 1 FROM jobs_job WHERE id = NEW.source_job_id AND user_id = NEW.user_id)) THEN
+                    RAISE EXCEPTION 'export % mixes jobs of different users', NEW.id USING ERRCODE = '23514';
+                END IF;
+                RETURN NEW;
+                """,
+            ),
+        ]
 
     def __str__(self):
         return f"{self.format} export {self.pk}"
@@ -350,6 +367,23 @@ class ProjectModel(models.Model):
     class Meta:
         ordering = ["added_at", "id"]
         constraints = [models.UniqueConstraint(fields=["project", "job"], name="projectmodel_unique")]
+        triggers = [
+            # A project holds only its owner's models, whoever writes the row.
+            pgtrigger.Trigger(
+                name="projectmodel_same_user",
+                when=pgtrigger.Before,
+                operation=pgtrigger.Insert | pgtrigger.Update,
+                func="""
+                IF NOT EXISTS (
+                    SELECT 1 FROM jobs_project p JOIN jobs_job j ON j.user_id = p.user_id
+                     WHERE p.id = NEW.project_id AND j.id = NEW.job_id) THEN
+                    RAISE EXCEPTION 'job % is not a model of the owner of project %',
+                        NEW.job_id, NEW.project_id USING ERRCODE = '23514';
+                END IF;
+                RETURN NEW;
+                """,
+            ),
+        ]
 
     def __str__(self):
         return f"{self.project_id}: {self.job_id}"

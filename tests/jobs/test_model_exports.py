@@ -8,7 +8,7 @@ from decimal import Decimal
 import numpy as np
 import pytest
 import time_machine
-from django.db import connection
+from django.db import IntegrityError, connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
@@ -285,3 +285,12 @@ def test_staff_see_exports_and_projects_in_the_admin(user, auth_client, admin_cl
     assert (
         admin_client.get(f"/admin/jobs/modelexport/{ModelExport.objects.get().pk}/change/").status_code == 200
     )
+
+
+def test_the_database_refuses_an_export_of_another_users_model(user, auth_client, other_user):
+    export = export_via_api(auth_client, import_model(user), format="stl")
+    theirs = import_model(other_user)
+    with pytest.raises(IntegrityError), transaction.atomic():
+        ModelExport.objects.filter(pk=export.pk).update(source_job=theirs)
+    with pytest.raises(IntegrityError), transaction.atomic():
+        ModelExport.objects.filter(pk=export.pk).update(user=other_user)

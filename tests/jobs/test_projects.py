@@ -3,7 +3,7 @@
 import uuid
 
 import pytest
-from django.db import connection
+from django.db import IntegrityError, connection, transaction
 from django.test.utils import CaptureQueriesContext
 
 from jobs.models import Project, ProjectModel
@@ -152,3 +152,11 @@ def test_the_project_list_is_paginated_with_a_constant_number_of_queries(user, a
     assert all(set(p["models"]) == set(ids) for p in listed["results"])
     cursor = auth_client.get("/api/projects?cursor=&page_size=2").json()
     assert [p["name"] for p in cursor["results"]] == ["p3", "p2"] and cursor["count"] is None
+
+
+def test_the_database_refuses_another_users_model_in_a_project(user, other_user):
+    project = Project.objects.create(user=user, name="Mine")
+    theirs = import_model(other_user)
+    with pytest.raises(IntegrityError), transaction.atomic():
+        ProjectModel.objects.create(project=project, job=theirs)
+    assert not ProjectModel.objects.exists()
