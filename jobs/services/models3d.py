@@ -115,21 +115,26 @@ def model_export_download(
 def model_delete(*, user, job_id, now: datetime | None = None) -> None:
     """Soft-delete one of the user's imported models and give its model slot back.
 
-    Locks the user row (first in the lock order), then the job row, so concurrent deletes of
-    one model run one after the other: the first sets `deleted_at` and frees the slot, the
-    others find no model (404). The slot goes back at most once: `holds_model_slot` is cleared
-    in the same statement, and a CHECK constraint refuses a deleted job that holds one.
+    Locks the user row, then the job row (the jobs lock order), so concurrent deletes of one
+    model run one after the other: the first sets `deleted_at` and frees the slot, the others
+    find no model (404). The slot goes back at most once: `holds_model_slot` is cleared in the
+    same statement, and a CHECK constraint refuses a deleted job that holds one.
     Raises 404 for another user's, a deleted or an unknown model; 409 `invalid_transition`
-    while the import is still running (cancel it instead: that also gives the slot back).
+    while the import is still running (cancel it instead: that also gives the slot back). That
+    check comes before any lock: a finished job never changes status again, so no transition
+    (which locks job → user) can be waiting on the rows this takes.
     The stored file stays (soft delete); the job stays in the jobs list and the stats.
     """
     now = now or timezone.now()
+    found = model_queryset(user=user).filter(pk=job_id).values_list("status", flat=True).first()
+    if found is None:
+        raise NotFound("Model not found.")
+    if found not in TERMINAL:
+        raise InvalidTransition(f"The import is {found}; cancel it instead of deleting it.")
     User.objects.select_for_update().filter(pk=user.pk).values_list("pk", flat=True).first()
     job = model_queryset(user=user).select_for_update(of=("self",)).filter(pk=job_id).first()
-    if job is None:
+    if job is None:  # deleted by a concurrent request while this one waited for the lock
         raise NotFound("Model not found.")
-    if job.status not in TERMINAL:
-        raise InvalidTransition(f"The import is {job.status}; cancel it instead of deleting it.")
     if job.holds_model_slot:
         User.objects.filter(pk=user.pk, models_used__gt=0).update(models_used=F("models_used") - 1)
     Job.objects.filter(pk=job.pk).update(deleted_at=now, holds_model_slot=False, updated_at=now)
