@@ -289,6 +289,7 @@ SPECTACULAR_SETTINGS = {
         "PaymentProviderEnum": "credits.models.Provider",
         "JobStatusEnum": "jobs.states.JobStatus",
         "JobFileRoleEnum": "jobs.models.JobFile.Role",
+        "LengthUnitsEnum": "jobs.models.LENGTH_UNITS",
         "ShopRoleEnum": "shops.models.Role",
         "ItemKindEnum": "shops.models.Item.Kind",
         "PaymentMethodKindEnum": "shops.models.PaymentMethod.Kind",

@@ -89,8 +89,8 @@ def model_export_download(
 
     Raises 409 `export_not_ready` while the export job has not completed (or failed), 410
     `expired` once its link expired (JOBS_EXPORT_LINK_SECONDS after completion), 404 when its
-    file is gone. The count is one conditional `UPDATE … SET download_count = download_count + 1`:
-    concurrent downloads each add exactly one, with no lock held past that statement.
+    file is gone. The count is one `UPDATE … SET download_count = download_count + 1`, never a
+    read-modify-write in Python: concurrent downloads queue on the row and each adds exactly one.
     """
     now = now or timezone.now()
     if export.job.status != JobStatus.COMPLETED:

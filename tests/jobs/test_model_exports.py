@@ -180,7 +180,9 @@ def test_a_model_still_importing_cannot_be_exported_yet(user, auth_client):
 def test_downloads_are_counted_on_both_paths(user, auth_client):
     export = export_via_api(auth_client, import_model(user), format="stl")
     assert export.download_count == 0
-    assert download(auth_client, export).status_code == 200
+    link = auth_client.get(f"/api/exports/{export.pk}").json()["download_url"]
+    assert link == f"/api/exports/{export.pk}/download"
+    assert auth_client.get(link).status_code == 200
     assert download(auth_client, export).status_code == 200
     out = JobFile.objects.get(job=export.job, role="output")
     assert auth_client.get(f"/api/jobs/{export.job_id}/files/{out.pk}/download").status_code == 200
