@@ -5,7 +5,6 @@ source_job_id, units, source_units, scale, include_normals/colors/textures); her
 listed, read and downloaded. Every object is the caller's or a 404.
 """
 
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.generics import ListAPIView
@@ -15,7 +14,7 @@ from rest_framework.views import APIView
 from accounts.permissions import IsUserAccount
 from jobs import model_selectors as selectors
 from jobs.apis import _validated
-from jobs.file_apis import AnyAccept, job_file_response
+from jobs.file_apis import DOWNLOAD_RESPONSES, AnyAccept, job_file_response
 from jobs.model_serializers import (
     ModelExportSerializer,
     ModelSerializer,
@@ -81,11 +80,8 @@ class ModelExportDownloadApi(APIView):
 
     @extend_schema(
         responses={
-            (200, "application/octet-stream"): OpenApiTypes.BINARY,
-            302: OpenApiResponse(description="Signed storage URL (S3)."),
-            404: OpenApiResponse(description="Not the owner's export."),
+            **DOWNLOAD_RESPONSES,
             409: OpenApiResponse(description="The export has not completed (`export_not_ready`)."),
-            410: OpenApiResponse(description="The download link has expired (`expired`)."),
         }
     )
     def get(self, request, export_id):
