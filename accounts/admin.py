@@ -4,7 +4,7 @@ from rest_framework_api_key.admin import APIKeyModelAdmin
 from rest_framework_api_key.models import APIKey
 
 from accounts import services
-from accounts.models import License, ServiceApiKey, Subscription, User, UserPreferences
+from accounts.models import License, ServiceApiKey, Subscription, SubscriptionPlan, User, UserPreferences
 
 
 class LicenseInline(admin.StackedInline):
@@ -124,3 +124,12 @@ class ServiceApiKeyAdmin(APIKeyModelAdmin):
         # The base class returns its own tuple and would drop ours; `created` is not editable,
         # so leaving it out of the read-only list makes the change form crash.
         return (*super().get_readonly_fields(request, obj), "created", "last_used_at")
+
+
+@admin.register(SubscriptionPlan)
+class SubscriptionPlanAdmin(admin.ModelAdmin):
+    """Plans are edited here; a change applies to payments opened after it (SPEC §12)."""
+
+    list_display = ["code", "name", "billing_cycle", "price", "currency", "model_limit", "is_active"]
+    list_filter = ["billing_cycle", "is_active"]
+    search_fields = ["code", "name"]

@@ -1,3 +1,4 @@
+import calendar
 from datetime import timedelta
 
 from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, PermissionsMixin
@@ -12,6 +13,8 @@ from config.models import UUIDModel
 
 FREE_MODEL_LIMIT = 5
 TRIAL_DAYS = 30
+# A past-due subscription keeps its tier this long after the failed payment (SPEC §12).
+SUBSCRIPTION_GRACE_DAYS = 3
 # What a service API key may be allowed to do; views name one in `required_scope`.
 API_KEY_SCOPES = ("jobs:write", "jobs:read", "shops:inbound")
 
@@ -155,18 +158,75 @@ class License(UUIDModel):
         return start + timedelta(days=TRIAL_DAYS)
 
 
+class BillingCycle(models.TextChoices):
+    MONTHLY = "monthly", "Monthly"
+    YEARLY = "yearly", "Yearly"
+
+
+class SubscriptionPlan(UUIDModel):
+    """What a subscription sells (SPEC §12): seeded `premium_monthly` and `premium_yearly` (THB),
+    editable in the admin. A subscription copies the plan's price, cycle and model limit when a
+    payment for it succeeds, so later edits never change a period already paid for."""
+
+    code = models.SlugField(max_length=50, unique=True)
+    name = models.CharField(max_length=100)
+    tier = models.CharField(max_length=16, choices=Tier.choices, default=Tier.PREMIUM)
+    billing_cycle = models.CharField(max_length=16, choices=BillingCycle.choices)
+    price = models.DecimalField(max_digits=12, decimal_places=2)
+    currency = models.CharField(max_length=3, default="THB")
+    model_limit = models.PositiveIntegerField()
+    is_active = models.BooleanField(default=True, db_index=True)
+    sort_order = models.PositiveSmallIntegerField(default=0)
+
+    class Meta:
+        ordering = ["sort_order", "price", "code"]
+        constraints = [
+            # A plan is paid through a provider; a free "plan" is the free tier, not a plan.
+            models.CheckConstraint(condition=models.Q(price__gt=0), name="subscriptionplan_price_gt_0"),
+            models.CheckConstraint(
+                condition=models.Q(model_limit__gte=FREE_MODEL_LIMIT), name="subscriptionplan_limit_gte_free"
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.name} ({self.price} {self.currency} {self.billing_cycle})"
+
+    def period_end(self, start):
+        """The end of one billing period that starts at `start` (calendar months, clamped)."""
+        months = 12 if self.billing_cycle == BillingCycle.YEARLY else 1
+        return add_months(start, months)
+
+
+def add_months(moment, months: int):
+    """`moment` plus whole calendar months; the 31st of a short month becomes its last day."""
+    month_index = moment.month - 1 + months
+    year, month = moment.year + month_index // 12, month_index % 12 + 1
+    day = min(moment.day, calendar.monthrange(year, month)[1])
+    return moment.replace(year=year, month=month, day=day)
+
+
 class Subscription(UUIDModel):
+    """A user's premium subscription. Only `accounts.services.subscription_transition` changes
+    `status`; at most one subscription per user is live (`active` or `past_due`), which the
+    database holds with a partial unique index.
+
+    Cancelling is at period end: `auto_renew` goes off and `cancelled_at` is set while the status
+    stays `active` until `end_date`, when the daily task moves it to `cancelled`."""
+
+    LIVE_STATUSES = ("active", "past_due")
+
     class Status(models.TextChoices):
         ACTIVE = "active", "Active"
         PAST_DUE = "past_due", "Past due"
         CANCELLED = "cancelled", "Cancelled"
         EXPIRED = "expired", "Expired"
 
-    class BillingCycle(models.TextChoices):
-        MONTHLY = "monthly", "Monthly"
-        YEARLY = "yearly", "Yearly"
+    BillingCycle = BillingCycle
 
     user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="subscriptions")
+    plan = models.ForeignKey(
+        SubscriptionPlan, on_delete=models.PROTECT, null=True, blank=True, related_name="subscriptions"
+    )
     tier = models.CharField(max_length=16, choices=Tier.choices, default=Tier.PREMIUM)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE)
     billing_cycle = models.CharField(
@@ -180,6 +240,7 @@ class Subscription(UUIDModel):
     next_billing_date = models.DateTimeField(null=True, blank=True)
     auto_renew = models.BooleanField(default=True)
     cancelled_at = models.DateTimeField(null=True, blank=True)
+    past_due_since = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-start_date"]
@@ -189,10 +250,23 @@ class Subscription(UUIDModel):
             models.CheckConstraint(
                 condition=models.Q(end_date__gt=models.F("start_date")), name="subscription_end_after_start"
             ),
+            models.UniqueConstraint(
+                fields=["user"],
+                condition=models.Q(status__in=["active", "past_due"]),
+                name="subscription_one_live_per_user",
+            ),
+            models.CheckConstraint(
+                condition=~models.Q(status="past_due") | models.Q(past_due_since__isnull=False),
+                name="subscription_past_due_has_since",
+            ),
         ]
 
     def __str__(self):
         return f"{self.tier} subscription of {self.user} ({self.status})"
+
+    @property
+    def cancel_at_period_end(self) -> bool:
+        return self.cancelled_at is not None and self.status in self.LIVE_STATUSES
 
 
 class ServiceApiKey(AbstractAPIKey):

@@ -55,10 +55,14 @@ class LicenseSerializer(serializers.ModelSerializer):
 
 
 class SubscriptionSerializer(serializers.ModelSerializer):
+    plan = serializers.CharField(source="plan.code", read_only=True, allow_null=True)
+    cancel_at_period_end = serializers.BooleanField(read_only=True)
+
     class Meta:
         model = Subscription
         fields = [
             "id",
+            "plan",
             "tier",
             "status",
             "billing_cycle",
@@ -70,6 +74,8 @@ class SubscriptionSerializer(serializers.ModelSerializer):
             "next_billing_date",
             "auto_renew",
             "cancelled_at",
+            "cancel_at_period_end",
+            "past_due_since",
         ]
         read_only_fields = fields
 

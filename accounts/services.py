@@ -2,14 +2,14 @@
 
 import logging
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.contrib.auth.password_validation import validate_password
 from django.core.cache import cache
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.db.models.functions import Greatest
 from django.utils import timezone
 from django.utils.encoding import force_bytes, force_str
@@ -23,15 +23,17 @@ from rest_framework_simplejwt.tokens import RefreshToken
 from accounts.emails import email_send_after_commit
 from accounts.models import (
     FREE_MODEL_LIMIT,
+    SUBSCRIPTION_GRACE_DAYS,
     License,
     ServiceApiKey,
     Subscription,
+    SubscriptionPlan,
     Tier,
     User,
     UserPreferences,
 )
 from accounts.tokens import email_verification_tokens, password_reset_tokens
-from config.exceptions import ApplicationError
+from config.exceptions import ApplicationError, InvalidTransition, NotFound
 
 logger = logging.getLogger(__name__)
 
@@ -193,61 +195,174 @@ def licenses_expire(*, now: datetime | None = None) -> int:
     )
 
 
-@transaction.atomic
-def subscriptions_expire(*, now: datetime | None = None) -> int:
-    """Expire ended subscriptions and drop their users back to the free tier when no other
-    active subscription remains. Idempotent."""
-    now = now or timezone.now()
-    ended = list(
-        Subscription.objects.select_for_update()
-        .filter(status__in=[Subscription.Status.ACTIVE, Subscription.Status.PAST_DUE], end_date__lte=now)
-        .values_list("pk", "user_id")
+# -- subscriptions (SPEC §12) ---------------------------------------------------------------------
+# Lock order everywhere: (the payment row, in credits) → the user row → the subscription row.
+
+SUBSCRIPTION_TRANSITIONS = {
+    Subscription.Status.ACTIVE: {
+        Subscription.Status.PAST_DUE,
+        Subscription.Status.CANCELLED,
+        Subscription.Status.EXPIRED,
+    },
+    Subscription.Status.PAST_DUE: {
+        Subscription.Status.ACTIVE,
+        Subscription.Status.CANCELLED,
+        Subscription.Status.EXPIRED,
+    },
+    Subscription.Status.CANCELLED: set(),
+    Subscription.Status.EXPIRED: set(),
+}
+
+
+class NoSubscription(NotFound):
+    code = "not_found"
+
+
+def subscription_lock_live(user_id) -> Subscription | None:
+    """Lock the user row, then the user's live subscription, and return it (None if none). Call
+    inside a transaction: this is the lock order every subscription write follows."""
+    User.objects.select_for_update().filter(pk=user_id).values_list("pk", flat=True).get()
+    return (
+        Subscription.objects.select_for_update(of=("self",))
+        .select_related("plan")
+        .filter(user_id=user_id, status__in=Subscription.LIVE_STATUSES)
+        .first()
     )
-    if not ended:
-        return 0
-    Subscription.objects.filter(pk__in=[pk for pk, _ in ended]).update(
-        status=Subscription.Status.EXPIRED, updated_at=now
-    )
-    user_ids = {user_id for _, user_id in ended}
-    still_paying = set(
-        Subscription.objects.filter(
-            user_id__in=user_ids,
-            status=Subscription.Status.ACTIVE,
-            end_date__gt=now,
-        ).values_list("user_id", flat=True)
-    )
-    User.objects.filter(pk__in=user_ids - still_paying).update(
-        tier=Tier.FREE, model_limit=FREE_MODEL_LIMIT, updated_at=now
-    )
-    return len(ended)
+
+
+def _user_set_tier(user_id, *, tier: str, model_limit: int, now: datetime) -> None:
+    User.objects.filter(pk=user_id).update(tier=tier, model_limit=model_limit, updated_at=now)
 
 
 @transaction.atomic
-def subscription_activate(
-    *,
-    user: User,
-    amount,
-    currency: str,
-    billing_cycle: str,
-    start: datetime,
-    end: datetime,
-    model_limit: int = 100,
+def subscription_transition(
+    *, subscription: Subscription, to: str, now: datetime | None = None
 ) -> Subscription:
-    """Start a premium subscription: the user moves to the premium tier and its model limit."""
-    sub = Subscription.objects.create(
-        user=user,
-        tier=Tier.PREMIUM,
-        status=Subscription.Status.ACTIVE,
-        amount=amount,
-        currency=currency,
-        billing_cycle=billing_cycle,
-        model_limit=model_limit,
-        start_date=start,
-        end_date=end,
-        next_billing_date=end,
-    )
-    User.objects.filter(pk=user.pk).update(tier=Tier.PREMIUM, model_limit=model_limit)
+    """The only writer of `Subscription.status`. Locks the user row, then the subscription row,
+    checks the move against SUBSCRIPTION_TRANSITIONS (InvalidTransition, 409) and applies its
+    effect on the user: `active` gives the subscription's tier and model limit, `past_due` keeps
+    them for the grace period (SUBSCRIPTION_GRACE_DAYS), `cancelled` and `expired` drop the user to
+    the free tier (models already imported stay; new imports over the limit are refused). Moving
+    to the status it already has returns it unchanged."""
+    now = now or timezone.now()
+    User.objects.select_for_update().filter(pk=subscription.user_id).values_list("pk", flat=True).get()
+    sub = Subscription.objects.select_for_update().get(pk=subscription.pk)
+    if sub.status == to:
+        return sub
+    if to not in SUBSCRIPTION_TRANSITIONS[sub.status]:
+        raise InvalidTransition(f"A {sub.status} subscription cannot become {to}.")
+    sub.status = to
+    sub.past_due_since = now if to == Subscription.Status.PAST_DUE else None
+    if to in (Subscription.Status.CANCELLED, Subscription.Status.EXPIRED):
+        sub.auto_renew = False
+        sub.next_billing_date = None
+        _user_set_tier(sub.user_id, tier=Tier.FREE, model_limit=FREE_MODEL_LIMIT, now=now)
+    elif to == Subscription.Status.ACTIVE:
+        _user_set_tier(sub.user_id, tier=sub.tier, model_limit=sub.model_limit, now=now)
+    sub.save(update_fields=["status", "past_due_since", "auto_renew", "next_billing_date", "updated_at"])
     return sub
+
+
+@transaction.atomic
+def subscription_activate(*, user_id, plan: SubscriptionPlan, now: datetime | None = None) -> Subscription:
+    """A payment for `plan` succeeded: start a subscription, or extend the live one by a period.
+
+    Locks the user row, then the live subscription. Without a live subscription a new one starts
+    now. With one (a renewal, a payment during the grace period, or a second purchase) its period
+    is extended from its current end (from now if that end is already past the grace period),
+    it takes the plan's price, cycle and limit, renews again (a cancellation is undone) and is
+    `active`. The user gets the plan's tier and model limit. The caller makes this happen once per
+    payment (credits.services.payment_complete holds the payment row lock and checks its status);
+    the partial unique index keeps one live subscription per user whatever the concurrency."""
+    now = now or timezone.now()
+    live = subscription_lock_live(user_id)
+    if live is None:
+        live = Subscription(user_id=user_id, status=Subscription.Status.ACTIVE, start_date=now)
+        anchor = now
+    else:
+        grace = timedelta(days=SUBSCRIPTION_GRACE_DAYS)
+        anchor = live.end_date if live.end_date + grace > now else now
+    end = plan.period_end(anchor)
+    live.plan = plan
+    live.tier = plan.tier
+    live.billing_cycle = plan.billing_cycle
+    live.amount = plan.price
+    live.currency = plan.currency
+    live.model_limit = plan.model_limit
+    live.end_date = end
+    live.next_billing_date = end
+    live.auto_renew = True
+    live.cancelled_at = None
+    live.save()
+    if live.status == Subscription.Status.PAST_DUE:
+        return subscription_transition(subscription=live, to=Subscription.Status.ACTIVE, now=now)
+    _user_set_tier(user_id, tier=live.tier, model_limit=live.model_limit, now=now)
+    return live
+
+
+@transaction.atomic
+def subscription_payment_failed(
+    *, subscription_id, period_start: datetime, now: datetime | None = None
+) -> Subscription:
+    """The renewal payment for the period starting at `period_start` failed: an `active`
+    subscription still at that period becomes `past_due` (grace starts now). Anything else (a
+    late notice for an older period, a subscription already past due or ended) changes nothing.
+    Locks the user row, then the subscription."""
+    sub = Subscription.objects.only("user_id").get(pk=subscription_id)
+    live = subscription_lock_live(sub.user_id)
+    if live is None or live.pk != sub.pk or live.status != Subscription.Status.ACTIVE:
+        return Subscription.objects.get(pk=subscription_id)
+    if live.end_date != period_start:
+        return live
+    return subscription_transition(subscription=live, to=Subscription.Status.PAST_DUE, now=now)
+
+
+@transaction.atomic
+def subscription_cancel(*, user: User, now: datetime | None = None) -> Subscription:
+    """Cancel the caller's live subscription at the end of its period: it stops renewing and keeps
+    its tier until `end_date`, when the daily task moves it to `cancelled`. Cancelling twice returns
+    it unchanged. Raises NoSubscription (404) when there is no live subscription. Locks the user
+    row, then the subscription."""
+    now = now or timezone.now()
+    live = subscription_lock_live(user.pk)
+    if live is None:
+        raise NoSubscription("You have no active subscription.")
+    if live.cancelled_at is None:
+        live.cancelled_at = now
+        live.auto_renew = False
+        live.next_billing_date = None
+        live.save(update_fields=["cancelled_at", "auto_renew", "next_billing_date", "updated_at"])
+    return live
+
+
+def subscriptions_due_to_end(*, now: datetime):
+    """Live subscriptions the daily task must end now: cancelled or not renewing at their end,
+    past due for longer than the grace period, or renewing but unpaid that long after their end."""
+    grace = timedelta(days=SUBSCRIPTION_GRACE_DAYS)
+    return Subscription.objects.filter(
+        Q(status=Subscription.Status.ACTIVE, auto_renew=False, end_date__lte=now)
+        | Q(status=Subscription.Status.ACTIVE, end_date__lte=now - grace)
+        | Q(status=Subscription.Status.PAST_DUE, past_due_since__lte=now - grace)
+    )
+
+
+def subscriptions_expire(*, now: datetime | None = None) -> int:
+    """End every subscription `subscriptions_due_to_end` finds, each in its own transaction through
+    `subscription_transition` (cancelled ones → `cancelled`, others → `expired`; the user drops
+    to the free tier). Each row is re-checked under its lock, so a payment that lands meanwhile
+    wins and a second run changes nothing. Returns how many ended."""
+    now = now or timezone.now()
+    ended = 0
+    for pk in subscriptions_due_to_end(now=now).order_by("pk").values_list("pk", flat=True):
+        with transaction.atomic():
+            sub = Subscription.objects.get(pk=pk)
+            subscription_lock_live(sub.user_id)
+            if not subscriptions_due_to_end(now=now).filter(pk=pk).exists():
+                continue
+            to = Subscription.Status.CANCELLED if sub.cancelled_at else Subscription.Status.EXPIRED
+            subscription_transition(subscription=sub, to=to, now=now)
+            ended += 1
+    return ended
 
 
 def api_key_create(*, name: str, scopes: list[str]) -> tuple[ServiceApiKey, str]:

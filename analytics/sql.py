@@ -317,6 +317,7 @@ SELECT days.date,
   (SELECT COALESCE(SUM(p.{c(Payment, "amount")}), 0) FROM {PAY} p
     WHERE p.{c(Payment, "completed_at")} >= days.lo AND p.{c(Payment, "completed_at")} < days.hi
       AND p.{c(Payment, "status")} = ANY(%(pay_done)s)
+      AND p.{c(Payment, "package")} IS NOT NULL  -- plan payments are subscription revenue (mrr)
       AND p.{c(Payment, "currency")} = %(platform_currency)s)::numeric(14, 2) AS credit_revenue,
   (SELECT COALESCE(SUM(x.{c(CreditTransaction, "amount")}), 0) FROM {TX} x
     WHERE x.{c(CreditTransaction, "type")} = %(tx_purchase)s

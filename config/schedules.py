@@ -23,6 +23,12 @@ SCHEDULES = [
         crontab={"minute": "10", "hour": "0"},
     ),
     Schedule(
+        "credits: renew subscriptions due (new pending payment)",
+        "credits.renew_subscriptions",
+        crontab={"minute": "5", "hour": "0"},
+        queue="default",
+    ),
+    Schedule(
         "accounts: flush expired JWT tokens",
         "accounts.flush_expired_tokens",
         crontab={"minute": "30", "hour": "0"},

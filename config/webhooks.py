@@ -4,8 +4,9 @@ An app supplies a `WebhookHandler` (its secrets, how to read its events, how to 
 `webhook_receive` does the rest, the same way for every source:
 
 1. the provider name must be a known one (404 `unknown_provider`, logged);
-2. the `X-Signature` must be a valid, fresh signature of the raw body (400/401, logged with the
-   body truncated to 4 KB plus its sha256 and length);
+2. the `X-Signature` must be a valid, fresh signature of the raw body, or the provider's own
+   scheme when the handler has one (Stripe, Razorpay) (400/401, logged with the body truncated
+   to 4 KB plus its sha256 and length);
 3. the body must be JSON without non-finite numbers (400 `parse_error`, logged); NUL characters
    and lone surrogates are replaced for storage, never a reason to lose the log row;
 4. the handler's `parse` turns it into an event (400, logged);
@@ -41,6 +42,9 @@ LOGGED_HEADERS = (
     "content-length",
     "user-agent",
     "x-signature",
+    "stripe-signature",
+    "x-razorpay-signature",
+    "x-razorpay-event-id",
     "x-request-id",
     "x-forwarded-for",
 )
@@ -89,6 +93,9 @@ class WebhookHandler:
     parse: Callable[[str, object, bytes], Event]
     apply: Callable[[str, Event], tuple[str, dict, dict]]
     duplicate: Callable[[Event], dict] | None = None  # the 200 body for a redelivery
+    # A provider's own signature scheme, (provider, headers, body, now) → raises SignatureError;
+    # None = the generic `X-Signature` of config.signing with `secret(provider)`.
+    verify: Callable[[str, dict, bytes, int | None], None] | None = None
 
 
 def webhook_receive(
@@ -119,13 +126,16 @@ def webhook_receive(
             result = WebhookResult(404, Outcome.REJECTED, "unknown_provider", "Unknown provider.")
             return result
         try:
-            verify(
-                headers.get("x-signature"),
-                body,
-                secret,
-                tolerance=settings.WEBHOOK_TOLERANCE_SECONDS,
-                now=now,
-            )
+            if handler.verify is not None:
+                handler.verify(provider, headers, body, now)
+            else:
+                verify(
+                    headers.get("x-signature"),
+                    body,
+                    secret,
+                    tolerance=settings.WEBHOOK_TOLERANCE_SECONDS,
+                    now=now,
+                )
         except SignatureError as exc:
             status_code = 400 if exc.code in ("missing_signature", "invalid_signature_header") else 401
             result = WebhookResult(status_code, Outcome.INVALID_SIGNATURE, exc.code, exc.message)

@@ -9,7 +9,9 @@ from rest_framework.response import Response
 from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
+from accounts import services as account_services
 from accounts.permissions import IsUserAccount
+from accounts.serializers import SubscriptionSerializer
 from config.exceptions import ApplicationError
 from config.webhooks import webhook_response
 from credits import selectors, services
@@ -18,9 +20,12 @@ from credits.serializers import (
     BalanceSerializer,
     PackageSerializer,
     PaymentSerializer,
+    PlanSerializer,
     PurchaseInputSerializer,
+    SubscriptionPurchaseInputSerializer,
     TransactionSerializer,
 )
+from credits.services.subscriptions import subscription_purchase_start
 
 USER_PERMISSIONS = [IsAuthenticated, IsUserAccount]
 
@@ -92,14 +97,7 @@ class PurchaseApi(APIView):
 
     @extend_schema(request=PurchaseInputSerializer, responses={201: PaymentSerializer})
     def post(self, request: Request):
-        data = request.data
-        if not isinstance(data, dict):
-            raise ApplicationError(
-                "Invalid input.",
-                code="validation_error",
-                fields={"non_field_errors": ["Expected a JSON object."]},
-            )
-        serializer = PurchaseInputSerializer(data=data)
+        serializer = PurchaseInputSerializer(data=_json_object(request))
         serializer.is_valid(raise_exception=True)
         package = selectors.package_get(package_id=serializer.validated_data["package_id"])
         if package is None:
@@ -110,6 +108,70 @@ class PurchaseApi(APIView):
             user=request.user, package=package, provider=serializer.validated_data.get("provider")
         )
         return Response(PaymentSerializer(payment).data, status=status.HTTP_201_CREATED)
+
+
+def _json_object(request: Request) -> dict:
+    if not isinstance(request.data, dict):
+        raise ApplicationError(
+            "Invalid input.",
+            code="validation_error",
+            fields={"non_field_errors": ["Expected a JSON object."]},
+        )
+    return request.data
+
+
+class PlanListApi(generics.ListAPIView):
+    """Subscription plans on sale (SPEC §12). Public."""
+
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+    serializer_class = PlanSerializer
+
+    def get_queryset(self):
+        return selectors.plan_list()
+
+
+class SubscriptionPurchaseApi(APIView):
+    """Buy a plan → a `pending` payment with the provider's checkout; the provider's webhook
+    activates the subscription. 409 `already_subscribed` while an auto-renewing subscription is
+    active; 400 `provider_unavailable` for a provider without keys here."""
+
+    permission_classes = USER_PERMISSIONS
+
+    @extend_schema(request=SubscriptionPurchaseInputSerializer, responses={201: PaymentSerializer})
+    def post(self, request: Request):
+        serializer = SubscriptionPurchaseInputSerializer(data=_json_object(request))
+        serializer.is_valid(raise_exception=True)
+        plan = selectors.plan_get(code=serializer.validated_data["plan"])
+        if plan is None:
+            raise ApplicationError(
+                "Invalid input.", code="validation_error", fields={"plan": ["No such plan."]}
+            )
+        payment = subscription_purchase_start(
+            user=request.user, plan=plan, provider=serializer.validated_data["provider"]
+        )
+        return Response(PaymentSerializer(payment).data, status=status.HTTP_201_CREATED)
+
+
+class SubscriptionCurrentApi(APIView):
+    """The caller's live (`active` or `past_due`) subscription; 404 when there is none."""
+
+    permission_classes = USER_PERMISSIONS
+
+    @extend_schema(responses=SubscriptionSerializer)
+    def get(self, request: Request):
+        return Response(SubscriptionSerializer(selectors.subscription_current(user=request.user)).data)
+
+
+class SubscriptionCancelApi(APIView):
+    """Cancel at period end: no more renewals, the tier stays until `end_date`. Idempotent."""
+
+    permission_classes = USER_PERMISSIONS
+
+    @extend_schema(request=None, responses=SubscriptionSerializer)
+    def post(self, request: Request):
+        sub = account_services.subscription_cancel(user=request.user)
+        return Response(SubscriptionSerializer(sub).data)
 
 
 class PaymentWebhookApi(APIView):

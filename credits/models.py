@@ -12,7 +12,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
-from accounts.models import User
+from accounts.models import Subscription, SubscriptionPlan, User
 from config.models import UUIDModel
 
 CURRENCY_THB = "THB"
@@ -61,7 +61,8 @@ class Provider(models.TextChoices):
 
 
 class Payment(UUIDModel):
-    """One attempt to buy a package. Credits are granted once, when it completes.
+    """One attempt to buy a package (credits) or a subscription plan. Its effect — the credits,
+    or the subscription's activation or renewal — happens once, when it completes.
 
     `credits` is a snapshot of the package's credits at purchase time, so later package edits
     never change what a pending payment grants or what a refund claws back.
@@ -78,7 +79,19 @@ class Payment(UUIDModel):
     OPEN_STATUSES = (Status.PENDING, Status.PROCESSING)
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="payments")
-    package = models.ForeignKey(CreditPackage, on_delete=models.PROTECT, related_name="payments")
+    # What is bought: a credit package, or a subscription plan (SPEC §12); exactly one of them.
+    package = models.ForeignKey(
+        CreditPackage, on_delete=models.PROTECT, null=True, blank=True, related_name="payments"
+    )
+    plan = models.ForeignKey(
+        SubscriptionPlan, on_delete=models.PROTECT, null=True, blank=True, related_name="payments"
+    )
+    # The subscription a plan payment started or renews, and the start of the period it pays for
+    # (renewals only): one renewal payment per subscription and period.
+    subscription = models.ForeignKey(
+        Subscription, on_delete=models.PROTECT, null=True, blank=True, related_name="payments"
+    )
+    period_start = models.DateTimeField(null=True, blank=True)
     credits = models.PositiveIntegerField()
     amount = models.DecimalField(max_digits=12, decimal_places=2)
     currency = models.CharField(max_length=3, default=CURRENCY_THB)
@@ -108,6 +121,16 @@ class Payment(UUIDModel):
             models.CheckConstraint(
                 condition=Q(refunded_amount__gte=0, refunded_amount__lte=models.F("amount")),
                 name="payment_refunded_amount_in_range",
+            ),
+            models.CheckConstraint(
+                condition=Q(package__isnull=False, plan__isnull=True)
+                | Q(package__isnull=True, plan__isnull=False),
+                name="payment_buys_package_or_plan",
+            ),
+            models.UniqueConstraint(
+                fields=["subscription", "period_start"],
+                condition=Q(subscription__isnull=False, period_start__isnull=False),
+                name="payment_one_renewal_per_period",
             ),
             # A free package can be claimed once per user; the database decides under races.
             models.UniqueConstraint(

@@ -1,19 +1,35 @@
 """Payment providers behind one small interface.
 
-Each provider can start a checkout (returning the payload a frontend needs to take the
-customer to the provider; no outbound network call is made here), verify a webhook signature
-and parse a webhook event into a `ProviderEvent`. Every provider signs its webhooks the same
-way (SPEC §4, `config.signing`); the secret of provider `p` is
-`settings.PAYMENT_WEBHOOK_SECRETS[p]` (from PAYMENT_WEBHOOK_SECRET_<P>).
+Each provider starts a checkout for a payment (the payload a frontend needs to take the customer
+to the provider), verifies a webhook delivery and parses it into a `ProviderEvent`.
+
+- Stripe and Razorpay go through their official SDKs (SPEC §12): a Stripe Checkout Session (its
+  `url` is the redirect) or a Razorpay order (its id opens Razorpay's checkout), webhooks verified
+  with each provider's own scheme (`Stripe-Signature` via `stripe.Webhook.construct_event`,
+  `X-Razorpay-Signature` via `razorpay.Utility.verify_webhook_signature`). Their API keys are
+  STRIPE_SECRET_KEY and RAZORPAY_KEY_ID/RAZORPAY_KEY_SECRET; without them the provider refuses
+  (400 `provider_unavailable`), and a provider that fails answers 502 `provider_error`.
+- PromptPay is an EMVCo merchant-presented QR payload built here (no maintained library fits).
+- The others (TrueMoney, PromptPay notifications) sign the generic way of SPEC §4
+  (`config.signing`).
+
+The webhook secret of provider `p` is `settings.PAYMENT_WEBHOOK_SECRETS[p]`
+(PAYMENT_WEBHOOK_SECRET_<P>; for Stripe the endpoint's `whsec_…` secret, for Razorpay the
+webhook secret set in its dashboard).
 """
 
 import json
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
+import razorpay
+import requests
+import stripe
 from django.conf import settings
+from rest_framework import status
 
 from config import signing
+from config.exceptions import ApplicationError
 from credits.models import Payment, Provider
 
 EVENT_TYPES = ("payment.succeeded", "payment.failed", "payment.refunded")
@@ -29,8 +45,26 @@ class EventError(Exception):
         self.message = message
 
 
+class ProviderUnavailable(ApplicationError):
+    """The provider is not configured here (no API keys): choose another one."""
+
+    code = "provider_unavailable"
+    status_code = status.HTTP_400_BAD_REQUEST
+
+
+class ProviderFailed(ApplicationError):
+    """The provider's API refused or could not be reached."""
+
+    code = "provider_error"
+    status_code = status.HTTP_502_BAD_GATEWAY
+
+
 @dataclass(frozen=True)
 class ProviderEvent:
+    """A provider's event in our terms. `type` is one of EVENT_TYPES, or "" for an event we do not
+    act on (acknowledged as `ignored` so the provider stops sending it). The payment is found by
+    `payment_id` (ours), else by `gateway_payment_id` (the provider's checkout/order id)."""
+
     event_id: str
     type: str
     payment_id: str
@@ -39,6 +73,7 @@ class ProviderEvent:
     transaction_id: str = ""
     receipt_url: str = ""
     failure_reason: str = ""
+    gateway_payment_id: str = ""
 
 
 class PaymentProvider:
@@ -51,9 +86,16 @@ class PaymentProvider:
         """What the frontend needs to send the customer to this provider for `payment`."""
         raise NotImplementedError
 
-    def verify_signature(self, header: str | None, body: bytes, *, now: int | None = None) -> None:
-        """Raise `config.signing.SignatureError` unless `header` signs `body` freshly."""
-        signing.verify(header, body, self.secret(), tolerance=settings.WEBHOOK_TOLERANCE_SECONDS, now=now)
+    def verify_webhook(self, headers: dict, body: bytes, *, now: int | None = None) -> None:
+        """Raise `config.signing.SignatureError` unless the delivery is signed by this provider
+        (`headers` have lower-case names). The generic scheme: a fresh `X-Signature`."""
+        signing.verify(
+            headers.get("x-signature"),
+            body,
+            self.secret(),
+            tolerance=settings.WEBHOOK_TOLERANCE_SECONDS,
+            now=now,
+        )
 
     def parse_event(self, body: bytes) -> ProviderEvent:
         """The event in a (signature-checked) body; raises EventError when it is not one."""
@@ -115,29 +157,278 @@ def _minor_units(amount: Decimal) -> int:
     return int(amount * 100)
 
 
+def _json_object(body: bytes) -> dict:
+    try:
+        data = json.loads(body, parse_float=Decimal)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        raise EventError("parse_error", "The body is not valid JSON.") from None
+    if not isinstance(data, dict):
+        raise EventError("validation_error", "The body must be a JSON object.")
+    return data
+
+
+def _get(data, *path):
+    """data[path[0]][path[1]]…, or None where anything on the way is missing or not an object."""
+    for key in path:
+        if not isinstance(data, dict):
+            return None
+        data = data.get(key)
+    return data
+
+
+def _from_minor(value) -> Decimal | None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0 or value > 10**12:
+        return None
+    return (Decimal(value) / 100).quantize(Decimal("0.01"))
+
+
+def _provider_event(event_id, type_, *, payment_id, amount, currency, **extra) -> ProviderEvent:
+    """A ProviderEvent from an SDK provider's fields, checked like the generic ones."""
+    if not isinstance(event_id, str) or not event_id.strip() or len(event_id) > MAX_ID_LENGTH:
+        raise EventError("validation_error", "Invalid event: the event has no usable id.")
+    if type_ and (amount is None or not isinstance(currency, str) or not currency.strip()):
+        raise EventError("validation_error", "Invalid event: amount and currency are required.")
+    return ProviderEvent(
+        event_id=event_id.strip(),
+        type=type_,
+        payment_id=_text(payment_id),
+        amount=amount if amount is not None else Decimal("0.00"),
+        currency=_text(currency).strip().upper()[:3] if isinstance(currency, str) else "",
+        **{k: _text(v, 500) for k, v in extra.items()},
+    )
+
+
 class StripeProvider(PaymentProvider):
+    """Stripe Checkout through the official SDK (requests as its HTTP client)."""
+
     code = Provider.STRIPE
 
+    def client(self) -> stripe.StripeClient:
+        if not settings.STRIPE_SECRET_KEY:
+            message = "Stripe is not configured on this server."
+            raise ProviderUnavailable(message, fields={"provider": [message]})
+        return stripe.StripeClient(
+            settings.STRIPE_SECRET_KEY,
+            http_client=stripe.RequestsClient(timeout=settings.PAYMENT_PROVIDER_TIMEOUT_SECONDS),
+            max_network_retries=0,
+        )
+
     def start_checkout(self, payment):
+        client = self.client()
+        reference = str(payment.id)
+        name = payment.plan.name if payment.plan_id else payment.package.name
+        try:
+            session = client.v1.checkout.sessions.create(
+                params={
+                    "mode": "payment",
+                    "client_reference_id": reference,
+                    "metadata": {"payment_id": reference},
+                    "payment_intent_data": {"metadata": {"payment_id": reference}},
+                    "line_items": [
+                        {
+                            "quantity": 1,
+                            "price_data": {
+                                "currency": payment.currency.lower(),
+                                "unit_amount": _minor_units(payment.amount),
+                                "product_data": {"name": name},
+                            },
+                        }
+                    ],
+                    "success_url": f"{settings.FRONTEND_URL}/payments/{reference}?status=success",
+                    "cancel_url": f"{settings.FRONTEND_URL}/payments/{reference}?status=cancelled",
+                },
+                # Stripe's own idempotency: a retried create returns the same session.
+                options={"idempotency_key": f"checkout:{reference}"},
+            )
+        except stripe.StripeError as exc:
+            raise ProviderFailed(f"Stripe refused the checkout: {exc.user_message or exc}") from None
         return {
             "type": "redirect",
-            "checkout_session_id": f"cs_{payment.id.hex}",
+            "url": session.url,
+            "checkout_session_id": session.id,
             "amount": _minor_units(payment.amount),
             "currency": payment.currency.lower(),
-            "client_reference_id": str(payment.id),
+            "client_reference_id": reference,
         }
+
+    def verify_webhook(self, headers, body, *, now=None):
+        header = headers.get("stripe-signature")
+        if not self.secret():
+            raise signing.SignatureError(
+                "webhook_not_configured", "No secret is configured for this provider."
+            )
+        if not header:
+            raise signing.SignatureError("missing_signature", "The Stripe-Signature header is missing.")
+        try:
+            payload = body.decode("utf-8")
+        except UnicodeDecodeError:
+            raise signing.SignatureError("invalid_signature", "A Stripe event is UTF-8 JSON.") from None
+        try:
+            stripe.Webhook.construct_event(
+                payload, header, self.secret(), tolerance=settings.WEBHOOK_TOLERANCE_SECONDS
+            )
+        except stripe.SignatureVerificationError as exc:
+            raise signing.SignatureError(
+                "invalid_signature", f"Stripe signature: {exc.user_message or exc}"
+            ) from None
+        except (ValueError, TypeError, AttributeError, KeyError):
+            # construct_event checks the signature before it parses: the body is signed but is no
+            # event; the receiver's own parsing answers 400.
+            pass
+
+    def parse_event(self, body):
+        data = _json_object(body)
+        kind, obj = data.get("type"), _get(data, "data", "object")
+        if not isinstance(obj, dict):
+            raise EventError("validation_error", "Invalid event: data.object is missing.")
+        metadata = obj.get("metadata") if isinstance(obj.get("metadata"), dict) else {}
+        payment_id = obj.get("client_reference_id") or metadata.get("payment_id") or ""
+        ours = {
+            "checkout.session.async_payment_succeeded": "payment.succeeded",
+            "checkout.session.async_payment_failed": "payment.failed",
+            "checkout.session.expired": "payment.failed",
+        }
+        common = {"payment_id": payment_id, "currency": obj.get("currency")}
+        if kind == "checkout.session.completed":
+            # Card payments are paid on completion; delayed methods report later (async_*).
+            type_ = "payment.succeeded" if obj.get("payment_status") == "paid" else ""
+            return _provider_event(
+                data.get("id"),
+                type_,
+                amount=_from_minor(obj.get("amount_total")),
+                transaction_id=obj.get("payment_intent") or "",
+                gateway_payment_id=obj.get("id") or "",
+                **common,
+            )
+        if kind in ours:
+            return _provider_event(
+                data.get("id"),
+                ours[kind],
+                amount=_from_minor(obj.get("amount_total")),
+                transaction_id=obj.get("payment_intent") or "",
+                failure_reason="Checkout expired."
+                if kind.endswith("expired")
+                else "Payment failed at Stripe.",
+                gateway_payment_id=obj.get("id") or "",
+                **common,
+            )
+        if kind == "charge.refunded":
+            full = obj.get("refunded") is True
+            return _provider_event(
+                data.get("id"),
+                "payment.refunded" if full else "",
+                amount=_from_minor(obj.get("amount")),
+                **common,
+            )
+        return _provider_event(data.get("id"), "", amount=None, **common)
+
+
+class RazorpayProvider(PaymentProvider):
+    """Razorpay orders through the official SDK (requests underneath)."""
+
+    code = Provider.RAZORPAY
+
+    def client(self) -> razorpay.Client:
+        if not (settings.RAZORPAY_KEY_ID and settings.RAZORPAY_KEY_SECRET):
+            message = "Razorpay is not configured on this server."
+            raise ProviderUnavailable(message, fields={"provider": [message]})
+        return razorpay.Client(auth=(settings.RAZORPAY_KEY_ID, settings.RAZORPAY_KEY_SECRET))
+
+    def start_checkout(self, payment):
+        client = self.client()
+        reference = str(payment.id)
+        try:
+            order = client.order.create(
+                data={
+                    "amount": _minor_units(payment.amount),
+                    "currency": payment.currency,
+                    "receipt": reference,
+                    "notes": {"payment_id": reference},
+                },
+                timeout=settings.PAYMENT_PROVIDER_TIMEOUT_SECONDS,
+            )
+        except (
+            razorpay.errors.BadRequestError,
+            razorpay.errors.ServerError,
+            razorpay.errors.GatewayError,
+        ) as exc:
+            raise ProviderFailed(f"Razorpay refused the order: {exc}") from None
+        except (requests.RequestException, ValueError):
+            raise ProviderFailed("Razorpay could not be reached or answered nonsense.") from None
+        if not isinstance(order, dict) or not isinstance(order.get("id"), str):
+            raise ProviderFailed("Razorpay answered without an order id.")
+        return {
+            "type": "sdk",
+            "order_id": order["id"],
+            "amount": _minor_units(payment.amount),
+            "currency": payment.currency,
+            "receipt": reference,
+            "key_id": settings.RAZORPAY_KEY_ID,
+        }
+
+    def verify_webhook(self, headers, body, *, now=None):
+        header = headers.get("x-razorpay-signature")
+        if not self.secret():
+            raise signing.SignatureError(
+                "webhook_not_configured", "No secret is configured for this provider."
+            )
+        if not header:
+            raise signing.SignatureError("missing_signature", "The X-Razorpay-Signature header is missing.")
+        try:
+            razorpay.Utility().verify_webhook_signature(body.decode("utf-8"), header, self.secret())
+        except (razorpay.errors.SignatureVerificationError, UnicodeDecodeError, TypeError):
+            raise signing.SignatureError(
+                "invalid_signature", "The Razorpay signature does not match."
+            ) from None
+
+    def parse_event(self, body):
+        # Razorpay's body has no event id (it is in a header): an event is identified by its type
+        # and entity, so a redelivery of the same event is the same id.
+        data = _json_object(body)
+        kind = data.get("event")
+        entity = _get(data, "payload", "payment", "entity")
+        if not isinstance(kind, str) or not isinstance(entity, dict) or not isinstance(entity.get("id"), str):
+            raise EventError(
+                "validation_error", "Invalid event: event and payload.payment.entity are required."
+            )
+        notes = entity.get("notes") if isinstance(entity.get("notes"), dict) else {}
+        type_ = {
+            "payment.captured": "payment.succeeded",
+            "order.paid": "payment.succeeded",
+            "payment.failed": "payment.failed",
+        }.get(kind, "")
+        if kind == "refund.processed" and entity.get("amount_refunded") == entity.get("amount"):
+            type_ = "payment.refunded"
+        return _provider_event(
+            f"{kind}:{entity['id']}"[:MAX_ID_LENGTH],
+            type_,
+            payment_id=notes.get("payment_id") or "",
+            amount=_from_minor(entity.get("amount")),
+            currency=entity.get("currency"),
+            transaction_id=entity["id"],
+            failure_reason=entity.get("error_description") or "",
+            gateway_payment_id=entity.get("order_id") or "",
+        )
 
 
 class PromptPayProvider(PaymentProvider):
     code = Provider.PROMPTPAY
 
     def start_checkout(self, payment):
+        reference = f"pp{payment.id.hex[:23]}"
+        try:
+            qr_payload = promptpay_payload(
+                target=settings.PROMPTPAY_MERCHANT_ID, amount=payment.amount, reference=reference
+            )
+        except ValueError:
+            message = "PromptPay is not configured on this server (PROMPTPAY_MERCHANT_ID)."
+            raise ProviderUnavailable(message, fields={"provider": [message]}) from None
         return {
             "type": "qr",
-            "reference": f"pp_{payment.id.hex[:20]}",
+            "reference": reference,
             "amount": str(payment.amount),
             "currency": payment.currency,
-            "qr_payload": promptpay_payload(payment.amount, payment.id.hex[:20]),
+            "qr_payload": qr_payload,
         }
 
 
@@ -151,20 +442,6 @@ class TrueMoneyProvider(PaymentProvider):
             "deeplink": f"ascendmoney://wallet.truemoney.co.th/app/payment?ref=tmn_{payment.id.hex}",
             "amount": str(payment.amount),
             "currency": payment.currency,
-        }
-
-
-class RazorpayProvider(PaymentProvider):
-    code = Provider.RAZORPAY
-
-    def start_checkout(self, payment):
-        return {
-            "type": "sdk",
-            "order_id": f"order_{payment.id.hex[:14]}",
-            "amount": _minor_units(payment.amount),
-            "currency": payment.currency,
-            "receipt": str(payment.id),
-            "key_id": settings.RAZORPAY_KEY_ID,
         }
 
 
@@ -185,30 +462,46 @@ def provider_get(code: str) -> PaymentProvider | None:
     return PROVIDERS.get(code) if isinstance(code, str) else None
 
 
-def promptpay_payload(amount: Decimal, reference: str) -> str:
-    """An EMVCo merchant-presented QR string (Thai QR) carrying the amount and our reference.
+PROMPTPAY_AID = "A000000677010111"  # the PromptPay application id (Thai QR Payment standard)
 
-    The merchant id comes from PROMPTPAY_MERCHANT_ID; the frontend renders it as a QR code.
+
+def promptpay_payload(*, target: str, amount: Decimal | None = None, reference: str = "") -> str:
+    """An EMVCo merchant-presented QR string for a PromptPay credit transfer (Thai QR Payment).
+
+    `target` is a PromptPay id: a mobile number (10 digits starting with 0, or +66…; sent as
+    0066 and the 9 digits), a national or tax id (13 digits) or an e-wallet id (15 digits).
+    With an amount the QR is dynamic (point of initiation 12) and carries it; our reference goes
+    in the additional data field (62, reference label 05). The last field is the CRC-16/CCITT-FALSE
+    of everything before it, including its own tag and length ("6304").
     """
-    merchant = settings.PROMPTPAY_MERCHANT_ID
-
-    def tlv(tag: str, value: str) -> str:
-        return f"{tag}{len(value):02d}{value}"
-
+    digits = "".join(ch for ch in target if ch.isdigit())
+    if len(digits) == 15:
+        account = _tlv("03", digits)
+    elif len(digits) == 13:
+        account = _tlv("02", digits)
+    elif len(digits) in (10, 11) and (digits.startswith("0") or digits.startswith("66")):
+        account = _tlv("01", ("0066" + digits[-9:]))
+    else:
+        raise ValueError("A PromptPay id is a phone number, a 13-digit id or a 15-digit e-wallet id.")
     body = (
-        tlv("00", "01")
-        + tlv("01", "12")
-        + tlv("29", tlv("00", "A000000677010111") + tlv("02", merchant[:13]))
-        + tlv("53", "764")
-        + tlv("54", f"{amount:.2f}")
-        + tlv("58", "TH")
-        + tlv("62", tlv("05", reference[:25]))
+        _tlv("00", "01")
+        + _tlv("01", "12" if amount is not None else "11")
+        + _tlv("29", _tlv("00", PROMPTPAY_AID) + account)
+        + _tlv("58", "TH")
+        + _tlv("53", "764")
+        + (_tlv("54", f"{amount:.2f}") if amount is not None else "")
+        + (_tlv("62", _tlv("05", reference[:25])) if reference else "")
         + "6304"
     )
-    return body + f"{_crc16(body.encode()):04X}"
+    return body + f"{_crc16(body.encode('ascii')):04X}"
+
+
+def _tlv(tag: str, value: str) -> str:
+    return f"{tag}{len(value):02d}{value}"
 
 
 def _crc16(data: bytes) -> int:
+    """CRC-16/CCITT-FALSE: polynomial 0x1021, initial 0xFFFF, no reflection, no final xor."""
     crc = 0xFFFF
     for byte in data:
         crc ^= byte << 8

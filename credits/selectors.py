@@ -6,6 +6,7 @@ from django.contrib.auth import get_user_model
 from django.db import connection
 from django.db.models import Q, QuerySet, Sum
 
+from accounts.models import Subscription, SubscriptionPlan
 from config.exceptions import NotFound
 from credits.models import CreditBalance, CreditPackage, CreditTransaction, Payment
 
@@ -58,7 +59,11 @@ def transaction_get(*, user, transaction_id) -> CreditTransaction:
 
 
 def payment_list(*, user) -> QuerySet[Payment]:
-    return Payment.objects.filter(user_id=user.pk).select_related("package").order_by("-created_at", "-id")
+    return (
+        Payment.objects.filter(user_id=user.pk)
+        .select_related("package", "plan")
+        .order_by("-created_at", "-id")
+    )
 
 
 def payment_get(*, user, payment_id) -> Payment:
@@ -111,3 +116,23 @@ def credits_audit() -> list[AuditMismatch]:
             AuditMismatch(user_id=str(r[0]), email=r[1], balance=r[2], ledger_sum=r[3])
             for r in cursor.fetchall()
         ]
+
+
+def plan_list() -> QuerySet[SubscriptionPlan]:
+    return SubscriptionPlan.objects.filter(is_active=True)
+
+
+def plan_get(*, code: str) -> SubscriptionPlan | None:
+    return SubscriptionPlan.objects.filter(code=code).first()
+
+
+def subscription_current(*, user) -> Subscription:
+    """The caller's live (`active` or `past_due`) subscription; none → NotFound (404)."""
+    sub = (
+        Subscription.objects.filter(user_id=user.pk, status__in=Subscription.LIVE_STATUSES)
+        .select_related("plan")
+        .first()
+    )
+    if sub is None:
+        raise NotFound("You have no active subscription.")
+    return sub

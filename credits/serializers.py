@@ -1,5 +1,6 @@
 from rest_framework import serializers
 
+from accounts.models import SubscriptionPlan
 from credits.models import CreditPackage, CreditTransaction, Payment, Provider
 
 
@@ -40,8 +41,10 @@ class TransactionSerializer(serializers.ModelSerializer):
 
 
 class PaymentSerializer(serializers.ModelSerializer):
-    package_id = serializers.UUIDField(read_only=True)
-    package_name = serializers.CharField(source="package.name", read_only=True)
+    package_id = serializers.UUIDField(read_only=True, allow_null=True)
+    package_name = serializers.CharField(source="package.name", read_only=True, allow_null=True)
+    plan = serializers.CharField(source="plan.code", read_only=True, allow_null=True)
+    subscription_id = serializers.UUIDField(read_only=True, allow_null=True)
     checkout = serializers.SerializerMethodField()
 
     class Meta:
@@ -50,6 +53,8 @@ class PaymentSerializer(serializers.ModelSerializer):
             "id",
             "package_id",
             "package_name",
+            "plan",
+            "subscription_id",
             "credits",
             "amount",
             "currency",
@@ -79,3 +84,15 @@ class PaymentSerializer(serializers.ModelSerializer):
 class PurchaseInputSerializer(serializers.Serializer):
     package_id = serializers.UUIDField()
     provider = serializers.ChoiceField(choices=Provider.choices, required=False, allow_null=True)
+
+
+class PlanSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = SubscriptionPlan
+        fields = ["code", "name", "tier", "billing_cycle", "price", "currency", "model_limit"]
+        read_only_fields = fields
+
+
+class SubscriptionPurchaseInputSerializer(serializers.Serializer):
+    plan = serializers.SlugField(max_length=50)
+    provider = serializers.ChoiceField(choices=[c for c in Provider.choices if c[0] != Provider.FREE])

@@ -6,6 +6,7 @@ from celery import shared_task
 
 from config.scheduled import period_key, scheduled_run
 from credits.selectors import credits_audit
+from credits.services.subscriptions import subscriptions_renew
 
 logger = logging.getLogger(__name__)
 
@@ -33,3 +34,21 @@ def audit_balances() -> int | None:
             logger.info("credits audit: every balance equals its ledger sum")
         run.counts = {"mismatches": len(mismatches)}
     return len(mismatches)
+
+
+@shared_task(
+    name="credits.renew_subscriptions",
+    queue="default",
+    time_limit=30 * 60,
+    soft_time_limit=25 * 60,
+    ignore_result=True,
+)
+def renew_subscriptions() -> dict | None:
+    """Daily: open the renewal payment of every auto-renewing subscription whose period ended
+    (SPEC §12). Once per day (ScheduledRun) and once per subscription and period (unique index);
+    ending lapsed subscriptions is `accounts.expire_licenses`'s part of the same story."""
+    with scheduled_run("credits.renew_subscriptions", period_key=period_key("day")) as run:
+        if run is None:
+            return None
+        run.counts = subscriptions_renew()
+    return run.counts

@@ -17,6 +17,14 @@ urlpatterns = [
     path(
         "credits/payments/<uuid:payment_id>", apis.PaymentDetailApi.as_view(), name="credits-payment-detail"
     ),
+    path("subscriptions/plans", apis.PlanListApi.as_view(), name="subscription-plans"),
+    path("subscriptions", apis.SubscriptionPurchaseApi.as_view(), name="subscriptions"),
+    path("subscriptions/current", apis.SubscriptionCurrentApi.as_view(), name="subscription-current"),
+    path(
+        "subscriptions/current/cancel",
+        apis.SubscriptionCancelApi.as_view(),
+        name="subscription-current-cancel",
+    ),
     path(
         "webhooks/payments/<str:provider>", apis.PaymentWebhookApi.as_view(), name="credits-payment-webhook"
     ),

@@ -79,8 +79,26 @@ def reference_data(transactional_db):
     from jobs.seed import CURRENT_SEED_KINDS
 
     importlib.import_module("credits.migrations.0002_seed_credit_packages").seed(apps, None)
+    seed_subscription_plans()
     for kind in CURRENT_SEED_KINDS:
         JobKind.objects.get_or_create(code=kind["code"], defaults=kind)
+
+
+def seed_subscription_plans() -> None:
+    """Put back the plans the accounts data migration seeds (found by its name's suffix, so a
+    renumbered migration still works)."""
+    import pkgutil
+
+    from django.apps import apps
+
+    import accounts.migrations
+
+    (name,) = [
+        m.name
+        for m in pkgutil.iter_modules(accounts.migrations.__path__)
+        if m.name.endswith("_subscription_plans")
+    ]
+    importlib.import_module(f"accounts.migrations.{name}").seed_plans(apps, None)
 
 
 @pytest.fixture(scope="module")

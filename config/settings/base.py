@@ -207,7 +207,12 @@ JOB_WEBHOOK_PROVIDERS = {
     }
     for p in env.list("JOB_WEBHOOK_PROVIDERS", default=[])
 }
+# Provider API keys (SPEC §12). Empty = the provider is not offered (400 provider_unavailable).
+STRIPE_SECRET_KEY = env.str("STRIPE_SECRET_KEY", default="")
 RAZORPAY_KEY_ID = env.str("RAZORPAY_KEY_ID", default="")
+RAZORPAY_KEY_SECRET = env.str("RAZORPAY_KEY_SECRET", default="")
+# How long a checkout/order creation may wait for the provider's API.
+PAYMENT_PROVIDER_TIMEOUT_SECONDS = env.int("PAYMENT_PROVIDER_TIMEOUT_SECONDS", default=10)
 PROMPTPAY_MERCHANT_ID = env.str("PROMPTPAY_MERCHANT_ID", default="0000000000000")
 
 REST_FRAMEWORK = {

@@ -14,6 +14,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from rest_framework import status
 
+from accounts.services import subscription_activate, subscription_payment_failed
 from config.exceptions import ApplicationError, Conflict, InvalidTransition
 from credits.models import CreditPackage, CreditTransaction, Payment, Provider
 from credits.providers import provider_get
@@ -36,7 +37,9 @@ def purchase_start(*, user, package: CreditPackage, provider: str | None = None)
     reports success (webhook). A free package is paid with provider `free` (whatever was
     asked) and completes at once; it can be claimed once per user — the partial unique index
     on Payment decides under races — else FreePackageAlreadyClaimed (409).
-    Raises ApplicationError (400) for an inactive package or an unusable provider.
+    Raises ApplicationError (400) for an inactive package or an unusable provider, and the
+    provider's refusal (`provider_unavailable` 400, `provider_error` 502) when its checkout
+    cannot be created; then nothing persists.
     """
     if not package.is_active:
         raise ApplicationError(
@@ -46,12 +49,8 @@ def purchase_start(*, user, package: CreditPackage, provider: str | None = None)
         )
     if package.is_free:
         provider = Provider.FREE
-    elif provider is None or provider == Provider.FREE or provider_get(provider) is None:
-        raise ApplicationError(
-            "Invalid input.",
-            code="validation_error",
-            fields={"provider": ["Choose a payment provider for a paid package."]},
-        )
+    else:
+        payment_check_provider(provider)
     payment = Payment(
         user=user,
         package=package,
@@ -69,22 +68,44 @@ def purchase_start(*, user, package: CreditPackage, provider: str | None = None)
             if provider != Provider.FREE:
                 raise
             raise FreePackageAlreadyClaimed("You have already claimed this free package.") from None
-        checkout = provider_get(provider).start_checkout(payment)
-        payment.metadata = {"checkout": checkout}
-        payment.gateway_payment_id = str(
-            checkout.get("checkout_session_id") or checkout.get("order_id") or checkout.get("reference") or ""
-        )
-        payment.save(update_fields=["metadata", "gateway_payment_id", "updated_at"])
+        payment_start_checkout(payment=payment)
         if provider == Provider.FREE:
             payment = payment_complete(payment=payment, transaction_id=f"free:{payment.id}")
     return payment
 
 
+def payment_check_provider(provider) -> None:
+    """Raise ApplicationError (400, field `provider`) unless `provider` can take a paid payment."""
+    if provider is None or provider == Provider.FREE or provider_get(provider) is None:
+        raise ApplicationError(
+            "Invalid input.",
+            code="validation_error",
+            fields={"provider": ["Choose a payment provider for a paid purchase."]},
+        )
+
+
+def payment_start_checkout(*, payment: Payment) -> Payment:
+    """Ask the payment's provider for its checkout (a Stripe Checkout Session, a Razorpay order,
+    a PromptPay QR…) and store it in `metadata["checkout"]` with the gateway's id. Runs in the
+    caller's transaction, after the payment row is saved: a provider refusal raises (and rolls
+    the payment back)."""
+    checkout = provider_get(payment.provider).start_checkout(payment)
+    payment.metadata = {**(payment.metadata or {}), "checkout": checkout}
+    payment.gateway_payment_id = str(
+        checkout.get("checkout_session_id") or checkout.get("order_id") or checkout.get("reference") or ""
+    )[:255]
+    payment.save(update_fields=["metadata", "gateway_payment_id", "updated_at"])
+    return payment
+
+
 @transaction.atomic
 def payment_complete(*, payment: Payment, transaction_id: str = "", receipt_url: str = "") -> Payment:
-    """Mark the payment completed and grant its credits (a `purchase` ledger row), once.
+    """Mark the payment completed and apply what it bought, once: a package's credits (a
+    `purchase` ledger row), or a plan's subscription (`accounts.services.subscription_activate`:
+    started, or extended by a period, and linked to the payment).
 
-    Locks the payment row, then the balance row. A payment already completed is returned
+    Locks the payment row, then the balance row (packages) or the user and subscription rows
+    (plans). A payment already completed is returned
     unchanged (no second grant). Only pending, processing or failed payments can complete
     (a provider may report success after a failed attempt); a refunded or cancelled payment
     raises InvalidTransition (409) and grants nothing, so a refund that overtook the success
@@ -95,14 +116,18 @@ def payment_complete(*, payment: Payment, transaction_id: str = "", receipt_url:
         return payment
     if payment.status not in (Status.PENDING, Status.PROCESSING, Status.FAILED):
         raise InvalidTransition(f"A {payment.status} payment cannot complete.")
-    credits_grant(
-        user=payment.user,
-        amount=payment.credits,
-        type=CreditTransaction.Type.PURCHASE,
-        idempotency_key=f"payment:{payment.id}:purchase",
-        payment=payment,
-        reason=f"{payment.package.name} via {payment.provider}",
-    )
+    if payment.plan_id is not None:
+        subscription = subscription_activate(user_id=payment.user_id, plan=payment.plan)
+        payment.subscription = subscription
+    else:
+        credits_grant(
+            user=payment.user,
+            amount=payment.credits,
+            type=CreditTransaction.Type.PURCHASE,
+            idempotency_key=f"payment:{payment.id}:purchase",
+            payment=payment,
+            reason=f"{payment.package.name} via {payment.provider}",
+        )
     payment.status = Status.COMPLETED
     payment.completed_at = timezone.now()
     payment.failure_reason = ""
@@ -117,6 +142,7 @@ def payment_complete(*, payment: Payment, transaction_id: str = "", receipt_url:
             "failure_reason",
             "transaction_id",
             "receipt_url",
+            "subscription",
             "updated_at",
         ]
     )
@@ -129,7 +155,7 @@ def payment_fail(*, payment: Payment, reason: str = "") -> Payment:
 
     Locks the payment row. A payment already failed is returned unchanged; one that completed,
     was refunded or cancelled raises InvalidTransition (409): a late failure notice never
-    undoes a success.
+    undoes a success. A failed renewal makes its subscription `past_due` (grace period).
     """
     payment = _lock(payment)
     if payment.status == Status.FAILED:
@@ -140,6 +166,10 @@ def payment_fail(*, payment: Payment, reason: str = "") -> Payment:
     payment.failed_at = timezone.now()
     payment.failure_reason = (reason or "Declined by the provider.")[:500]
     payment.save(update_fields=["status", "failed_at", "failure_reason", "updated_at"])
+    if payment.subscription_id is not None and payment.period_start is not None:
+        subscription_payment_failed(
+            subscription_id=payment.subscription_id, period_start=payment.period_start
+        )
     return payment
 
 
@@ -152,6 +182,8 @@ def payment_refund(*, payment: Payment, reason: str = "", created_by=None) -> Pa
     `refund_shortfall`. A refund that arrives before the success notice marks the payment
     refunded without touching credits, and the later success grants nothing. Refunding twice
     returns the payment unchanged. A free payment cannot be refunded (InvalidTransition, 409).
+    A subscription payment has no credits to claw back; its subscription runs to the end of the
+    period (staff cancel it in the admin if they must).
     """
     payment = _lock(payment)
     if payment.status == Status.REFUNDED:
@@ -159,7 +191,7 @@ def payment_refund(*, payment: Payment, reason: str = "", created_by=None) -> Pa
     if payment.provider == Provider.FREE:
         raise InvalidTransition("A free package has nothing to refund.")
     clawback = 0
-    if payment.status == Status.COMPLETED:
+    if payment.status == Status.COMPLETED and payment.credits:
         _, balance = _lock_balance(payment.user_id)
         clawback = min(payment.credits, balance)
         if clawback:
@@ -198,7 +230,11 @@ def payment_refund(*, payment: Payment, reason: str = "", created_by=None) -> Pa
 
 
 def _lock(payment: Payment) -> Payment:
-    return Payment.objects.select_for_update().select_related("package", "user").get(pk=payment.pk)
+    return (
+        Payment.objects.select_for_update(of=("self",))
+        .select_related("package", "plan", "user")
+        .get(pk=payment.pk)
+    )
 
 
 class PaymentMismatch(ApplicationError):

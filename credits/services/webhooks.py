@@ -29,6 +29,10 @@ def _secret(provider: str) -> str | None:
     return None if found is None else found.secret()
 
 
+def _verify(provider: str, headers: dict, body: bytes, now: int | None) -> None:
+    provider_get(provider).verify_webhook(headers, body, now=now)
+
+
 def _parse(provider: str, payload, body: bytes) -> Event:
     try:
         event = provider_get(provider).parse_event(body)
@@ -40,6 +44,19 @@ def _parse(provider: str, payload, body: bytes) -> Event:
 def _apply(provider_code: str, wrapped: Event) -> tuple[str, dict, dict]:
     event = wrapped.data
     payment_id = _uuid(event.payment_id)
+    if not event.type:
+        # An event this provider sends that moves no money here: acknowledged, nothing done.
+        return (
+            Outcome.IGNORED,
+            {"status": Outcome.IGNORED, "event_id": event.event_id, "detail": "Event type not handled."},
+            {"payment_id": payment_id},
+        )
+    if payment_id is None and event.gateway_payment_id:
+        payment_id = (
+            Payment.objects.filter(provider=provider_code, gateway_payment_id=event.gateway_payment_id)
+            .values_list("pk", flat=True)
+            .first()
+        )
     links = {"payment_id": payment_id}
 
     def accepted(outcome, detail=""):
@@ -51,8 +68,8 @@ def _apply(provider_code: str, wrapped: Event) -> tuple[str, dict, dict]:
     payment = None
     if payment_id is not None:
         payment = (
-            Payment.objects.select_for_update()
-            .select_related("package", "user")
+            Payment.objects.select_for_update(of=("self",))
+            .select_related("package", "plan", "user")
             .filter(pk=payment_id, provider=provider_code)
             .first()
         )
@@ -88,7 +105,7 @@ def _apply(provider_code: str, wrapped: Event) -> tuple[str, dict, dict]:
     return accepted(Outcome.PROCESSED)
 
 
-PAYMENTS = WebhookHandler(source="payments", secret=_secret, parse=_parse, apply=_apply)
+PAYMENTS = WebhookHandler(source="payments", secret=_secret, parse=_parse, apply=_apply, verify=_verify)
 
 
 def payment_webhook_receive(

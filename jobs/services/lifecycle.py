@@ -5,6 +5,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from accounts.models import User
+from accounts.selectors import license_lapsed
 from config.exceptions import ApplicationError, Conflict, Forbidden, InvalidTransition
 from jobs import file_services
 from jobs.files import check_upload
@@ -22,6 +23,10 @@ MODEL_EXPORT = "model_export"  # its options and source are checked and recorded
 
 class ModelLimitReached(Forbidden):
     code = "model_limit_reached"
+
+
+class LicenseExpired(Forbidden):
+    code = "license_expired"
 
 
 def job_kind_get(*, code: str) -> JobKind:
@@ -65,7 +70,8 @@ def job_create(
     """Create a job and queue it, charging credits_per_unit × requested_count (job_transition).
 
     Locks the user row when the kind counts toward the model limit (raises ModelLimitReached,
-    403); the charge locks the credit balance (InsufficientCredits, 402). On any error nothing
+    403; an ended trial without a live subscription raises LicenseExpired, 403 `license_expired`);
+    the charge locks the credit balance (InsufficientCredits, 402). On any error nothing
     persists: not the job, not the charge, not the model slot. An external_id the same user
     already used → 409 `duplicate_external_id` (another user's ids are invisible). A
     `model_export` job's options and source model are checked (400/404/409, see
@@ -89,6 +95,8 @@ def job_create(
         export = model_export_check(user=user, params=params or {})
         params = {**(params or {}), **export[0].as_params()}
     if kind.counts_toward_model_limit:
+        if license_lapsed(user_id=user.pk):
+            raise LicenseExpired("Your trial has ended; subscribe to import new models.")
         _reserve_model_slot(user.pk)
         file_services.model_import_failures_check(user_id=user.pk)
     job = Job(

@@ -1,14 +1,11 @@
 import re
-from datetime import timedelta
-from decimal import Decimal
 
 import pytest
 from django.test import Client
 from django.urls import reverse
-from django.utils import timezone
 
 from accounts import services
-from accounts.models import License, ServiceApiKey, Subscription, User, UserPreferences
+from accounts.models import License, ServiceApiKey, Subscription, SubscriptionPlan, User, UserPreferences
 from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -32,15 +29,7 @@ def admin_client(superuser):
 def populated():
     """One row of every accounts model."""
     user = UserFactory(name="Listed Person")
-    now = timezone.now()
-    services.subscription_activate(
-        user=user,
-        amount=Decimal("299.00"),
-        currency="THB",
-        billing_cycle="monthly",
-        start=now,
-        end=now + timedelta(days=30),
-    )
+    services.subscription_activate(user_id=user.pk, plan=SubscriptionPlan.objects.get(code="premium_monthly"))
     api_key, key = services.api_key_create(name="render-worker", scopes=["jobs:write"])
     return {"user": user, "api_key": api_key, "key": key}
 
@@ -64,7 +53,7 @@ def test_admin_login_refuses_a_wrong_password(superuser):
     assert b"errornote" in response.content
 
 
-MODELS = [User, License, Subscription, UserPreferences, ServiceApiKey]
+MODELS = [User, License, Subscription, SubscriptionPlan, UserPreferences, ServiceApiKey]
 
 
 @pytest.mark.parametrize("model", MODELS, ids=lambda m: m.__name__)

@@ -8,7 +8,7 @@ from rest_framework_simplejwt.token_blacklist.models import OutstandingToken
 from rest_framework_simplejwt.tokens import RefreshToken
 
 from accounts import services
-from accounts.models import License, Subscription, User
+from accounts.models import License, Subscription, SubscriptionPlan, User
 from accounts.tasks import expire_licenses, flush_expired_tokens
 from tests.accounts.conftest import register_payload
 from tests.factories import UserFactory
@@ -35,18 +35,19 @@ def _license(user, *, ends_in: timedelta, status=License.Status.ACTIVE):
     return License.objects.get(user=user)
 
 
-def _subscription(user, *, ends_in: timedelta, status=Subscription.Status.ACTIVE, model_limit=50):
+def _subscription(user, *, ends_in: timedelta, status=Subscription.Status.ACTIVE, **fields):
+    """A live subscription of the seeded monthly plan, moved to end `ends_in` from now."""
     now = timezone.now()
     sub = services.subscription_activate(
-        user=user,
-        amount=Decimal("299.00"),
-        currency="THB",
-        billing_cycle="monthly",
-        start=now - timedelta(days=40),
-        end=now + ends_in,
-        model_limit=model_limit,
+        user_id=user.pk, plan=SubscriptionPlan.objects.get(code="premium_monthly")
     )
-    Subscription.objects.filter(pk=sub.pk).update(status=status)
+    Subscription.objects.filter(pk=sub.pk).update(
+        start_date=now - timedelta(days=40),
+        end_date=now + ends_in,
+        status=status,
+        past_due_since=now - timedelta(days=4) if status == Subscription.Status.PAST_DUE else None,
+        **fields,
+    )
     return sub
 
 
@@ -64,40 +65,59 @@ def test_expiry_task_expires_ended_licenses_only():
     assert License.objects.get(user=suspended).status == "suspended"
 
 
-def test_expiry_task_expires_ended_subscriptions_and_returns_users_to_the_free_tier():
-    lapsed, paying, past_due = UserFactory(), UserFactory(), UserFactory()
-    lapsed_sub = _subscription(lapsed, ends_in=-timedelta(minutes=1))
+def test_expiry_task_ends_lapsed_subscriptions_and_returns_their_users_to_the_free_tier():
+    # given: one cancelled at period end whose period is over, one renewing but unpaid for longer
+    # than the grace period, one past due for longer than the grace, and three still covered
+    cancelled, unpaid, past_due = UserFactory(), UserFactory(), UserFactory()
+    paying, in_grace, renewing = UserFactory(), UserFactory(), UserFactory()
+    now = timezone.now()
+    cancelled_sub = _subscription(
+        cancelled, ends_in=-timedelta(minutes=1), auto_renew=False, cancelled_at=now
+    )
+    unpaid_sub = _subscription(unpaid, ends_in=-timedelta(days=3, minutes=1))
+    past_due_sub = _subscription(past_due, ends_in=-timedelta(days=4), status=Subscription.Status.PAST_DUE)
     paying_sub = _subscription(paying, ends_in=timedelta(days=3))
-    past_due_sub = _subscription(past_due, ends_in=-timedelta(days=2), status=Subscription.Status.PAST_DUE)
+    in_grace_sub = _subscription(in_grace, ends_in=-timedelta(days=1), status=Subscription.Status.PAST_DUE)
+    Subscription.objects.filter(pk=in_grace_sub.pk).update(past_due_since=now - timedelta(days=1))
+    renewing_sub = _subscription(renewing, ends_in=-timedelta(days=1))
 
+    # when
     result = expire_licenses()
 
-    assert result["subscriptions"] == 2
-    assert Subscription.objects.get(pk=lapsed_sub.pk).status == "expired"
-    assert Subscription.objects.get(pk=past_due_sub.pk).status == "expired"
-    assert Subscription.objects.get(pk=paying_sub.pk).status == "active"
-    for user in (lapsed, past_due):
+    # then
+    assert result["subscriptions"] == 3
+    statuses = dict(Subscription.objects.values_list("pk", "status"))
+    assert statuses[cancelled_sub.pk] == "cancelled"
+    assert statuses[unpaid_sub.pk] == "expired" and statuses[past_due_sub.pk] == "expired"
+    assert statuses[paying_sub.pk] == "active" and statuses[renewing_sub.pk] == "active"
+    assert statuses[in_grace_sub.pk] == "past_due"
+    for user in (cancelled, unpaid, past_due):
         user.refresh_from_db()
         assert (user.tier, user.model_limit) == ("free", 5)
-    paying.refresh_from_db()
-    assert (paying.tier, paying.model_limit) == ("premium", 50)
+    for user in (paying, in_grace, renewing):
+        user.refresh_from_db()
+        assert (user.tier, user.model_limit) == ("premium", 100)
 
 
-def test_user_with_another_running_subscription_stays_premium():
+def test_the_database_holds_one_live_subscription_per_user():
     user = UserFactory()
-    _subscription(user, ends_in=-timedelta(minutes=1))
-    _subscription(user, ends_in=timedelta(days=30), model_limit=80)
+    _subscription(user, ends_in=timedelta(days=3))
 
-    expire_licenses()
-
-    user.refresh_from_db()
-    assert (user.tier, user.model_limit) == ("premium", 80)
+    with pytest.raises(IntegrityError):
+        Subscription.objects.create(
+            user=user,
+            amount=Decimal("1.00"),
+            start_date=timezone.now(),
+            end_date=timezone.now() + timedelta(days=1),
+            status=Subscription.Status.PAST_DUE,
+            past_due_since=timezone.now(),
+        )
 
 
 def test_expiry_task_is_idempotent():
     user = UserFactory()
     _license(user, ends_in=-timedelta(days=1))
-    _subscription(user, ends_in=-timedelta(days=1))
+    _subscription(user, ends_in=-timedelta(days=4))
     first = expire_licenses()
     snapshot = (
         list(License.objects.values()),

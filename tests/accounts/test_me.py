@@ -5,7 +5,7 @@ import pytest
 from django.utils import timezone
 
 from accounts import services
-from accounts.models import License, Subscription, User, UserPreferences
+from accounts.models import License, Subscription, SubscriptionPlan, User, UserPreferences
 from tests.conftest import assert_error, client_for
 
 pytestmark = pytest.mark.django_db
@@ -14,16 +14,7 @@ ME = "/api/users/me"
 
 
 def test_me_shows_plan_usage_progress_balance_license_and_subscription(auth_client, user):
-    now = timezone.now()
-    services.subscription_activate(
-        user=user,
-        amount=Decimal("299.00"),
-        currency="THB",
-        billing_cycle="monthly",
-        start=now,
-        end=now + timedelta(days=30),
-        model_limit=50,
-    )
+    services.subscription_activate(user_id=user.pk, plan=SubscriptionPlan.objects.get(code="premium_monthly"))
 
     body = auth_client.get(ME).json()
 
@@ -40,7 +31,7 @@ def test_me_shows_plan_usage_progress_balance_license_and_subscription(auth_clie
         "subscription",
     ):
         assert key in body
-    assert body["tier"] == "premium" and body["model_limit"] == 50
+    assert body["tier"] == "premium" and body["model_limit"] == 100
     assert body["subscription"]["amount"] == "299.00"
     assert body["subscription"]["status"] == "active"
     assert body["license"]["type"] == "trial"

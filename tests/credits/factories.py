@@ -27,5 +27,5 @@ class PaymentFactory(factory.django.DjangoModelFactory):
     credits = factory.LazyAttribute(lambda p: p.package.credits)
     amount = factory.LazyAttribute(lambda p: p.package.price)
     currency = factory.LazyAttribute(lambda p: p.package.currency)
-    provider = "stripe"
+    provider = "truemoney"
     status = Payment.Status.PENDING

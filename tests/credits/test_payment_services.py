@@ -30,7 +30,7 @@ def test_complete_twice_grants_once(user):
 
 def test_completion_grants_the_credits_snapshotted_at_purchase(user):
     package = CreditPackageFactory(credits=10)
-    payment = purchase_start(user=user, package=package, provider="stripe")
+    payment = purchase_start(user=user, package=package, provider="truemoney")
     package.credits = 99
     package.save()
 

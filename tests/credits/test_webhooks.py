@@ -36,7 +36,7 @@ def event(payment, type="payment.succeeded", **overrides):
     return body
 
 
-def deliver(client, payload, *, provider="stripe", secret=SECRET, timestamp=None, header=None, raw=None):
+def deliver(client, payload, *, provider="truemoney", secret=SECRET, timestamp=None, header=None, raw=None):
     body = raw if raw is not None else json.dumps(payload).encode()
     if header is None:
         header = sign(body, secret, timestamp)
@@ -48,7 +48,7 @@ def deliver(client, payload, *, provider="stripe", secret=SECRET, timestamp=None
 
 @pytest.fixture
 def payment(user):
-    return PaymentFactory(user=user, provider="stripe")
+    return PaymentFactory(user=user, provider="truemoney")
 
 
 def test_succeeded_event_completes_payment_and_grants_credits_once(api_client, payment, user):
@@ -66,7 +66,7 @@ def test_succeeded_event_completes_payment_and_grants_credits_once(api_client, p
     assert row.type == "purchase" and row.payment == payment and row.amount == 10
     log = WebhookLog.objects.get()
     assert (log.provider, log.event_id, log.outcome, log.signature_valid, log.status_code) == (
-        "stripe",
+        "truemoney",
         payload["event_id"],
         "processed",
         True,
@@ -197,7 +197,7 @@ def test_bad_signature_is_refused_and_logged(api_client, payment, user):
         user,
         "invalid_signature",
     )
-    assert log.signature_valid is False and (log.source, log.provider) == ("payments", "stripe")
+    assert log.signature_valid is False and (log.source, log.provider) == ("payments", "truemoney")
     payment.refresh_from_db()
     assert payment.status == "pending"
 
@@ -240,7 +240,7 @@ def test_signature_over_another_body_is_refused(api_client, payment, user):
 
 
 def test_unconfigured_secret_refuses_everything(api_client, payment, user, settings):
-    settings.PAYMENT_WEBHOOK_SECRETS = {**settings.PAYMENT_WEBHOOK_SECRETS, "stripe": ""}
+    settings.PAYMENT_WEBHOOK_SECRETS = {**settings.PAYMENT_WEBHOOK_SECRETS, "truemoney": ""}
     _assert_refused(
         deliver(api_client, event(payment), secret=""),
         401,
@@ -251,7 +251,7 @@ def test_unconfigured_secret_refuses_everything(api_client, payment, user, setti
 
 
 def test_secret_is_read_from_settings_at_call_time(api_client, payment, user, settings):
-    settings.PAYMENT_WEBHOOK_SECRETS = {**settings.PAYMENT_WEBHOOK_SECRETS, "stripe": "rotated"}
+    settings.PAYMENT_WEBHOOK_SECRETS = {**settings.PAYMENT_WEBHOOK_SECRETS, "truemoney": "rotated"}
     assert deliver(api_client, event(payment), secret="rotated").status_code == 200
     assert balance_get(user=user) == 10
 
@@ -359,14 +359,14 @@ def test_oversize_body_is_400_and_logged(api_client, payment, user, settings):
 
 
 def test_get_on_the_webhook_is_405(api_client):
-    assert_error(api_client.get("/api/webhooks/payments/stripe"), 405)
+    assert_error(api_client.get("/api/webhooks/payments/truemoney"), 405)
 
 
 def test_webhook_path_answers_with_trailing_slash(api_client, payment, user):
     body = json.dumps(event(payment)).encode()
     response = api_client.generic(
         "POST",
-        "/api/webhooks/payments/stripe/",
+        "/api/webhooks/payments/truemoney/",
         body,
         content_type="application/json",
         HTTP_X_SIGNATURE=sign(body, SECRET),
@@ -401,10 +401,10 @@ def test_same_webhook_delivered_ten_times_concurrently_grants_once(ledger_sum):
     from tests.factories import UserFactory
 
     user = UserFactory()
-    payment = PaymentFactory(user=user, provider="razorpay")
+    payment = PaymentFactory(user=user, provider="promptpay")
     payload = event(payment)
 
-    responses = run_in_threads(lambda: deliver(APIClient(), payload, provider="razorpay"), [()] * 10)
+    responses = run_in_threads(lambda: deliver(APIClient(), payload, provider="promptpay"), [()] * 10)
 
     statuses = sorted(r.json()["status"] for r in responses)
     assert statuses == ["duplicate"] * 9 + ["processed"]

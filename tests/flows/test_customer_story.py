@@ -16,8 +16,8 @@ PASSWORD = "Flow-story-pass-42"
 
 
 @pytest.fixture(autouse=True)
-def _stripe_secret(settings):
-    settings.PAYMENT_WEBHOOK_SECRETS = {**settings.PAYMENT_WEBHOOK_SECRETS, "stripe": SECRET}
+def _truemoney_secret(settings):
+    settings.PAYMENT_WEBHOOK_SECRETS = {**settings.PAYMENT_WEBHOOK_SECRETS, "truemoney": SECRET}
 
 
 def _signed_post(client, path: str, payload: dict):
@@ -44,7 +44,7 @@ def test_register_buy_credits_run_a_batch_and_get_failed_units_back(api_client, 
     packages = packages["results"] if isinstance(packages, dict) else packages
     popular = next(p for p in packages if p["name"] == "Popular Pack")
     purchase = api_client.post(
-        "/api/credits/purchases", {"package_id": popular["id"], "provider": "stripe"}, format="json"
+        "/api/credits/purchases", {"package_id": popular["id"], "provider": "truemoney"}, format="json"
     )
     assert purchase.status_code == 201, purchase.content
     payment = purchase.json()
@@ -52,7 +52,7 @@ def test_register_buy_credits_run_a_batch_and_get_failed_units_back(api_client, 
     assert payment["status"] == "pending"
     confirmed = _signed_post(
         api_client,
-        "/api/webhooks/payments/stripe",
+        "/api/webhooks/payments/truemoney",
         {
             "event_id": f"evt_{uuid.uuid4().hex}",
             "type": "payment.succeeded",

@@ -36,7 +36,7 @@ class Command(BaseCommand):
         granted through the ledger), failed, and one still waiting for its webhook."""
         popular = CreditPackage.objects.get(name="Popular Pack")
         starter = CreditPackage.objects.get(name="Starter Pack")
-        paid = purchase_start(user=demo, package=popular, provider=Provider.STRIPE)
+        paid = purchase_start(user=demo, package=popular, provider=Provider.TRUEMONEY)
         payment_complete(payment=paid, transaction_id=f"demo-txn-{demo.pk}-1")
         failed = purchase_start(user=demo, package=starter, provider=Provider.PROMPTPAY)
         payment_fail(payment=failed, reason="Card declined (demo)")

@@ -1,0 +1,134 @@
+"""Buying and renewing subscriptions (SPEC §12) through the payment path of credit packages.
+
+A plan is bought like a package: `subscription_purchase_start` opens a `pending` Payment for the
+plan with the provider's checkout; the provider's webhook completes it and
+`payment_complete` activates (or extends) the subscription. The daily task calls
+`subscriptions_renew`, which opens one renewal payment per subscription and period (a partial
+unique index on Payment decides); a renewal whose checkout cannot even be created is failed at
+once, which puts the subscription `past_due`. Status changes themselves belong to
+`accounts.services.subscription_transition`.
+"""
+
+import logging
+from datetime import datetime
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from accounts.models import Subscription, SubscriptionPlan
+from accounts.services import subscription_lock_live
+from config.exceptions import ApplicationError, Conflict
+from credits.models import Payment
+from credits.services.payments import payment_check_provider, payment_fail, payment_start_checkout
+
+logger = logging.getLogger(__name__)
+
+
+class AlreadySubscribed(Conflict):
+    code = "already_subscribed"
+
+
+def subscription_purchase_start(*, user, plan: SubscriptionPlan, provider: str | None) -> Payment:
+    """Open a `pending` Payment for `plan` with the provider's checkout payload.
+
+    Raises ApplicationError (400) for an inactive plan or an unusable provider, the provider's
+    refusal (`provider_unavailable` 400, `provider_error` 502; nothing persists), and
+    AlreadySubscribed (409) while the user has an active subscription that renews by itself (a
+    past-due one, or one cancelled at period end, may be paid for: the payment extends it).
+    Locks the user row, then the live subscription, so the check holds against a concurrent
+    activation.
+    """
+    if not plan.is_active:
+        raise ApplicationError(
+            "Invalid input.", code="validation_error", fields={"plan": ["This plan is not available."]}
+        )
+    payment_check_provider(provider)
+    with transaction.atomic():
+        live = subscription_lock_live(user.pk)
+        if live is not None and live.status == Subscription.Status.ACTIVE and live.auto_renew:
+            raise AlreadySubscribed("You already have an active subscription that renews automatically.")
+        payment = Payment.objects.create(
+            user=user,
+            plan=plan,
+            credits=0,
+            amount=plan.price,
+            currency=plan.currency,
+            provider=provider,
+            status=Payment.Status.PENDING,
+        )
+        return payment_start_checkout(payment=payment)
+
+
+def subscriptions_due_for_renewal(*, now: datetime):
+    return Subscription.objects.filter(
+        status=Subscription.Status.ACTIVE, auto_renew=True, end_date__lte=now, plan__isnull=False
+    )
+
+
+def subscription_renewal_start(*, subscription_id, now: datetime | None = None) -> Payment | None:
+    """Open the renewal payment of the period that starts at the subscription's `end_date`, once.
+
+    Locks the user row, then the subscription; returns None when there is nothing to do (not
+    active, not renewing, not due, no completed payment to take the provider from, or this
+    period's renewal already exists — the partial unique index on (subscription, period_start)
+    decides under races). When the provider cannot create the checkout, the payment is kept as
+    `failed` with the reason, and the subscription becomes `past_due` (3 days of grace).
+    """
+    now = now or timezone.now()
+    with transaction.atomic():
+        owner = Subscription.objects.filter(pk=subscription_id).values_list("user_id", flat=True).first()
+        if owner is None:
+            return None
+        live = subscription_lock_live(owner)
+        if (
+            live is None
+            or live.pk != subscription_id
+            or not subscriptions_due_for_renewal(now=now).filter(pk=live.pk).exists()
+        ):
+            return None
+        last = (
+            Payment.objects.filter(subscription=live, status=Payment.Status.COMPLETED)
+            .order_by("-completed_at")
+            .values_list("provider", flat=True)
+            .first()
+        )
+        if last is None:
+            logger.warning("subscriptions: %s has no completed payment to renew through", live.pk)
+            return None
+        plan = live.plan
+        try:
+            with transaction.atomic():
+                payment = Payment.objects.create(
+                    user_id=live.user_id,
+                    plan=plan,
+                    subscription=live,
+                    period_start=live.end_date,
+                    credits=0,
+                    amount=plan.price,
+                    currency=plan.currency,
+                    provider=last,
+                    status=Payment.Status.PENDING,
+                    metadata={"renewal": True},
+                )
+        except IntegrityError:
+            return None
+        try:
+            with transaction.atomic():
+                payment_start_checkout(payment=payment)
+        except ApplicationError as exc:
+            logger.warning("subscriptions: renewal checkout for %s failed: %s", live.pk, exc.message)
+            payment = payment_fail(payment=payment, reason=f"Checkout could not be created: {exc.message}")
+        return payment
+
+
+def subscriptions_renew(*, now: datetime | None = None) -> dict:
+    """Open the renewal payment of every subscription due (each in its own transaction; safe to
+    run twice). Returns counts: `renewals` opened, `failed` among them (now past due)."""
+    now = now or timezone.now()
+    counts = {"renewals": 0, "failed": 0}
+    for pk in subscriptions_due_for_renewal(now=now).order_by("pk").values_list("pk", flat=True):
+        payment = subscription_renewal_start(subscription_id=pk, now=now)
+        if payment is not None:
+            counts["renewals"] += 1
+            counts["failed"] += payment.status == Payment.Status.FAILED
+    return counts

@@ -1,0 +1,70 @@
+"""The subscription renewal schedule as deployed (SPEC §9, §12): synced into django-celery-beat,
+dispatched by Beat's own code with its stored options, run by a real worker."""
+
+from datetime import UTC, datetime
+
+import pytest
+import time_machine
+from django.core.management import call_command
+from django_celery_beat.models import PeriodicTask
+from django_celery_beat.schedulers import DatabaseScheduler, ModelEntry
+
+from config.celery import app as celery_app
+from config.models import ScheduledRun
+from credits.models import Payment
+from tests.config.test_schedules_as_deployed import _wait, worker  # noqa: F401 (the worker fixture)
+from tests.conftest import seed_subscription_plans
+from tests.credits.test_subscriptions import NOW, subscribe
+from tests.factories import UserFactory
+
+DUE = datetime(2026, 12, 10, 10, 0, 5, tzinfo=UTC)
+
+
+def _dispatch(task: str) -> None:
+    scheduler = DatabaseScheduler(app=celery_app, lazy=True)
+    scheduler.apply_async(ModelEntry(PeriodicTask.objects.get(task=task), app=celery_app), advance=False)
+
+
+@pytest.fixture(autouse=True)
+def _secrets(settings):
+    from tests.credits.test_subscriptions import SECRET
+
+    settings.PAYMENT_WEBHOOK_SECRETS = {**settings.PAYMENT_WEBHOOK_SECRETS, "promptpay": SECRET}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_beat_dispatches_the_renewal_and_a_real_worker_opens_one_payment_per_period(worker):  # noqa: F811
+    # given a monthly subscription whose period ended, and the schedules as a deployment writes them
+    seed_subscription_plans()
+    user = UserFactory()
+    with time_machine.travel(NOW, tick=False):
+        sub = subscribe(user)
+    call_command("sync_schedules", verbosity=0)
+    celery_app.loader.import_default_modules()
+
+    with time_machine.travel(DUE, tick=True):
+        # when Beat fires the daily renewal, twice (a double fire, a manual "run now")
+        _dispatch("credits.renew_subscriptions")
+        _wait(
+            lambda: ScheduledRun.objects.filter(
+                task="credits.renew_subscriptions", outcome="succeeded"
+            ).exists(),
+            "the renewal run to succeed",
+        )
+        _dispatch("credits.renew_subscriptions")
+        _dispatch("accounts.expire_licenses")
+        _wait(
+            lambda: ScheduledRun.objects.filter(
+                task="accounts.expire_licenses", outcome="succeeded"
+            ).exists(),
+            "the expiry run to succeed",
+        )
+
+    # then exactly one pending renewal payment exists for the new period, and the subscription
+    # (still inside its grace period) is untouched by the expiry run
+    renewal = Payment.objects.get(subscription=sub, period_start__isnull=False)
+    assert renewal.status == "pending" and renewal.period_start == sub.end_date
+    run = ScheduledRun.objects.get(task="credits.renew_subscriptions")
+    assert run.counts == {"renewals": 1, "failed": 0} and run.attempts == 1
+    sub.refresh_from_db()
+    assert sub.status == "active"
