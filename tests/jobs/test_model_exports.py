@@ -8,6 +8,7 @@ from decimal import Decimal
 import numpy as np
 import pytest
 import time_machine
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import IntegrityError, connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
@@ -24,12 +25,17 @@ from tests.jobs.model_helpers import (
     import_model,
     load,
     mesh_bytes,
+    run_all,
 )
 from tests.jobs.test_concurrency import run_concurrently
 
 pytestmark = pytest.mark.django_db
 
 FORMATS = ["stl", "obj", "ply", "glb", "gltf", "3mf"]
+
+
+def models_used_of(user) -> int:
+    return User.objects.get(pk=user.pk).models_used
 
 
 def download(client, export: ModelExport):
@@ -296,3 +302,20 @@ def test_the_database_refuses_an_export_of_another_users_model(user, auth_client
         ModelExport.objects.filter(pk=export.pk).update(source_job=theirs)
     with pytest.raises(IntegrityError), transaction.atomic():
         ModelExport.objects.filter(pk=export.pk).update(user=other_user)
+
+
+def test_an_export_of_an_uploaded_file_records_no_source_model_and_downloads(user, auth_client):
+    upload = SimpleUploadedFile("part.ply", mesh_bytes(SPHERE, "ply"))
+    response = auth_client.post(
+        "/api/jobs",
+        {"kind": "model_export", "params": '{"format": "3mf", "source_units": "in"}', "input": upload},
+        format="multipart",
+    )
+    assert response.status_code == 201, response.content
+    assert run_all() == ["completed"]
+    export = ModelExport.objects.get(job_id=response.json()["id"])
+    recorded = (export.source_job_id, export.format, export.units, export.source_units)
+    assert recorded == (None, "3mf", "mm", "in")
+    mesh = load(body(download(auth_client, export)), "3mf")
+    assert len(mesh.faces) == 80 and np.allclose(mesh.extents, SPHERE.extents * 25.4, rtol=1e-5)
+    assert models_used_of(user) == 0  # an export takes no model slot
