@@ -10,7 +10,7 @@ from config.admin import ReadOnlyAdmin
 from config.admin_tools import CsvExportMixin, OperationForm, operation_view, with_reason
 from config.exceptions import ApplicationError
 from jobs import services
-from jobs.models import ApiUsageLog, Artifact, Job, JobDailyStat, JobFile, JobKind
+from jobs.models import ApiUsageLog, Artifact, Job, JobDailyStat, JobFile, JobKind, ModelExport, Project
 
 
 @admin.register(JobKind)
@@ -278,4 +278,19 @@ class JobDailyStatAdmin(ReadOnlyAdmin):
     ]
     search_fields = ["user__email"]
     date_hierarchy = "date"
+    list_select_related = ["user"]
+
+
+@admin.register(ModelExport)
+class ModelExportAdmin(ReadOnlyAdmin):
+    list_display = ["id", "user", "format", "units", "scale", "download_count", "job", "created_at"]
+    list_filter = ["format", "units"]
+    search_fields = ["user__email", "job__external_id"]
+    list_select_related = ["user", "job"]
+
+
+@admin.register(Project)
+class ProjectAdmin(ReadOnlyAdmin):
+    list_display = ["name", "user", "created_at", "updated_at"]
+    search_fields = ["name", "user__email"]
     list_select_related = ["user"]

@@ -27,7 +27,8 @@ from jobs import apis, selectors
 from jobs.file_serializers import ArtifactSerializer, JobFileSerializer
 from jobs.files import download_name
 from jobs.filters import ArtifactFilter
-from jobs.models import Artifact, JobFile
+from jobs.models import Artifact, JobFile, ModelExport
+from jobs.services.models3d import model_export_download
 
 
 def _is_local(storage, name: str) -> bool:
@@ -70,6 +71,15 @@ def job_file_response(job_file: JobFile) -> HttpResponse:
     return FileResponse(handle, as_attachment=True, filename=filename, content_type=job_file.content_type)
 
 
+# What a file download answers (an export's file, whichever path serves it, also 410 `expired`).
+DOWNLOAD_RESPONSES = {
+    (200, "application/octet-stream"): OpenApiTypes.BINARY,
+    302: OpenApiResponse(description="Signed storage URL (S3)."),
+    404: OpenApiResponse(description="Not the owner's file."),
+    410: OpenApiResponse(description="An export's download link has expired (`expired`)."),
+}
+
+
 class AnyAccept(BaseContentNegotiation):
     """A download answers whatever the client accepts (a file, or the JSON error envelope)."""
 
@@ -97,15 +107,15 @@ class JobFileDownloadApi(APIView):
     permission_classes = [IsUserAccount]
     content_negotiation_class = AnyAccept
 
-    @extend_schema(
-        responses={
-            (200, "application/octet-stream"): OpenApiTypes.BINARY,
-            302: OpenApiResponse(description="Signed storage URL (S3)."),
-            404: OpenApiResponse(description="Not the owner's file."),
-        }
-    )
+    @extend_schema(responses=DOWNLOAD_RESPONSES)
     def get(self, request, job_id, file_id):
-        return job_file_response(selectors.job_file_get(user=request.user, job_id=job_id, file_id=file_id))
+        job_file = selectors.job_file_get(user=request.user, job_id=job_id, file_id=file_id)
+        if job_file.role == JobFile.Role.OUTPUT:
+            # An export's file is counted and expires whichever path asks for it.
+            export = ModelExport.objects.filter(job_id=job_file.job_id).select_related("job").first()
+            if export is not None:
+                job_file = model_export_download(export=export, job_file=job_file)
+        return job_file_response(job_file)
 
 
 class VaultApi(ListAPIView):

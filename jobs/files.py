@@ -37,6 +37,13 @@ RULES = {
     "webp": FileRule("image", "image/webp"),
 }
 MODEL_TYPES = ("stl", "obj", "ply", "glb")
+# Formats the engine writes (model exports) but uploads do not accept: they are not parsed on
+# import, so RULES, which check_upload reads, leaves them out.
+OUTPUT_RULES = {
+    **RULES,
+    "gltf": FileRule("model", "model/gltf+json"),
+    "3mf": FileRule("model", "model/3mf"),
+}
 
 
 def _magic_ok(ext: str, head: bytes) -> bool:

@@ -1,9 +1,11 @@
 import uuid
 
+import pgtrigger
 from django.conf import settings
 from django.db import models
 
 from config.models import UUIDModel
+from jobs.export_options import EXPORT_FORMATS, MM_PER_UNIT
 from jobs.states import JobStatus
 
 EXTERNAL_ID_MAX = 128
@@ -95,6 +97,9 @@ class Job(UUIDModel):
     queued_at = models.DateTimeField(null=True, blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
     completed_at = models.DateTimeField(null=True, blank=True)
+    # Soft delete of an imported model (DELETE /api/models/<job_id>): set once, with the slot
+    # given back in the same statement (jobs.services.models3d.model_delete).
+    deleted_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
@@ -141,6 +146,11 @@ class Job(UUIDModel):
             ),
             models.CheckConstraint(condition=models.Q(status__in=JobStatus.values), name="job_status_valid"),
             models.UniqueConstraint(fields=["user", "external_id"], name="job_external_id_per_user"),
+            # A deleted model never holds a model slot: its slot went back when it was deleted.
+            models.CheckConstraint(
+                condition=models.Q(deleted_at__isnull=True) | models.Q(holds_model_slot=False),
+                name="job_deleted_holds_no_slot",
+            ),
             # A failed or cancelled job is retried at most once (concurrent retries share it).
             models.UniqueConstraint(
                 fields=["retry_of"], condition=models.Q(retry_of__isnull=False), name="job_one_retry_per_job"
@@ -272,3 +282,109 @@ class JobDailyStat(models.Model):
 
     def __str__(self):
         return f"{self.user_id} {self.date}: {self.jobs} jobs"
+
+
+LENGTH_UNITS = tuple(MM_PER_UNIT)
+
+
+class ModelExport(UUIDModel):
+    """One export of a model (SPEC §12 seed 004): the options it was made with, recorded as
+    asked, and how often its file was downloaded. Its link expires JOBS_EXPORT_LINK_SECONDS
+    after the export job completed (jobs.services.models3d)."""
+
+    job = models.OneToOneField(Job, on_delete=models.CASCADE, related_name="model_export")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="model_exports")
+    # The imported model exported (null when the export job was given its own input file).
+    source_job = models.ForeignKey(
+        Job, null=True, blank=True, on_delete=models.SET_NULL, related_name="exports"
+    )
+    format = models.CharField(max_length=8)
+    units = models.CharField(max_length=4)
+    source_units = models.CharField(max_length=4)
+    scale = models.DecimalField(max_digits=16, decimal_places=6)
+    include_normals = models.BooleanField(default=True)
+    include_colors = models.BooleanField(default=True)
+    include_textures = models.BooleanField(default=True)
+    download_count = models.PositiveIntegerField(default=0)
+    last_downloaded_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["user", "-created_at"], name="modelexport_user_created")]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(format__in=EXPORT_FORMATS), name="modelexport_format_valid"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(units__in=LENGTH_UNITS), name="modelexport_units_valid"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(source_units__in=LENGTH_UNITS), name="modelexport_source_units_valid"
+            ),
+            models.CheckConstraint(condition=models.Q(scale__gt=0), name="modelexport_scale_gt_0"),
+        ]
+        triggers = [
+            # The export job and the exported model are the export owner's, whoever writes the row.
+            pgtrigger.Trigger(
+                name="modelexport_same_user",
+                when=pgtrigger.Before,
+                operation=pgtrigger.Insert | pgtrigger.Update,
+                func="""
+                IF NOT EXISTS (SELECT 1 FROM jobs_job WHERE id = NEW.job_id AND user_id = NEW.user_id)
+                   OR (NEW.source_job_id IS NOT NULL AND NOT EXISTS (
+                       SELECT 1 FROM jobs_job WHERE id = NEW.source_job_id AND user_id = NEW.user_id)) THEN
+                    RAISE EXCEPTION 'export % mixes jobs of different users', NEW.id USING ERRCODE = '23514';
+                END IF;
+                RETURN NEW;
+                """,
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.format} export {self.pk}"
+
+
+class Project(UUIDModel):
+    """A user's named group of their own imported models (SPEC §12)."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="projects")
+    name = models.CharField(max_length=120)
+    description = models.TextField(blank=True)
+    models = models.ManyToManyField(Job, through="ProjectModel", related_name="projects", blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["user", "-created_at"], name="project_user_created")]
+
+    def __str__(self):
+        return self.name
+
+
+class ProjectModel(models.Model):
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="+")
+    added_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["added_at", "id"]
+        constraints = [models.UniqueConstraint(fields=["project", "job"], name="projectmodel_unique")]
+        triggers = [
+            # A project holds only its owner's models, whoever writes the row.
+            pgtrigger.Trigger(
+                name="projectmodel_same_user",
+                when=pgtrigger.Before,
+                operation=pgtrigger.Insert | pgtrigger.Update,
+                func="""
+                IF NOT EXISTS (
+                    SELECT 1 FROM jobs_project p JOIN jobs_job j ON j.user_id = p.user_id
+                     WHERE p.id = NEW.project_id AND j.id = NEW.job_id) THEN
+                    RAISE EXCEPTION 'job % is not a model of the owner of project %',
+                        NEW.job_id, NEW.project_id USING ERRCODE = '23514';
+                END IF;
+                RETURN NEW;
+                """,
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.project_id}: {self.job_id}"

@@ -7,7 +7,7 @@ from rest_framework import serializers
 
 from config.parsers import has_unstorable_text
 from jobs.file_serializers import JobFileSerializer
-from jobs.models import EXTERNAL_ID_MAX, Job, JobFile
+from jobs.models import EXPORT_FORMATS, EXTERNAL_ID_MAX, Job, JobFile
 
 EXTERNAL_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:\-]*$")
 MAX_PARAMS_BYTES = 64 * 1024
@@ -50,8 +50,10 @@ class JobCreateInputSerializer(serializers.Serializer):
     def validate(self, attrs):
         if attrs["kind"] == "model_export":
             fmt = attrs["params"].get("format")
-            if fmt not in ("stl", "obj", "glb", "ply"):
-                raise serializers.ValidationError({"params": ["params.format must be stl, obj, glb or ply."]})
+            if fmt not in EXPORT_FORMATS:
+                raise serializers.ValidationError(
+                    {"params": [f"params.format must be one of {', '.join(EXPORT_FORMATS)}."]}
+                )
             source = attrs["params"].get("source_job_id")
             if source is not None:
                 try:

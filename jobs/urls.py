@@ -1,6 +1,6 @@
 from django.urls import path
 
-from jobs import apis, file_apis
+from jobs import apis, file_apis, model_apis
 
 urlpatterns = [
     path("jobs", apis.JobListCreateApi.as_view(), name="job-list"),
@@ -15,6 +15,17 @@ urlpatterns = [
         name="job-file-download",
     ),
     path("vault", file_apis.VaultApi.as_view(), name="vault"),
+    path("models", model_apis.ModelListApi.as_view(), name="model-list"),
+    path("models/<uuid:job_id>", model_apis.ModelDetailApi.as_view(), name="model-detail"),
+    path("exports", model_apis.ModelExportListApi.as_view(), name="model-export-list"),
+    path("exports/<uuid:export_id>", model_apis.ModelExportDetailApi.as_view(), name="model-export-detail"),
+    path(
+        "exports/<uuid:export_id>/download",
+        model_apis.ModelExportDownloadApi.as_view(),
+        name="model-export-download",
+    ),
+    path("projects", model_apis.ProjectListCreateApi.as_view(), name="project-list"),
+    path("projects/<uuid:project_id>", model_apis.ProjectDetailApi.as_view(), name="project-detail"),
     path("job/<str:external_id>", apis.JobByExternalIdApi.as_view(), name="job-by-external-id"),
     path("stats", apis.StatsApi.as_view(), name="job-stats"),
     path("stats/daily", apis.StatsDailyApi.as_view(), name="job-stats-daily"),

@@ -171,6 +171,8 @@ STORAGES = {
 JOBS_FILES_ACCEL_REDIRECT_PREFIX = env("JOBS_FILES_ACCEL_REDIRECT_PREFIX", default="")
 # Lifetime of the signed URL a download redirects to when the storage is remote (S3-compatible).
 JOBS_FILES_SIGNED_URL_SECONDS = env.int("JOBS_FILES_SIGNED_URL_SECONDS", default=300)
+# A model export's download link works this long after the export completed (then 410 `expired`).
+JOBS_EXPORT_LINK_SECONDS = env.int("JOBS_EXPORT_LINK_SECONDS", default=7 * 24 * 3600)
 # Model files whose declared vertex or face count is above this are refused at upload (400
 # `mesh_too_large`), read from the header / a streaming scan, before any full parse.
 JOBS_MAX_MESH_FACES = env.int("JOBS_MAX_MESH_FACES", default=2_000_000)
@@ -297,6 +299,7 @@ SPECTACULAR_SETTINGS = {
         "PaymentProviderEnum": "credits.models.Provider",
         "JobStatusEnum": "jobs.states.JobStatus",
         "JobFileRoleEnum": "jobs.models.JobFile.Role",
+        "LengthUnitsEnum": "jobs.models.LENGTH_UNITS",
         "ShopRoleEnum": "shops.models.Role",
         "ItemKindEnum": "shops.models.Item.Kind",
         "PaymentMethodKindEnum": "shops.models.PaymentMethod.Kind",

@@ -10,10 +10,16 @@ import logging
 import numpy as np
 import trimesh
 from django.conf import settings
+from trimesh.exchange.gltf import export_glb, export_gltf
+from trimesh.exchange.obj import export_obj
+from trimesh.exchange.ply import export_ply
+from trimesh.exchange.threemf import export_3MF
+
+from jobs.export_options import DEFAULT_UNITS, FIXED_UNITS, ExportOptions, ExportOptionsError
 
 logger = logging.getLogger(__name__)
 
-FILE_TYPES = ("stl", "obj", "ply", "glb")
+FILE_TYPES = ("stl", "obj", "ply", "glb")  # what can be imported (and exported from)
 
 
 class MeshError(Exception):
@@ -66,11 +72,57 @@ def analyze_mesh(data: bytes, file_type: str) -> dict:
     }
 
 
-def convert_mesh(data: bytes, source_type: str, target_format: str) -> bytes:
-    """Convert a mesh to another of the supported formats. Raises MeshError on bad input."""
-    target_format = (target_format or "").lower().lstrip(".")
-    if target_format not in FILE_TYPES:
-        raise MeshError(f"Unsupported target format {target_format!r}.")
-    mesh = load_mesh(data, source_type)
-    exported = mesh.export(file_type=target_format)
+def _strip_visuals(mesh: trimesh.Trimesh, options: ExportOptions) -> None:
+    kind = mesh.visual.kind
+    if (kind in ("vertex", "face") and not options.include_colors) or (
+        kind == "texture" and not options.include_textures
+    ):
+        mesh.visual = trimesh.visual.ColorVisuals(mesh=mesh)
+
+
+def export_mesh(mesh: trimesh.Trimesh, options: ExportOptions) -> bytes:
+    """The bytes of `mesh` (changed in place: scaled, visuals stripped) in `options.format`.
+    Raises MeshError when the scaled geometry is not finite."""
+    factor = options.factor
+    if factor != 1:
+        mesh.apply_scale(float(factor))
+        if not np.isfinite(mesh.vertices).all():
+            raise MeshError("The scaled mesh has non-finite vertex coordinates.")
+    _strip_visuals(mesh, options)
+    normals = options.include_normals
+    fmt = options.format
+    if fmt == "stl":
+        exported = mesh.export(file_type="stl")
+    elif fmt == "obj":
+        exported = export_obj(
+            mesh,
+            include_normals=normals,
+            include_color=options.include_colors,
+            include_texture=options.include_textures,
+        )
+    elif fmt == "ply":
+        exported = export_ply(mesh, vertex_normal=normals)
+    elif fmt == "glb":
+        exported = export_glb(trimesh.Scene(mesh), include_normals=normals)
+    elif fmt == "gltf":  # one self-contained file: the buffers embedded as data URIs
+        exported = export_gltf(trimesh.Scene(mesh), include_normals=normals, embed_buffers=True)["model.gltf"]
+    else:
+        exported = export_3MF(mesh)
     return exported.encode() if isinstance(exported, str) else bytes(exported)
+
+
+def convert_mesh(
+    data: bytes, source_type: str, target_format: str, options: ExportOptions | None = None
+) -> bytes:
+    """Convert a mesh to `target_format`, one of EXPORT_FORMATS (with `options`, or that
+    format's defaults). Raises MeshError on bad input or options."""
+    target_format = (target_format or "").lower().lstrip(".")
+    try:
+        if options is None:
+            units = FIXED_UNITS.get(target_format, DEFAULT_UNITS)
+            options = ExportOptions(format=target_format, units=units, source_units=units)
+    except ExportOptionsError as exc:
+        raise MeshError(str(exc)) from None
+    if options.format != target_format:
+        raise MeshError(f"The options are for {options.format}, not {target_format}.")
+    return export_mesh(load_mesh(data, source_type), options)

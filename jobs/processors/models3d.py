@@ -2,8 +2,6 @@
 
 from jobs.processors import JobContext, PermanentJobError, register
 
-EXPORT_FORMATS = ("stl", "obj", "glb", "ply")
-
 
 def _read(job_file) -> bytes:
     """The stored bytes, after the declared-size check (a file stored before the upload check
@@ -45,22 +43,27 @@ def model_import(ctx: JobContext) -> dict:
 
 @register("model_export")
 def model_export(ctx: JobContext) -> dict:
+    from jobs.export_options import ExportOptionsError, export_options
     from jobs.models import Job
     from jobs.processors.mesh import MeshError, convert_mesh
 
-    target = str(ctx.params.get("format", "")).lower()
-    if target not in EXPORT_FORMATS:
-        raise PermanentJobError(f"format must be one of {', '.join(EXPORT_FORMATS)}.")
+    try:
+        options = export_options(ctx.params)
+    except ExportOptionsError as exc:
+        raise PermanentJobError(f"Invalid export options: {exc}") from None
+    target = options.format
     source = ctx.input_file()
     source_job_id = ctx.params.get("source_job_id")
     if source is None and source_job_id:
-        origin = Job.objects.filter(pk=source_job_id, user_id=ctx.job.user_id).first()
+        origin = Job.objects.filter(
+            pk=source_job_id, user_id=ctx.job.user_id, deleted_at__isnull=True
+        ).first()
         source = origin.files.filter(role="input").first() if origin else None
     if source is None:
         raise PermanentJobError("No source model: upload an input file or give source_job_id.")
     ctx.progress(10)
     try:
-        data = convert_mesh(_read(source), source.file_type, target)
+        data = convert_mesh(_read(source), source.file_type, target, options)
     except MeshError as exc:
         raise PermanentJobError(f"The model could not be converted: {exc}") from exc
     ctx.progress(90)
@@ -72,6 +75,16 @@ def model_export(ctx: JobContext) -> dict:
         output_index=len(ctx.outputs) - 1,
     )
     return {
-        "result": {"format": target, "size": len(data), "source_file_id": str(source.pk)},
+        "result": {
+            "format": target,
+            "size": len(data),
+            "source_file_id": str(source.pk),
+            "units": options.units,
+            "source_units": options.source_units,
+            "scale": str(options.scale),
+            "include_normals": options.include_normals,
+            "include_colors": options.include_colors,
+            "include_textures": options.include_textures,
+        },
         "successful_count": 1,
     }

@@ -8,7 +8,7 @@ from django.db import transaction
 
 from config.exceptions import InvalidTransition
 from jobs import file_services
-from jobs.files import RULES, check_upload, prefix_for
+from jobs.files import OUTPUT_RULES, check_upload, prefix_for
 from jobs.models import Artifact, Job, JobFile
 from jobs.services.transitions import job_lock
 from jobs.states import TERMINAL
@@ -66,7 +66,7 @@ def job_outputs_store(job: Job, outputs, artifacts) -> None:
     """Persist what a processor produced (inside the completing transaction)."""
     stored = []
     for item in outputs:
-        rule = RULES[item.ext]
+        rule = OUTPUT_RULES[item.ext]
         job_file = JobFile(
             job=job,
             role=item.role,

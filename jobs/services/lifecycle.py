@@ -11,12 +11,14 @@ from jobs import file_services
 from jobs.files import check_upload
 from jobs.models import Job, JobFile, JobKind
 from jobs.services.files import copy_input_file, store_file
+from jobs.services.models3d import model_export_check, model_export_record
 from jobs.services.transitions import job_lock, job_transition
 from jobs.states import JobStatus
 from jobs.wakeup import enqueue_wakeup
 
 S = JobStatus
 MAX_REQUESTED_COUNT = 100_000
+MODEL_EXPORT = "model_export"  # its options and source are checked and recorded (ModelExport)
 
 
 class ModelLimitReached(Forbidden):
@@ -71,8 +73,10 @@ def job_create(
     403; an ended trial without a live subscription raises LicenseExpired, 403 `license_expired`);
     the charge locks the credit balance (InsufficientCredits, 402). On any error nothing
     persists: not the job, not the charge, not the model slot. An external_id the same user
-    already used → 409 `duplicate_external_id` (another user's ids are invisible). Engine jobs
-    are announced to the workers after commit.
+    already used → 409 `duplicate_external_id` (another user's ids are invisible). A
+    `model_export` job's options and source model are checked (400/404/409, see
+    `model_export_check`) and recorded on its ModelExport row. Engine jobs are announced to the
+    workers after commit.
     """
     kind = job_kind_get(code=kind_code)
     if kind.requires_input_file and input_file is None and input_job_file is None:
@@ -86,6 +90,10 @@ def job_create(
         file_services.storage_quota_reserve(user_id=user.pk, size=input_file.size)
     if external_id and Job.objects.filter(user=user, external_id=external_id).exists():
         raise _duplicate_external_id()
+    export = None
+    if kind.code == MODEL_EXPORT:
+        export = model_export_check(user=user, params=params or {})
+        params = {**(params or {}), **export[0].as_params()}
     if kind.counts_toward_model_limit:
         if license_lapsed(user_id=user.pk):
             raise LicenseExpired("Your trial has ended; subscribe to import new models.")
@@ -109,6 +117,8 @@ def job_create(
     except IntegrityError:
         # job_transition's savepoint rolled the charge back with the row.
         raise _duplicate_external_id() from None
+    if export is not None:
+        model_export_record(job=job, options=export[0], source=export[1])
     if input_file is not None:
         store_file(job, input_file, JobFile.Role.INPUT, field="input")
     elif input_job_file is not None:

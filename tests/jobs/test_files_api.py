@@ -9,11 +9,11 @@ import trimesh
 from django.core.files.storage import FileSystemStorage
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from jobs import engine
 from jobs.models import Artifact, Job, JobFile
 from tests.conftest import assert_error, client_for
 from tests.factories import UserFactory
 from tests.jobs.conftest import give_credits
+from tests.jobs.model_helpers import mesh_bytes, run_all
 
 pytestmark = pytest.mark.django_db
 
@@ -21,16 +21,7 @@ PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
 
 
 def cube_bytes(file_type: str) -> bytes:
-    exported = trimesh.creation.box(extents=(1.0, 1.0, 1.0)).export(file_type=file_type)
-    return exported.encode() if isinstance(exported, str) else exported
-
-
-def run_all() -> list[str]:
-    outcomes = []
-    while claimed := engine.jobs_claim(limit=4):
-        for job_id, attempt in claimed:
-            outcomes.append(engine.job_run(job_id=job_id, attempt=attempt))
-    return outcomes
+    return mesh_bytes(trimesh.creation.box(extents=(1.0, 1.0, 1.0)), file_type)
 
 
 def import_via_api(client, name="cube.stl", data=None):

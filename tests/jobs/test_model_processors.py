@@ -6,23 +6,16 @@ import pytest
 import trimesh
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from jobs import engine, services
+from config.exceptions import NotFound
+from jobs import services
 from jobs.models import Artifact, Job, JobDailyStat, JobFile
+from tests.jobs.model_helpers import mesh_bytes, run_all
 
 pytestmark = pytest.mark.django_db
 
 
 def cube_bytes(file_type: str) -> bytes:
-    exported = trimesh.creation.box(extents=(1.0, 1.0, 1.0)).export(file_type=file_type)
-    return exported.encode() if isinstance(exported, str) else exported
-
-
-def run_all() -> list[str]:
-    outcomes = []
-    while claimed := engine.jobs_claim(limit=4):
-        for job_id, attempt in claimed:
-            outcomes.append(engine.job_run(job_id=job_id, attempt=attempt))
-    return outcomes
+    return mesh_bytes(trimesh.creation.box(extents=(1.0, 1.0, 1.0)), file_type)
 
 
 def import_job(user, name: str, data: bytes) -> Job:
@@ -86,9 +79,11 @@ def test_model_export_without_a_source_fails_without_retrying(user):
 def test_another_users_model_cannot_be_exported(user, other_user):
     theirs = import_job(other_user, "cube.stl", cube_bytes("stl"))
     run_all()
-    job = services.job_create(
-        user=user, kind_code="model_export", params={"format": "obj", "source_job_id": str(theirs.pk)}
-    )
-    assert run_all() == ["failed"]
-    job.refresh_from_db()
-    assert not JobFile.objects.filter(job=job).exists()
+    # the export is refused when it is asked for (404, as for a model that does not exist):
+    # no job, no file
+    with pytest.raises(NotFound):
+        services.job_create(
+            user=user, kind_code="model_export", params={"format": "obj", "source_job_id": str(theirs.pk)}
+        )
+    assert not Job.objects.filter(user=user).exists()
+    assert run_all() == []

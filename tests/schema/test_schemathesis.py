@@ -18,6 +18,7 @@ from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import response_schema_conformance, status_code_conformance
 
 from config.wsgi import application
+from jobs.models import Project
 from shops import services
 from shops.models import Role
 from tests.factories import UserFactory
@@ -85,6 +86,7 @@ def world(db) -> dict:
             "keyword_reply_id": shop.keyword_replies.create(keywords=["price"], reply="100 THB").pk,
             "saved_reply_id": shop.saved_replies.create(title="Thanks", text="Thank you").pk,
             "slug": form.slug,
+            "project_id": Project.objects.create(user=user, name="Parts").pk,
         },
     }
 
