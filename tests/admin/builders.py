@@ -42,7 +42,8 @@ from credits.models import (
     WebhookLog,
 )
 from credits.services import credits_grant
-from jobs.models import ApiUsageLog, Job, JobDailyStat, JobKind
+from jobs.models import ApiUsageLog, Job, JobDailyStat, JobKind, ModelExport, Project
+from jobs.services.models3d import project_create
 from shops import services as shop_services
 from shops.models import (
     Conversation,
@@ -257,6 +258,31 @@ def jobs(n):
         JobFactory(user=_user())
 
 
+def _model():
+    return shared.get(
+        "model", lambda: JobFactory(user=_user(), kind=JobKind.objects.get(code="model_import"))
+    )
+
+
+def model_exports(n):
+    export_kind = JobKind.objects.get(code="model_export")
+    for _ in range(n):
+        ModelExport.objects.create(
+            job=JobFactory(user=_user(), kind=export_kind),
+            user=_user(),
+            source_job=_model(),
+            format="stl",
+            units="mm",
+            source_units="mm",
+            scale=Decimal("1"),
+        )
+
+
+def projects(n):
+    for i in _numbers(n):
+        project_create(user=_user(), name=f"Project {i}", model_ids=[_model().pk])
+
+
 def usage_logs(n):
     for _ in range(n):
         ApiUsageLog.objects.create(provider="openai", units=1, job=_job())
@@ -421,6 +447,8 @@ BUILDERS = {
     PaymentEvent: payment_events,
     JobKind: job_kinds,
     Job: jobs,
+    ModelExport: model_exports,
+    Project: projects,
     ApiUsageLog: usage_logs,
     JobDailyStat: job_daily_stats,
     Shop: shops,
