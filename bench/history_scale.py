@@ -53,10 +53,14 @@ SELECT gen_random_uuid(), ts, ts, %(user)s,
   FROM (SELECT i, now() - (%(n)s - i) * interval '1 second' AS ts FROM generate_series(1, %(n)s) AS i) g
 """,
     "balance": """
-INSERT INTO credits_creditbalance (id, created_at, updated_at, user_id, balance)
-SELECT gen_random_uuid(), now(), now(), %(user)s, COALESCE(sum(amount), 0)
+INSERT INTO credits_creditbalance (id, created_at, updated_at, user_id, balance,
+                                   lifetime_spent, lifetime_bonus)
+SELECT gen_random_uuid(), now(), now(), %(user)s, COALESCE(sum(amount), 0),
+       COALESCE(-sum(amount) FILTER (WHERE type = 'usage'), 0),
+       COALESCE(sum(amount) FILTER (WHERE type = 'bonus'), 0)
   FROM credits_credittransaction WHERE user_id = %(user)s
-ON CONFLICT (user_id) DO UPDATE SET balance = EXCLUDED.balance
+ON CONFLICT (user_id) DO UPDATE SET balance = EXCLUDED.balance, lifetime_spent = EXCLUDED.lifetime_spent,
+                                    lifetime_bonus = EXCLUDED.lifetime_bonus
 """,
     "jobs": f"""
 INSERT INTO jobs_job ({JOB_COLUMNS})

@@ -99,9 +99,11 @@ class Job(UUIDModel):
     class Meta:
         ordering = ["-created_at"]
         indexes = [
-            models.Index(fields=["user", "-created_at"], name="job_user_created"),
-            models.Index(fields=["user", "status"], name="job_user_status"),
-            models.Index(fields=["user", "kind"], name="job_user_kind"),
+            # The list: each filter + its full ordering (ending with the id), so page 1 and every
+            # keyset page are index range scans whatever the user's history.
+            models.Index(fields=["user", "-created_at", "-id"], name="job_user_created"),
+            models.Index(fields=["user", "status", "-created_at", "-id"], name="job_user_status"),
+            models.Index(fields=["user", "kind", "-created_at", "-id"], name="job_user_kind"),
             # The engine's claim: highest priority, then oldest, among claimable engine jobs.
             models.Index(
                 models.F("priority").desc(),
@@ -223,7 +225,7 @@ class Artifact(UUIDModel):
 
     class Meta:
         ordering = ["-created_at"]
-        indexes = [models.Index(fields=["user", "-created_at"])]
+        indexes = [models.Index(fields=["user", "-created_at", "-id"], name="artifact_user_created")]
 
     def __str__(self):
         return f"{self.type} {self.name}"
