@@ -20,6 +20,7 @@ from rest_framework_simplejwt.settings import api_settings as jwt_settings
 from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
 from rest_framework_simplejwt.tokens import RefreshToken
 
+from accounts.authentication import user_row_cache
 from accounts.emails import email_send_after_commit
 from accounts.models import (
     FREE_MODEL_LIMIT,
@@ -155,6 +156,7 @@ def user_soft_delete(*, user: User) -> None:
     User.objects.filter(pk=user.pk, deleted_at__isnull=True).update(
         deleted_at=timezone.now(), is_active=False, updated_at=timezone.now()
     )
+    user_row_cache.forget(user.pk)  # its access tokens stop working with the next request
     outstanding = OutstandingToken.objects.filter(user=user, blacklistedtoken__isnull=True)
     BlacklistedToken.objects.bulk_create(
         [BlacklistedToken(token=token) for token in outstanding], ignore_conflicts=True
@@ -170,6 +172,7 @@ def user_record_progress(*, user: User, time_spent_delta: int, step: int) -> Use
         last_session_final_step=step,
         updated_at=timezone.now(),
     )
+    user_row_cache.forget(user.pk)
     user.refresh_from_db(fields=["time_spent", "max_step_reached", "last_session_final_step"])
     return user
 
@@ -219,6 +222,7 @@ def subscriptions_expire(*, now: datetime | None = None) -> int:
     User.objects.filter(pk__in=user_ids - still_paying).update(
         tier=Tier.FREE, model_limit=FREE_MODEL_LIMIT, updated_at=now
     )
+    user_row_cache.forget(*(user_ids - still_paying))
     return len(ended)
 
 
@@ -247,6 +251,7 @@ def subscription_activate(
         next_billing_date=end,
     )
     User.objects.filter(pk=user.pk).update(tier=Tier.PREMIUM, model_limit=model_limit)
+    user_row_cache.forget(user.pk)
     return sub
 
 
@@ -336,6 +341,7 @@ def password_reset_confirm(*, uid: str, token: str, new_password: str) -> User:
 def email_verification_send(*, user: User) -> bool:
     """Email `user` a link confirming their address (after commit, by Celery). Returns False
     and sends nothing when the address is already verified."""
+    user.refresh_from_db()  # request.user may be a few seconds old (accounts.authentication)
     if user.email_verified_at is not None:
         return False
     token = email_verification_tokens.make_token(user)
