@@ -252,10 +252,12 @@ class ApiUsageLog(UUIDModel):
 
 
 class JobDailyStat(models.Model):
-    """Per-user, per-day totals of the jobs created that day (UTC), read by /api/stats.
+    """Per-user, per-day totals of the jobs created that day (UTC), and of those that ended that
+    day, read by /api/stats.
 
-    Maintained by deferred row triggers on jobs_job and jobs_artifact (migration 0003) in the
-    same transaction as the change, so it is never out of step, whoever writes the job.
+    Maintained by deferred row triggers on jobs_job and jobs_artifact (migrations 0003, and
+    0010 for the ended counts) in the same transaction as the change, so it is never out of
+    step, whoever writes the job.
     """
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
@@ -266,6 +268,10 @@ class JobDailyStat(models.Model):
     failed = models.BigIntegerField(default=0)
     credits_spent = models.BigIntegerField(default=0)
     vault_items = models.BigIntegerField(default=0)
+    # Jobs that *ended* that day (UTC date of completed_at) as completed / failed, whatever day
+    # they were created: /api/stats' completed_jobs and failed_jobs, without scanning jobs.
+    ended_completed = models.BigIntegerField(default=0, db_default=0)
+    ended_failed = models.BigIntegerField(default=0, db_default=0)
 
     class Meta:
         ordering = ["user", "date"]
