@@ -76,7 +76,12 @@ class JobListCreateApi(ListAPIView):
             external_id=data.get("external_id"),
             input_file=data.get("input"),
         )
-        job = selectors.job_get(user=request.user, job_id=job.pk)
+        # Without an input file the new job is exactly what was written: no need to read it back.
+        job = (
+            selectors.job_get(user=request.user, job_id=job.pk)
+            if data.get("input") is not None
+            else selectors.job_as_listed(job=job)
+        )
         return Response(JobOutputSerializer(job).data, status=status.HTTP_201_CREATED)
 
 

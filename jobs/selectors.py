@@ -27,6 +27,13 @@ def job_get(*, user, job_id) -> Job:
     return job
 
 
+def job_as_listed(*, job: Job) -> Job:
+    """A job this request has just created (kind and user loaded, no files stored), shaped like
+    a `job_list` row without reading it back: its prefetched `files` are known to be none."""
+    job._prefetched_objects_cache = {"files": JobFile.objects.none()}
+    return job
+
+
 def job_get_by_external_id(*, user, external_id: str) -> Job:
     """The caller's job with this external id. An id no job can have (NUL bytes, bad characters,
     too long) is simply not found: it never reaches the database."""
