@@ -18,8 +18,8 @@ One attempt of one job:
 Claims, heartbeats and progress bypass `save()` on purpose: none of them changes a status that
 has a credit meaning, and they must stay single cheap statements. The two status writes among
 them (claim: → preparing, start: → processing) authorise themselves to the status guard
-(migration 0008) inside their own short transaction; every other status change of a job,
-here as anywhere, goes through `jobs.services.job_transition`.
+(migration 0008) inside their own statement (one round trip each, see CLAIM_SQL); every other
+status change of a job, here as anywhere, goes through `jobs.services.job_transition`.
 """
 
 import logging
@@ -34,18 +34,14 @@ from django.db.models import DurationField, ExpressionWrapper, F, Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from jobs.models import Job
+from jobs.models import Job, JobKind
 from jobs.processors import JobContext, PermanentJobError, get_processor
-from jobs.services import job_outputs_store, job_transition
+from jobs.services import job_outputs_store, job_transition, job_transition_in_atomic
 from jobs.states import RUNNING, TERMINAL, JobStatus
 from jobs.wakeup import enqueue_wakeup
 
 logger = logging.getLogger(__name__)
 S = JobStatus
-
-# The status guard lets these two statements change a status (any job: '*') only inside the
-# transaction that ran AUTHORISE_ANY_SQL.
-AUTHORISE_ANY_SQL = "SELECT set_config('jobs.transition', '*', true)"
 
 # Table and status names come from the model and the status enum, never literals.
 _SQL_NAMES = {
@@ -56,10 +52,17 @@ _SQL_NAMES = {
     "retrying": S.RETRYING.value,
 }
 
+# The claim and the start each authorise themselves inside their own statement: the one-row
+# `auth` CTE joined into the UPDATE is evaluated before the join yields the first row to update
+# (whatever the join order), so before the status guard's BEFORE UPDATE trigger runs; and
+# set_config(…, true) lasts until the end of the transaction, which in autocommit is this
+# statement. One round trip each instead of BEGIN, set_config, UPDATE, COMMIT.
 CLAIM_SQL = """
+WITH auth AS MATERIALIZED (SELECT set_config('jobs.transition', '*', true) AS granted)
 UPDATE {job} AS j
    SET status = '{preparing}', attempts = j.attempts + 1, heartbeat_at = now(),
        next_attempt_at = NULL, updated_at = now()
+  FROM auth
  WHERE j.id IN (
         SELECT id FROM {job}
          WHERE status IN ('{queued}', '{retrying}') AND runs_on_engine
@@ -70,25 +73,65 @@ UPDATE {job} AS j
 RETURNING j.id, j.attempts, j.priority, j.queued_at
 """.format(**_SQL_NAMES)
 
+# The job's and its kind's columns, in model field order, for the start's RETURNING.
+_JOB_FIELDS = [f.attname for f in Job._meta.concrete_fields]
+_KIND_FIELDS = [f.attname for f in JobKind._meta.concrete_fields]
 START_SQL = """
-UPDATE {job} SET status = '{processing}', started_at = COALESCE(started_at, clock_timestamp()),
+WITH auth AS MATERIALIZED (SELECT set_config('jobs.transition', '*', true) AS granted)
+UPDATE {job} AS j SET status = '{processing}', started_at = COALESCE(j.started_at, clock_timestamp()),
        attempt_started_at = clock_timestamp(), heartbeat_at = now(), updated_at = now()
- WHERE id = %s AND attempts = %s AND status = '{preparing}'
-""".format(**_SQL_NAMES)
+  FROM auth, {kind} AS k
+ WHERE j.id = %s AND j.attempts = %s AND j.status = '{preparing}' AND k.id = j.kind_id
+RETURNING {columns}
+""".format(
+    kind=JobKind._meta.db_table,
+    columns=", ".join(
+        [f'j."{Job._meta.get_field(n).column}"' for n in _JOB_FIELDS]
+        + [f'k."{JobKind._meta.get_field(n).column}"' for n in _KIND_FIELDS]
+    ),
+    **_SQL_NAMES,
+)
+
+
+def _autocommit_statement(sql: str, params: list) -> list[tuple]:
+    """Run one statement and return its rows: its own transaction in autocommit (the engine),
+    part of the caller's when there is one (the set_config then lasts until that one ends)."""
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall()
 
 
 def jobs_claim(*, limit: int = 1) -> list[tuple]:
     """Claim up to `limit` due engine jobs, highest priority then oldest first.
 
-    One statement in its own transaction; SKIP LOCKED makes concurrent claimers take disjoint
+    One statement, its own transaction; SKIP LOCKED makes concurrent claimers take disjoint
     jobs without waiting. Returns [(job_id, attempt)] in the order they must run.
     """
-    with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(AUTHORISE_ANY_SQL)
-        cursor.execute(CLAIM_SQL, [limit])
-        rows = cursor.fetchall()
+    rows = _autocommit_statement(CLAIM_SQL, [limit])
     rows.sort(key=lambda r: (-r[2], r[3]))
     return [(r[0], r[1]) for r in rows]
+
+
+def _job_start(job_id, attempt: int) -> Job | None:
+    """`preparing → processing` if this attempt still owns the job, in one statement that also
+    returns the job with its kind; None when the attempt lost the job."""
+    rows = _autocommit_statement(START_SQL, [job_id, attempt])
+    if not rows:
+        return None
+    values = rows[0]
+    job = _from_row(Job, _JOB_FIELDS, values[: len(_JOB_FIELDS)])
+    job.kind = _from_row(JobKind, _KIND_FIELDS, values[len(_JOB_FIELDS) :])
+    return job
+
+
+def _from_row(model, attnames: list[str], values) -> object:
+    """A model instance from raw column values, through each field's from_db_value (JSON)."""
+    fields = [model._meta.get_field(name) for name in attnames]
+    converted = [
+        field.from_db_value(value, None, connection) if hasattr(field, "from_db_value") else value
+        for field, value in zip(fields, values, strict=True)
+    ]
+    return model.from_db(connection.alias, attnames, converted)
 
 
 def retry_delay(attempts: int) -> float:
@@ -170,7 +213,8 @@ def job_attempt_succeeded(*, job_id, attempt: int, outcome: dict | None, ctx: Jo
     )
     if "result" in outcome:
         fields["result"] = outcome["result"]
-    job = job_transition(job=job, to=S.COMPLETED, fields=fields)
+    # The row is locked and current (_owned): no savepoint, no second lock.
+    job = job_transition_in_atomic(job=job, to=S.COMPLETED, fields=fields, locked=True)
     if ctx is not None and (ctx.outputs or ctx.artifacts):
         job_outputs_store(job, ctx.outputs, ctx.artifacts)
     return True
@@ -186,12 +230,13 @@ def job_attempt_failed(*, job_id, attempt: int, error: str, permanent: bool = Fa
         return None
     error = str(error)[:10_000]
     if permanent or job.attempts > job.max_retries:
-        return job_transition(job=job, to=S.FAILED, fields={"error": error}).status
+        return job_transition_in_atomic(job=job, to=S.FAILED, fields={"error": error}, locked=True).status
     delay = retry_delay(job.attempts)
-    job = job_transition(
+    job = job_transition_in_atomic(
         job=job,
         to=S.RETRYING,
         fields={"error": error, "next_attempt_at": timezone.now() + timedelta(seconds=delay)},
+        locked=True,
     )
     enqueue_wakeup(countdown=delay)
     return job.status
@@ -199,12 +244,9 @@ def job_attempt_failed(*, job_id, attempt: int, error: str, permanent: bool = Fa
 
 def job_run(*, job_id, attempt: int, heartbeat: Heartbeat | None = None) -> str:
     """Run one claimed attempt to its end. Never raises for a processor error."""
-    with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(AUTHORISE_ANY_SQL)
-        cursor.execute(START_SQL, [job_id, attempt])
-        if cursor.rowcount != 1:
-            return "lost"
-    job = Job.objects.select_related("kind", "user").get(pk=job_id)
+    job = _job_start(job_id, attempt)
+    if job is None:
+        return "lost"
     processor = get_processor(job.kind.code)
     if processor is None:
         job_attempt_failed(
