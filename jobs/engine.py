@@ -22,6 +22,7 @@ them (claim: → preparing, start: → processing) authorise themselves to the s
 status change of a job, here as anywhere, goes through `jobs.services.job_transition`.
 """
 
+import json
 import logging
 import random
 import threading
@@ -29,12 +30,15 @@ import time
 from datetime import timedelta
 
 from django.conf import settings
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, transaction
 from django.db.models import DurationField, ExpressionWrapper, F, Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from accounts.models import User, UserPreferences
 from jobs.models import Job, JobKind
+from jobs.notifications import job_finished_notify
 from jobs.processors import JobContext, PermanentJobError, get_processor
 from jobs.services import job_outputs_store, job_transition, job_transition_in_atomic
 from jobs.states import RUNNING, TERMINAL, JobStatus
@@ -194,16 +198,7 @@ def _owned(job_id, attempt) -> Job | None:
     return job
 
 
-@transaction.atomic
-def job_attempt_succeeded(*, job_id, attempt: int, outcome: dict | None, ctx: JobContext | None) -> bool:
-    """Complete the attempt: outputs, artifacts, counts and `completed`, in one transaction.
-
-    Locks the job row; does nothing (returns False) if this attempt no longer owns the job.
-    """
-    job = _owned(job_id, attempt)
-    if job is None:
-        return False
-    outcome = outcome or {}
+def _completion_fields(job: Job, outcome: dict) -> dict:
     failed = int(outcome.get("failed_count", 0))
     successful = int(outcome.get("successful_count", job.requested_count - failed))
     fields = {"error": ""}
@@ -213,6 +208,95 @@ def job_attempt_succeeded(*, job_id, attempt: int, outcome: dict | None, ctx: Jo
     )
     if "result" in outcome:
         fields["result"] = outcome["result"]
+    return fields
+
+
+# The completion of an attempt with no money effect in one statement: `processing|finalizing →
+# completed` under the lease check, only for a job already charged and with no failed unit
+# (then job_transition's signal would neither charge nor refund nor free a slot). It returns
+# what the finish notification needs: the owner and their notification preferences.
+COMPLETE_SQL = """
+WITH auth AS MATERIALIZED (SELECT set_config('jobs.transition', '*', true) AS granted)
+UPDATE {job} AS j
+   SET status = '{completed}', progress = 100, error = '', successful_count = %(successful)s,
+       failed_count = 0, result = COALESCE(%(result)s::jsonb, j.result), completed_at = %(now)s,
+       updated_at = %(now)s
+  FROM auth, {user} AS u
+ WHERE j.id = %(id)s AND j.attempts = %(attempt)s AND j.status IN ('{processing}', '{finalizing}')
+   AND j.charged AND j.failed_count = 0 AND u.id = j.user_id
+RETURNING u.id, u.email, u.name, u.is_active, u.deleted_at,
+          (SELECT p.notifications FROM {preferences} AS p WHERE p.user_id = j.user_id)
+""".format(
+    user=User._meta.db_table,
+    preferences=UserPreferences._meta.db_table,
+    completed=S.COMPLETED.value,
+    finalizing=S.FINALIZING.value,
+    **_SQL_NAMES,
+)
+
+
+def _complete_in_one_statement(job: Job, attempt: int, fields: dict) -> bool:
+    """COMPLETE_SQL for `job` (as started by this attempt); False when it does not apply (the
+    lease was lost, or the job has a money effect to settle): the caller takes the general path."""
+    now = timezone.now()
+    result = fields.get("result")
+    rows = _autocommit_statement(
+        COMPLETE_SQL,
+        {
+            "id": job.pk,
+            "attempt": attempt,
+            "successful": fields["successful_count"],
+            "result": None if "result" not in fields else json.dumps(result, cls=DjangoJSONEncoder),
+            "now": now,
+        },
+    )
+    if not rows:
+        return False
+    user_id, email, name, is_active, deleted_at, notifications = rows[0]
+    job.user = User.from_db(
+        connection.alias,
+        ["id", "email", "name", "is_active", "deleted_at"],
+        [user_id, email, name, is_active, deleted_at],
+    )
+    notifications = UserPreferences._meta.get_field("notifications").from_db_value(
+        notifications, None, connection
+    )
+    for name_, value in fields.items():
+        setattr(job, name_, value)
+    job.status, job.progress, job.completed_at = S.COMPLETED, 100, now
+    job_finished_notify(job=job, notifications=notifications or {})
+    return True
+
+
+def job_attempt_succeeded(
+    *, job_id, attempt: int, outcome: dict | None, ctx: JobContext | None, job: Job | None = None
+) -> bool:
+    """Complete the attempt: outputs, artifacts, counts and `completed`, atomically.
+
+    `job`: the instance this attempt started (`_job_start`); when the completion has no money
+    effect and nothing to store, it is one statement (COMPLETE_SQL). Otherwise one transaction
+    that locks the job row. Does nothing (returns False) if this attempt no longer owns the job.
+    """
+    outcome = outcome or {}
+    if (
+        job is not None
+        and job.charged
+        and job.failed_count == 0
+        and not (ctx is not None and (ctx.outputs or ctx.artifacts))
+    ):
+        fields = _completion_fields(job, outcome)
+        simple = fields["failed_count"] == 0 and fields.get("result", {}) is not None
+        if simple and _complete_in_one_statement(job, attempt, fields):
+            return True
+    return _attempt_succeeded_locked(job_id=job_id, attempt=attempt, outcome=outcome, ctx=ctx)
+
+
+@transaction.atomic
+def _attempt_succeeded_locked(*, job_id, attempt: int, outcome: dict, ctx: JobContext | None) -> bool:
+    job = _owned(job_id, attempt)
+    if job is None:
+        return False
+    fields = _completion_fields(job, outcome)
     # The row is locked and current (_owned): no savepoint, no second lock.
     job = job_transition_in_atomic(job=job, to=S.COMPLETED, fields=fields, locked=True)
     if ctx is not None and (ctx.outputs or ctx.artifacts):
@@ -268,7 +352,7 @@ def job_run(*, job_id, attempt: int, heartbeat: Heartbeat | None = None) -> str:
     finally:
         if heartbeat is not None:
             heartbeat.release(job_id)
-    ok = job_attempt_succeeded(job_id=job_id, attempt=attempt, outcome=outcome, ctx=ctx)
+    ok = job_attempt_succeeded(job_id=job_id, attempt=attempt, outcome=outcome, ctx=ctx, job=job)
     return "completed" if ok else "lost"
 
 
