@@ -9,17 +9,20 @@ One attempt of one job:
 1. claim (one UPDATE … RETURNING for up to JOBS_CLAIM_BATCH jobs): `queued|retrying → preparing`,
    attempts + 1, heartbeat now. The attempt number is the job's lease: every later write of this
    attempt checks it, so a worker presumed dead that wakes up again cannot overwrite anything.
-2. `preparing → processing` (started_at), then the processor runs outside any transaction; a
-   heartbeat thread refreshes heartbeat_at of every job this worker holds; progress is written
-   by short statements so pollers see it.
+2. `preparing → processing` (started_at; one UPDATE … RETURNING the job and its kind), then the
+   processor runs outside any transaction; a heartbeat thread refreshes heartbeat_at of every
+   job this worker holds; progress is written by short statements so pollers see it.
 3. success: one transaction writes outputs, artifacts, counts and `completed` (credits for failed
-   units refunded by the signal). Failure: `retrying` with exponential backoff and jitter while
-   attempts ≤ max_retries, else `failed` (the signal refunds the charge).
+   units refunded by the signal) — or, with nothing to store and no credit to move, one
+   lease-checked statement (COMPLETE_SQL). Failure: `retrying` with exponential backoff and
+   jitter while attempts ≤ max_retries, else `failed` (the signal refunds the charge).
 Claims, heartbeats and progress bypass `save()` on purpose: none of them changes a status that
 has a credit meaning, and they must stay single cheap statements. The two status writes among
 them (claim: → preparing, start: → processing) authorise themselves to the status guard
 (migration 0008) inside their own statement (one round trip each, see CLAIM_SQL); every other
-status change of a job, here as anywhere, goes through `jobs.services.job_transition`.
+status change of a job, here as anywhere, goes through `jobs.services.job_transition`, except
+the one-statement completion of step 3, which has no credit meaning either (the job is charged
+and has no failed unit to refund) and announces the finish itself (`job_finished_notify`).
 """
 
 import json
