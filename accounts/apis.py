@@ -5,7 +5,6 @@ from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import exceptions, status
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
-from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 from rest_framework_simplejwt.tokens import RefreshToken
 
@@ -28,6 +27,7 @@ from accounts.serializers import (
 )
 from config.exceptions import ApplicationError
 from config.parsers import LimitedJSONParser
+from config.throttling import ScopedRateThrottle
 
 
 def _issue_tokens(user) -> dict:

@@ -6,14 +6,21 @@
 - `Authorization: Api-Key <key>`: a hashed, scoped service key for machine callers.
 """
 
+import threading
+import time
+
+from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
+from django.db import DEFAULT_DB_ALIAS, transaction
 from django.middleware.csrf import CsrfViewMiddleware
 from django.utils import timezone
 from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 from rest_framework_simplejwt.authentication import JWTAuthentication
+from rest_framework_simplejwt.exceptions import InvalidToken
+from rest_framework_simplejwt.settings import api_settings as jwt_settings
 
-from accounts.models import ServiceApiKey
+from accounts.models import ServiceApiKey, User
 
 ACCESS_COOKIE = "access_token"
 REFRESH_COOKIE = "refresh_token"
@@ -24,11 +31,73 @@ class _CSRFCheck(CsrfViewMiddleware):
         return reason
 
 
+class _UserRowCache:
+    """The user rows JWT requests authenticated with, per process, for AUTH_USER_CACHE_SECONDS.
+
+    Without it every JWT request reads its user row (a query, a round trip and the ORM's work)
+    only to learn it is still active. Only active, not deleted users are kept, as their field
+    values (each request gets a fresh instance, so nothing a view does to request.user leaks
+    into another request). Staleness is bounded twice: a saved or deleted user is forgotten at
+    once by the signal in accounts/signals.py (services that change users with a queryset
+    UPDATE call `forget` themselves), and every entry expires after the TTL, which bounds how
+    long another process's change (another gunicorn worker, a Celery worker) can go unseen.
+    0 disables it.
+    """
+
+    MAX_ENTRIES = 10_000
+
+    def __init__(self):
+        self._rows: dict[str, tuple[float, tuple]] = {}
+        self._lock = threading.Lock()
+        self._fields = [f.attname for f in User._meta.concrete_fields]
+
+    def get(self, user_id) -> User | None:
+        entry = self._rows.get(str(user_id))
+        if entry is None or entry[0] <= time.time():
+            return None
+        return User.from_db(DEFAULT_DB_ALIAS, self._fields, entry[1])
+
+    def put(self, user: User) -> None:
+        ttl = settings.AUTH_USER_CACHE_SECONDS
+        if ttl <= 0:
+            return
+        values = tuple(getattr(user, name) for name in self._fields)
+        with self._lock:
+            if len(self._rows) >= self.MAX_ENTRIES:
+                self._rows.clear()
+            self._rows[str(user.pk)] = (time.time() + ttl, values)
+
+    def forget(self, *user_ids) -> None:
+        """Drop these users now, and again when the current transaction commits (a request
+        served in between, by another thread, may have cached the row as it was before)."""
+        self._drop(user_ids)
+        transaction.on_commit(lambda: self._drop(user_ids))
+
+    def _drop(self, user_ids) -> None:
+        with self._lock:
+            for user_id in user_ids:
+                self._rows.pop(str(user_id), None)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._rows.clear()
+
+
+user_row_cache = _UserRowCache()
+
+
 class JWTCookieOrHeaderAuthentication(JWTAuthentication):
     def get_user(self, validated_token):
-        user = super().get_user(validated_token)
-        if getattr(user, "deleted_at", None) is not None:
-            raise exceptions.AuthenticationFailed("User is inactive", code="user_inactive")
+        try:
+            user_id = validated_token[jwt_settings.USER_ID_CLAIM]
+        except KeyError as exc:
+            raise InvalidToken("Token contained no recognizable user identification") from exc
+        user = user_row_cache.get(user_id)
+        if user is None:
+            user = super().get_user(validated_token)  # the row; refuses a missing or inactive user
+            if getattr(user, "deleted_at", None) is not None:
+                raise exceptions.AuthenticationFailed("User is inactive", code="user_inactive")
+            user_row_cache.put(user)
         return user
 
     def authenticate(self, request):

@@ -20,6 +20,7 @@ from rest_framework_simplejwt.settings import api_settings as jwt_settings
 from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
 from rest_framework_simplejwt.tokens import RefreshToken
 
+from accounts.authentication import user_row_cache
 from accounts.emails import email_send_after_commit
 from accounts.models import (
     FREE_MODEL_LIMIT,
@@ -157,6 +158,7 @@ def user_soft_delete(*, user: User) -> None:
     User.objects.filter(pk=user.pk, deleted_at__isnull=True).update(
         deleted_at=timezone.now(), is_active=False, updated_at=timezone.now()
     )
+    user_row_cache.forget(user.pk)  # its access tokens stop working with the next request
     outstanding = OutstandingToken.objects.filter(user=user, blacklistedtoken__isnull=True)
     BlacklistedToken.objects.bulk_create(
         [BlacklistedToken(token=token) for token in outstanding], ignore_conflicts=True
@@ -172,6 +174,7 @@ def user_record_progress(*, user: User, time_spent_delta: int, step: int) -> Use
         last_session_final_step=step,
         updated_at=timezone.now(),
     )
+    user_row_cache.forget(user.pk)
     user.refresh_from_db(fields=["time_spent", "max_step_reached", "last_session_final_step"])
     return user
 
@@ -232,6 +235,7 @@ def subscription_lock_live(user_id) -> Subscription | None:
 
 def _user_set_tier(user_id, *, tier: str, model_limit: int, now: datetime) -> None:
     User.objects.filter(pk=user_id).update(tier=tier, model_limit=model_limit, updated_at=now)
+    user_row_cache.forget(user_id)
 
 
 @transaction.atomic
@@ -451,6 +455,7 @@ def password_reset_confirm(*, uid: str, token: str, new_password: str) -> User:
 def email_verification_send(*, user: User) -> bool:
     """Email `user` a link confirming their address (after commit, by Celery). Returns False
     and sends nothing when the address is already verified."""
+    user.refresh_from_db()  # request.user may be a few seconds old (accounts.authentication)
     if user.email_verified_at is not None:
         return False
     token = email_verification_tokens.make_token(user)

@@ -6,7 +6,6 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serial
 from rest_framework import serializers, status
 from rest_framework.permissions import AllowAny, IsAdminUser
 from rest_framework.response import Response
-from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
 from analytics import selectors, services
@@ -21,6 +20,7 @@ from analytics.serializers import (
     SalesInputSerializer,
     SalesOutputSerializer,
 )
+from config.throttling import ScopedRateThrottle
 from shops.apis import ShopScopedMixin
 
 RANGE = [

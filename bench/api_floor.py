@@ -18,9 +18,9 @@ statements each endpoint's work needs (balance: the user row, the balance row an
 aggregate the selector runs; me: the user row, the profile join and its subscriptions; jobs:
 lock balance, ledger row, balance, job row in one transaction). Prints req/s, % of /healthz and % of raw.
 
-Last, a cProfile of `--profile-requests` authenticated GET /api/credits/balance in-process
-(Django's test client, same settings, throttles on) grouped by where the time goes, then the
-top functions by own time.
+Last, a cProfile of `--profile-requests` authenticated GET /api/credits/balance and as many
+POST /api/jobs in-process (Django's test client, same settings, throttles on) grouped by where
+the time goes, then the top functions by own time.
 """
 
 import argparse
@@ -62,7 +62,11 @@ RAW_LEDGER = (
     "balance_after, job_id, payment_id, idempotency_key, reason, created_by_id) "
     "VALUES (%s, now(), now(), %s, 'usage', -1, %s, %s, NULL, %s, '', NULL)"
 )
-RAW_BALANCE = "UPDATE credits_creditbalance SET balance = %s, updated_at = now() WHERE id = %s"
+RAW_BALANCE = (
+    "UPDATE credits_creditbalance SET balance = %s, lifetime_spent = lifetime_spent + 1, updated_at = now() "
+    "WHERE id = %s"
+)
+RAW_AUTHORISE = "SELECT set_config('jobs.transition', %s, true)"
 RAW_JOB = (
     "INSERT INTO jobs_job (id, created_at, updated_at, user_id, kind_id, external_id, status, "
     "priority, runs_on_engine, params, requested_count, successful_count, failed_count, progress, "
@@ -84,7 +88,18 @@ PROFILE_GROUPS = [
     ("  of which cache get (Redis)", "django/core/cache/backends/redis.py", "get"),
     ("  of which cache set (Redis)", "django/core/cache/backends/redis.py", "set"),
     ("  of which Redis client per call", "django/core/cache/backends/redis.py", "get_client"),
-    ("view handler (selector + serializer)", "credits/apis.py", "get"),
+    ("  of which one-round-trip script (Redis)", "config/cache.py", "run_script"),
+    ("view handler GET (selector + serializer)", "credits/apis.py", "get"),
+    ("view handler POST /api/jobs", "jobs/apis.py", "post"),
+    ("  of which job_create (service)", "jobs/services/lifecycle.py", "job_create"),
+    ("  of which the credit charge", "credits/services/ledger.py", "_ledger_write"),
+    ("  of which transaction.atomic exit (COMMIT)", "django/db/transaction.py", "__exit__"),
+    (
+        "  of which on_commit callbacks (wakeup etc.)",
+        "django/db/backends/base/base.py",
+        "run_and_clear_commit_hooks",
+    ),
+    ("serializer validation (is_valid)", "rest_framework/serializers.py", "is_valid"),
     ("ORM SQL compilation (as_sql)", "django/db/models/sql/compiler.py", "as_sql"),
     ("DB round trips (cursor._execute)", "django/db/backends/utils.py", "_execute"),
     ("response rendering", "rest_framework/response.py", "rendered_content"),
@@ -158,6 +173,7 @@ def raw_job_work(user_ids: list, kind_id):
                         RAW_LEDGER, [uuid.uuid4(), user_ids[i], balance - 1, job_id, f"job:{job_id}:charge"]
                     )
                     conn.execute(RAW_BALANCE, [balance - 1, balance_id])
+                    conn.execute(RAW_AUTHORISE, [str(job_id)])  # the status guard trigger's pass
                     conn.execute(RAW_JOB, [job_id, user_ids[i], kind_id, job_id.hex])
                 done += 1
         return done
@@ -165,24 +181,32 @@ def raw_job_work(user_ids: list, kind_id):
     return work
 
 
-def profile_balance(token: str, requests: int) -> None:
+def profile_endpoint(
+    token: str, requests: int, method: str, path: str, body: str | None, status: int
+) -> None:
     from django.test import Client
 
     warnings.filterwarnings("ignore", message="No directory at")
     client = Client(HTTP_AUTHORIZATION=f"Bearer {token}")
+
+    def send():
+        if method == "GET":
+            return client.get(path)
+        return client.post(path, body, content_type="application/json")
+
     for _ in range(20):
-        assert client.get("/api/credits/balance").status_code == 200
+        assert send().status_code == status
     profiler = cProfile.Profile()
     started = time.perf_counter()
     profiler.enable()
     for _ in range(requests):
-        client.get("/api/credits/balance")
+        send()
     profiler.disable()
     per_request = (time.perf_counter() - started) * 1000 / requests
     stats = pstats.Stats(profiler)
     print(
-        f"\ncProfile: {requests} in-process GET /api/credits/balance, {per_request:.2f} ms each under "
-        "the profiler (cumulative ms per request; groups nest)"
+        f"\ncProfile: {requests} in-process {method} {path}, {per_request:.2f} ms each under "
+        "the profiler (cumulative ms per request; groups nest; rows at 0 did not run)"
     )
     print(f"{'where':<44} | {'ms/request':>10} | {'calls/request':>13}")
     for label, file_part, function in PROFILE_GROUPS:
@@ -270,7 +294,8 @@ def main():
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
         server = None
-        profile_balance(tokens[0], args.profile_requests)
+        profile_endpoint(tokens[0], args.profile_requests, "GET", "/api/credits/balance", None, 200)
+        profile_endpoint(tokens[1], args.profile_requests, "POST", "/api/jobs", job_body, 201)
     finally:
         if server is not None:
             os.killpg(server.pid, signal.SIGTERM)

@@ -55,8 +55,8 @@ def load(ledger_rows: int, size_gb: float) -> int:
         )
         conn.execute(f"DELETE FROM {balances}")
         conn.execute(
-            f"""INSERT INTO {balances} (id, created_at, updated_at, user_id, balance)
-                SELECT gen_random_uuid(), now(), now(), user_id, SUM(amount)
+            f"""INSERT INTO {balances} (id, created_at, updated_at, user_id, balance, lifetime_bonus)
+                SELECT gen_random_uuid(), now(), now(), user_id, SUM(amount), SUM(amount)
                   FROM {ledger} GROUP BY user_id"""
         )
         conn.execute("CREATE TABLE bench_backup_filler (id bigint PRIMARY KEY, body text NOT NULL)")

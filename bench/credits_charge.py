@@ -40,7 +40,10 @@ RAW_INSERT = (
     "balance_after, job_id, payment_id, idempotency_key, reason, created_by_id) "
     "VALUES (%s, now(), now(), %s, 'usage', %s, %s, NULL, NULL, %s, '', NULL)"
 )
-RAW_UPDATE = "UPDATE credits_creditbalance SET balance = %s, updated_at = now() WHERE id = %s"
+RAW_UPDATE = (
+    "UPDATE credits_creditbalance SET balance = %s, lifetime_spent = lifetime_spent + 1, updated_at = now() "
+    "WHERE id = %s"
+)
 
 
 def setup_django_and_data(n_users: int):
@@ -94,7 +97,9 @@ def raw_worker(user_ids, stop_at, counter, index):
 def raw_one_statement_worker(user_ids, stop_at, counter, index):
     from credits.services.ledger import ONE_STATEMENT_SQL
 
-    sql = ONE_STATEMENT_SQL.format(balance="credits_creditbalance", ledger="credits_credittransaction")
+    sql = ONE_STATEMENT_SQL.format(
+        balance="credits_creditbalance", ledger="credits_credittransaction", counter="lifetime_spent"
+    )
     done = 0
     prefix = f"raw1:{uuid.uuid4().hex}:"
     pick = random.Random(index)
@@ -108,6 +113,7 @@ def raw_one_statement_worker(user_ids, stop_at, counter, index):
                 "user_id": user_id,
                 "type": "usage",
                 "amount": -1,
+                "counter_delta": 1,
                 "job_id": None,
                 "payment_id": None,
                 "key": f"{prefix}{done}",

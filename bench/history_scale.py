@@ -15,7 +15,7 @@ For every endpoint it sends `--requests` GETs through the whole Django stack (DR
 middleware, JWT auth, view, selector, serializer) as each owner and prints p50/p95 and the
 large/small p95 ratio (issue 14's target: ≤ 1.5×). Lists are measured on page 1 and on a deep
 page: `?page=N` in the middle of the large history (offset `--deep-offset`, default half the
-rows), or — when the endpoint answers a `next` link with `?cursor=` — the cursor reached by
+rows), or — when the endpoint answers `?cursor=` with a `next` link by cursor — the cursor reached by
 walking the `next` links with page_size=100 up to that offset (then asked with the default
 page size). The small owner's "deep" request
 is its page 1 (it has no deeper page).
@@ -53,10 +53,14 @@ SELECT gen_random_uuid(), ts, ts, %(user)s,
   FROM (SELECT i, now() - (%(n)s - i) * interval '1 second' AS ts FROM generate_series(1, %(n)s) AS i) g
 """,
     "balance": """
-INSERT INTO credits_creditbalance (id, created_at, updated_at, user_id, balance)
-SELECT gen_random_uuid(), now(), now(), %(user)s, COALESCE(sum(amount), 0)
+INSERT INTO credits_creditbalance (id, created_at, updated_at, user_id, balance,
+                                   lifetime_spent, lifetime_bonus)
+SELECT gen_random_uuid(), now(), now(), %(user)s, COALESCE(sum(amount), 0),
+       COALESCE(-sum(amount) FILTER (WHERE type = 'usage'), 0),
+       COALESCE(sum(amount) FILTER (WHERE type = 'bonus'), 0)
   FROM credits_credittransaction WHERE user_id = %(user)s
-ON CONFLICT (user_id) DO UPDATE SET balance = EXCLUDED.balance
+ON CONFLICT (user_id) DO UPDATE SET balance = EXCLUDED.balance, lifetime_spent = EXCLUDED.lifetime_spent,
+                                    lifetime_bonus = EXCLUDED.lifetime_bonus
 """,
     "jobs": f"""
 INSERT INTO jobs_job ({JOB_COLUMNS})
@@ -112,7 +116,9 @@ RAW = {
     "orders": """SELECT * FROM shops_formsubmission WHERE shop_id = %(shop)s
                   ORDER BY submitted_at DESC, id LIMIT 20""",
     "orders deep": """SELECT * FROM shops_formsubmission WHERE shop_id = %(shop)s
-                       AND submitted_at < %(order_key)s ORDER BY submitted_at DESC, id LIMIT 20""",
+                       AND submitted_at <= %(order_key)s
+                       AND (submitted_at < %(order_key)s OR id > %(order_id)s)
+                       ORDER BY submitted_at DESC, id LIMIT 20""",
     "messages": """SELECT * FROM shops_message WHERE conversation_id = %(conversation)s
                     ORDER BY created_at, id LIMIT 20""",
     "messages deep": """SELECT * FROM shops_message WHERE conversation_id = %(conversation)s
@@ -129,7 +135,7 @@ KEYS = {
                                ORDER BY created_at DESC, id DESC OFFSET %(offset)s LIMIT 1""",
     ("stock_id",): """SELECT id FROM shops_stockhistory WHERE item_id = %(item)s
                        ORDER BY id DESC OFFSET %(offset)s LIMIT 1""",
-    ("order_key",): """SELECT submitted_at FROM shops_formsubmission WHERE shop_id = %(shop)s
+    ("order_key", "order_id"): """SELECT submitted_at, id FROM shops_formsubmission WHERE shop_id = %(shop)s
                         ORDER BY submitted_at DESC, id OFFSET %(offset)s LIMIT 1""",
     ("message_key", "message_id"): """SELECT created_at, id FROM shops_message
                                        WHERE conversation_id = %(conversation)s
@@ -211,20 +217,32 @@ def endpoints(owner: dict) -> dict:
     }
 
 
-def deep_url(client, url: str, offset: int, page_size: int = 20) -> tuple[str, str]:
-    """The URL of the page starting at `offset`: a cursor reached by walking `next` links when the
-    endpoint pages by cursor, else `?page=N`. Returns (url, how)."""
+# The keyset position (from KEYS) each list's deep cursor starts after.
+CURSOR_KEYS = {
+    "transactions": ("ledger_key", "ledger_id"),
+    "jobs": ("job_key", "job_id"),
+    "stock history": ("stock_id",),
+    "orders": ("order_key", "order_id"),
+    "messages": ("message_key", "message_id"),
+}
+
+
+def deep_url(client, url: str, label: str, params: dict, offset: int) -> tuple[str, str]:
+    """The URL of the page starting after row `offset`: when the endpoint pages by keyset (it
+    answers `?cursor=` with a cursor `next` link), the cursor of the row at that offset, encoded
+    as the server encodes it (walking 500,000 rows of `next` links would take longer than the
+    whole measurement); else `?page=N`. Returns (url, how)."""
+    from config.pagination import StandardPagination
+
     sep = "&" if "?" in url else "?"
-    first = client.get(url).json()
+    first = client.get(f"{url}{sep}cursor=").json()
     if "cursor=" in (first.get("next") or ""):
-        walk = client.get(f"{url}{sep}page_size=100").json()
-        walked = len(walk["results"])
-        while walked < offset and walk.get("next"):
-            walk = client.get(walk["next"]).json()
-            walked += len(walk["results"])
-        deep = (walk["next"] or url).replace("page_size=100", f"page_size={page_size}")
-        return deep, f"cursor after {walked:,}"
-    page = offset // page_size + 1
+        token = StandardPagination._encode([params[key] for key in CURSOR_KEYS[label]], False)
+        deep = f"{url}{sep}cursor={token}"
+        response = client.get(deep)
+        assert response.status_code == 200 and len(response.json()["results"]) == 20, response.content[:300]
+        return deep, f"cursor after {offset:,}"
+    page = offset // 20 + 1
     return f"{url}{sep}page={page}", f"?page={page:,}"
 
 
@@ -293,7 +311,7 @@ def run(args):
             is_list = f"{label} deep" in RAW
             cells = [(label, "", small_urls[label], large_url, RAW[label])]
             if is_list:
-                deep, how = deep_url(clients["large"], large_url, offset)
+                deep, how = deep_url(clients["large"], large_url, label, params, offset)
                 cells.append((f"{label} deep", how, small_urls[label], deep, RAW[f"{label} deep"]))
             for cell_label, how, s_url, l_url, raw_sql in cells:
                 if only and label not in only and cell_label not in only:

@@ -36,7 +36,10 @@ RAW_LEDGER = (
     "balance_after, job_id, payment_id, idempotency_key, reason, created_by_id) "
     "VALUES (%s, now(), now(), %s, 'usage', -1, %s, %s, NULL, %s, '', NULL)"
 )
-RAW_BALANCE = "UPDATE credits_creditbalance SET balance = %s, updated_at = now() WHERE id = %s"
+RAW_BALANCE = (
+    "UPDATE credits_creditbalance SET balance = %s, lifetime_spent = lifetime_spent + 1, updated_at = now() "
+    "WHERE id = %s"
+)
 RAW_JOB = (
     "INSERT INTO jobs_job (id, created_at, updated_at, user_id, kind_id, external_id, status, "
     "priority, runs_on_engine, params, requested_count, successful_count, failed_count, progress, "

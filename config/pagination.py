@@ -193,13 +193,19 @@ class StandardPagination(BasePagination):
 
     @staticmethod
     def _after(fields, values, reverse: bool) -> Q:
-        """Rows strictly after `values` in the ordering (before them when `reverse`)."""
+        """Rows strictly after `values` in the ordering (before them when `reverse`).
+
+        The OR of the keyset steps is led by a non-strict bound on the first field, which the
+        list's index can start its range scan at; without it PostgreSQL reads the index from the
+        first page and filters its way down to the cursor (a deep page would cost its depth).
+        """
         condition = Q()
         for i, (name, descending) in enumerate(fields):
             step = Q(**{f"{fields[j][0]}": values[j] for j in range(i)})
             lookup = "lt" if descending != reverse else "gt"
             condition |= step & Q(**{f"{name}__{lookup}": values[i]})
-        return condition
+        first, descending = fields[0]
+        return Q(**{f"{first}__{'lte' if descending != reverse else 'gte'}": values[0]}) & condition
 
     def _cursor_page(self, queryset, token: str):
         self.model = queryset.model

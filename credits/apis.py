@@ -6,13 +6,13 @@ from rest_framework import generics, status
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
 from accounts import services as account_services
 from accounts.permissions import IsUserAccount
 from accounts.serializers import SubscriptionSerializer
 from config.exceptions import ApplicationError
+from config.throttling import ScopedRateThrottle
 from config.webhooks import webhook_response
 from credits import selectors, services
 from credits.filters import PaymentFilter, TransactionFilter

@@ -115,7 +115,10 @@ class Payment(UUIDModel):
     class Meta:
         ordering = ["-created_at"]
         permissions = [("refund_payment", "Can refund payments and claw back their credits")]
-        indexes = [models.Index(fields=["user", "-created_at"]), models.Index(fields=["status", "provider"])]
+        indexes = [
+            models.Index(fields=["user", "-created_at", "-id"], name="payment_user_created"),
+            models.Index(fields=["status", "provider"]),
+        ]
         constraints = [
             models.CheckConstraint(condition=Q(amount__gte=0), name="payment_amount_gte_0"),
             models.CheckConstraint(
@@ -154,18 +157,60 @@ class CreditAccount(User):
         permissions = [("grant_credits", "Can grant or adjust credits (through the ledger)")]
 
 
+# The lifetime counter kept on CreditBalance for each ledger type, and its sign: every ledger
+# write adds sign * amount to that column in the statement that updates the balance.
+LIFETIME_COUNTERS = {
+    "purchase": ("lifetime_purchased", 1),
+    "usage": ("lifetime_spent", -1),
+    "refund": ("lifetime_refunded", 1),
+    "bonus": ("lifetime_bonus", 1),
+    "adjustment": ("lifetime_adjusted", 1),
+}
+
+
 class CreditBalance(UUIDModel):
-    """The current balance of one user; the row every ledger write locks first."""
+    """The current balance of one user; the row every ledger write locks first.
+
+    It also carries the user's lifetime totals per ledger type (`LIFETIME_COUNTERS`), written in
+    the same statement as the balance, so reading them never scans the ledger. The row CHECK
+    ties them to the balance (balance = purchased - spent + refunded + bonus + adjusted);
+    `credits_audit` checks each against its ledger sum.
+    """
 
     user = models.OneToOneField(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="credit_balance"
     )
     balance = models.IntegerField(default=0)
+    # 64-bit: a lifetime total outgrows a 32-bit balance long before the balance does.
+    lifetime_purchased = models.BigIntegerField(default=0, db_default=0)
+    lifetime_spent = models.BigIntegerField(default=0, db_default=0)  # gross usage, positive
+    lifetime_refunded = models.BigIntegerField(default=0, db_default=0)
+    lifetime_bonus = models.BigIntegerField(default=0, db_default=0)
+    lifetime_adjusted = models.BigIntegerField(default=0, db_default=0)  # net, either sign
 
     class Meta:
         ordering = ["-updated_at"]
         constraints = [
             models.CheckConstraint(condition=Q(balance__gte=0), name="creditbalance_balance_gte_0"),
+            models.CheckConstraint(
+                condition=Q(
+                    lifetime_purchased__gte=0,
+                    lifetime_spent__gte=0,
+                    lifetime_refunded__gte=0,
+                    lifetime_bonus__gte=0,
+                ),
+                name="creditbalance_lifetime_gte_0",
+            ),
+            models.CheckConstraint(
+                condition=Q(
+                    balance=models.F("lifetime_purchased")
+                    - models.F("lifetime_spent")
+                    + models.F("lifetime_refunded")
+                    + models.F("lifetime_bonus")
+                    + models.F("lifetime_adjusted")
+                ),
+                name="creditbalance_balance_is_lifetime_net",
+            ),
         ]
 
     def __str__(self):
@@ -203,9 +248,11 @@ class CreditTransaction(UUIDModel):
 
     class Meta:
         ordering = ["-created_at"]
+        # Each list's filter + its full ordering (ending with the id), so page 1 and every
+        # keyset page are index range scans.
         indexes = [
-            models.Index(fields=["user", "-created_at"]),
-            models.Index(fields=["user", "type", "-created_at"]),
+            models.Index(fields=["user", "-created_at", "-id"], name="credittx_user_created"),
+            models.Index(fields=["user", "type", "-created_at", "-id"], name="credittx_user_type_created"),
         ]
         constraints = [
             models.CheckConstraint(condition=Q(balance_after__gte=0), name="credittx_balance_after_gte_0"),

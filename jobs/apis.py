@@ -6,7 +6,6 @@ from rest_framework.generics import ListAPIView
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.permissions import AllowAny, IsAdminUser
 from rest_framework.response import Response
-from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
 from accounts.authentication import ApiKeyAuthentication, JWTCookieOrHeaderAuthentication
@@ -14,6 +13,7 @@ from accounts.models import ServiceApiKey, User
 from accounts.permissions import IsServiceKeyWithScope, IsUserAccount
 from config.exceptions import ApplicationError, NotFound
 from config.parsers import LimitedJSONParser
+from config.throttling import ScopedRateThrottle
 from config.webhooks import webhook_response
 from jobs import selectors, services
 from jobs.filters import JobFilter
@@ -76,7 +76,12 @@ class JobListCreateApi(ListAPIView):
             external_id=data.get("external_id"),
             input_file=data.get("input"),
         )
-        job = selectors.job_get(user=request.user, job_id=job.pk)
+        # Without an input file the new job is exactly what was written: no need to read it back.
+        job = (
+            selectors.job_get(user=request.user, job_id=job.pk)
+            if data.get("input") is not None
+            else selectors.job_as_listed(job=job)
+        )
         return Response(JobOutputSerializer(job).data, status=status.HTTP_201_CREATED)
 
 

@@ -9,19 +9,23 @@ One attempt of one job:
 1. claim (one UPDATE … RETURNING for up to JOBS_CLAIM_BATCH jobs): `queued|retrying → preparing`,
    attempts + 1, heartbeat now. The attempt number is the job's lease: every later write of this
    attempt checks it, so a worker presumed dead that wakes up again cannot overwrite anything.
-2. `preparing → processing` (started_at), then the processor runs outside any transaction; a
-   heartbeat thread refreshes heartbeat_at of every job this worker holds; progress is written
-   by short statements so pollers see it.
+2. `preparing → processing` (started_at; one UPDATE … RETURNING the job and its kind), then the
+   processor runs outside any transaction; a heartbeat thread refreshes heartbeat_at of every
+   job this worker holds; progress is written by short statements so pollers see it.
 3. success: one transaction writes outputs, artifacts, counts and `completed` (credits for failed
-   units refunded by the signal). Failure: `retrying` with exponential backoff and jitter while
-   attempts ≤ max_retries, else `failed` (the signal refunds the charge).
+   units refunded by the signal) — or, with nothing to store and no credit to move, one
+   lease-checked statement (COMPLETE_SQL). Failure: `retrying` with exponential backoff and
+   jitter while attempts ≤ max_retries, else `failed` (the signal refunds the charge).
 Claims, heartbeats and progress bypass `save()` on purpose: none of them changes a status that
 has a credit meaning, and they must stay single cheap statements. The two status writes among
 them (claim: → preparing, start: → processing) authorise themselves to the status guard
-(migration 0008) inside their own short transaction; every other status change of a job,
-here as anywhere, goes through `jobs.services.job_transition`.
+(migration 0008) inside their own statement (one round trip each, see CLAIM_SQL); every other
+status change of a job, here as anywhere, goes through `jobs.services.job_transition`, except
+the one-statement completion of step 3, which has no credit meaning either (the job is charged
+and has no failed unit to refund) and announces the finish itself (`job_finished_notify`).
 """
 
+import json
 import logging
 import random
 import threading
@@ -29,23 +33,22 @@ import time
 from datetime import timedelta
 
 from django.conf import settings
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, transaction
 from django.db.models import DurationField, ExpressionWrapper, F, Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from jobs.models import Job
+from accounts.models import User, UserPreferences
+from jobs.models import Job, JobKind
+from jobs.notifications import job_finished_notify
 from jobs.processors import JobContext, PermanentJobError, get_processor
-from jobs.services import job_outputs_store, job_transition
+from jobs.services import job_outputs_store, job_transition, job_transition_in_atomic
 from jobs.states import RUNNING, TERMINAL, JobStatus
 from jobs.wakeup import enqueue_wakeup
 
 logger = logging.getLogger(__name__)
 S = JobStatus
-
-# The status guard lets these two statements change a status (any job: '*') only inside the
-# transaction that ran AUTHORISE_ANY_SQL.
-AUTHORISE_ANY_SQL = "SELECT set_config('jobs.transition', '*', true)"
 
 # Table and status names come from the model and the status enum, never literals.
 _SQL_NAMES = {
@@ -56,10 +59,17 @@ _SQL_NAMES = {
     "retrying": S.RETRYING.value,
 }
 
+# The claim and the start each authorise themselves inside their own statement: the one-row
+# `auth` CTE joined into the UPDATE is evaluated before the join yields the first row to update
+# (whatever the join order), so before the status guard's BEFORE UPDATE trigger runs; and
+# set_config(…, true) lasts until the end of the transaction, which in autocommit is this
+# statement. One round trip each instead of BEGIN, set_config, UPDATE, COMMIT.
 CLAIM_SQL = """
+WITH auth AS MATERIALIZED (SELECT set_config('jobs.transition', '*', true) AS granted)
 UPDATE {job} AS j
    SET status = '{preparing}', attempts = j.attempts + 1, heartbeat_at = now(),
        next_attempt_at = NULL, updated_at = now()
+  FROM auth
  WHERE j.id IN (
         SELECT id FROM {job}
          WHERE status IN ('{queued}', '{retrying}') AND runs_on_engine
@@ -70,25 +80,65 @@ UPDATE {job} AS j
 RETURNING j.id, j.attempts, j.priority, j.queued_at
 """.format(**_SQL_NAMES)
 
+# The job's and its kind's columns, in model field order, for the start's RETURNING.
+_JOB_FIELDS = [f.attname for f in Job._meta.concrete_fields]
+_KIND_FIELDS = [f.attname for f in JobKind._meta.concrete_fields]
 START_SQL = """
-UPDATE {job} SET status = '{processing}', started_at = COALESCE(started_at, clock_timestamp()),
+WITH auth AS MATERIALIZED (SELECT set_config('jobs.transition', '*', true) AS granted)
+UPDATE {job} AS j SET status = '{processing}', started_at = COALESCE(j.started_at, clock_timestamp()),
        attempt_started_at = clock_timestamp(), heartbeat_at = now(), updated_at = now()
- WHERE id = %s AND attempts = %s AND status = '{preparing}'
-""".format(**_SQL_NAMES)
+  FROM auth, {kind} AS k
+ WHERE j.id = %s AND j.attempts = %s AND j.status = '{preparing}' AND k.id = j.kind_id
+RETURNING {columns}
+""".format(
+    kind=JobKind._meta.db_table,
+    columns=", ".join(
+        [f'j."{Job._meta.get_field(n).column}"' for n in _JOB_FIELDS]
+        + [f'k."{JobKind._meta.get_field(n).column}"' for n in _KIND_FIELDS]
+    ),
+    **_SQL_NAMES,
+)
+
+
+def _autocommit_statement(sql: str, params: list) -> list[tuple]:
+    """Run one statement and return its rows: its own transaction in autocommit (the engine),
+    part of the caller's when there is one (the set_config then lasts until that one ends)."""
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall()
 
 
 def jobs_claim(*, limit: int = 1) -> list[tuple]:
     """Claim up to `limit` due engine jobs, highest priority then oldest first.
 
-    One statement in its own transaction; SKIP LOCKED makes concurrent claimers take disjoint
+    One statement, its own transaction; SKIP LOCKED makes concurrent claimers take disjoint
     jobs without waiting. Returns [(job_id, attempt)] in the order they must run.
     """
-    with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(AUTHORISE_ANY_SQL)
-        cursor.execute(CLAIM_SQL, [limit])
-        rows = cursor.fetchall()
+    rows = _autocommit_statement(CLAIM_SQL, [limit])
     rows.sort(key=lambda r: (-r[2], r[3]))
     return [(r[0], r[1]) for r in rows]
+
+
+def _job_start(job_id, attempt: int) -> Job | None:
+    """`preparing → processing` if this attempt still owns the job, in one statement that also
+    returns the job with its kind; None when the attempt lost the job."""
+    rows = _autocommit_statement(START_SQL, [job_id, attempt])
+    if not rows:
+        return None
+    values = rows[0]
+    job = _from_row(Job, _JOB_FIELDS, values[: len(_JOB_FIELDS)])
+    job.kind = _from_row(JobKind, _KIND_FIELDS, values[len(_JOB_FIELDS) :])
+    return job
+
+
+def _from_row(model, attnames: list[str], values) -> object:
+    """A model instance from raw column values, through each field's from_db_value (JSON)."""
+    fields = [model._meta.get_field(name) for name in attnames]
+    converted = [
+        field.from_db_value(value, None, connection) if hasattr(field, "from_db_value") else value
+        for field, value in zip(fields, values, strict=True)
+    ]
+    return model.from_db(connection.alias, attnames, converted)
 
 
 def retry_delay(attempts: int) -> float:
@@ -151,16 +201,7 @@ def _owned(job_id, attempt) -> Job | None:
     return job
 
 
-@transaction.atomic
-def job_attempt_succeeded(*, job_id, attempt: int, outcome: dict | None, ctx: JobContext | None) -> bool:
-    """Complete the attempt: outputs, artifacts, counts and `completed`, in one transaction.
-
-    Locks the job row; does nothing (returns False) if this attempt no longer owns the job.
-    """
-    job = _owned(job_id, attempt)
-    if job is None:
-        return False
-    outcome = outcome or {}
+def _completion_fields(job: Job, outcome: dict) -> dict:
     failed = int(outcome.get("failed_count", 0))
     successful = int(outcome.get("successful_count", job.requested_count - failed))
     fields = {"error": ""}
@@ -170,7 +211,97 @@ def job_attempt_succeeded(*, job_id, attempt: int, outcome: dict | None, ctx: Jo
     )
     if "result" in outcome:
         fields["result"] = outcome["result"]
-    job = job_transition(job=job, to=S.COMPLETED, fields=fields)
+    return fields
+
+
+# The completion of an attempt with no money effect in one statement: `processing|finalizing →
+# completed` under the lease check, only for a job already charged and with no failed unit
+# (then job_transition's signal would neither charge nor refund nor free a slot). It returns
+# what the finish notification needs: the owner and their notification preferences.
+COMPLETE_SQL = """
+WITH auth AS MATERIALIZED (SELECT set_config('jobs.transition', '*', true) AS granted)
+UPDATE {job} AS j
+   SET status = '{completed}', progress = 100, error = '', successful_count = %(successful)s,
+       failed_count = 0, result = COALESCE(%(result)s::jsonb, j.result), completed_at = %(now)s,
+       updated_at = %(now)s
+  FROM auth, {user} AS u
+ WHERE j.id = %(id)s AND j.attempts = %(attempt)s AND j.status IN ('{processing}', '{finalizing}')
+   AND j.charged AND j.failed_count = 0 AND u.id = j.user_id
+RETURNING u.id, u.email, u.name, u.is_active, u.deleted_at,
+          (SELECT p.notifications FROM {preferences} AS p WHERE p.user_id = j.user_id)
+""".format(
+    user=User._meta.db_table,
+    preferences=UserPreferences._meta.db_table,
+    completed=S.COMPLETED.value,
+    finalizing=S.FINALIZING.value,
+    **_SQL_NAMES,
+)
+
+
+def _complete_in_one_statement(job: Job, attempt: int, fields: dict) -> bool:
+    """COMPLETE_SQL for `job` (as started by this attempt); False when it does not apply (the
+    lease was lost, or the job has a money effect to settle): the caller takes the general path."""
+    now = timezone.now()
+    result = fields.get("result")
+    rows = _autocommit_statement(
+        COMPLETE_SQL,
+        {
+            "id": job.pk,
+            "attempt": attempt,
+            "successful": fields["successful_count"],
+            "result": None if "result" not in fields else json.dumps(result, cls=DjangoJSONEncoder),
+            "now": now,
+        },
+    )
+    if not rows:
+        return False
+    user_id, email, name, is_active, deleted_at, notifications = rows[0]
+    job.user = User.from_db(
+        connection.alias,
+        ["id", "email", "name", "is_active", "deleted_at"],
+        [user_id, email, name, is_active, deleted_at],
+    )
+    notifications = UserPreferences._meta.get_field("notifications").from_db_value(
+        notifications, None, connection
+    )
+    for name_, value in fields.items():
+        setattr(job, name_, value)
+    job.status, job.progress, job.completed_at = S.COMPLETED, 100, now
+    job_finished_notify(job=job, notifications=notifications or {})
+    return True
+
+
+def job_attempt_succeeded(
+    *, job_id, attempt: int, outcome: dict | None, ctx: JobContext | None, job: Job | None = None
+) -> bool:
+    """Complete the attempt: outputs, artifacts, counts and `completed`, atomically.
+
+    `job`: the instance this attempt started (`_job_start`); when the completion has no money
+    effect and nothing to store, it is one statement (COMPLETE_SQL). Otherwise one transaction
+    that locks the job row. Does nothing (returns False) if this attempt no longer owns the job.
+    """
+    outcome = outcome or {}
+    if (
+        job is not None
+        and job.charged
+        and job.failed_count == 0
+        and not (ctx is not None and (ctx.outputs or ctx.artifacts))
+    ):
+        fields = _completion_fields(job, outcome)
+        simple = fields["failed_count"] == 0 and fields.get("result", {}) is not None
+        if simple and _complete_in_one_statement(job, attempt, fields):
+            return True
+    return _attempt_succeeded_locked(job_id=job_id, attempt=attempt, outcome=outcome, ctx=ctx)
+
+
+@transaction.atomic
+def _attempt_succeeded_locked(*, job_id, attempt: int, outcome: dict, ctx: JobContext | None) -> bool:
+    job = _owned(job_id, attempt)
+    if job is None:
+        return False
+    fields = _completion_fields(job, outcome)
+    # The row is locked and current (_owned): no savepoint, no second lock.
+    job = job_transition_in_atomic(job=job, to=S.COMPLETED, fields=fields, locked=True)
     if ctx is not None and (ctx.outputs or ctx.artifacts):
         job_outputs_store(job, ctx.outputs, ctx.artifacts)
     return True
@@ -186,12 +317,13 @@ def job_attempt_failed(*, job_id, attempt: int, error: str, permanent: bool = Fa
         return None
     error = str(error)[:10_000]
     if permanent or job.attempts > job.max_retries:
-        return job_transition(job=job, to=S.FAILED, fields={"error": error}).status
+        return job_transition_in_atomic(job=job, to=S.FAILED, fields={"error": error}, locked=True).status
     delay = retry_delay(job.attempts)
-    job = job_transition(
+    job = job_transition_in_atomic(
         job=job,
         to=S.RETRYING,
         fields={"error": error, "next_attempt_at": timezone.now() + timedelta(seconds=delay)},
+        locked=True,
     )
     enqueue_wakeup(countdown=delay)
     return job.status
@@ -199,12 +331,9 @@ def job_attempt_failed(*, job_id, attempt: int, error: str, permanent: bool = Fa
 
 def job_run(*, job_id, attempt: int, heartbeat: Heartbeat | None = None) -> str:
     """Run one claimed attempt to its end. Never raises for a processor error."""
-    with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(AUTHORISE_ANY_SQL)
-        cursor.execute(START_SQL, [job_id, attempt])
-        if cursor.rowcount != 1:
-            return "lost"
-    job = Job.objects.select_related("kind", "user").get(pk=job_id)
+    job = _job_start(job_id, attempt)
+    if job is None:
+        return "lost"
     processor = get_processor(job.kind.code)
     if processor is None:
         job_attempt_failed(
@@ -226,7 +355,7 @@ def job_run(*, job_id, attempt: int, heartbeat: Heartbeat | None = None) -> str:
     finally:
         if heartbeat is not None:
             heartbeat.release(job_id)
-    ok = job_attempt_succeeded(job_id=job_id, attempt=attempt, outcome=outcome, ctx=ctx)
+    ok = job_attempt_succeeded(job_id=job_id, attempt=attempt, outcome=outcome, ctx=ctx, job=job)
     return "completed" if ok else "lost"
 
 

@@ -104,9 +104,11 @@ class Job(UUIDModel):
     class Meta:
         ordering = ["-created_at"]
         indexes = [
-            models.Index(fields=["user", "-created_at"], name="job_user_created"),
-            models.Index(fields=["user", "status"], name="job_user_status"),
-            models.Index(fields=["user", "kind"], name="job_user_kind"),
+            # The list: each filter + its full ordering (ending with the id), so page 1 and every
+            # keyset page are index range scans whatever the user's history.
+            models.Index(fields=["user", "-created_at", "-id"], name="job_user_created"),
+            models.Index(fields=["user", "status", "-created_at", "-id"], name="job_user_status"),
+            models.Index(fields=["user", "kind", "-created_at", "-id"], name="job_user_kind"),
             # The engine's claim: highest priority, then oldest, among claimable engine jobs.
             models.Index(
                 models.F("priority").desc(),
@@ -234,7 +236,7 @@ class Artifact(UUIDModel):
 
     class Meta:
         ordering = ["-created_at"]
-        indexes = [models.Index(fields=["user", "-created_at"])]
+        indexes = [models.Index(fields=["user", "-created_at", "-id"], name="artifact_user_created")]
 
     def __str__(self):
         return f"{self.type} {self.name}"
@@ -261,10 +263,12 @@ class ApiUsageLog(UUIDModel):
 
 
 class JobDailyStat(models.Model):
-    """Per-user, per-day totals of the jobs created that day (UTC), read by /api/stats.
+    """Per-user, per-day totals of the jobs created that day (UTC), and of those that ended that
+    day, read by /api/stats.
 
-    Maintained by deferred row triggers on jobs_job and jobs_artifact (migration 0003) in the
-    same transaction as the change, so it is never out of step, whoever writes the job.
+    Maintained by deferred row triggers on jobs_job and jobs_artifact (migrations 0003, and
+    0010 for the ended counts) in the same transaction as the change, so it is never out of
+    step, whoever writes the job.
     """
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
@@ -275,6 +279,10 @@ class JobDailyStat(models.Model):
     failed = models.BigIntegerField(default=0)
     credits_spent = models.BigIntegerField(default=0)
     vault_items = models.BigIntegerField(default=0)
+    # Jobs that *ended* that day (UTC date of completed_at) as completed / failed, whatever day
+    # they were created: /api/stats' completed_jobs and failed_jobs, without scanning jobs.
+    ended_completed = models.BigIntegerField(default=0, db_default=0)
+    ended_failed = models.BigIntegerField(default=0, db_default=0)
 
     class Meta:
         ordering = ["user", "date"]

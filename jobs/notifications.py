@@ -8,19 +8,28 @@ from jobs.states import JobStatus
 FINISHED = (JobStatus.COMPLETED, JobStatus.FAILED)
 
 
-def job_finished_notify(*, job: Job) -> bool:
+_READ = object()
+
+
+def job_finished_notify(*, job: Job, notifications=_READ) -> bool:
     """Email the owner that `job` completed or failed, after commit (Celery), if their
     preferences ask for it: `notifications.email` and `notifications.job_finished` both on.
     A cancelled job is not announced (the user cancelled it). Returns whether one was queued.
 
     Called by `job_transition` in the transaction that finished the job, so a rolled-back
-    finish sends nothing, and a job finishes (and is announced) once.
+    finish sends nothing, and a job finishes (and is announced) once (or by the engine right
+    after its one-statement completion committed). `notifications`: the owner's preferences
+    when the caller already read them (a dict, {} for none), else they are read here.
     """
     if job.status not in FINISHED or not job.user.is_active or job.user.deleted_at is not None:
         return False
-    wanted = (
-        UserPreferences.objects.filter(user_id=job.user_id).values_list("notifications", flat=True).first()
-    ) or {}
+    if notifications is _READ:
+        notifications = (
+            UserPreferences.objects.filter(user_id=job.user_id)
+            .values_list("notifications", flat=True)
+            .first()
+        )
+    wanted = notifications or {}
     if not wanted.get("email", True) or not wanted.get("job_finished", True):
         return False
     email_send_after_commit(

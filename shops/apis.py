@@ -7,13 +7,13 @@ from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import generics, serializers, status
 from rest_framework.permissions import SAFE_METHODS, AllowAny
 from rest_framework.response import Response
-from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
 from accounts.authentication import ApiKeyAuthentication, JWTCookieOrHeaderAuthentication
 from accounts.models import ServiceApiKey
 from accounts.permissions import IsServiceKeyWithScope, IsUserAccount
 from config.exceptions import Forbidden, NotFound
+from config.throttling import ScopedRateThrottle
 from shops import selectors, services
 from shops.filters import ConversationFilter, ItemFilter, OrderFilter
 from shops.models import (

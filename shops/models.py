@@ -327,8 +327,10 @@ class FormSubmission(UUIDModel):
             models.CheckConstraint(condition=Q(status__in=OrderStatus.values), name="order_status_valid"),
         ]
         indexes = [
-            models.Index(fields=["shop", "status", "-submitted_at"], name="order_shop_status_idx"),
-            models.Index(fields=["shop", "-submitted_at"], name="order_shop_submitted_idx"),
+            # The order list's filter + its full ordering (ending with the id): keyset pages are
+            # index range scans.
+            models.Index(fields=["shop", "status", "-submitted_at", "id"], name="order_shop_status_idx"),
+            models.Index(fields=["shop", "-submitted_at", "id"], name="order_shop_submitted_idx"),
         ]
 
     def __str__(self):
@@ -437,7 +439,7 @@ class Message(UUIDModel):
             ),
         ]
         indexes = [
-            models.Index(fields=["conversation", "created_at"], name="message_conversation_idx"),
+            models.Index(fields=["conversation", "created_at", "id"], name="message_conversation_idx"),
             models.Index(fields=["created_at"], condition=Q(sender="ai"), name="message_ai_created_idx"),
         ]
 

@@ -241,8 +241,8 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "config.exceptions.api_exception_handler",
     "DEFAULT_THROTTLE_CLASSES": [
-        "rest_framework.throttling.AnonRateThrottle",
-        "rest_framework.throttling.UserRateThrottle",
+        "config.throttling.AnonRateThrottle",
+        "config.throttling.UserRateThrottle",
     ],
     "DEFAULT_THROTTLE_RATES": {
         "anon": env("THROTTLE_ANON", default="120/min"),
@@ -276,6 +276,10 @@ SIMPLE_JWT = {
 }
 JWT_COOKIE_SECURE = env.bool("JWT_COOKIE_SECURE", default=False)
 JWT_COOKIE_SAMESITE = "Lax"
+# How long a process reuses the user row a JWT names before reading it again
+# (accounts.authentication.user_row_cache): the bound on how late another process's
+# deactivation or soft delete is seen (a change in the same process is seen at once). 0 = off.
+AUTH_USER_CACHE_SECONDS = env.int("AUTH_USER_CACHE_SECONDS", default=5)
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "Credit-metered SaaS API",

@@ -2,7 +2,9 @@
 
 The protocol every write follows (SPEC §4): lock the user's CreditBalance row (creating it if
 missing), insert the CreditTransaction with its balance_after, update the balance — all in one
-transaction (a savepoint when the caller already has one open). The balance row lock
+transaction (a savepoint when the caller already has one open). The same UPDATE adds the
+amount to the balance row's lifetime counter for the row's type (`LIFETIME_COUNTERS`), so the
+lifetime totals are read from that row, never summed over the ledger. The balance row lock
 serialises writers per user, so balance = SUM(ledger) holds under any concurrency, and the
 CHECK constraints on both tables make a negative balance impossible even for buggy callers.
 
@@ -23,11 +25,12 @@ import logging
 import uuid
 
 from django.db import IntegrityError, connection, transaction
+from django.db.models import F
 from django.utils import timezone
 from rest_framework import status
 
 from config.exceptions import ApplicationError, Conflict
-from credits.models import CreditBalance, CreditTransaction
+from credits.models import LIFETIME_COUNTERS, CreditBalance, CreditTransaction
 
 logger = logging.getLogger(__name__)
 
@@ -204,7 +207,8 @@ def _saved(row: CreditTransaction) -> CreditTransaction:
 
 ONE_STATEMENT_SQL = """
 WITH locked AS (
-    UPDATE {balance} SET balance = balance + %(amount)s, updated_at = %(now)s
+    UPDATE {balance} SET balance = balance + %(amount)s, {counter} = {counter} + %(counter_delta)s,
+                         updated_at = %(now)s
     WHERE user_id = %(user_id)s AND balance + %(amount)s >= 0
     RETURNING balance
 )
@@ -229,8 +233,9 @@ def _write_in_one_statement(row: CreditTransaction) -> bool:
     This is the hot path of every job; one round trip instead of three keeps the row lock
     held for the shortest possible time (see bench/credits_charge.py).
     """
+    counter, sign = LIFETIME_COUNTERS[row.type]
     sql = ONE_STATEMENT_SQL.format(
-        balance=CreditBalance._meta.db_table, ledger=CreditTransaction._meta.db_table
+        balance=CreditBalance._meta.db_table, ledger=CreditTransaction._meta.db_table, counter=counter
     )
     with connection.cursor() as cursor:
         cursor.execute(
@@ -241,6 +246,7 @@ def _write_in_one_statement(row: CreditTransaction) -> bool:
                 "user_id": row.user_id,
                 "type": row.type,
                 "amount": row.amount,
+                "counter_delta": sign * row.amount,
                 "job_id": row.job_id,
                 "payment_id": row.payment_id,
                 "key": row.idempotency_key,
@@ -270,7 +276,10 @@ def _write_under_lock(row: CreditTransaction) -> CreditTransaction:
         )
     row.balance_after = new_balance
     row.save(force_insert=True)
-    CreditBalance.objects.filter(pk=balance_pk).update(balance=new_balance, updated_at=row.created_at)
+    counter, sign = LIFETIME_COUNTERS[row.type]
+    CreditBalance.objects.filter(pk=balance_pk).update(
+        balance=new_balance, updated_at=row.created_at, **{counter: F(counter) + sign * row.amount}
+    )
     return row
 
 

@@ -1,6 +1,7 @@
 """Writes to jobs, one module per topic (no module here imports jobs.engine or jobs.tasks):
 
-- transitions: `job_transition`, the only way a job's status (and its credits) change;
+- transitions: `job_transition` (and `job_transition_in_atomic`, the same inside the caller's
+  atomic block), the only way a job's status (and its credits) change;
 - lifecycle: creating, cancelling and retrying jobs;
 - reports: what external workers and clients report (`job_report`, PATCH /api/stats, webhooks);
 - files: uploads and processor outputs;
@@ -21,7 +22,7 @@ from jobs.services.lifecycle import (
 )
 from jobs.services.reports import Reporter, job_report, job_stats_upsert
 from jobs.services.stats import job_daily_stats_rebuild
-from jobs.services.transitions import job_lock, job_transition
+from jobs.services.transitions import job_lock, job_transition, job_transition_in_atomic
 
 __all__ = [
     "MAX_REQUESTED_COUNT",
@@ -38,4 +39,5 @@ __all__ = [
     "job_retry",
     "job_stats_upsert",
     "job_transition",
+    "job_transition_in_atomic",
 ]

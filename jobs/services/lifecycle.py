@@ -12,7 +12,7 @@ from jobs.files import check_upload
 from jobs.models import Job, JobFile, JobKind
 from jobs.services.files import copy_input_file, store_file
 from jobs.services.models3d import model_export_check, model_export_record
-from jobs.services.transitions import job_lock, job_transition
+from jobs.services.transitions import job_lock, job_transition, job_transition_in_atomic
 from jobs.states import JobStatus
 from jobs.wakeup import enqueue_wakeup
 
@@ -113,9 +113,10 @@ def job_create(
     if external_id:
         job.external_id = external_id
     try:
-        job = job_transition(job=job, to=S.QUEUED)
+        # No savepoint of its own: on any error this whole transaction rolls back anyway.
+        job = job_transition_in_atomic(job=job, to=S.QUEUED)
     except IntegrityError:
-        # job_transition's savepoint rolled the charge back with the row.
+        # The transaction is aborted; job_create's atomic block rolls the charge back with it.
         raise _duplicate_external_id() from None
     if export is not None:
         model_export_record(job=job, options=export[0], source=export[1])

@@ -31,7 +31,21 @@ def _authorise(job_id) -> None:
 
 @transaction.atomic
 def job_transition(*, job: Job, to: str, fields: dict | None = None, now=None) -> Job:
-    """Move `job` to status `to`, with the money effect of the move, atomically.
+    """Move `job` to status `to`, with the money effect of the move, atomically (in its own
+    transaction, or a savepoint of the caller's): see `job_transition_in_atomic`."""
+    return job_transition_in_atomic(job=job, to=to, fields=fields, now=now)
+
+
+def job_transition_in_atomic(
+    *, job: Job, to: str, fields: dict | None = None, now=None, locked: bool = False
+) -> Job:
+    """Move `job` to status `to`, with the money effect of the move, inside the caller's
+    atomic block, without a savepoint of its own: for callers whose block holds nothing else
+    that an error here should spare (job_create, the engine's completion); an error leaves
+    the whole block to roll back. Refused outside an atomic block.
+
+    `locked`: the caller already read `job` under its row lock in this transaction, with its
+    kind and user (the engine's lease check); it is used as read instead of being locked again.
 
     - A new, unsaved job is inserted directly in `to` (`pending` or `queued`); an existing one
       is re-read under a row lock (FOR UPDATE) and `to` must be allowed by
@@ -45,13 +59,15 @@ def job_transition(*, job: Job, to: str, fields: dict | None = None, now=None) -
     Lock order: job row, then the credit balance row. Returns the saved job (a fresh instance
     for an existing job: the caller's instance is not updated).
     """
+    if not connection.in_atomic_block:
+        raise RuntimeError("job_transition_in_atomic runs inside an atomic block.")
     now = now or timezone.now()
     if job._state.adding:
         if to not in INITIAL:
             raise InvalidTransition(f"A job is created pending or queued, not {to}.")
         current = job
     else:
-        current = job_lock(job_id=job.pk)
+        current = job if locked else job_lock(job_id=job.pk)
         if not can_transition(current.status, to):
             raise InvalidTransition(f"A {current.status} job cannot move to {to}.")
     for name, value in (fields or {}).items():

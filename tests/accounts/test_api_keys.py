@@ -7,13 +7,13 @@ from django.db import connection
 from django.urls import path
 from django.utils import timezone
 from rest_framework.response import Response
-from rest_framework.throttling import UserRateThrottle
 from rest_framework.views import APIView
 
 from accounts.authentication import ApiKeyAuthentication, JWTCookieOrHeaderAuthentication
 from accounts.models import ServiceApiKey
 from accounts.permissions import IsServiceKeyWithScope, IsUserAccount
 from accounts.services import api_key_create
+from config.throttling import UserRateThrottle
 from tests.conftest import assert_error, client_for
 
 pytestmark = [pytest.mark.django_db, pytest.mark.urls("tests.accounts.test_api_keys")]

@@ -24,7 +24,8 @@ def test_audit_passes_when_every_balance_matches_its_ledger(user, other_user, ca
 def test_audit_reports_a_balance_that_differs_from_the_ledger_and_exits_non_zero(user, other_user, capsys):
     credits_grant(user=user, amount=5, idempotency_key="g1")
     credits_grant(user=other_user, amount=5, idempotency_key="g2")
-    CreditBalance.objects.filter(user=user).update(balance=7)  # a corruption the services never make
+    # a corruption the services never make (the counter moves with it: the row CHECK holds)
+    CreditBalance.objects.filter(user=user).update(balance=7, lifetime_bonus=7)
 
     with pytest.raises(CommandError):
         call_command("credits_audit")
@@ -33,6 +34,22 @@ def test_audit_reports_a_balance_that_differs_from_the_ledger_and_exits_non_zero
     assert user.email in out and "balance=7" in out and "ledger_sum=5" in out
     assert other_user.email not in out
     assert audit_balances() == 1
+
+
+def test_audit_reports_lifetime_counters_that_differ_from_their_ledger_sums(user, other_user, capsys):
+    credits_grant(user=user, amount=5, idempotency_key="g1", type="purchase")
+    credits_charge(user=user, amount=2, idempotency_key="c1")
+    credits_grant(user=other_user, amount=1, idempotency_key="g2")
+    # counters shifted between types: the balance (and the row CHECK) still agree
+    CreditBalance.objects.filter(user=user).update(lifetime_purchased=6, lifetime_spent=3)
+
+    [mismatch] = credits_audit()
+
+    assert mismatch.email == user.email and mismatch.balance == mismatch.ledger_sum == 3
+    assert mismatch.counters == {"lifetime_purchased": (6, 5), "lifetime_spent": (3, 2)}
+    with pytest.raises(CommandError):
+        call_command("credits_audit")
+    assert "lifetime_spent=3 ledger_lifetime_spent=2" in capsys.readouterr().out
 
 
 def test_audit_reports_ledger_rows_without_a_balance_row(user):

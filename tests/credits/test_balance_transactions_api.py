@@ -2,6 +2,8 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from credits.models import CreditTransaction
 from credits.services import credits_charge, credits_grant, credits_refund
@@ -31,6 +33,18 @@ def test_balance_shows_lifetime_purchased_spent_refunded(user, auth_client):
         "lifetime_bonus": 2,
         "lifetime_adjusted": 0,
     }
+
+
+def test_balance_reads_the_balance_row_and_never_the_ledger(user, auth_client):
+    _history(user)
+    credits_grant(user=user, amount=-3, idempotency_key=f"{user.pk}:adj", type="adjustment")
+
+    with CaptureQueriesContext(connection) as queries:
+        response = auth_client.get("/api/credits/balance")
+
+    assert response.json()["balance"] == 5 and response.json()["lifetime_adjusted"] == -3
+    ledger = CreditTransaction._meta.db_table
+    assert queries.captured_queries and not [q for q in queries.captured_queries if ledger in q["sql"]]
 
 
 def test_balance_of_a_new_user_is_zero(auth_client):

@@ -5,7 +5,7 @@ from django.db import DatabaseError, IntegrityError, connection, transaction
 
 from config.exceptions import Conflict
 from credits.models import CreditBalance, CreditTransaction
-from credits.selectors import balance_get
+from credits.selectors import balance_get, credits_audit
 from credits.services import InsufficientCredits, credits_charge, credits_grant, credits_refund
 from tests.credits.conftest import run_in_threads
 from tests.factories import UserFactory
@@ -204,6 +204,49 @@ def test_database_refuses_delete_of_ledger_rows(user):
     assert CreditTransaction.objects.filter(pk=row.pk).exists()
 
 
+def test_every_write_moves_the_lifetime_counter_of_its_type_with_the_balance(user):
+    credits_grant(user=user, amount=10, idempotency_key="p1", type="purchase")
+    credits_grant(user=user, amount=4, idempotency_key="b1")
+    credits_charge(user=user, amount=6, idempotency_key="c1")
+    credits_refund(user=user, amount=2, idempotency_key="r1")
+    credits_grant(user=user, amount=-3, idempotency_key="a1", type="adjustment")
+    credits_charge(user=user, amount=6, idempotency_key="c1")  # a replay changes nothing
+    with pytest.raises(InsufficientCredits):
+        credits_charge(user=user, amount=100, idempotency_key="c2")
+
+    row = CreditBalance.objects.get(user=user)
+    assert (
+        row.balance,
+        row.lifetime_purchased,
+        row.lifetime_spent,
+        row.lifetime_refunded,
+        row.lifetime_bonus,
+        row.lifetime_adjusted,
+    ) == (7, 10, 6, 2, 4, -3)
+    assert credits_audit() == []
+
+
+def test_first_write_through_the_locked_path_sets_its_counter(user):
+    # no balance row yet: the write creates it under lock and takes the general path
+    credits_grant(user=user, amount=5, idempotency_key="p1", type="purchase")
+
+    assert CreditBalance.objects.filter(user=user).values_list("balance", "lifetime_purchased").get() == (
+        5,
+        5,
+    )
+
+
+def test_database_refuses_a_balance_change_that_its_lifetime_counters_do_not_explain(user):
+    credits_grant(user=user, amount=5, idempotency_key="g1")
+
+    with pytest.raises(IntegrityError, match="creditbalance_balance_is_lifetime_net"), transaction.atomic():
+        CreditBalance.objects.filter(user=user).update(balance=4)
+    with pytest.raises(IntegrityError, match="creditbalance_lifetime_gte_0"), transaction.atomic():
+        CreditBalance.objects.filter(user=user).update(lifetime_bonus=-1, lifetime_adjusted=6)
+
+    assert CreditBalance.objects.filter(user=user).values_list("balance", "lifetime_bonus").get() == (5, 5)
+
+
 def test_database_refuses_negative_balance(user):
     credits_grant(user=user, amount=1, idempotency_key="g1")
 
@@ -291,6 +334,7 @@ def test_grants_and_charges_interleaved_from_many_threads_keep_balance_equal_to_
 
     # then no thread hit an unexpected error and each user's books balance
     assert all(isinstance(r, list) for r in results), [r for r in results if not isinstance(r, list)]
+    assert credits_audit() == []  # balances and every lifetime counter match the ledger
     for u in users:
         assert balance_get(user=u) == ledger_sum(u) >= 0
         assert CreditTransaction.objects.filter(user=u).count() == 1 + sum(

@@ -1,9 +1,9 @@
 import pytest
-from django.db import connection
 
 from credits.services import credits_grant
 from jobs.models import JobKind
 from jobs.seed import CURRENT_SEED_KINDS
+from tests.conftest import deferred_triggers_now
 from tests.jobs import processors as test_processors
 
 TEST_KINDS = [
@@ -24,10 +24,7 @@ def job_kinds(request, django_db_setup, django_db_blocker):
     for kind in CURRENT_SEED_KINDS + TEST_KINDS:
         JobKind.objects.get_or_create(code=kind["code"], defaults=kind)
     if not marker.kwargs.get("transaction"):
-        # The stats rollup is maintained by deferred triggers that fire at commit; a test that
-        # runs inside one never-committed transaction makes them fire at each statement instead.
-        with connection.cursor() as cursor:
-            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+        deferred_triggers_now()  # the stats rollup's triggers
     yield
 
 

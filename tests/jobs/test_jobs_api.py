@@ -42,6 +42,21 @@ def test_create_job_charges_credits_per_unit_times_requested_count(auth_client, 
     assert CreditTransaction.objects.filter(idempotency_key=f"job:{body['id']}:charge").count() == 1
 
 
+@pytest.mark.parametrize("with_input", [False, True])
+def test_create_answers_the_job_exactly_as_a_read_of_it_does(auth_client, funded_user, with_input):
+    # without an input file the 201 is built from the written job, not read back: same body
+    payload = {"kind": "video_render", "requested_count": 2, "params": {"a": [1, "x"]}, "priority": 3}
+    if with_input:
+        payload = {"kind": "model_import", "input": obj_upload()}
+    created = auth_client.post("/api/jobs", payload, format="multipart" if with_input else "json")
+    assert created.status_code == 201, created.content
+
+    read = auth_client.get(f"/api/jobs/{created.json()['id']}")
+
+    assert created.json() == read.json()
+    assert len(read.json()["files"]) == (1 if with_input else 0)
+
+
 def test_create_job_with_trailing_slash_works_too(auth_client, funded_user):
     response = auth_client.post("/api/jobs/", {"kind": "account_batch"})
     assert response.status_code == 201

@@ -60,3 +60,31 @@ def test_preferences_turn_the_email_off(user, notifications, django_capture_on_c
     with django_capture_on_commit_callbacks() as callbacks:
         _report(user, "n-4", status="completed")
     assert emails_queued(callbacks) == 0
+
+
+@pytest.mark.parametrize("email_on", [True, False])
+def test_a_job_the_engine_completes_in_one_statement_is_announced_as_its_preferences_say(
+    user, email_on, django_capture_on_commit_callbacks
+):
+    from jobs import engine
+    from jobs.models import Job
+
+    give_credits(user, 10)
+    UserPreferences.objects.filter(user=user).update(
+        notifications={"email": email_on, "push": False, "job_finished": True, "marketing": False}
+    )
+    job = services.job_create(user=user, kind_code="test_script", requested_count=2)
+    with django_capture_on_commit_callbacks() as callbacks:
+        assert engine.jobs_drain(budget_seconds=60, batch=1) == 1
+
+    job = Job.objects.get(pk=job.pk)
+    assert (job.status, job.progress, job.successful_count, job.failed_count, job.error) == (
+        "completed",
+        100,
+        2,
+        0,
+        "",
+    )
+    assert job.result == {"attempt": 1} and job.completed_at >= job.started_at
+    assert (job.credits_charged, job.credits_refunded, job.attempts) == (2, 0, 1)
+    assert emails_queued(callbacks) == (1 if email_on else 0)

@@ -271,3 +271,42 @@ def test_patch_cannot_create_an_engine_kind_job_bypassing_the_model_limit(auth_c
         "validation_error",
     )
     assert not Job.objects.exists()
+
+
+def test_ended_counts_are_kept_on_the_day_each_job_ended_and_read_without_the_jobs_table(auth_client, user):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from jobs import services
+
+    # created in March, ended on two April days; one still running; one ended in May
+    for status, ended in (
+        ("completed", "2026-04-02T23:59:00Z"),
+        ("completed", "2026-04-03T00:01:00Z"),
+        ("failed", "2026-04-03T10:00:00Z"),
+        ("processing", None),
+        ("failed", "2026-05-01T10:00:00Z"),
+    ):
+        _job_on(user, "2026-03-01", status=status, completed_at=ended)
+    moved = _job_on(user, "2026-03-02", status="completed", completed_at="2026-05-02T10:00:00Z")
+    Job.objects.filter(pk=moved.pk).update(completed_at="2026-04-05T10:00:00Z")  # its day moves too
+
+    with CaptureQueriesContext(connection) as queries:
+        april = auth_client.get("/api/stats?from=2026-04-01&to=2026-04-30").json()
+    assert (april["completed_jobs"], april["failed_jobs"], april["jobs"]) == (3, 1, 0)
+    assert auth_client.get("/api/stats?from=2026-04-03&to=2026-05-31").json()["failed_jobs"] == 2
+    assert not [q for q in queries.captured_queries if Job._meta.db_table + '"' in q["sql"]]
+    fields = ("user_id", "date", "jobs", "ended_completed", "ended_failed")
+    nonzero = JobDailyStat.objects.exclude(jobs=0, ended_completed=0, ended_failed=0)
+    kept = sorted(nonzero.values_list(*fields))
+    JobDailyStat.objects.all().delete()
+    services.job_daily_stats_rebuild()
+    assert sorted(nonzero.values_list(*fields)) == kept
+    assert [(row[1].isoformat(), *row[2:]) for row in kept] == [
+        ("2026-03-01", 5, 0, 0),
+        ("2026-03-02", 1, 0, 0),
+        ("2026-04-02", 0, 1, 0),
+        ("2026-04-03", 0, 1, 1),
+        ("2026-04-05", 0, 1, 0),
+        ("2026-05-01", 0, 0, 1),
+    ]

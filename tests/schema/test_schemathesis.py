@@ -12,11 +12,11 @@ import schemathesis
 from django.core.signals import request_finished, request_started
 from django.db import close_old_connections
 from hypothesis import HealthCheck, settings
-from rest_framework.throttling import SimpleRateThrottle
 from rest_framework_simplejwt.tokens import RefreshToken
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import response_schema_conformance, status_code_conformance
 
+from config.throttling import SlidingWindowThrottle
 from config.wsgi import application
 from jobs.models import Project
 from shops import services
@@ -49,7 +49,7 @@ schema = schemathesis.openapi.from_wsgi("/api/schema/", application)
 
 @pytest.fixture
 def lifted(monkeypatch, settings):
-    monkeypatch.setattr(SimpleRateThrottle, "allow_request", lambda self, request, view: True)
+    monkeypatch.setattr(SlidingWindowThrottle, "allow_request", lambda self, request, view: True)
     settings.AXES_ENABLED = False
     # Like django.test.Client: the WSGI handler must not close the test's connection (and with
     # it the transaction that rolls the test back) at the end of each request.
