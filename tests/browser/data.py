@@ -6,9 +6,11 @@ and third-party tables.
 """
 
 import io
-from datetime import timedelta
+import random
+from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal
 
+import time_machine
 from django.contrib.auth.models import Group
 from django.core.management import call_command
 from django.utils import timezone
@@ -22,11 +24,16 @@ from analytics.services.errors import error_log_record
 from backups.models import BackupLog, SyncStatus
 from backups.services.snapshots import snapshot_create
 from config.models import ScheduledRun
-from credits.models import Payment, PaymentEvent, WebhookLog
-from jobs.models import ApiUsageLog, Job
+from credits.models import CreditPackage, Payment, PaymentEvent, WebhookLog
+from credits.services import credits_charge, payment_complete, purchase_start
+from jobs.models import ApiUsageLog, Job, JobKind
 from shops.models import Shop, SocialIntegration
 from shops.services.inbound_keys import inbound_key_create
 from shops.services.invitations import invitation_create
+from tests.analytics.factories import order_at
+from tests.factories import UserFactory
+from tests.jobs.factories import JobFactory
+from tests.shops.factories import make_form, make_item
 
 
 def one_of_everything() -> dict:
@@ -84,3 +91,52 @@ def one_of_everything() -> dict:
     SyncStatus.objects.create(backup=backup, target="offsite")
     snapshot_create(shop=shop, created_by=staff, note="before import")
     return {"demo": demo, "shop": shop}
+
+
+def thirty_days_of_activity(*, seed: int = 12) -> None:
+    """A month of business for pictures of the dashboard: every past day some orders, sign-ups,
+    credit purchases and usage, and jobs (some failed), each made at that day's time (the
+    nightly run then stores the closed days). Deterministic for a seed."""
+    rng = random.Random(seed)
+    shop = Shop.objects.order_by("created_at").first()
+    items = [make_item(shop, stock=10_000, price=Decimal(p), name=n) for p, n in PRODUCTS]
+    form = make_form(shop)
+    package = CreditPackage.objects.get(name="Starter Pack")
+    kind = JobKind.objects.get(code="account_batch")
+    now = timezone.now()
+    today = now.astimezone(UTC).date()
+    for days_ago in range(29, 0, -1):
+        day = datetime.combine(today - timedelta(days=days_ago), time(9), tzinfo=UTC)
+        with time_machine.travel(day, tick=False):
+            for _ in range(rng.randint(2, 9)):
+                at = day + timedelta(minutes=rng.randint(0, 600))
+                order_at(shop, at, [(rng.choice(items), rng.randint(1, 3))], form=form)
+            buyers = [UserFactory() for _ in range(rng.randint(0, 4))]
+            for buyer in buyers:
+                payment_complete(payment=purchase_start(user=buyer, package=package, provider="stripe"))
+                credits_charge(
+                    user=buyer, amount=rng.randint(1, package.credits), idempotency_key=f"demo:{buyer.pk}"
+                )
+            for _ in range(rng.randint(3, 10)):
+                status = rng.choice(["completed"] * 6 + ["failed"])
+                queued = day + timedelta(minutes=rng.randint(0, 500))
+                started = queued + timedelta(seconds=rng.randint(2, 90))
+                JobFactory(
+                    user=buyers[0] if buyers else User.objects.get(email="demo@example.com"),
+                    kind=kind,
+                    status=status,
+                    created_at=queued,
+                    queued_at=queued,
+                    started_at=started,
+                    completed_at=started + timedelta(seconds=rng.randint(5, 120)),
+                    error="Upstream timeout after 3 attempts" if status == "failed" else "",
+                )
+    metrics_generate_platform(date_from=today - timedelta(days=29), date_to=today - timedelta(days=1))
+
+
+PRODUCTS = [
+    ("390.00", "Linen shirt"),
+    ("120.00", "Canvas tote"),
+    ("890.00", "Denim jacket"),
+    ("60.00", "Socks"),
+]
