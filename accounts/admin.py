@@ -1,10 +1,16 @@
+from urllib.parse import urlencode
+
+from django import forms
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.urls import reverse
+from django.utils.formats import date_format
+from django.utils.html import format_html, format_html_join
 from rest_framework_api_key.admin import APIKeyModelAdmin
 from rest_framework_api_key.models import APIKey
 
 from accounts import services
-from accounts.models import License, ServiceApiKey, Subscription, User, UserPreferences
+from accounts.models import API_KEY_SCOPES, License, ServiceApiKey, Subscription, User, UserPreferences
 
 
 class LicenseInline(admin.StackedInline):
@@ -45,11 +51,16 @@ class UserAdmin(DjangoUserAdmin):
         "max_step_reached",
         "last_session_final_step",
         "deleted_at",
+        "balance",
+        "license_summary",
+        "subscription_summary",
+        "related_links",
     ]
     date_hierarchy = "date_joined"
     inlines = [LicenseInline, PreferencesInline]
     fieldsets = (
         (None, {"fields": ("id", "email", "password")}),
+        ("Account", {"fields": ("balance", "license_summary", "subscription_summary", "related_links")}),
         ("Profile", {"fields": ("name", "phone_number", "organization", "job_title", "country", "industry")}),
         ("Plan", {"fields": ("tier", "model_limit", "models_used")}),
         ("Progress", {"fields": ("time_spent", "max_step_reached", "last_session_final_step")}),
@@ -60,6 +71,72 @@ class UserAdmin(DjangoUserAdmin):
         ("Dates", {"fields": ("last_login", "date_joined", "created_at", "updated_at")}),
     )
     add_fieldsets = ((None, {"classes": ("wide",), "fields": ("email", "password1", "password2", "name")}),)
+
+    def get_object(self, request, object_id, from_field=None):
+        # The overview fields read the balance and license: one query, not three.
+        obj = super().get_object(request, object_id, from_field)
+        if obj is not None:
+            obj = type(obj).objects.select_related("credit_balance", "license").get(pk=obj.pk)
+        return obj
+
+    @admin.display(description="credit balance")
+    def balance(self, obj):
+        balance = getattr(obj, "credit_balance", None)
+        value = balance.balance if balance is not None else 0
+        grant = reverse("admin:credits_creditaccount_grant", args=[obj.pk])
+        return format_html(
+            '<strong id="user-balance">{}</strong> credits &nbsp; '
+            '<a href="{}" id="grant-credits-link" class="button">Grant or adjust credits</a>',
+            value,
+            grant,
+        )
+
+    @admin.display(description="license")
+    def license_summary(self, obj):
+        license = getattr(obj, "license", None)
+        if license is None:
+            return "none"
+        return format_html(
+            '<span id="user-license">{} · {} · expires {}</span>',
+            license.get_type_display(),
+            license.get_status_display(),
+            date_format(license.date_end, "DATETIME_FORMAT"),
+        )
+
+    @admin.display(description="subscription")
+    def subscription_summary(self, obj):
+        sub = Subscription.objects.filter(user=obj).order_by("-start_date").first()
+        if sub is None:
+            return format_html('<span id="user-subscription">{}</span>', "none")
+        return format_html(
+            '<span id="user-subscription"><a href="{}">{} · {} · {} {} {} · until {}{}</a></span>',
+            reverse("admin:accounts_subscription_change", args=[sub.pk]),
+            sub.get_tier_display(),
+            sub.get_status_display(),
+            sub.amount,
+            sub.currency,
+            sub.get_billing_cycle_display(),
+            date_format(sub.end_date, "DATETIME_FORMAT"),
+            " · auto-renews" if sub.auto_renew else "",
+        )
+
+    @admin.display(description="records")
+    def related_links(self, obj):
+        """The user's rows in other lists: each changelist filtered by this user."""
+        links = [
+            ("user-ledger-link", "credits_credittransaction", "user__id__exact", "Credit ledger"),
+            ("user-payments-link", "credits_payment", "user__id__exact", "Payments"),
+            ("user-jobs-link", "jobs_job", "user__id__exact", "Jobs"),
+            ("user-shops-link", "shops_shop", "owner__id__exact", "Shops owned"),
+        ]
+        return format_html_join(
+            " · ",
+            '<a id="{}" href="{}?{}">{}</a>',
+            (
+                (link_id, reverse(f"admin:{name}_changelist"), urlencode({lookup: obj.pk}), label)
+                for link_id, name, lookup, label in links
+            ),
+        )
 
     def get_inlines(self, request, obj):
         # The rows behind the inlines are created with the user (save_related), not typed in.
@@ -111,9 +188,23 @@ class UserPreferencesAdmin(admin.ModelAdmin):
 admin.site.unregister(APIKey)
 
 
+class ServiceApiKeyForm(forms.ModelForm):
+    scopes = forms.MultipleChoiceField(
+        choices=[(scope, scope) for scope in API_KEY_SCOPES],
+        widget=forms.CheckboxSelectMultiple,
+        help_text="What the key may do: " + ", ".join(API_KEY_SCOPES) + ".",
+    )
+
+    class Meta:
+        model = ServiceApiKey
+        fields = ["name", "scopes", "expiry_date", "revoked"]
+
+
 @admin.register(ServiceApiKey)
 class ServiceApiKeyAdmin(APIKeyModelAdmin):
     """Shows only the prefix; the key itself is never stored, so it cannot be shown."""
+
+    form = ServiceApiKeyForm
 
     list_display = ["prefix", "name", "scopes", "created", "last_used_at", "expiry_date", "revoked"]
     list_filter = ["revoked", "created"]

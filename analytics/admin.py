@@ -16,7 +16,8 @@ class DailySalesMetricAdmin(ReadOnlyAdmin):
         "net_revenue",
         "gross_profit",
     ]
-    list_filter = ["date"]
+    list_filter = [("shop", admin.RelatedOnlyFieldListFilter)]
+    search_fields = ["shop__name", "shop__slug"]
     list_select_related = ["shop"]
     date_hierarchy = "date"
 
@@ -24,6 +25,8 @@ class DailySalesMetricAdmin(ReadOnlyAdmin):
 @admin.register(CategoryDailyMetric)
 class CategoryDailyMetricAdmin(ReadOnlyAdmin):
     list_display = ["shop", "date", "category", "items_sold", "revenue", "profit"]
+    list_filter = [("shop", admin.RelatedOnlyFieldListFilter)]
+    search_fields = ["shop__name", "category"]
     list_select_related = ["shop"]
     date_hierarchy = "date"
 
@@ -40,6 +43,8 @@ class ProductAnalyticsAdmin(ReadOnlyAdmin):
         "stock_end",
         "sell_through_pct",
     ]
+    list_filter = [("shop", admin.RelatedOnlyFieldListFilter)]
+    search_fields = ["item__sku", "item__name", "shop__name"]
     list_select_related = ["item"]
     date_hierarchy = "date"
 
@@ -55,10 +60,14 @@ class ErrorLogAdmin(ReadOnlyAdmin):
     list_display = ["message", "severity", "occurrences", "first_seen", "last_seen", "resolved_at"]
     list_filter = ["severity", ("resolved_at", admin.EmptyFieldListFilter)]
     search_fields = ["message", "url", "fingerprint"]
+    date_hierarchy = "last_seen"
     actions = ["resolve"]
 
     @admin.action(description="Mark resolved (a new occurrence reopens)")
     def resolve(self, request, queryset):
+        done = 0
         for error_log in queryset:
             error_log_resolve(error_log=error_log, user=request.user)
-        self.message_user(request, f"{queryset.count()} resolved.", messages.SUCCESS)
+            self.log_change(request, error_log, "Marked resolved (list action).")
+            done += 1
+        self.message_user(request, f"{done} resolved.", messages.SUCCESS)

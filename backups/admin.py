@@ -62,6 +62,7 @@ class SyncStatusAdmin(ReadOnlyAdmin):
     list_display = ["backup", "target", "status", "synced_at", "lag", "attempts"]
     list_filter = ["status", "target"]
     list_select_related = ["backup"]
+    date_hierarchy = "created_at"
 
 
 @admin.register(RecoverySnapshot)
@@ -69,5 +70,6 @@ class RecoverySnapshotAdmin(ReadOnlyAdmin):
     list_display = ["created_at", "shop", "size", "created_by", "expires_at", "restored_at", "note"]
     list_select_related = ["shop", "created_by"]
     search_fields = ["shop__name", "shop__slug"]
+    date_hierarchy = "created_at"
     exclude = ["document"]
     readonly_fields = ["shop", "sha256", "size", "note", "created_by", "expires_at", "restored_at"]

@@ -1,23 +1,26 @@
 """Staff console for credits.
 
-The ledger, balances and webhook logs are read-only for everyone, superusers included: the
-only way to move credits from here is the "Grant or adjust credits" form on a user's credit
-account, which calls `credits_grant` with a reason and records the staff member.
+The ledger, balances and webhook logs are read-only for everyone, superusers included: credits
+move from here only through the "Grant or adjust credits" form (linked from the user page and
+the credit accounts list), which calls `credits_grant` with a reason and records the staff
+member, and the refund page of a payment, which calls `payment_refund`. Both write the admin
+history (LogEntry) with the reason.
 """
 
 import uuid
+from decimal import Decimal
 
 from django import forms
-from django.contrib import admin, messages
-from django.core.exceptions import PermissionDenied
-from django.http import HttpResponseRedirect
+from django.contrib import admin
 from django.shortcuts import get_object_or_404
-from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
+from django.utils.text import Truncator
+from import_export import resources
 
+from accounts.models import User
 from config.admin import ReadOnlyAdmin
-from config.exceptions import ApplicationError
+from config.admin_tools import CsvExportMixin, OperationForm, operation_view, with_reason
 from credits import services
 from credits.models import (
     CreditAccount,
@@ -28,6 +31,7 @@ from credits.models import (
     PaymentEvent,
     WebhookLog,
 )
+from credits.selectors import balance_get
 
 
 @admin.register(CreditPackage)
@@ -52,24 +56,40 @@ class CreditPackageAdmin(admin.ModelAdmin):
         return False
 
 
+class CreditTransactionResource(resources.ModelResource):
+    """The ledger as CSV: one row per movement, users by email."""
+
+    class Meta:
+        model = CreditTransaction
+        fields = (
+            "id",
+            "created_at",
+            "user__email",
+            "type",
+            "amount",
+            "balance_after",
+            "reason",
+            "job_id",
+            "payment__id",
+            "idempotency_key",
+            "created_by__email",
+        )
+        export_order = fields
+
+
 @admin.register(CreditTransaction)
-class CreditTransactionAdmin(ReadOnlyAdmin):
-    list_display = [
-        "created_at",
-        "user",
-        "type",
-        "amount",
-        "balance_after",
-        "reason",
-        "job_id",
-        "payment",
-        "created_by",
-    ]
+class CreditTransactionAdmin(CsvExportMixin, ReadOnlyAdmin):
+    resource_classes = [CreditTransactionResource]
+    list_display = ["created_at", "user", "type", "amount", "balance_after", "short_reason", "created_by"]
     list_filter = ["type", ("created_at", admin.DateFieldListFilter)]
-    search_fields = ["user__email", "idempotency_key", "reason", "=job_id"]
-    list_select_related = ["user", "payment", "created_by"]
+    search_fields = ["user__email", "idempotency_key", "reason", "=job_id", "=payment__id"]
+    list_select_related = ["user", "created_by"]
     date_hierarchy = "created_at"
     show_full_result_count = False
+
+    @admin.display(description="reason", ordering="reason")
+    def short_reason(self, obj):
+        return Truncator(obj.reason).chars(60)
 
 
 @admin.register(CreditBalance)
@@ -79,7 +99,7 @@ class CreditBalanceAdmin(ReadOnlyAdmin):
     list_select_related = ["user"]
 
 
-class GrantForm(forms.Form):
+class GrantForm(OperationForm):
     TYPES = [
         (CreditTransaction.Type.BONUS, "Bonus (adds credits)"),
         (CreditTransaction.Type.ADJUSTMENT, "Adjustment (positive or negative correction)"),
@@ -91,9 +111,9 @@ class GrantForm(forms.Form):
         max_value=1_000_000,
         help_text="Credits; an adjustment may be negative (never below zero).",
     )
-    reason = forms.CharField(max_length=500, widget=forms.Textarea(attrs={"rows": 3}))
     # One token per rendered form: submitting the same form twice grants once.
     token = forms.UUIDField(widget=forms.HiddenInput)
+    field_order = ["type", "amount", "reason", "token"]
 
     def clean(self):
         data = super().clean()
@@ -103,6 +123,48 @@ class GrantForm(forms.Form):
         elif amount is not None and amount < 0 and type_ == CreditTransaction.Type.BONUS:
             self.add_error("amount", "A bonus must be positive; use an adjustment to remove credits.")
         return data
+
+
+def balance_of(user) -> int:
+    balance = getattr(user, "credit_balance", None)
+    return balance.balance if balance is not None else 0
+
+
+def grant_view(model_admin: admin.ModelAdmin, request, user_id):
+    """Grant or adjust a user's credits through `credits_grant` (shared by the user page and the
+    credit accounts list); the history entry is the user's."""
+    user = get_object_or_404(User.objects.select_related("credit_balance"), pk=user_id)
+
+    def perform(data):
+        row = services.credits_grant(
+            user=user,
+            amount=data["amount"],
+            type=data["type"],
+            reason=data["reason"],
+            idempotency_key=f"admin:{data['token']}",
+            created_by=request.user,
+        )
+        return with_reason(
+            f"Credits {row.type}: {row.amount:+d} credits for {user.email}; balance now {row.balance_after}.",
+            data["reason"],
+        )
+
+    return operation_view(
+        model_admin,
+        request,
+        obj=user,
+        form_class=GrantForm,
+        perform=perform,
+        title=f"Grant or adjust credits: {user.email}",
+        form_id="grant-credits-form",
+        success_url=reverse("admin:accounts_user_change", args=[user.pk]),
+        allowed=request.user.has_perm("credits.grant_credits"),
+        initial={"token": uuid.uuid4(), "type": CreditTransaction.Type.BONUS},
+        extra_context={
+            "summary": [("User", user.email), ("Current balance", f"{balance_of(user)} credits")],
+            "submit_label": "Write to the ledger",
+        },
+    )
 
 
 @admin.register(CreditAccount)
@@ -119,8 +181,7 @@ class CreditAccountAdmin(ReadOnlyAdmin):
 
     @admin.display(description="balance")
     def balance(self, obj):
-        balance = getattr(obj, "credit_balance", None)
-        return balance.balance if balance is not None else 0
+        return balance_of(obj)
 
     @admin.display(description="credits")
     def grant_link(self, obj):
@@ -138,46 +199,59 @@ class CreditAccountAdmin(ReadOnlyAdmin):
         ]
 
     def grant_view(self, request, user_id):
-        if not (request.user.is_superuser or request.user.has_perm("credits.grant_credits")):
-            raise PermissionDenied
-        user = get_object_or_404(CreditAccount, pk=user_id)
-        if request.method == "POST":
-            form = GrantForm(request.POST)
-            if form.is_valid():
-                data = form.cleaned_data
-                try:
-                    row = services.credits_grant(
-                        user=user,
-                        amount=data["amount"],
-                        type=data["type"],
-                        reason=data["reason"],
-                        idempotency_key=f"admin:{data['token']}",
-                        created_by=request.user,
-                    )
-                except ApplicationError as exc:
-                    form.add_error("amount", exc.message)
-                else:
-                    self.message_user(
-                        request,
-                        f"{row.amount:+d} credits for {user.email}; balance now {row.balance_after}.",
-                        messages.SUCCESS,
-                    )
-                    return HttpResponseRedirect(reverse("admin:credits_creditaccount_changelist"))
-        else:
-            form = GrantForm(initial={"token": uuid.uuid4(), "type": CreditTransaction.Type.BONUS})
-        context = {
-            **self.admin_site.each_context(request),
-            "title": f"Grant or adjust credits: {user.email}",
-            "form": form,
-            "account": user,
-            "balance": self.balance(user),
-            "opts": self.model._meta,
-        }
-        return TemplateResponse(request, "admin/credits/grant_credits.html", context)
+        return grant_view(self, request, user_id)
+
+
+class PaymentResource(resources.ModelResource):
+    class Meta:
+        model = Payment
+        fields = (
+            "id",
+            "created_at",
+            "user__email",
+            "package__name",
+            "provider",
+            "status",
+            "amount",
+            "currency",
+            "credits",
+            "refunded_amount",
+            "credits_clawed_back",
+            "refund_shortfall",
+            "transaction_id",
+            "completed_at",
+            "refunded_at",
+        )
+        export_order = fields
+
+
+class RefundForm(OperationForm):
+    amount = forms.DecimalField(
+        max_digits=12, decimal_places=2, min_value=Decimal("0.01"), help_text="Amount to refund."
+    )
+    # One token per rendered form: submitting the same confirmation twice refunds once.
+    token = forms.UUIDField(widget=forms.HiddenInput)
+    field_order = ["amount", "reason", "token"]
+
+    def __init__(self, *args, left: Decimal, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.left = left
+        self.fields["amount"].help_text = f"At most {left}; the credits are clawed back in proportion."
+
+    def clean_amount(self):
+        amount = self.cleaned_data["amount"]
+        if amount > self.left:
+            raise forms.ValidationError(f"At most {self.left} is left to refund.")
+        return amount
 
 
 @admin.register(Payment)
-class PaymentAdmin(ReadOnlyAdmin):
+class PaymentAdmin(CsvExportMixin, ReadOnlyAdmin):
+    """Payments; a completed one is refunded (in whole or in part, with a reason) from its page,
+    through `payment_refund`, the service the providers' refund webhooks use."""
+
+    resource_classes = [PaymentResource]
+    change_form_template = "admin/credits/payment/change_form.html"
     list_display = [
         "created_at",
         "user",
@@ -186,32 +260,80 @@ class PaymentAdmin(ReadOnlyAdmin):
         "currency",
         "provider",
         "status",
-        "credits",
-        "refund_shortfall",
+        "refunded_amount",
     ]
-    list_filter = ["status", "provider", ("created_at", admin.DateFieldListFilter)]
+    list_filter = ["status", "provider", "currency", ("created_at", admin.DateFieldListFilter)]
     search_fields = ["user__email", "=id", "transaction_id", "gateway_payment_id"]
     list_select_related = ["user", "package"]
     date_hierarchy = "created_at"
-    actions = ["refund_payments"]
 
-    @admin.action(description="Refund selected payments (claw back their credits)", permissions=["refund"])
-    def refund_payments(self, request, queryset):
-        done = 0
-        for payment in queryset.order_by("pk"):
-            try:
-                services.payment_refund(
-                    payment=payment,
-                    created_by=request.user,
-                    reason=f"Refunded by {request.user.email} in admin",
-                )
-                done += 1
-            except ApplicationError as exc:
-                self.message_user(request, f"{payment.id}: {exc.message}", messages.WARNING)
-        self.message_user(request, f"Refunded {done} payment(s).", messages.SUCCESS)
+    @admin.display(description="amount", ordering="amount")
+    def price(self, obj):
+        return f"{obj.amount} {obj.currency}"
 
     def has_refund_permission(self, request):
-        return request.user.is_superuser or request.user.has_perm("credits.refund_payment")
+        return request.user.has_perm("credits.refund_payment")
+
+    def get_urls(self):
+        return [
+            path(
+                "<uuid:payment_id>/refund/",
+                self.admin_site.admin_view(self.refund_view),
+                name="credits_payment_refund",
+            ),
+            *super().get_urls(),
+        ]
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        extra_context = {**(extra_context or {}), "can_refund": self.has_refund_permission(request)}
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    def refund_view(self, request, payment_id):
+        payment = get_object_or_404(Payment.objects.select_related("user", "package"), pk=payment_id)
+        left = payment.amount - payment.refunded_amount
+
+        def perform(data):
+            done = services.payment_refund(
+                payment=payment,
+                amount=data["amount"],
+                reason=data["reason"],
+                created_by=request.user,
+                idempotency_key=f"admin:{data['token']}",
+            )
+            return with_reason(
+                f"Refunded {data['amount']} {done.currency} of payment {done.pk} "
+                f"(now {done.refunded_amount} of {done.amount} refunded, status {done.status}; "
+                f"{done.credits_clawed_back} credits clawed back in total, "
+                f"shortfall {done.refund_shortfall}).",
+                data["reason"],
+            )
+
+        return operation_view(
+            self,
+            request,
+            obj=payment,
+            form_class=RefundForm,
+            form_kwargs={"left": left},
+            perform=perform,
+            title=f"Refund payment {payment.pk}",
+            form_id="refund-payment-form",
+            success_url=reverse("admin:credits_payment_change", args=[payment.pk]),
+            allowed=self.has_refund_permission(request),
+            initial={"token": uuid.uuid4(), "amount": left},
+            extra_context={
+                "summary": [
+                    ("User", payment.user.email),
+                    ("Package", payment.package.name),
+                    ("Status", payment.get_status_display()),
+                    ("Amount", f"{payment.amount} {payment.currency}"),
+                    ("Already refunded", f"{payment.refunded_amount} {payment.currency}"),
+                    ("Credits granted", payment.credits),
+                    ("Credits clawed back so far", payment.credits_clawed_back),
+                    ("User's balance now", balance_get(user=payment.user)),
+                ],
+                "submit_label": "Refund",
+            },
+        )
 
 
 @admin.register(WebhookLog)
@@ -236,4 +358,6 @@ class WebhookLogAdmin(ReadOnlyAdmin):
 class PaymentEventAdmin(ReadOnlyAdmin):
     list_display = ["created_at", "provider", "event_id", "type", "payment"]
     list_filter = ["provider", "type"]
-    search_fields = ["event_id"]
+    search_fields = ["event_id", "=payment__id"]
+    list_select_related = ["payment"]
+    date_hierarchy = "created_at"

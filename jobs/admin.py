@@ -1,10 +1,13 @@
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.http import Http404
+from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
 from django.utils.html import format_html
+from import_export import resources
 
 from config.admin import ReadOnlyAdmin
+from config.admin_tools import CsvExportMixin, OperationForm, operation_view, with_reason
 from config.exceptions import ApplicationError
 from jobs import services
 from jobs.models import ApiUsageLog, Artifact, Job, JobDailyStat, JobFile, JobKind
@@ -57,24 +60,41 @@ class ArtifactInline(admin.TabularInline):
         return False
 
 
-@admin.register(Job)
-class JobAdmin(admin.ModelAdmin):
-    """Staff see and steer jobs; status and credits change only through the services (actions:
-    job_retry, job_cancel → job_transition). Status is read-only here, and the database refuses
-    a status write that does not come from job_transition anyway."""
+class JobResource(resources.ModelResource):
+    class Meta:
+        model = Job
+        fields = (
+            "id",
+            "external_id",
+            "created_at",
+            "user__email",
+            "kind__code",
+            "status",
+            "priority",
+            "requested_count",
+            "successful_count",
+            "failed_count",
+            "attempts",
+            "credits_charged",
+            "credits_refunded",
+            "retry_of__id",
+            "queued_at",
+            "started_at",
+            "completed_at",
+        )
+        export_order = fields
 
-    list_display = [
-        "external_id",
-        "user",
-        "kind",
-        "status",
-        "priority",
-        "progress",
-        "attempts",
-        "credits_charged",
-        "credits_refunded",
-        "created_at",
-    ]
+
+@admin.register(Job)
+class JobAdmin(CsvExportMixin, admin.ModelAdmin):
+    """Staff see and steer jobs; status and credits change only through the services: the
+    Retry and Cancel forms on a job's page (and the list actions) call job_retry / job_cancel
+    → job_transition, and write the admin history. Status is read-only here, and the database
+    refuses a status write that does not come from job_transition anyway."""
+
+    resource_classes = [JobResource]
+    change_form_template = "admin/jobs/job/change_form.html"
+    list_display = ["external_id", "user", "kind", "status", "progress", "credits_charged", "created_at"]
     list_filter = ["status", "kind", "priority", ("created_at", admin.DateFieldListFilter)]
     search_fields = ["external_id", "=id", "user__email"]
     date_hierarchy = "created_at"
@@ -123,7 +143,71 @@ class JobAdmin(admin.ModelAdmin):
             self.admin_site.admin_view(self.download_file),
             name="jobs_job_file_download",
         )
-        return [download, *super().get_urls()]
+        operations = [
+            path(
+                f"<uuid:job_id>/{name}/",
+                self.admin_site.admin_view(getattr(self, f"{name}_view")),
+                name=f"jobs_job_{name}",
+            )
+            for name in ("retry", "cancel")
+        ]
+        return [download, *operations, *super().get_urls()]
+
+    def has_operate_permission(self, request, obj=None):
+        return self.has_change_permission(request, obj)
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        extra_context = {
+            **(extra_context or {}),
+            "can_operate": self.has_operate_permission(request),
+        }
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    def retry_view(self, request, job_id):
+        return self._operation(request, job_id, "retry")
+
+    def cancel_view(self, request, job_id):
+        return self._operation(request, job_id, "cancel")
+
+    def _operation(self, request, job_id, name):
+        job = get_object_or_404(Job.objects.select_related("user", "kind"), pk=job_id)
+
+        def perform(data):
+            return with_reason(self._apply(job, name), data["reason"])
+
+        return operation_view(
+            self,
+            request,
+            obj=job,
+            form_class=OperationForm,
+            perform=perform,
+            title=f"{name.capitalize()} job {job.external_id}",
+            form_id=f"job-{name}-form",
+            success_url=reverse("admin:jobs_job_change", args=[job.pk]),
+            allowed=self.has_operate_permission(request, job),
+            extra_context={
+                "summary": [
+                    ("Job", job.external_id),
+                    ("User", job.user.email),
+                    ("Kind", job.kind.code),
+                    ("Status", job.get_status_display()),
+                    ("Credits charged", job.credits_charged),
+                ],
+                "submit_label": name.capitalize(),
+            },
+        )
+
+    @staticmethod
+    def _apply(job, name) -> str:
+        """Call the service the API calls and describe what it did."""
+        if name == "cancel":
+            done = services.job_cancel(job=job)
+            return f"Cancelled job {done.external_id}; {done.credits_refunded} credits refunded."
+        retried, created = services.job_retry(job=job)
+        if retried.pk == job.pk:
+            return f"Retried job {job.external_id} now (it was waiting for its backoff)."
+        verb = "Created" if created else "Already had"
+        return f"{verb} retry job {retried.external_id} of job {job.external_id}; status {retried.status}."
 
     def download_file(self, request, job_id, file_id):
         from jobs.file_apis import job_file_response
@@ -135,28 +219,34 @@ class JobAdmin(admin.ModelAdmin):
             raise Http404("File not found.")
         return job_file_response(job_file)
 
-    def _each(self, request, queryset, action, verb):
+    def _each(self, request, queryset, name, verb):
         done = 0
-        for job in queryset.order_by("pk"):
+        for job in queryset.select_related("user", "kind").order_by("pk"):
             try:
-                action(job=job)
-                done += 1
+                message = self._apply(job, name)
             except ApplicationError as exc:
                 self.message_user(request, f"{job.external_id}: {exc.message}", messages.WARNING)
+            else:
+                self.log_change(request, job, f"{message} (list action, no reason given)")
+                done += 1
         self.message_user(request, f"{verb} {done} job(s).", messages.SUCCESS)
 
-    @admin.action(description="Retry selected jobs (failed/cancelled → new job; retrying → now)")
+    @admin.action(
+        description="Retry selected jobs (failed/cancelled → new job; retrying → now)",
+        permissions=["operate"],
+    )
     def retry_jobs(self, request, queryset):
-        self._each(request, queryset, services.job_retry, "Retried")
+        self._each(request, queryset, "retry", "Retried")
 
-    @admin.action(description="Cancel selected jobs (refunds what was charged)")
+    @admin.action(description="Cancel selected jobs (refunds what was charged)", permissions=["operate"])
     def cancel_jobs(self, request, queryset):
-        self._each(request, queryset, services.job_cancel, "Cancelled")
+        self._each(request, queryset, "cancel", "Cancelled")
 
 
 @admin.register(ApiUsageLog)
 class ApiUsageLogAdmin(ReadOnlyAdmin):
     list_display = [
+        "created_at",
         "provider",
         "endpoint",
         "units",
@@ -164,9 +254,9 @@ class ApiUsageLogAdmin(ReadOnlyAdmin):
         "duration_ms",
         "status_code",
         "job",
-        "created_at",
     ]
     list_filter = ["provider", "status_code"]
+    date_hierarchy = "created_at"
     search_fields = ["provider", "endpoint", "job__external_id"]
     list_select_related = ["job"]
 

@@ -148,7 +148,8 @@ class Job(UUIDModel):
         ]
 
     def __str__(self):
-        return f"{self.kind_id and self.kind.code} {self.external_id} ({self.status})"
+        # Not the kind's code: that is a query per row in every list that shows jobs.
+        return f"job {self.external_id} ({self.status})"
 
     @classmethod
     def from_db(cls, db, field_names, values):

@@ -459,6 +459,7 @@ class KeywordReply(UUIDModel):
 
     class Meta:
         ordering = ["-priority", "created_at", "id"]
+        verbose_name_plural = "keyword replies"
         constraints = [
             models.CheckConstraint(condition=Q(keywords__len__gte=1), name="keyword_reply_has_keywords"),
         ]

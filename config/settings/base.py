@@ -39,6 +39,7 @@ INSTALLED_APPS = [
     "django_structlog",
     "pgtrigger",
     "axes",
+    "import_export",
     "config.apps.PlatformConfig",
     "accounts",
     "credits",
@@ -67,6 +68,10 @@ MIDDLEWARE = [
 ROOT_URLCONF = "config.urls"
 WSGI_APPLICATION = "config.wsgi.application"
 APPEND_SLASH = False
+
+# The admin shows times with seconds (ledger, payments, jobs are read to the second): our own
+# format module comes before Django's locale formats.
+FORMAT_MODULE_PATH = ["config.formats"]
 
 TEMPLATES = [
     {

@@ -8,7 +8,7 @@ even if the status checks below were ever bypassed.
 """
 
 import logging
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -144,46 +144,102 @@ def payment_fail(*, payment: Payment, reason: str = "") -> Payment:
 
 
 @transaction.atomic
-def payment_refund(*, payment: Payment, reason: str = "", created_by=None) -> Payment:
-    """Refund the whole payment and claw back the credits it granted, never below zero.
+def payment_refund(
+    *,
+    payment: Payment,
+    reason: str = "",
+    created_by=None,
+    amount: Decimal | None = None,
+    idempotency_key: str | None = None,
+) -> Payment:
+    """Refund a payment, in whole or (staff, with `amount`) in part, and claw back its credits
+    in proportion, never below zero.
 
-    Locks the payment row, then the balance row. If the user already spent some of the
-    credits, only what is left is taken back (an `adjustment` row) and the rest is recorded as
-    `refund_shortfall`. A refund that arrives before the success notice marks the payment
-    refunded without touching credits, and the later success grants nothing. Refunding twice
-    returns the payment unchanged. A free payment cannot be refunded (InvalidTransition, 409).
+    Locks the payment row, then the balance row. The credits taken back after this refund are
+    `credits × refunded_amount / amount` (rounded half up; all of them once fully refunded); if
+    the user already spent some, only what is left is taken (an `adjustment` row) and the rest
+    is added to `refund_shortfall`. The payment becomes `refunded` when the whole amount is;
+    until then it stays `completed` with `refunded_amount` growing.
+
+    Without `amount` (a provider's refund notice): refunds what is left. A refund that arrives
+    before the success notice marks the payment refunded without touching credits, and the
+    later success grants nothing; refunding a refunded payment returns it unchanged.
+    With `amount`: only a completed payment can be refunded (InvalidTransition, 409), and the
+    amount must be positive and at most what is left (ApplicationError `invalid_refund_amount`,
+    400). A refund is applied at most once per `idempotency_key` (recorded on the payment).
+    A free payment cannot be refunded (InvalidTransition, 409).
     """
     payment = _lock(payment)
-    if payment.status == Status.REFUNDED:
+    refunds = payment.metadata.get("refunds", [])
+    if idempotency_key and any(r.get("key") == idempotency_key for r in refunds):
+        return payment
+    partial = amount is not None
+    if payment.status == Status.REFUNDED and not partial:
         return payment
     if payment.provider == Provider.FREE:
         raise InvalidTransition("A free package has nothing to refund.")
+    left = payment.amount - payment.refunded_amount
+    if partial:
+        if payment.status != Status.COMPLETED:
+            raise InvalidTransition(f"A {payment.status} payment cannot be refunded.")
+        if not isinstance(amount, Decimal) or not amount.is_finite() or amount <= 0 or amount > left:
+            raise ApplicationError(
+                f"The refund must be more than 0 and at most {left} {payment.currency}.",
+                code="invalid_refund_amount",
+                fields={"amount": [f"Between 0.01 and {left}."]},
+            )
+    refunded_total = payment.refunded_amount + (amount if partial else left)
     clawback = 0
     if payment.status == Status.COMPLETED:
-        _, balance = _lock_balance(payment.user_id)
-        clawback = min(payment.credits, balance)
-        if clawback:
-            credits_grant(
-                user=payment.user,
-                amount=-clawback,
-                type=CreditTransaction.Type.ADJUSTMENT,
-                idempotency_key=f"payment:{payment.id}:clawback",
-                payment=payment,
-                created_by=created_by,
-                reason=(reason or f"Refund of payment {payment.id}")[:500],
+        if refunded_total >= payment.amount or not payment.amount:
+            owed_total = payment.credits
+        else:
+            owed_total = int(
+                (Decimal(payment.credits) * refunded_total / payment.amount).to_integral_value(ROUND_HALF_UP)
             )
-        payment.refund_shortfall = payment.credits - clawback
-        if payment.refund_shortfall:
-            logger.warning(
-                "credits: refund of payment %s could claw back only %s of %s credits",
-                payment.id,
-                clawback,
-                payment.credits,
-            )
-    payment.status = Status.REFUNDED
+        owed = owed_total - payment.credits_clawed_back - payment.refund_shortfall
+        if owed > 0:
+            _, balance = _lock_balance(payment.user_id)
+            clawback = min(owed, balance)
+            if clawback:
+                # The first refund keeps the historical key; later (partial) ones are numbered.
+                key = f"payment:{payment.id}:clawback" + (f":{len(refunds) + 1}" if refunds else "")
+                credits_grant(
+                    user=payment.user,
+                    amount=-clawback,
+                    type=CreditTransaction.Type.ADJUSTMENT,
+                    idempotency_key=key,
+                    payment=payment,
+                    created_by=created_by,
+                    reason=(reason or f"Refund of payment {payment.id}")[:500],
+                )
+            payment.refund_shortfall += owed - clawback
+            if owed - clawback:
+                logger.warning(
+                    "credits: refund of payment %s could claw back only %s of %s credits",
+                    payment.id,
+                    clawback,
+                    owed,
+                )
+    if refunded_total >= payment.amount:
+        payment.status = Status.REFUNDED
     payment.refunded_at = timezone.now()
-    payment.refunded_amount = payment.amount
-    payment.credits_clawed_back = clawback
+    payment.refunded_amount = refunded_total
+    payment.credits_clawed_back += clawback
+    payment.metadata = {
+        **payment.metadata,
+        "refunds": [
+            *refunds,
+            {
+                "key": idempotency_key or "",
+                "amount": str(amount if partial else left),
+                "credits": clawback,
+                "reason": (reason or "")[:500],
+                "by": str(created_by.pk) if created_by is not None else None,
+                "at": payment.refunded_at.isoformat(),
+            },
+        ],
+    }
     payment.save(
         update_fields=[
             "status",
@@ -191,6 +247,7 @@ def payment_refund(*, payment: Payment, reason: str = "", created_by=None) -> Pa
             "refunded_amount",
             "credits_clawed_back",
             "refund_shortfall",
+            "metadata",
             "updated_at",
         ]
     )

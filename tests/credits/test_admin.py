@@ -3,10 +3,9 @@ from django.contrib.auth.models import Permission
 from django.test import Client
 from django.urls import reverse
 
-from credits.models import CreditTransaction, Payment, WebhookLog
+from credits.models import CreditTransaction, WebhookLog
 from credits.selectors import balance_get
-from credits.services import credits_grant, payment_complete
-from tests.credits.factories import PaymentFactory
+from credits.services import credits_grant
 from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -148,20 +147,9 @@ def test_staff_with_the_grant_permission_can_grant(user):
     assert balance_get(user=user) == 5
 
 
-def test_payment_refund_action_claws_back_credits(admin_client, superuser, user):
-    payment = PaymentFactory(user=user)
-    payment_complete(payment=payment)
-
-    response = admin_client.post(
-        reverse("admin:credits_payment_changelist"),
-        {"action": "refund_payments", "_selected_action": [str(payment.pk)]},
-    )
-
-    assert response.status_code == 302
-    payment.refresh_from_db()
-    assert payment.status == Payment.Status.REFUNDED and payment.credits_clawed_back == 10
-    assert CreditTransaction.objects.get(type="adjustment").created_by == superuser
-    assert balance_get(user=user) == 0
+def test_payments_have_no_list_action_that_refunds_without_confirmation(admin_client):
+    response = admin_client.get(reverse("admin:credits_payment_changelist"))
+    assert "refund_payments" not in response.context["cl"].model_admin.get_actions(response.wsgi_request)
 
 
 def test_credit_accounts_list_shows_balances(admin_client, user):

@@ -1,0 +1,109 @@
+"""Building blocks for the staff operations and lists of every app's admin.
+
+A staff operation (grant credits, refund, retry a job, adjust stock, move an order, change a
+plan) is one admin view: GET shows its form (a confirmation page), POST validates the form and
+calls the one service the API uses. A refusal by the service (ApplicationError: insufficient
+balance, illegal transition, ...) becomes an error on the form, never a 500; success is written
+to the admin's history (LogEntry) with who did it, what and the reason they typed.
+"""
+
+from collections.abc import Callable
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.http import HttpResponseRedirect
+from django.template.response import TemplateResponse
+from import_export.admin import ExportMixin
+from import_export.formats.base_formats import CSV
+
+from config.exceptions import ApplicationError
+
+REASON_HELP = "Why: written to the admin history with your name."
+
+
+class OperationForm(forms.Form):
+    """Every staff operation asks why; the reason goes to the admin history (and to the ledger
+    or stock history where the service records one)."""
+
+    reason = forms.CharField(max_length=500, widget=forms.Textarea(attrs={"rows": 2}), help_text=REASON_HELP)
+
+    def clean_reason(self):
+        reason = self.cleaned_data["reason"].strip()
+        if not reason:
+            raise forms.ValidationError("Give a reason.")
+        return reason
+
+
+def operation_view(
+    model_admin: admin.ModelAdmin,
+    request,
+    *,
+    obj,
+    form_class: type[forms.Form],
+    perform: Callable[[dict], str],
+    title: str,
+    form_id: str,
+    success_url: str,
+    allowed: bool,
+    log_obj=None,
+    form_kwargs: dict | None = None,
+    initial: dict | None = None,
+    template: str = "admin/operation_form.html",
+    extra_context: dict | None = None,
+):
+    """Run one staff operation.
+
+    `perform(cleaned_data)` calls the service and returns the sentence recorded in the admin
+    history and shown to the staff member. Only a POST performs it (CSRF-checked by the
+    middleware); a GET renders the form. ApplicationError and Django's ValidationError raised by
+    the service become form errors (status 200, nothing changed). `allowed` False is a 403.
+    """
+    if not allowed:
+        raise PermissionDenied
+    form_kwargs = form_kwargs or {}
+    if request.method == "POST":
+        form = form_class(request.POST, **form_kwargs)
+        if form.is_valid():
+            try:
+                message = perform(form.cleaned_data)
+            except ApplicationError as exc:
+                form.add_error(None, exc.message)
+            except DjangoValidationError as exc:
+                form.add_error(None, exc.messages)
+            else:
+                model_admin.log_change(request, log_obj if log_obj is not None else obj, message)
+                model_admin.message_user(request, message, messages.SUCCESS)
+                return HttpResponseRedirect(success_url)
+        model_admin.message_user(request, "Nothing was changed: see the errors below.", messages.ERROR)
+    else:
+        form = form_class(initial=initial, **form_kwargs)
+    opts = model_admin.model._meta
+    context = {
+        **model_admin.admin_site.each_context(request),
+        "title": title,
+        "form": form,
+        "form_id": form_id,
+        "object": obj,
+        "opts": opts,
+        "app_label": opts.app_label,
+        "cancel_url": success_url,
+        **(extra_context or {}),
+    }
+    return TemplateResponse(request, template, context)
+
+
+def with_reason(message: str, reason: str) -> str:
+    return f"{message} Reason: {reason}"
+
+
+class CsvExportMixin(ExportMixin):
+    """CSV export of what the changelist shows (its filters and search apply), export only:
+    no import view is mounted. Staff who may view the list may export it."""
+
+    export_formats = [CSV]
+    skip_export_form = True
+
+    def has_export_permission(self, request):
+        return self.has_view_permission(request)
