@@ -1,8 +1,8 @@
-"""At least one row of every model the admin lists, so every change page can be opened.
+"""Data for the browser tests: a row of every model the admin lists, and a month of activity.
 
-The demo data (`manage.py seed_demo`, through the services) covers users, credits, jobs and the
-shops; the rest is made here through the services where one exists, and as plain rows for logs
-and third-party tables.
+The demo data (`manage.py seed_demo`, through the services) gives users, credits, jobs and a
+shop that look like the product; the admin tests' builders (one per registered model) fill in
+the rest.
 """
 
 import io
@@ -11,25 +11,20 @@ from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal
 
 import time_machine
-from django.contrib.auth.models import Group
+from django.contrib import admin
 from django.core.management import call_command
 from django.utils import timezone
-from django_celery_beat.models import ClockedSchedule, SolarSchedule
-from rest_framework_simplejwt.tokens import RefreshToken
 
 from accounts import services as accounts_services
 from accounts.models import User
-from analytics.services import metrics_generate_platform, metrics_generate_shops
+from analytics.services import metrics_generate_platform
 from analytics.services.errors import error_log_record
-from backups.models import BackupLog, SyncStatus
-from backups.services.snapshots import snapshot_create
-from config.models import ScheduledRun
-from credits.models import CreditPackage, Payment, PaymentEvent, WebhookLog
+from credits.models import CreditPackage
 from credits.services import credits_charge, payment_complete, purchase_start
-from jobs.models import ApiUsageLog, Job, JobKind
-from shops.models import Shop, SocialIntegration
-from shops.services.inbound_keys import inbound_key_create
-from shops.services.invitations import invitation_create
+from jobs.models import JobKind
+from shops.management.commands.seed_demo_shops import DEMO_SHOP_SLUG
+from shops.models import Shop
+from tests.admin.builders import BUILDERS, shared
 from tests.analytics.factories import order_at
 from tests.factories import UserFactory
 from tests.jobs.factories import JobFactory
@@ -37,26 +32,12 @@ from tests.shops.factories import make_form, make_item
 
 
 def one_of_everything() -> dict:
+    """The demo data, Beat's schedules, a subscription and a client error for the demo user's
+    pages, then one row of each registered model that still has none."""
     call_command("seed_demo", stdout=io.StringIO())
     call_command("sync_schedules", stdout=io.StringIO())  # Beat's tables, as `make setup` fills them
-    now = timezone.now()
     demo = User.objects.get(email="demo@example.com")
-    staff = User.objects.get(email="admin@example.com")
-    shop = Shop.objects.order_by("created_at").first()
-    Group.objects.get_or_create(name="Support")
-    RefreshToken.for_user(demo)  # an outstanding token …
-    RefreshToken.for_user(demo).blacklist()  # … and a blacklisted one
-    ClockedSchedule.objects.create(clocked_time=now + timedelta(days=1))
-    SolarSchedule.objects.create(event="sunrise", latitude=Decimal("13.75"), longitude=Decimal("100.5"))
-    from axes.models import AccessAttempt, AccessFailureLog
-
-    attempt = {"user_agent": "browser-test", "ip_address": "127.0.0.1", "username": demo.email}
-    attempt |= {"http_accept": "text/html", "path_info": "/admin/login/"}
-    AccessAttempt.objects.create(**attempt, get_data="", post_data="", failures_since_start=1)
-    AccessFailureLog.objects.create(**attempt)
-    ScheduledRun.objects.create(
-        task="credits.audit_balances", period_key=now.date().isoformat(), started_at=now, outcome="succeeded"
-    )
+    now = timezone.now()
     accounts_services.subscription_activate(
         user=demo,
         amount=Decimal("299.00"),
@@ -65,32 +46,15 @@ def one_of_everything() -> dict:
         start=now,
         end=now + timedelta(days=30),
     )
-    accounts_services.api_key_create(name="render-worker", scopes=["jobs:write"])
-    payment = Payment.objects.filter(user=demo).first()
-    WebhookLog.objects.create(
-        source="payments",
-        provider="stripe",
-        event_id="evt_1",
-        event_type="payment.succeeded",
-        status_code=200,
-    )
-    PaymentEvent.objects.create(
-        provider="stripe", event_id="evt_1", type="payment.succeeded", payment=payment
-    )
-    ApiUsageLog.objects.create(job=Job.objects.first(), provider="mesh-api", endpoint="/v1/convert", units=1)
-    SocialIntegration.objects.create(
-        shop=shop, provider="line", account_id="acc-1", access_token="secret-token"
-    )
-    inbound_key_create(shop=shop, name="website chat")
-    invitation_create(shop=shop, email="new.member@example.com", role="staff", invited_by=shop.owner)
-    today = now.date()
-    metrics_generate_shops(date_from=today - timedelta(days=2), date_to=today)
-    metrics_generate_platform(date_from=today - timedelta(days=2), date_to=today)
     error_log_record(message="TypeError: x is undefined", stack="at app.js:1", url="https://app.example.com/")
-    backup = BackupLog.objects.create(kind="daily", status="failed", started_at=now, error="disk full")
-    SyncStatus.objects.create(backup=backup, target="offsite")
-    snapshot_create(shop=shop, created_by=staff, note="before import")
-    return {"demo": demo, "shop": shop}
+    shared.rows.clear()
+    try:
+        for model in admin.site._registry:
+            if not model._default_manager.exists():
+                BUILDERS[model](1)
+    finally:
+        shared.rows.clear()
+    return {"demo": demo, "shop": Shop.objects.get(slug=DEMO_SHOP_SLUG)}
 
 
 def thirty_days_of_activity(*, seed: int = 12) -> None:
@@ -98,7 +62,7 @@ def thirty_days_of_activity(*, seed: int = 12) -> None:
     credit purchases and usage, and jobs (some failed), each made at that day's time (the
     nightly run then stores the closed days). Deterministic for a seed."""
     rng = random.Random(seed)
-    shop = Shop.objects.order_by("created_at").first()
+    shop = Shop.objects.get(slug=DEMO_SHOP_SLUG)
     items = [make_item(shop, stock=10_000, price=Decimal(p), name=n) for p, n in PRODUCTS]
     form = make_form(shop)
     package = CreditPackage.objects.get(name="Starter Pack")
