@@ -244,7 +244,7 @@ def test_the_dashboard_runs_the_same_number_of_queries_for_3_and_30_rows_of_ever
     assert small_page == large_page
 
 
-def test_only_staff_allowed_to_read_platform_metrics_see_the_dashboard(shops):
+def test_only_staff_allowed_to_read_platform_metrics_see_the_dashboard():
     staff = UserFactory(is_staff=True)
     client = Client()
     client.force_login(staff)
@@ -258,7 +258,7 @@ def test_only_staff_allowed_to_read_platform_metrics_see_the_dashboard(shops):
     assert allowed.content.count(b'class="dash-chart') >= 8
 
 
-def test_view_site_leads_to_the_frontend_not_to_the_api_hosts_404(settings, shops):
+def test_view_site_leads_to_the_frontend_not_to_the_api_hosts_404(settings):
     superuser = User.objects.create_superuser("root@example.com", "Admin-Console-Pass-7")
     client = Client()
     client.force_login(superuser)
