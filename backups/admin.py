@@ -35,6 +35,7 @@ class BackupLogAdmin(ReadOnlyAdmin):
         "database",
     ]
     list_filter = ["status", "kind"]
+    search_fields = ["=id", "file_name"]
     date_hierarchy = "started_at"
     inlines = [SyncStatusInline]
     readonly_fields = [f.name for f in BackupLog._meta.fields]

@@ -13,6 +13,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import transaction
 from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
 from import_export.admin import ExportMixin
@@ -21,6 +22,7 @@ from import_export.formats.base_formats import CSV
 from config.exceptions import ApplicationError
 
 REASON_HELP = "Why: written to the admin history with your name."
+ALREADY_DONE = "Nothing changed: this was already done (the same form was submitted twice)."
 
 
 class OperationForm(forms.Form):
@@ -42,7 +44,7 @@ def operation_view(
     *,
     obj,
     form_class: type[forms.Form],
-    perform: Callable[[dict], str],
+    perform: Callable[[dict], str | None],
     title: str,
     form_id: str,
     success_url: str,
@@ -56,9 +58,11 @@ def operation_view(
     """Run one staff operation.
 
     `perform(cleaned_data)` calls the service and returns the sentence recorded in the admin
-    history and shown to the staff member. Only a POST performs it (CSRF-checked by the
-    middleware); a GET renders the form. ApplicationError and Django's ValidationError raised by
-    the service become form errors (status 200, nothing changed). `allowed` False is a 403.
+    history and shown to the staff member, or None when the service had nothing to do (the
+    same form submitted twice): then nothing is logged. The service call and its history entry
+    commit together. Only a POST performs it (CSRF-checked by the middleware); a GET renders
+    the form. ApplicationError and Django's ValidationError raised by the service become form
+    errors (status 200, nothing changed). `allowed` False is a 403.
     """
     if not allowed:
         raise PermissionDenied
@@ -67,14 +71,19 @@ def operation_view(
         form = form_class(request.POST, **form_kwargs)
         if form.is_valid():
             try:
-                message = perform(form.cleaned_data)
+                with transaction.atomic():
+                    message = perform(form.cleaned_data)
+                    if message is not None:
+                        model_admin.log_change(request, log_obj if log_obj is not None else obj, message)
             except ApplicationError as exc:
                 form.add_error(None, exc.message)
             except DjangoValidationError as exc:
                 form.add_error(None, exc.messages)
             else:
-                model_admin.log_change(request, log_obj if log_obj is not None else obj, message)
-                model_admin.message_user(request, message, messages.SUCCESS)
+                if message is None:
+                    model_admin.message_user(request, ALREADY_DONE, messages.INFO)
+                else:
+                    model_admin.message_user(request, message, messages.SUCCESS)
                 return HttpResponseRedirect(success_url)
         model_admin.message_user(request, "Nothing was changed: see the errors below.", messages.ERROR)
     else:

@@ -136,12 +136,18 @@ def grant_view(model_admin: admin.ModelAdmin, request, user_id):
     user = get_object_or_404(User.objects.select_related("credit_balance"), pk=user_id)
 
     def perform(data):
+        key = f"admin:{data['token']}"
+        # The user row lock serialises two submissions of one form (lock order: user, then
+        # balance), so the second sees the first's ledger row and logs nothing.
+        User.objects.select_for_update().filter(pk=user.pk).exists()
+        if CreditTransaction.objects.filter(idempotency_key=key).exists():
+            return None
         row = services.credits_grant(
             user=user,
             amount=data["amount"],
             type=data["type"],
             reason=data["reason"],
-            idempotency_key=f"admin:{data['token']}",
+            idempotency_key=key,
             created_by=request.user,
         )
         return with_reason(
@@ -293,12 +299,18 @@ class PaymentAdmin(CsvExportMixin, ReadOnlyAdmin):
         left = payment.amount - payment.refunded_amount
 
         def perform(data):
+            key = f"admin:{data['token']}"
+            # Under the payment row lock (the service takes it too, first), so a second
+            # submission of one form sees the first's refund and logs nothing.
+            locked = Payment.objects.select_for_update().get(pk=payment.pk)
+            if any(refund.get("key") == key for refund in locked.metadata.get("refunds", [])):
+                return None
             done = services.payment_refund(
                 payment=payment,
                 amount=data["amount"],
                 reason=data["reason"],
                 created_by=request.user,
-                idempotency_key=f"admin:{data['token']}",
+                idempotency_key=key,
             )
             return with_reason(
                 f"Refunded {data['amount']} {done.currency} of payment {done.pk} "

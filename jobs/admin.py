@@ -173,7 +173,8 @@ class JobAdmin(CsvExportMixin, admin.ModelAdmin):
         job = get_object_or_404(Job.objects.select_related("user", "kind"), pk=job_id)
 
         def perform(data):
-            return with_reason(self._apply(job, name), data["reason"])
+            message = self._apply(job, name)
+            return with_reason(message, data["reason"]) if message else None
 
         return operation_view(
             self,
@@ -198,16 +199,17 @@ class JobAdmin(CsvExportMixin, admin.ModelAdmin):
         )
 
     @staticmethod
-    def _apply(job, name) -> str:
-        """Call the service the API calls and describe what it did."""
+    def _apply(job, name) -> str | None:
+        """Call the service the API calls and describe what it did (None: nothing to do)."""
         if name == "cancel":
             done = services.job_cancel(job=job)
             return f"Cancelled job {done.external_id}; {done.credits_refunded} credits refunded."
         retried, created = services.job_retry(job=job)
         if retried.pk == job.pk:
             return f"Retried job {job.external_id} now (it was waiting for its backoff)."
-        verb = "Created" if created else "Already had"
-        return f"{verb} retry job {retried.external_id} of job {job.external_id}; status {retried.status}."
+        if not created:
+            return None  # its one retry job exists already
+        return f"Created retry job {retried.external_id} of job {job.external_id}; status {retried.status}."
 
     def download_file(self, request, job_id, file_id):
         from jobs.file_apis import job_file_response
@@ -227,7 +229,8 @@ class JobAdmin(CsvExportMixin, admin.ModelAdmin):
             except ApplicationError as exc:
                 self.message_user(request, f"{job.external_id}: {exc.message}", messages.WARNING)
             else:
-                self.log_change(request, job, f"{message} (list action, no reason given)")
+                if message is not None:
+                    self.log_change(request, job, f"{message} (list action, no reason given)")
                 done += 1
         self.message_user(request, f"{verb} {done} job(s).", messages.SUCCESS)
 

@@ -5,13 +5,16 @@ from decimal import Decimal
 
 import pytest
 from django.contrib.admin.models import LogEntry
+from django.test import Client
 from django.urls import reverse
 
 from accounts.models import Subscription, User
+from config.admin_tools import ALREADY_DONE
 from credits.models import CreditTransaction, Payment
 from credits.selectors import balance_get
 from credits.services import credits_charge, credits_grant, payment_complete, payment_refund
 from tests.admin.helpers import assert_logged, form_token, history, page_messages
+from tests.credits.conftest import run_in_threads
 from tests.credits.factories import PaymentFactory
 from tests.factories import UserFactory
 from tests.jobs.factories import JobFactory
@@ -184,11 +187,12 @@ def test_submitting_the_same_refund_twice_refunds_once(admin_client, paid):
     data = {"amount": "50.00", "reason": "double click", "token": token}
 
     admin_client.post(refund_url(paid), data)
-    admin_client.post(refund_url(paid), data)
+    again = admin_client.post(refund_url(paid), data, follow=True)
 
     paid.refresh_from_db()
     assert paid.refunded_amount == Decimal("50.00")
     assert CreditTransaction.objects.filter(type="adjustment").count() == 1
+    assert ALREADY_DONE in page_messages(again) and len(history(paid)) == 1
 
 
 def test_refund_of_spent_credits_records_the_shortfall(admin_client, paid):
@@ -273,3 +277,66 @@ def test_provider_refund_after_a_partial_staff_refund_refunds_the_rest(paid):
     assert done.status == again.status == Payment.Status.REFUNDED
     assert again.refunded_amount == paid.amount and again.credits_clawed_back == 10
     assert balance_get(user=paid.user) == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_refunds_never_refund_more_than_was_paid():
+    # given a completed 299.00 payment and two staff members on its refund page
+    payment = payment_complete(payment=PaymentFactory())
+    clients = []
+    for _ in range(3):
+        client = Client()
+        client.force_login(UserFactory(is_staff=True, is_superuser=True))
+        clients.append((client, form_token(client, refund_url(payment))))
+    same_token = clients[0][1]
+
+    # when they refund 200.00 each at once (two of them submitting the same form)
+    def refund(client, token):
+        return client.post(
+            refund_url(payment), {"amount": "200.00", "reason": "race", "token": token}
+        ).status_code
+
+    results = run_in_threads(refund, [(clients[0][0], same_token), (clients[1][0], same_token), clients[2]])
+
+    # then 200.00 was refunded once: the other form is refused (at most 99.00 left), and the
+    # replay is either a no-op (302) or, when it loads the page after that refund, refused too
+    payment.refresh_from_db()
+    assert payment.refunded_amount == Decimal("200.00") and payment.status == "completed"
+    assert CreditTransaction.objects.filter(type="adjustment").count() == 1
+    assert 302 in results and 200 in results and set(results) <= {200, 302}
+    assert len(history(payment)) == 1
+
+
+def test_submitting_the_same_grant_twice_grants_and_logs_once(admin_client):
+    user = UserFactory()
+    token = form_token(admin_client, grant_url(user))
+    data = {"type": "bonus", "amount": 12, "reason": "goodwill", "token": token}
+
+    admin_client.post(grant_url(user), data)
+    again = admin_client.post(grant_url(user), data, follow=True)
+
+    assert balance_get(user=user) == 12
+    assert ALREADY_DONE in page_messages(again)
+    assert len(history(User.objects.get(pk=user.pk))) == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_same_grant_form_submitted_concurrently_grants_and_logs_once():
+    user = UserFactory()
+    client = Client()
+    client.force_login(UserFactory(is_staff=True, is_superuser=True))
+    token = form_token(client, grant_url(user))
+    clients = [Client() for _ in range(3)]
+    for other in clients:
+        other.cookies = client.cookies  # one staff member, several tabs
+
+    results = run_in_threads(
+        lambda c: (
+            c.post(grant_url(user), {"type": "bonus", "amount": 5, "reason": "x", "token": token}).status_code
+        ),
+        [(c,) for c in clients],
+    )
+
+    assert results == [302, 302, 302]
+    assert balance_get(user=user) == 5 and CreditTransaction.objects.filter(user=user).count() == 1
+    assert len(history(User.objects.get(pk=user.pk))) == 1

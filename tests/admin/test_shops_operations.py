@@ -153,6 +153,17 @@ def test_cancel_restocks_once_even_when_submitted_twice(admin_client, superuser,
     )
 
 
+def test_operations_refuse_a_post_without_the_csrf_token(superuser, order, item):
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(superuser)
+
+    response = client.post(transition_url(order), {"status": "cancelled", "reason": "forged"})
+
+    assert response.status_code == 403
+    order.refresh_from_db()
+    assert order.status == "new" and Item.objects.get(pk=item.pk).stock_quantity == 6
+
+
 def test_illegal_move_is_an_error_message(admin_client, order):
     response = admin_client.post(transition_url(order), {"status": "completed", "reason": "skip ahead"})
 
