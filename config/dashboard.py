@@ -60,10 +60,14 @@ def _live_days(date_from: date, date_to: date) -> dict[date, dict]:
         cursor.execute("SET jit = off")
         try:
             cursor.execute(sql.platform_rows_sql(), platform_params(date_from=date_from, date_to=date_to))
-            names = [col.name for col in cursor.description]
-            rows = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
-        finally:
-            cursor.execute("RESET jit")
+        except Exception:
+            # Inside a transaction, its rollback undoes the SET (and a RESET would be refused).
+            if not connection.in_atomic_block:
+                cursor.execute("RESET jit")
+            raise
+        names = [col.name for col in cursor.description]
+        rows = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+        cursor.execute("RESET jit")
     for row in rows:  # Django's psycopg setup returns jsonb as text; JSONField would parse it
         row["gmv"] = json.loads(row["gmv"]) if isinstance(row["gmv"], str) else row["gmv"]
     return {row["date"]: row for row in rows}
