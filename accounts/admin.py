@@ -72,12 +72,9 @@ class UserAdmin(DjangoUserAdmin):
     )
     add_fieldsets = ((None, {"classes": ("wide",), "fields": ("email", "password1", "password2", "name")}),)
 
-    def get_object(self, request, object_id, from_field=None):
-        # The overview fields read the balance and license: one query, not three.
-        obj = super().get_object(request, object_id, from_field)
-        if obj is not None:
-            obj = type(obj).objects.select_related("credit_balance", "license").get(pk=obj.pk)
-        return obj
+    def get_queryset(self, request):
+        # The user page's overview reads the balance and the license: fetched with the user.
+        return super().get_queryset(request).select_related("credit_balance", "license")
 
     @admin.display(description="credit balance")
     def balance(self, obj):
