@@ -19,6 +19,9 @@ from accounts import services as accounts_services
 from accounts.models import User
 from analytics.services import metrics_generate_platform
 from analytics.services.errors import error_log_record
+from backups.models import BackupLog
+from config.models import ScheduledRun
+from config.schedules import SCHEDULES
 from credits.models import CreditPackage
 from credits.services import credits_charge, payment_complete, purchase_start
 from jobs.models import JobKind
@@ -96,6 +99,26 @@ def thirty_days_of_activity(*, seed: int = 12) -> None:
                     error="Upstream timeout after 3 attempts" if status == "failed" else "",
                 )
     metrics_generate_platform(date_from=today - timedelta(days=29), date_to=today - timedelta(days=1))
+    # last night's schedules and backup, as the worker records them
+    night = datetime.combine(today - timedelta(days=1), time(3), tzinfo=UTC)
+    for i, schedule in enumerate(SCHEDULES):
+        started = night + timedelta(minutes=7 * i)
+        ScheduledRun.objects.update_or_create(
+            task=schedule.task,
+            period_key=f"{night.date().isoformat()}:{i}",
+            defaults={"started_at": started, "finished_at": started + timedelta(seconds=rng.randint(1, 40))}
+            | {"outcome": "failed" if schedule.task == "backups.offsite_retry" else "succeeded"},
+        )
+    BackupLog.objects.create(
+        kind="daily",
+        status="succeeded",
+        started_at=night,
+        finished_at=night + timedelta(seconds=42),
+        size=48_213_504,
+        file_name="daily/demo.dump",
+        sha256="0" * 64,
+        verified_at=night + timedelta(minutes=1),
+    )
 
 
 PRODUCTS = [
