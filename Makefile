@@ -3,7 +3,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt | md5sum | cut -c1-12)
 
-.PHONY: run test setup services venv db lint bench
+.PHONY: run test setup services venv db lint bench chromium
 
 $(STAMP): requirements.txt
 	@test -x $(PY) || python3 -m venv $(VENV)
@@ -32,5 +32,8 @@ lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-test: venv services lint
+chromium:
+	@bash scripts/chromium.sh
+
+test: venv services chromium lint
 	$(VENV)/bin/pytest
