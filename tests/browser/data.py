@@ -16,7 +16,7 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from accounts import services as accounts_services
-from accounts.models import User
+from accounts.models import SubscriptionPlan, User
 from analytics.services import metrics_generate_platform
 from analytics.services.errors import error_log_record
 from backups.models import BackupLog
@@ -40,14 +40,8 @@ def one_of_everything() -> dict:
     call_command("seed_demo", stdout=io.StringIO())
     call_command("sync_schedules", stdout=io.StringIO())  # Beat's tables, as `make setup` fills them
     demo = User.objects.get(email="demo@example.com")
-    now = timezone.now()
     accounts_services.subscription_activate(
-        user=demo,
-        amount=Decimal("299.00"),
-        currency="THB",
-        billing_cycle="monthly",
-        start=now,
-        end=now + timedelta(days=30),
+        user_id=demo.pk, plan=SubscriptionPlan.objects.get(code="premium_monthly")
     )
     error_log_record(message="TypeError: x is undefined", stack="at app.js:1", url="https://app.example.com/")
     shared.rows.clear()
