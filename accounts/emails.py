@@ -44,7 +44,13 @@ def email_send_after_commit(*, template: str, to: list[str], context: dict) -> N
 
     def enqueue():
         try:
-            send_email.apply_async(kwargs={"template": template, "to": to, "context": context})
+            send_email.apply_async(
+                kwargs={"template": template, "to": to, "context": context},
+                # What workers log and monitors show: no address or context (personal data),
+                # and no saferepr of the context on the sender's path.
+                argsrepr="()",
+                kwargsrepr=f"{{'template': {template!r}, 'to': <{len(to)} recipient(s)>}}",
+            )
         except Exception:
             logger.exception("could not queue the %r email to %d recipient(s)", template, len(to))
 

@@ -6,7 +6,7 @@ age, so priority holds however the messages are ordered, two workers never take 
 and a lost message loses nothing (the beat rescue sends new wake-ups).
 
 One attempt of one job:
-1. claim (one UPDATE … RETURNING for up to JOBS_CLAIM_BATCH jobs): `queued|retrying → preparing`,
+1. claim (one UPDATE … RETURNING for a batch of jobs, sized by `claim_size`): `queued|retrying → preparing`,
    attempts + 1, heartbeat now. The attempt number is the job's lease: every later write of this
    attempt checks it, so a worker presumed dead that wakes up again cannot overwrite anything.
 2. `preparing → processing` (started_at; one UPDATE … RETURNING the job and its kind), then the
@@ -359,23 +359,41 @@ def job_run(*, job_id, attempt: int, heartbeat: Heartbeat | None = None) -> str:
     return "completed" if ok else "lost"
 
 
+def claim_size(*, seconds_per_job: float) -> int:
+    """How many jobs a worker claims next: as many as it is expected to finish within
+    JOBS_CLAIM_WINDOW_SECONDS, judging by its last batch, between 1 and JOBS_CLAIM_BATCH_MAX.
+
+    Short jobs are then claimed many per round trip, and long ones one at a time: a claimed job
+    waits for the ones before it in its worker's batch (while another worker might be idle), and
+    a job of higher priority queued meanwhile waits for the batch; both waits stay about one
+    window long.
+    """
+    most = max(1, settings.JOBS_CLAIM_BATCH_MAX)
+    if seconds_per_job <= 0:
+        return most
+    return max(1, min(most, int(settings.JOBS_CLAIM_WINDOW_SECONDS / seconds_per_job)))
+
+
 def jobs_drain(*, budget_seconds: float | None = None, batch: int | None = None) -> int:
     """Claim and run due jobs until none is left or the time budget is spent; returns how many
-    attempts ran. If the budget ran out with work left, another wake-up is sent."""
+    attempts ran. If the budget ran out with work left, another wake-up is sent. The first
+    claim takes `batch` (JOBS_CLAIM_BATCH) jobs, the later ones `claim_size`."""
     budget = float(settings.JOBS_DRAIN_SECONDS if budget_seconds is None else budget_seconds)
-    batch = int(settings.JOBS_CLAIM_BATCH if batch is None else batch)
+    size = int(settings.JOBS_CLAIM_BATCH if batch is None else batch)
     deadline = time.monotonic() + budget
     ran = 0
     with Heartbeat() as heartbeat:
         while time.monotonic() < deadline:
-            claimed = jobs_claim(limit=batch)
+            claimed = jobs_claim(limit=size)
             if not claimed:
                 return ran
             for job_id, attempt in claimed:
                 heartbeat.hold(job_id, attempt)
+            started = time.monotonic()
             for job_id, attempt in claimed:
                 job_run(job_id=job_id, attempt=attempt, heartbeat=heartbeat)
                 ran += 1
+            size = claim_size(seconds_per_job=(time.monotonic() - started) / len(claimed))
     enqueue_wakeup()
     return ran
 
