@@ -74,7 +74,7 @@ def thirty_days_of_activity(*, seed: int = 12) -> None:
                 order_at(shop, at, [(rng.choice(items), rng.randint(1, 3))], form=form)
             buyers = [UserFactory() for _ in range(rng.randint(0, 4))]
             for buyer in buyers:
-                payment_complete(payment=purchase_start(user=buyer, package=package, provider="stripe"))
+                payment_complete(payment=purchase_start(user=buyer, package=package, provider="truemoney"))
                 credits_charge(
                     user=buyer, amount=rng.randint(1, package.credits), idempotency_key=f"demo:{buyer.pk}"
                 )
