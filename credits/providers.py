@@ -97,6 +97,18 @@ class PaymentProvider:
             now=now,
         )
 
+    def signature_header(self, headers: dict, name: str, label: str) -> str:
+        """The provider's own signature header `name` (lower-case) for the SDK to check; raises
+        SignatureError when no secret is configured or the header is missing."""
+        if not self.secret():
+            raise signing.SignatureError(
+                "webhook_not_configured", "No secret is configured for this provider."
+            )
+        header = headers.get(name)
+        if not header:
+            raise signing.SignatureError("missing_signature", f"The {label} header is missing.")
+        return header
+
     def parse_event(self, body: bytes) -> ProviderEvent:
         """The event in a (signature-checked) body; raises EventError when it is not one."""
         try:
@@ -252,13 +264,7 @@ class StripeProvider(PaymentProvider):
         }
 
     def verify_webhook(self, headers, body, *, now=None):
-        header = headers.get("stripe-signature")
-        if not self.secret():
-            raise signing.SignatureError(
-                "webhook_not_configured", "No secret is configured for this provider."
-            )
-        if not header:
-            raise signing.SignatureError("missing_signature", "The Stripe-Signature header is missing.")
+        header = self.signature_header(headers, "stripe-signature", "Stripe-Signature")
         try:
             payload = body.decode("utf-8")
         except UnicodeDecodeError:
@@ -367,13 +373,7 @@ class RazorpayProvider(PaymentProvider):
         }
 
     def verify_webhook(self, headers, body, *, now=None):
-        header = headers.get("x-razorpay-signature")
-        if not self.secret():
-            raise signing.SignatureError(
-                "webhook_not_configured", "No secret is configured for this provider."
-            )
-        if not header:
-            raise signing.SignatureError("missing_signature", "The X-Razorpay-Signature header is missing.")
+        header = self.signature_header(headers, "x-razorpay-signature", "X-Razorpay-Signature")
         try:
             razorpay.Utility().verify_webhook_signature(body.decode("utf-8"), header, self.secret())
         except (razorpay.errors.SignatureVerificationError, UnicodeDecodeError, TypeError):
