@@ -2,6 +2,7 @@ from django.urls import reverse
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from config.serializers import FieldsBuiltOnce
 from jobs.files import download_name
 from jobs.models import Artifact, JobFile
 
@@ -12,7 +13,7 @@ def download_url(job_file: JobFile) -> str:
     return reverse("job-file-download", kwargs={"job_id": job_file.job_id, "file_id": job_file.pk})
 
 
-class JobFileSerializer(serializers.ModelSerializer):
+class JobFileSerializer(FieldsBuiltOnce, serializers.ModelSerializer):
     name = serializers.SerializerMethodField()
     download_url = serializers.SerializerMethodField()
     # Kept for clients of the first API version; the same value as download_url.

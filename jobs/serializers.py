@@ -6,6 +6,7 @@ from django.utils import timezone
 from rest_framework import serializers
 
 from config.parsers import has_unstorable_text
+from config.serializers import FieldsBuiltOnce
 from jobs.file_serializers import JobFileSerializer
 from jobs.models import EXPORT_FORMATS, EXTERNAL_ID_MAX, Job, JobFile
 
@@ -74,7 +75,7 @@ class JobFileInputSerializer(serializers.Serializer):
 JobFileOutputSerializer = JobFileSerializer
 
 
-class JobOutputSerializer(serializers.ModelSerializer):
+class JobOutputSerializer(FieldsBuiltOnce, serializers.ModelSerializer):
     kind = serializers.CharField(source="kind.code")
     files = JobFileOutputSerializer(many=True, read_only=True)
     credits_spent = serializers.IntegerField()

@@ -77,6 +77,8 @@ def job_credits_on_status(sender, instance: Job, raw=False, update_fields=None, 
                 idempotency_key=f"job:{instance.pk}:charge",
                 reason=f"{instance.kind.code} job {instance.external_id}",
                 job_id=instance.pk,
+                # A job being inserted by this very save: no ledger row can hold its key yet.
+                new_key=adding,
             )
             instance.credits_charged = amount
 

@@ -46,7 +46,14 @@ class InsufficientCredits(ApplicationError):
 
 
 def credits_charge(
-    *, user, amount: int, idempotency_key: str, reason: str = "", job_id=None, created_by=None
+    *,
+    user,
+    amount: int,
+    idempotency_key: str,
+    reason: str = "",
+    job_id=None,
+    created_by=None,
+    new_key: bool = False,
 ) -> CreditTransaction:
     """Spend `amount` (> 0) credits of `user`: a `usage` row of -amount.
 
@@ -54,6 +61,12 @@ def credits_charge(
     ValueError for a non-positive amount or an empty key. If a row with `idempotency_key`
     exists, returns it and changes nothing (even when the balance is now short); Conflict 409
     `idempotency_key_reused` when that row is another user's or another type or amount.
+
+    `new_key`: the caller knows no row can hold this key yet (it is derived from a row the
+    caller is inserting in the same transaction: a new job's charge), so inside a transaction
+    the write takes no savepoint (two round trips fewer on every job creation). Were the key
+    there after all, the unique index would abort the caller's transaction instead of the
+    earlier row being returned.
     """
     _require_positive(amount)
     return _ledger_write(
@@ -64,6 +77,7 @@ def credits_charge(
         reason=reason,
         job_id=job_id,
         created_by=created_by,
+        savepoint=not new_key,
     )
 
 
@@ -148,6 +162,7 @@ def _ledger_write(
     job_id=None,
     payment=None,
     created_by=None,
+    savepoint: bool = True,
 ) -> CreditTransaction:
     if not idempotency_key or not isinstance(idempotency_key, str) or len(idempotency_key) > MAX_KEY_LENGTH:
         raise ValueError(f"idempotency_key must be a non-empty string of at most {MAX_KEY_LENGTH} chars")
@@ -163,8 +178,11 @@ def _ledger_write(
             job_id=job_id,
             payment=payment,
             created_by=created_by,
+            savepoint=savepoint,
         )
     except IntegrityError:
+        if not savepoint:
+            raise  # the caller's transaction is aborted: nothing can be read in it any more
         # Our savepoint is rolled back. If the key already existed (a replay, possibly a
         # concurrent one), the earlier row is the answer; any other violation is a real error.
         existing = _existing(idempotency_key, user_id=user_id, type=type, amount=amount)
@@ -173,7 +191,7 @@ def _ledger_write(
         return existing
 
 
-def _apply(*, user_id, type, amount, idempotency_key, reason, job_id, payment, created_by):
+def _apply(*, user_id, type, amount, idempotency_key, reason, job_id, payment, created_by, savepoint=True):
     now = timezone.now()
     row = CreditTransaction(
         id=uuid.uuid4(),
@@ -189,6 +207,8 @@ def _apply(*, user_id, type, amount, idempotency_key, reason, job_id, payment, c
         created_by=created_by,
     )
     if connection.in_atomic_block or not connection.get_autocommit():
+        if not savepoint:
+            return _saved(row) if _write_in_one_statement(row) else _write_under_lock(row)
         with transaction.atomic():  # a savepoint: a refusal leaves the caller's transaction usable
             return _saved(row) if _write_in_one_statement(row) else _write_under_lock(row)
     # In autocommit one statement is one transaction, so the common case needs no BEGIN/COMMIT.

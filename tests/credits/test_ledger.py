@@ -2,6 +2,7 @@ import uuid
 
 import pytest
 from django.db import DatabaseError, IntegrityError, connection, transaction
+from django.test.utils import CaptureQueriesContext
 
 from config.exceptions import Conflict
 from credits.models import CreditBalance, CreditTransaction
@@ -73,6 +74,27 @@ def test_replayed_charge_returns_existing_row_even_when_balance_is_now_short(use
 
     assert credits_charge(user=user, amount=2, idempotency_key="c1").pk == first.pk
     assert balance_get(user=user) == 0
+
+
+def test_a_charge_with_a_new_key_takes_no_savepoint_inside_a_transaction(user, ledger_sum):
+    credits_grant(user=user, amount=5, idempotency_key="g1")
+    with transaction.atomic(), CaptureQueriesContext(connection) as queries:
+        row = credits_charge(user=user, amount=2, idempotency_key="job:new:charge", new_key=True)
+
+    assert row.amount == -2 and row.balance_after == 3
+    assert balance_get(user=user) == 3 == ledger_sum(user)
+    assert not [q for q in queries.captured_queries if "SAVEPOINT" in q["sql"]]
+
+
+def test_a_charge_claiming_a_new_key_that_exists_aborts_the_transaction_and_charges_nothing(user, ledger_sum):
+    credits_grant(user=user, amount=5, idempotency_key="g1")
+    credits_charge(user=user, amount=2, idempotency_key="c1")
+
+    with pytest.raises(IntegrityError), transaction.atomic():
+        credits_charge(user=user, amount=2, idempotency_key="c1", new_key=True)
+
+    assert balance_get(user=user) == 3 == ledger_sum(user)
+    assert CreditTransaction.objects.filter(idempotency_key="c1").count() == 1
 
 
 def test_refund_adds_credits_once_per_key(user, ledger_sum):

@@ -8,7 +8,7 @@ from accounts.models import User
 from credits.models import CreditTransaction
 from credits.selectors import balance_get
 from jobs import services
-from jobs.models import Job, JobFile
+from jobs.models import Job, JobFile, JobKind
 from tests.conftest import assert_error, client_for
 from tests.factories import UserFactory
 from tests.jobs.conftest import give_credits
@@ -90,6 +90,16 @@ def test_create_job_with_bad_input_is_400_and_changes_nothing(auth_client, funde
     response = auth_client.post("/api/jobs", payload, format="json")
     assert_error(response, 400)
     assert Job.objects.count() == 0
+
+
+def test_an_inactive_kind_is_refused_like_an_unknown_one(auth_client, funded_user):
+    JobKind.objects.filter(code="account_batch").update(is_active=False)
+
+    response = auth_client.post("/api/jobs", {"kind": "account_batch"}, format="json")
+
+    assert_error(response, 400, "validation_error")
+    assert "kind" in response.json()["error"]["fields"]
+    assert Job.objects.count() == 0 and balance_get(user=funded_user) == 100
 
 
 def test_create_job_with_malformed_json_is_400(auth_client, funded_user):
