@@ -94,6 +94,14 @@ DATABASES = {
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+# Django turns psycopg's prepared statements off (prepare_threshold None). Its own cursors bind
+# parameters client-side and never prepare either way; this lets the job engine's server-side
+# binding cursor prepare its few hot statements (jobs.engine._autocommit_statement). Set it to
+# false behind a pooler that cannot keep prepared statements (PgBouncer in transaction mode
+# without max_prepared_statements): the engine then runs the same statements unprepared.
+DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = (
+    5 if env.bool("DATABASE_PREPARED_STATEMENTS", default=True) else None
+)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env("REDIS_URL", default="redis://127.0.0.1:6379/0")

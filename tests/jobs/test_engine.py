@@ -246,3 +246,60 @@ def test_fresh_running_job_is_left_alone_by_the_rescue(user):
         cursor.execute(engine.START_SQL, [job_id, attempt])
     assert engine.jobs_rescue_stale()["rescued"] == 0
     assert Job.objects.get(pk=job_id).status == "processing"
+
+
+def synchronous_commit() -> str:
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW synchronous_commit")
+        return cursor.fetchone()[0]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_start_skips_the_flush_wait_for_its_own_statement_only(payer):
+    services.job_create(user=payer, kind_code="test_script", params={})
+    ((job_id, attempt),) = engine.jobs_claim(limit=1)
+    assert connection.get_autocommit() and not connection.in_atomic_block
+
+    job = engine._job_start(job_id, attempt)
+
+    assert job is not None and job.status == "processing" and job.kind.code == "test_script"
+    assert Job.objects.get(pk=job_id).status == "processing"
+    assert synchronous_commit() == "on"  # the next statements (the completion) wait for the flush
+
+
+@pytest.mark.django_db
+def test_a_start_inside_a_transaction_keeps_that_transactions_durability(user):
+    give_credits(user, 10)
+    services.job_create(user=user, kind_code="test_script", params={})
+    ((job_id, attempt),) = engine.jobs_claim(limit=1)
+    assert connection.in_atomic_block
+
+    assert engine._job_start(job_id, attempt).status == "processing"
+
+    assert synchronous_commit() == "on"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_engines_statements_are_prepared_once_per_connection_and_still_logged(payer):
+    from django.test.utils import CaptureQueriesContext
+
+    for _ in range(3):
+        services.job_create(user=payer, kind_code="test_noop", params={})
+
+    with CaptureQueriesContext(connection) as queries:
+        assert engine.jobs_drain(budget_seconds=30, batch=1) == 3
+
+    assert Job.objects.filter(user=payer, status="completed").count() == 3
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT statement FROM pg_prepared_statements")
+        prepared = [row[0] for row in cursor.fetchall()]
+    statements = {
+        "FOR UPDATE SKIP LOCKED": engine.CLAIM_SQL,
+        "attempt_started_at = clock_timestamp()": engine.START_SQL,
+        "SET status = 'completed'": engine.COMPLETE_SQL,
+    }
+    for marker, sql in statements.items():
+        assert marker in sql
+        # each prepared once, whatever the number of jobs
+        assert sum(marker in statement for statement in prepared) == 1, (marker, prepared)
+        assert sum(marker in q["sql"] for q in queries.captured_queries) >= 3, marker  # logged like any query
