@@ -15,7 +15,11 @@ def job_list(*, user):
     return (
         Job.objects.filter(user=user)
         .select_related("kind")
-        .prefetch_related(Prefetch("files", queryset=JobFile.objects.order_by("created_at")))
+        # A plain list per job (to_attr): a prefetch into the `files` manager would clone and
+        # filter a queryset for every job of the page (~0.03 ms a row, bench/history_scale.py).
+        .prefetch_related(
+            Prefetch("files", queryset=JobFile.objects.order_by("created_at"), to_attr="listed_files")
+        )
         .order_by("-created_at", "-id")
     )
 
@@ -29,12 +33,8 @@ def job_get(*, user, job_id) -> Job:
 
 def job_as_listed(*, job: Job) -> Job:
     """A job this request has just created (kind and user loaded, no files stored), shaped like
-    a `job_list` row without reading it back: its prefetched `files` are known to be none."""
-    files = JobFile.objects.none()
-    # Filled the way prefetch_related fills a prefetched queryset, so reading it runs no query
-    # (iterating a bare none() still compiles one before finding it empty).
-    files._result_cache, files._prefetch_done = [], True
-    job._prefetched_objects_cache = {"files": files}
+    a `job_list` row without reading it back: its listed files are known to be none."""
+    job.listed_files = []
     return job
 
 

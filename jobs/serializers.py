@@ -77,7 +77,8 @@ JobFileOutputSerializer = JobFileSerializer
 
 class JobOutputSerializer(FieldsBuiltOnce, serializers.ModelSerializer):
     kind = serializers.CharField(source="kind.code")
-    files = JobFileOutputSerializer(many=True, read_only=True)
+    # Read from the list `selectors.job_list` prefetches (or `job_as_listed` sets).
+    files = JobFileOutputSerializer(many=True, read_only=True, source="listed_files")
     credits_spent = serializers.IntegerField()
 
     class Meta:
