@@ -33,6 +33,27 @@ def rows(sql: str, dbname: str | None = None) -> list[tuple]:
 
 
 @pytest.fixture
+def scratch_names(monkeypatch):
+    """The scratch database names backup_verify picks during the test (other suites on the
+    same server create scratch databases of their own meanwhile)."""
+    picked = []
+
+    def recording():
+        picked.append(original())
+        return picked[-1]
+
+    original = pg.scratch_name
+    monkeypatch.setattr(pg, "scratch_name", recording)
+    return picked
+
+
+def existing(names: list[str]) -> list[str]:
+    with pg.connect(dbname="postgres", autocommit=True) as conn:
+        found = conn.execute("SELECT datname FROM pg_database WHERE datname = ANY(%s)", [names])
+        return [row[0] for row in found]
+
+
+@pytest.fixture
 def scratch_db():
     names = []
     yield names.append
@@ -76,7 +97,7 @@ def test_backup_restores_the_state_at_backup_time_row_for_row(backup_root, scrat
         assert services.dumps.credit_invariant_violations(conn) == 0
 
 
-def test_verify_with_restore_test_compares_counts_and_drops_the_scratch_database(backup_root):
+def test_verify_with_restore_test_compares_counts_and_drops_the_scratch_database(backup_root, scratch_names):
     make_data()
     backup = services.backup_create()
     # when
@@ -86,14 +107,12 @@ def test_verify_with_restore_test_compares_counts_and_drops_the_scratch_database
     assert backup.verified_at and backup.restore_tested_at
     assert backup.restore_test_result["credit_invariant"] == "holds"
     assert backup.restore_test_result["rows"] == sum(backup.row_counts.values())
-    with pg.connect(dbname="postgres", autocommit=True) as conn:
-        left = conn.execute(
-            "SELECT count(*) FROM pg_database WHERE datname LIKE 'backup_verify_%'"
-        ).fetchone()[0]
-    assert left == 0
+    assert len(scratch_names) == 1 and existing(scratch_names) == []
 
 
-def test_restore_test_fails_when_counts_differ_and_still_drops_the_scratch_database(backup_root):
+def test_restore_test_fails_when_counts_differ_and_still_drops_the_scratch_database(
+    backup_root, scratch_names
+):
     make_data()
     backup = services.backup_create()
     backup.row_counts[CreditTransaction._meta.db_table] += 1  # the archive no longer matches what we expect
@@ -102,10 +121,7 @@ def test_restore_test_fails_when_counts_differ_and_still_drops_the_scratch_datab
         services.backup_verify(backup=backup, restore_test=True)
     backup.refresh_from_db()
     assert backup.restore_tested_at is None and "row counts differ" in backup.error
-    with pg.connect(dbname="postgres", autocommit=True) as conn:
-        # (only our scratch names: other helpers create databases on the same server meanwhile)
-        left = conn.execute("SELECT count(*) FROM pg_database WHERE datname LIKE 'backup_verify_%'")
-        assert left.fetchone()[0] == 0
+    assert len(scratch_names) == 1 and existing(scratch_names) == []
 
 
 def test_verify_refuses_a_tampered_archive(backup_root):
