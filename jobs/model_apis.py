@@ -46,7 +46,8 @@ class ModelDetailApi(APIView):
 
     @extend_schema(responses={204: None})
     def delete(self, request, job_id):
-        """Soft-delete the model and give its model slot back (404 once deleted)."""
+        """Soft-delete the model, delete its stored files (freeing their quota) and give its model
+        slot back (404 once deleted)."""
         services.model_delete(user=request.user, job_id=job_id)
         return Response(status=status.HTTP_204_NO_CONTENT)
 

@@ -14,6 +14,7 @@ from django.utils import timezone
 from accounts.models import User
 from config.exceptions import ApplicationError, Conflict, InvalidTransition, NotFound
 from jobs.export_options import ExportOptions, ExportOptionsError, export_options
+from jobs.file_services import job_files_delete
 from jobs.model_selectors import export_expires_at, model_queryset
 from jobs.models import Job, JobFile, ModelExport, Project, ProjectModel
 from jobs.states import TERMINAL, JobStatus
@@ -113,7 +114,8 @@ def model_export_download(
 
 @transaction.atomic
 def model_delete(*, user, job_id, now: datetime | None = None) -> None:
-    """Soft-delete one of the user's imported models and give its model slot back.
+    """Soft-delete one of the user's imported models, delete its stored files and give its model
+    slot back.
 
     Locks the user row, then the job row (the jobs lock order), so concurrent deletes of one
     model run one after the other: the first sets `deleted_at` and frees the slot, the others
@@ -123,7 +125,10 @@ def model_delete(*, user, job_id, now: datetime | None = None) -> None:
     while the import is still running (cancel it instead: that also gives the slot back). That
     check comes before any lock: a finished job never changes status again, so no transition
     (which locks job → user) can be waiting on the rows this takes.
-    The stored file stays (soft delete); the job stays in the jobs list and the stats.
+    The job stays in the jobs list and the stats (soft delete), without its files: their rows
+    go now and the stored objects once the delete commits (one still used by another job, such
+    as a retry sharing the upload, stays), so the bytes stop counting toward the storage quota
+    at once. A deleted model cannot be exported any more; exports made before keep their files.
     """
     now = now or timezone.now()
     found = model_queryset(user=user).filter(pk=job_id).values_list("status", flat=True).first()
@@ -138,6 +143,7 @@ def model_delete(*, user, job_id, now: datetime | None = None) -> None:
     if job.holds_model_slot:
         User.objects.filter(pk=user.pk, models_used__gt=0).update(models_used=F("models_used") - 1)
     Job.objects.filter(pk=job.pk).update(deleted_at=now, holds_model_slot=False, updated_at=now)
+    job_files_delete(job_id=job.pk)
 
 
 # --- Projects ----------------------------------------------------------------------------------

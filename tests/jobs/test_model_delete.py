@@ -1,5 +1,5 @@
-"""Imported models: list, read, and DELETE /api/models/<job_id>, which soft-deletes the model and
-gives its slot back exactly once (SPEC §12 seed 004)."""
+"""Imported models: list, read, and DELETE /api/models/<job_id>, which soft-deletes the model,
+deletes its files and gives its slot back exactly once (SPEC §12 seed 004)."""
 
 import uuid
 
@@ -10,8 +10,9 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from accounts.models import User
-from jobs import services
-from jobs.models import Job, Project
+from jobs import file_services, services
+from jobs.models import Job, JobFile, Project
+from jobs.services import models3d
 from tests.conftest import assert_error, client_for
 from tests.factories import UserFactory
 from tests.jobs.model_helpers import SPHERE, export_via_api, import_model, mesh_bytes, run_all
@@ -116,6 +117,41 @@ def test_exports_made_before_the_delete_stay_downloadable(user, auth_client):
     export = export_via_api(auth_client, model, format="obj")
     auth_client.delete(f"/api/models/{model.pk}")
     assert auth_client.get(f"/api/exports/{export.pk}/download").status_code == 200
+
+
+def test_deleting_a_model_deletes_its_files_and_frees_their_quota(
+    user, auth_client, django_capture_on_commit_callbacks
+):
+    model, kept = import_model(user), import_model(user, name="kept.stl")
+    gone = list(JobFile.objects.filter(job=model))
+    assert gone and file_services.storage_used(user_id=user.pk) == sum(
+        f.size for f in JobFile.objects.filter(job__user=user)
+    )
+    used_by_kept = sum(f.size for f in JobFile.objects.filter(job=kept))
+
+    with django_capture_on_commit_callbacks(execute=True):
+        assert auth_client.delete(f"/api/models/{model.pk}").status_code == 204
+
+    assert file_services.storage_used(user_id=user.pk) == used_by_kept
+    assert not JobFile.objects.filter(job=model).exists()
+    assert not any(f.file.storage.exists(f.file.name) for f in gone)
+    assert auth_client.get(f"/api/jobs/{model.pk}").json()["files"] == []
+    assert auth_client.get(f"/api/models/{kept.pk}").status_code == 200
+
+
+def test_a_deleted_models_upload_still_used_by_another_job_stays_stored(
+    user, django_capture_on_commit_callbacks
+):
+    model = import_model(user)
+    upload = JobFile.objects.get(job=model, role="input")
+    sharer = services.job_create(user=user, kind_code="model_import", input_job_file=upload)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        models3d.model_delete(user=user, job_id=model.pk)
+
+    assert not JobFile.objects.filter(job=model).exists()
+    assert JobFile.objects.get(job=sharer).file.name == upload.file.name
+    assert upload.file.storage.exists(upload.file.name)
 
 
 def test_the_database_refuses_a_deleted_model_that_still_holds_a_slot(user):
