@@ -26,6 +26,7 @@ from shops.models import (
     Message,
     OrderStatus,
     PaymentMethod,
+    Role,
     SavedReply,
     Shop,
     ShopInvitation,
@@ -97,6 +98,15 @@ class ShopAdmin(admin.ModelAdmin):
     def change_view(self, request, object_id, form_url="", extra_context=None):
         extra_context = {**(extra_context or {}), "can_change_plan": self.has_change_permission(request)}
         return super().change_view(request, object_id, form_url, extra_context)
+
+    def save_related(self, request, form, formsets, change):
+        super().save_related(request, form, formsets, change)
+        if not change:
+            # As shops.services.shop_create does: the owner is the new shop's owner member
+            # (after the inline members, so one entered there for the owner becomes the owner).
+            TeamMember.objects.update_or_create(
+                shop=form.instance, user=form.instance.owner, defaults={"role": Role.OWNER}
+            )
 
     def plan_view(self, request, shop_id):
         shop = get_object_or_404(Shop.objects.select_related("owner"), pk=shop_id)

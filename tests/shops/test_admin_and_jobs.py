@@ -10,7 +10,8 @@ from django.utils import timezone
 
 from config.schedules import SCHEDULES
 from shops import services, tasks
-from shops.models import Form, Item, PaymentMethod, Shop, StockHistory
+from shops.models import Form, Item, PaymentMethod, Shop, StockHistory, TeamMember
+from tests.conftest import client_for
 from tests.factories import UserFactory
 from tests.shops.factories import assert_chain, make_form, make_item, place_order
 
@@ -146,3 +147,32 @@ def test_saving_an_item_in_admin_never_overwrites_stock_moved_meanwhile(shop):
     item.refresh_from_db()
     assert item.name == "Renamed in admin" and item.stock_quantity == 3
     assert_chain(item)
+
+
+def test_a_shop_added_in_the_admin_has_its_owner_as_owner_member_as_shop_create_gives():
+    owner, helper = UserFactory(), UserFactory()
+    admin = UserFactory(is_staff=True, is_superuser=True)
+    client = Client()
+    client.force_login(admin)
+    form = client.get("/admin/shops/shop/add/").context["adminform"].form
+    data = {name: form[name].value() for name in form.fields if form[name].value() is not None}
+    data.update({"name": "Added by staff", "slug": "added-by-staff", "owner": str(owner.pk)})
+    # the inline lists the owner as mere staff, and a helper
+    data.update(
+        {
+            "members-TOTAL_FORMS": "2",
+            "members-INITIAL_FORMS": "0",
+            "members-0-user": str(owner.pk),
+            "members-0-role": "staff",
+            "members-1-user": str(helper.pk),
+            "members-1-role": "staff",
+        }
+    )
+
+    response = client.post("/admin/shops/shop/add/", data)
+
+    assert response.status_code == 302, response.content[:3000]
+    shop = Shop.objects.get(slug="added-by-staff")
+    roles = dict(TeamMember.objects.filter(shop=shop).values_list("user_id", "role"))
+    assert roles == {owner.pk: "owner", helper.pk: "staff"}
+    assert client_for(owner).get(f"/api/shops/{shop.pk}").json()["id"] == str(shop.pk)  # the owner sees it
