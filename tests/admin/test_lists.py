@@ -11,7 +11,7 @@ from django.contrib import admin
 from django.urls import NoReverseMatch, reverse
 
 from credits.models import CreditTransaction
-from credits.services import credits_grant
+from credits.services import credits_charge, credits_grant
 from shops.models import KeywordReply
 from tests.credits.factories import PaymentFactory
 from tests.factories import UserFactory
@@ -25,7 +25,8 @@ def rows_of(response) -> list[dict]:
     assert response.status_code == 200, response.status_code
     assert response["Content-Type"].startswith("text/csv")
     assert response["Content-Disposition"].startswith("attachment;")
-    return list(csv.DictReader(io.StringIO(response.content.decode())))
+    assert response.streaming  # written as rows are read, never built whole in memory
+    return list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode())))
 
 
 def names(response) -> set[str]:
@@ -89,6 +90,19 @@ def test_ledger_exports_as_csv_with_the_lists_filters(admin_client):
         "idempotency_key",
         "created_by__email",
     ]
+
+
+def test_exported_cells_never_run_as_spreadsheet_formulas(admin_client):
+    user = UserFactory(email="mallory@example.com")
+    credits_grant(user=user, amount=5, idempotency_key="f1", reason='=HYPERLINK("http://evil","x")')
+    credits_grant(user=user, amount=3, idempotency_key="f2", reason="@SUM(A1)")
+    credits_charge(user=user, amount=2, idempotency_key="f3", reason="+1 plain text")
+
+    rows = rows_of(admin_client.get(reverse("admin:credits_credittransaction_export")))
+
+    by_reason = {r["reason"]: r for r in rows}
+    assert set(by_reason) == {'\'=HYPERLINK("http://evil","x")', "'@SUM(A1)", "'+1 plain text"}
+    assert by_reason["'+1 plain text"]["amount"] == "-2"  # a negative number stays a number
 
 
 def test_payments_orders_and_jobs_export_as_csv(admin_client):
