@@ -285,6 +285,7 @@ def test_the_engines_statements_are_prepared_once_per_connection_and_still_logge
 
     for _ in range(3):
         services.job_create(user=payer, kind_code="test_noop", params={})
+    connection.close()  # a fresh session: no statement prepared by an earlier test
 
     with CaptureQueriesContext(connection) as queries:
         assert engine.jobs_drain(budget_seconds=30, batch=1) == 3
@@ -298,6 +299,8 @@ def test_the_engines_statements_are_prepared_once_per_connection_and_still_logge
         "attempt_started_at = clock_timestamp()": engine.START_SQL,
         "SET status = 'completed'": engine.COMPLETE_SQL,
     }
+    # nothing but the engine's statements: Django's own cursors bind client-side, never prepare
+    assert all(any(marker in statement for marker in statements) for statement in prepared), prepared
     for marker, sql in statements.items():
         assert marker in sql
         # each prepared once, whatever the number of jobs
