@@ -306,3 +306,19 @@ def test_the_engines_statements_are_prepared_once_per_connection_and_still_logge
         # each prepared once, whatever the number of jobs
         assert sum(marker in statement for statement in prepared) == 1, (marker, prepared)
         assert sum(marker in q["sql"] for q in queries.captured_queries) >= 3, marker  # logged like any query
+
+
+@pytest.mark.django_db(transaction=True)
+def test_with_prepared_statements_off_the_engine_runs_the_same_statements_unprepared(payer, monkeypatch):
+    # DATABASE_PREPARED_STATEMENTS=false sets Django's OPTIONS prepare_threshold to None
+    monkeypatch.setitem(connection.settings_dict["OPTIONS"], "prepare_threshold", None)
+    connection.close()
+    services.job_create(user=payer, kind_code="test_noop", params={})
+
+    assert engine.jobs_drain(budget_seconds=30, batch=1) == 1
+
+    assert Job.objects.get(user=payer).status == "completed"
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_prepared_statements")
+        assert cursor.fetchone()[0] == 0
+    connection.close()  # the next test gets a connection with the configured setting
