@@ -39,7 +39,8 @@ def purchase_start(*, user, package: CreditPackage, provider: str | None = None)
     on Payment decides under races — else FreePackageAlreadyClaimed (409).
     Raises ApplicationError (400) for an inactive package or an unusable provider, and the
     provider's refusal (`provider_unavailable` 400, `provider_error` 502) when its checkout
-    cannot be created; then nothing persists.
+    cannot be created; then nothing persists. The provider is asked before the payment row is
+    written, outside any transaction, so no lock waits on the gateway.
     """
     if not package.is_active:
         raise ApplicationError(
@@ -60,6 +61,12 @@ def purchase_start(*, user, package: CreditPackage, provider: str | None = None)
         provider=provider,
         status=Status.PENDING,
     )
+    if provider != Provider.FREE:
+        # The provider's checkout first, outside any transaction: a slow gateway holds no lock
+        # (the payment row's insert would hold a key-share lock on the user row meanwhile).
+        payment_checkout_fill(payment)
+        payment.save(force_insert=True)
+        return payment
     with transaction.atomic():
         try:
             with transaction.atomic():
@@ -84,16 +91,24 @@ def payment_check_provider(provider) -> None:
         )
 
 
-def payment_start_checkout(*, payment: Payment) -> Payment:
+def payment_checkout_fill(payment: Payment) -> Payment:
     """Ask the payment's provider for its checkout (a Stripe Checkout Session, a Razorpay order,
-    a PromptPay QR…) and store it in `metadata["checkout"]` with the gateway's id. Runs in the
-    caller's transaction, after the payment row is saved: a provider refusal raises (and rolls
-    the payment back)."""
+    a PromptPay QR…) and put it in `metadata["checkout"]` with the gateway's id, on the
+    instance only: the payment may not be saved yet (its id is). A refusal raises
+    (`provider_unavailable` 400, `provider_error` 502). Call it outside a transaction where
+    possible: it waits on the gateway's network round trip."""
     checkout = provider_get(payment.provider).start_checkout(payment)
     payment.metadata = {**(payment.metadata or {}), "checkout": checkout}
     payment.gateway_payment_id = str(
         checkout.get("checkout_session_id") or checkout.get("order_id") or checkout.get("reference") or ""
     )[:255]
+    return payment
+
+
+def payment_start_checkout(*, payment: Payment) -> Payment:
+    """`payment_checkout_fill` for a saved payment, then store the checkout. Runs in the
+    caller's transaction: a provider refusal raises (and rolls the payment back)."""
+    payment_checkout_fill(payment)
     payment.save(update_fields=["metadata", "gateway_payment_id", "updated_at"])
     return payment
 

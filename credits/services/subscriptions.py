@@ -19,7 +19,12 @@ from accounts.models import Subscription, SubscriptionPlan
 from accounts.services import subscription_lock_live
 from config.exceptions import ApplicationError, Conflict
 from credits.models import Payment
-from credits.services.payments import payment_check_provider, payment_fail, payment_start_checkout
+from credits.services.payments import (
+    payment_check_provider,
+    payment_checkout_fill,
+    payment_fail,
+    payment_start_checkout,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -35,8 +40,12 @@ def subscription_purchase_start(*, user, plan: SubscriptionPlan, provider: str |
     refusal (`provider_unavailable` 400, `provider_error` 502; nothing persists), and
     AlreadySubscribed (409) while the user has an active subscription that renews by itself (a
     past-due one, or one cancelled at period end, may be paid for: the payment extends it).
-    Locks the user row, then the live subscription, so the check holds against a concurrent
-    activation.
+
+    The provider is asked outside any transaction, so no lock waits on the gateway. The check
+    runs before it (a refused purchase costs no checkout) and again when the payment is
+    inserted, under the user-row lock then the live subscription's, so it holds against a
+    concurrent activation. A checkout made for a purchase refused by that second check is
+    never shown to anyone and expires at the provider.
     """
     if not plan.is_active:
         raise ApplicationError(
@@ -44,19 +53,29 @@ def subscription_purchase_start(*, user, plan: SubscriptionPlan, provider: str |
         )
     payment_check_provider(provider)
     with transaction.atomic():
-        live = subscription_lock_live(user.pk)
-        if live is not None and live.status == Subscription.Status.ACTIVE and live.auto_renew:
-            raise AlreadySubscribed("You already have an active subscription that renews automatically.")
-        payment = Payment.objects.create(
-            user=user,
-            plan=plan,
-            credits=0,
-            amount=plan.price,
-            currency=plan.currency,
-            provider=provider,
-            status=Payment.Status.PENDING,
-        )
-        return payment_start_checkout(payment=payment)
+        _refuse_while_renewing(user.pk)
+    payment = Payment(
+        user=user,
+        plan=plan,
+        credits=0,
+        amount=plan.price,
+        currency=plan.currency,
+        provider=provider,
+        status=Payment.Status.PENDING,
+    )
+    payment_checkout_fill(payment)
+    with transaction.atomic():
+        _refuse_while_renewing(user.pk)
+        payment.save(force_insert=True)
+    return payment
+
+
+def _refuse_while_renewing(user_id) -> None:
+    """AlreadySubscribed unless the user may pay for a plan now. Locks the user row, then the
+    live subscription (call inside a transaction)."""
+    live = subscription_lock_live(user_id)
+    if live is not None and live.status == Subscription.Status.ACTIVE and live.auto_renew:
+        raise AlreadySubscribed("You already have an active subscription that renews automatically.")
 
 
 def subscriptions_due_for_renewal(*, now: datetime):

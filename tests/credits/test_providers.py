@@ -9,6 +9,7 @@ against signatures computed with each provider's documented scheme.
 import hashlib
 import hmac
 import json
+import threading
 import time
 import uuid
 from decimal import Decimal
@@ -16,12 +17,15 @@ from urllib.parse import parse_qs
 
 import pytest
 import responses
+from django.db import DatabaseError, connection, transaction
 
-from accounts.models import Subscription
-from credits.models import Payment, WebhookLog
+from accounts.models import Subscription, SubscriptionPlan, User
+from accounts.services import subscription_activate
+from credits.models import CreditPackage, Payment, WebhookLog
 from credits.providers import _crc16, promptpay_payload
 from credits.selectors import balance_get
-from tests.conftest import assert_error
+from tests.conftest import assert_error, client_for
+from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -131,6 +135,69 @@ def test_a_stripe_api_error_is_502_and_nothing_persists(auth_client, seeded_pack
 
     assert_error(buy(auth_client, seeded_package("Popular Pack"), "stripe"), 502, "provider_error")
     assert Payment.objects.count() == 0
+
+
+def user_row_lockable_now(user_id) -> bool:
+    """Whether another session could lock the user row at once (FOR UPDATE NOWAIT)."""
+    outcome = []
+
+    def other_session():
+        try:
+            with transaction.atomic():
+                User.objects.select_for_update(nowait=True).filter(pk=user_id).values_list("pk").get()
+            outcome.append(True)
+        except DatabaseError:
+            outcome.append(False)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=other_session)
+    thread.start()
+    thread.join()
+    return outcome == [True]
+
+
+@pytest.mark.parametrize("what", ["package", "plan"])
+def test_no_lock_is_held_while_the_gateway_answers(transactional_db, reference_data, remote, what):
+    user = UserFactory()
+    seen = []
+
+    def gateway(request):
+        # the gateway is slow: meanwhile the user's other requests must not wait on the user row
+        seen.append((user_row_lockable_now(user.pk), Payment.objects.filter(user=user).count()))
+        return 200, {}, json.dumps(stripe_session())
+
+    remote.add_callback(responses.POST, STRIPE_SESSIONS, callback=gateway)
+    client = client_for(user)
+    if what == "package":
+        response = buy(client, CreditPackage.objects.get(name="Popular Pack"), "stripe")
+    else:
+        response = client.post(
+            "/api/subscriptions", {"plan": "premium_monthly", "provider": "stripe"}, format="json"
+        )
+
+    assert response.status_code == 201, response.content
+    assert seen == [(True, 0)]  # unlocked, and the payment is written after the gateway answered
+    assert Payment.objects.get(user=user).gateway_payment_id == "cs_test_a1"
+
+
+def test_a_purchase_refused_while_the_gateway_answered_writes_nothing(
+    transactional_db, reference_data, remote
+):
+    # the user's subscription becomes active and renewing while the checkout is being created
+    user = UserFactory()
+
+    def gateway(request):
+        subscription_activate(user_id=user.pk, plan=SubscriptionPlan.objects.get(code="premium_monthly"))
+        return 200, {}, json.dumps(stripe_session())
+
+    remote.add_callback(responses.POST, STRIPE_SESSIONS, callback=gateway)
+    response = client_for(user).post(
+        "/api/subscriptions", {"plan": "premium_monthly", "provider": "stripe"}, format="json"
+    )
+
+    assert_error(response, 409, "already_subscribed")
+    assert not Payment.objects.filter(user=user).exists()
 
 
 # -- Stripe webhooks -----------------------------------------------------------------------------------
