@@ -8,6 +8,7 @@ to the admin's history (LogEntry) with who did it, what and the reason they type
 """
 
 import csv
+import re
 from collections.abc import Callable
 
 from django import forms
@@ -120,19 +121,15 @@ class _Echo:
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
 
+# A plain signed number ("-2", "+1.50") is data, not a formula: it stays as it is.
+PLAIN_NUMBER = re.compile(r"[-+]?\d+(\.\d+)?")
+
+
 def csv_cell(value) -> str:
     text = "" if value is None else str(value)
-    if text.startswith(FORMULA_PREFIXES) and not _is_number(text):
+    if text.startswith(FORMULA_PREFIXES) and not PLAIN_NUMBER.fullmatch(text):
         return "'" + text
     return text
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
 
 
 class CsvExportMixin(ExportMixin):
