@@ -3,6 +3,7 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import serializers
 
 from accounts.models import License, Subscription, User, UserPreferences
+from config.serializers import FieldsBuiltOnce
 
 
 class RegisterInputSerializer(serializers.Serializer):
@@ -47,14 +48,14 @@ class TokenPairSerializer(serializers.Serializer):
     refresh = serializers.CharField()
 
 
-class LicenseSerializer(serializers.ModelSerializer):
+class LicenseSerializer(FieldsBuiltOnce, serializers.ModelSerializer):
     class Meta:
         model = License
         fields = ["type", "status", "date_start", "date_end"]
         read_only_fields = fields
 
 
-class SubscriptionSerializer(serializers.ModelSerializer):
+class SubscriptionSerializer(FieldsBuiltOnce, serializers.ModelSerializer):
     plan = serializers.CharField(source="plan.code", read_only=True, allow_null=True)
     cancel_at_period_end = serializers.BooleanField(read_only=True)
 
@@ -80,7 +81,7 @@ class SubscriptionSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class UserSerializer(serializers.ModelSerializer):
+class UserSerializer(FieldsBuiltOnce, serializers.ModelSerializer):
     """The profile as the owner sees it. Only the profile fields are writable."""
 
     credit_balance = serializers.SerializerMethodField()

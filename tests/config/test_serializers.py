@@ -3,7 +3,13 @@
 import pytest
 from rest_framework import serializers
 
+from accounts.models import SubscriptionPlan
+from accounts.selectors import user_get_profile
+from accounts.serializers import UserSerializer
+from accounts.services import subscription_activate
+from credits.services import credits_grant
 from jobs.serializers import JobOutputSerializer
+from tests.factories import UserFactory
 from tests.jobs.factories import JobFactory
 
 pytestmark = pytest.mark.django_db
@@ -48,3 +54,20 @@ def test_a_serializer_given_data_validates_on_copies_and_leaves_the_kept_fields_
     for name, field in given_data.fields.items():
         assert field is not kept[name] and field.parent is given_data
         assert kept[name].parent is None
+
+
+class PlainUserSerializer(UserSerializer):
+    def get_fields(self):
+        return serializers.ModelSerializer.get_fields(self)
+
+
+def test_the_profile_is_what_drf_builds_per_instance():
+    user = UserFactory()
+    credits_grant(user=user, amount=7, idempotency_key="profile-test")
+    subscription_activate(user_id=user.pk, plan=SubscriptionPlan.objects.get(code="premium_monthly"))
+    profile = user_get_profile(user_id=user.pk)
+
+    rendered = UserSerializer(profile).data
+
+    assert rendered == PlainUserSerializer(profile).data
+    assert rendered["credit_balance"] == 7 and rendered["subscription"]["plan"] == "premium_monthly"
