@@ -23,6 +23,7 @@ for another user, type or amount is a caller bug, not a replay: 409 `idempotency
 
 import logging
 import uuid
+from contextlib import nullcontext
 
 from django.db import IntegrityError, connection, transaction
 from django.db.models import F
@@ -207,9 +208,9 @@ def _apply(*, user_id, type, amount, idempotency_key, reason, job_id, payment, c
         created_by=created_by,
     )
     if connection.in_atomic_block or not connection.get_autocommit():
-        if not savepoint:
-            return _saved(row) if _write_in_one_statement(row) else _write_under_lock(row)
-        with transaction.atomic():  # a savepoint: a refusal leaves the caller's transaction usable
+        # A savepoint, so a refusal leaves the caller's transaction usable; none for a key the
+        # caller knows is new (nothing to refuse as a replay).
+        with transaction.atomic() if savepoint else nullcontext():
             return _saved(row) if _write_in_one_statement(row) else _write_under_lock(row)
     # In autocommit one statement is one transaction, so the common case needs no BEGIN/COMMIT.
     if _write_in_one_statement(row):

@@ -67,18 +67,14 @@ def purchase_start(*, user, package: CreditPackage, provider: str | None = None)
         payment_checkout_fill(payment)
         payment.save(force_insert=True)
         return payment
-    with transaction.atomic():
+    with transaction.atomic():  # a free package: claimed once, completed at once
         try:
             with transaction.atomic():
                 payment.save(force_insert=True)
         except IntegrityError:
-            if provider != Provider.FREE:
-                raise
             raise FreePackageAlreadyClaimed("You have already claimed this free package.") from None
         payment_start_checkout(payment=payment)
-        if provider == Provider.FREE:
-            payment = payment_complete(payment=payment, transaction_id=f"free:{payment.id}")
-    return payment
+        return payment_complete(payment=payment, transaction_id=f"free:{payment.id}")
 
 
 def payment_check_provider(provider) -> None:
