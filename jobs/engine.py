@@ -32,10 +32,9 @@ import threading
 import time
 from datetime import timedelta
 
-import psycopg
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import connection, transaction
+from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
 from django.db.models import DurationField, ExpressionWrapper, F, Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -113,36 +112,19 @@ START_SQL = _START_TEMPLATE.format(
 START_SQL_IN_TRANSACTION = _START_TEMPLATE.format(no_flush_wait="", **_START_NAMES)
 
 
-class _PreparedCursor(psycopg.Cursor):
-    """Server-side binding, each statement prepared on its connection the first time it runs
-    (psycopg keeps the most recent `prepared_max` of them; Django turns automatic preparing off)."""
-
-    def execute(self, query, params=None, *, prepare=None, binary=None):
-        return super().execute(query, params, prepare=True if prepare is None else prepare, binary=binary)
+def _db():
+    """The engine's connection: `default`, or the `engine` alias (the same database, with
+    prepared statements) when DATABASE_PREPARED_STATEMENTS is on (config/settings/base.py)."""
+    return connections[settings.JOBS_DATABASE]
 
 
-def _autocommit_statement(sql: str, params) -> list[tuple]:
-    """Run one of the engine's statements and return its rows: its own transaction in
-    autocommit (the engine), part of the caller's when there is one (the set_config then lasts
-    until that one ends).
-
-    Through a preparing psycopg cursor on Django's connection (wrapped like any Django cursor:
-    query logging, execute wrappers, error translation), so each of these few statements is
-    prepared once per connection and PostgreSQL stops parsing and planning it for every job:
-    0.3 ms less database time per statement (bench/jobs_throughput.py). Django's own cursors
-    bind client-side, which never prepares. A pooler in front of PostgreSQL must keep prepared
-    statements per session (PgBouncer: session pooling, or `max_prepared_statements`).
-    """
-    connection.ensure_connection()
-    raw = _PreparedCursor(connection.connection)
-    cursor = connection.make_debug_cursor(raw) if connection.queries_logged else connection.make_cursor(raw)
-    with cursor:
+def _statement(sql: str, params) -> list[tuple]:
+    """Run one of the engine's statements through a plain Django cursor on the engine's
+    connection and return its rows: its own transaction in autocommit (the engine), part of the
+    caller's when there is one."""
+    with _db().cursor() as cursor:
         cursor.execute(sql, params)
-        rows = cursor.fetchall()
-    if connection.queries_logged and connection.queries_log[-1]["sql"] is None:
-        # Django renders only client-bound statements for its query log; log the text as sent.
-        connection.queries_log[-1]["sql"] = sql
-    return rows
+        return cursor.fetchall()
 
 
 def jobs_claim(*, limit: int = 1) -> list[tuple]:
@@ -151,7 +133,7 @@ def jobs_claim(*, limit: int = 1) -> list[tuple]:
     One statement, its own transaction; SKIP LOCKED makes concurrent claimers take disjoint
     jobs without waiting. Returns [(job_id, attempt)] in the order they must run.
     """
-    rows = _autocommit_statement(CLAIM_SQL, [limit])
+    rows = _statement(CLAIM_SQL, [limit])
     rows.sort(key=lambda r: (-r[2], r[3]))
     return [(r[0], r[1]) for r in rows]
 
@@ -159,9 +141,10 @@ def jobs_claim(*, limit: int = 1) -> list[tuple]:
 def _job_start(job_id, attempt: int) -> Job | None:
     """`preparing → processing` if this attempt still owns the job, in one statement that also
     returns the job with its kind; None when the attempt lost the job."""
-    in_transaction = connection.in_atomic_block or not connection.get_autocommit()
+    db = _db()
+    in_transaction = db.in_atomic_block or not db.get_autocommit()
     sql = START_SQL_IN_TRANSACTION if in_transaction else START_SQL
-    rows = _autocommit_statement(sql, [job_id, attempt])
+    rows = _statement(sql, [job_id, attempt])
     if not rows:
         return None
     values = rows[0]
@@ -171,13 +154,15 @@ def _job_start(job_id, attempt: int) -> Job | None:
 
 
 def _from_row(model, attnames: list[str], values) -> object:
-    """A model instance from raw column values, through each field's from_db_value (JSON)."""
+    """A model instance from raw column values, through each field's from_db_value (JSON).
+    It belongs to the default alias whichever connection read it, so its related queries and
+    saves go where the rest of the app's do."""
     fields = [model._meta.get_field(name) for name in attnames]
     converted = [
-        field.from_db_value(value, None, connection) if hasattr(field, "from_db_value") else value
+        field.from_db_value(value, None, _db()) if hasattr(field, "from_db_value") else value
         for field, value in zip(fields, values, strict=True)
     ]
-    return model.from_db(connection.alias, attnames, converted)
+    return model.from_db(DEFAULT_DB_ALIAS, attnames, converted)
 
 
 def retry_delay(attempts: int) -> float:
@@ -282,7 +267,7 @@ def _complete_in_one_statement(job: Job, attempt: int, fields: dict) -> bool:
     lease was lost, or the job has a money effect to settle): the caller takes the general path."""
     now = timezone.now()
     result = fields.get("result")
-    rows = _autocommit_statement(
+    rows = _statement(
         COMPLETE_SQL,
         {
             "id": job.pk,
@@ -296,13 +281,11 @@ def _complete_in_one_statement(job: Job, attempt: int, fields: dict) -> bool:
         return False
     user_id, email, name, is_active, deleted_at, notifications = rows[0]
     job.user = User.from_db(
-        connection.alias,
+        DEFAULT_DB_ALIAS,
         ["id", "email", "name", "is_active", "deleted_at"],
         [user_id, email, name, is_active, deleted_at],
     )
-    notifications = UserPreferences._meta.get_field("notifications").from_db_value(
-        notifications, None, connection
-    )
+    notifications = UserPreferences._meta.get_field("notifications").from_db_value(notifications, None, _db())
     for name_, value in fields.items():
         setattr(job, name_, value)
     job.status, job.progress, job.completed_at = S.COMPLETED, 100, now

@@ -94,14 +94,25 @@ DATABASES = {
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
-# Django turns psycopg's prepared statements off (prepare_threshold None). Its own cursors bind
-# parameters client-side and never prepare either way; this lets the job engine's server-side
-# binding cursor prepare its few hot statements (jobs.engine._autocommit_statement). Set it to
-# false behind a pooler that cannot keep prepared statements (PgBouncer in transaction mode
-# without max_prepared_statements): the engine then runs the same statements unprepared.
-DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = (
-    5 if env.bool("DATABASE_PREPARED_STATEMENTS", default=True) else None
-)
+# Prepared statements are off by default (Django's own default, prepare_threshold None), so every
+# connection is safe behind a pooler that cannot keep them (PgBouncer in transaction mode without
+# max_prepared_statements). DATABASE_PREPARED_STATEMENTS=true (a direct connection, or a pooler
+# that keeps them per session) turns them on for the job engine alone: its statements then run
+# on the `engine` alias, the same database through Django's documented options (server-side
+# binding, psycopg's prepare_threshold), so PostgreSQL stops parsing and planning them per job.
+# The rest of the app keeps the `default` alias unchanged. The alias is always declared (a
+# connection opens only when used) so tests can exercise both settings.
+DATABASE_PREPARED_STATEMENTS = env.bool("DATABASE_PREPARED_STATEMENTS", default=False)
+DATABASES["engine"] = {
+    **DATABASES["default"],
+    "OPTIONS": {
+        **DATABASES["default"].get("OPTIONS", {}),
+        "server_side_binding": True,
+        "prepare_threshold": 0,  # prepared on first use: the engine runs a handful of statements
+    },
+    "TEST": {"MIRROR": "default"},
+}
+JOBS_DATABASE = "engine" if DATABASE_PREPARED_STATEMENTS else "default"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env("REDIS_URL", default="redis://127.0.0.1:6379/0")

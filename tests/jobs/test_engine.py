@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 from celery.contrib.testing.worker import start_worker
-from django.db import connection
+from django.db import connection, connections
+from django.test.utils import CaptureQueriesContext
 
 from config.celery import app as celery_app
 from credits.models import CreditTransaction
@@ -279,46 +280,55 @@ def test_a_start_inside_a_transaction_keeps_that_transactions_durability(user):
     assert synchronous_commit() == "on"
 
 
-@pytest.mark.django_db(transaction=True)
-def test_the_engines_statements_are_prepared_once_per_connection_and_still_logged(payer):
-    from django.test.utils import CaptureQueriesContext
+def prepared_statements(alias: str) -> list[str]:
+    with connections[alias].cursor() as cursor:
+        cursor.execute("SELECT statement FROM pg_prepared_statements")
+        return [row[0] for row in cursor.fetchall()]
 
+
+ENGINE_STATEMENTS = {
+    "FOR UPDATE SKIP LOCKED": engine.CLAIM_SQL,
+    "attempt_started_at = clock_timestamp()": engine.START_SQL,
+    "progress = 100": engine.COMPLETE_SQL,
+}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_by_default_nothing_is_prepared_and_the_engine_runs_on_the_default_connection(payer, settings):
+    # the default is safe behind PgBouncer in transaction mode: no prepared statement anywhere
+    assert settings.DATABASE_PREPARED_STATEMENTS is False and settings.JOBS_DATABASE == "default"
+    assert connection.settings_dict["OPTIONS"].get("prepare_threshold") is None
+    connection.close()
     for _ in range(3):
         services.job_create(user=payer, kind_code="test_noop", params={})
-    connection.close()  # a fresh session: no statement prepared by an earlier test
 
     with CaptureQueriesContext(connection) as queries:
         assert engine.jobs_drain(budget_seconds=30, batch=1) == 3
 
     assert Job.objects.filter(user=payer, status="completed").count() == 3
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT statement FROM pg_prepared_statements")
-        prepared = [row[0] for row in cursor.fetchall()]
-    statements = {
-        "FOR UPDATE SKIP LOCKED": engine.CLAIM_SQL,
-        "attempt_started_at = clock_timestamp()": engine.START_SQL,
-        "SET status = 'completed'": engine.COMPLETE_SQL,
-    }
-    # nothing but the engine's statements: Django's own cursors bind client-side, never prepare
-    assert all(any(marker in statement for marker in statements) for statement in prepared), prepared
-    for marker, sql in statements.items():
+    assert prepared_statements("default") == []
+    for marker, sql in ENGINE_STATEMENTS.items():
         assert marker in sql
+        assert sum(marker in q["sql"] for q in queries.captured_queries) >= 3, marker  # logged as usual
+
+
+@pytest.mark.django_db(transaction=True, databases=["default", "engine"])
+def test_with_prepared_statements_on_only_the_engines_own_alias_prepares_them(payer, settings):
+    # DATABASE_PREPARED_STATEMENTS=true points the engine at the `engine` alias (server-side
+    # binding, prepare_threshold through Django's OPTIONS); the rest of the app is unaffected
+    settings.JOBS_DATABASE = "engine"
+    assert connections["engine"].settings_dict["OPTIONS"]["server_side_binding"] is True
+    for alias in ("default", "engine"):
+        connections[alias].close()  # fresh sessions: nothing prepared by an earlier test
+    for _ in range(3):
+        services.job_create(user=payer, kind_code="test_noop", params={})
+
+    assert engine.jobs_drain(budget_seconds=30, batch=1) == 3
+
+    assert Job.objects.filter(user=payer, status="completed").count() == 3
+    prepared = prepared_statements("engine")
+    for marker in ENGINE_STATEMENTS:
         # each prepared once, whatever the number of jobs
         assert sum(marker in statement for statement in prepared) == 1, (marker, prepared)
-        assert sum(marker in q["sql"] for q in queries.captured_queries) >= 3, marker  # logged like any query
-
-
-@pytest.mark.django_db(transaction=True)
-def test_with_prepared_statements_off_the_engine_runs_the_same_statements_unprepared(payer, monkeypatch):
-    # DATABASE_PREPARED_STATEMENTS=false sets Django's OPTIONS prepare_threshold to None
-    monkeypatch.setitem(connection.settings_dict["OPTIONS"], "prepare_threshold", None)
-    connection.close()
-    services.job_create(user=payer, kind_code="test_noop", params={})
-
-    assert engine.jobs_drain(budget_seconds=30, batch=1) == 1
-
-    assert Job.objects.get(user=payer).status == "completed"
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT count(*) FROM pg_prepared_statements")
-        assert cursor.fetchone()[0] == 0
-    connection.close()  # the next test gets a connection with the configured setting
+    assert prepared_statements("default") == []
+    connections["engine"].close()
