@@ -16,13 +16,15 @@ One attempt of one job:
    units refunded by the signal) — or, with nothing to store and no credit to move, one
    lease-checked statement (COMPLETE_SQL). Failure: `retrying` with exponential backoff and
    jitter while attempts ≤ max_retries, else `failed` (the signal refunds the charge).
-Claims, heartbeats and progress bypass `save()` on purpose: none of them changes a status that
-has a credit meaning, and they must stay single cheap statements. The two status writes among
-them (claim: → preparing, start: → processing) authorise themselves to the status guard
-(migration 0008) inside their own statement (one round trip each, see CLAIM_SQL); every other
-status change of a job, here as anywhere, goes through `jobs.services.job_transition`, except
-the one-statement completion of step 3, which has no credit meaning either (the job is charged
-and has no failed unit to refund) and announces the finish itself (`job_finished_notify`).
+Claims, heartbeats and progress bypass `save()` on purpose: they must stay single cheap
+statements. The three status moves among the engine's statements (claim: → preparing, start:
+→ processing, and the completion with no credit effect: → completed) are generated from the
+transition table (`_move_sql`: the source statuses come from `jobs.states.sources_of`) and
+authorise exactly the jobs they lock and move to the status guard (jobs migration 0012), in the
+same statement. The completion takes that path only when `jobs.signals.COMPLETION_WITHOUT_CREDITS`
+says completing moves no credit — the rule the credit signal follows — and announces the finish
+itself (`job_finished_notify`); every other status change of a job, here as anywhere, goes
+through `jobs.services.job_transition`.
 """
 
 import json
@@ -44,41 +46,72 @@ from jobs.models import Job, JobKind
 from jobs.notifications import job_finished_notify
 from jobs.processors import JobContext, PermanentJobError, get_processor
 from jobs.services import job_outputs_store, job_transition, job_transition_in_atomic
-from jobs.states import RUNNING, TERMINAL, JobStatus
+from jobs.services.transitions import authorise_sql
+from jobs.signals import COMPLETION_WITHOUT_CREDITS, completion_moves_credits
+from jobs.states import RUNNING, TERMINAL, JobStatus, sources_of
 from jobs.wakeup import enqueue_wakeup
 
 logger = logging.getLogger(__name__)
 S = JobStatus
 
 # Table and status names come from the model and the status enum, never literals.
-_SQL_NAMES = {
-    "job": Job._meta.db_table,
-    "preparing": S.PREPARING.value,
-    "processing": S.PROCESSING.value,
-    "queued": S.QUEUED.value,
-    "retrying": S.RETRYING.value,
-}
+JOB_TABLE = Job._meta.db_table
 
-# The claim and the start each authorise themselves inside their own statement: the one-row
-# `auth` CTE joined into the UPDATE is evaluated before the join yields the first row to update
-# (whatever the join order), so before the status guard's BEFORE UPDATE trigger runs; and
-# set_config(…, true) lasts until the end of the transaction, which in autocommit is this
-# statement. One round trip each instead of BEGIN, set_config, UPDATE, COMMIT.
-CLAIM_SQL = """
-WITH auth AS MATERIALIZED (SELECT set_config('jobs.transition', '*', true) AS granted)
-UPDATE {job} AS j
-   SET status = '{preparing}', attempts = j.attempts + 1, heartbeat_at = now(),
-       next_attempt_at = NULL, updated_at = now()
-  FROM auth
- WHERE j.id IN (
-        SELECT id FROM {job}
-         WHERE status IN ('{queued}', '{retrying}') AND runs_on_engine
-           AND (next_attempt_at IS NULL OR next_attempt_at <= now())
-         ORDER BY priority DESC, queued_at ASC
-         LIMIT %s
-           FOR UPDATE SKIP LOCKED)
-RETURNING j.id, j.attempts, j.priority, j.queued_at
-""".format(**_SQL_NAMES)
+
+def _status_list(statuses) -> str:
+    return ", ".join(f"'{status.value}'" for status in sorted(statuses))
+
+
+def _move_sql(
+    to: str,
+    *,
+    among,
+    where: str,
+    lock: str,
+    sets: str,
+    returning: str,
+    joins: str = "",
+    join_on: str = "",
+    also: str = "",
+) -> str:
+    """One of the engine's set-based status moves, generated from the transition table.
+
+    The jobs moved are those `where` selects (`lock`: ORDER BY, LIMIT, FOR UPDATE…) among the
+    statuses the table lets move to `to` (`sources_of(to)`, narrowed to `among`, the statuses
+    this step of the engine may hold). The `picked` CTE locks them; the one-row
+    `auth` CTE adds exactly their ids to the transaction's authorised status writes
+    (`authorise_sql`, consumed one by one by the status guard); the UPDATE moves exactly them.
+    `auth` is an aggregate over `picked` joined into the UPDATE, so it has run before the join
+    yields the first row to update (whatever the join order), hence before the guard's BEFORE
+    UPDATE trigger; in autocommit the setting lasts this statement, and inside a caller's
+    transaction nothing stays authorised after it (every id was consumed by its write).
+    `also`: further expressions evaluated with the authorisation.
+    """
+    sources = sources_of(to) & frozenset(among)
+    if not sources:
+        raise ValueError(f"The transition table allows no move from {sorted(among)} to {to}.")
+    return f"""
+WITH picked AS MATERIALIZED (
+    SELECT id FROM {JOB_TABLE} WHERE status IN ({_status_list(sources)}) AND {where}
+    {lock}),
+auth AS MATERIALIZED (SELECT {authorise_sql("string_agg(id::text, ',')")} AS granted{also} FROM picked)
+UPDATE {JOB_TABLE} AS j
+   SET status = '{S(to).value}', {sets}
+  FROM auth, picked{joins}
+ WHERE j.id = picked.id{join_on}
+RETURNING {returning}
+"""
+
+
+# The claim: `queued|retrying → preparing`, attempts + 1 (the lease), for up to %s due jobs.
+CLAIM_SQL = _move_sql(
+    S.PREPARING,
+    among=sources_of(S.PREPARING),
+    where="runs_on_engine AND (next_attempt_at IS NULL OR next_attempt_at <= now())",
+    lock="ORDER BY priority DESC, queued_at ASC LIMIT %s FOR UPDATE SKIP LOCKED",
+    sets="attempts = j.attempts + 1, heartbeat_at = now(), next_attempt_at = NULL, updated_at = now()",
+    returning="j.id, j.attempts, j.priority, j.queued_at",
+)
 
 # The job's and its kind's columns, in model field order, for the start's RETURNING.
 _JOB_FIELDS = [f.attname for f in Job._meta.concrete_fields]
@@ -90,26 +123,31 @@ _KIND_FIELDS = [f.attname for f in JobKind._meta.concrete_fields]
 # It halves the flushes waited for per job (bench/jobs_throughput.py). The claim stays
 # synchronous: a claim lost in a crash would let a second worker take the same attempt number.
 # Inside a caller's transaction (tests) the start leaves that transaction's durability alone.
-_START_TEMPLATE = """
-WITH auth AS MATERIALIZED (SELECT set_config('jobs.transition', '*', true) AS granted{no_flush_wait})
-UPDATE {job} AS j SET status = '{processing}', started_at = COALESCE(j.started_at, clock_timestamp()),
-       attempt_started_at = clock_timestamp(), heartbeat_at = now(), updated_at = now()
-  FROM auth, {kind} AS k
- WHERE j.id = %s AND j.attempts = %s AND j.status = '{preparing}' AND k.id = j.kind_id
-RETURNING {columns}
-"""
-_START_NAMES = {
-    "kind": JobKind._meta.db_table,
-    "columns": ", ".join(
-        [f'j."{Job._meta.get_field(n).column}"' for n in _JOB_FIELDS]
-        + [f'k."{JobKind._meta.get_field(n).column}"' for n in _KIND_FIELDS]
-    ),
-    **_SQL_NAMES,
-}
-START_SQL = _START_TEMPLATE.format(
-    no_flush_wait=", set_config('synchronous_commit', 'off', true) AS no_flush_wait", **_START_NAMES
-)
-START_SQL_IN_TRANSACTION = _START_TEMPLATE.format(no_flush_wait="", **_START_NAMES)
+
+
+def _start_sql(*, also: str) -> str:
+    """`preparing → processing` for job %s if attempt %s still holds it, returning the job and
+    its kind."""
+    kind = JobKind._meta.db_table
+    return _move_sql(
+        S.PROCESSING,
+        among=RUNNING,
+        where="id = %s AND attempts = %s",
+        lock="FOR UPDATE",
+        sets="""started_at = COALESCE(j.started_at, clock_timestamp()),
+       attempt_started_at = clock_timestamp(), heartbeat_at = now(), updated_at = now()""",
+        joins=f", {kind} AS k",
+        join_on=" AND k.id = j.kind_id",
+        returning=", ".join(
+            [f'j."{Job._meta.get_field(n).column}"' for n in _JOB_FIELDS]
+            + [f'k."{JobKind._meta.get_field(n).column}"' for n in _KIND_FIELDS]
+        ),
+        also=also,
+    )
+
+
+START_SQL = _start_sql(also=", set_config('synchronous_commit', 'off', true) AS no_flush_wait")
+START_SQL_IN_TRANSACTION = _start_sql(also="")
 
 
 def _db():
@@ -239,27 +277,31 @@ def _completion_fields(job: Job, outcome: dict) -> dict:
 
 
 # The completion of an attempt with no money effect in one statement: `processing|finalizing →
-# completed` under the lease check, only for a job already charged and with no failed unit
-# (then job_transition's signal would neither charge nor refund nor free a slot). It returns
-# what the finish notification needs: the owner and their notification preferences.
-COMPLETE_SQL = """
-WITH auth AS MATERIALIZED (SELECT set_config('jobs.transition', '*', true) AS granted)
-UPDATE {job} AS j
-   SET status = '{completed}', progress = 100, error = '', successful_count = %(successful)s,
-       failed_count = 0, result = COALESCE(%(result)s::jsonb, j.result), completed_at = %(now)s,
-       updated_at = %(now)s
-  FROM auth, {user} AS u
- WHERE j.id = %(id)s AND j.attempts = %(attempt)s AND j.status IN ('{processing}', '{finalizing}')
-   AND j.charged AND j.failed_count = 0 AND u.id = j.user_id
-RETURNING u.id, u.email, u.name, u.is_active, u.deleted_at,
-          (SELECT p.notifications FROM {preferences} AS p WHERE p.user_id = j.user_id)
-""".format(
-    user=User._meta.db_table,
-    preferences=UserPreferences._meta.db_table,
-    completed=S.COMPLETED.value,
-    finalizing=S.FINALIZING.value,
-    **_SQL_NAMES,
+# completed` under the lease check, only while the job's columns say completing it moves no
+# credit (jobs.signals.COMPLETION_WITHOUT_CREDITS, the rule the credit signal follows too; the
+# statement writes failed_count = 0 and keeps `charged`, so it stays true). It returns what the
+# finish notification needs: the owner and their notification preferences.
+COMPLETE_SQL = _move_sql(
+    S.COMPLETED,
+    among=RUNNING,
+    where=" AND ".join(
+        ["id = %(id)s AND attempts = %(attempt)s"]
+        + [
+            f'"{Job._meta.get_field(name).column}" = %(without_credits_{name})s'
+            for name in COMPLETION_WITHOUT_CREDITS
+        ]
+    ),
+    lock="FOR UPDATE",
+    sets="""progress = 100, error = '', successful_count = %(successful)s, failed_count = 0,
+       result = COALESCE(%(result)s::jsonb, j.result), completed_at = %(now)s, updated_at = %(now)s""",
+    joins=f", {User._meta.db_table} AS u",
+    join_on=" AND u.id = j.user_id",
+    returning=f"""u.id, u.email, u.name, u.is_active, u.deleted_at,
+          (SELECT p.notifications FROM {UserPreferences._meta.db_table} AS p WHERE p.user_id = j.user_id)""",
 )
+_WITHOUT_CREDITS_PARAMS = {
+    f"without_credits_{name}": value for name, value in COMPLETION_WITHOUT_CREDITS.items()
+}
 
 
 def _complete_in_one_statement(job: Job, attempt: int, fields: dict) -> bool:
@@ -275,6 +317,7 @@ def _complete_in_one_statement(job: Job, attempt: int, fields: dict) -> bool:
             "successful": fields["successful_count"],
             "result": None if "result" not in fields else json.dumps(result, cls=DjangoJSONEncoder),
             "now": now,
+            **_WITHOUT_CREDITS_PARAMS,
         },
     )
     if not rows:
@@ -286,8 +329,6 @@ def _complete_in_one_statement(job: Job, attempt: int, fields: dict) -> bool:
         [user_id, email, name, is_active, deleted_at],
     )
     notifications = UserPreferences._meta.get_field("notifications").from_db_value(notifications, None, _db())
-    for name_, value in fields.items():
-        setattr(job, name_, value)
     job.status, job.progress, job.completed_at = S.COMPLETED, 100, now
     job_finished_notify(job=job, notifications=notifications or {})
     return True
@@ -303,16 +344,14 @@ def job_attempt_succeeded(
     that locks the job row. Does nothing (returns False) if this attempt no longer owns the job.
     """
     outcome = outcome or {}
-    if (
-        job is not None
-        and job.charged
-        and job.failed_count == 0
-        and not (ctx is not None and (ctx.outputs or ctx.artifacts))
-    ):
+    if job is not None and not (ctx is not None and (ctx.outputs or ctx.artifacts)):
         fields = _completion_fields(job, outcome)
-        simple = fields["failed_count"] == 0 and fields.get("result", {}) is not None
-        if simple and _complete_in_one_statement(job, attempt, fields):
-            return True
+        for name, value in fields.items():
+            setattr(job, name, value)
+        # A result of None would be written as such by the locked path; COMPLETE_SQL keeps the old one.
+        if not completion_moves_credits(job) and fields.get("result", {}) is not None:
+            if _complete_in_one_statement(job, attempt, fields):
+                return True
     return _attempt_succeeded_locked(job_id=job_id, attempt=attempt, outcome=outcome, ctx=ctx)
 
 

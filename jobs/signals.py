@@ -31,6 +31,18 @@ from credits import services as credit_services
 from jobs.models import Job
 from jobs.states import JobStatus, can_transition, has_passed_queued
 
+# What entering `completed` does to credits is decided by these columns: it charges a job not
+# yet charged and refunds its failed units, so with these values it moves no credit at all. The
+# one statement of that rule: the signal below and the engine's one-statement completion
+# (jobs.engine.COMPLETE_SQL, whose WHERE is generated from it) both read it.
+COMPLETION_WITHOUT_CREDITS = {"charged": True, "failed_count": 0}
+
+
+def completion_moves_credits(job: Job) -> bool:
+    """Whether moving `job` (with its fields as they will be saved) to `completed` charges or
+    refunds anything."""
+    return any(getattr(job, name) != value for name, value in COMPLETION_WITHOUT_CREDITS.items())
+
 
 class StatusWriteRefused(RuntimeError):
     """A job status was about to change outside `job_transition`: a programming error."""
@@ -89,7 +101,7 @@ def job_credits_on_status(sender, instance: Job, raw=False, update_fields=None, 
                 models_used=F("models_used") - 1
             )
             instance.holds_model_slot = False
-    elif status == JobStatus.COMPLETED and instance.failed_count > 0:
+    elif status == JobStatus.COMPLETED and completion_moves_credits(instance):
         _refund(
             instance,
             instance.kind.credits_per_unit * instance.failed_count,

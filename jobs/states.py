@@ -17,7 +17,8 @@ cancelled  failed        (every non-terminal state may also go to cancelled or f
 - `completed`, `failed` and `cancelled` are terminal: nothing leaves them. A manual retry of a
   finished job creates a new job (`retry_of`), so every job is charged and refunded at most once.
 - Only `jobs.services.job_transition` moves a job along this table (a database trigger refuses
-  every other status write); the engine's claim and start statements are the one bulk exception.
+  every other status write). The engine's set-based claim, start and completion statements are
+  generated from this table (`sources_of`) and authorise exactly the jobs they lock and move.
 - Every state has a rank; an *external report* (PATCH /api/stats, job webhooks) whose status does
   not rank above the current one is ignored rather than refused, so late or repeated reports
   never move a job backwards. Explicit commands (cancel, retry) that the table forbids are 409.
@@ -74,6 +75,11 @@ RANK: dict[str, int] = {
 
 def can_transition(current: str, target: str) -> bool:
     return target in TRANSITIONS.get(current, frozenset())
+
+
+def sources_of(target: str) -> frozenset[str]:
+    """Every status the table allows to move to `target`."""
+    return frozenset(source for source, targets in TRANSITIONS.items() if target in targets)
 
 
 def has_passed_queued(status: str) -> bool:

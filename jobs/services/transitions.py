@@ -11,7 +11,21 @@ from jobs.states import TERMINAL, JobStatus, can_transition
 S = JobStatus
 # A job is born `pending` (reported by its client) or `queued` (created and charged at once).
 INITIAL = frozenset({S.PENDING, S.QUEUED})
-AUTHORISE_SQL = "SELECT set_config('jobs.transition', %s, true)"
+
+
+def authorise_sql(ids: str) -> str:
+    """A SQL expression adding the job ids `ids` evaluates to (text, comma-separated; NULL adds
+    none) to this transaction's authorised status writes. The status guard (jobs migration
+    0012) lets each of them through once, for its one write, and refuses every other. The
+    engine's statements embed it, fed by exactly the rows they lock, so the authorisation and
+    the write are one statement."""
+    return (
+        "set_config('jobs.transition', concat_ws(',', "
+        f"nullif(current_setting('jobs.transition', true), ''), {ids}), true)"
+    )
+
+
+AUTHORISE_SQL = f"SELECT {authorise_sql('%s')}"
 
 
 def job_lock(*, job_id) -> Job:
@@ -23,7 +37,7 @@ def job_lock(*, job_id) -> Job:
 
 
 def _authorise(job_id) -> None:
-    """Let this transaction change this one job's status once (the trigger of migration 0008
+    """Let this transaction change this one job's status once (the trigger of migration 0012
     refuses every other status write, and consumes the authorisation)."""
     with connection.cursor() as cursor:
         cursor.execute(AUTHORISE_SQL, [str(job_id)])

@@ -3,6 +3,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from jobs.models import Job, JobKind
+from jobs.services.transitions import AUTHORISE_SQL
 from tests.factories import UserFactory
 
 
@@ -12,8 +13,8 @@ class JobFactory(factory.django.DjangoModelFactory):
 
     Test-only bypass, on purpose: production code changes a status only through
     `jobs.services.job_transition`, and the database refuses any other status write (migration
-    0008). This factory inserts the row raw (no pre_save credit signal) inside a transaction
-    that authorises it with the same transaction-local setting the engine's claim uses.
+    0012). This factory inserts the row raw (no pre_save credit signal) inside a transaction
+    that authorises exactly this row, as job_transition does.
     """
 
     class Meta:
@@ -33,7 +34,7 @@ class JobFactory(factory.django.DjangoModelFactory):
         kwargs.setdefault("updated_at", now)
         job = model_class(*args, **kwargs)
         with transaction.atomic(), connection.cursor() as cursor:
-            cursor.execute("SELECT set_config('jobs.transition', '*', true)")
+            cursor.execute(AUTHORISE_SQL, [str(job.pk)])
             job.save_base(raw=True, force_insert=True)
         return job
 
