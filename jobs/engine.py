@@ -12,10 +12,14 @@ One attempt of one job:
 2. `preparing → processing` (started_at; one UPDATE … RETURNING the job and its kind), then the
    processor runs outside any transaction; a heartbeat thread refreshes heartbeat_at of every
    job this worker holds; progress is written by short statements so pollers see it.
-3. success: one transaction writes outputs, artifacts, counts and `completed` (credits for failed
-   units refunded by the signal) — or, with nothing to store and no credit to move, one
-   lease-checked statement (COMPLETE_SQL). Failure: `retrying` with exponential backoff and
-   jitter while attempts ≤ max_retries, else `failed` (the signal refunds the charge).
+3. success: output files are written to storage (no lock held), then one transaction records
+   them with the artifacts, counts and `completed` (credits for failed units refunded by the
+   signal); the files are removed if it does not commit — or, with nothing to store and no
+   credit to move, one lease-checked statement (COMPLETE_SQL). Failure: `retrying` with
+   exponential backoff and jitter while attempts ≤ max_retries, else `failed` (the signal
+   refunds the charge). A completion that fails (database, storage) is a failed attempt of
+   that job alone (`job_run` never raises): the rest of the batch runs on, and a finish email
+   that cannot be queued is logged, never raised.
 Claims, heartbeats and progress bypass `save()` on purpose: they must stay single cheap
 statements. The three status moves among the engine's statements (claim: → preparing, start:
 → processing, and the completion with no credit effect: → completed) are generated from the
@@ -45,7 +49,13 @@ from accounts.models import User, UserPreferences
 from jobs.models import Job, JobKind
 from jobs.notifications import job_finished_notify
 from jobs.processors import JobContext, PermanentJobError, get_processor
-from jobs.services import job_outputs_store, job_transition, job_transition_in_atomic
+from jobs.services import (
+    job_outputs_discard,
+    job_outputs_record,
+    job_outputs_write,
+    job_transition,
+    job_transition_in_atomic,
+)
 from jobs.services.transitions import authorise_sql
 from jobs.signals import COMPLETION_WITHOUT_CREDITS, completion_moves_credits
 from jobs.states import RUNNING, TERMINAL, JobStatus, sources_of
@@ -355,17 +365,28 @@ def job_attempt_succeeded(
     return _attempt_succeeded_locked(job_id=job_id, attempt=attempt, outcome=outcome, ctx=ctx)
 
 
-@transaction.atomic
 def _attempt_succeeded_locked(*, job_id, attempt: int, outcome: dict, ctx: JobContext | None) -> bool:
-    job = _owned(job_id, attempt)
-    if job is None:
-        return False
-    fields = _completion_fields(job, outcome)
-    # The row is locked and current (_owned): no savepoint, no second lock.
-    job = job_transition_in_atomic(job=job, to=S.COMPLETED, fields=fields, locked=True)
-    if ctx is not None and (ctx.outputs or ctx.artifacts):
-        job_outputs_store(job, ctx.outputs, ctx.artifacts)
-    return True
+    """The completion that locks the job row: output files are written to storage first, with
+    no lock held, and removed again unless the transaction recording them commits (a lost
+    lease, or any error inside it). The engine calls it in autocommit, where leaving the block
+    is the commit."""
+    written = job_outputs_write(job=ctx.job, outputs=ctx.outputs) if ctx is not None and ctx.outputs else []
+    committed = False
+    try:
+        with transaction.atomic():
+            job = _owned(job_id, attempt)
+            if job is None:
+                return False
+            fields = _completion_fields(job, outcome)
+            # The row is locked and current (_owned): no savepoint, no second lock.
+            job = job_transition_in_atomic(job=job, to=S.COMPLETED, fields=fields, locked=True)
+            if written or (ctx is not None and ctx.artifacts):
+                job_outputs_record(job=job, files=written, artifacts=ctx.artifacts)
+        committed = True
+        return True
+    finally:
+        if written and not committed:
+            job_outputs_discard(files=written)
 
 
 @transaction.atomic
@@ -391,7 +412,35 @@ def job_attempt_failed(*, job_id, attempt: int, error: str, permanent: bool = Fa
 
 
 def job_run(*, job_id, attempt: int, heartbeat: Heartbeat | None = None) -> str:
-    """Run one claimed attempt to its end. Never raises for a processor error."""
+    """Run one claimed attempt to its end; never raises, so one job's failure stays that job's.
+
+    A processor error, and equally a failing completion (a database error, a storage write),
+    ends this attempt as failed through `job_attempt_failed` (`retrying`, or `failed` and
+    refunded after the last one); only if even that cannot be written is the job left to the
+    rescue. Either way the caller goes on with the next job of its batch.
+    """
+    try:
+        return _job_run(job_id, attempt)
+    except Exception as exc:
+        logger.exception("Job %s attempt %s could not be completed.", job_id, attempt)
+        try:
+            return (
+                job_attempt_failed(job_id=job_id, attempt=attempt, error=f"{type(exc).__name__}: {exc}")
+                or "lost"
+            )
+        except Exception:
+            logger.exception(
+                "Job %s attempt %s: the failure could not be recorded either; left to the rescue.",
+                job_id,
+                attempt,
+            )
+            return "lost"
+    finally:
+        if heartbeat is not None:
+            heartbeat.release(job_id)
+
+
+def _job_run(job_id, attempt: int) -> str:
     job = _job_start(job_id, attempt)
     if job is None:
         return "lost"
@@ -413,9 +462,6 @@ def job_run(*, job_id, attempt: int, heartbeat: Heartbeat | None = None) -> str:
         logger.warning("Job %s attempt %s failed: %r", job_id, attempt, exc)
         error = f"{type(exc).__name__}: {exc}"
         return job_attempt_failed(job_id=job_id, attempt=attempt, error=error) or "lost"
-    finally:
-        if heartbeat is not None:
-            heartbeat.release(job_id)
     ok = job_attempt_succeeded(job_id=job_id, attempt=attempt, outcome=outcome, ctx=ctx, job=job)
     return "completed" if ok else "lost"
 

@@ -1,10 +1,13 @@
 """Telling a user their job finished (SPEC §12 notifications)."""
 
+import logging
+
 from accounts.emails import email_send_after_commit
 from accounts.models import UserPreferences
 from jobs.models import Job
 from jobs.states import JobStatus
 
+logger = logging.getLogger(__name__)
 FINISHED = (JobStatus.COMPLETED, JobStatus.FAILED)
 
 
@@ -19,7 +22,8 @@ def job_finished_notify(*, job: Job, notifications=_READ) -> bool:
     Called by `job_transition` in the transaction that finished the job, so a rolled-back
     finish sends nothing, and a job finishes (and is announced) once (or by the engine right
     after its one-statement completion committed). `notifications`: the owner's preferences
-    when the caller already read them (a dict, {} for none), else they are read here.
+    when the caller already read them (a dict, {} for none), else they are read here. Queuing
+    the email never raises (a failure is logged): the finish it announces stands.
     """
     if job.status not in FINISHED or not job.user.is_active or job.user.deleted_at is not None:
         return False
@@ -32,6 +36,17 @@ def job_finished_notify(*, job: Job, notifications=_READ) -> bool:
     wanted = notifications or {}
     if not wanted.get("email", True) or not wanted.get("job_finished", True):
         return False
+    try:
+        _enqueue(job)
+    except Exception:
+        # The job's finish stands (it may already be committed): a lost email is logged, never
+        # raised into the transition or the engine's batch.
+        logger.exception("Could not queue the job_finished email for job %s", job.pk)
+        return False
+    return True
+
+
+def _enqueue(job: Job) -> None:
     email_send_after_commit(
         template="job_finished",
         to=[job.user.email],
@@ -48,4 +63,3 @@ def job_finished_notify(*, job: Job, notifications=_READ) -> bool:
             "error": (job.error or "")[:500],
         },
     )
-    return True

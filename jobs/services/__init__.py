@@ -4,14 +4,14 @@
   atomic block), the only way a job's status (and its credits) change;
 - lifecycle: creating, cancelling and retrying jobs;
 - reports: what external workers and clients report (`job_report`, PATCH /api/stats, webhooks);
-- files: uploads and processor outputs;
+- files: uploads and processor outputs (written to storage before the completing transaction);
 - stats: the per-day rollup rebuild.
 
 Lock order, everywhere: the user row (model limit) → the job row → the credit balance row;
 the per-day stats rows are only touched by deferred triggers at commit, after all of these.
 """
 
-from jobs.services.files import job_file_add, job_outputs_store
+from jobs.services.files import job_file_add, job_outputs_discard, job_outputs_record, job_outputs_write
 from jobs.services.lifecycle import (
     MAX_REQUESTED_COUNT,
     ModelLimitReached,
@@ -34,7 +34,9 @@ __all__ = [
     "job_file_add",
     "job_kind_get",
     "job_lock",
-    "job_outputs_store",
+    "job_outputs_discard",
+    "job_outputs_record",
+    "job_outputs_write",
     "job_report",
     "job_retry",
     "job_stats_upsert",

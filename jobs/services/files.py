@@ -1,6 +1,7 @@
 """A job's files: uploads checked and stored, outputs a processor produced."""
 
 import hashlib
+import logging
 import uuid
 
 from django.core.files.base import ContentFile
@@ -12,6 +13,8 @@ from jobs.files import OUTPUT_RULES, check_upload, prefix_for
 from jobs.models import Artifact, Job, JobFile
 from jobs.services.transitions import job_lock
 from jobs.states import TERMINAL
+
+logger = logging.getLogger(__name__)
 
 
 def store_file(job: Job, uploaded, role: str, *, field: str = "file") -> JobFile:
@@ -62,22 +65,50 @@ def job_file_add(*, job: Job, uploaded, role: str) -> JobFile:
     return store_file(job, uploaded, role)
 
 
-def job_outputs_store(job: Job, outputs, artifacts) -> None:
-    """Persist what a processor produced (inside the completing transaction)."""
+def job_outputs_write(*, job: Job, outputs) -> list[JobFile]:
+    """Write a processor's output files to storage, before and outside the transaction that will
+    record them (no row lock is held while storage works). Returns the JobFile rows, unsaved,
+    whose files now exist; record them with `job_outputs_record`, or remove them with
+    `job_outputs_discard` if that transaction does not commit. If a write fails, the files this
+    call already wrote are removed and the error is raised."""
+    written: list[JobFile] = []
+    try:
+        for item in outputs:
+            rule = OUTPUT_RULES[item.ext]
+            job_file = JobFile(
+                job=job,
+                role=item.role,
+                prefix=prefix_for(rule.family, item.role),
+                file_type=item.ext,
+                original_name=item.name,
+                size=len(item.data),
+                sha256=hashlib.sha256(item.data).hexdigest(),
+                content_type=rule.content_type,
+            )
+            job_file.file.save(f"{uuid.uuid4().hex}.{item.ext}", ContentFile(item.data), save=False)
+            written.append(job_file)
+    except BaseException:
+        job_outputs_discard(files=written)
+        raise
+    return written
+
+
+def job_outputs_discard(*, files: list[JobFile]) -> None:
+    """Remove files written by `job_outputs_write` whose rows were never committed. Never
+    raises: a file that cannot be removed is logged (it is referenced by no row)."""
+    for job_file in files:
+        try:
+            job_file.file.storage.delete(job_file.file.name)
+        except Exception:
+            logger.exception("Could not remove the unrecorded output file %s", job_file.file.name)
+
+
+def job_outputs_record(*, job: Job, files: list[JobFile], artifacts) -> None:
+    """Insert the rows of output files already written by `job_outputs_write`, and the vault
+    artifacts, for `job` (inside the completing transaction, which holds the job's row lock)."""
     stored = []
-    for item in outputs:
-        rule = OUTPUT_RULES[item.ext]
-        job_file = JobFile(
-            job=job,
-            role=item.role,
-            prefix=prefix_for(rule.family, item.role),
-            file_type=item.ext,
-            original_name=item.name,
-            size=len(item.data),
-            sha256=hashlib.sha256(item.data).hexdigest(),
-            content_type=rule.content_type,
-        )
-        job_file.file.save(f"{uuid.uuid4().hex}.{item.ext}", ContentFile(item.data), save=False)
+    for job_file in files:
+        job_file.job = job
         job_file.save()
         stored.append(job_file)
     Artifact.objects.bulk_create(

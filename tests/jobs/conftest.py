@@ -1,5 +1,7 @@
 import pytest
+from django.db import connection
 
+from config.celery import app as celery_app
 from credits.services import credits_grant
 from jobs.models import JobKind
 from jobs.seed import CURRENT_SEED_KINDS
@@ -36,6 +38,31 @@ def give_credits(user, amount: int, key: str | None = None):
 def funded_user(user):
     give_credits(user, 100)
     return user
+
+
+@pytest.fixture
+def broker():
+    """The jobs queue on the test Redis database, emptied before and after."""
+
+    def purge():
+        with celery_app.connection_for_write() as conn:
+            conn.default_channel.queue_purge("jobs")
+
+    purge()
+    yield celery_app
+    purge()
+
+
+@pytest.fixture
+def drop_other_connections():
+    """Worker threads keep their own connections open; end them so the test database can be
+    flushed and dropped."""
+    yield
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
 
 
 REPO_ROOT = __import__("pathlib").Path(__file__).resolve().parents[2]

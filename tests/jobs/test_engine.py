@@ -49,31 +49,6 @@ def engine_settings(settings):
     return settings
 
 
-@pytest.fixture
-def broker():
-    """The jobs queue on the test Redis database, emptied before and after."""
-
-    def purge():
-        with celery_app.connection_for_write() as conn:
-            conn.default_channel.queue_purge("jobs")
-
-    purge()
-    yield celery_app
-    purge()
-
-
-@pytest.fixture
-def drop_other_connections():
-    """Worker threads keep their own connections open; end them so the test database can be
-    flushed and dropped."""
-    yield
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
-        )
-
-
 def worker():
     return start_worker(
         celery_app,
