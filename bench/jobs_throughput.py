@@ -1,6 +1,6 @@
 """Jobs claimed and completed per second by two Celery worker processes, no-op processor.
 
-    .venv/bin/python bench/jobs_throughput.py [--jobs 4000] [--batches 1,8]
+    .venv/bin/python bench/jobs_throughput.py [--jobs 4000] [--batches 1,8] [--cpu-hog N] [--prepared]
 
 Creates its own database `bench_jobs_throughput` (dropped at the end) and uses the Redis
 database BENCH_REDIS_URL (default db 13) as the broker. For each claim batch size, inserts
@@ -14,6 +14,11 @@ bench user has opted out: the raw baseline sends no email).
 
 Baseline in the same run: two plain processes doing the same claim / start / complete SQL
 through psycopg, no Django, no Celery. Target (issue 14): >= 500 jobs/s.
+
+`--cpu-hog N` runs N processes burning CPU beside everything else for the whole run (a busy
+machine: the fixed-batch and adaptive rows should then stay together, issue 19), and skips the
+email row. `--prepared` runs the workers with DATABASE_PREPARED_STATEMENTS=true (the engine's
+statements prepared on its own alias); the default is the production default, off.
 """
 
 import argparse
@@ -31,7 +36,8 @@ DB = "bench_jobs_throughput"
 # Queued jobs inserted set-based, each authorised to the status guard (jobs migration 0012) by
 # id in the same statement, as the engine's own statements do: the guard has no wildcard.
 INSERT_SQL = """
-WITH ids AS MATERIALIZED (SELECT gen_random_uuid() AS id, i FROM generate_series(%(first)s, %(last)s) AS i),
+WITH ids AS MATERIALIZED (
+    SELECT gen_random_uuid() AS id, i FROM generate_series(%(first)s::int, %(last)s::int) AS i),
 auth AS MATERIALIZED (
     SELECT set_config('jobs.transition', string_agg(id::text, ','), true) AS granted FROM ids)
 INSERT INTO jobs_job (id, created_at, updated_at, user_id, kind_id, external_id, status, priority,
@@ -146,6 +152,14 @@ def run_celery(env, user_id, kind_id, n: int, batch: int | None, label: str = ""
     return n / (finished - started)
 
 
+def burn_cpu(stop) -> None:
+    """A spawned process keeping one core busy until `stop` is set."""
+    while not stop.is_set():
+        x = 0
+        for i in range(200_000):
+            x += i
+
+
 def raw_worker(batch: int, go, claim_sql: str, start_sql: str) -> None:
     """A spawned process (not forked: the parent has Celery/kombu threads) with no Django."""
     go.wait()
@@ -187,9 +201,16 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--jobs", type=int, default=4000)
     parser.add_argument("--batches", default="1,8")
+    parser.add_argument("--cpu-hog", type=int, default=0, metavar="N", help="CPU-burning processes alongside")
+    parser.add_argument("--prepared", action="store_true", help="DATABASE_PREPARED_STATEMENTS=true (workers)")
     args = parser.parse_args()
     env = configure(DB)
+    if args.prepared:
+        env["DATABASE_PREPARED_STATEMENTS"] = "true"
     create_database(DB)
+    ctx = multiprocessing.get_context("spawn")
+    stop_hogs = ctx.Event()
+    hogs = [ctx.Process(target=burn_cpu, args=(stop_hogs,), daemon=True) for _ in range(args.cpu_hog)]
     try:
         import django
 
@@ -208,30 +229,44 @@ def main():
         from accounts.services import preferences_update
 
         connections.close_all()
-        print(f"{args.jobs:,} jobs per run, two worker processes, no-op processor\n")
-        header = f"{'claim batch':>11} | {'celery jobs/s':>13} | {'raw SQL jobs/s':>14} | celery / raw"
+        for hog in hogs:
+            hog.start()
+        print(
+            f"{args.jobs:,} jobs per run, two worker processes, no-op processor, "
+            f"{args.cpu_hog} CPU hog(s), prepared statements {'on' if args.prepared else 'off'}, "
+            f"load average {os.getloadavg()[0]:.1f} at start\n"
+        )
+        header = f"{'claim batch':>24} | {'celery jobs/s':>13} | {'raw SQL jobs/s':>14} | celery / raw"
         print(header, flush=True)
         batches = [int(b) for b in args.batches.split(",")]
         # The engine alone: the bench user has opted out of job-finished emails (the raw SQL
         # baseline sends none). The last row keeps the default (an email task per job).
         preferences_update(user=user, notifications={"job_finished": False})
         most = settings.JOBS_CLAIM_BATCH_MAX
+        floor = settings.JOBS_CLAIM_BATCH
         for batch in [*batches, None]:
             celery_rate = run_celery(env, user.pk, kind.pk, args.jobs, batch)
             raw_rate = run_raw(user.pk, kind.pk, args.jobs, batch or most)
-            label = f"{batch}" if batch else f"adaptive (1-{most}; raw: {most})"
+            label = f"{batch}" if batch else f"adaptive ({floor}-{most}; raw: {most})"
             print(
-                f"{label:>11} | {celery_rate:>13.0f} | {raw_rate:>14.0f} | {celery_rate / raw_rate:>11.0%}",
+                f"{label:>24} | {celery_rate:>13.0f} | {raw_rate:>14.0f} | {celery_rate / raw_rate:>11.0%}",
                 flush=True,
             )
+        print(f"load average {os.getloadavg()[0]:.1f} at the end", flush=True)
+        if args.cpu_hog:
+            return
         preferences_update(user=user, notifications={"job_finished": True})
         connections.close_all()
         celery_rate = run_celery(env, user.pk, kind.pk, args.jobs, None, label="-emails")
         print(
-            f"{'adaptive':>11} | {celery_rate:>13.0f} | {'':>14} | with a job-finished email queued per job",
+            f"{'adaptive':>24} | {celery_rate:>13.0f} | {'':>14} | with a job-finished email queued per job",
             flush=True,
         )
     finally:
+        stop_hogs.set()
+        for hog in hogs:
+            if hog.is_alive() or hog.exitcode is None:
+                hog.join(timeout=10)
         from django.db import connections
 
         connections.close_all()

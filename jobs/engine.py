@@ -34,6 +34,7 @@ through `jobs.services.job_transition`.
 import json
 import logging
 import random
+import statistics
 import threading
 import time
 from datetime import timedelta
@@ -466,25 +467,51 @@ def _job_run(job_id, attempt: int) -> str:
     return "completed" if ok else "lost"
 
 
+# A batch below the floor (JOBS_CLAIM_BATCH) is claimed only for jobs that would overrun the
+# window by more than this factor in a floor-sized batch: jobs long in themselves (seconds
+# each), not short ones slowed down by a busy CPU, which a smaller claim would only slow further
+# (more claim round trips for the same work).
+LONG_JOBS_MARGIN = 4
+
+
 def claim_size(*, seconds_per_job: float) -> int:
-    """How many jobs a worker claims next: as many as it is expected to finish within
-    JOBS_CLAIM_WINDOW_SECONDS, judging by its last batch, between 1 and JOBS_CLAIM_BATCH_MAX.
+    """How many jobs a worker claims next, judging by its last batch (`seconds_per_job`, see
+    `batch_seconds_per_job`): as many as it is expected to finish within
+    JOBS_CLAIM_WINDOW_SECONDS, up to JOBS_CLAIM_BATCH_MAX, and never fewer than JOBS_CLAIM_BATCH
+    unless a batch that size would take more than LONG_JOBS_MARGIN windows.
 
     Short jobs are then claimed many per round trip, and long ones one at a time: a claimed job
     waits for the ones before it in its worker's batch (while another worker might be idle), and
     a job of higher priority queued meanwhile waits for the batch; both waits stay about one
-    window long.
+    window long for long jobs, and within a few windows for a floor-sized batch. Under CPU
+    contention every job's wall time grows, but the claim never shrinks below the floor for it,
+    so the adaptive size is never slower than the fixed JOBS_CLAIM_BATCH.
     """
     most = max(1, settings.JOBS_CLAIM_BATCH_MAX)
+    floor = min(most, max(1, settings.JOBS_CLAIM_BATCH))
+    window = float(settings.JOBS_CLAIM_WINDOW_SECONDS)
     if seconds_per_job <= 0:
         return most
-    return max(1, min(most, int(settings.JOBS_CLAIM_WINDOW_SECONDS / seconds_per_job)))
+    fits = int(window / seconds_per_job)
+    if fits >= floor:
+        return min(most, fits)
+    if floor * seconds_per_job <= LONG_JOBS_MARGIN * window:
+        return floor
+    return max(1, fits)
+
+
+def batch_seconds_per_job(durations: list[float]) -> float:
+    """A batch's typical seconds per job, for `claim_size`: the median of its jobs' wall times,
+    so one job delayed by a descheduled worker (or one slow job among short ones) does not
+    shrink the next claim."""
+    return statistics.median(durations) if durations else 0.0
 
 
 def jobs_drain(*, budget_seconds: float | None = None, batch: int | None = None) -> int:
     """Claim and run due jobs until none is left or the time budget is spent; returns how many
     attempts ran. If the budget ran out with work left, another wake-up is sent. The first
-    claim takes `batch` (JOBS_CLAIM_BATCH) jobs, the later ones `claim_size`."""
+    claim takes `batch` (JOBS_CLAIM_BATCH) jobs, the later ones `claim_size`. Each job of a
+    batch runs on whatever happens to the others (`job_run` never raises)."""
     budget = float(settings.JOBS_DRAIN_SECONDS if budget_seconds is None else budget_seconds)
     size = int(settings.JOBS_CLAIM_BATCH if batch is None else batch)
     deadline = time.monotonic() + budget
@@ -496,11 +523,13 @@ def jobs_drain(*, budget_seconds: float | None = None, batch: int | None = None)
                 return ran
             for job_id, attempt in claimed:
                 heartbeat.hold(job_id, attempt)
-            started = time.monotonic()
+            durations = []
             for job_id, attempt in claimed:
+                started = time.monotonic()
                 job_run(job_id=job_id, attempt=attempt, heartbeat=heartbeat)
+                durations.append(time.monotonic() - started)
                 ran += 1
-            size = claim_size(seconds_per_job=(time.monotonic() - started) / len(claimed))
+            size = claim_size(seconds_per_job=batch_seconds_per_job(durations))
     enqueue_wakeup()
     return ran
 

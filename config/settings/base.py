@@ -377,8 +377,9 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # environment variables, so every process reads the same names.
 JOBS_QUEUE = env("JOBS_QUEUE", default="jobs")
 # A worker's first claim takes JOBS_CLAIM_BATCH jobs; each later one as many as the last batch
-# suggests it finishes within JOBS_CLAIM_WINDOW_SECONDS, between 1 and JOBS_CLAIM_BATCH_MAX.
-JOBS_CLAIM_BATCH = env.int("JOBS_CLAIM_BATCH", default=4)
+# suggests it finishes within JOBS_CLAIM_WINDOW_SECONDS, up to JOBS_CLAIM_BATCH_MAX, and never
+# fewer than JOBS_CLAIM_BATCH unless the jobs are long (jobs.engine.claim_size).
+JOBS_CLAIM_BATCH = env.int("JOBS_CLAIM_BATCH", default=8)
 JOBS_CLAIM_BATCH_MAX = env.int("JOBS_CLAIM_BATCH_MAX", default=64)
 JOBS_CLAIM_WINDOW_SECONDS = env.float("JOBS_CLAIM_WINDOW_SECONDS", default=0.25)
 JOBS_DRAIN_SECONDS = env.float("JOBS_DRAIN_SECONDS", default=30.0)
