@@ -482,7 +482,7 @@ def password_reset_confirm(*, uid: str, token: str, new_password: str) -> User:
     user = _user_from_uid(uid)
     if user is None:
         raise _invalid_link()
-    user = User.objects.select_for_update().get(pk=user.pk)
+    user = User.objects.select_for_update(no_key=True).get(pk=user.pk)
     if not password_reset_tokens.check_token(user, token):
         raise _invalid_link()
     try:
@@ -526,7 +526,7 @@ def email_verify(*, uid: str, token: str) -> User:
     user = _user_from_uid(uid)
     if user is None:
         raise _invalid_link()
-    user = User.objects.select_for_update().get(pk=user.pk)
+    user = User.objects.select_for_update(no_key=True).get(pk=user.pk)
     if user.email_verified_at is not None:
         return user
     if not email_verification_tokens.check_token(user, token):
