@@ -31,6 +31,7 @@ run: setup
 lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports --no-cache
 
 chromium:
 	@bash scripts/chromium.sh

@@ -34,7 +34,7 @@ from accounts.models import (
     UserPreferences,
 )
 from accounts.tokens import email_verification_tokens, password_reset_tokens
-from config.exceptions import ApplicationError, InvalidTransition, NotFound
+from config.exceptions import ApplicationError, Forbidden, InvalidTransition, NotFound
 
 logger = logging.getLogger(__name__)
 
@@ -198,6 +198,54 @@ def licenses_expire(*, now: datetime | None = None) -> int:
     )
 
 
+# -- the user row and its model slots --------------------------------------------------------------
+# Lock order (docs/ARCHITECTURE.md, "Lock order"): job rows → the user row → the subscription row
+# → the credit balance row. The user row is locked FOR NO KEY UPDATE, never FOR UPDATE: every row
+# inserted with a foreign key to the user (a job, a ledger row, an artifact) takes FOR KEY SHARE
+# on it, and FOR UPDATE would make such an insert wait, for instance a refund already holding the
+# balance row behind a job creation that holds the user row and waits for that balance row.
+
+
+class ModelLimitReached(Forbidden):
+    code = "model_limit_reached"
+
+
+def user_lock(*, user_id) -> bool:
+    """Lock the user row until the caller's transaction ends (SELECT … FOR NO KEY UPDATE): the
+    lock that serialises a user's quota checks, model slots and subscription changes. Call it
+    inside a transaction, after any job row and before the credit balance row (the lock order
+    above). Rows referring to the user can still be inserted meanwhile (see above). Returns
+    whether the user exists."""
+    locked = User.objects.select_for_update(no_key=True).filter(pk=user_id).values_list("pk", flat=True)
+    return locked.first() is not None
+
+
+def user_models_used_change(*, user_id, delta: int) -> None:
+    """Take (`delta` > 0) or give back (`delta` < 0) model slots: the only writer of
+    `User.models_used` (besides staff in the admin form).
+
+    One conditional UPDATE of the user row, which locks it (FOR NO KEY UPDATE, like user_lock)
+    until the caller's transaction ends. Taking re-checks `models_used + delta <= model_limit` on
+    the row as it is after the lock (PostgreSQL re-evaluates the WHERE on the newest version),
+    so concurrent takers queue and the limit can never be passed: raises ModelLimitReached (403)
+    otherwise, changing nothing. Giving back never takes the count below zero (a CHECK
+    constraint forbids it; the callers' `holds_model_slot` flag makes each give-back happen
+    once). Raises ValueError for a zero or non-integer delta.
+    """
+    if not isinstance(delta, int) or isinstance(delta, bool) or delta == 0:
+        raise ValueError(f"delta must be a non-zero integer, got {delta!r}")
+    if delta > 0:
+        taken = User.objects.filter(pk=user_id, models_used__lte=F("model_limit") - delta).update(
+            models_used=F("models_used") + delta
+        )
+        if not taken:
+            raise ModelLimitReached("You have reached your model limit; upgrade to import more models.")
+        return
+    User.objects.filter(pk=user_id, models_used__gt=0).update(
+        models_used=Greatest(F("models_used") + delta, 0)
+    )
+
+
 # -- subscriptions (SPEC §12) ---------------------------------------------------------------------
 # Lock order everywhere: (the payment row, in credits) → the user row → the subscription row.
 
@@ -224,7 +272,7 @@ class NoSubscription(NotFound):
 def subscription_lock_live(user_id) -> Subscription | None:
     """Lock the user row, then the user's live subscription, and return it (None if none). Call
     inside a transaction: this is the lock order every subscription write follows."""
-    User.objects.select_for_update().filter(pk=user_id).values_list("pk", flat=True).get()
+    user_lock(user_id=user_id)
     return (
         Subscription.objects.select_for_update(of=("self",))
         .select_related("plan")
@@ -249,7 +297,7 @@ def subscription_transition(
     the free tier (models already imported stay; new imports over the limit are refused). Moving
     to the status it already has returns it unchanged."""
     now = now or timezone.now()
-    User.objects.select_for_update().filter(pk=subscription.user_id).values_list("pk", flat=True).get()
+    user_lock(user_id=subscription.user_id)
     sub = Subscription.objects.select_for_update().get(pk=subscription.pk)
     if sub.status == to:
         return sub
@@ -434,7 +482,7 @@ def password_reset_confirm(*, uid: str, token: str, new_password: str) -> User:
     user = _user_from_uid(uid)
     if user is None:
         raise _invalid_link()
-    user = User.objects.select_for_update().get(pk=user.pk)
+    user = User.objects.select_for_update(no_key=True).get(pk=user.pk)
     if not password_reset_tokens.check_token(user, token):
         raise _invalid_link()
     try:
@@ -478,7 +526,7 @@ def email_verify(*, uid: str, token: str) -> User:
     user = _user_from_uid(uid)
     if user is None:
         raise _invalid_link()
-    user = User.objects.select_for_update().get(pk=user.pk)
+    user = User.objects.select_for_update(no_key=True).get(pk=user.pk)
     if user.email_verified_at is not None:
         return user
     if not email_verification_tokens.check_token(user, token):

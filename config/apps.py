@@ -1,5 +1,4 @@
 from django.apps import AppConfig
-from django.contrib.admin.apps import AdminConfig as DjangoAdminConfig
 
 
 class PlatformConfig(AppConfig):
@@ -9,9 +8,3 @@ class PlatformConfig(AppConfig):
     name = "config"
     label = "platform"
     verbose_name = "Platform"
-
-
-class AdminConfig(DjangoAdminConfig):
-    """django.contrib.admin with our site (config.admin_site.AdminSite: the dashboard)."""
-
-    default_site = "config.admin_site.AdminSite"

@@ -19,6 +19,7 @@ from django.utils.text import Truncator
 from import_export import resources
 
 from accounts.models import User
+from accounts.services import user_lock
 from config.admin import ReadOnlyAdmin
 from config.admin_tools import CsvExportMixin, OperationForm, operation_view, with_reason
 from credits import services
@@ -139,7 +140,7 @@ def grant_view(model_admin: admin.ModelAdmin, request, user_id):
         key = f"admin:{data['token']}"
         # The user row lock serialises two submissions of one form (lock order: user, then
         # balance), so the second sees the first's ledger row and logs nothing.
-        User.objects.select_for_update().filter(pk=user.pk).exists()
+        user_lock(user_id=user.pk)
         if CreditTransaction.objects.filter(idempotency_key=key).exists():
             return None
         row = services.credits_grant(

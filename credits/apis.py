@@ -13,7 +13,6 @@ from accounts.permissions import IsUserAccount
 from accounts.serializers import SubscriptionSerializer
 from config.exceptions import ApplicationError
 from config.throttling import ScopedRateThrottle
-from config.webhooks import webhook_response
 from credits import selectors, services
 from credits.filters import PaymentFilter, TransactionFilter
 from credits.serializers import (
@@ -26,6 +25,7 @@ from credits.serializers import (
     TransactionSerializer,
 )
 from credits.services.subscriptions import subscription_purchase_start
+from credits.webhook_receiver import webhook_response
 
 USER_PERMISSIONS = [IsAuthenticated, IsUserAccount]
 

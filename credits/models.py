@@ -274,7 +274,7 @@ class CreditTransaction(UUIDModel):
 
 
 class WebhookLog(UUIDModel):
-    """Every delivery to a signed webhook (payments and jobs, `config.webhooks`), whatever its
+    """Every delivery to a signed webhook (payments and jobs, `credits.webhook_receiver`), whatever its
     outcome. An applied event's row is written in its effect's transaction and claims
     (source, provider, event_id), so each event takes effect once; refusals are logged alone."""
 

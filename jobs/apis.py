@@ -14,7 +14,7 @@ from accounts.permissions import IsServiceKeyWithScope, IsUserAccount
 from config.exceptions import ApplicationError, NotFound
 from config.parsers import LimitedJSONParser
 from config.throttling import ScopedRateThrottle
-from config.webhooks import webhook_response
+from credits.webhook_receiver import webhook_response
 from jobs import selectors, services
 from jobs.filters import JobFilter
 from jobs.models import Job
@@ -204,7 +204,7 @@ class StatsDailyApi(APIView):
 
 class JobWebhookApi(APIView):
     """External workers' signed callbacks (`X-Signature: t=<unix>,v1=<hex>`; provider P is declared
-    in settings.JOB_WEBHOOK_PROVIDERS). Received by the shared receiver (config.webhooks, handler
+    in settings.JOB_WEBHOOK_PROVIDERS). Received by the shared receiver (credits.webhook_receiver, handler
     jobs.webhooks): every delivery logged, effects once per event_id."""
 
     authentication_classes: list = []

@@ -7,9 +7,9 @@ Quota decisions (documented in SPEC terms):
   than the server will store for this user (400 stays for malformed input, 429 for rates).
   It is enforced on uploads; files the engine produces (exports) count toward the usage but do
   not fail a finished job.
-- Race-free: the check runs under a row lock on the user (`SELECT … FOR UPDATE`), the first lock
-  of the jobs lock order (user → job → balance), so concurrent uploads of one user queue and each
-  sees the bytes the previous one committed.
+- Race-free: the check runs under a row lock on the user (`accounts.services.user_lock`, FOR NO
+  KEY UPDATE; the lock order is job → user → balance, docs/ARCHITECTURE.md), so concurrent
+  uploads of one user queue and each sees the bytes the previous one committed.
 - Files per job (`JOBS_MAX_FILES_PER_JOB`) is counted under the job row lock: 400 `too_many_files`.
 - Failed model imports: a failed import gives its model slot back (the signal in jobs.signals),
   because holding it would cost a free user one of their few models for a corrupt file, with no
@@ -26,7 +26,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
-from accounts.models import User
+from accounts.services import user_lock
 from config.exceptions import ApplicationError
 from jobs.models import Job, JobFile
 from jobs.states import JobStatus
@@ -75,9 +75,10 @@ def storage_quota_reserve(*, user_id, size: int) -> int:
 
     Locks the user row until the caller's transaction ends, so the file row the caller then
     writes is counted by the next upload of the same user. Raises StorageQuotaExceeded (413).
-    Call it before locking any job row (lock order: user → job).
+    Call it after locking the job row the file goes to, if any, and before the credit balance
+    row (lock order: job → user → balance).
     """
-    User.objects.select_for_update().filter(pk=user_id).values_list("pk", flat=True).first()
+    user_lock(user_id=user_id)
     used = storage_used(user_id=user_id)
     quota = settings.STORAGE_QUOTA_BYTES
     if used + size > quota:

@@ -2,15 +2,16 @@
 
 `pre_save` on Job is the hook the design card names; it only ever runs for a save made by
 `jobs.services.job_transition`, the one way to change a status. So a charge or refund and the
-status change that caused it are written in the same transaction, the balance row being locked
-after the job row:
+status change that caused it are written in the same transaction, in the lock order of
+docs/ARCHITECTURE.md: the job row (locked by `job_transition`), then the user row (a model slot
+given back), then the credit balance row (a charge or a refund):
 
 - the first move to a status that implies the job entered `queued` charges
   credits_per_unit × requested_count (InsufficientCredits → 402; the transaction, job row
   included, rolls back, so nothing persists);
-- entering `failed` or `cancelled` refunds what was charged;
-- entering `completed` with failed units refunds credits_per_unit × failed_count;
-- entering `failed` or `cancelled` gives a held model-limit slot back.
+- entering `failed` or `cancelled` gives a held model-limit slot back
+  (`accounts.services.user_models_used_change`), then refunds what was charged;
+- entering `completed` with failed units refunds credits_per_unit × failed_count.
 
 Every guard runs before any money moves: a status write with `update_fields`, an illegal move,
 a save that did not come from `job_transition`, or one outside a transaction
@@ -21,11 +22,10 @@ idempotency key in the ledger, so it happens at most once per job whatever runs 
 """
 
 from django.db import connection
-from django.db.models import F
 from django.db.models.signals import pre_save
 from django.dispatch import receiver
 
-from accounts.models import User
+from accounts.services import user_models_used_change
 from config.exceptions import InvalidTransition
 from credits import services as credit_services
 from jobs.models import Job
@@ -95,12 +95,12 @@ def job_credits_on_status(sender, instance: Job, raw=False, update_fields=None, 
             instance.credits_charged = amount
 
     if status in (JobStatus.FAILED, JobStatus.CANCELLED):
-        _refund(instance, instance.credits_charged, "refund", f"job {status}")
+        # The user row before the balance row (the lock order): the other way round, a job
+        # creation holding the user row and waiting for the balance row would deadlock with us.
         if instance.holds_model_slot:
-            User.objects.filter(pk=instance.user_id, models_used__gt=0).update(
-                models_used=F("models_used") - 1
-            )
+            user_models_used_change(user_id=instance.user_id, delta=-1)
             instance.holds_model_slot = False
+        _refund(instance, instance.credits_charged, "refund", f"job {status}")
     elif status == JobStatus.COMPLETED and completion_moves_credits(instance):
         _refund(
             instance,

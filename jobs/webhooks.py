@@ -1,4 +1,4 @@
-"""The jobs handler of the shared signed-webhook receiver (`config.webhooks`, SPEC §5 "External
+"""The jobs handler of the shared signed-webhook receiver (`credits.webhook_receiver`, SPEC §5 "External
 worker callbacks").
 
 A provider P is configured in settings.JOB_WEBHOOK_PROVIDERS (secret, kinds). It may drive only
@@ -15,8 +15,8 @@ from django.conf import settings
 from rest_framework import serializers
 
 from config.exceptions import Conflict, NotFound
-from config.webhooks import Event, EventError, WebhookHandler, webhook_receive
 from credits.models import WebhookLog
+from credits.webhook_receiver import Event, EventError, WebhookHandler, webhook_receive
 from jobs.models import Job, JobKind
 from jobs.serializers import JobWebhookInputSerializer
 from jobs.services import Reporter, job_report

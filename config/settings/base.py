@@ -20,7 +20,7 @@ CORS_ALLOWED_ORIGINS = env.list("CORS_ALLOWED_ORIGINS", default=[])
 CORS_ALLOW_CREDENTIALS = True
 
 INSTALLED_APPS = [
-    "config.apps.AdminConfig",  # django.contrib.admin with the dashboard on its index
+    "console.apps.AdminConfig",  # django.contrib.admin with the dashboard on its index
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -47,6 +47,7 @@ INSTALLED_APPS = [
     "shops",
     "analytics",
     "backups",
+    "console.apps.ConsoleConfig",  # the admin dashboard: reads every app above, so it comes last (the layers)
 ]
 
 MIDDLEWARE = [
@@ -214,7 +215,7 @@ DATA_UPLOAD_MAX_NUMBER_FIELDS = 1000
 # Fernet keys for secrets at rest, newest first (MultiFernet rotation).
 FERNET_KEYS = env.list("FERNET_KEYS", default=["Zm9yLWRldmVsb3BtZW50LW9ubHktMzItYnl0ZXMtITE="])
 
-# Signed webhooks (config.webhooks). Payment providers are the fixed set credits supports; each
+# Signed webhooks (credits.webhook_receiver). Payment providers are the fixed set credits supports; each
 # secret is PAYMENT_WEBHOOK_SECRET_<P> ("" = not configured: every delivery refused).
 WEBHOOK_TOLERANCE_SECONDS = 300
 PAYMENT_WEBHOOK_SECRETS = {

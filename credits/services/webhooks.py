@@ -1,4 +1,4 @@
-"""Payment webhooks (SPEC §4): the payments handler of the shared receiver (`config.webhooks`).
+"""Payment webhooks (SPEC §4): the payments handler of the shared receiver (`credits.webhook_receiver`).
 
 The receiver verifies, logs every delivery and applies each (payments, provider, event_id) once,
 in the transaction that writes its log row; this module says what a payment event is and what it
@@ -10,7 +10,6 @@ import uuid
 from django.db import IntegrityError, transaction
 
 from config.exceptions import ApplicationError
-from config.webhooks import Event, EventError, WebhookHandler, WebhookResult, webhook_receive
 from credits.models import Payment, PaymentEvent, WebhookLog
 from credits.providers import EventError as ProviderEventError
 from credits.providers import provider_get
@@ -20,6 +19,7 @@ from credits.services.payments import (
     payment_fail,
     payment_refund,
 )
+from credits.webhook_receiver import Event, EventError, WebhookHandler, WebhookResult, webhook_receive
 
 Outcome = WebhookLog.Outcome
 
@@ -111,7 +111,7 @@ PAYMENTS = WebhookHandler(source="payments", secret=_secret, parse=_parse, apply
 def payment_webhook_receive(
     *, provider: str, body: bytes, headers: dict, now: int | None = None, body_too_large: bool = False
 ) -> WebhookResult:
-    """Handle one delivery to `POST /api/webhooks/payments/<provider>` (config.webhooks).
+    """Handle one delivery to `POST /api/webhooks/payments/<provider>` (credits.webhook_receiver).
 
     Refusals (nothing changes, delivery logged): unknown provider 404 `unknown_provider`;
     a body over DATA_UPLOAD_MAX_MEMORY_SIZE 400 `request_too_large`; missing, malformed, stale

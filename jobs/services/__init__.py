@@ -7,14 +7,16 @@
 - files: uploads and processor outputs (written to storage before the completing transaction);
 - stats: the per-day rollup rebuild.
 
-Lock order, everywhere: the user row (model limit) → the job row → the credit balance row;
-the per-day stats rows are only touched by deferred triggers at commit, after all of these.
+Lock order, everywhere (docs/ARCHITECTURE.md, "Lock order"): the job row → the user row (FOR
+NO KEY UPDATE: storage quota, model slots) → the credit balance row; the per-day stats rows are
+only touched by deferred triggers at commit, after all of these. A job being inserted is not in
+the list: nobody else can be waiting for its row.
 """
 
+from accounts.services import ModelLimitReached
 from jobs.services.files import job_file_add, job_outputs_discard, job_outputs_record, job_outputs_write
 from jobs.services.lifecycle import (
     MAX_REQUESTED_COUNT,
-    ModelLimitReached,
     job_cancel,
     job_create,
     job_kind_get,

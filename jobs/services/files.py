@@ -53,12 +53,12 @@ def copy_input_file(job: Job, source: JobFile) -> JobFile:
 def job_file_add(*, job: Job, uploaded, role: str) -> JobFile:
     """Attach a checked file to a job that has not finished (size, type and sha256 recorded).
 
-    Locks the user row (storage quota), then the job row. Raises a 400 validation_error for a
-    refused file, InvalidTransition (409) on a finished job, 413 storage_quota_exceeded or
-    400 too_many_files (jobs.file_services).
+    Locks the job row, then the user row (storage quota): the lock order. Raises a 400
+    validation_error for a refused file, InvalidTransition (409) on a finished job, 413
+    storage_quota_exceeded or 400 too_many_files (jobs.file_services).
     """
-    file_services.storage_quota_reserve(user_id=job.user_id, size=uploaded.size or 0)
     job = job_lock(job_id=job.pk)
+    file_services.storage_quota_reserve(user_id=job.user_id, size=uploaded.size or 0)
     if job.status in TERMINAL:
         raise InvalidTransition(f"Files cannot be added to a {job.status} job.")
     file_services.job_files_limit_check(job=job)

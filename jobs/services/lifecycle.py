@@ -1,11 +1,10 @@
 """Creating, cancelling and retrying jobs."""
 
 from django.db import IntegrityError, transaction
-from django.db.models import F
 from django.utils import timezone
 
-from accounts.models import User
 from accounts.selectors import license_lapsed
+from accounts.services import user_models_used_change
 from config.exceptions import ApplicationError, Conflict, Forbidden, InvalidTransition
 from jobs import file_services
 from jobs.files import check_upload
@@ -19,10 +18,6 @@ from jobs.wakeup import enqueue_wakeup
 S = JobStatus
 MAX_REQUESTED_COUNT = 100_000
 MODEL_EXPORT = "model_export"  # its options and source are checked and recorded (ModelExport)
-
-
-class ModelLimitReached(Forbidden):
-    code = "model_limit_reached"
 
 
 class LicenseExpired(Forbidden):
@@ -45,16 +40,6 @@ def job_kind_get(*, code: str) -> JobKind:
     return kind
 
 
-def _reserve_model_slot(user_id) -> None:
-    """Take one model slot with a conditional UPDATE: concurrent requests queue on the user row
-    and re-check `models_used < model_limit` after the lock, so the limit can never be passed."""
-    taken = User.objects.filter(pk=user_id, models_used__lt=F("model_limit")).update(
-        models_used=F("models_used") + 1
-    )
-    if not taken:
-        raise ModelLimitReached("You have reached your model limit; upgrade to import more models.")
-
-
 def _duplicate_external_id() -> Conflict:
     return Conflict("You already have a job with this external_id.", code="duplicate_external_id")
 
@@ -74,9 +59,12 @@ def job_create(
 ) -> Job:
     """Create a job and queue it, charging credits_per_unit × requested_count (job_transition).
 
-    Locks the user row when the kind counts toward the model limit (raises ModelLimitReached,
-    403; an ended trial without a live subscription raises LicenseExpired, 403 `license_expired`);
-    the charge locks the credit balance (InsufficientCredits, 402). On any error nothing
+    Locks the user row (FOR NO KEY UPDATE) for an upload (storage quota) and when the kind
+    counts toward the model limit (raises ModelLimitReached, 403; an ended trial without a live
+    subscription raises LicenseExpired, 403 `license_expired`); the charge then locks the
+    credit balance (InsufficientCredits, 402): the lock order user → balance. The new job's own
+    row is not a lock anyone else can be waiting for; `retry_of`'s row is locked by the caller
+    (job_retry) before all of these. On any error nothing
     persists: not the job, not the charge, not the model slot. An external_id the same user
     already used → 409 `duplicate_external_id` (another user's ids are invisible). A
     `model_export` job's options and source model are checked (400/404/409, see
@@ -102,7 +90,7 @@ def job_create(
     if kind.counts_toward_model_limit:
         if license_lapsed(user_id=user.pk):
             raise LicenseExpired("Your trial has ended; subscribe to import new models.")
-        _reserve_model_slot(user.pk)
+        user_models_used_change(user_id=user.pk, delta=1)  # ModelLimitReached (403)
         file_services.model_import_failures_check(user_id=user.pk)
     job = Job(
         user=user,

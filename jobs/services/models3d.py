@@ -1,7 +1,7 @@
 """The model lifecycle (SPEC §12, seed 004): exports with options, their download count and
 link expiry, soft delete of an imported model (its slot given back once), and projects.
 
-Lock order as everywhere in jobs: the user row → the job row.
+Lock order as everywhere (docs/ARCHITECTURE.md, "Lock order"): the job row → the user row.
 """
 
 import uuid
@@ -11,7 +11,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from accounts.models import User
+from accounts.services import user_models_used_change
 from config.exceptions import ApplicationError, Conflict, InvalidTransition, NotFound
 from jobs.export_options import ExportOptions, ExportOptionsError, export_options
 from jobs.file_services import job_files_delete
@@ -117,14 +117,14 @@ def model_delete(*, user, job_id, now: datetime | None = None) -> None:
     """Soft-delete one of the user's imported models, delete its stored files and give its model
     slot back.
 
-    Locks the user row, then the job row (the jobs lock order), so concurrent deletes of one
-    model run one after the other: the first sets `deleted_at` and frees the slot, the others
-    find no model (404). The slot goes back at most once: `holds_model_slot` is cleared in the
-    same statement, and a CHECK constraint refuses a deleted job that holds one.
-    Raises 404 for another user's, a deleted or an unknown model; 409 `invalid_transition`
-    while the import is still running (cancel it instead: that also gives the slot back). That
-    check comes before any lock: a finished job never changes status again, so no transition
-    (which locks job → user) can be waiting on the rows this takes.
+    Locks the job row, then the user row (the lock order: the slot goes back through
+    `accounts.services.user_models_used_change`), so concurrent deletes of one model run one
+    after the other: the first sets `deleted_at` and frees the slot, the others find no model
+    (404). The slot goes back at most once: `holds_model_slot` is cleared in the same
+    transaction, under the job row lock, and a CHECK constraint refuses a deleted job that
+    holds one. Raises 404 for another user's, a deleted or an unknown model; 409
+    `invalid_transition` while the import is still running (cancel it instead: that also gives
+    the slot back).
     The job stays in the jobs list and the stats (soft delete), without its files: their rows
     go now and the stored objects once the delete commits (one still used by another job, such
     as a retry sharing the upload, stays), so the bytes stop counting toward the storage quota
@@ -136,12 +136,11 @@ def model_delete(*, user, job_id, now: datetime | None = None) -> None:
         raise NotFound("Model not found.")
     if found not in TERMINAL:
         raise InvalidTransition(f"The import is {found}; cancel it instead of deleting it.")
-    User.objects.select_for_update().filter(pk=user.pk).values_list("pk", flat=True).first()
     job = model_queryset(user=user).select_for_update(of=("self",)).filter(pk=job_id).first()
     if job is None:  # deleted by a concurrent request while this one waited for the lock
         raise NotFound("Model not found.")
     if job.holds_model_slot:
-        User.objects.filter(pk=user.pk, models_used__gt=0).update(models_used=F("models_used") - 1)
+        user_models_used_change(user_id=user.pk, delta=-1)
     Job.objects.filter(pk=job.pk).update(deleted_at=now, holds_model_slot=False, updated_at=now)
     job_files_delete(job_id=job.pk)
 

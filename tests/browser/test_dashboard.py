@@ -9,7 +9,7 @@ import time_machine
 from django.utils import timezone
 
 from analytics.services import metrics_generate_platform
-from config.dashboard import DAYS
+from console.dashboard import DAYS
 from tests.analytics.factories import order_at
 from tests.browser.conftest import VIEWPORT, log_in
 from tests.shops.factories import make_item, make_shop

@@ -23,9 +23,9 @@ from analytics import sql
 from analytics.models import ErrorLog, PlatformMetric
 from analytics.services.metrics import platform_params
 from backups.models import BackupLog
-from config.charts import daily_bars, horizontal_bars
 from config.models import ScheduledRun
 from config.schedules import SCHEDULES
+from console.charts import daily_bars, horizontal_bars
 from credits.models import CURRENCY_THB as PLATFORM_CURRENCY
 from jobs.models import Job
 from jobs.selectors import job_queue_status
@@ -36,7 +36,7 @@ from shops.selectors import low_stock_q
 DAYS = 30
 LIST_LIMIT = 8
 GMV_CHARTS = 3  # currencies charted (largest 30-day GMV first); the others are listed only
-QUERIES = 17  # what admin_dashboard runs, whatever the data (tests/config/test_dashboard.py)
+QUERIES = 17  # what admin_dashboard runs, whatever the data (tests/console/test_dashboard.py)
 
 # PlatformMetric fields shown per day.
 DAILY_FIELDS = [

@@ -15,10 +15,10 @@ from accounts.models import User
 from analytics.models import ErrorLog, PlatformMetric
 from analytics.services import metrics_generate_platform
 from backups.models import BackupLog
-from config.charts import daily_bars, horizontal_bars
-from config.dashboard import DAYS, QUERIES, admin_dashboard
 from config.models import ScheduledRun
 from config.schedules import SCHEDULES
+from console.charts import daily_bars, horizontal_bars
+from console.dashboard import DAYS, QUERIES, admin_dashboard
 from credits.services import credits_charge, credits_grant
 from credits.services.payments import payment_complete
 from shops.models import FormSubmission

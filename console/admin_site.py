@@ -1,11 +1,13 @@
 """The admin site: Django's, with the dashboard on its index (SPEC §11).
 
-Installed through `config.apps.AdminConfig.default_site`, so every app's `admin.site.register`
+Installed through `console.apps.AdminConfig.default_site`, so every app's `admin.site.register`
 and `@admin.register` land here unchanged.
 """
 
 from django.conf import settings
 from django.contrib import admin
+
+from console.dashboard import admin_dashboard
 
 DASHBOARD_PERMISSION = "analytics.view_platformmetric"
 
@@ -24,7 +26,5 @@ class AdminSite(admin.AdminSite):
         """The app list, and for staff who may read the platform metrics, the dashboard."""
         context = dict(extra_context or {})
         if request.user.has_perm(DASHBOARD_PERMISSION):
-            from config.dashboard import admin_dashboard
-
             context["dashboard"] = admin_dashboard()
         return super().index(request, context)

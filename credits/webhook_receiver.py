@@ -15,7 +15,9 @@ An app supplies a `WebhookHandler` (its secrets, how to read its events, how to 
    redelivery (concurrent or later) finds the claim and is logged as `duplicate` without effect.
    A refusal by `apply` (ApplicationError) rolls back the effect and is logged on its own.
 
-Every delivery leaves exactly one WebhookLog row, whatever happened.
+Every delivery leaves exactly one WebhookLog row, whatever happened. It lives in credits, with
+WebhookLog, so that credits' payment handler and the apps above it (jobs) can use it without
+`config` importing an app (docs/ARCHITECTURE.md, "Layers").
 """
 
 import hashlib
@@ -32,6 +34,7 @@ from rest_framework.response import Response
 from config.exceptions import ApplicationError, error_body
 from config.parsers import json_loads
 from config.signing import SignatureError, verify
+from credits.models import Payment, WebhookLog
 
 logger = logging.getLogger(__name__)
 
@@ -110,8 +113,6 @@ def webhook_receive(
     """Receive one delivery for `handler.source` (see the module docstring). Never raises for
     bad input; always writes one WebhookLog row (an unexpected exception is logged as `error`
     and re-raised)."""
-    from credits.models import WebhookLog
-
     Outcome = WebhookLog.Outcome
     result = None
     payload = None
@@ -180,8 +181,6 @@ def webhook_response(result: WebhookResult) -> Response:
 
 
 def _apply_once(handler, provider, event, body, headers, payload) -> WebhookResult:
-    from credits.models import WebhookLog
-
     Outcome = WebhookLog.Outcome
     try:
         with transaction.atomic():
@@ -235,8 +234,6 @@ def _apply_once(handler, provider, event, body, headers, payload) -> WebhookResu
 
 
 def _set_links(row, links: dict) -> None:
-    from credits.models import Payment
-
     payment_id = links.get("payment_id")
     if payment_id is not None and Payment.objects.filter(pk=payment_id).exists():
         row.payment_id = payment_id
@@ -290,8 +287,6 @@ def _log_fields(source, provider, body: bytes, headers: dict, payload, result) -
 
 
 def _log_safely(source, provider, body, headers, payload, result: WebhookResult | None) -> None:
-    from credits.models import WebhookLog
-
     if result is None:  # an unexpected exception is propagating; record it before the 500
         result = WebhookResult(500, WebhookLog.Outcome.ERROR, "server_error", "Unexpected error")
     event = result.event
