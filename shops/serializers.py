@@ -261,7 +261,8 @@ class FormFieldSerializer(serializers.Serializer):
 
 class FormSerializer(StrictModelSerializer):
     fields = FormFieldSerializer(many=True, required=False, max_length=30)
-    slug = StrictSlugField(max_length=80)
+    # Generated from the name when omitted (shops.services.forms.form_create).
+    slug = StrictSlugField(max_length=80, required=False)
 
     class Meta:
         model = Form
