@@ -1,4 +1,4 @@
-"""Telling a user their job finished (SPEC §12 notifications)."""
+"""Telling a user their job finished."""
 
 from accounts.emails import email_send_after_commit
 from accounts.models import UserPreferences

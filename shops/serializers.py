@@ -36,7 +36,7 @@ FIELD_TYPES = ("text", "textarea", "email", "phone", "number", "select")
 
 
 class _StrictString:
-    """DRF turns numbers into strings; a wrong type is a 400 here (SPEC §2)."""
+    """DRF turns numbers into strings; a wrong type is a 400 here."""
 
     def to_internal_value(self, data):
         if not isinstance(data, str):

@@ -1,4 +1,4 @@
-"""Recovery snapshots of one shop's catalogue (SPEC §8).
+"""Recovery snapshots of one shop's catalogue.
 
 A snapshot is a canonical JSON document (sorted keys, compact) of the shop's items with their
 stock, forms, payment methods, keyword replies and saved replies; its sha256 and size are of
