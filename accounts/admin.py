@@ -224,7 +224,7 @@ class ServiceApiKeyAdmin(APIKeyModelAdmin):
 
 @admin.register(SubscriptionPlan)
 class SubscriptionPlanAdmin(admin.ModelAdmin):
-    """Plans are edited here; a change applies to payments opened after it (SPEC §12)."""
+    """Plans are edited here; a change applies to payments opened after it."""
 
     list_display = ["code", "name", "billing_cycle", "price", "currency", "model_limit", "is_active"]
     list_filter = ["billing_cycle", "is_active"]

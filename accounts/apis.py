@@ -78,7 +78,7 @@ def _refresh_from(request, serializer) -> str:
 
 
 class JsonApi(APIView):
-    """Accounts endpoints speak JSON only (SPEC §2): form or multipart bodies get a 415 rather
+    """Accounts endpoints speak JSON only: form or multipart bodies get a 415 rather
     than a lenient parse of whatever half of them survives."""
 
     parser_classes = [LimitedJSONParser]

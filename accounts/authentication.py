@@ -1,4 +1,4 @@
-"""How callers prove who they are (SPEC §2).
+"""How callers prove who they are.
 
 - `Authorization: Bearer <access>`: JWT, no CSRF (a header cannot be forged cross-site).
 - The HttpOnly `access_token` cookie set at login: JWT too, but unsafe methods need the CSRF

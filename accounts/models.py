@@ -13,7 +13,7 @@ from config.models import UUIDModel
 
 FREE_MODEL_LIMIT = 5
 TRIAL_DAYS = 30
-# A past-due subscription keeps its tier this long after the failed payment (SPEC §12).
+# A past-due subscription keeps its tier this long after the failed payment.
 SUBSCRIPTION_GRACE_DAYS = 3
 # What a service API key may be allowed to do; views name one in `required_scope`.
 API_KEY_SCOPES = ("jobs:write", "jobs:read", "shops:inbound")
@@ -164,7 +164,7 @@ class BillingCycle(models.TextChoices):
 
 
 class SubscriptionPlan(UUIDModel):
-    """What a subscription sells (SPEC §12): seeded `premium_monthly` and `premium_yearly` (THB),
+    """What a subscription sells: seeded `premium_monthly` and `premium_yearly` (THB),
     editable in the admin. A subscription copies the plan's price, cycle and model limit when a
     payment for it succeeds, so later edits never change a period already paid for."""
 

@@ -20,7 +20,7 @@ def preferences_get(*, user: User) -> UserPreferences:
 
 def license_lapsed(*, user_id, now=None) -> bool:
     """True when the user's trial license has ended (expired, or past its end before the daily
-    task marks it) and no live (`active` or `past_due`) subscription covers them (SPEC §12: such a
+    task marks it) and no live (`active` or `past_due`) subscription covers them (such a
     user may not import new models). A user without a license row is not lapsed."""
     now = now or timezone.now()
     trial_over = License.objects.filter(

@@ -130,7 +130,7 @@ class UserSerializer(FieldsBuiltOnce, serializers.ModelSerializer):
 
     def get_credit_balance(self, user) -> int:
         # The balance row belongs to the credits app; accounts reads it by its reverse name
-        # only, so accounts never imports credits (SPEC §1 dependency direction).
+        # only, so accounts never imports credits (apps depend one way: README, Layout).
         balance = getattr(user, "credit_balance", None)
         return balance.balance if balance is not None else 0
 

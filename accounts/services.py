@@ -246,7 +246,7 @@ def user_models_used_change(*, user_id, delta: int) -> None:
     )
 
 
-# -- subscriptions (SPEC §12) ---------------------------------------------------------------------
+# -- subscriptions -------------------------------------------------------------------------------
 # Lock order everywhere: (the payment row, in credits) → the user row → the subscription row.
 
 SUBSCRIPTION_TRANSITIONS = {
@@ -424,7 +424,7 @@ def api_key_create(*, name: str, scopes: list[str]) -> tuple[ServiceApiKey, str]
     return ServiceApiKey.objects.create_key(name=name, scopes=scopes)
 
 
-# -- account recovery and email verification (SPEC §12) ----------------------------------------
+# -- account recovery and email verification ---------------------------------------------------
 
 
 def _invalid_link() -> ApplicationError:

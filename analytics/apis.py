@@ -1,4 +1,4 @@
-"""The analytics API (SPEC §7). Shop endpoints: members of the shop, viewer and up (others 404,
+"""The analytics API. Shop endpoints: members of the shop, viewer and up (others 404,
 through the shops app's ShopScopedMixin). Platform endpoints: staff (others 403, as the other
 staff endpoint, `GET /api/jobs/queue`). Every response needs a fixed number of queries."""
 

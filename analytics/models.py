@@ -1,4 +1,4 @@
-"""Analytics (SPEC §7): pre-aggregated metrics and the client error log.
+"""Analytics: pre-aggregated metrics and the client error log.
 
 Every metric row is written only by `analytics.services.metrics` with one set-based
 `INSERT … SELECT … ON CONFLICT DO UPDATE` per table and range; the upsert touches a row only
@@ -136,7 +136,7 @@ class PlatformMetric(models.Model):
 
 
 class ErrorLog(UUIDModel):
-    """A group of client-side errors sharing a fingerprint (SPEC §7, seed 004)."""
+    """A group of client-side errors sharing a fingerprint."""
 
     class Severity(models.TextChoices):
         DEBUG = "debug", "Debug"

@@ -1,4 +1,4 @@
-"""Backups API (SPEC §8): staff see and start database backups; shop owners and admins take,
+"""Backups API: staff see and start database backups; shop owners and admins take,
 list and restore recovery snapshots of their shop (other users 404, lower roles 403)."""
 
 from django.db import transaction

@@ -1,4 +1,4 @@
-"""Backups (SPEC §8): database dumps with their verification, offsite copies, shop snapshots.
+"""Backups: database dumps with their verification, offsite copies, shop snapshots.
 
 A BackupLog row is the only record that a dump exists: its `file_name` is set only after the
 whole archive reached storage and pg_dump exited 0, so a row that names a file names a complete

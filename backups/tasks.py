@@ -1,4 +1,4 @@
-"""Backup tasks (SPEC §9): thin wrappers around backups.services, each periodic one recorded
+"""Backup tasks: thin wrappers around backups.services, each periodic one recorded
 once per period with config.scheduled.scheduled_run. Time limits stay below the broker's
 visibility timeout (2 h), so Redis never hands a running backup to a second worker."""
 

@@ -23,7 +23,7 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
 @admin.register(ScheduledRun)
 class ScheduledRunAdmin(ReadOnlyAdmin):
-    """When each schedule last ran and what it did (SPEC §9)."""
+    """When each schedule last ran and what it did."""
 
     list_display = ("task", "period_key", "outcome", "started_at", "finished_at", "duration", "attempts")
     list_filter = ("outcome", "task")

@@ -1,7 +1,7 @@
 """The cache backend: Django's Redis cache that fails open.
 
 The cache holds nothing that is not disposable (throttle counters, cooldowns, cached reads). When
-Redis is down a request must keep working on the database alone (SPEC §10): every cache call
+Redis is down a request must keep working on the database alone: every cache call
 that cannot reach Redis behaves as a miss (`get` → default, writes are dropped, `add` → True)
 and logs a warning, at most once every LOG_EVERY_SECONDS per process. Throttles therefore fail
 open, and `/readyz` (which pings Redis itself) still reports the outage.

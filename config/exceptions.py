@@ -1,4 +1,4 @@
-"""One error shape for every endpoint (SPEC §2).
+"""One error shape for every endpoint.
 
 `{"error": {"code": "...", "message": "...", "fields": {...}}}` — `fields` only for
 validation errors. Services raise `ApplicationError`; this handler also turns DRF's

@@ -6,7 +6,7 @@ import django_filters
 
 
 class DateRangeFilterSet(django_filters.FilterSet):
-    """`?from=YYYY-MM-DD&to=YYYY-MM-DD`, both inclusive, whole UTC days (SPEC §2), on the
+    """`?from=YYYY-MM-DD&to=YYYY-MM-DD`, both inclusive, whole UTC days, on the
     subclass's `date_field` (default `created_at`).
 
     Compared as a half-open range on the timestamp rather than on its ::date, so an index on

@@ -11,7 +11,7 @@ from config.exceptions import error_body
 
 
 def _get_only(view):
-    """Like require_GET, but a wrong method gets the SPEC §2 envelope, not an empty 405."""
+    """Like require_GET, but a wrong method gets the error envelope, not an empty 405."""
 
     @wraps(view)
     def wrapper(request, *args, **kwargs):

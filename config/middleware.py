@@ -5,7 +5,7 @@ import uuid
 
 
 class StripTrailingSlashMiddleware:
-    """Every API path answers with and without a trailing slash, without a redirect (SPEC §2).
+    """Every API path answers with and without a trailing slash, without a redirect.
 
     Routes are declared without the slash; this strips it from the path before resolution.
     The admin and static files keep Django's own slash convention.
@@ -24,7 +24,7 @@ class StripTrailingSlashMiddleware:
 
 
 class RequestIdMiddleware:
-    """Give every request an id an operator can follow through the logs (SPEC §10).
+    """Give every request an id an operator can follow through the logs.
 
     An incoming `X-Request-ID` from the proxy is kept when it is a short token of letters,
     digits, `.`, `_` and `-` (anything else — too long, control characters — is replaced, so a

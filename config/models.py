@@ -21,7 +21,7 @@ class UUIDModel(TimeStampedModel):
 
 
 class ScheduledRun(UUIDModel):
-    """One run of a periodic task for one period (SPEC §9).
+    """One run of a periodic task for one period.
 
     Unique per (task, period_key): a second run of the same period finds the row and does
     nothing, so Beat firing twice, a manual "run now" and a retried message are all harmless.

@@ -1,4 +1,4 @@
-"""drf-spectacular postprocessing: every operation documents the SPEC §2 error envelope.
+"""drf-spectacular postprocessing: every operation documents the error envelope.
 
 Any endpoint can answer malformed input (400), missing or bad credentials (401), a refusal
 (403), another tenant's object (404), a conflict (409), a wrong media type (415) and a

@@ -1,4 +1,4 @@
-"""List pagination whose cost does not grow with the caller's history (SPEC §2).
+"""List pagination whose cost does not grow with the caller's history.
 
 Two modes, one response shape `{count, next, previous, results}`:
 

@@ -1,4 +1,4 @@
-"""Run a periodic task at most once per period (SPEC §9), recording what it did.
+"""Run a periodic task at most once per period, recording what it did.
 
 Usage in a task::
 

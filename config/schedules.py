@@ -1,4 +1,4 @@
-"""Every periodic schedule, declared once (SPEC §9), all times UTC.
+"""Every periodic schedule, declared once, all times UTC.
 
 `manage.py sync_schedules` writes these into django-celery-beat's tables (idempotent: it
 updates rows by name and never duplicates them), where staff can see and pause them in admin.

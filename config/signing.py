@@ -1,4 +1,4 @@
-"""Signed webhooks (SPEC §4, §5): `X-Signature: t=<unix>,v1=<hex>`.
+"""Signed webhooks: `X-Signature: t=<unix>,v1=<hex>`.
 
 The signature is HMAC-SHA256 of `"<t>.<raw body>"` with the provider's secret. A timestamp
 more than `tolerance` seconds away from now, in either direction, is refused, so a captured

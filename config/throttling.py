@@ -1,4 +1,4 @@
-"""DRF's throttles with one Redis round trip each (SPEC §2 rates, settings THROTTLE_*).
+"""DRF's throttles with one Redis round trip each (rates: settings THROTTLE_*).
 
 DRF's `SimpleRateThrottle` reads the caller's whole request history from the cache and writes
 it back (a `get` and a `set`, two round trips, and two racing requests can both pass the last

@@ -1,4 +1,4 @@
-"""The admin site: Django's, with the dashboard on its index (SPEC §11).
+"""The admin site: Django's, with the dashboard on its index.
 
 Installed through `console.apps.AdminConfig.default_site`, so every app's `admin.site.register`
 and `@admin.register` land here unchanged.

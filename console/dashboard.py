@@ -1,4 +1,4 @@
-"""The admin index dashboard (SPEC §11): today's and the last 30 days' figures, as plain data.
+"""The admin index dashboard: today's and the last 30 days' figures, as plain data.
 
 Days are the platform's UTC days (docs/METRICS.md). The 30-day window ends today and includes
 it. Days before yesterday come from the stored PlatformMetric rows; yesterday and today are

@@ -1,4 +1,4 @@
-"""HTTP endpoints of SPEC §4. Each validates input, calls one selector or service, serializes."""
+"""HTTP endpoints of credits. Each validates input, calls one selector or service, serializes."""
 
 from django.core.exceptions import RequestDataTooBig
 from drf_spectacular.utils import OpenApiResponse, extend_schema
@@ -121,7 +121,7 @@ def _json_object(request: Request) -> dict:
 
 
 class PlanListApi(generics.ListAPIView):
-    """Subscription plans on sale (SPEC §12). Public."""
+    """Subscription plans on sale. Public."""
 
     authentication_classes: list = []
     permission_classes = [AllowAny]
@@ -175,7 +175,7 @@ class SubscriptionCancelApi(APIView):
 
 
 class PaymentWebhookApi(APIView):
-    """Signed provider notifications (SPEC §4). Authenticated by the signature, not a user."""
+    """Signed provider notifications. Authenticated by the signature, not a user."""
 
     authentication_classes: list = []
     permission_classes = [AllowAny]

@@ -1,6 +1,6 @@
 """Credits: packages, the append-only ledger, per-user balances, payments and webhook logs.
 
-Invariant (SPEC §4), held by the database and the services together: for every user,
+Invariant, held by the database and the services together: for every user,
 CreditBalance.balance = SUM(CreditTransaction.amount) and balance >= 0, at every instant.
 Only `credits.services` writes balances and ledger rows.
 """
@@ -79,7 +79,7 @@ class Payment(UUIDModel):
     OPEN_STATUSES = (Status.PENDING, Status.PROCESSING)
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="payments")
-    # What is bought: a credit package, or a subscription plan (SPEC §12); exactly one of them.
+    # What is bought: a credit package, or a subscription plan; exactly one of them.
     package = models.ForeignKey(
         CreditPackage, on_delete=models.PROTECT, null=True, blank=True, related_name="payments"
     )
@@ -220,7 +220,7 @@ class CreditBalance(UUIDModel):
 class CreditTransaction(UUIDModel):
     """One immutable ledger row. PostgreSQL refuses UPDATE and DELETE on this table.
 
-    `job_id` is a plain UUID, not a foreign key: credits may not depend on jobs (SPEC §1).
+    `job_id` is a plain UUID, not a foreign key: credits may not depend on jobs.
     """
 
     class Type(models.TextChoices):

@@ -3,14 +3,14 @@
 Each provider starts a checkout for a payment (the payload a frontend needs to take the customer
 to the provider), verifies a webhook delivery and parses it into a `ProviderEvent`.
 
-- Stripe and Razorpay go through their official SDKs (SPEC §12): a Stripe Checkout Session (its
+- Stripe and Razorpay go through their official SDKs: a Stripe Checkout Session (its
   `url` is the redirect) or a Razorpay order (its id opens Razorpay's checkout), webhooks verified
   with each provider's own scheme (`Stripe-Signature` via `stripe.Webhook.construct_event`,
   `X-Razorpay-Signature` via `razorpay.Utility.verify_webhook_signature`). Their API keys are
   STRIPE_SECRET_KEY and RAZORPAY_KEY_ID/RAZORPAY_KEY_SECRET; without them the provider refuses
   (400 `provider_unavailable`), and a provider that fails answers 502 `provider_error`.
 - PromptPay is an EMVCo merchant-presented QR payload built here (no maintained library fits).
-- The others (TrueMoney, PromptPay notifications) sign the generic way of SPEC §4
+- The others (TrueMoney, PromptPay notifications) sign the generic way (`X-Signature: t=<unix>,v1=<hex>`)
   (`config.signing`).
 
 The webhook secret of provider `p` is `settings.PAYMENT_WEBHOOK_SECRETS[p]`

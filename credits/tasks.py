@@ -45,7 +45,7 @@ def audit_balances() -> int | None:
 )
 def renew_subscriptions() -> dict | None:
     """Daily: open the renewal payment of every auto-renewing subscription whose period ended
-    (SPEC §12). Once per day (ScheduledRun) and once per subscription and period (unique index);
+    already. Once per day (ScheduledRun) and once per subscription and period (unique index);
     ending lapsed subscriptions is `accounts.expire_licenses`'s part of the same story."""
     with scheduled_run("credits.renew_subscriptions", period_key=period_key("day")) as run:
         if run is None:

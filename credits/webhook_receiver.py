@@ -1,4 +1,4 @@
-"""The one signed-webhook receiver (SPEC §4 payments, §5 external worker callbacks).
+"""The one signed-webhook receiver (payments, and external job workers' callbacks).
 
 An app supplies a `WebhookHandler` (its secrets, how to read its events, how to apply one);
 `webhook_receive` does the rest, the same way for every source:

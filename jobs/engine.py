@@ -1,4 +1,4 @@
-"""The job engine: Celery wakes workers up, PostgreSQL decides what they run (SPEC §5).
+"""The job engine: Celery wakes workers up, PostgreSQL decides what they run.
 
 A Celery message (`jobs.run_queue`) carries no job: it only says "there may be work". The
 worker then claims jobs from PostgreSQL with `FOR UPDATE SKIP LOCKED` ordered by priority then

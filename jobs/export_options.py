@@ -1,4 +1,4 @@
-"""The options of a model export (SPEC §12 seed 004), free of trimesh so the web process can
+"""The options of a model export, free of trimesh so the web process can
 check them without loading it; jobs.processors.mesh applies them."""
 
 from dataclasses import dataclass
@@ -26,7 +26,7 @@ class ExportOptionsError(ValueError):
 
 @dataclass(frozen=True)
 class ExportOptions:
-    """How a model is exported (SPEC §12 seed 004), as recorded on its ModelExport row.
+    """How a model is exported, as recorded on its ModelExport row.
 
     - `units`: the unit of the exported coordinates; `source_units`: the unit the stored model's
       coordinates are taken to be in (STL, OBJ and PLY carry none). The geometry is multiplied

@@ -1,4 +1,4 @@
-"""Job files and the vault (SPEC §5 Downloads): list, download, artifacts.
+"""Job files and the vault: list, download, artifacts.
 
 How the bytes leave, in order of preference:
 1. JOBS_FILES_ACCEL_REDIRECT_PREFIX set: an empty 200 with `X-Accel-Redirect` — the front proxy

@@ -1,6 +1,6 @@
-"""Writes about job files: storage quota, files per job, deleting files (SPEC §5 Quotas).
+"""Writes about job files: storage quota, files per job, deleting files.
 
-Quota decisions (documented in SPEC terms):
+Quota decisions:
 - Per-user stored bytes (`STORAGE_QUOTA_BYTES`) is the sum of the sizes of the distinct stored
   objects of the user's jobs (a retry shares its input with the original: counted once). Going
   over it is 413 `storage_quota_exceeded`: the request is well-formed, but its content is more
@@ -15,7 +15,7 @@ Quota decisions (documented in SPEC terms):
   because holding it would cost a free user one of their few models for a corrupt file, with no
   way to get it back. What must not be unlimited is the repetition, so it is bounded per user:
   after JOBS_MAX_FAILED_MODEL_IMPORTS_PER_DAY failures in a rolling 24 h, a new import is a 429
-  `too_many_failed_imports` (SPEC §2: limits → 429). Oversize meshes never get that far: they
+  `too_many_failed_imports` (a limit is a 429, as everywhere). Oversize meshes never get that far: they
   are refused at upload, before a job or a slot exists (jobs.files.check_mesh_size).
 """
 

@@ -1,4 +1,4 @@
-"""What may be uploaded to a job, where it is stored, and how it is checked (SPEC §5).
+"""What may be uploaded to a job, where it is stored, and how it is checked.
 
 The extension picks the family; the family and role pick the storage prefix; the first bytes
 must look like the claimed format (a renamed executable is not a video), and the size must be
@@ -131,7 +131,7 @@ def check_upload(uploaded, *, role: str, field: str = "file") -> CheckedFile:
     )
 
 
-# --- Declared mesh size (SPEC §5 Quotas) -------------------------------------------------------
+# --- Declared mesh size (quotas) ---------------------------------------------------------------
 # trimesh needs hundreds of bytes per face; a 47 MB OBJ of 5.9 M faces took ~2 GB in a worker.
 # So the counts are read from what the file declares (STL/PLY/GLB headers) or counted by a
 # streaming byte scan (OBJ, ASCII STL) in constant memory, and an oversize mesh is refused at

@@ -1,4 +1,4 @@
-"""The model lifecycle's API (SPEC §12 seed 004): `/api/models`, `/api/exports`, `/api/projects`.
+"""The model lifecycle's API: `/api/models`, `/api/exports`, `/api/projects`.
 
 Exports are created like any job (`POST /api/jobs` with kind `model_export`, params format,
 source_job_id, units, source_units, scale, include_normals/colors/textures); here they are

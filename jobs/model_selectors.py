@@ -1,4 +1,4 @@
-"""Reads of the model lifecycle (SPEC §12 seed 004): models, their exports, projects. Every
+"""Reads of the model lifecycle: models, their exports, projects. Every
 queryset is scoped to the caller; anything else is a 404."""
 
 from datetime import datetime, timedelta

@@ -1,4 +1,4 @@
-"""Serializers of the model lifecycle (SPEC §12 seed 004): models, exports, projects."""
+"""Serializers of the model lifecycle: models, exports, projects."""
 
 from datetime import datetime
 
@@ -134,7 +134,7 @@ class ModelExportSerializer(serializers.ModelSerializer):
 
 
 class StrictCharField(serializers.CharField):
-    """A string, never a number turned into one (SPEC §2: a wrong type is a 400)."""
+    """A string, never a number turned into one (a wrong type is a 400)."""
 
     def to_internal_value(self, data):
         if not isinstance(data, str):

@@ -12,14 +12,14 @@ EXTERNAL_ID_MAX = 128
 
 
 class JobKind(UUIDModel):
-    """What a job does and what it costs; staff edit these in admin (SPEC §5)."""
+    """What a job does and what it costs; staff edit these in admin."""
 
     class Executor(models.TextChoices):
         ENGINE = "engine", "Engine (Celery workers claim it)"
         EXTERNAL = "external", "External worker (reports via PATCH /api/stats and webhooks)"
 
     class ReportedBy(models.TextChoices):
-        """Who decides a job's outcome (SPEC §5)."""
+        """Who decides a job's outcome."""
 
         ENGINE = "engine", "Engine (our Celery workers)"
         WORKER = "worker", "External worker (service key or signed job webhook only)"
@@ -296,7 +296,7 @@ LENGTH_UNITS = tuple(MM_PER_UNIT)
 
 
 class ModelExport(UUIDModel):
-    """One export of a model (SPEC §12 seed 004): the options it was made with, recorded as
+    """One export of a model: the options it was made with, recorded as
     asked, and how often its file was downloaded. Its link expires JOBS_EXPORT_LINK_SECONDS
     after the export job completed (jobs.services.models3d)."""
 
@@ -353,7 +353,7 @@ class ModelExport(UUIDModel):
 
 
 class Project(UUIDModel):
-    """A user's named group of their own imported models (SPEC §12)."""
+    """A user's named group of their own imported models."""
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="projects")
     name = models.CharField(max_length=120)

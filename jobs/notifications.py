@@ -1,4 +1,4 @@
-"""Telling a user their job finished (SPEC §12 notifications)."""
+"""Telling a user their job finished."""
 
 import logging
 

@@ -1,4 +1,4 @@
-"""The job kinds every installation starts with (SPEC §5); migration 0002 writes them."""
+"""The job kinds every installation starts with; migration 0002 writes them."""
 
 SEED_KINDS = [
     {
@@ -43,7 +43,7 @@ SEED_KINDS = [
     },
 ]
 
-# Who decides each seeded kind's outcome (SPEC §5). Kept apart from SEED_KINDS because
+# Who decides each seeded kind's outcome. Kept apart from SEED_KINDS because
 # migration 0002 writes SEED_KINDS before the field exists; migration 0006 writes these.
 REPORTED_BY = {
     "video_render": "worker",

@@ -82,7 +82,7 @@ def job_stats(*, user, date_from: date, date_to: date) -> dict:
         "to": date_to,
         "jobs": totals["jobs"],
         "requested": totals["requested"],
-        "completed_jobs": totals["completed"],  # ended in the range (seed 002's user_stats)
+        "completed_jobs": totals["completed"],  # ended in the range
         "failed_jobs": totals["ended_failed"],
         "last_login": user.last_login,
         "successful": totals["successful"],

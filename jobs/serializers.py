@@ -194,7 +194,7 @@ class StatsOutputSerializer(serializers.Serializer):
 
 
 class UserStatsOutputSerializer(StatsOutputSerializer):
-    """GET /api/stats also carries seed 002's user_stats fields (SPEC §7)."""
+    """GET /api/stats also carries the user's totals (completed_jobs, …)."""
 
     completed_jobs = serializers.IntegerField()
     failed_jobs = serializers.IntegerField()

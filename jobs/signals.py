@@ -1,4 +1,4 @@
-"""Credits and the model limit follow a job's status through ORM signals (SPEC §5).
+"""Credits and the model limit follow a job's status through ORM signals.
 
 `pre_save` on Job is the hook the design card names; it only ever runs for a save made by
 `jobs.services.job_transition`, the one way to change a status. So a charge or refund and the

@@ -1,4 +1,4 @@
-"""The job state machine (SPEC §5): nine states and the only moves between them.
+"""The job state machine: nine states and the only moves between them.
 
 ```
 pending ──► queued ──► preparing ──► processing ──► finalizing ──► completed

@@ -1,5 +1,5 @@
-"""The jobs handler of the shared signed-webhook receiver (`credits.webhook_receiver`, SPEC §5 "External
-worker callbacks").
+"""The jobs handler of the shared signed-webhook receiver (`credits.webhook_receiver`): the
+callbacks of external workers.
 
 A provider P is configured in settings.JOB_WEBHOOK_PROVIDERS (secret, kinds). It may drive only
 the job kinds listed for it, or, with no list, every kind whose outcome an external worker reports

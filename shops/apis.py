@@ -1,4 +1,4 @@
-"""The shops API (SPEC §6). Every `/api/shops/<shop_id>/…` view first resolves the caller's
+"""The shops API. Every `/api/shops/<shop_id>/…` view first resolves the caller's
 membership: not a member → 404 (the shop's existence is not revealed), a role without the
 action → 403 (shops.permissions). Plain catalogue resources use generic views scoped to the shop;
 stock, orders and chat go through explicit endpoints calling one service each."""

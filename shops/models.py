@@ -1,4 +1,4 @@
-"""Shops (SPEC §6): team, inventory with a chained stock history, order forms, chat, integrations.
+"""Shops: team, inventory with a chained stock history, order forms, chat, integrations.
 
 Invariants the database itself holds (so no code path, admin edit or raw SQL can break them):
 - stock_quantity ≥ 0, sku unique per shop, prices and costs ≥ 0;
@@ -527,7 +527,7 @@ class InboundApiKey(UUIDModel):
 
     A key without a binding, or bound to another shop, is answered 404 by the inbound endpoint
     (the other shop's existence is not revealed). The key lives in accounts, which must not
-    know about shops (SPEC §1), so the binding is kept here.
+    know about shops, so the binding is kept here.
     """
 
     api_key = models.OneToOneField(

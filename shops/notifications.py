@@ -1,4 +1,4 @@
-"""Emails about a shop, sent to the people who run it (SPEC §12 notifications)."""
+"""Emails about a shop, sent to the people who run it."""
 
 import logging
 

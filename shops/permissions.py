@@ -1,4 +1,4 @@
-"""Who may do what in a shop (SPEC §6), as one table.
+"""Who may do what in a shop, as one table.
 
 viewer reads; staff also adjusts stock and handles orders and chat; admin also manages items,
 forms, payment methods, replies, integrations and the team; owner everything (shop settings,

@@ -36,7 +36,7 @@ FIELD_TYPES = ("text", "textarea", "email", "phone", "number", "select")
 
 
 class _StrictString:
-    """DRF turns numbers into strings; a wrong type is a 400 here (SPEC §2)."""
+    """DRF turns numbers into strings; a wrong type is a 400 here."""
 
     def to_internal_value(self, data):
         if not isinstance(data, str):
@@ -261,7 +261,8 @@ class FormFieldSerializer(serializers.Serializer):
 
 class FormSerializer(StrictModelSerializer):
     fields = FormFieldSerializer(many=True, required=False, max_length=30)
-    slug = StrictSlugField(max_length=80)
+    # Generated from the name when omitted (shops.services.forms.form_create).
+    slug = StrictSlugField(max_length=80, required=False)
 
     class Meta:
         model = Form

@@ -64,7 +64,7 @@ def other_client(other_user):
 
 
 def assert_error(response, status: int, code: str | None = None):
-    """The response is the SPEC §2 error envelope with this status (and code, if given)."""
+    """The response is the error envelope with this status (and code, if given)."""
     assert response.status_code == status, (response.status_code, response.content[:500])
     body = response.json()
     assert set(body) == {"error"}, body

@@ -1,4 +1,4 @@
-"""The client error log (SPEC §7, seed 004): occurrences grouped by fingerprint."""
+"""The client error log: occurrences grouped by fingerprint."""
 
 import hashlib
 import json

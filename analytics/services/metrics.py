@@ -1,4 +1,4 @@
-"""Generating and verifying the pre-aggregated metrics (SPEC §7, docs/METRICS.md)."""
+"""Generating and verifying the pre-aggregated metrics (definitions: docs/METRICS.md)."""
 
 import logging
 from datetime import UTC, date, datetime, timedelta

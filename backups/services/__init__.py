@@ -1,4 +1,4 @@
-"""Backup services (SPEC §8): views, tasks, admin and commands call these."""
+"""Backup services: views, tasks, admin and commands call these."""
 
 from backups.services.dumps import (  # noqa: F401
     BackupError,

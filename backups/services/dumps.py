@@ -310,12 +310,14 @@ def _restore_test(*, backup: BackupLog, path: str, say) -> dict:
         pg.drop_database(scratch)
 
 
-def backup_restore(*, backup: BackupLog, database: str, progress=None) -> None:
+def backup_restore(*, backup: BackupLog, database: str, progress=None, dry_run: bool = False) -> None:
     """Restore a backup into a NEW database `database` (created here).
 
-    Raises ApplicationError(validation_error) for a bad name, Conflict(database_exists) for the
-    live database or any existing one; BackupError when pg_restore fails (the half-restored
-    database is dropped again).
+    Raises Conflict(backup_not_succeeded) for a backup that did not succeed,
+    ApplicationError(validation_error) for a bad name, Conflict(database_exists) for the live
+    database or any existing one; BackupError when the archive does not match its sha256 or
+    pg_restore fails (the half-restored database is dropped again). With `dry_run`, makes every
+    one of these checks up to the archive's checksum, then stops before creating the database.
     """
     _verifiable(backup)
     if not pg.DB_NAME_RE.match(database):
@@ -335,6 +337,8 @@ def backup_restore(*, backup: BackupLog, database: str, progress=None) -> None:
         digest, _ = _sha256_of(path)
         if digest != backup.sha256:
             raise BackupError("checksum mismatch: the archive is not the one that was written")
+        if dry_run:
+            return
         say(f"creating database {database}")
         pg.create_database(database)
         try:

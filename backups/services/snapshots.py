@@ -1,4 +1,4 @@
-"""Recovery snapshots of one shop's catalogue (SPEC §8).
+"""Recovery snapshots of one shop's catalogue.
 
 A snapshot is a canonical JSON document (sorted keys, compact) of the shop's items with their
 stock, forms, payment methods, keyword replies and saved replies; its sha256 and size are of
@@ -80,7 +80,7 @@ def _values(model, row: dict) -> dict:
 
 
 @transaction.atomic
-def snapshot_restore(*, snapshot: RecoverySnapshot, user=None) -> dict:
+def snapshot_restore(*, snapshot: RecoverySnapshot, user=None, dry_run: bool = False) -> dict:
     """Put the shop's catalogue back as `snapshot` recorded it.
 
     Locks the shop row first (two restores of one shop queue). Takes a snapshot of the current
@@ -89,6 +89,10 @@ def snapshot_restore(*, snapshot: RecoverySnapshot, user=None) -> dict:
     Raises ApplicationError(snapshot_corrupt) when the document no longer matches its sha256,
     Conflict(snapshot_conflict) when a unique sku/slug is now used by another row. Returns what
     changed per section: created, updated, deactivated/deleted, and stock adjustments.
+
+    With `dry_run`, does all of it (checksum, locks, every change, so a conflict is raised as
+    the restore would raise it) and rolls it back, the pre-restore snapshot too: the result says
+    what a restore would change now, with `pre_restore_snapshot` None.
     """
     if hashlib.sha256(_canonical(snapshot.document)).hexdigest() != snapshot.sha256:
         raise ApplicationError(
@@ -107,6 +111,9 @@ def snapshot_restore(*, snapshot: RecoverySnapshot, user=None) -> dict:
         raise Conflict(
             f"The snapshot conflicts with the current catalogue: {exc}", code="snapshot_conflict"
         ) from None
+    if dry_run:
+        transaction.set_rollback(True)
+        return {"snapshot": str(snapshot.pk), "pre_restore_snapshot": None, "changes": changes}
     snapshot.restored_at = timezone.now()
     snapshot.save(update_fields=["restored_at", "updated_at"])
     logger.info("snapshot %s restored into shop %s: %s", snapshot.pk, shop.pk, changes)

@@ -134,7 +134,7 @@ CACHES = {
 AUTH_USER_MODEL = "accounts.User"
 # django-axes first: it refuses a locked-out (email, IP) before any password is checked.
 AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "accounts.backends.EmailBackend"]
-# Login lockout (admin and API alike, SPEC §11): after AXES_FAILURE_LIMIT wrong passwords for
+# Login lockout (admin and API alike): after AXES_FAILURE_LIMIT wrong passwords for
 # one email from one address, that pair is refused — right password included — for the
 # cool-off. The address is DRF's throttle identity (NUM_PROXIES), the email is read from the
 # admin form's `username` or the API's `email` (accounts.backends.axes_username).
@@ -163,7 +163,7 @@ STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 MEDIA_URL = "media/"
 MEDIA_ROOT = env("MEDIA_ROOT", default=str(BASE_DIR / "media"))
-# Backups (SPEC §8): dumps go to the storage alias "backups" (a local folder by default; any
+# Backups: dumps go to the storage alias "backups" (a local folder by default; any
 # Django storage, e.g. django-storages' S3 backend, by BACKUP_STORAGE_BACKEND/OPTIONS). Offsite
 # copies go to every alias in BACKUP_OFFSITE_STORAGES, each declared in BACKUP_OFFSITE_STORAGE_CONFIG
 # ({"alias": {"BACKEND": ..., "OPTIONS": {...}}}). See docs/OPERATIONS.md.
@@ -185,7 +185,7 @@ STORAGES = {
     **BACKUP_OFFSITE_STORAGE_CONFIG,
 }
 
-# Job files (SPEC §5 Downloads and Quotas).
+# Job files: downloads and quotas.
 # When set (e.g. "/protected-media/"), downloads answer an empty 200 with X-Accel-Redirect to
 # this prefix + the stored name, and the front proxy (nginx `internal` location) sends the bytes.
 JOBS_FILES_ACCEL_REDIRECT_PREFIX = env("JOBS_FILES_ACCEL_REDIRECT_PREFIX", default="")
@@ -232,7 +232,7 @@ JOB_WEBHOOK_PROVIDERS = {
     }
     for p in env.list("JOB_WEBHOOK_PROVIDERS", default=[])
 }
-# Provider API keys (SPEC §12). Empty = the provider is not offered (400 provider_unavailable).
+# Provider API keys. Empty = the provider is not offered (400 provider_unavailable).
 STRIPE_SECRET_KEY = env.str("STRIPE_SECRET_KEY", default="")
 RAZORPAY_KEY_ID = env.str("RAZORPAY_KEY_ID", default="")
 RAZORPAY_KEY_SECRET = env.str("RAZORPAY_KEY_SECRET", default="")
@@ -336,7 +336,7 @@ SPECTACULAR_SETTINGS = {
     },
 }
 
-# Celery (SPEC §5): late acks, requeue on worker loss, one message at a time per process.
+# Celery: late acks, requeue on worker loss, one message at a time per process.
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", default=REDIS_URL)
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_ACKS_LATE = True
@@ -374,7 +374,7 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 
-# Jobs engine (SPEC §5). Worker subprocesses (tests, benchmarks) are tuned through these
+# Jobs engine. Worker subprocesses (tests, benchmarks) are tuned through these
 # environment variables, so every process reads the same names.
 JOBS_QUEUE = env("JOBS_QUEUE", default="jobs")
 # A worker's first claim takes JOBS_CLAIM_BATCH jobs; each later one as many as the last batch
@@ -394,7 +394,7 @@ JOBS_MAX_IMAGE_BYTES = env.int("JOBS_MAX_IMAGE_BYTES", default=10 * 1024 * 1024)
 # Comma-separated modules registering extra processors (tests and benchmarks add test kinds).
 JOBS_EXTRA_PROCESSOR_MODULES = env("JOBS_EXTRA_PROCESSOR_MODULES", default="")
 
-# Logs are JSON lines (SPEC §10): structlog renders our stdlib `logging` calls and
+# Logs are JSON lines: structlog renders our stdlib `logging` calls and
 # django-structlog's request/task events alike, each carrying the request_id of the request
 # that caused it, also inside the Celery tasks that request enqueued. LOG_FORMAT=console gives
 # a readable key=value line for development.
@@ -452,7 +452,7 @@ DJANGO_STRUCTLOG_CELERY_ENABLED = True
 # X-Request-ID (or makes one) before django-structlog reads it.
 DJANGO_STRUCTLOG_TRUST_UPSTREAM_REQUEST_ID = True
 
-# Email (SPEC §12): the console locally; SMTP by EMAIL_URL (e.g. smtp+tls://user:pass@host:587);
+# Email: the console locally; SMTP by EMAIL_URL (e.g. smtp+tls://user:pass@host:587);
 # an email service through django-anymail by EMAIL_BACKEND=anymail.backends.<esp>.EmailBackend
 # and its credentials in ANYMAIL (JSON, e.g. {"MAILGUN_API_KEY": "..."}).
 SITE_NAME = env("SITE_NAME", default="Credit-metered SaaS")

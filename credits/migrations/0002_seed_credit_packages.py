@@ -1,4 +1,4 @@
-"""Seed the six THB credit packages of SPEC §4 (reversible: removes exactly these names)."""
+"""Seed the six THB credit packages sold at launch (reversible: removes exactly these names)."""
 
 from decimal import Decimal
 

@@ -1,6 +1,6 @@
 """The ledger: every credit movement is one row here plus one balance update, atomically.
 
-The protocol every write follows (SPEC §4): lock the user's CreditBalance row (creating it if
+The protocol every write follows: lock the user's CreditBalance row (creating it if
 missing), insert the CreditTransaction with its balance_after, update the balance — all in one
 transaction (a savepoint when the caller already has one open). The same UPDATE adds the
 amount to the balance row's lifetime counter for the row's type (`LIFETIME_COUNTERS`), so the

@@ -1,4 +1,4 @@
-"""Buying and renewing subscriptions (SPEC §12) through the payment path of credit packages.
+"""Buying and renewing subscriptions through the payment path of credit packages.
 
 A plan is bought like a package: `subscription_purchase_start` opens a `pending` Payment for the
 plan with the provider's checkout; the provider's webhook completes it and

@@ -1,4 +1,4 @@
-"""Payment webhooks (SPEC §4): the payments handler of the shared receiver (`credits.webhook_receiver`).
+"""Payment webhooks: the payments handler of the shared receiver (`credits.webhook_receiver`).
 
 The receiver verifies, logs every delivery and applies each (payments, provider, event_id) once,
 in the transaction that writes its log row; this module says what a payment event is and what it

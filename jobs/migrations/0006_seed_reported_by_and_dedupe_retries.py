@@ -1,4 +1,4 @@
-"""Data: who decides each kind's outcome (SPEC §5), and at most one retry per job.
+"""Data: who decides each kind's outcome, and at most one retry per job.
 
 Seeded kinds get their `reported_by` from `jobs.seed.REPORTED_BY`; other kinds run elsewhere
 (executor `external`) default to `worker`, the safe choice (a user cannot finish them).

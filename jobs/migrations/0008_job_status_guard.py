@@ -1,4 +1,4 @@
-"""A job's status changes only through `jobs.services.job_transition` (SPEC §5, STYLE "State machines").
+"""A job's status changes only through `jobs.services.job_transition` (docs/ARCHITECTURE.md, step 2).
 
 Chosen over django-fsm-2's protected field because it holds for every writer, not only
 `Model.save()`: a queryset `update()`, raw SQL and the engine's CLAIM_SQL all go through it.

@@ -1,4 +1,4 @@
-"""3D model parsing and conversion with trimesh (SPEC §5 `model_import` / `model_export`).
+"""3D model parsing and conversion with trimesh (the `model_import` / `model_export` kinds).
 
 Pure functions over bytes: they know nothing about jobs or storage, so the processors that
 call them stay thin and these stay easy to test on meshes generated in memory.

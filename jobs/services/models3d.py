@@ -1,4 +1,4 @@
-"""The model lifecycle (SPEC §12, seed 004): exports with options, their download count and
+"""The model lifecycle: exports with options, their download count and
 link expiry, soft delete of an imported model (its slot given back once), and projects.
 
 Lock order as everywhere (docs/ARCHITECTURE.md, "Lock order"): the job row → the user row.

@@ -2,7 +2,7 @@
 
 `job_report` is the one public entry point for an external report; `job_stats_upsert` (the
 seed's PATCH /api/stats, which also creates jobs) and the job webhook handler (jobs/webhooks.py)
-are built on it. Who may decide an outcome is `JobKind.reported_by` (SPEC §5).
+are built on it. Who may decide an outcome is `JobKind.reported_by`.
 """
 
 from django.db import IntegrityError, models, transaction

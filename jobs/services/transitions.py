@@ -1,4 +1,4 @@
-"""The one way a job's status changes (SPEC §5, STYLE "State machines")."""
+"""The one way a job's status changes (docs/ARCHITECTURE.md, step 2)."""
 
 from django.db import connection, transaction
 from django.utils import timezone

@@ -1,6 +1,6 @@
 """Writes to shops. Every function here is the only way its change is made.
 
-Aliases keep the names SPEC §6 uses (`update_stock`, `process_order_stock_changes`,
+Aliases keep the names of the original shop services (`update_stock`, `process_order_stock_changes`,
 `get_low_stock_items`) pointing at the `<entity>_<action>` functions.
 """
 

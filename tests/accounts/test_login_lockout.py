@@ -1,4 +1,4 @@
-"""Login lockout with django-axes (issue 9, SPEC §11): per (email, client address), a cool-off,
+"""Login lockout with django-axes (issue 9): per (email, client address), a cool-off,
 for the admin login and the API login alike."""
 
 from datetime import timedelta

@@ -1,4 +1,4 @@
-"""Password reset and email verification (SPEC §12), with emails sent by a real Celery worker."""
+"""Password reset and email verification, with emails sent by a real Celery worker."""
 
 import re
 from urllib.parse import parse_qs, urlparse

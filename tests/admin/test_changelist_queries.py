@@ -1,4 +1,4 @@
-"""Every changelist runs the same number of queries for 50 rows as for 1 (SPEC §11): no
+"""Every changelist runs the same number of queries for 50 rows as for 1: no
 per-row query from a foreign key, a __str__ or a display column."""
 
 import pytest

@@ -1,4 +1,4 @@
-"""The analytics API (SPEC §7): shapes, tenancy, bad input, query counts."""
+"""The analytics API: shapes, tenancy, bad input, query counts."""
 
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal

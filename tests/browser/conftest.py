@@ -1,4 +1,4 @@
-"""Browser tests: the admin driven in Debian's Chromium by Playwright's sync API (SPEC §11).
+"""Browser tests: the admin driven in Debian's Chromium by Playwright's sync API.
 
 The browser is the system's /usr/bin/chromium (`make test` installs it through
 scripts/chromium.sh); Playwright never downloads one. The server is pytest-django's

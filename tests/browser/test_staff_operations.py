@@ -1,4 +1,4 @@
-"""Every staff operation (SPEC §11) done in a real browser as staff would — follow the link or
+"""Every staff operation done in a real browser as staff would — follow the link or
 form on the object's page, fill it in, confirm — then checked in the database: the effect, the
 ledger or stock history, and the admin history entry with who and why."""
 

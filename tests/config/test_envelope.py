@@ -1,4 +1,4 @@
-"""The one exception handler: whatever is raised, the client sees the SPEC §2 envelope."""
+"""The one exception handler: whatever is raised, the client sees the error envelope."""
 
 import pytest
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied

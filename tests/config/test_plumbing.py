@@ -1,4 +1,4 @@
-"""SPEC §2 plumbing: trailing slashes, 404/405 envelopes, and the OpenAPI schema and docs."""
+"""API plumbing: trailing slashes, 404/405 envelopes, and the OpenAPI schema and docs."""
 
 import io
 import re

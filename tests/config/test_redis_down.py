@@ -1,4 +1,4 @@
-"""Redis down degrades, never 500s (SPEC §10), against a real Redis this test starts and kills."""
+"""Redis down degrades, never 500s, against a real Redis this test starts and kills."""
 
 import logging
 import shutil

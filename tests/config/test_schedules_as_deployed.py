@@ -1,4 +1,4 @@
-"""Every schedule runs as deployed (SPEC §9): synced into django-celery-beat's tables, turned into
+"""Every schedule runs as deployed: synced into django-celery-beat's tables, turned into
 entries and dispatched by Beat's own code with their stored options, and run by a real worker
 consuming the queues a plain `celery -A config worker` consumes."""
 

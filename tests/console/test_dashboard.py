@@ -1,4 +1,4 @@
-"""The admin index dashboard (SPEC §11): figures at a pinned time, hand-computed; a query count
+"""The admin index dashboard: figures at a pinned time, hand-computed; a query count
 that does not grow with the data; who sees it."""
 
 from datetime import UTC, date, datetime, timedelta

@@ -1,4 +1,4 @@
-"""Stripe and Razorpay through their official SDKs, PromptPay's EMVCo payload (SPEC §12).
+"""Stripe and Razorpay through their official SDKs, PromptPay's EMVCo payload.
 
 Only the remote HTTP is faked (`responses` intercepts `requests`, which both SDKs use here);
 the SDKs themselves run for real: request building, auth, error mapping, and the webhook

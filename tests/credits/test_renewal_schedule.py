@@ -1,4 +1,4 @@
-"""The subscription renewal schedule as deployed (SPEC §9, §12): synced into django-celery-beat,
+"""The subscription renewal schedule as deployed: synced into django-celery-beat,
 dispatched by Beat's own code with its stored options, run by a real worker."""
 
 from datetime import UTC, datetime

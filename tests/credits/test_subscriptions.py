@@ -1,4 +1,4 @@
-"""Subscriptions (SPEC §12): bought like credit packages, activated by the signed webhook,
+"""Subscriptions: bought like credit packages, activated by the signed webhook,
 renewed daily with past-due grace and expiry, cancelled at period end."""
 
 import json

@@ -1,4 +1,4 @@
-"""Job files, downloads and the vault (SPEC §5 Downloads): every URL the API returns resolves."""
+"""Job files, downloads and the vault: every URL the API returns resolves."""
 
 import hashlib
 import re

@@ -1,5 +1,5 @@
 """Imported models: list, read, and DELETE /api/models/<job_id>, which soft-deletes the model,
-deletes its files and gives its slot back exactly once (SPEC §12 seed 004)."""
+deletes its files and gives its slot back exactly once."""
 
 import uuid
 

@@ -1,4 +1,4 @@
-"""Model exports (SPEC §12 seed 004): six formats that round-trip, options recorded and applied,
+"""Model exports: six formats that round-trip, options recorded and applied,
 downloads counted exactly, links that expire."""
 
 import uuid

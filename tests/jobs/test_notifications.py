@@ -1,4 +1,4 @@
-"""A finished job is announced by email to its owner, as their preferences say (SPEC §12)."""
+"""A finished job is announced by email to its owner, as their preferences say."""
 
 import pytest
 

@@ -1,4 +1,4 @@
-"""/api/projects: a user's named groups of their own models (SPEC §12 seed 004)."""
+"""/api/projects: a user's named groups of their own models."""
 
 import uuid
 

@@ -1,4 +1,4 @@
-"""Quotas (SPEC §5): declared mesh size before any parse, per-user storage, files per job,
+"""Quotas: declared mesh size before any parse, per-user storage, files per job,
 files deleted on cancel and nightly for long-dead jobs."""
 
 import threading

@@ -1,5 +1,5 @@
 """Who decides a job's outcome (JobKind.reported_by), counts in reports, silent external jobs,
-idempotent retries, per-user external ids (SPEC §5)."""
+idempotent retries, per-user external ids."""
 
 import json
 import time

@@ -72,7 +72,7 @@ def place_order(form: Form, lines: list[tuple], **kwargs):
 
 
 def assert_chain(item: Item) -> None:
-    """SPEC §6: rows chain, the newest after equals the stock, nothing negative."""
+    """The stock-history invariant: rows chain, the newest after equals the stock, nothing negative."""
     item.refresh_from_db()
     rows = list(
         StockHistory.objects.filter(item=item)

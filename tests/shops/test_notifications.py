@@ -1,4 +1,4 @@
-"""Low-stock emails reach the shop's owner and admins once per crossing (SPEC §12)."""
+"""Low-stock emails reach the shop's owner and admins once per crossing."""
 
 import pytest
 

@@ -1,4 +1,4 @@
-"""Role × action matrix (SPEC §6) and tenancy: a user of another shop gets 404 everywhere."""
+"""Role × action matrix and tenancy: a user of another shop gets 404 everywhere."""
 
 import pytest
 

@@ -1,30 +1,43 @@
-from django.core.management.base import BaseCommand, CommandError
+import argparse
 
 from accounts import services
-from accounts.models import API_KEY_SCOPES
+from accounts.models import API_KEY_SCOPES, ServiceApiKey
+from config.commands import BaseCommand, refused, text
 from config.exceptions import ApplicationError
 
 KNOWN_SCOPES = set(API_KEY_SCOPES)
+
+
+def scope_list(value: str) -> list[str]:
+    """argparse type: comma-separated scopes, each a known one."""
+    scopes = [s.strip() for s in value.split(",") if s.strip()]
+    if not scopes:
+        raise argparse.ArgumentTypeError("give at least one scope")
+    unknown = set(scopes) - KNOWN_SCOPES
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown scopes: {', '.join(sorted(unknown))}")
+    return scopes
 
 
 class Command(BaseCommand):
     help = "Create a service API key and print it once (only its hash is stored)."
 
     def add_arguments(self, parser):
-        parser.add_argument("--name", required=True)
         parser.add_argument(
-            "--scopes", required=True, help=f"Comma-separated, from: {', '.join(sorted(KNOWN_SCOPES))}"
+            "--name", required=True, type=text(max_length=ServiceApiKey._meta.get_field("name").max_length)
+        )
+        parser.add_argument(
+            "--scopes",
+            required=True,
+            type=scope_list,
+            help=f"Comma-separated, from: {', '.join(sorted(KNOWN_SCOPES))}",
         )
 
     def handle(self, *args, name, scopes, **options):
-        scope_list = [s.strip() for s in scopes.split(",") if s.strip()]
-        unknown = set(scope_list) - KNOWN_SCOPES
-        if unknown:
-            raise CommandError(f"Unknown scopes: {', '.join(sorted(unknown))}")
         try:
-            api_key, key = services.api_key_create(name=name, scopes=scope_list)
+            api_key, key = services.api_key_create(name=name, scopes=scopes)
         except ApplicationError as exc:
-            raise CommandError(exc.message) from None
-        self.stdout.write(f"Created API key {api_key.prefix}… ({api_key.name}) scopes={scope_list}")
+            raise refused(exc) from None
+        self.stdout.write(f"Created API key {api_key.prefix}… ({api_key.name}) scopes={scopes}")
         self.stdout.write("Key (shown once, store it now):")
         self.stdout.write(key)

@@ -1,9 +1,9 @@
 from django.core.management import call_command, get_commands
-from django.core.management.base import BaseCommand
 from django.db import transaction
 
 from accounts import services
 from accounts.models import User
+from config.commands import BaseCommand
 
 ADMIN_EMAIL = "admin@example.com"
 ADMIN_PASSWORD = "admin-demo-Pass-1"

@@ -1,9 +1,9 @@
 import json
 
-from django.core.management.base import BaseCommand
 from django.db import transaction
 from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask
 
+from config.commands import BaseCommand
 from config.schedules import SCHEDULES
 
 

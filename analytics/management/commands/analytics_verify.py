@@ -1,7 +1,7 @@
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
 from analytics import services
-from analytics.management.commands.generate_metrics import parse_date
+from config.commands import BaseCommand, UsageError, iso_date
 
 
 class Command(BaseCommand):
@@ -11,13 +11,13 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser):
-        parser.add_argument("--from", dest="date_from", required=True, type=parse_date)
-        parser.add_argument("--to", dest="date_to", required=True, type=parse_date)
+        parser.add_argument("--from", dest="date_from", required=True, type=iso_date)
+        parser.add_argument("--to", dest="date_to", required=True, type=iso_date)
         parser.add_argument("--no-platform", action="store_true", help="check only the shop metrics")
 
     def handle(self, *args, date_from, date_to, no_platform, **options):
         if date_from > date_to:
-            raise CommandError("--from must not be after --to.")
+            raise UsageError("--from must not be after --to.")
         diffs = services.metrics_verify(date_from=date_from, date_to=date_to, platform=not no_platform)
         if not diffs:
             self.stdout.write(

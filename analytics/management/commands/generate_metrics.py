@@ -1,18 +1,10 @@
-from datetime import date, timedelta
-
-from django.core.management.base import BaseCommand, CommandError
+from datetime import timedelta
 
 from analytics import services
+from config.commands import BaseCommand, UsageError, iso_date, uuid_arg
 from shops.models import Shop
 
 CHUNK_DAYS = 31  # one transaction per month of days: progress shows, and a failure loses little
-
-
-def parse_date(value: str) -> date:
-    try:
-        return date.fromisoformat(value)
-    except ValueError as exc:
-        raise CommandError(f"{value!r} is not a date (YYYY-MM-DD).") from exc
 
 
 class Command(BaseCommand):
@@ -22,20 +14,20 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser):
-        parser.add_argument("--from", dest="date_from", required=True, type=parse_date)
-        parser.add_argument("--to", dest="date_to", required=True, type=parse_date)
-        parser.add_argument("--shop", dest="shop_id", help="only this shop (its UUID)")
+        parser.add_argument("--from", dest="date_from", required=True, type=iso_date)
+        parser.add_argument("--to", dest="date_to", required=True, type=iso_date)
+        parser.add_argument("--shop", dest="shop_id", type=uuid_arg, help="only this shop (its UUID)")
         parser.add_argument(
             "--platform", action="store_true", help="also (or, with --shop, only) platform rows"
         )
 
     def handle(self, *args, date_from, date_to, shop_id, platform, **options):
         if date_from > date_to:
-            raise CommandError("--from must not be after --to.")
+            raise UsageError("--from must not be after --to.")
         shop_ids = None
         if shop_id:
-            if not _is_uuid(shop_id) or not Shop.objects.filter(pk=shop_id).exists():
-                raise CommandError(f"No shop {shop_id}.")
+            if not Shop.objects.filter(pk=shop_id).exists():
+                raise UsageError(f"No shop {shop_id}.")
             shop_ids = [shop_id]
         chunks = []
         start = date_from
@@ -57,13 +49,3 @@ class Command(BaseCommand):
         self.stdout.write(
             self.style.SUCCESS("rows written: " + ", ".join(f"{k} {v}" for k, v in sorted(totals.items())))
         )
-
-
-def _is_uuid(value: str) -> bool:
-    from uuid import UUID
-
-    try:
-        UUID(value)
-    except ValueError:
-        return False
-    return True

@@ -1,7 +1,9 @@
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
 from backups import services
 from backups.models import BackupLog
+from config.commands import BaseCommand, refused
+from config.exceptions import ApplicationError
 
 
 class Command(BaseCommand):
@@ -15,7 +17,10 @@ class Command(BaseCommand):
 
     def handle(self, *args, kind, no_verify, **options):
         self.stdout.write(f"backing up ({kind}) …")
-        backup = services.backup_create(kind=kind, progress=self.stdout.write)
+        try:
+            backup = services.backup_create(kind=kind, progress=self.stdout.write)
+        except ApplicationError as exc:
+            raise refused(exc) from None
         if backup.status != BackupLog.Status.SUCCEEDED:
             raise CommandError(f"backup {backup.pk} failed: {backup.error}")
         self.stdout.write(f"dumped {backup.size} bytes in {backup.duration}, sha256 {backup.sha256}")

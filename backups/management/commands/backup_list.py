@@ -1,13 +1,12 @@
-from django.core.management.base import BaseCommand
-
 from backups import selectors
+from config.commands import BaseCommand, positive_int
 
 
 class Command(BaseCommand):
     help = "List backups, newest first, with their verification and offsite copies."
 
     def add_arguments(self, parser):
-        parser.add_argument("--limit", type=int, default=50)
+        parser.add_argument("--limit", type=positive_int, default=50)
 
     def handle(self, *args, limit, **options):
         for b in selectors.backup_list()[:limit]:

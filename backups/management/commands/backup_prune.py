@@ -1,6 +1,5 @@
-from django.core.management.base import BaseCommand
-
 from backups import services
+from config.commands import BaseCommand
 
 
 class Command(BaseCommand):

@@ -1,6 +1,7 @@
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
 from backups import services
+from config.commands import BaseCommand, refused, uuid_arg
 from config.exceptions import ApplicationError
 
 from ._common import get_backup
@@ -14,7 +15,7 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser):
-        parser.add_argument("backup_id", nargs="?")
+        parser.add_argument("backup_id", nargs="?", type=uuid_arg)
         parser.add_argument("--restore-test", action="store_true")
 
     def handle(self, *args, backup_id, restore_test, **options):
@@ -22,8 +23,10 @@ class Command(BaseCommand):
         self.stdout.write(f"verifying backup {backup.pk} ({backup.started_at:%Y-%m-%d %H:%M})")
         try:
             services.backup_verify(backup=backup, restore_test=restore_test, progress=self.stdout.write)
-        except (services.BackupError, ApplicationError) as exc:
-            raise CommandError(str(exc)) from exc
+        except ApplicationError as exc:
+            raise refused(exc) from None
+        except services.BackupError as exc:
+            raise CommandError(str(exc)) from None
         if restore_test:
             self.stdout.write(f"restore test: {backup.restore_test_result}")
         self.stdout.write(self.style.SUCCESS("OK"))

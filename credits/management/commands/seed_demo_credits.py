@@ -1,6 +1,5 @@
-from django.core.management.base import BaseCommand
-
 from accounts.models import User
+from config.commands import BaseCommand
 from credits.models import CreditPackage, Payment, Provider
 from credits.selectors import balance_get
 from credits.services import credits_grant, payment_complete, payment_fail, purchase_start

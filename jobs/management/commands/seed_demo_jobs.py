@@ -1,7 +1,7 @@
-from django.core.management.base import BaseCommand
 from django.db import transaction
 
 from accounts.models import User
+from config.commands import BaseCommand
 from credits.services import credits_grant
 from jobs import services
 from jobs.models import Job

@@ -1,9 +1,22 @@
-from django.core.exceptions import ValidationError
-from django.core.management.base import BaseCommand, CommandError
+from uuid import UUID
 
+from accounts.models import ServiceApiKey
+from config.commands import BaseCommand, UsageError, refused, text
 from config.exceptions import ApplicationError
 from shops.models import Shop
 from shops.services.inbound_keys import inbound_key_create
+
+
+def _shop(reference: str) -> Shop | None:
+    """The shop with this slug, else with this id."""
+    found = Shop.objects.filter(slug=reference).first()
+    if found is not None:
+        return found
+    try:
+        pk = UUID(reference)
+    except ValueError:
+        return None
+    return Shop.objects.filter(pk=pk).first()
 
 
 class Command(BaseCommand):
@@ -13,22 +26,18 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser):
-        parser.add_argument("--name", required=True)
+        name_length = ServiceApiKey._meta.get_field("name").max_length
+        parser.add_argument("--name", required=True, type=text(max_length=name_length))
         parser.add_argument("--shop", required=True, help="The shop's id (UUID) or slug.")
 
     def handle(self, *args, name, shop, **options):
-        found = Shop.objects.filter(slug=shop).first()
+        found = _shop(shop)
         if found is None:
-            try:
-                found = Shop.objects.filter(pk=shop).first()
-            except ValidationError as exc:  # neither a slug nor a UUID
-                raise CommandError(f"No shop {shop!r}.") from exc
-        if found is None:
-            raise CommandError(f"No shop {shop!r}.")
+            raise UsageError(f"No shop {shop!r}.")
         try:
             api_key, key = inbound_key_create(shop=found, name=name)
         except ApplicationError as exc:
-            raise CommandError(exc.message) from None
+            raise refused(exc) from None
         self.stdout.write(f"Created API key {api_key.prefix}… ({api_key.name}) for shop {found.slug}")
         self.stdout.write("Key (shown once, store it now):")
         self.stdout.write(key)

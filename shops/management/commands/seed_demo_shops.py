@@ -1,9 +1,9 @@
 from decimal import Decimal
 
-from django.core.management.base import BaseCommand
 from django.db import transaction
 
 from accounts.models import User
+from config.commands import BaseCommand
 from shops import services
 from shops.models import (
     Form,
