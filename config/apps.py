@@ -10,6 +10,9 @@ class PlatformConfig(AppConfig):
     label = "platform"
     verbose_name = "Platform"
 
+    def ready(self):
+        from config import checks  # noqa: F401  (registers the system checks)
+
 
 class AdminConfig(DjangoAdminConfig):
     """django.contrib.admin with our site (config.admin_site.AdminSite: the dashboard)."""

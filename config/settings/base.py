@@ -228,6 +228,12 @@ RAZORPAY_KEY_SECRET = env.str("RAZORPAY_KEY_SECRET", default="")
 PAYMENT_PROVIDER_TIMEOUT_SECONDS = env.int("PAYMENT_PROVIDER_TIMEOUT_SECONDS", default=10)
 PROMPTPAY_MERCHANT_ID = env.str("PROMPTPAY_MERCHANT_ID", default="0000000000000")
 
+# How many reverse proxies in front of the app append to X-Forwarded-For. No default that is
+# right everywhere: too many lets a client with no proxy in front rotate the header past the
+# throttles and the login lockout, too few puts every client behind the proxy in one bucket. So
+# `manage.py check --deploy` fails (platform.E001, config/checks.py) while it is not set.
+NUM_PROXIES = env.int("NUM_PROXIES", default=None)
+
 REST_FRAMEWORK = {
     # Api-Key is recognised everywhere so a key on a user endpoint gets 403 insufficient_scope
     # rather than 401; IsUserAccount (the default) refuses keys unless the view adds
@@ -266,7 +272,8 @@ REST_FRAMEWORK = {
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
     # Trust X-Forwarded-For only behind this many proxies. With DRF's default (None) a client
     # picks its own throttle identity by sending the header, so login throttling is void.
-    "NUM_PROXIES": env.int("NUM_PROXIES", default=0),
+    # Unset means 0 (the header is ignored); production must say (check --deploy, below).
+    "NUM_PROXIES": NUM_PROXIES or 0,
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
 }
 
