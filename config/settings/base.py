@@ -446,7 +446,9 @@ DJANGO_STRUCTLOG_CELERY_ENABLED = True
 # X-Request-ID (or makes one) before django-structlog reads it.
 DJANGO_STRUCTLOG_TRUST_UPSTREAM_REQUEST_ID = True
 
-# Email (SPEC §12): the console locally; SMTP by EMAIL_URL (e.g. smtp+tls://user:pass@host:587);
+# Email (SPEC §12): the console locally; by EMAIL_URL any django-environ scheme: smtp://,
+# smtp+tls://user:pass@host:587 (STARTTLS; smtps:// means the same to django-environ),
+# smtp+ssl://…:465 (implicit TLS), consolemail://, filemail:///path, memorymail://, dummymail://;
 # an email service through django-anymail by EMAIL_BACKEND=anymail.backends.<esp>.EmailBackend
 # and its credentials in ANYMAIL (JSON, e.g. {"MAILGUN_API_KEY": "..."}).
 SITE_NAME = env("SITE_NAME", default="Credit-metered SaaS")
@@ -460,6 +462,12 @@ EMAIL_HOST_USER = _email["EMAIL_HOST_USER"] or ""
 EMAIL_HOST_PASSWORD = _email["EMAIL_HOST_PASSWORD"] or ""
 EMAIL_USE_TLS = _email.get("EMAIL_USE_TLS", False)
 EMAIL_USE_SSL = _email.get("EMAIL_USE_SSL", False)
+# filemail:///var/mail/app writes each message as a file in /var/mail/app (django-environ drops
+# the leading slash of the URL's path; it is put back, as in file:// URLs); filemail:// alone
+# writes into .var/mail. The other schemes ignore it.
+EMAIL_FILE_PATH = (
+    "/" + _email["EMAIL_FILE_PATH"].lstrip("/") if _email["EMAIL_FILE_PATH"] else str(BASE_DIR / ".var" / "mail")
+)
 EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=20)
 ANYMAIL = env.json("ANYMAIL", default={})
 # Password-reset links (Django's token generator) and email-verification links stay valid this long.
