@@ -1,7 +1,7 @@
 import calendar
 from datetime import timedelta
 
-from django.contrib.auth.hashers import check_password
+from django.contrib.auth.hashers import check_password, is_password_usable
 from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, PermissionsMixin
 from django.contrib.postgres.fields import ArrayField
 from django.core.exceptions import ValidationError
@@ -98,12 +98,17 @@ class User(UUIDModel, AbstractBaseUser, PermissionsMixin):
         self.email = self.__class__.objects.normalize_email(self.email)
 
     def set_password(self, raw_password):
-        """Set the password, and stamp `password_changed_at` when it is another password than
-        the current one (a hasher upgrade on login re-hashes the same password and ends
-        nothing). Whoever saves with update_fields naming "password" saves the stamp too."""
-        same = bool(raw_password) and bool(self.password) and check_password(raw_password, self.password)
+        """Set the password, and stamp `password_changed_at` when it replaces another usable
+        password (a first password, at sign-up or after a social login, replaces none; a hasher
+        upgrade on login re-hashes the same password and ends nothing). Whoever saves with
+        update_fields naming "password" saves the stamp too."""
+        replaces = (
+            bool(self.password)
+            and is_password_usable(self.password)
+            and not (raw_password is not None and check_password(raw_password, self.password))
+        )
         super().set_password(raw_password)
-        if not same:
+        if replaces:
             self.password_changed_at = timezone.now()
 
     def save(self, *args, **kwargs):

@@ -94,11 +94,24 @@ def test_a_password_change_in_the_admin_ends_the_users_tokens():
 
 
 def test_tokens_issued_in_the_second_of_the_change_or_after_it_work():
+    user = UserFactory()
     with time_machine.travel(T0 + timedelta(microseconds=900_000), tick=False) as clock:
-        user = UserFactory()  # the password is set now: registration's own tokens must work
+        assert (
+            APIClient().post(CONFIRM, {**reset_params(user), "new_password": NEW_PASSWORD}).status_code == 200
+        )
+        # the login right after the reset, in the same second
         assert bearer(RefreshToken.for_user(user).access_token).get(ME).status_code == 200
         clock.shift(timedelta(days=1))
         assert bearer(RefreshToken.for_user(user).access_token).get(ME).status_code == 200
+
+
+def test_a_first_password_is_no_change():
+    # Sign-up (or a social-login account setting its first password) ends nothing.
+    user = User.objects.create_user("first@example.com", None)
+    user.set_password(NEW_PASSWORD)
+    assert user.password_changed_at is None
+    user.set_password(DEFAULT_PASSWORD)
+    assert user.password_changed_at is not None
 
 
 def test_a_login_that_rehashes_the_same_password_ends_no_token(settings):
