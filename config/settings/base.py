@@ -198,6 +198,14 @@ JOBS_DEAD_FILES_DAYS = env.int("JOBS_DEAD_FILES_DAYS", default=30)
 # Request size limits: anything larger is refused with a 400 envelope.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=1024 * 1024)
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
+# Larger uploads are spooled here, each file locked by its request, so the files of a killed
+# worker are found and deleted by the gunicorn master (config/uploads.py, config/gunicorn.py).
+# A folder of its own: nothing else may be written there.
+FILE_UPLOAD_TEMP_DIR = env("FILE_UPLOAD_TEMP_DIR", default=str(BASE_DIR / ".var" / "uploads"))
+FILE_UPLOAD_HANDLERS = [
+    "django.core.files.uploadhandler.MemoryFileUploadHandler",
+    "config.uploads.LockedTemporaryFileUploadHandler",
+]
 DATA_UPLOAD_MAX_NUMBER_FIELDS = 1000
 
 # Fernet keys for secrets at rest, newest first (MultiFernet rotation).
@@ -466,7 +474,9 @@ EMAIL_USE_SSL = _email.get("EMAIL_USE_SSL", False)
 # the leading slash of the URL's path; it is put back, as in file:// URLs); filemail:// alone
 # writes into .var/mail. The other schemes ignore it.
 EMAIL_FILE_PATH = (
-    "/" + _email["EMAIL_FILE_PATH"].lstrip("/") if _email["EMAIL_FILE_PATH"] else str(BASE_DIR / ".var" / "mail")
+    "/" + _email["EMAIL_FILE_PATH"].lstrip("/")
+    if _email["EMAIL_FILE_PATH"]
+    else str(BASE_DIR / ".var" / "mail")
 )
 EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=20)
 ANYMAIL = env.json("ANYMAIL", default={})
