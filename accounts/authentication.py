@@ -86,6 +86,20 @@ class _UserRowCache:
 user_row_cache = _UserRowCache()
 
 
+def token_predates_password(user: User, payload) -> bool:
+    """True when the JWT with this payload was issued before the user's password last changed.
+
+    `iat` has whole seconds, so a token issued in the second of the change (the login right
+    after a reset, registration's own tokens) still counts as after it. A process sees a change
+    made elsewhere once its cached user row expires (AUTH_USER_CACHE_SECONDS).
+    """
+    changed = user.password_changed_at
+    if changed is None:
+        return False
+    issued = payload.get("iat")
+    return not isinstance(issued, int) or issued < int(changed.timestamp())
+
+
 class JWTCookieOrHeaderAuthentication(JWTAuthentication):
     def get_user(self, validated_token):
         try:
@@ -98,6 +112,10 @@ class JWTCookieOrHeaderAuthentication(JWTAuthentication):
             if getattr(user, "deleted_at", None) is not None:
                 raise exceptions.AuthenticationFailed("User is inactive", code="user_inactive")
             user_row_cache.put(user)
+        if token_predates_password(user, validated_token.payload):
+            raise exceptions.AuthenticationFailed(
+                "The password changed after this token was issued.", code="token_not_valid"
+            )
         return user
 
     def authenticate(self, request):

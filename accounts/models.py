@@ -1,6 +1,7 @@
 import calendar
 from datetime import timedelta
 
+from django.contrib.auth.hashers import check_password, is_password_usable
 from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, PermissionsMixin
 from django.contrib.postgres.fields import ArrayField
 from django.core.exceptions import ValidationError
@@ -72,6 +73,9 @@ class User(UUIDModel, AbstractBaseUser, PermissionsMixin):
     date_joined = models.DateTimeField(default=timezone.now)
     deleted_at = models.DateTimeField(null=True, blank=True)
     email_verified_at = models.DateTimeField(null=True, blank=True)
+    # When the password last changed: JWTs issued before it are refused
+    # (accounts.authentication.token_predates_password). Null: never changed since this existed.
+    password_changed_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     objects = UserManager()
 
@@ -92,6 +96,26 @@ class User(UUIDModel, AbstractBaseUser, PermissionsMixin):
     def clean(self):
         super().clean()
         self.email = self.__class__.objects.normalize_email(self.email)
+
+    def set_password(self, raw_password):
+        """Set the password, and stamp `password_changed_at` when it replaces another usable
+        password (a first password, at sign-up or after a social login, replaces none; a hasher
+        upgrade on login re-hashes the same password and ends nothing). Whoever saves with
+        update_fields naming "password" saves the stamp too."""
+        replaces = (
+            bool(self.password)
+            and is_password_usable(self.password)
+            and not (raw_password is not None and check_password(raw_password, self.password))
+        )
+        super().set_password(raw_password)
+        if replaces:
+            self.password_changed_at = timezone.now()
+
+    def save(self, *args, **kwargs):
+        update_fields = kwargs.get("update_fields")
+        if update_fields is not None and "password" in update_fields:
+            kwargs["update_fields"] = {*update_fields, "password_changed_at"}
+        super().save(*args, **kwargs)
 
     @property
     def is_deleted(self) -> bool:

@@ -20,7 +20,7 @@ from rest_framework_simplejwt.settings import api_settings as jwt_settings
 from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
 from rest_framework_simplejwt.tokens import RefreshToken
 
-from accounts.authentication import user_row_cache
+from accounts.authentication import token_predates_password, user_row_cache
 from accounts.emails import email_send_after_commit
 from accounts.models import (
     FREE_MODEL_LIMIT,
@@ -101,7 +101,8 @@ def token_refresh_rotate(*, raw: str) -> dict:
     Locks the presented token's OutstandingToken row, so concurrent presentations of one token
     rotate it exactly once and every other caller gets the 401 a reused token gets.
     Raises ApplicationError(token_not_valid, 401) for a malformed, expired, blacklisted or
-    already-rotated token, and for one whose account is closed (soft-deleted, inactive) or gone.
+    already-rotated token, for one issued before the password last changed, and for one whose
+    account is closed (soft-deleted, inactive) or gone.
     """
     try:
         token = RefreshToken(raw)
@@ -110,7 +111,7 @@ def token_refresh_rotate(*, raw: str) -> dict:
     user = User.objects.filter(
         pk=token.payload.get(jwt_settings.USER_ID_CLAIM), is_active=True, deleted_at__isnull=True
     ).first()
-    if user is None:
+    if user is None or token_predates_password(user, token.payload):
         raise _token_not_valid()
     token.outstand()
     outstanding = OutstandingToken.objects.select_for_update().get(jti=token.payload[jwt_settings.JTI_CLAIM])
@@ -492,6 +493,9 @@ def password_reset_confirm(*, uid: str, token: str, new_password: str) -> User:
             "Invalid input.", code="validation_error", fields={"new_password": list(exc.messages)}
         ) from None
     user.set_password(new_password)
+    # A reset ends every token even when the new password equals the old one: whoever asked
+    # for the link may be the only one who should still be signed in.
+    user.password_changed_at = timezone.now()
     user.save(update_fields=["password", "updated_at"])
     outstanding = OutstandingToken.objects.filter(user=user).exclude(blacklistedtoken__isnull=False)
     BlacklistedToken.objects.bulk_create(

@@ -8,3 +8,15 @@ class PlatformConfig(AppConfig):
     name = "config"
     label = "platform"
     verbose_name = "Platform"
+
+    def ready(self):
+        import os
+
+        from django.conf import settings
+
+        from config import checks  # noqa: F401  (registers the system checks)
+
+        # The upload spool folder (config/uploads.py) is ours alone: made here, before Django's
+        # check that it exists (files.E001) and before the first upload.
+        os.makedirs(settings.FILE_UPLOAD_TEMP_DIR, exist_ok=True)
+

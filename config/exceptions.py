@@ -7,11 +7,12 @@ the same envelope, so no client ever has to parse a second shape.
 """
 
 import logging
+import sys
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig, SuspiciousOperation, TooManyFieldsSent
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, InterfaceError, OperationalError, connection, transaction
 from django.http import Http404, JsonResponse
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -62,6 +63,36 @@ class InvalidTransition(Conflict):
 class Forbidden(ApplicationError):
     code = "permission_denied"
     status_code = status.HTTP_403_FORBIDDEN
+
+
+# What a 503 for an unreachable database asks clients to wait before retrying, in seconds.
+DATABASE_RETRY_AFTER_SECONDS = 5
+# SQLSTATE classes that mean "the database is not there for us right now" rather than "this
+# statement failed": connection exceptions (08), insufficient resources such as too many
+# connections (53), and a server shutting down or starting up (57P01-57P03). A deadlock (40P01)
+# or a statement timeout (57014) is about the request, not the database's availability.
+_UNAVAILABLE_SQLSTATES = ("08", "53", "57P01", "57P02", "57P03")
+
+
+def database_unavailable(exc: BaseException | None) -> bool:
+    """True when `exc` says the database could not be reached or had no connection for us:
+    a refused or failed connect (psycopg gives no SQLSTATE when no server answered, nor for a
+    FATAL at connect such as "too many connections"), a connection lost mid-request, or a
+    server-reported connection/resource/shutdown state."""
+    if isinstance(exc, InterfaceError):  # "connection already closed"
+        return True
+    if not isinstance(exc, OperationalError):
+        return False
+    sqlstate = getattr(exc.__cause__, "sqlstate", None)
+    return sqlstate is None or sqlstate.startswith(_UNAVAILABLE_SQLSTATES)
+
+
+def _unavailable_body() -> dict:
+    return error_body(
+        "service_unavailable",
+        "The service is temporarily unavailable; retry later.",
+        retry_after=DATABASE_RETRY_AFTER_SECONDS,
+    )
 
 
 def error_body(code: str, message: str, fields: dict | None = None, **extra) -> dict:
@@ -115,6 +146,13 @@ _DRF_CODES = {
 
 
 def api_exception_handler(exc, context):
+    if database_unavailable(exc):
+        logger.warning(
+            "database unavailable: %s", str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        )
+        return Response(
+            _unavailable_body(), status=503, headers={"Retry-After": str(DATABASE_RETRY_AFTER_SECONDS)}
+        )
     if isinstance(exc, ApplicationError):
         body = error_body(exc.code, exc.message, exc.fields, **exc.extra)
         return Response(body, status=exc.status_code)
@@ -182,6 +220,13 @@ def json_403(request, exception=None):
 
 
 def json_500(request):
+    # Django calls handler500 inside the `except` of the exception it answers, without passing
+    # it: a database that cannot be reached from a middleware or a plain Django view (the
+    # admin's session lookup) is the same 503 as in the API.
+    if database_unavailable(sys.exc_info()[1]):
+        response = JsonResponse(_unavailable_body(), status=503)
+        response["Retry-After"] = str(DATABASE_RETRY_AFTER_SECONDS)
+        return response
     return JsonResponse(error_body("server_error", "Internal server error."), status=500)
 
 

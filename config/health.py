@@ -1,5 +1,10 @@
-"""Liveness (`/healthz`, no dependencies) and readiness (`/readyz`, database and Redis)."""
+"""Liveness (`/healthz`, no dependencies) and readiness (`/readyz`, database and Redis).
 
+`/readyz` is public (load balancers probe it), so it names what is down and nothing more: the
+driver's message (host, port, role, database) goes to the log, not to the caller.
+"""
+
+import logging
 from functools import wraps
 
 import redis
@@ -8,6 +13,8 @@ from django.db import connection
 from django.http import JsonResponse
 
 from config.exceptions import error_body
+
+logger = logging.getLogger(__name__)
 
 
 def _get_only(view):
@@ -31,33 +38,37 @@ def healthz(request):
     return JsonResponse({"status": "ok"})
 
 
-def _check_database() -> str | None:
+def _check_database() -> bool:
     try:
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
     except Exception as exc:  # any driver error means "not ready"
-        return str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
-    return None
+        logger.warning(
+            "readyz: database down: %s", str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        )
+        return False
+    return True
 
 
-def _check_redis() -> str | None:
+def _check_redis() -> bool:
     try:
         client = redis.Redis.from_url(
             settings.CACHES["default"]["LOCATION"], socket_connect_timeout=1, socket_timeout=1
         )
         client.ping()
     except redis.RedisError as exc:
-        return str(exc) or exc.__class__.__name__
-    return None
+        logger.warning("readyz: redis down: %s", str(exc) or type(exc).__name__)
+        return False
+    return True
 
 
 @_get_only
 def readyz(request):
     checks = {"database": _check_database(), "redis": _check_redis()}
-    down = [name for name, error in checks.items() if error]
+    down = [name for name, ok in checks.items() if not ok]
     body = {
         "status": "ok" if not down else "unavailable",
-        "checks": {name: ("ok" if error is None else f"down: {error}") for name, error in checks.items()},
+        "checks": {name: ("ok" if ok else "down") for name, ok in checks.items()},
     }
     if down:
         body["down"] = down

@@ -26,6 +26,10 @@ from rest_framework.response import Response
 from rest_framework.utils.urls import remove_query_param, replace_query_param
 
 from config.exceptions import ApplicationError
+from config.parsers import json_loads
+
+# The largest OFFSET + LIMIT PostgreSQL takes (bigint).
+MAX_OFFSET = 2**63 - 1
 
 
 class InvalidCursor(ApplicationError):
@@ -122,7 +126,8 @@ class StandardPagination(BasePagination):
             number = int(raw_page)
         except (TypeError, ValueError):
             raise NotFound("Invalid page.") from None
-        if number < 1:
+        # A page whose OFFSET PostgreSQL cannot hold (bigint) has no rows either way.
+        if number < 1 or number * self.size > MAX_OFFSET:
             raise NotFound("Invalid page.")
         limit = settings.PAGINATION_COUNT_LIMIT
         # COUNT over a LIMITed subquery: never reads more than limit + 1 index entries.
@@ -164,7 +169,7 @@ class StandardPagination(BasePagination):
     def _decode(self, token: str, fields) -> tuple[list, bool]:
         try:
             padded = token + "=" * (-len(token) % 4)
-            data = json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
+            data = json_loads(base64.urlsafe_b64decode(padded.encode("ascii")))
             values, reverse = data["v"], bool(data.get("r"))
             if not isinstance(values, list) or len(values) != len(fields):
                 raise ValueError
@@ -180,7 +185,6 @@ class StandardPagination(BasePagination):
             binascii.Error,
             ValidationError,
             FieldDoesNotExist,
-            json.JSONDecodeError,
         ):
             raise InvalidCursor("The cursor is not valid for this list.") from None
 

@@ -62,12 +62,45 @@ def _finite_float(text: str) -> float:
     return value
 
 
+# Arrays and objects nested deeper than this are refused wherever the API accepts JSON (request
+# bodies, JSON carried in form fields, cursors in query strings). Real documents stay far below
+# it; far deeper ones are stored fine but break whatever later renders them recursively (the
+# admin's pretty-printer, Python's json with indent), and past ~1,000 levels parsing itself
+# exhausts the interpreter's stack.
+JSON_MAX_DEPTH = 64
+
+
+def json_too_deep(data, limit: int = JSON_MAX_DEPTH) -> bool:
+    """True when arrays/objects in `data` nest more than `limit` levels (a scalar is level 0)."""
+    stack = [(data, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, dict):
+            children = value.values()
+        elif isinstance(value, list):
+            children = value
+        else:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children)
+    return False
+
+
 def json_loads(body, **kwargs):
     """json.loads refusing NaN, Infinity and numbers that overflow a float (1e400): PostgreSQL
-    jsonb cannot store them and Python's json would echo them back as invalid JSON.
+    jsonb cannot store them and Python's json would echo them back as invalid JSON. Also refuses
+    documents nested deeper than JSON_MAX_DEPTH (and never raises RecursionError).
     Raises ValueError (json.JSONDecodeError is one)."""
     kwargs.setdefault("parse_float", _finite_float)
-    return json.loads(body, parse_constant=_refuse_constant, **kwargs)
+    try:
+        data = json.loads(body, parse_constant=_refuse_constant, **kwargs)
+    except RecursionError:
+        data = None
+    else:
+        if not json_too_deep(data):
+            return data
+    raise ValueError(f"nested deeper than {JSON_MAX_DEPTH} levels")
 
 
 class LimitedJSONParser(JSONParser):
@@ -85,9 +118,6 @@ class LimitedJSONParser(JSONParser):
         encoding = (parser_context or {}).get("encoding", settings.DEFAULT_CHARSET)
         try:
             data = json_loads(stream.read().decode(encoding))
-        except RecursionError:
-            # `[[[[…` nested deeper than the interpreter's stack is malformed input, not a crash.
-            raise ParseError("JSON parse error - nested too deeply.") from None
         except (ValueError, UnicodeDecodeError) as exc:
             raise ParseError(f"JSON parse error - {str(exc)[:200]}") from None
         if any(_is_lone_surrogate_text(t) for t in _texts(data)) or any(
@@ -109,7 +139,7 @@ def parse_json_bytes(body: bytes):
     first, such as signed webhooks). Raises ParseError."""
     try:
         data = json_loads(body)
-    except (ValueError, RecursionError):
+    except ValueError:
         raise ParseError("JSON parse error - the body is not valid JSON.") from None
     if has_unstorable_text(data):
         raise _unstorable()

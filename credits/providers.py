@@ -18,7 +18,6 @@ The webhook secret of provider `p` is `settings.PAYMENT_WEBHOOK_SECRETS[p]`
 webhook secret set in its dashboard).
 """
 
-import json
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
@@ -30,6 +29,7 @@ from rest_framework import status
 
 from config import signing
 from config.exceptions import ApplicationError
+from config.parsers import json_loads
 from credits.models import Payment, Provider
 
 EVENT_TYPES = ("payment.succeeded", "payment.failed", "payment.refunded")
@@ -113,8 +113,8 @@ class PaymentProvider:
         """The event in a (signature-checked) body; raises EventError when it is not one."""
         try:
             # Decimal for amounts: money never passes through a float.
-            data = json.loads(body, parse_float=Decimal)
-        except (ValueError, UnicodeDecodeError, RecursionError):
+            data = json_loads(body, parse_float=Decimal)
+        except (ValueError, UnicodeDecodeError):
             raise EventError("parse_error", "The body is not valid JSON.") from None
         if not isinstance(data, dict):
             raise EventError("validation_error", "The body must be a JSON object.")
@@ -171,8 +171,8 @@ def _minor_units(amount: Decimal) -> int:
 
 def _json_object(body: bytes) -> dict:
     try:
-        data = json.loads(body, parse_float=Decimal)
-    except (ValueError, UnicodeDecodeError, RecursionError):
+        data = json_loads(body, parse_float=Decimal)
+    except (ValueError, UnicodeDecodeError):
         raise EventError("parse_error", "The body is not valid JSON.") from None
     if not isinstance(data, dict):
         raise EventError("validation_error", "The body must be a JSON object.")

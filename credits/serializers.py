@@ -40,7 +40,20 @@ class TransactionSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+class OptionalURLField(serializers.URLField):
+    """A URL that may be absent, shown as null: the model stores "" (a blank URLField), which
+    is not a URI."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("allow_null", True)
+        super().__init__(**kwargs)
+
+    def to_representation(self, value):
+        return value or None
+
+
 class PaymentSerializer(serializers.ModelSerializer):
+    receipt_url = OptionalURLField(read_only=True)
     package_id = serializers.UUIDField(read_only=True, allow_null=True)
     package_name = serializers.CharField(source="package.name", read_only=True, allow_null=True)
     plan = serializers.CharField(source="plan.code", read_only=True, allow_null=True)

@@ -6,7 +6,6 @@ within the family's limit. The content type stored is ours, never the client's.
 """
 
 import hashlib
-import json
 import re
 import struct
 from dataclasses import dataclass
@@ -14,6 +13,7 @@ from dataclasses import dataclass
 from django.conf import settings
 
 from config.exceptions import ApplicationError
+from config.parsers import json_loads
 
 
 @dataclass(frozen=True)
@@ -162,6 +162,103 @@ def _count_line_starts(handle, tokens: tuple[bytes, ...]) -> list[int]:
     return counts
 
 
+# Every byte as " " (blank, line ends included) or "x" (anything else): the tokens of many lines
+# are then counted with bytes.count, in C, however long a line is.
+_BLANK_OR_NOT = bytes(0x20 if b in b" \t\r\v\f\n" else 0x78 for b in range(256))
+_V_LINE = re.compile(rb"(?m)^[ \t]*v[ \t\r\v\f]")
+_F_LINE = re.compile(rb"(?m)^[ \t]*f(?:[ \t\r\v\f][^\n]*)?$")
+_F_NO_REFERENCE = re.compile(rb"(?m)^[ \t]*f[ \t\r\v\f]*$")
+_F_ONE_REFERENCE = re.compile(rb"(?m)^[ \t]*f[ \t\v\f]+[^ \t\r\v\f\n]+[ \t\r\v\f]*$")
+
+
+def _token_count(text: bytes) -> int:
+    shape = text.translate(_BLANK_OR_NOT)
+    return shape.count(b" x") + (shape[:1] == b"x")
+
+
+class _ObjScan:
+    """Vertex lines and the triangles of `f` lines of an OBJ, fed in chunks of any size.
+
+    trimesh fans a polygon of n vertex references into n - 2 triangles, so a face is counted by
+    its references, not by its line: one `f` line of 20 M indices is 20 M triangles. Memory is
+    constant: a line is never held whole. The whole lines inside a chunk are counted with
+    regular expressions and bytes.count (C speed); the line a chunk boundary cuts, and a line
+    longer than a chunk, go through a small state machine that keeps only counters.
+    """
+
+    def __init__(self):
+        self.vertices = 0
+        self.triangles = 0
+        self._start_line()
+
+    def _start_line(self):
+        self.head = b""  # the line's first bytes, blanks stripped, until its keyword is known
+        self.kind = None  # b"v", b"f" or b"" (any other line) once known
+        self.references = 0
+        self.in_token = False
+
+    def _end_line(self):
+        if self.kind is None:
+            self._classify(final=True)
+        if self.kind == b"f":
+            self.triangles += max(self.references - 2, 0)
+        self._start_line()
+
+    def _classify(self, *, final: bool = False) -> bytes:
+        """Decide the line's kind once its keyword is complete; returns the bytes after it."""
+        head = self.head
+        if len(head) < 2 and not final:
+            return b""
+        keyword_ends = head[1:2] == b"" or head[1:2] in b" \t\r\v\f"
+        self.kind = head[:1] if keyword_ends and head[:1] in (b"v", b"f") else b""
+        if self.kind == b"v":
+            self.vertices += 1
+        rest = head[1:] if self.kind else b""
+        self.head = b""
+        return rest
+
+    def _feed_part(self, part: bytes) -> None:
+        """Bytes of the current line (no line end among them)."""
+        if self.kind is None:
+            self.head = (self.head + part).lstrip(b" \t")
+            if len(self.head) < 2:
+                return
+            part = self._classify()
+        if self.kind == b"f" and part:
+            shape = part.translate(_BLANK_OR_NOT)
+            self.references += shape.count(b" x") + (shape[:1] == b"x" and not self.in_token)
+            self.in_token = shape[-1:] == b"x"
+
+    def _feed_lines(self, lines: bytes) -> None:
+        """Whole lines: sum over `f` lines of max(n - 2, 0) = R - 2L + 2·(lines with no
+        reference) + (lines with one), R references on L lines."""
+        self.vertices += len(_V_LINE.findall(lines))
+        faces = _F_LINE.findall(lines)
+        references = _token_count(b"\n".join(faces)) - len(faces)  # less each line's keyword
+        self.triangles += (
+            references
+            - 2 * len(faces)
+            + 2 * len(_F_NO_REFERENCE.findall(lines))
+            + len(_F_ONE_REFERENCE.findall(lines))
+        )
+
+    def feed(self, chunk: bytes) -> None:
+        first = chunk.find(b"\n")
+        if first < 0:
+            self._feed_part(chunk)
+            return
+        self._feed_part(chunk[:first])
+        self._end_line()
+        last = chunk.rfind(b"\n")
+        if last > first:
+            self._feed_lines(chunk[first + 1 : last + 1])
+        self._feed_part(chunk[last + 1 :])
+
+    def close(self) -> tuple[int, int]:
+        self._end_line()
+        return self.vertices, self.triangles
+
+
 def _stl_counts(handle, size: int) -> tuple[int, int]:
     header = handle.read(84)
     if len(header) == 84:
@@ -174,8 +271,10 @@ def _stl_counts(handle, size: int) -> tuple[int, int]:
 
 
 def _obj_counts(handle) -> tuple[int, int]:
-    vertices, faces = _count_line_starts(handle, (b"v ", b"f "))
-    return vertices, faces
+    scan = _ObjScan()
+    while chunk := handle.read(SCAN_CHUNK):
+        scan.feed(chunk)
+    return scan.close()
 
 
 def _ply_counts(handle) -> tuple[int, int]:
@@ -199,18 +298,29 @@ def _glb_counts(handle) -> tuple[int, int]:
     if chunk_type != b"JSON" or json_length > GLB_MAX_JSON_BYTES:
         raise _invalid("The GLB JSON chunk is missing or too large.")
     try:
-        gltf = json.loads(handle.read(json_length))
+        # json_loads: Infinity, NaN and 1e400 are refused, so a count is never int(inf).
+        gltf = json_loads(handle.read(json_length))
         accessors = gltf.get("accessors", [])
         vertices = faces = 0
         for mesh in gltf.get("meshes", []):
             for primitive in mesh.get("primitives", []):
-                position = int(accessors[primitive["attributes"]["POSITION"]]["count"])
+                position = _accessor_count(accessors[primitive["attributes"]["POSITION"]])
                 vertices += position
                 indices = primitive.get("indices")
-                faces += (int(accessors[indices]["count"]) if indices is not None else position) // 3
-    except (ValueError, TypeError, KeyError, IndexError, AttributeError, RecursionError):
+                faces += (_accessor_count(accessors[indices]) if indices is not None else position) // 3
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError):
         raise _invalid("The GLB JSON chunk is not a valid glTF document.") from None
     return vertices, faces
+
+
+def _accessor_count(accessor: dict) -> int:
+    """A glTF accessor's `count`: a non-negative integer (12.0 is 12). Raises ValueError."""
+    count = accessor["count"]
+    if isinstance(count, float) and count.is_integer():
+        count = int(count)
+    if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+        raise ValueError("an accessor count is not a non-negative integer")
+    return count
 
 
 def declared_mesh_counts(handle, ext: str, size: int) -> tuple[int, int]:

@@ -5,7 +5,7 @@ from datetime import date, timedelta
 from django.utils import timezone
 from rest_framework import serializers
 
-from config.parsers import has_unstorable_text
+from config.parsers import JSON_MAX_DEPTH, has_unstorable_text, json_loads, json_too_deep
 from config.serializers import FieldsBuiltOnce
 from jobs.file_serializers import JobFileSerializer
 from jobs.models import EXPORT_FORMATS, EXTERNAL_ID_MAX, Job, JobFile
@@ -26,11 +26,13 @@ class ParamsField(serializers.JSONField):
     def to_internal_value(self, data):
         if isinstance(data, str):
             try:
-                data = json.loads(data)
-            except ValueError:
-                raise serializers.ValidationError("Must be a JSON object.") from None
+                data = json_loads(data)
+            except ValueError as exc:
+                raise serializers.ValidationError(f"Must be a JSON object ({str(exc)[:100]}).") from None
         if not isinstance(data, dict):
             raise serializers.ValidationError("Must be a JSON object.")
+        if json_too_deep(data):
+            raise serializers.ValidationError(f"Must not nest deeper than {JSON_MAX_DEPTH} levels.")
         if has_unstorable_text(data):
             raise serializers.ValidationError("Must not contain NUL characters.")
         if len(json.dumps(data)) > MAX_PARAMS_BYTES:

@@ -1,8 +1,10 @@
 import importlib
 import time
+from contextlib import contextmanager
 
 import pytest
 from celery.contrib.testing.worker import start_worker
+from celery.signals import task_postrun
 from django.core.cache import cache
 from django.db import connection
 from rest_framework.test import APIClient
@@ -142,3 +144,20 @@ def sent(mailoutbox, mail_worker, django_capture_on_commit_callbacks):
             return mailoutbox
 
     return Sent()
+
+
+@contextmanager
+def finished_tasks():
+    """The ids of the Celery tasks a worker in this process (start_worker) finishes while the
+    block runs — what a test waits for instead of sleeping and hoping a message was consumed
+    (task_postrun fires after the task body returned or raised)."""
+    ids: set[str] = set()
+
+    def record(task_id=None, **kwargs):
+        ids.add(task_id)
+
+    task_postrun.connect(record, weak=False)
+    try:
+        yield ids
+    finally:
+        task_postrun.disconnect(record)

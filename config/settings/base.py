@@ -210,6 +210,14 @@ JOBS_DEAD_FILES_DAYS = env.int("JOBS_DEAD_FILES_DAYS", default=30)
 # Request size limits: anything larger is refused with a 400 envelope.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=1024 * 1024)
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
+# Larger uploads are spooled here, each file locked by its request, so the files of a killed
+# worker are found and deleted by the gunicorn master (config/uploads.py, config/gunicorn.py).
+# A folder of its own: nothing else may be written there.
+FILE_UPLOAD_TEMP_DIR = env("FILE_UPLOAD_TEMP_DIR", default=str(BASE_DIR / ".var" / "uploads"))
+FILE_UPLOAD_HANDLERS = [
+    "django.core.files.uploadhandler.MemoryFileUploadHandler",
+    "config.uploads.LockedTemporaryFileUploadHandler",
+]
 DATA_UPLOAD_MAX_NUMBER_FIELDS = 1000
 
 # Fernet keys for secrets at rest, newest first (MultiFernet rotation).
@@ -239,6 +247,12 @@ RAZORPAY_KEY_SECRET = env.str("RAZORPAY_KEY_SECRET", default="")
 # How long a checkout/order creation may wait for the provider's API.
 PAYMENT_PROVIDER_TIMEOUT_SECONDS = env.int("PAYMENT_PROVIDER_TIMEOUT_SECONDS", default=10)
 PROMPTPAY_MERCHANT_ID = env.str("PROMPTPAY_MERCHANT_ID", default="0000000000000")
+
+# How many reverse proxies in front of the app append to X-Forwarded-For. No default that is
+# right everywhere: too many lets a client with no proxy in front rotate the header past the
+# throttles and the login lockout, too few puts every client behind the proxy in one bucket. So
+# `manage.py check --deploy` fails (platform.E001, config/checks.py) while it is not set.
+NUM_PROXIES = env.int("NUM_PROXIES", default=None)
 
 REST_FRAMEWORK = {
     # Api-Key is recognised everywhere so a key on a user endpoint gets 403 insufficient_scope
@@ -278,7 +292,8 @@ REST_FRAMEWORK = {
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
     # Trust X-Forwarded-For only behind this many proxies. With DRF's default (None) a client
     # picks its own throttle identity by sending the header, so login throttling is void.
-    "NUM_PROXIES": env.int("NUM_PROXIES", default=0),
+    # Unset means 0 (the header is ignored); production must say (check --deploy, below).
+    "NUM_PROXIES": NUM_PROXIES or 0,
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
 }
 
@@ -452,7 +467,9 @@ DJANGO_STRUCTLOG_CELERY_ENABLED = True
 # X-Request-ID (or makes one) before django-structlog reads it.
 DJANGO_STRUCTLOG_TRUST_UPSTREAM_REQUEST_ID = True
 
-# Email: the console locally; SMTP by EMAIL_URL (e.g. smtp+tls://user:pass@host:587);
+# Email: the console locally; by EMAIL_URL any django-environ scheme: smtp://,
+# smtp+tls://user:pass@host:587 (STARTTLS; smtps:// means the same to django-environ),
+# smtp+ssl://…:465 (implicit TLS), consolemail://, filemail:///path, memorymail://, dummymail://;
 # an email service through django-anymail by EMAIL_BACKEND=anymail.backends.<esp>.EmailBackend
 # and its credentials in ANYMAIL (JSON, e.g. {"MAILGUN_API_KEY": "..."}).
 SITE_NAME = env("SITE_NAME", default="Credit-metered SaaS")
@@ -466,6 +483,14 @@ EMAIL_HOST_USER = _email["EMAIL_HOST_USER"] or ""
 EMAIL_HOST_PASSWORD = _email["EMAIL_HOST_PASSWORD"] or ""
 EMAIL_USE_TLS = _email.get("EMAIL_USE_TLS", False)
 EMAIL_USE_SSL = _email.get("EMAIL_USE_SSL", False)
+# filemail:///var/mail/app writes each message as a file in /var/mail/app (django-environ drops
+# the leading slash of the URL's path; it is put back, as in file:// URLs); filemail:// alone
+# writes into .var/mail. The other schemes ignore it.
+EMAIL_FILE_PATH = (
+    "/" + _email["EMAIL_FILE_PATH"].lstrip("/")
+    if _email["EMAIL_FILE_PATH"]
+    else str(BASE_DIR / ".var" / "mail")
+)
 EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=20)
 ANYMAIL = env.json("ANYMAIL", default={})
 # Password-reset links (Django's token generator) and email-verification links stay valid this long.

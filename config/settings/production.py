@@ -13,8 +13,7 @@ SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)
 # Load balancers probe over plain HTTP; a redirect would read as "down".
 SECURE_REDIRECT_EXEMPT = [r"^healthz/?$", r"^readyz/?$"]
-# Behind one reverse proxy by default, so throttles key on the client's address, not the proxy's.
-REST_FRAMEWORK = {**REST_FRAMEWORK, "NUM_PROXIES": env.int("NUM_PROXIES", default=1)}  # noqa: F405
+# NUM_PROXIES (base.py) has no production default: `check --deploy` refuses to pass without it.
 SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=60 * 60 * 24 * 365)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = True
 SECURE_HSTS_PRELOAD = True

@@ -13,7 +13,8 @@ def _read(job_file) -> bytes:
         try:
             check_mesh_size(handle, job_file.file_type, size=job_file.size)
         except ApplicationError as exc:
-            raise PermanentJobError(exc.message) from None
+            details = [message for messages in (exc.fields or {}).values() for message in messages]
+            raise PermanentJobError(" ".join([exc.message, *details])) from None
         return handle.read()
 
 

@@ -16,6 +16,7 @@ from django_celery_beat.schedulers import DatabaseScheduler, ModelEntry
 from config.celery import app as celery_app
 from config.models import ScheduledRun
 from config.schedules import SCHEDULES
+from tests.conftest import finished_tasks
 
 QUEUES = [queue.name for queue in settings.CELERY_TASK_QUEUES]
 # Early in a minute, so the every-minute rescue's period cannot roll over during the test.
@@ -33,12 +34,15 @@ def _queued() -> int:
         return sum(conn.default_channel.client.llen(queue) for queue in QUEUES)
 
 
-def _dispatch_all_as_beat_does() -> None:
+def _dispatch_all_as_beat_does() -> set[str]:
     """What Beat does at each tick for a due entry: ModelEntry from the row, then
-    Scheduler.apply_async with the entry's stored options (queue, headers, expiry…)."""
+    Scheduler.apply_async with the entry's stored options (queue, headers, expiry…).
+    Returns the ids of the messages sent."""
     scheduler = DatabaseScheduler(app=celery_app, lazy=True)
-    for model in PeriodicTask.objects.filter(name__in=[s.name for s in SCHEDULES]):
-        scheduler.apply_async(ModelEntry(model, app=celery_app), advance=False)
+    return {
+        scheduler.apply_async(ModelEntry(model, app=celery_app), advance=False).id
+        for model in PeriodicTask.objects.filter(name__in=[s.name for s in SCHEDULES])
+    }
 
 
 def _wait(condition, what: str, seconds: float = 90):
@@ -99,9 +103,10 @@ def test_every_schedule_is_dispatched_by_beat_and_run_once_per_period_by_a_real_
         assert not failed, f"schedules that failed on a real worker: {failed}"
 
         # and when Beat fires them all again in the same period, nothing runs twice
-        _dispatch_all_as_beat_does()
-        _wait(lambda: _queued() == 0, "the second dispatch to be consumed")
-        time.sleep(1)  # the solo worker finishes the message it took off the queue last
+        with finished_tasks() as finished:
+            sent = _dispatch_all_as_beat_does()
+            # every second message handled by the worker (not merely taken off the queue)
+            _wait(lambda: sent <= finished, "the second dispatch to be handled")
 
     assert ScheduledRun.objects.count() == len(tasks)
     assert all(run.attempts == 1 for run in ScheduledRun.objects.all())

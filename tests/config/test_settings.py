@@ -13,6 +13,7 @@ PRODUCTION_ENV = {
     "ALLOWED_HOSTS": "api.example.com",
     "FERNET_KEYS": "ZmVybmV0LWtleS1mb3ItdGhlLWRlcGxveS1jaGVjayE=",
     "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/unused_by_check",
+    "NUM_PROXIES": "1",
 }
 
 
@@ -41,6 +42,23 @@ def test_check_deploy_passes_with_production_variables_set():
     # are the OpenAPI test's business, not this one's.
     assert "security." not in output, output
     assert "SystemCheckError" not in output
+
+
+def test_check_deploy_fails_when_num_proxies_is_not_set():
+    env = {k: v for k, v in PRODUCTION_ENV.items() if k != "NUM_PROXIES"}
+
+    result = _check(env, drop=("NUM_PROXIES",))
+
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, output
+    assert "platform.E001" in output and "NUM_PROXIES is not set" in output
+
+
+def test_check_deploy_takes_zero_proxies_when_said_explicitly():
+    result = _check({**PRODUCTION_ENV, "NUM_PROXIES": "0"})
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "platform.E001" not in result.stdout + result.stderr
 
 
 def test_production_settings_refuse_to_start_without_a_secret_key():

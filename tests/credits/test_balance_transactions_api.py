@@ -1,13 +1,14 @@
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
+import time_machine
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from credits.models import CreditTransaction
 from credits.services import credits_charge, credits_grant, credits_refund
-from tests.conftest import assert_error
+from tests.conftest import assert_error, client_for
 
 pytestmark = pytest.mark.django_db
 
@@ -92,14 +93,18 @@ def test_transactions_filter_by_type(user, auth_client):
     assert body["count"] == 1 and body["results"][0]["amount"] == -5
 
 
-def test_transactions_filter_by_inclusive_utc_date_range(user, auth_client):
-    _history(user)
-    today = datetime.now(UTC).date()
-    yesterday, tomorrow = today - timedelta(days=1), today + timedelta(days=1)
+def test_transactions_filter_by_inclusive_utc_date_range(user):
+    # The last second of a UTC day, pinned: "today" is the day the rows were written, whenever
+    # the test runs (a wall-clock "today" read after the writes would miss them past midnight).
+    with time_machine.travel(datetime(2026, 3, 2, 23, 59, 59, tzinfo=UTC), tick=False):
+        auth_client = client_for(user)  # minted at the pinned time
+        _history(user)
+        today = date(2026, 3, 2)
+        yesterday, tomorrow = today - timedelta(days=1), today + timedelta(days=1)
 
-    assert auth_client.get(f"/api/credits/transactions?from={today}&to={today}").json()["count"] == 4
-    assert auth_client.get(f"/api/credits/transactions?from={tomorrow}").json()["count"] == 0
-    assert auth_client.get(f"/api/credits/transactions?to={yesterday}").json()["count"] == 0
+        assert auth_client.get(f"/api/credits/transactions?from={today}&to={today}").json()["count"] == 4
+        assert auth_client.get(f"/api/credits/transactions?from={tomorrow}").json()["count"] == 0
+        assert auth_client.get(f"/api/credits/transactions?to={yesterday}").json()["count"] == 0
 
 
 @pytest.mark.parametrize("query", ["type=gift", "from=yesterday", "to=2026-13-01", "from=" + "9" * 5000])

@@ -1,6 +1,7 @@
 import pytest
 from django.core.management import call_command
 
+from credits.models import CreditTransaction, Payment
 from credits.selectors import balance_get
 from tests.factories import UserFactory
 
@@ -8,7 +9,12 @@ pytestmark = pytest.mark.django_db
 
 
 def test_seed_demo_credits_without_demo_user_does_nothing():
+    bystander = UserFactory(email="someone@example.com")
+
     call_command("seed_demo_credits")
+
+    assert not CreditTransaction.objects.exists() and not Payment.objects.exists()
+    assert balance_get(user=bystander) == 0
 
 
 def test_seed_demo_credits_grants_once_through_the_ledger():
