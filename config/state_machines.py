@@ -33,11 +33,20 @@ class StateMachine:
 
     `transitions` maps each status to the statuses it may move to (terminal: empty).
     `setting` is the transaction-local PostgreSQL setting the model's `status_guard` reads
-    (`<app>.<entity>_transition`).
+    (`<app>.<entity>_transition`). `message` is the refusal's text, with `{current}` and
+    `{target}`.
     """
 
-    def __init__(self, *, entity: str, transitions: dict[str, Iterable[str]], setting: str):
+    def __init__(
+        self,
+        *,
+        entity: str,
+        transitions: dict[str, Iterable[str]],
+        setting: str,
+        message: str = "A {current} {entity} cannot become {target}.",
+    ):
         self.entity = entity
+        self.message = message
         self.transitions = {str(k): frozenset(str(t) for t in v) for k, v in transitions.items()}
         unknown = {t for targets in self.transitions.values() for t in targets} - set(self.transitions)
         if unknown:
@@ -55,7 +64,7 @@ class StateMachine:
         """Raise InvalidTransition (409) unless `current → target` is in the table."""
         if not self.can_transition(current, target):
             raise InvalidTransition(
-                f"A {current} {self.entity} cannot become {target}.",
+                self.message.format(current=current, target=target, entity=self.entity),
                 extra={"from": str(current), "to": str(target)},
             )
 
