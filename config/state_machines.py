@@ -3,7 +3,7 @@ backups; STYLE "State machines"): a transition table declared once, and a databa
 makes one transition service the only writer of the status column.
 
 Each app declares its machine in `<app>/states.py` (`StateMachine(...)`), puts
-`status_guard(...)` with the same setting in the model's `Meta.triggers` (django-pgtrigger
+`config.status_guard.status_guard(...)` with the same setting in the model's `Meta.triggers` (django-pgtrigger
 compiles it into a migration), and writes the status only in its `<entity>_transition`
 service, which calls `machine.check()` under the row lock and `machine.authorise(pk)` right
 before its one write.
@@ -20,7 +20,6 @@ services create rows in their initial status.
 
 from collections.abc import Iterable
 
-import pgtrigger
 from django.db import connection
 
 from config.exceptions import InvalidTransition
@@ -73,27 +72,3 @@ class StateMachine:
         before the write; outside a transaction the authorisation would end with the SELECT)."""
         with connection.cursor() as cursor:
             cursor.execute(AUTHORISE_SQL, [self.setting, str(pk)])
-
-
-def status_guard(*, name: str, setting: str, writer: str) -> pgtrigger.Trigger:
-    """The BEFORE UPDATE OF status trigger for a model's `Meta.triggers`: a status change passes
-    only when the transaction authorised exactly that row through `setting` (consumed by the
-    write). `writer` names the one service allowed to write, for the error message."""
-    return pgtrigger.Trigger(
-        name=name,
-        when=pgtrigger.Before,
-        operation=pgtrigger.UpdateOf("status"),
-        condition=pgtrigger.Q(old__status__df=pgtrigger.F("new__status")),
-        declare=[("allowed", "text")],
-        func=f"""
-            allowed := coalesce(current_setting('{setting}', true), '');
-            IF allowed = NEW.id::text THEN
-                -- one write, one authorisation: a later write in this transaction needs its own
-                PERFORM set_config('{setting}', '', true);
-                RETURN NEW;
-            END IF;
-            RAISE EXCEPTION '%.status changes only through {writer} (row %: % -> %)',
-                TG_TABLE_NAME, NEW.id, OLD.status, NEW.status
-                USING ERRCODE = 'insufficient_privilege';
-        """,
-    )
