@@ -14,7 +14,7 @@ from django.db.models import Q
 
 from accounts.models import Subscription, SubscriptionPlan, User
 from config.models import UUIDModel
-from config.state_machines import status_guard
+from config.status_guard import status_guard
 
 CURRENCY_THB = "THB"
 # The transaction-local setting through which `payment_transition` authorises its one status

@@ -22,7 +22,7 @@ from django.db.models import Q
 from django.db.models.functions import Lower
 
 from config.models import UUIDModel
-from config.state_machines import status_guard
+from config.status_guard import status_guard
 from shops.crypto import EncryptedTextField
 
 MONEY = {"max_digits": 12, "decimal_places": 2}
