@@ -6,14 +6,25 @@ from django.db import migrations
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('backups', '0001_initial'),
+        ("backups", "0001_initial"),
     ]
 
     operations = [
         pgtrigger.migrations.AddTrigger(
-            model_name='backuplog',
-            trigger=pgtrigger.compiler.Trigger(name='backup_status_guard', sql=pgtrigger.compiler.UpsertTriggerSql(condition='WHEN (OLD."status" IS DISTINCT FROM (NEW."status"))', declare='DECLARE allowed text;', func="\n            allowed := coalesce(current_setting('backups.backup_transition', true), '');\n            IF allowed = NEW.id::text THEN\n                -- one write, one authorisation: a later write in this transaction needs its own\n                PERFORM set_config('backups.backup_transition', '', true);\n                RETURN NEW;\n            END IF;\n            RAISE EXCEPTION '%.status changes only through backups.services.backup_transition (row %: % -> %)',\n                TG_TABLE_NAME, NEW.id, OLD.status, NEW.status\n                USING ERRCODE = 'insufficient_privilege';\n        ", hash='515f4ae136fe9e846360c8d0b42ae823035ec817', operation='UPDATE OF "status"', pgid='pgtrigger_backup_status_guard_68d14', table='backups_backuplog', when='BEFORE')),
+            model_name="backuplog",
+            trigger=pgtrigger.compiler.Trigger(
+                name="backup_status_guard",
+                sql=pgtrigger.compiler.UpsertTriggerSql(
+                    condition='WHEN (OLD."status" IS DISTINCT FROM (NEW."status"))',
+                    declare="DECLARE allowed text;",
+                    func="\n            allowed := coalesce(current_setting('backups.backup_transition', true), '');\n            IF allowed = NEW.id::text THEN\n                -- one write, one authorisation: a later write in this transaction needs its own\n                PERFORM set_config('backups.backup_transition', '', true);\n                RETURN NEW;\n            END IF;\n            RAISE EXCEPTION '%.status changes only through backups.services.backup_transition (row %: % -> %)',\n                TG_TABLE_NAME, NEW.id, OLD.status, NEW.status\n                USING ERRCODE = 'insufficient_privilege';\n        ",
+                    hash="515f4ae136fe9e846360c8d0b42ae823035ec817",
+                    operation='UPDATE OF "status"',
+                    pgid="pgtrigger_backup_status_guard_68d14",
+                    table="backups_backuplog",
+                    when="BEFORE",
+                ),
+            ),
         ),
     ]
