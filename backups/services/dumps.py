@@ -18,7 +18,7 @@ import tempfile
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
-from uuid import UUID
+from uuid import UUID, uuid4
 
 from django.conf import settings
 from django.core.files import File
@@ -60,9 +60,9 @@ class _HashingReader:
         return data
 
 
-def _final_name(backup: BackupLog) -> str:
+def _final_name(backup: BackupLog, run: str) -> str:
     at = backup.started_at
-    return f"{at:%Y/%m/%d}/{backup.database}-{backup.kind}-{at:%Y%m%dT%H%M%SZ}-{backup.pk.hex[:8]}.dump"
+    return f"{at:%Y/%m/%d}/{backup.database}-{backup.kind}-{at:%Y%m%dT%H%M%SZ}-{backup.pk.hex[:8]}-{run}.dump"
 
 
 def _promote(storage, temp_name: str, final_name: str) -> str:
@@ -143,7 +143,9 @@ def backup_run(*, backup_id: UUID, progress=None) -> BackupLog:
     if backup.status != BackupLog.Status.RUNNING or backup.file_name:
         return backup
     storage = storages[backup.storage]
-    temp_name = f"incoming/{backup.pk.hex}.dump.partial"
+    # Per run: a redelivered task dumping the same backup at once never shares a file with this one.
+    run = uuid4().hex[:8]
+    temp_name = f"incoming/{backup.pk.hex}-{run}.dump.partial"
     saved_temp = None
     outcome = BackupLog.Status.FAILED
     try:
@@ -179,7 +181,7 @@ def backup_run(*, backup_id: UUID, progress=None) -> BackupLog:
                 raise BackupError(
                     f"pg_dump exited {code}: {stderr.read().decode(errors='replace').strip()[:4000]}"
                 )
-        backup.file_name = _promote(storage, saved_temp, _final_name(backup))
+        backup.file_name = _promote(storage, saved_temp, _final_name(backup, run))
         saved_temp = None
         backup.sha256, backup.size = reader.sha256.hexdigest(), reader.size
         outcome = BackupLog.Status.SUCCEEDED
@@ -197,8 +199,11 @@ def backup_run(*, backup_id: UUID, progress=None) -> BackupLog:
             backup=backup, to=outcome, fields={name: getattr(backup, name) for name in RESULT_FIELDS}
         )
     except InvalidTransition:
-        # Another run of the same backup ended it first (a redelivered task): its record stands.
+        # Another run of the same backup ended it first (a redelivered task): its record stands,
+        # and this run's archive goes.
         logger.warning("backup %s was already ended by another run; this run's result is dropped", backup.pk)
+        if backup.file_name:
+            _delete_quietly(storage, backup.file_name)
         return BackupLog.objects.get(pk=backup.pk)
     if backup.status == BackupLog.Status.SUCCEEDED:
         logger.info("backup %s (%s): %s bytes, sha256 %s", backup.pk, backup.kind, backup.size, backup.sha256)

@@ -79,3 +79,23 @@ def test_concurrent_ends_of_one_backup_record_one_result():
     ended = [r for r in results if isinstance(r, BackupLog)]
     assert len(ended) == 1 and all(isinstance(r, InvalidTransition) for r in results if r not in ended)
     assert BackupLog.objects.get(pk=backup.pk).error == ended[0].error
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_runs_of_one_backup_at_once_leave_one_result_and_its_archive_only(backup_root):
+    import hashlib
+
+    from tests.backups.conftest import files_under
+
+    # given a queued backup whose task is delivered twice at once
+    backup = services.backup_start()
+
+    # when both runs dump it
+    results = run_in_threads(lambda: services.backup_run(backup_id=backup.pk), [()] * 2)
+
+    # then one run's result stands, the other's archive is gone, and the stored one is intact
+    assert all(isinstance(r, BackupLog) for r in results), results
+    stored = BackupLog.objects.get(pk=backup.pk)
+    assert stored.status == "succeeded" and {r.file_name for r in results} == {stored.file_name}
+    assert files_under(backup_root) == [stored.file_name]
+    assert hashlib.sha256((backup_root / stored.file_name).read_bytes()).hexdigest() == stored.sha256
