@@ -1,7 +1,7 @@
 from urllib.parse import urlencode
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.urls import reverse
 from django.utils.formats import date_format
@@ -19,12 +19,15 @@ from accounts.models import (
     User,
     UserPreferences,
 )
+from config.exceptions import ApplicationError
 
 
 class LicenseInline(admin.StackedInline):
     model = License
     extra = 0
     can_delete = False
+    # The status moves only through license_transition (the actions on the license list).
+    readonly_fields = ["status"]
 
 
 class PreferencesInline(admin.StackedInline):
@@ -155,11 +158,42 @@ class UserAdmin(DjangoUserAdmin):
 
 @admin.register(License)
 class LicenseAdmin(admin.ModelAdmin):
+    """Licenses. The status is read-only: staff suspend, reinstate or cancel a license with the
+    list actions, which call `license_transition` (the database refuses any other status write)
+    and write the admin history."""
+
     list_display = ["user", "type", "status", "date_start", "date_end"]
     list_filter = ["type", "status", "date_end"]
     search_fields = ["user__email"]
     list_select_related = ["user"]
     raw_id_fields = ["user"]
+    readonly_fields = ["status"]
+    actions = ["suspend_licenses", "reinstate_licenses", "cancel_licenses"]
+
+    def _each(self, request, queryset, to: str, verb: str):
+        done = 0
+        for license in queryset.select_related("user").order_by("pk"):
+            before = license.status
+            try:
+                services.license_transition(license=license, to=to)
+            except ApplicationError as exc:
+                self.message_user(request, f"{license.user}: {exc.message}", messages.WARNING)
+            else:
+                self.log_change(request, license, f"License {before} → {to} (list action).")
+                done += 1
+        self.message_user(request, f"{verb} {done} license(s).", messages.SUCCESS)
+
+    @admin.action(description="Suspend selected licenses (new jobs are refused)", permissions=["change"])
+    def suspend_licenses(self, request, queryset):
+        self._each(request, queryset, License.Status.SUSPENDED, "Suspended")
+
+    @admin.action(description="Reinstate selected licenses (back to active)", permissions=["change"])
+    def reinstate_licenses(self, request, queryset):
+        self._each(request, queryset, License.Status.ACTIVE, "Reinstated")
+
+    @admin.action(description="Cancel selected licenses", permissions=["change"])
+    def cancel_licenses(self, request, queryset):
+        self._each(request, queryset, License.Status.CANCELLED, "Cancelled")
 
 
 @admin.register(Subscription)
@@ -180,6 +214,8 @@ class SubscriptionAdmin(admin.ModelAdmin):
     list_select_related = ["user"]
     raw_id_fields = ["user"]
     date_hierarchy = "start_date"
+    # The status moves only through subscription_transition (payments, cancel, the daily task).
+    readonly_fields = ["status"]
 
 
 @admin.register(UserPreferences)

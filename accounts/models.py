@@ -11,11 +11,17 @@ from django.utils import timezone
 from rest_framework_api_key.models import AbstractAPIKey
 
 from config.models import UUIDModel
+from config.status_guard import status_guard
 
 FREE_MODEL_LIMIT = 5
 TRIAL_DAYS = 30
 # A past-due subscription keeps its tier this long after the failed payment.
 SUBSCRIPTION_GRACE_DAYS = 3
+# The transaction-local settings through which `license_transition` and
+# `subscription_transition` authorise their one status write (accounts/states.py; the guard
+# triggers on License and Subscription read them).
+LICENSE_STATUS_SETTING = "accounts.license_transition"
+SUBSCRIPTION_STATUS_SETTING = "accounts.subscription_transition"
 # What a service API key may be allowed to do; views name one in `required_scope`.
 API_KEY_SCOPES = ("jobs:write", "jobs:read", "shops:inbound")
 
@@ -149,6 +155,10 @@ class UserPreferences(UUIDModel):
 
 
 class License(UUIDModel):
+    """A user's license (SPEC §3). `status` moves only through
+    `accounts.services.license_transition` (the table is in accounts/states.py; a trigger refuses
+    any other write)."""
+
     class Type(models.TextChoices):
         TRIAL = "trial", "Trial"
         PAID = "paid", "Paid"
@@ -171,6 +181,13 @@ class License(UUIDModel):
         constraints = [
             models.CheckConstraint(
                 condition=models.Q(date_end__gt=models.F("date_start")), name="license_end_after_start"
+            ),
+        ]
+        triggers = [
+            status_guard(
+                name="license_status_guard",
+                setting=LICENSE_STATUS_SETTING,
+                writer="accounts.services.license_transition",
             ),
         ]
 
@@ -231,8 +248,9 @@ def add_months(moment, months: int):
 
 class Subscription(UUIDModel):
     """A user's premium subscription. Only `accounts.services.subscription_transition` changes
-    `status`; at most one subscription per user is live (`active` or `past_due`), which the
-    database holds with a partial unique index.
+    `status` (the table is in accounts/states.py; a trigger refuses any other write); at most
+    one subscription per user is live (`active` or `past_due`), which the database holds with a
+    partial unique index.
 
     Cancelling is at period end: `auto_renew` goes off and `cancelled_at` is set while the status
     stays `active` until `end_date`, when the daily task moves it to `cancelled`."""
@@ -282,6 +300,13 @@ class Subscription(UUIDModel):
             models.CheckConstraint(
                 condition=~models.Q(status="past_due") | models.Q(past_due_since__isnull=False),
                 name="subscription_past_due_has_since",
+            ),
+        ]
+        triggers = [
+            status_guard(
+                name="subscription_status_guard",
+                setting=SUBSCRIPTION_STATUS_SETTING,
+                writer="accounts.services.subscription_transition",
             ),
         ]
 

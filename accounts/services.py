@@ -33,8 +33,9 @@ from accounts.models import (
     User,
     UserPreferences,
 )
+from accounts.states import LICENSE_MACHINE, SUBSCRIPTION_MACHINE
 from accounts.tokens import email_verification_tokens, password_reset_tokens
-from config.exceptions import ApplicationError, Forbidden, InvalidTransition, NotFound
+from config.exceptions import ApplicationError, Forbidden, NotFound
 
 logger = logging.getLogger(__name__)
 
@@ -191,12 +192,46 @@ def preferences_update(*, user: User, **changes) -> UserPreferences:
     return prefs
 
 
-def licenses_expire(*, now: datetime | None = None) -> int:
-    """Expire every active license whose end has passed. Idempotent: returns how many moved."""
+@transaction.atomic
+def license_transition(*, license: License, to: str, now: datetime | None = None) -> License:
+    """The only writer of `License.status` (a trigger refuses every other write). Locks the user
+    row, then the license row, checks the move against LICENSE_TRANSITIONS (accounts/states.py;
+    InvalidTransition, 409, moving to the status it already has included) and writes it.
+    A license moving back to `active` whose end has passed gets a new end (`License.trial_end`
+    from now) so the daily task does not expire it again at once."""
     now = now or timezone.now()
-    return License.objects.filter(status=License.Status.ACTIVE, date_end__lte=now).update(
-        status=License.Status.EXPIRED, updated_at=now
-    )
+    user_lock(user_id=license.user_id)
+    locked = License.objects.select_for_update().get(pk=license.pk)
+    LICENSE_MACHINE.check(locked.status, to)
+    fields = ["status", "updated_at"]
+    if to == License.Status.ACTIVE and locked.date_end <= now:
+        locked.date_end = License.trial_end(now)
+        fields.append("date_end")
+    LICENSE_MACHINE.authorise(locked.pk)
+    locked.status = to
+    locked.save(update_fields=fields)
+    return locked
+
+
+def licenses_due_to_expire(*, now: datetime):
+    return License.objects.filter(status=License.Status.ACTIVE, date_end__lte=now)
+
+
+def licenses_expire(*, now: datetime | None = None) -> int:
+    """Expire every active license whose end has passed, each through `license_transition` in its
+    own transaction (re-checked under its lock, so a concurrent change wins). Idempotent:
+    returns how many moved."""
+    now = now or timezone.now()
+    expired = 0
+    for pk in licenses_due_to_expire(now=now).order_by("pk").values_list("pk", flat=True):
+        with transaction.atomic():
+            license = License.objects.get(pk=pk)
+            user_lock(user_id=license.user_id)
+            if not licenses_due_to_expire(now=now).filter(pk=pk).exists():
+                continue
+            license_transition(license=license, to=License.Status.EXPIRED, now=now)
+            expired += 1
+    return expired
 
 
 # -- the user row and its model slots --------------------------------------------------------------
@@ -250,21 +285,6 @@ def user_models_used_change(*, user_id, delta: int) -> None:
 # -- subscriptions -------------------------------------------------------------------------------
 # Lock order everywhere: (the payment row, in credits) → the user row → the subscription row.
 
-SUBSCRIPTION_TRANSITIONS = {
-    Subscription.Status.ACTIVE: {
-        Subscription.Status.PAST_DUE,
-        Subscription.Status.CANCELLED,
-        Subscription.Status.EXPIRED,
-    },
-    Subscription.Status.PAST_DUE: {
-        Subscription.Status.ACTIVE,
-        Subscription.Status.CANCELLED,
-        Subscription.Status.EXPIRED,
-    },
-    Subscription.Status.CANCELLED: set(),
-    Subscription.Status.EXPIRED: set(),
-}
-
 
 class NoSubscription(NotFound):
     code = "not_found"
@@ -291,8 +311,9 @@ def _user_set_tier(user_id, *, tier: str, model_limit: int, now: datetime) -> No
 def subscription_transition(
     *, subscription: Subscription, to: str, now: datetime | None = None
 ) -> Subscription:
-    """The only writer of `Subscription.status`. Locks the user row, then the subscription row,
-    checks the move against SUBSCRIPTION_TRANSITIONS (InvalidTransition, 409) and applies its
+    """The only writer of `Subscription.status` (a trigger refuses every other write). Locks the
+    user row, then the subscription row, checks the move against SUBSCRIPTION_TRANSITIONS
+    (accounts/states.py; InvalidTransition, 409) and applies its
     effect on the user: `active` gives the subscription's tier and model limit, `past_due` keeps
     them for the grace period (SUBSCRIPTION_GRACE_DAYS), `cancelled` and `expired` drop the user to
     the free tier (models already imported stay; new imports over the limit are refused). Moving
@@ -302,8 +323,8 @@ def subscription_transition(
     sub = Subscription.objects.select_for_update().get(pk=subscription.pk)
     if sub.status == to:
         return sub
-    if to not in SUBSCRIPTION_TRANSITIONS[sub.status]:
-        raise InvalidTransition(f"A {sub.status} subscription cannot become {to}.")
+    SUBSCRIPTION_MACHINE.check(sub.status, to)
+    SUBSCRIPTION_MACHINE.authorise(sub.pk)
     sub.status = to
     sub.past_due_since = now if to == Subscription.Status.PAST_DUE else None
     if to in (Subscription.Status.CANCELLED, Subscription.Status.EXPIRED):

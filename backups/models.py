@@ -10,9 +10,17 @@ from django.db import models
 from django.db.models import Q
 
 from config.models import UUIDModel
+from config.status_guard import status_guard
+
+# The transaction-local setting through which `backup_transition` authorises its one status
+# write (backups/states.py; the guard trigger on BackupLog reads it).
+BACKUP_STATUS_SETTING = "backups.backup_transition"
 
 
 class BackupLog(UUIDModel):
+    """One backup. `status` moves only through `backups.services.backup_transition` (the table is
+    in backups/states.py; a trigger refuses any other write)."""
+
     class Kind(models.TextChoices):
         DAILY = "daily", "Daily"
         WEEKLY = "weekly", "Weekly"
@@ -59,6 +67,13 @@ class BackupLog(UUIDModel):
             ),
         ]
         indexes = [models.Index(fields=["status", "kind", "-started_at"], name="backup_status_kind_idx")]
+        triggers = [
+            status_guard(
+                name="backup_status_guard",
+                setting=BACKUP_STATUS_SETTING,
+                writer="backups.services.backup_transition",
+            ),
+        ]
 
     def __str__(self):
         return f"{self.kind} backup {self.started_at:%Y-%m-%d %H:%M} ({self.status})"

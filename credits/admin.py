@@ -30,6 +30,7 @@ from credits.models import (
     CreditTransaction,
     Payment,
     PaymentEvent,
+    PaymentRefund,
     WebhookLog,
 )
 from credits.selectors import balance_get
@@ -252,12 +253,43 @@ class RefundForm(OperationForm):
         return amount
 
 
+class PaymentRefundInline(admin.TabularInline):
+    """The payment's refunds, one row each (read-only: they are written by `payment_refund`)."""
+
+    model = PaymentRefund
+    extra = 0
+    can_delete = False
+    fields = [
+        "created_at",
+        "amount",
+        "credits_clawed_back",
+        "shortfall",
+        "reason",
+        "created_by",
+        "event",
+        "idempotency_key",
+    ]
+    readonly_fields = fields
+    ordering = ["created_at", "id"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("created_by", "event")
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
 @admin.register(Payment)
 class PaymentAdmin(CsvExportMixin, ReadOnlyAdmin):
     """Payments; a completed one is refunded (in whole or in part, with a reason) from its page,
-    through `payment_refund`, the service the providers' refund webhooks use."""
+    through `payment_refund`, the service the providers' refund webhooks use. Its refunds are
+    listed on the page, one row each."""
 
     resource_classes = [PaymentResource]
+    inlines = [PaymentRefundInline]
     change_form_template = "admin/credits/payment/change_form.html"
     list_display = [
         "created_at",
@@ -304,7 +336,7 @@ class PaymentAdmin(CsvExportMixin, ReadOnlyAdmin):
             # Under the payment row lock (the service takes it too, first), so a second
             # submission of one form sees the first's refund and logs nothing.
             locked = Payment.objects.select_for_update().get(pk=payment.pk)
-            if any(refund.get("key") == key for refund in locked.metadata.get("refunds", [])):
+            if PaymentRefund.objects.filter(payment=locked, idempotency_key=key).exists():
                 return None
             done = services.payment_refund(
                 payment=payment,

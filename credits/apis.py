@@ -18,6 +18,7 @@ from credits.filters import PaymentFilter, TransactionFilter
 from credits.serializers import (
     BalanceSerializer,
     PackageSerializer,
+    PaymentDetailSerializer,
     PaymentSerializer,
     PlanSerializer,
     PurchaseInputSerializer,
@@ -81,10 +82,10 @@ class PaymentListApi(generics.ListAPIView):
 class PaymentDetailApi(APIView):
     permission_classes = USER_PERMISSIONS
 
-    @extend_schema(responses=PaymentSerializer)
+    @extend_schema(responses=PaymentDetailSerializer)
     def get(self, request: Request, payment_id):
-        payment = selectors.payment_get(user=request.user, payment_id=payment_id)
-        return Response(PaymentSerializer(payment).data)
+        payment = selectors.payment_get(user=request.user, payment_id=payment_id, with_refunds=True)
+        return Response(PaymentDetailSerializer(payment).data)
 
 
 class PurchaseApi(APIView):

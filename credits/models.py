@@ -14,8 +14,12 @@ from django.db.models import Q
 
 from accounts.models import Subscription, SubscriptionPlan, User
 from config.models import UUIDModel
+from config.status_guard import status_guard
 
 CURRENCY_THB = "THB"
+# The transaction-local setting through which `payment_transition` authorises its one status
+# write (credits/states.py; the guard trigger on Payment reads it).
+PAYMENT_STATUS_SETTING = "credits.payment_transition"
 
 
 class CreditPackage(UUIDModel):
@@ -66,6 +70,11 @@ class Payment(UUIDModel):
 
     `credits` is a snapshot of the package's credits at purchase time, so later package edits
     never change what a pending payment grants or what a refund claws back.
+
+    `status` moves only through `credits.services.payment_transition` (the table is in
+    credits/states.py; a trigger refuses any other write). Each refund is a PaymentRefund row;
+    `refunded_amount`, `credits_clawed_back` and `refund_shortfall` are their running totals,
+    written in the same transaction.
     """
 
     class Status(models.TextChoices):
@@ -142,9 +151,61 @@ class Payment(UUIDModel):
                 name="payment_free_package_once_per_user",
             ),
         ]
+        triggers = [
+            status_guard(
+                name="payment_status_guard",
+                setting=PAYMENT_STATUS_SETTING,
+                writer="credits.services.payment_transition",
+            ),
+        ]
 
     def __str__(self):
         return f"{self.provider} payment {self.id} ({self.status})"
+
+
+class PaymentRefund(UUIDModel):
+    """One refund of (part of) a payment: the money given back and the credits it clawed back.
+
+    Written by `credits.services.payment_refund` under the payment row lock, with the payment's
+    running totals, in one transaction. `idempotency_key` is unique: a refund is applied at most
+    once per key (`admin:<form token>` for staff, `<provider>:event:<event_id>` for a provider's
+    notice), and at most once per provider refund id. `shortfall` is what could not be clawed
+    back because the user had already spent it (credits never go below zero).
+    """
+
+    payment = models.ForeignKey(Payment, on_delete=models.PROTECT, related_name="refunds")
+    amount = models.DecimalField(max_digits=12, decimal_places=2)
+    credits_clawed_back = models.PositiveIntegerField(default=0)
+    shortfall = models.PositiveIntegerField(default=0)
+    idempotency_key = models.CharField(max_length=255, unique=True)
+    provider_refund_id = models.CharField(max_length=255, null=True, blank=True)
+    # Where it came from: a provider's refund notice, or a staff member (or neither: a service call).
+    event = models.ForeignKey(
+        "PaymentEvent", on_delete=models.PROTECT, null=True, blank=True, related_name="refunds"
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    # The `adjustment` ledger row of the clawback (none when nothing could be taken back).
+    ledger_entry = models.OneToOneField(
+        "CreditTransaction", on_delete=models.PROTECT, null=True, blank=True, related_name="payment_refund"
+    )
+    reason = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        indexes = [models.Index(fields=["payment", "created_at"], name="paymentrefund_payment_created")]
+        constraints = [
+            models.CheckConstraint(condition=Q(amount__gt=0), name="paymentrefund_amount_gt_0"),
+            models.UniqueConstraint(
+                fields=["payment", "provider_refund_id"],
+                condition=Q(provider_refund_id__isnull=False),
+                name="paymentrefund_once_per_provider_refund",
+            ),
+        ]
+
+    def __str__(self):
+        return f"refund of {self.amount} on payment {self.payment_id}"
 
 
 class CreditAccount(User):

@@ -4,11 +4,18 @@ from dataclasses import dataclass, field
 
 from django.contrib.auth import get_user_model
 from django.db import connection
-from django.db.models import QuerySet
+from django.db.models import Prefetch, QuerySet
 
 from accounts.models import Subscription, SubscriptionPlan
 from config.exceptions import NotFound
-from credits.models import LIFETIME_COUNTERS, CreditBalance, CreditPackage, CreditTransaction, Payment
+from credits.models import (
+    LIFETIME_COUNTERS,
+    CreditBalance,
+    CreditPackage,
+    CreditTransaction,
+    Payment,
+    PaymentRefund,
+)
 
 
 def balance_get(*, user) -> int:
@@ -73,9 +80,15 @@ def payment_list(*, user) -> QuerySet[Payment]:
     )
 
 
-def payment_get(*, user, payment_id) -> Payment:
-    """The caller's payment; another user's (or no) payment → NotFound (404), indistinguishably."""
-    payment = payment_list(user=user).filter(pk=payment_id).first()
+def payment_get(*, user, payment_id, with_refunds: bool = False) -> Payment:
+    """The caller's payment; another user's (or no) payment → NotFound (404), indistinguishably.
+    `with_refunds` prefetches its PaymentRefund rows, oldest first."""
+    payments = payment_list(user=user).filter(pk=payment_id)
+    if with_refunds:
+        payments = payments.prefetch_related(
+            Prefetch("refunds", queryset=PaymentRefund.objects.order_by("created_at", "id"))
+        )
+    payment = payments.first()
     if payment is None:
         raise NotFound("Not found.")
     return payment

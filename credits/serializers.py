@@ -94,6 +94,29 @@ class PaymentSerializer(serializers.ModelSerializer):
         return checkout if isinstance(checkout, dict) else {}
 
 
+class PaymentRefundSerializer(serializers.Serializer):
+    """One refund of a payment (a PaymentRefund row)."""
+
+    id = serializers.UUIDField(read_only=True)
+    amount = serializers.DecimalField(max_digits=12, decimal_places=2, read_only=True)
+    credits_clawed_back = serializers.IntegerField(read_only=True)
+    shortfall = serializers.IntegerField(
+        read_only=True, help_text="Credits this refund could not claw back (already spent)."
+    )
+    reason = serializers.CharField(read_only=True)
+    created_at = serializers.DateTimeField(read_only=True)
+
+
+class PaymentDetailSerializer(PaymentSerializer):
+    """A payment with its refunds, oldest first."""
+
+    refunds = PaymentRefundSerializer(many=True, read_only=True)
+
+    class Meta(PaymentSerializer.Meta):
+        fields = [*PaymentSerializer.Meta.fields, "refunds"]
+        read_only_fields = fields
+
+
 class PurchaseInputSerializer(serializers.Serializer):
     package_id = serializers.UUIDField()
     provider = serializers.ChoiceField(choices=Provider.choices, required=False, allow_null=True)

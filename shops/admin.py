@@ -1,6 +1,6 @@
 """Staff console for shops. Stock is read-only in the item form: it moves only through the
 "Adjust stock" page (`stock_update`, which writes the history row). Orders move through their
-states with the buttons on the order page (`order_set_status`, which restocks on cancel), and a
+states with the buttons on the order page (`order_transition`, which restocks on cancel), and a
 shop's plan changes on its "Change plan" page (`shop_plan_change`); each writes the admin
 history with the staff member's reason. Order lines and stock history are read-only records,
 and integration tokens are never rendered."""
@@ -35,8 +35,8 @@ from shops.models import (
     StockReason,
     TeamMember,
 )
-from shops.services.orders import ORDER_TRANSITIONS
 from shops.services.stock import ITEM_FIELDS
+from shops.states import ORDER_TRANSITIONS
 
 SHOP_FILTER = ("shop", admin.RelatedOnlyFieldListFilter)
 
@@ -396,8 +396,8 @@ class OrderAdmin(CsvExportMixin, admin.ModelAdmin):
 
         def perform(data):
             before = order.status
-            done = services.order_set_status(
-                shop_id=order.shop_id, order_id=order.pk, status=data["status"], user=request.user
+            done = services.order_transition(
+                shop_id=order.shop_id, order_id=order.pk, to=data["status"], user=request.user
             )
             restock = " (stock given back)" if done.status == OrderStatus.CANCELLED else ""
             return with_reason(f"Order {done.pk}: {before} → {done.status}{restock}.", data["reason"])

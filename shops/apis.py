@@ -380,10 +380,10 @@ class OrderDetailApi(ShopScopedMixin, generics.RetrieveAPIView):
     def patch(self, request, shop_id, order_id):
         serializer = OrderStatusSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        services.order_set_status(
+        services.order_transition(
             shop_id=self.shop.pk,
             order_id=order_id,
-            status=serializer.validated_data["status"],
+            to=serializer.validated_data["status"],
             user=request.user,
         )
         return Response(OrderSerializer(self.get_object()).data)

@@ -22,6 +22,7 @@ from django.db.models import Q
 from django.db.models.functions import Lower
 
 from config.models import UUIDModel
+from config.status_guard import status_guard
 from shops.crypto import EncryptedTextField
 
 MONEY = {"max_digits": 12, "decimal_places": 2}
@@ -296,8 +297,15 @@ class OrderStatus(models.TextChoices):
     CANCELLED = "cancelled", "Cancelled"
 
 
+# The transaction-local setting through which `order_transition` authorises its one status
+# write (shops/states.py; the guard trigger on FormSubmission reads it).
+ORDER_STATUS_SETTING = "shops.order_transition"
+
+
 class FormSubmission(UUIDModel):
-    """An order placed through a public form."""
+    """An order placed through a public form. `status` moves only through
+    `shops.services.order_transition` (the table is in shops/states.py; a trigger refuses any
+    other write)."""
 
     shop = models.ForeignKey(Shop, on_delete=models.CASCADE, related_name="orders")
     form = models.ForeignKey(
@@ -331,6 +339,13 @@ class FormSubmission(UUIDModel):
             # index range scans.
             models.Index(fields=["shop", "status", "-submitted_at", "id"], name="order_shop_status_idx"),
             models.Index(fields=["shop", "-submitted_at", "id"], name="order_shop_submitted_idx"),
+        ]
+        triggers = [
+            status_guard(
+                name="order_status_guard",
+                setting=ORDER_STATUS_SETTING,
+                writer="shops.services.order_transition",
+            ),
         ]
 
     def __str__(self):

@@ -9,6 +9,7 @@ from backups.services.dumps import (  # noqa: F401
     backup_restore,
     backup_run,
     backup_start,
+    backup_transition,
     backup_verify,
     offsite_sync,
     offsite_sync_pending,

@@ -18,7 +18,7 @@ import tempfile
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
-from uuid import UUID
+from uuid import UUID, uuid4
 
 from django.conf import settings
 from django.core.files import File
@@ -29,7 +29,8 @@ from psycopg import IsolationLevel
 
 from backups import pg
 from backups.models import BackupLog, SyncStatus
-from config.exceptions import ApplicationError, Conflict
+from backups.states import BACKUP_MACHINE
+from config.exceptions import ApplicationError, Conflict, InvalidTransition
 
 logger = logging.getLogger(__name__)
 
@@ -59,9 +60,9 @@ class _HashingReader:
         return data
 
 
-def _final_name(backup: BackupLog) -> str:
+def _final_name(backup: BackupLog, run: str) -> str:
     at = backup.started_at
-    return f"{at:%Y/%m/%d}/{backup.database}-{backup.kind}-{at:%Y%m%dT%H%M%SZ}-{backup.pk.hex[:8]}.dump"
+    return f"{at:%Y/%m/%d}/{backup.database}-{backup.kind}-{at:%Y%m%dT%H%M%SZ}-{backup.pk.hex[:8]}-{run}.dump"
 
 
 def _promote(storage, temp_name: str, final_name: str) -> str:
@@ -94,6 +95,43 @@ def backup_start(*, kind: str = BackupLog.Kind.MANUAL, created_by=None) -> Backu
     )
 
 
+# What a backup's end records besides its status.
+RESULT_FIELDS = frozenset(
+    {
+        "finished_at",
+        "duration",
+        "size",
+        "sha256",
+        "file_name",
+        "pg_dump_version",
+        "server_version",
+        "row_counts",
+        "error",
+    }
+)
+
+
+@transaction.atomic
+def backup_transition(*, backup: BackupLog, to: str, fields: dict | None = None) -> BackupLog:
+    """The only writer of `BackupLog.status` (a trigger refuses every other write): lock the row,
+    check BACKUP_TRANSITIONS (backups/states.py; InvalidTransition, 409, moving to the status it
+    already has included), and write the status with what the move records (`fields`, among
+    RESULT_FIELDS: the archive for `succeeded`, the error for `failed`) in one statement.
+    Raises ValueError for a field that is not a result field."""
+    fields = dict(fields or {})
+    unknown = set(fields) - RESULT_FIELDS
+    if unknown:
+        raise ValueError(f"backup_transition records only {sorted(RESULT_FIELDS)}, not {sorted(unknown)}")
+    locked = BackupLog.objects.select_for_update().get(pk=backup.pk)
+    BACKUP_MACHINE.check(locked.status, to)
+    for name, value in fields.items():
+        setattr(locked, name, value)
+    BACKUP_MACHINE.authorise(locked.pk)
+    locked.status = to
+    locked.save(update_fields=["status", "updated_at", *fields])
+    return locked
+
+
 def backup_run(*, backup_id: UUID, progress=None) -> BackupLog:
     """Dump the live database into the `running` backup `backup_id`.
 
@@ -105,8 +143,11 @@ def backup_run(*, backup_id: UUID, progress=None) -> BackupLog:
     if backup.status != BackupLog.Status.RUNNING or backup.file_name:
         return backup
     storage = storages[backup.storage]
-    temp_name = f"incoming/{backup.pk.hex}.dump.partial"
+    # Per run: a redelivered task dumping the same backup at once never shares a file with this one.
+    run = uuid4().hex[:8]
+    temp_name = f"incoming/{backup.pk.hex}-{run}.dump.partial"
     saved_temp = None
+    outcome = BackupLog.Status.FAILED
     try:
         _, backup.server_version = pg.server_version()
         backup.pg_dump_version = pg.tool_version("pg_dump")
@@ -140,20 +181,30 @@ def backup_run(*, backup_id: UUID, progress=None) -> BackupLog:
                 raise BackupError(
                     f"pg_dump exited {code}: {stderr.read().decode(errors='replace').strip()[:4000]}"
                 )
-        backup.file_name = _promote(storage, saved_temp, _final_name(backup))
+        backup.file_name = _promote(storage, saved_temp, _final_name(backup, run))
         saved_temp = None
         backup.sha256, backup.size = reader.sha256.hexdigest(), reader.size
-        backup.status = BackupLog.Status.SUCCEEDED
+        outcome = BackupLog.Status.SUCCEEDED
     except Exception as exc:
-        backup.status, backup.error = BackupLog.Status.FAILED, f"{type(exc).__name__}: {exc}"[:10_000]
+        outcome, backup.error = BackupLog.Status.FAILED, f"{type(exc).__name__}: {exc}"[:10_000]
         backup.file_name, backup.sha256 = "", ""
         logger.error("backup %s (%s) failed: %s", backup.pk, backup.kind, backup.error)
     finally:
-        if saved_temp is not None or backup.status == BackupLog.Status.FAILED:
+        if saved_temp is not None or outcome == BackupLog.Status.FAILED:
             _delete_quietly(storage, saved_temp or temp_name)
     backup.finished_at = timezone.now()
     backup.duration = backup.finished_at - backup.started_at
-    backup.save()
+    try:
+        backup = backup_transition(
+            backup=backup, to=outcome, fields={name: getattr(backup, name) for name in RESULT_FIELDS}
+        )
+    except InvalidTransition:
+        # Another run of the same backup ended it first (a redelivered task): its record stands,
+        # and this run's archive goes.
+        logger.warning("backup %s was already ended by another run; this run's result is dropped", backup.pk)
+        if backup.file_name:
+            _delete_quietly(storage, backup.file_name)
+        return BackupLog.objects.get(pk=backup.pk)
     if backup.status == BackupLog.Status.SUCCEEDED:
         logger.info("backup %s (%s): %s bytes, sha256 %s", backup.pk, backup.kind, backup.size, backup.sha256)
     return backup

@@ -3,15 +3,18 @@ changes; the jobs app calls `credits_charge` and `credits_refund` from its signa
 
 from credits.services.ledger import (
     InsufficientCredits,
+    balance_lock,
     credits_charge,
     credits_grant,
     credits_refund,
 )
 from credits.services.payments import (
     FreePackageAlreadyClaimed,
+    RefundRequest,
     payment_complete,
     payment_fail,
     payment_refund,
+    payment_transition,
     purchase_start,
 )
 from credits.services.webhooks import WebhookResult, payment_webhook_receive
@@ -19,13 +22,16 @@ from credits.services.webhooks import WebhookResult, payment_webhook_receive
 __all__ = [
     "FreePackageAlreadyClaimed",
     "InsufficientCredits",
+    "RefundRequest",
     "WebhookResult",
+    "balance_lock",
     "credits_charge",
     "credits_grant",
     "credits_refund",
     "payment_complete",
     "payment_fail",
     "payment_refund",
+    "payment_transition",
     "payment_webhook_receive",
     "purchase_start",
 ]

@@ -285,7 +285,7 @@ def _write_in_one_statement(row: CreditTransaction) -> bool:
 def _write_under_lock(row: CreditTransaction) -> CreditTransaction:
     """The general path: SELECT ... FOR UPDATE the balance row (creating it if missing), refuse
     with InsufficientCredits unless the key was already used, else insert and update."""
-    balance_pk, balance = _lock_balance(row.user_id)
+    balance_pk, balance = balance_lock(user_id=row.user_id)
     new_balance = balance + row.amount
     if new_balance < 0:
         existing = _existing(row.idempotency_key, user_id=row.user_id, type=row.type, amount=row.amount)
@@ -304,11 +304,16 @@ def _write_under_lock(row: CreditTransaction) -> CreditTransaction:
     return row
 
 
-def _lock_balance(user_id) -> tuple:
-    """(pk, balance) of the user's balance row, locked FOR UPDATE; created at 0 if missing.
+def balance_lock(*, user_id) -> tuple:
+    """Lock the user's CreditBalance row and return (pk, balance); the row is created at 0 if
+    missing. Call it inside a transaction: the lock holds until that transaction ends, and no
+    ledger write of this user can happen meanwhile (they all lock this row first), so the balance
+    read stays true until commit — what a caller needs to decide how much it may take (a refund's
+    clawback, never below zero) before writing it through `credits_grant`.
 
-    ON CONFLICT DO NOTHING makes creation race-safe: when two first writes meet, one inserts,
-    and both then lock the same row.
+    Lock order: take it after the rows the caller already holds in the documented order (user →
+    payment or job → balance). Creation is race-safe: ON CONFLICT DO NOTHING lets two first
+    writes meet, one inserts, and both then lock the same row.
     """
     locked = (
         CreditBalance.objects.select_for_update()

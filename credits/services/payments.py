@@ -1,13 +1,19 @@
 """Purchases and payments: starting a checkout and applying what providers report.
 
-Lock order, everywhere: the Payment row first, then (through the ledger) the user's balance
-row, so a refund racing a completion can never deadlock. The credits a payment grants and
-claws back go through the ledger with keys derived from the payment id
-(`payment:<id>:purchase`, `payment:<id>:clawback`), so each happens at most once per payment
-even if the status checks below were ever bypassed.
+Every status change goes through `payment_transition` (the table is in credits/states.py; a
+trigger on the payments table refuses any other status write); `payment_complete`,
+`payment_fail` and `payment_refund` say what a provider's notice or a staff action means and
+call it. Lock order, everywhere: the Payment row first, then (through the ledger) the user's
+balance row — or, for a plan, the user row then the subscription row — so a refund racing a
+completion can never deadlock. The credits a payment grants and claws back go through the ledger
+with keys derived from the payment id (`payment:<id>:purchase`, `payment:<id>:clawback`), so each
+happens at most once per payment even if the status checks were ever bypassed; each refund is a
+PaymentRefund row with a unique key.
 """
 
 import logging
+from dataclasses import dataclass
+from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 
 from django.db import IntegrityError, transaction
@@ -16,9 +22,10 @@ from rest_framework import status
 
 from accounts.services import subscription_activate, subscription_payment_failed
 from config.exceptions import ApplicationError, Conflict, InvalidTransition
-from credits.models import CreditPackage, CreditTransaction, Payment, Provider
+from credits.models import CreditPackage, CreditTransaction, Payment, PaymentEvent, PaymentRefund, Provider
 from credits.providers import provider_get
-from credits.services.ledger import _lock_balance, credits_grant
+from credits.services.ledger import balance_lock, credits_grant
+from credits.states import PAYMENT_MACHINE
 
 logger = logging.getLogger(__name__)
 
@@ -109,79 +116,114 @@ def payment_start_checkout(*, payment: Payment) -> Payment:
     return payment
 
 
-@transaction.atomic
-def payment_complete(*, payment: Payment, transaction_id: str = "", receipt_url: str = "") -> Payment:
-    """Mark the payment completed and apply what it bought, once: a package's credits (a
-    `purchase` ledger row), or a plan's subscription (`accounts.services.subscription_activate`:
-    started, or extended by a period, and linked to the payment).
+@dataclass(frozen=True)
+class RefundRequest:
+    """What one refund is: how much money goes back, under which key, and where it came from
+    (a provider's refund notice `event`, or a staff member `created_by`)."""
 
-    Locks the payment row, then the balance row (packages) or the user and subscription rows
-    (plans). A payment already completed is returned
-    unchanged (no second grant). Only pending, processing or failed payments can complete
-    (a provider may report success after a failed attempt); a refunded or cancelled payment
-    raises InvalidTransition (409) and grants nothing, so a refund that overtook the success
-    notice wins.
-    """
-    payment = _lock(payment)
-    if payment.status == Status.COMPLETED:
-        return payment
-    if payment.status not in (Status.PENDING, Status.PROCESSING, Status.FAILED):
-        raise InvalidTransition(f"A {payment.status} payment cannot complete.")
-    if payment.plan_id is not None:
-        subscription = subscription_activate(user_id=payment.user_id, plan=payment.plan)
-        payment.subscription = subscription
-    else:
-        credits_grant(
-            user=payment.user,
-            amount=payment.credits,
-            type=CreditTransaction.Type.PURCHASE,
-            idempotency_key=f"payment:{payment.id}:purchase",
-            payment=payment,
-            reason=f"{payment.package.name} via {payment.provider}",
-        )
-    payment.status = Status.COMPLETED
-    payment.completed_at = timezone.now()
-    payment.failure_reason = ""
-    if transaction_id:
-        payment.transaction_id = transaction_id
-    if receipt_url:
-        payment.receipt_url = receipt_url
-    payment.save(
-        update_fields=[
-            "status",
-            "completed_at",
-            "failure_reason",
-            "transaction_id",
-            "receipt_url",
-            "subscription",
-            "updated_at",
-        ]
-    )
-    return payment
+    amount: Decimal
+    idempotency_key: str
+    reason: str = ""
+    created_by: object = None
+    event: PaymentEvent | None = None
+    provider_refund_id: str | None = None
 
 
 @transaction.atomic
-def payment_fail(*, payment: Payment, reason: str = "") -> Payment:
-    """Mark a pending or processing payment failed (nothing was granted, nothing to undo).
+def payment_transition(
+    *,
+    payment: Payment,
+    to: str,
+    transaction_id: str = "",
+    receipt_url: str = "",
+    failure_reason: str = "",
+    refund: RefundRequest | None = None,
+    now: datetime | None = None,
+) -> Payment:
+    """The only writer of `Payment.status` (a trigger refuses every other write): move the
+    payment to `to` and perform the move's effect, in one transaction.
 
-    Locks the payment row. A payment already failed is returned unchanged; one that completed,
-    was refunded or cancelled raises InvalidTransition (409): a late failure notice never
-    undoes a success. A failed renewal makes its subscription `past_due` (grace period).
+    Locks the payment row, then what the effect needs (the balance row for credits; the user
+    and subscription rows for a plan). Raises InvalidTransition (409) unless PAYMENT_TRANSITIONS
+    (credits/states.py) allows the move — moving to the status it already has included, so an
+    effect can never run twice. Effects:
+
+    - `completed`: a package's credits (a `purchase` ledger row, key `payment:<id>:purchase`) or a
+      plan's subscription (`accounts.services.subscription_activate`: started, or extended by a
+      period); stamps completed_at and the provider's transaction id and receipt.
+    - `failed`: stamps failed_at and the reason; a renewal payment puts its subscription
+      `past_due` (`accounts.services.subscription_payment_failed`).
+    - `refunded`: `refund` (required) gives back what is left of the amount as a PaymentRefund
+      row, clawing back the credits still owed, never below zero (the rest is the shortfall).
+    - `processing`, `cancelled`: the status only.
     """
+    now = now or timezone.now()
     payment = _lock(payment)
-    if payment.status == Status.FAILED:
-        return payment
-    if payment.status not in (Status.PENDING, Status.PROCESSING):
-        raise InvalidTransition(f"A {payment.status} payment cannot fail.")
-    payment.status = Status.FAILED
-    payment.failed_at = timezone.now()
-    payment.failure_reason = (reason or "Declined by the provider.")[:500]
-    payment.save(update_fields=["status", "failed_at", "failure_reason", "updated_at"])
-    if payment.subscription_id is not None and payment.period_start is not None:
+    PAYMENT_MACHINE.check(payment.status, to)
+    fields = ["status", "updated_at"]
+    if to == Status.COMPLETED:
+        if payment.plan_id is not None:
+            payment.subscription = subscription_activate(user_id=payment.user_id, plan=payment.plan)
+        else:
+            credits_grant(
+                user=payment.user,
+                amount=payment.credits,
+                type=CreditTransaction.Type.PURCHASE,
+                idempotency_key=f"payment:{payment.id}:purchase",
+                payment=payment,
+                reason=f"{payment.package.name} via {payment.provider}",
+            )
+        payment.completed_at = now
+        payment.failure_reason = ""
+        payment.transaction_id = transaction_id or payment.transaction_id
+        payment.receipt_url = receipt_url or payment.receipt_url
+        fields += ["completed_at", "failure_reason", "transaction_id", "receipt_url", "subscription"]
+    elif to == Status.FAILED:
+        payment.failed_at = now
+        payment.failure_reason = (failure_reason or "Declined by the provider.")[:500]
+        fields += ["failed_at", "failure_reason"]
+    elif to == Status.REFUNDED:
+        if refund is None or refund.amount != payment.amount - payment.refunded_amount:
+            raise ValueError("A move to refunded refunds exactly what is left of the amount.")
+        _refund_record(payment=payment, refund=refund, now=now)
+        fields += REFUND_TOTALS
+    PAYMENT_MACHINE.authorise(payment.pk)
+    payment.status = to
+    payment.save(update_fields=fields)
+    if to == Status.FAILED and payment.subscription_id is not None and payment.period_start is not None:
         subscription_payment_failed(
             subscription_id=payment.subscription_id, period_start=payment.period_start
         )
     return payment
+
+
+@transaction.atomic
+def payment_complete(*, payment: Payment, transaction_id: str = "", receipt_url: str = "") -> Payment:
+    """A provider reported success: `payment_transition` to `completed` (the credits or the
+    subscription, once). A payment already completed is returned unchanged (no second grant).
+    Only pending, processing or failed payments can complete (a provider may report success
+    after a failed attempt); a refunded or cancelled one raises InvalidTransition (409) and
+    grants nothing, so a refund that overtook the success notice wins. Locks the payment row.
+    """
+    payment = _lock(payment)
+    if payment.status == Status.COMPLETED:
+        return payment
+    return payment_transition(
+        payment=payment, to=Status.COMPLETED, transaction_id=transaction_id, receipt_url=receipt_url
+    )
+
+
+@transaction.atomic
+def payment_fail(*, payment: Payment, reason: str = "") -> Payment:
+    """A provider reported a failure: `payment_transition` to `failed` (nothing was granted,
+    nothing to undo; a failed renewal makes its subscription `past_due`). A payment already failed
+    is returned unchanged; one that completed, was refunded or cancelled raises InvalidTransition
+    (409): a late failure notice never undoes a success. Locks the payment row.
+    """
+    payment = _lock(payment)
+    if payment.status == Status.FAILED:
+        return payment
+    return payment_transition(payment=payment, to=Status.FAILED, failure_reason=reason)
 
 
 @transaction.atomic
@@ -192,29 +234,37 @@ def payment_refund(
     created_by=None,
     amount: Decimal | None = None,
     idempotency_key: str | None = None,
+    event: PaymentEvent | None = None,
+    provider_refund_id: str | None = None,
 ) -> Payment:
     """Refund a payment, in whole or (staff, with `amount`) in part, and claw back its credits
-    in proportion, never below zero.
+    in proportion, never below zero. Each refund is one PaymentRefund row.
 
     Locks the payment row, then the balance row. The credits taken back after this refund are
     `credits × refunded_amount / amount` (rounded half up; all of them once fully refunded); if
     the user already spent some, only what is left is taken (an `adjustment` row) and the rest
-    is added to `refund_shortfall`. The payment becomes `refunded` when the whole amount is;
-    until then it stays `completed` with `refunded_amount` growing.
+    is the refund's `shortfall`, added to the payment's `refund_shortfall`. The refund that
+    completes the amount is `payment_transition` to `refunded`; until then the payment stays
+    `completed` with `refunded_amount` growing.
 
     Without `amount` (a provider's refund notice): refunds what is left. A refund that arrives
     before the success notice marks the payment refunded without touching credits, and the
     later success grants nothing; refunding a refunded payment returns it unchanged.
     With `amount`: only a completed payment can be refunded (InvalidTransition, 409), and the
     amount must be positive and at most what is left (ApplicationError `invalid_refund_amount`,
-    400). A refund is applied at most once per `idempotency_key` (recorded on the payment).
-    A free payment cannot be refunded (InvalidTransition, 409).
+    400). A refund is applied at most once per `idempotency_key` and once per
+    `provider_refund_id` (unique on the rows; a replay returns the payment unchanged).
+    A free payment cannot be refunded, nor a cancelled one (InvalidTransition, 409).
     A subscription payment has no credits to claw back; its subscription runs to the end of the
     period (staff cancel it in the admin if they must).
     """
     payment = _lock(payment)
-    refunds = payment.metadata.get("refunds", [])
-    if idempotency_key and any(r.get("key") == idempotency_key for r in refunds):
+    if idempotency_key and PaymentRefund.objects.filter(idempotency_key=idempotency_key).exists():
+        return payment
+    if (
+        provider_refund_id
+        and PaymentRefund.objects.filter(payment=payment, provider_refund_id=provider_refund_id).exists()
+    ):
         return payment
     partial = amount is not None
     if payment.status == Status.REFUNDED and not partial:
@@ -231,8 +281,32 @@ def payment_refund(
                 code="invalid_refund_amount",
                 fields={"amount": [f"Between 0.01 and {left}."]},
             )
-    refunded_total = payment.refunded_amount + (amount if partial else left)
-    clawback = 0
+    refund = RefundRequest(
+        amount=amount if partial else left,
+        idempotency_key=idempotency_key or f"payment:{payment.id}:refund:{payment.refunds.count() + 1}",
+        reason=(reason or "")[:500],
+        created_by=created_by,
+        event=event,
+        provider_refund_id=provider_refund_id or None,
+    )
+    if refund.amount == left:
+        return payment_transition(payment=payment, to=Status.REFUNDED, refund=refund)
+    _refund_record(payment=payment, refund=refund, now=timezone.now())
+    payment.save(update_fields=["updated_at", *REFUND_TOTALS])
+    return payment
+
+
+# The payment's running refund totals, written with each PaymentRefund row.
+REFUND_TOTALS = ["refunded_at", "refunded_amount", "credits_clawed_back", "refund_shortfall"]
+
+
+def _refund_record(*, payment: Payment, refund: RefundRequest, now: datetime) -> PaymentRefund:
+    """Write one refund of the locked `payment`: claw back the credits it makes owed (never below
+    zero: locks the balance row and takes at most the balance), insert its PaymentRefund row and
+    update the payment's totals on the instance (the caller saves them in its transaction)."""
+    refunded_total = payment.refunded_amount + refund.amount
+    clawback = owed = 0
+    ledger_entry = None
     if payment.status == Status.COMPLETED:
         if refunded_total >= payment.amount or not payment.amount:
             owed_total = payment.credits
@@ -240,23 +314,22 @@ def payment_refund(
             owed_total = int(
                 (Decimal(payment.credits) * refunded_total / payment.amount).to_integral_value(ROUND_HALF_UP)
             )
-        owed = owed_total - payment.credits_clawed_back - payment.refund_shortfall
-        if owed > 0:
-            _, balance = _lock_balance(payment.user_id)
+        owed = max(owed_total - payment.credits_clawed_back - payment.refund_shortfall, 0)
+        if owed:
+            _, balance = balance_lock(user_id=payment.user_id)
             clawback = min(owed, balance)
             if clawback:
                 # The first refund keeps the historical key; later (partial) ones are numbered.
-                key = f"payment:{payment.id}:clawback" + (f":{len(refunds) + 1}" if refunds else "")
-                credits_grant(
+                earlier = payment.refunds.count()
+                ledger_entry = credits_grant(
                     user=payment.user,
                     amount=-clawback,
                     type=CreditTransaction.Type.ADJUSTMENT,
-                    idempotency_key=key,
+                    idempotency_key=f"payment:{payment.id}:clawback" + (f":{earlier + 1}" if earlier else ""),
                     payment=payment,
-                    created_by=created_by,
-                    reason=(reason or f"Refund of payment {payment.id}")[:500],
+                    created_by=refund.created_by,
+                    reason=(refund.reason or f"Refund of payment {payment.id}")[:500],
                 )
-            payment.refund_shortfall += owed - clawback
             if owed - clawback:
                 logger.warning(
                     "credits: refund of payment %s could claw back only %s of %s credits",
@@ -264,37 +337,23 @@ def payment_refund(
                     clawback,
                     owed,
                 )
-    if refunded_total >= payment.amount:
-        payment.status = Status.REFUNDED
-    payment.refunded_at = timezone.now()
+    row = PaymentRefund.objects.create(
+        payment=payment,
+        amount=refund.amount,
+        credits_clawed_back=clawback,
+        shortfall=owed - clawback,
+        idempotency_key=refund.idempotency_key,
+        provider_refund_id=refund.provider_refund_id,
+        event=refund.event,
+        created_by=refund.created_by,
+        ledger_entry=ledger_entry,
+        reason=refund.reason,
+    )
+    payment.refunded_at = now
     payment.refunded_amount = refunded_total
     payment.credits_clawed_back += clawback
-    payment.metadata = {
-        **payment.metadata,
-        "refunds": [
-            *refunds,
-            {
-                "key": idempotency_key or "",
-                "amount": str(amount if partial else left),
-                "credits": clawback,
-                "reason": (reason or "")[:500],
-                "by": str(created_by.pk) if created_by is not None else None,
-                "at": payment.refunded_at.isoformat(),
-            },
-        ],
-    }
-    payment.save(
-        update_fields=[
-            "status",
-            "refunded_at",
-            "refunded_amount",
-            "credits_clawed_back",
-            "refund_shortfall",
-            "metadata",
-            "updated_at",
-        ]
-    )
-    return payment
+    payment.refund_shortfall += owed - clawback
+    return row
 
 
 def _lock(payment: Payment) -> Payment:

@@ -80,7 +80,7 @@ def _apply(provider_code: str, wrapped: Event) -> tuple[str, dict, dict]:
     payment_check_event_amount(payment=payment, amount=event.amount, currency=event.currency)
     try:
         with transaction.atomic():
-            PaymentEvent.objects.create(
+            applied = PaymentEvent.objects.create(
                 provider=provider_code, event_id=event.event_id, type=event.type, payment=payment
             )
     except IntegrityError:
@@ -95,7 +95,12 @@ def _apply(provider_code: str, wrapped: Event) -> tuple[str, dict, dict]:
             elif event.type == "payment.failed":
                 payment_fail(payment=payment, reason=event.failure_reason)
             else:
-                payment_refund(payment=payment, reason=f"Refunded by {provider_code} ({event.event_id})")
+                payment_refund(
+                    payment=payment,
+                    reason=f"Refunded by {provider_code} ({event.event_id})",
+                    idempotency_key=f"{provider_code}:event:{event.event_id}"[:255],
+                    event=applied,
+                )
     except ApplicationError as exc:
         if exc.status_code == 409:
             # The payment is already past this event (a success after a refund, a failure

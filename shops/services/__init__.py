@@ -8,7 +8,7 @@ from shops.selectors import get_low_stock_items, item_list_low_stock
 from shops.services.chat import conversation_receive_message, keyword_reply_match, message_send
 from shops.services.forms import form_create, form_update
 from shops.services.integrations import integration_tokens_reencrypt
-from shops.services.orders import ORDER_TRANSITIONS, order_set_status, order_submit
+from shops.services.orders import order_submit, order_transition
 from shops.services.shops import (
     member_remove,
     member_update_role,
@@ -27,6 +27,7 @@ from shops.services.stock import (
     stock_update,
     update_stock,
 )
+from shops.states import ORDER_TRANSITIONS
 
 __all__ = [
     "ORDER_TRANSITIONS",
@@ -44,8 +45,8 @@ __all__ = [
     "member_update_role",
     "message_send",
     "order_process_stock_changes",
-    "order_set_status",
     "order_submit",
+    "order_transition",
     "process_order_stock_changes",
     "shop_create",
     "shop_delete",

@@ -9,21 +9,12 @@ from django.core.validators import validate_email
 from django.db import transaction
 from django.utils import timezone
 
-from config.exceptions import ApplicationError, InvalidTransition, NotFound
+from config.exceptions import ApplicationError, NotFound
 from shops.models import Form, FormSubmission, FormSubmissionLine, OrderStatus, PaymentMethod
 from shops.services.stock import order_process_stock_changes
+from shops.states import ORDER_MACHINE
 
 S = OrderStatus
-# The documented transition table. Anything else is 409 invalid_transition, including moving
-# to the status the order already has (so a repeated cancel cannot restock twice).
-ORDER_TRANSITIONS: dict[str, frozenset[str]] = {
-    S.NEW: frozenset({S.CONFIRMED, S.PAID, S.CANCELLED}),
-    S.CONFIRMED: frozenset({S.PAID, S.CANCELLED}),
-    S.PAID: frozenset({S.SHIPPED, S.CANCELLED}),
-    S.SHIPPED: frozenset({S.COMPLETED}),
-    S.COMPLETED: frozenset(),
-    S.CANCELLED: frozenset(),
-}
 
 STANDARD_FIELDS = {
     "name": "customer_name",
@@ -177,32 +168,33 @@ def order_submit(
 
 
 @transaction.atomic
-def order_set_status(*, shop_id: UUID, order_id: UUID, status: str, user=None) -> FormSubmission:
-    """Move an order along ORDER_TRANSITIONS; cancelling gives its stock back.
+def order_transition(*, shop_id: UUID, order_id: UUID, to: str, user=None) -> FormSubmission:
+    """The only writer of an order's status (a trigger refuses every other write): move it along
+    ORDER_TRANSITIONS (shops/states.py) and perform the move's effect in the same transaction —
+    cancelling gives its stock back (history rows, reason `cancellation`, by `user`).
 
     Locks: the order row, then (when cancelling) its items in pk order. Two concurrent cancels
     serialize on the order row; the second sees `cancelled` and gets 409, so stock is restocked
     exactly once (the database also refuses a second cancellation row per item and order).
-    Raises NotFound for an order of another shop and InvalidTransition (409) for an illegal move.
+    Raises NotFound for an order of another shop and InvalidTransition (409) for an illegal move,
+    moving to the status it already has included.
     """
     order = (
         FormSubmission.objects.select_for_update(of=("self",)).filter(pk=order_id, shop_id=shop_id).first()
     )
     if order is None:
         raise NotFound("Not found.")
-    if status not in ORDER_TRANSITIONS.get(order.status, ()):
-        raise InvalidTransition(
-            f"An order cannot go from {order.status} to {status}.", extra={"from": order.status, "to": status}
-        )
+    ORDER_MACHINE.check(order.status, to)
     now = timezone.now()
-    if status == S.CANCELLED:
+    if to == S.CANCELLED:
         lines = list(order.lines.filter(stock_deducted=True).values_list("item_id", "quantity"))
         if lines:
             order_process_stock_changes(
                 shop_id=shop_id, lines=lines, reference=f"order:{order.pk}", restock=True, user=user
             )
         order.cancelled_at = now
-    order.status = status
+    ORDER_MACHINE.authorise(order.pk)
+    order.status = to
     order.status_changed_at = now
     order.save(update_fields=["status", "status_changed_at", "cancelled_at", "updated_at"])
     return order

@@ -1,4 +1,4 @@
-"""Stock, orders and plans from the admin, through stock_update, order_set_status and
+"""Stock, orders and plans from the admin, through stock_update, order_transition and
 shop_plan_change (the services the shops API and billing use)."""
 
 from decimal import Decimal

@@ -5,7 +5,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from shops.models import FormSubmission, OrderStatus
-from shops.services.orders import order_set_status
+from shops.services.orders import order_transition
 from tests.shops.factories import CUSTOMER, make_form, place_order
 
 
@@ -26,7 +26,7 @@ def order_at(
 
 def cancel_at(order: FormSubmission, at: datetime) -> FormSubmission:
     """Cancel through the real service (restocks), then date the cancellation `at`."""
-    order_set_status(shop_id=order.shop_id, order_id=order.pk, status=OrderStatus.CANCELLED)
+    order_transition(shop_id=order.shop_id, order_id=order.pk, to=OrderStatus.CANCELLED)
     FormSubmission.objects.filter(pk=order.pk).update(cancelled_at=at, status_changed_at=at)
     order.refresh_from_db()
     return order

@@ -165,16 +165,22 @@ def test_users_jobs_credits_and_chat_are_counted_on_their_utc_day():
     JobFactory(user=joined, kind=kind, created_at=day, status="completed", completed_at=day)
     JobFactory(user=joined, kind=kind, created_at=day, status="failed", completed_at=day + timedelta(days=1))
     package = CreditPackage.objects.first()
-    payment = Payment.objects.create(
-        user=joined, package=package, credits=package.credits, amount=package.price
+    # completed payments as rows (inserted in their status: the status guard refuses updates)
+    Payment.objects.create(
+        user=joined,
+        package=package,
+        credits=package.credits,
+        amount=package.price,
+        status="completed",
+        completed_at=day,
     )
-    Payment.objects.filter(pk=payment.pk).update(status="completed", completed_at=day)
     # a subscription plan's payment is subscription revenue (mrr), not credit revenue
     from accounts.models import SubscriptionPlan
 
     plan = SubscriptionPlan.objects.first()
-    plan_payment = Payment.objects.create(user=joined, plan=plan, credits=0, amount=plan.price)
-    Payment.objects.filter(pk=plan_payment.pk).update(status="completed", completed_at=day)
+    Payment.objects.create(
+        user=joined, plan=plan, credits=0, amount=plan.price, status="completed", completed_at=day
+    )
     shop = make_shop()
     conversation = Conversation.objects.create(shop=shop, channel="web", customer_handle="c1")
     Message.objects.create(conversation=conversation, direction="inbound", sender="customer", text="hi")

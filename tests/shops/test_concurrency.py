@@ -89,7 +89,7 @@ def test_cancelling_an_order_twice_concurrently_restocks_exactly_once():
 
     # when
     results = run_threads(
-        2, lambda i: services.order_set_status(shop_id=shop.pk, order_id=order.pk, status="cancelled")
+        2, lambda i: services.order_transition(shop_id=shop.pk, order_id=order.pk, to="cancelled")
     )
     # then
     cancelled = [r for r in results if isinstance(r, FormSubmission)]

@@ -112,8 +112,8 @@ class Command(BaseCommand):
             )
             for customer, basket in zip(customers, baskets, strict=True)
         ]
-        services.order_set_status(shop_id=shop.pk, order_id=orders[0].pk, status=OrderStatus.CONFIRMED)
-        services.order_set_status(shop_id=shop.pk, order_id=orders[2].pk, status=OrderStatus.CANCELLED)
+        services.order_transition(shop_id=shop.pk, order_id=orders[0].pk, to=OrderStatus.CONFIRMED)
+        services.order_transition(shop_id=shop.pk, order_id=orders[2].pk, to=OrderStatus.CANCELLED)
         services.conversation_receive_message(
             shop=shop,
             channel="line",

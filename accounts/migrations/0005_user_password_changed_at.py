@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("accounts", "0003_subscription_plans"),
+        ("accounts", "0004_license_and_subscription_status_guards"),
     ]
 
     operations = [
