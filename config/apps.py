@@ -19,4 +19,3 @@ class PlatformConfig(AppConfig):
         # The upload spool folder (config/uploads.py) is ours alone: made here, before Django's
         # check that it exists (files.E001) and before the first upload.
         os.makedirs(settings.FILE_UPLOAD_TEMP_DIR, exist_ok=True)
-
