@@ -155,7 +155,7 @@ class UserPreferences(UUIDModel):
 
 
 class License(UUIDModel):
-    """A user's license (SPEC §3). `status` moves only through
+    """A user's license. `status` moves only through
     `accounts.services.license_transition` (the table is in accounts/states.py; a trigger refuses
     any other write)."""
 

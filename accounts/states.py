@@ -1,4 +1,4 @@
-"""The license and subscription state machines (SPEC §3, §12).
+"""The license and subscription state machines.
 
 License:
 ```

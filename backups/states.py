@@ -1,4 +1,4 @@
-"""The backup state machine (SPEC §8): `running → succeeded | failed`, both terminal.
+"""The backup state machine: `running → succeeded | failed`, both terminal.
 
 A backup row is created `running` when it is queued or started; the dump ends it. Only
 `backups.services.backup_transition` writes the status, together with what the move records

@@ -1,4 +1,4 @@
-"""The payment state machine (SPEC §4, §12): six states and the only moves between them.
+"""The payment state machine: six states and the only moves between them.
 
 ```
 pending ──► processing ──► completed ──► refunded

@@ -1,4 +1,4 @@
-"""The order state machine (SPEC §6): how an order placed through a form moves.
+"""The order state machine: how an order placed through a form moves.
 
 ```
 new ──► confirmed ──► paid ──► shipped ──► completed
