@@ -1,5 +1,5 @@
 """What every state machine but the job's shares (payments, orders, subscriptions, licenses,
-backups; STYLE "State machines"): a transition table declared once, and a database guard that
+backups): a transition table declared once, and a database guard that
 makes one transition service the only writer of the status column.
 
 Each app declares its machine in `<app>/states.py` (`StateMachine(...)`), puts
