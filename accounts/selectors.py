@@ -1,16 +1,32 @@
-from django.db.models import Q
+from django.db.models import Prefetch, Q
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from accounts.models import License, Subscription, User, UserPreferences
 
 
 def user_get_profile(*, user_id) -> User:
-    """The user with everything `/api/users/me` shows, in one query."""
-    return (
-        User.objects.select_related("license", "preferences", "credit_balance")
-        .prefetch_related("subscriptions__plan")
+    """The user with everything `/api/users/me` shows (accounts.serializers.UserSerializer), in
+    two queries: the user row joined with its license and its balance (`credit_balance_now`, 0
+    without a balance row), then its live subscription, if any, joined with its plan
+    (`live_subscription`, or None)."""
+    user = (
+        User.objects.select_related("license")
+        # Read by the reverse name: accounts never imports credits (the dependency direction).
+        .annotate(credit_balance_now=Coalesce("credit_balance__balance", 0))
+        .prefetch_related(
+            Prefetch(
+                "subscriptions",
+                queryset=Subscription.objects.filter(status__in=Subscription.LIVE_STATUSES).select_related(
+                    "plan"
+                ),
+                to_attr="live_subscriptions",
+            )
+        )
         .get(pk=user_id)
     )
+    user.live_subscription = user.live_subscriptions[0] if user.live_subscriptions else None
+    return user
 
 
 def preferences_get(*, user: User) -> UserPreferences:

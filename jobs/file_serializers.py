@@ -2,7 +2,6 @@ from django.urls import reverse
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from config.serializers import FieldsBuiltOnce
 from jobs.files import download_name
 from jobs.models import Artifact, JobFile
 
@@ -13,27 +12,22 @@ def download_url(job_file: JobFile) -> str:
     return reverse("job-file-download", kwargs={"job_id": job_file.job_id, "file_id": job_file.pk})
 
 
-class JobFileSerializer(FieldsBuiltOnce, serializers.ModelSerializer):
+# Output only: declared read-only fields (see jobs.serializers.JobOutputSerializer).
+class JobFileSerializer(serializers.Serializer):
+    """A file of a job, downloaded through its API path (never its storage URL)."""
+
+    id = serializers.UUIDField(read_only=True)
+    role = serializers.ChoiceField(choices=JobFile.Role.choices, read_only=True)
     name = serializers.SerializerMethodField()
+    file_type = serializers.CharField(read_only=True, help_text="Lower-case extension, e.g. stl, mp4.")
+    original_name = serializers.CharField(read_only=True)
+    size = serializers.IntegerField(read_only=True)
+    sha256 = serializers.CharField(read_only=True)
+    content_type = serializers.CharField(read_only=True)
     download_url = serializers.SerializerMethodField()
     # Kept for clients of the first API version; the same value as download_url.
     url = serializers.SerializerMethodField()
-
-    class Meta:
-        model = JobFile
-        fields = [
-            "id",
-            "role",
-            "name",
-            "file_type",
-            "original_name",
-            "size",
-            "sha256",
-            "content_type",
-            "download_url",
-            "url",
-            "created_at",
-        ]
+    created_at = serializers.DateTimeField(read_only=True)
 
     def get_name(self, obj) -> str:
         return download_name(obj.original_name, obj.file_type, obj.role)
