@@ -1,4 +1,4 @@
-from django.db.models import Prefetch, Q
+from django.db.models import FilteredRelation, Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -7,25 +7,22 @@ from accounts.models import License, Subscription, User, UserPreferences
 
 def user_get_profile(*, user_id) -> User:
     """The user with everything `/api/users/me` shows (accounts.serializers.UserSerializer), in
-    two queries: the user row joined with its license and its balance (`credit_balance_now`, 0
-    without a balance row), then its live subscription, if any, joined with its plan
-    (`live_subscription`, or None)."""
+    one query: the user row joined with its license, its balance (`credit_balance_now`, 0
+    without a balance row) and its live subscription with the plan (`live_subscription`, or
+    None; the database allows one live subscription per user). Raises User.DoesNotExist."""
     user = (
-        User.objects.select_related("license")
-        # Read by the reverse name: accounts never imports credits (the dependency direction).
-        .annotate(credit_balance_now=Coalesce("credit_balance__balance", 0))
-        .prefetch_related(
-            Prefetch(
-                "subscriptions",
-                queryset=Subscription.objects.filter(status__in=Subscription.LIVE_STATUSES).select_related(
-                    "plan"
-                ),
-                to_attr="live_subscriptions",
-            )
+        User.objects.annotate(
+            live_subscription=FilteredRelation(
+                "subscriptions", condition=Q(subscriptions__status__in=Subscription.LIVE_STATUSES)
+            ),
+            # Read by the reverse name: accounts never imports credits (the dependency direction).
+            credit_balance_now=Coalesce("credit_balance__balance", 0),
         )
+        .select_related("license", "live_subscription__plan")
         .get(pk=user_id)
     )
-    user.live_subscription = user.live_subscriptions[0] if user.live_subscriptions else None
+    if not hasattr(user, "live_subscription"):  # the outer join found none
+        user.live_subscription = None
     return user
 
 
