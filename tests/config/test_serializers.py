@@ -24,6 +24,7 @@ from accounts.selectors import user_get_profile
 from accounts.serializers import UserSerializer
 from accounts.services import subscription_activate
 from credits.services import credits_grant
+from jobs.file_serializers import JobFileSerializer
 from jobs.models import Job, JobFile
 from jobs.selectors import job_as_listed, job_list
 from jobs.serializers import JobCreateInputSerializer, JobOutputSerializer
@@ -201,30 +202,54 @@ def test_the_profile_takes_one_query_whatever_the_user_has(django_assert_num_que
 
 
 def test_a_job_renders_what_the_model_serializer_rendered():
-    # given a job with files and a retried one, as job_list reads them, and a just-created one
-    job = JobFactory(params={"a": [1, "x"]}, priority=3, status="failed", error="boom")
-    retry = JobFactory(user=job.user, retry_of=job, heartbeat_at=timezone.now() - timedelta(seconds=5))
+    # given a job with files and every timestamp set, a retry of it, as job_list reads them
     now = timezone.now()
+    job = JobFactory(
+        params={"a": [1, "x"], "b": {"c": None}},
+        result={"vertex_count": 8},
+        priority=3,
+        status="failed",
+        error="boom",
+        attempts=2,
+        queued_at=now - timedelta(minutes=3),
+        started_at=(now - timedelta(minutes=2)).replace(microsecond=0),
+        completed_at=now,
+        next_attempt_at=now + timedelta(minutes=1),
+        heartbeat_at=now - timedelta(seconds=5),
+    )
+    retry = JobFactory(user=job.user, retry_of=job)
     files = [
         JobFile(
             job=job, role=role, prefix="models/", file_type="stl", original_name=name, size=3, sha256="0" * 64
         )
-        for role, name in (("input", "in.stl"), ("output", ""))
+        for role, name in (("input", "in.stl"), ("output", ""), ("thumbnail", "../x<y>.png"))
     ]
     for job_file in files:
         job_file.created_at = job_file.updated_at = now
     JobFile.objects.bulk_create(files)
-
     listed = list(job_list(user=job.user))
+    # and a just-created one (not read back) whose times are not in UTC
     created = job_as_listed(job=JobFactory())
+    created.queued_at = now.astimezone(timezone.get_fixed_timezone(7 * 60))
 
     for instance in [*listed, created]:
         assert as_json(JobOutputSerializer(instance).data) == as_json(ModelJob(instance).data)
     rendered = as_json(JobOutputSerializer(listed, many=True).data)
     assert rendered == as_json(ModelJob(listed, many=True).data)
     assert {row["retry_of"] for row in rendered} == {None, str(job.pk)}
-    assert [len(row["files"]) for row in rendered if row["id"] == str(job.pk)] == [2]
+    assert [len(row["files"]) for row in rendered if row["id"] == str(job.pk)] == [3]
     assert str(retry.pk) in {row["id"] for row in rendered}
+    assert JobOutputSerializer(created).data["queued_at"].endswith("Z")
+
+
+def test_the_rendered_keys_are_the_declared_fields_in_order():
+    job = job_as_listed(job=JobFactory())
+    job.listed_files = [JobFile(job=job, role="output", file_type="stl", size=1, sha256="0" * 64)]
+
+    rendered = JobOutputSerializer(job).data
+
+    assert list(rendered) == list(JobOutputSerializer().fields)
+    assert list(rendered["files"][0]) == list(JobFileSerializer().fields)
 
 
 # --- no field state shared between instances
