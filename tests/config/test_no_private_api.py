@@ -400,6 +400,42 @@ def scan() -> list[Finding]:
     return findings
 
 
+# Public-looking names that reach under Django's database wrapper (issue 19: prepared statements
+# only through documented DATABASES options): the driver's raw connection, the wrapper's cursor
+# factories and its query log, and the backends' own modules.
+DB_WRAPPER_INTERNALS = {"make_cursor", "make_debug_cursor", "queries_log"}
+
+
+def db_wrapper_findings(module: Module) -> list[Finding]:
+    findings = []
+    path = str(module.path.relative_to(ROOT))
+    for node in ast.walk(module.tree):
+        if isinstance(node, ast.Attribute) and node.attr in DB_WRAPPER_INTERNALS:
+            findings.append(Finding(path, node.lineno, node.attr, "an internal of Django's database wrapper"))
+        elif isinstance(node, ast.Attribute) and node.attr == "connection":
+            value = node.value
+            if (isinstance(value, ast.Name) and value.id == "connection") or (
+                isinstance(value, ast.Subscript)
+                and isinstance(value.value, ast.Name)
+                and value.value.id == "connections"
+            ):
+                findings.append(
+                    Finding(path, node.lineno, "connection", "the driver connection under Django's")
+                )
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("django.db.backends."):
+            if (node.module or "").split(".")[-1] == "base":
+                findings.append(Finding(path, node.lineno, node.module, "a database backend's own module"))
+    return findings
+
+
+def test_production_code_reaches_under_no_database_wrapper():
+    findings = [
+        f for m in modules() for f in db_wrapper_findings(m) if (f.path, f.line, f.name) not in ALLOW_LIST
+    ]
+
+    assert not findings, "database wrapper internals in production code:\n" + "\n".join(map(str, findings))
+
+
 def test_the_allow_list_is_empty():
     assert ALLOW_LIST == []
 
@@ -494,3 +530,28 @@ def test_the_scanner_flags_private_api_of_a_library(tmp_path, monkeypatch, sourc
 )
 def test_the_scanner_leaves_our_own_private_names_alone(tmp_path, monkeypatch, source):
     assert scan_source(tmp_path, monkeypatch, source) == []
+
+
+@pytest.mark.parametrize(
+    ("source", "flagged"),
+    [
+        ("from django.db import connection\n\ndef f():\n    return connection.connection\n", True),
+        (
+            "from django.db import connections\n\ndef f():\n    return connections['default'].connection\n",
+            True,
+        ),
+        ("from django.db import connection\n\ndef f(raw):\n    return connection.make_cursor(raw)\n", True),
+        ("from django.db import connection\n\ndef f():\n    connection.queries_log[-1]['sql'] = ''\n", True),
+        ("from django.db.backends.postgresql.base import ServerBindingCursor\n", True),
+        ("from django.db import connection\n\ndef f():\n    return connection.cursor()\n", False),
+        ("from django.db.backends.signals import connection_created\n", False),
+        ("def f(message):\n    return message.connection\n", False),
+    ],
+)
+def test_the_scanner_flags_reaching_under_the_database_wrapper(tmp_path, source, flagged):
+    path = tmp_path / "probe.py"
+    path.write_text(source)
+    module = parse_module(path, "probe")
+    module.path = ROOT / "probe.py"
+
+    assert bool(db_wrapper_findings(module)) is flagged
