@@ -45,7 +45,7 @@ class UserManager(BaseUserManager):
             raise ValueError("An email address is required.")
         user = self.model(email=self.normalize_email(email), **extra)
         user.set_password(password)
-        user.save(using=self._db)
+        user.save(using=self.db)
         return user
 
     def create_superuser(self, email, password=None, **extra):

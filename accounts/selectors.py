@@ -1,16 +1,29 @@
-from django.db.models import Q
+from django.db.models import FilteredRelation, Q
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from accounts.models import License, Subscription, User, UserPreferences
 
 
 def user_get_profile(*, user_id) -> User:
-    """The user with everything `/api/users/me` shows, in one query."""
-    return (
-        User.objects.select_related("license", "preferences", "credit_balance")
-        .prefetch_related("subscriptions__plan")
+    """The user with everything `/api/users/me` shows (accounts.serializers.UserSerializer), in
+    one query: the user row joined with its license, its balance (`credit_balance_now`, 0
+    without a balance row) and its live subscription with the plan (`live_subscription`, or
+    None; the database allows one live subscription per user). Raises User.DoesNotExist."""
+    user = (
+        User.objects.annotate(
+            live_subscription=FilteredRelation(
+                "subscriptions", condition=Q(subscriptions__status__in=Subscription.LIVE_STATUSES)
+            ),
+            # Read by the reverse name: accounts never imports credits (the dependency direction).
+            credit_balance_now=Coalesce("credit_balance__balance", 0),
+        )
+        .select_related("license", "live_subscription__plan")
         .get(pk=user_id)
     )
+    if not hasattr(user, "live_subscription"):  # the outer join found none
+        user.live_subscription = None
+    return user
 
 
 def preferences_get(*, user: User) -> UserPreferences:

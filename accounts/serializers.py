@@ -2,8 +2,7 @@ from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import serializers
 
-from accounts.models import License, Subscription, User, UserPreferences
-from config.serializers import FieldsBuiltOnce
+from accounts.models import BillingCycle, License, Subscription, Tier, User, UserPreferences
 
 
 class RegisterInputSerializer(serializers.Serializer):
@@ -48,105 +47,65 @@ class TokenPairSerializer(serializers.Serializer):
     refresh = serializers.CharField()
 
 
-class LicenseSerializer(FieldsBuiltOnce, serializers.ModelSerializer):
-    class Meta:
-        model = License
-        fields = ["type", "status", "date_start", "date_end"]
-        read_only_fields = fields
+# Output serializers of hot reads are plain Serializers with declared, read-only fields: DRF
+# builds a ModelSerializer's fields from the model on every instantiation (about three times
+# the cost of copying declared ones), and these never validate input.
 
 
-class SubscriptionSerializer(FieldsBuiltOnce, serializers.ModelSerializer):
+class LicenseSerializer(serializers.Serializer):
+    type = serializers.ChoiceField(choices=License.Type.choices, read_only=True)
+    status = serializers.ChoiceField(choices=License.Status.choices, read_only=True)
+    date_start = serializers.DateTimeField(read_only=True)
+    date_end = serializers.DateTimeField(read_only=True)
+
+
+class SubscriptionSerializer(serializers.Serializer):
+    id = serializers.UUIDField(read_only=True)
     plan = serializers.CharField(source="plan.code", read_only=True, allow_null=True)
+    tier = serializers.ChoiceField(choices=Tier.choices, read_only=True)
+    status = serializers.ChoiceField(choices=Subscription.Status.choices, read_only=True)
+    billing_cycle = serializers.ChoiceField(choices=BillingCycle.choices, read_only=True)
+    amount = serializers.DecimalField(max_digits=12, decimal_places=2, read_only=True)
+    currency = serializers.CharField(read_only=True)
+    model_limit = serializers.IntegerField(read_only=True)
+    start_date = serializers.DateTimeField(read_only=True)
+    end_date = serializers.DateTimeField(read_only=True)
+    next_billing_date = serializers.DateTimeField(read_only=True, allow_null=True)
+    auto_renew = serializers.BooleanField(read_only=True)
+    cancelled_at = serializers.DateTimeField(read_only=True, allow_null=True)
     cancel_at_period_end = serializers.BooleanField(read_only=True)
-
-    class Meta:
-        model = Subscription
-        fields = [
-            "id",
-            "plan",
-            "tier",
-            "status",
-            "billing_cycle",
-            "amount",
-            "currency",
-            "model_limit",
-            "start_date",
-            "end_date",
-            "next_billing_date",
-            "auto_renew",
-            "cancelled_at",
-            "cancel_at_period_end",
-            "past_due_since",
-        ]
-        read_only_fields = fields
+    past_due_since = serializers.DateTimeField(read_only=True, allow_null=True)
 
 
-class UserSerializer(FieldsBuiltOnce, serializers.ModelSerializer):
-    """The profile as the owner sees it. Only the profile fields are writable."""
+# Renders a user from `accounts.selectors.user_get_profile`, which loads the license, the
+# balance and the live subscription with it; `PATCH` takes UserUpdateSerializer.
+class UserSerializer(serializers.Serializer):
+    """The profile as the owner sees it."""
 
-    credit_balance = serializers.SerializerMethodField()
+    id = serializers.UUIDField(read_only=True)
+    email = serializers.EmailField(read_only=True)
+    name = serializers.CharField(read_only=True)
+    phone_number = serializers.CharField(read_only=True)
+    organization = serializers.CharField(read_only=True)
+    job_title = serializers.CharField(read_only=True)
+    country = serializers.CharField(read_only=True)
+    industry = serializers.CharField(read_only=True)
+    tier = serializers.ChoiceField(choices=Tier.choices, read_only=True)
+    model_limit = serializers.IntegerField(read_only=True)
+    models_used = serializers.IntegerField(read_only=True)
+    time_spent = serializers.IntegerField(read_only=True, help_text="Seconds spent in the app.")
+    max_step_reached = serializers.IntegerField(read_only=True)
+    last_session_final_step = serializers.IntegerField(read_only=True)
+    credit_balance = serializers.IntegerField(source="credit_balance_now", read_only=True)
     license = LicenseSerializer(read_only=True, allow_null=True)
-    subscription = serializers.SerializerMethodField()
+    subscription = SubscriptionSerializer(source="live_subscription", read_only=True, allow_null=True)
     email_verified = serializers.SerializerMethodField()
-
-    class Meta:
-        model = User
-        fields = [
-            "id",
-            "email",
-            "name",
-            "phone_number",
-            "organization",
-            "job_title",
-            "country",
-            "industry",
-            "tier",
-            "model_limit",
-            "models_used",
-            "time_spent",
-            "max_step_reached",
-            "last_session_final_step",
-            "credit_balance",
-            "license",
-            "subscription",
-            "email_verified",
-            "is_staff",
-            "date_joined",
-            "created_at",
-        ]
-        read_only_fields = [
-            "id",
-            "email",
-            "tier",
-            "model_limit",
-            "models_used",
-            "time_spent",
-            "max_step_reached",
-            "last_session_final_step",
-            "is_staff",
-            "date_joined",
-            "created_at",
-        ]
-
-    def get_credit_balance(self, user) -> int:
-        # The balance row belongs to the credits app; accounts reads it by its reverse name
-        # only, so accounts never imports credits (apps depend one way: README, Layout).
-        balance = getattr(user, "credit_balance", None)
-        return balance.balance if balance is not None else 0
+    is_staff = serializers.BooleanField(read_only=True)
+    date_joined = serializers.DateTimeField(read_only=True)
+    created_at = serializers.DateTimeField(read_only=True)
 
     def get_email_verified(self, user) -> bool:
         return user.email_verified_at is not None
-
-    def get_subscription(self, user) -> dict | None:
-        current = next(
-            (
-                s
-                for s in user.subscriptions.all()
-                if s.status in (Subscription.Status.ACTIVE, Subscription.Status.PAST_DUE)
-            ),
-            None,
-        )
-        return SubscriptionSerializer(current).data if current else None
 
 
 class UserUpdateSerializer(serializers.ModelSerializer):

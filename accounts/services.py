@@ -477,8 +477,9 @@ def password_reset_request(*, email: str) -> None:
     ).first()
     if user is None:
         return
-    # The cache fails open (config/cache.py): with Redis down the email is sent anyway.
-    if not cache.add(f"password-reset:{user.pk}", 1, timeout=settings.PASSWORD_RESET_EMAIL_COOLDOWN):
+    # False only when the cooldown key exists; with Redis down the cache fails open (config/cache.py)
+    # and `add` answers None: the email is sent anyway.
+    if cache.add(f"password-reset:{user.pk}", 1, timeout=settings.PASSWORD_RESET_EMAIL_COOLDOWN) is False:
         return
     token = password_reset_tokens.make_token(user)
     email_send_after_commit(

@@ -18,9 +18,13 @@ statements each endpoint's work needs (balance: the user row, the balance row an
 aggregate the selector runs; me: the user row, the profile join and its subscriptions; jobs:
 lock balance, ledger row, balance, job row in one transaction). Prints req/s, % of /healthz and % of raw.
 
+Then the same four endpoints in-process (Django's test client, same settings, throttles on, no
+profiler): `--profile-requests` requests each, five interleaved rounds, the fastest kept, as
+wall and CPU ms/request and as a ratio to /healthz (the CPU column is the one a busy machine
+moves least).
+
 Last, a cProfile of `--profile-requests` authenticated GET /api/credits/balance and as many
-POST /api/jobs in-process (Django's test client, same settings, throttles on) grouped by where
-the time goes, then the top functions by own time.
+POST /api/jobs in-process grouped by where the time goes, then the top functions by own time.
 """
 
 import argparse
@@ -85,10 +89,8 @@ PROFILE_GROUPS = [
     ("  of which JWT decode/validate", "rest_framework_simplejwt/authentication.py", "get_validated_token"),
     ("  of which user lookup (get_user)", "accounts/authentication.py", "get_user"),
     ("throttles (all classes)", "rest_framework/views.py", "check_throttles"),
-    ("  of which cache get (Redis)", "django/core/cache/backends/redis.py", "get"),
-    ("  of which cache set (Redis)", "django/core/cache/backends/redis.py", "set"),
-    ("  of which Redis client per call", "django/core/cache/backends/redis.py", "get_client"),
-    ("  of which one-round-trip script (Redis)", "config/cache.py", "run_script"),
+    ("  of which the raw client (get_redis_connection)", "django_redis/__init__.py", "get_redis_connection"),
+    ("  of which one-round-trip script (Redis)", "config/cache.py", "__call__"),
     ("view handler GET (selector + serializer)", "credits/apis.py", "get"),
     ("view handler POST /api/jobs", "jobs/apis.py", "post"),
     ("  of which job_create (service)", "jobs/services/lifecycle.py", "job_create"),
@@ -221,6 +223,40 @@ def profile_endpoint(
     print("\n".join(line for line in out.getvalue().splitlines()[6:] if line.strip()))
 
 
+def time_in_process(tokens: list[str], requests: int, cells: list[tuple]) -> None:
+    """Each cell in-process (Django's test client, no profiler, no gunicorn): `requests` requests
+    per round, 5 rounds with the cells interleaved, the fastest round kept, as wall time and as
+    this process's CPU time (time.process_time: what a busy machine inflates least; the
+    database's own work is not in it)."""
+    from django.test import Client
+
+    clients = [Client(HTTP_AUTHORIZATION=f"Bearer {token}") for token in tokens]
+    wall = {label: float("inf") for label, *_ in cells}
+    cpu = dict(wall)
+    for _ in range(5):
+        for i, (label, method, path, body, status) in enumerate(cells):
+            client = clients[i % len(clients)]
+            send = (
+                (lambda c=client, p=path: c.get(p))
+                if method == "GET"
+                else (lambda c=client, p=path, b=body: c.post(p, b, content_type="application/json"))
+            )
+            assert send().status_code == status, label
+            started, started_cpu = time.perf_counter(), time.process_time()
+            for _ in range(requests):
+                send()
+            wall[label] = min(wall[label], (time.perf_counter() - started) * 1000 / requests)
+            cpu[label] = min(cpu[label], (time.process_time() - started_cpu) * 1000 / requests)
+    first = cells[0][0]
+    print(f"\nIn-process (test client, no profiler), {requests} requests x 5 rounds, fastest round:")
+    print(f"{'endpoint':<26} | {'wall ms':>8} | {'% of healthz':>12} | {'CPU ms':>7} | {'% of healthz':>12}")
+    for label, *_ in cells:
+        print(
+            f"{label:<26} | {wall[label]:>8.3f} | {wall[first] / wall[label]:>12.0%} | "
+            f"{cpu[label]:>7.3f} | {cpu[first] / cpu[label]:>12.0%}"
+        )
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=5)
@@ -294,6 +330,16 @@ def main():
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
         server = None
+        time_in_process(
+            tokens,
+            args.profile_requests,
+            [
+                ("GET /healthz", "GET", "/healthz", None, 200),
+                ("GET /api/credits/balance", "GET", "/api/credits/balance", None, 200),
+                ("GET /api/users/me", "GET", "/api/users/me", None, 200),
+                ("POST /api/jobs", "POST", "/api/jobs", job_body, 201),
+            ],
+        )
         profile_endpoint(tokens[0], args.profile_requests, "GET", "/api/credits/balance", None, 200)
         profile_endpoint(tokens[1], args.profile_requests, "POST", "/api/jobs", job_body, 201)
     finally:

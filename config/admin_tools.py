@@ -147,10 +147,13 @@ class CsvExportMixin(ExportMixin):
     def has_export_permission(self, request):
         return self.has_view_permission(request)
 
-    def _do_file_export(self, file_format, request, queryset, export_form=None):
+    def export_action(self, request):
+        """The export view (django-import-export's, streamed): the changelist's rows as CSV."""
         if not self.has_export_permission(request):
             raise PermissionDenied
-        resource_class = self.choose_export_resource_class(export_form, request)
+        queryset = self.get_export_queryset(request)
+        file_format = self.get_export_formats()[0]()
+        resource_class = self.choose_export_resource_class(None, request)
         resource = resource_class(**self.get_export_resource_kwargs(request))
         queryset = resource.filter_export(queryset)
         writer = csv.writer(_Echo())

@@ -6,9 +6,9 @@ from django.utils import timezone
 from rest_framework import serializers
 
 from config.parsers import JSON_MAX_DEPTH, has_unstorable_text, json_loads, json_too_deep
-from config.serializers import FieldsBuiltOnce
-from jobs.file_serializers import JobFileSerializer
+from jobs.file_serializers import JobFileSerializer, datetime_output, job_file_output
 from jobs.models import EXPORT_FORMATS, EXTERNAL_ID_MAX, Job, JobFile
+from jobs.states import JobStatus
 
 EXTERNAL_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:\-]*$")
 MAX_PARAMS_BYTES = 64 * 1024
@@ -77,42 +77,75 @@ class JobFileInputSerializer(serializers.Serializer):
 JobFileOutputSerializer = JobFileSerializer
 
 
-class JobOutputSerializer(FieldsBuiltOnce, serializers.ModelSerializer):
-    kind = serializers.CharField(source="kind.code")
-    # Read from the list `selectors.job_list` prefetches (or `job_as_listed` sets).
-    files = JobFileOutputSerializer(many=True, read_only=True, source="listed_files")
-    credits_spent = serializers.IntegerField()
+class JobOutputSerializer(serializers.Serializer):
+    """A job as its owner sees it."""
 
-    class Meta:
-        model = Job
-        fields = [
-            "id",
-            "external_id",
-            "kind",
-            "status",
-            "priority",
-            "params",
-            "requested_count",
-            "successful_count",
-            "failed_count",
-            "progress",
-            "attempts",
-            "max_retries",
-            "next_attempt_at",
-            "heartbeat_at",
-            "credits_charged",
-            "credits_refunded",
-            "credits_spent",
-            "result",
-            "error",
-            "retry_of",
-            "files",
-            "created_at",
-            "queued_at",
-            "started_at",
-            "completed_at",
-            "updated_at",
-        ]
+    # The declared fields are the contract (the schema); rendering is job_output's: reading 26
+    # attributes directly instead of building 26 field objects per response was ~0.4 ms of
+    # POST /api/jobs (docs/BENCHMARKS.md, issue 19). tests/config/test_serializers.py holds the
+    # two to the same output.
+    id = serializers.UUIDField(read_only=True)
+    external_id = serializers.CharField(read_only=True)
+    kind = serializers.CharField(source="kind.code", read_only=True)
+    status = serializers.ChoiceField(choices=JobStatus.choices, read_only=True)
+    priority = serializers.IntegerField(read_only=True, help_text="Higher runs first.")
+    params = serializers.JSONField(read_only=True)
+    requested_count = serializers.IntegerField(read_only=True)
+    successful_count = serializers.IntegerField(read_only=True)
+    failed_count = serializers.IntegerField(read_only=True)
+    progress = serializers.IntegerField(read_only=True)
+    attempts = serializers.IntegerField(read_only=True)
+    max_retries = serializers.IntegerField(read_only=True)
+    next_attempt_at = serializers.DateTimeField(read_only=True, allow_null=True)
+    heartbeat_at = serializers.DateTimeField(read_only=True, allow_null=True)
+    credits_charged = serializers.IntegerField(read_only=True)
+    credits_refunded = serializers.IntegerField(read_only=True)
+    credits_spent = serializers.IntegerField(read_only=True)
+    result = serializers.JSONField(read_only=True)
+    error = serializers.CharField(read_only=True)
+    retry_of = serializers.UUIDField(source="retry_of_id", read_only=True, allow_null=True)
+    files = JobFileOutputSerializer(many=True, read_only=True, source="listed_files")
+    created_at = serializers.DateTimeField(read_only=True)
+    queued_at = serializers.DateTimeField(read_only=True, allow_null=True)
+    started_at = serializers.DateTimeField(read_only=True, allow_null=True)
+    completed_at = serializers.DateTimeField(read_only=True, allow_null=True)
+    updated_at = serializers.DateTimeField(read_only=True)
+
+    def to_representation(self, instance):
+        return job_output(instance)
+
+
+def job_output(job: Job) -> dict:
+    """What JobOutputSerializer renders, from a row of `selectors.job_list` (kind joined, files
+    prefetched into `listed_files`) or a job shaped by `selectors.job_as_listed`."""
+    return {
+        "id": str(job.pk),
+        "external_id": job.external_id,
+        "kind": job.kind.code,
+        "status": str(job.status),
+        "priority": job.priority,
+        "params": job.params,
+        "requested_count": job.requested_count,
+        "successful_count": job.successful_count,
+        "failed_count": job.failed_count,
+        "progress": job.progress,
+        "attempts": job.attempts,
+        "max_retries": job.max_retries,
+        "next_attempt_at": datetime_output(job.next_attempt_at),
+        "heartbeat_at": datetime_output(job.heartbeat_at),
+        "credits_charged": job.credits_charged,
+        "credits_refunded": job.credits_refunded,
+        "credits_spent": job.credits_spent,
+        "result": job.result,
+        "error": job.error,
+        "retry_of": str(job.retry_of_id) if job.retry_of_id is not None else None,
+        "files": [job_file_output(job_file) for job_file in job.listed_files],
+        "created_at": datetime_output(job.created_at),
+        "queued_at": datetime_output(job.queued_at),
+        "started_at": datetime_output(job.started_at),
+        "completed_at": datetime_output(job.completed_at),
+        "updated_at": datetime_output(job.updated_at),
+    }
 
 
 STATS_STATUSES = ["pending", "processing", "completed", "failed"]

@@ -117,19 +117,23 @@ JOBS_DATABASE = "engine" if DATABASE_PREPARED_STATEMENTS else "default"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env("REDIS_URL", default="redis://127.0.0.1:6379/0")
-# Fails open (config/cache.py): with Redis down, throttles let requests through and log.
+# django-redis, failing open (config/cache.py): with Redis down a cache call is a miss, throttles
+# let requests through, and the outage is logged (to `config.cache`, once per 10 s per process).
 CACHE_OPTIONS = {
-    "socket_connect_timeout": env.float("CACHE_CONNECT_TIMEOUT", default=0.5),
-    "socket_timeout": env.float("CACHE_TIMEOUT", default=1.0),
+    "SOCKET_CONNECT_TIMEOUT": env.float("CACHE_CONNECT_TIMEOUT", default=0.5),
+    "SOCKET_TIMEOUT": env.float("CACHE_TIMEOUT", default=1.0),
+    "IGNORE_EXCEPTIONS": True,
 }
 CACHES = {
     "default": {
-        "BACKEND": "config.cache.FailOpenRedisCache",
+        "BACKEND": "django_redis.cache.RedisCache",
         "LOCATION": REDIS_URL,
         "KEY_PREFIX": env("CACHE_KEY_PREFIX", default="saas"),
         "OPTIONS": CACHE_OPTIONS,
     }
 }
+DJANGO_REDIS_LOG_IGNORED_EXCEPTIONS = True
+DJANGO_REDIS_LOGGER = "config.cache"
 
 AUTH_USER_MODEL = "accounts.User"
 # django-axes first: it refuses a locked-out (email, IP) before any password is checked.
@@ -443,9 +447,14 @@ LOGGING = {
             ],
         },
     },
+    "filters": {"once_per_interval": {"()": "config.cache.OncePerInterval"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT}},
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
-    "loggers": {"django.request": {"level": "ERROR"}},
+    "loggers": {
+        "django.request": {"level": "ERROR"},
+        # A Redis outage fails every cache call: one record per 10 s, not one per call.
+        "config.cache": {"filters": ["once_per_interval"]},
+    },
 }
 structlog.configure(
     processors=[

@@ -7,7 +7,7 @@ DEBUG = False
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 CACHES = {
     "default": {
-        "BACKEND": "config.cache.FailOpenRedisCache",
+        "BACKEND": "django_redis.cache.RedisCache",
         "LOCATION": env("TEST_REDIS_URL", default="redis://127.0.0.1:6379/15"),
         "KEY_PREFIX": "test",
         "OPTIONS": CACHE_OPTIONS,  # noqa: F405

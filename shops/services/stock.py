@@ -9,7 +9,6 @@ from datetime import timedelta
 from uuid import UUID
 
 from django.db import IntegrityError, connection, transaction
-from django.db.backends.postgresql.base import ServerBindingCursor
 from django.utils import timezone
 
 from config.exceptions import ApplicationError, Conflict
@@ -82,8 +81,8 @@ _ITEM_RETURNING = ", ".join(f"i.{name}" for name in _ITEM_ATTNAMES)
 # the rollback takes the history rows with it). Untracked items are "updated" to their own value:
 # that still locks them, so their prices are read under the lock. The history INSERT sorts the
 # moved rows, so every item row is updated before the chain trigger on history reads it.
-# The flags are spelled into the text (a handful of variants, each prepared once per connection)
-# and one-item changes skip the arrays: fewer parameters to adapt on the hottest path.
+# The flags are spelled into the text (a handful of fixed variants) and one-item changes skip the
+# arrays: fewer parameters to adapt on the hottest path.
 @functools.cache
 def _move_sql(*, single: bool, require_active: bool, tracked_only: bool) -> str:
     moves = "i.track_stock" if tracked_only else "true"
@@ -114,23 +113,6 @@ def _move_sql(*, single: bool, require_active: bool, tracked_only: bool) -> str:
 
 
 _LOCK_SQL = "SELECT id FROM shops_item WHERE id = ANY(%s::uuid[]) ORDER BY id FOR UPDATE"
-
-
-def _prepared_cursor():
-    """A Django-wrapped cursor with server-side parameter binding.
-
-    Django's default psycopg cursor binds parameters client-side, so every execution is a new
-    statement text that PostgreSQL parses and plans again. Binding server-side lets psycopg
-    prepare these fixed statements after a few runs; the wrapper keeps Django's error
-    translation and query logging (query-count tests still see them).
-    """
-    connection.ensure_connection()
-    connection.validate_thread_sharing()
-    cursor = ServerBindingCursor(connection.connection)
-    # make_cursor / make_debug_cursor: the backend's public wrappers (what cursor() uses).
-    if connection.queries_logged:
-        return connection.make_debug_cursor(cursor)
-    return connection.make_cursor(cursor)
 
 
 def _refusal(cursor, *, shop_id, changes, missing, require_active, tracked_only) -> ApplicationError:
@@ -202,10 +184,10 @@ def _apply_changes(
     rows may already be updated, and the caller's rollback undoes them.
 
     Written in SQL because it is the hot path of every order: one statement (UPDATE … RETURNING
-    feeding the history INSERT), server-side bound so PostgreSQL prepares it once per connection.
+    feeding the history INSERT) through Django's own cursor.
     """
     ids = sorted(changes)
-    with _prepared_cursor() as cursor:
+    with connection.cursor() as cursor:
         if len(ids) > 1:
             # Several rows: take their locks in primary-key order first, so two orders over the
             # same items queue instead of deadlocking. (One row cannot deadlock with itself.)

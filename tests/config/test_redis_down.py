@@ -11,7 +11,7 @@ import redis
 from django.core.cache import cache
 from rest_framework.test import APIClient
 
-import config.cache
+from config.cache import OncePerInterval
 from config.celery import app as celery_app
 from credits.services import credits_grant
 from jobs import engine
@@ -94,6 +94,12 @@ def _reset_broker_pool():
 
 
 @pytest.fixture
+def fresh_log_filter(monkeypatch):
+    """The cache logger's once-per-interval filter, as a process that has not logged yet."""
+    monkeypatch.setattr(logging.getLogger("config.cache"), "filters", [OncePerInterval()])
+
+
+@pytest.fixture
 def engine_kind():
     return JobKind.objects.get_or_create(
         code="redis_down_noop",
@@ -107,14 +113,13 @@ def engine_kind():
     )[0]
 
 
-def test_database_only_requests_keep_answering_while_redis_is_down(own_redis, user, caplog):
+def test_database_only_requests_keep_answering_while_redis_is_down(own_redis, user, caplog, fresh_log_filter):
     credits_grant(user=user, amount=5, idempotency_key="redis-down-grant")
     cache.set("warm", 1)  # the cache really is the test's Redis
     assert redis.Redis.from_url(own_redis.url).dbsize() >= 1
 
     # when Redis dies
     own_redis.kill()
-    config.cache._last_logged = 0.0
     caplog.set_level(logging.WARNING, logger="config.cache")
     anonymous = APIClient()
 
@@ -133,7 +138,7 @@ def test_database_only_requests_keep_answering_while_redis_is_down(own_redis, us
     ready = anonymous.get("/readyz")
     assert ready.status_code == 503 and "redis" in ready.content.decode().lower()
     # and the degradation was logged
-    assert any("cache unavailable" in r.getMessage() for r in caplog.records)
+    assert any(r.name == "config.cache" and r.levelno >= logging.WARNING for r in caplog.records)
 
 
 def test_a_wakeup_lost_while_redis_was_down_is_sent_again_by_the_rescue(
@@ -157,3 +162,33 @@ def test_a_wakeup_lost_while_redis_was_down_is_sent_again_by_the_rescue(
 
     assert result["due"] >= 1
     assert redis.Redis.from_url(own_redis.url).llen("jobs") >= 1
+
+
+def test_every_cache_call_is_a_miss_while_redis_is_down_and_is_logged_once(
+    own_redis, caplog, fresh_log_filter
+):
+    cache.set("kept", 1)
+    own_redis.kill()
+    caplog.set_level(logging.WARNING, logger="config.cache")
+
+    # when every kind of call meets a dead Redis
+    results = {
+        "get": cache.get("kept", "default"),
+        "get_many": cache.get_many(["kept"]),
+        "add": cache.add("cooldown", 1, timeout=60),
+        "set": cache.set("kept", 2),
+        "incr": cache.incr("kept"),
+        "delete": cache.delete("kept"),
+    }
+
+    # then none raises: reads are misses, writes are dropped, `add` is neither True nor False
+    assert results == {
+        "get": "default",
+        "get_many": {},
+        "add": None,
+        "set": None,
+        "incr": None,
+        "delete": None,
+    }
+    # and six failures logged one record, not six
+    assert len([r for r in caplog.records if r.name == "config.cache"]) == 1
