@@ -13,7 +13,8 @@ the second of them with the job-finished email every user gets by default (the o
 bench user has opted out: the raw baseline sends no email).
 
 Baseline in the same run: two plain processes doing the same claim / start / complete SQL
-through psycopg, no Django, no Celery. Target (issue 14): >= 500 jobs/s.
+through psycopg, no Django, no Celery, preparing their statements only with `--prepared`, as
+the workers do. Target (issue 14): >= 500 jobs/s.
 
 `--cpu-hog N` runs N processes burning CPU beside everything else for the whole run (a busy
 machine: the fixed-batch and adaptive rows should then stay together, issue 19), and skips the
@@ -160,10 +161,14 @@ def burn_cpu(stop) -> None:
             x += i
 
 
-def raw_worker(batch: int, go, claim_sql: str, start_sql: str) -> None:
-    """A spawned process (not forked: the parent has Celery/kombu threads) with no Django."""
+def raw_worker(batch: int, go, claim_sql: str, start_sql: str, prepared: bool) -> None:
+    """A spawned process (not forked: the parent has Celery/kombu threads) with no Django.
+
+    It prepares its statements exactly when the workers do (`--prepared`): psycopg's own default
+    would prepare them after five runs, which the engine may not do behind a transaction-mode
+    pooler, so the baseline would then measure PostgreSQL's planning instead of our overhead."""
     go.wait()
-    with connect(DB, autocommit=True) as conn:
+    with connect(DB, autocommit=True, prepare_threshold=0 if prepared else None) as conn:
         while True:
             with conn.transaction():
                 rows = conn.execute(claim_sql, [batch]).fetchall()
@@ -177,14 +182,15 @@ def raw_worker(batch: int, go, claim_sql: str, start_sql: str) -> None:
                         conn.execute(COMPLETE, [str(job_id), row[0], job_id])
 
 
-def run_raw(user_id, kind_id, n: int, batch: int) -> float:
+def run_raw(user_id, kind_id, n: int, batch: int, prepared: bool) -> float:
     prefix = f"raw-b{batch}-"
     insert_jobs(user_id, kind_id, prefix, n)
     from jobs.engine import CLAIM_SQL, START_SQL
 
     ctx = multiprocessing.get_context("spawn")
     go = ctx.Event()
-    procs = [ctx.Process(target=raw_worker, args=(batch, go, CLAIM_SQL, START_SQL)) for _ in range(2)]
+    args = (batch, go, CLAIM_SQL, START_SQL, prepared)
+    procs = [ctx.Process(target=raw_worker, args=args) for _ in range(2)]
     for proc in procs:
         proc.start()
     time.sleep(3)
@@ -246,7 +252,7 @@ def main():
         floor = settings.JOBS_CLAIM_BATCH
         for batch in [*batches, None]:
             celery_rate = run_celery(env, user.pk, kind.pk, args.jobs, batch)
-            raw_rate = run_raw(user.pk, kind.pk, args.jobs, batch or most)
+            raw_rate = run_raw(user.pk, kind.pk, args.jobs, batch or most, args.prepared)
             label = f"{batch}" if batch else f"adaptive ({floor}-{most}; raw: {most})"
             print(
                 f"{label:>24} | {celery_rate:>13.0f} | {raw_rate:>14.0f} | {celery_rate / raw_rate:>11.0%}",
