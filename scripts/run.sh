@@ -16,7 +16,7 @@ stop() {
 }
 trap stop INT TERM EXIT
 
-$BIN/gunicorn config.wsgi:application --bind "127.0.0.1:$PORT" --workers 2 --threads 4 \
+$BIN/gunicorn -c config/gunicorn.py config.wsgi:application --bind "127.0.0.1:$PORT" --workers 2 --threads 4 \
   --access-logfile - & pids+=($!)
 # A plain worker consumes every queue the project declares (CELERY_TASK_QUEUES).
 $BIN/celery -A config worker --concurrency 2 --loglevel INFO & pids+=($!)
