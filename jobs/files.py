@@ -277,17 +277,181 @@ def _obj_counts(handle) -> tuple[int, int]:
     return scan.close()
 
 
-def _ply_counts(handle) -> tuple[int, int]:
-    header = handle.read(PLY_MAX_HEADER_BYTES)
+# PLY scalar types and their sizes in a binary body (both spellings of the format).
+_PLY_TYPES = {
+    "char": "b", "int8": "b", "uchar": "B", "uint8": "B",
+    "short": "h", "int16": "h", "ushort": "H", "uint16": "H",
+    "int": "i", "int32": "i", "uint": "I", "uint32": "I",
+    "float": "f", "float32": "f", "double": "d", "float64": "d",
+}  # fmt: skip
+
+
+class _PlyReader:
+    """A forward-only reader of a PLY body, in SCAN_CHUNK pieces: `take(n)` returns n bytes
+    (fewer at the end of the file); memory stays one chunk however large the file is."""
+
+    def __init__(self, handle, start: bytes):
+        self.handle, self.buffer, self.at = handle, start, 0
+
+    def take(self, n: int) -> bytes:
+        while len(self.buffer) - self.at < n:
+            more = self.handle.read(max(SCAN_CHUNK, n))
+            if not more:
+                break
+            self.buffer = self.buffer[self.at :] + more
+            self.at = 0
+        piece = self.buffer[self.at : self.at + n]
+        self.at += len(piece)
+        return piece
+
+    def skip(self, n: int) -> bool:
+        """Pass over n bytes without keeping them; False when the file ends first."""
+        kept = len(self.buffer) - self.at
+        if n <= kept:
+            self.at += n
+            return True
+        n -= kept
+        self.buffer, self.at = b"", 0
+        while n > 0:
+            more = self.handle.read(min(SCAN_CHUNK, n))
+            if not more:
+                return False
+            n -= len(more)
+        return True
+
+    def skip_lines(self, n: int) -> bool:
+        """Pass over n lines; False when the file ends first."""
+        while n > 0:
+            newlines = self.buffer.count(b"\n", self.at)
+            if newlines >= n:
+                for _ in range(n):
+                    self.at = self.buffer.index(b"\n", self.at) + 1
+                return True
+            n -= newlines
+            self.buffer, self.at = self.handle.read(SCAN_CHUNK), 0
+            if not self.buffer:
+                return False
+        return True
+
+    def line(self) -> bytes:
+        while (end := self.buffer.find(b"\n", self.at)) < 0:
+            more = self.handle.read(SCAN_CHUNK)
+            if not more:
+                end = len(self.buffer)
+                break
+            self.buffer = self.buffer[self.at :] + more
+            self.at = 0
+        piece = self.buffer[self.at : end]
+        self.at = end + 1
+        return piece
+
+
+def _ply_header(header: bytes) -> tuple[str, list[tuple[str, int, list[tuple]]], int]:
+    """(format, [(element, count, properties)], offset of the body). A property is
+    ("scalar", type) or ("list", count type, item type, name)."""
     end = header.find(b"end_header")
-    if end < 0:
+    newline = header.find(b"\n", end)
+    if end < 0 or newline < 0:
         raise _invalid("The PLY header is missing or too long.")
-    counts = {}
+    fmt, elements = "", []
     for line in header[:end].decode("ascii", "replace").splitlines():
         parts = line.split()
-        if len(parts) == 3 and parts[0] == "element" and parts[2].isdigit():
-            counts[parts[1]] = int(parts[2])
-    return counts.get("vertex", 0), counts.get("face", 0)
+        if len(parts) >= 2 and parts[0] == "format":
+            fmt = parts[1]
+        elif len(parts) == 3 and parts[0] == "element" and parts[2].isdigit():
+            elements.append((parts[1], int(parts[2]), []))
+        elif len(parts) == 5 and parts[0] == "property" and parts[1] == "list" and elements:
+            if parts[2] not in _PLY_TYPES or parts[3] not in _PLY_TYPES:
+                raise _invalid(f"The PLY header names an unknown type in: {line.strip()[:80]}")
+            elements[-1][2].append(("list", parts[2], parts[3], parts[4]))
+        elif len(parts) == 3 and parts[0] == "property" and elements:
+            if parts[1] not in _PLY_TYPES:
+                raise _invalid(f"The PLY header names an unknown type in: {line.strip()[:80]}")
+            elements[-1][2].append(("scalar", parts[1]))
+    return fmt, elements, newline + 1
+
+
+def _ply_counts(handle, *, cap: int) -> tuple[int, int]:
+    """(vertices, triangles): a face of n indices makes n - 2 triangles, so a polygon's indices
+    are counted, not the header's face count (one face may list millions). The body is walked
+    in one streaming pass (one chunk of memory), and the walk stops once `cap` triangles are
+    passed: a count above the cap is refused whatever its exact value."""
+    header = handle.read(PLY_MAX_HEADER_BYTES)
+    fmt, elements, body = _ply_header(header)
+    counts = {name: count for name, count, _ in elements}
+    vertices = counts.get("vertex", 0)
+    if "face" not in counts:
+        return vertices, 0
+    reader = _PlyReader(handle, header[body:])
+    triangles = 0
+    for name, count, properties in elements:
+        faces = name == "face"
+        if not faces and _ply_skip(reader, fmt, count, properties):
+            continue
+        for _ in range(count):
+            record = _ply_record(reader, fmt, properties)
+            if record is None:  # the body ends early: trimesh will refuse the file
+                return vertices, max(triangles, counts["face"] if faces else 0)
+            if faces:
+                triangles += max(record - 2, 0)
+                if triangles > cap:
+                    return vertices, triangles
+        if faces:
+            return vertices, triangles
+    return vertices, triangles
+
+
+def _ply_skip(reader: _PlyReader, fmt: str, count: int, properties: list[tuple]) -> bool:
+    """Pass over `count` records at once when they have a fixed shape (ASCII lines, or binary
+    records of scalars only); False when they must be walked one by one."""
+    if fmt == "ascii":
+        reader.skip_lines(count)
+        return True
+    if any(prop[0] == "list" for prop in properties):
+        return False
+    reader.skip(count * sum(struct.calcsize(_PLY_TYPES[prop[1]]) for prop in properties))
+    return True
+
+
+def _ply_record(reader: _PlyReader, fmt: str, properties: list[tuple]) -> int | None:
+    """Skip one element record; return the item count of its first list (0 without one), or
+    None when the file ends first."""
+    first_list = None
+    if fmt == "ascii":
+        tokens = reader.line().split()
+        at = 0
+        for prop in properties:
+            if at >= len(tokens):
+                return None
+            if prop[0] == "list":
+                try:
+                    n = int(tokens[at])
+                except ValueError:
+                    raise _invalid("A PLY list count is not an integer.") from None
+                if n < 0:
+                    raise _invalid("A PLY list count is negative.")
+                first_list = n if first_list is None else first_list
+                at += 1 + n
+            else:
+                at += 1
+        return first_list or 0
+    order = ">" if fmt == "binary_big_endian" else "<"
+    for prop in properties:
+        if prop[0] == "list":
+            code = order + _PLY_TYPES[prop[1]]
+            raw = reader.take(struct.calcsize(code))
+            if len(raw) < struct.calcsize(code):
+                return None
+            (n,) = struct.unpack(code, raw)
+            if n < 0:
+                raise _invalid("A PLY list count is negative.")
+            first_list = n if first_list is None else first_list
+            size = n * struct.calcsize(_PLY_TYPES[prop[2]])
+        else:
+            size = struct.calcsize(_PLY_TYPES[prop[1]])
+        if not reader.skip(size):
+            return None
+    return first_list or 0
 
 
 def _glb_counts(handle) -> tuple[int, int]:
@@ -336,7 +500,7 @@ def declared_mesh_counts(handle, ext: str, size: int) -> tuple[int, int]:
         if ext == "obj":
             return _obj_counts(handle)
         if ext == "ply":
-            return _ply_counts(handle)
+            return _ply_counts(handle, cap=settings.JOBS_MAX_MESH_FACES)
         if ext == "glb":
             return _glb_counts(handle)
         raise _invalid(f"Not a model file type: .{ext}.")
