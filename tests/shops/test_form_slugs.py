@@ -1,43 +1,20 @@
 """A form created without a slug gets one from its name: unique on the platform, stable after."""
 
 import re
-import threading
 
 import pytest
-from django.db import connection
 
 from shops.models import Form
 from shops.services.forms import NUMBERED_SLUG_ATTEMPTS
 from tests.conftest import assert_error, client_for
 from tests.shops.factories import make_form, make_shop
+from tests.shops.test_integrity import run_threads
 
 SLUG_RE = re.compile(r"^[-a-zA-Z0-9_]+$")  # what the public URL's <slug:> converter accepts
 
 
 def url(shop):
     return f"/api/shops/{shop.pk}/forms"
-
-
-def run_threads(count: int, target) -> list:
-    """Start `count` threads at once (behind a barrier); return each one's result or exception."""
-    barrier = threading.Barrier(count)
-    results: list = [None] * count
-
-    def runner(index):
-        try:
-            barrier.wait()
-            results[index] = target(index)
-        except Exception as exc:  # inspected by the test
-            results[index] = exc
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=runner, args=(i,)) for i in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return results
 
 
 @pytest.mark.django_db
