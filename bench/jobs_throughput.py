@@ -5,16 +5,17 @@
 Creates its own database `bench_jobs_throughput` (dropped at the end) and uses the Redis
 database BENCH_REDIS_URL (default db 13) as the broker. For each claim batch size, inserts
 `--jobs` queued jobs with one set-based INSERT, starts two real `celery -A config worker -P solo`
-processes (each claims up to <batch> jobs per round trip with FOR UPDATE SKIP LOCKED, then runs
-each with its own start/complete writes and lease checks, exactly as in production), sends one
-wake-up per worker and measures until every job is completed. A last pair of rows runs the
-workers with the default adaptive claim sizes (engine.claim_size, up to JOBS_CLAIM_BATCH_MAX),
-the second of them with the job-finished email every user gets by default (the other rows'
-bench user has opted out: the raw baseline sends no email).
+processes (each claims up to <batch> jobs per round trip with FOR UPDATE SKIP LOCKED, starts
+and runs each on its own, and completes the batch's jobs in one lease-checked statement at its
+end, exactly as in production), sends one wake-up per worker and measures until every job is
+completed. A last pair of rows runs the workers with the default adaptive claim sizes
+(engine.claim_size, up to JOBS_CLAIM_BATCH_MAX), the second of them with the job-finished email
+every user gets by default (the other rows' bench user has opted out: the raw baseline sends no
+email).
 
-Baseline in the same run: two plain processes doing the same claim / start / complete SQL
-through psycopg, no Django, no Celery, preparing their statements only with `--prepared`, as
-the workers do. Target (issue 14): >= 500 jobs/s.
+Baseline in the same run: two plain processes doing the same claim / start / batched complete
+SQL (the engine's own statements) through psycopg, no Django, no Celery, preparing their
+statements only with `--prepared`, as the workers do. Target (issue 14): >= 500 jobs/s.
 
 `--cpu-hog N` runs N processes burning CPU beside everything else for the whole run (a busy
 machine: the fixed-batch and adaptive rows should then stay together, issue 19), and skips the
@@ -29,6 +30,7 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime
 
 from harness import ROOT, configure, connect, create_database, drop_database
 
@@ -49,16 +51,6 @@ SELECT ids.id, now(), now(), %(user)s, %(kind)s, %(prefix)s || i, 'queued', i %%
   FROM ids, auth
 """
 INSERT_CHUNK = 500
-
-COMPLETE_LOCK = (
-    "SELECT requested_count FROM jobs_job WHERE id = %s AND attempts = %s "
-    "AND status IN ('preparing', 'processing', 'finalizing') FOR UPDATE"
-)
-COMPLETE = (
-    "WITH auth AS MATERIALIZED (SELECT set_config('jobs.transition', %s::text, true) AS granted) "
-    "UPDATE jobs_job SET status = 'completed', progress = 100, successful_count = %s, error = '', "
-    "completed_at = now(), updated_at = now() FROM auth WHERE id = %s"
-)
 
 
 def count_left(prefix: str) -> int:
@@ -161,35 +153,60 @@ def burn_cpu(stop) -> None:
             x += i
 
 
-def raw_worker(batch: int, go, claim_sql: str, start_sql: str, prepared: bool) -> None:
+def raw_worker(batch: int, go, statements: dict, prepared: bool) -> None:
     """A spawned process (not forked: the parent has Celery/kombu threads) with no Django.
+
+    Per claimed batch, as the engine does: the claim, each job's start (its lease checked, the
+    job and kind returned), then one statement completing the whole batch, each job at its own
+    finish time and under its own lease check (COMPLETE_BATCH_SQL, returning what the finish
+    email needs, which it does not send: the bench user has opted out).
 
     It prepares its statements exactly when the workers do (`--prepared`): psycopg's own default
     would prepare them after five runs, which the engine may not do behind a transaction-mode
     pooler, so the baseline would then measure PostgreSQL's planning instead of our overhead."""
     go.wait()
+    requested = statements["requested_count_index"]
     with connect(DB, autocommit=True, prepare_threshold=0 if prepared else None) as conn:
         while True:
             with conn.transaction():
-                rows = conn.execute(claim_sql, [batch]).fetchall()
+                rows = conn.execute(statements["claim"], [batch]).fetchall()
             if not rows:
                 return
+            done = []
             for job_id, attempt, _priority, _queued in sorted(rows, key=lambda r: (-r[2], r[3])):
-                conn.execute(start_sql, [job_id, attempt])
-                with conn.transaction():
-                    row = conn.execute(COMPLETE_LOCK, [job_id, attempt]).fetchone()
-                    if row:
-                        conn.execute(COMPLETE, [str(job_id), row[0], job_id])
+                started = conn.execute(statements["start"], [job_id, attempt]).fetchall()
+                if started:
+                    done.append((job_id, attempt, started[0][requested], datetime.now(UTC)))
+            if done:
+                ids, attempts, successful, finished = (list(column) for column in zip(*done, strict=True))
+                conn.execute(
+                    statements["complete_batch"],
+                    {
+                        "ids": ids,
+                        "attempts": attempts,
+                        "successful": successful,
+                        "results": [None] * len(done),
+                        "finished": finished,
+                        **statements["without_credits"],
+                    },
+                ).fetchall()
 
 
 def run_raw(user_id, kind_id, n: int, batch: int, prepared: bool) -> float:
     prefix = f"raw-b{batch}-"
     insert_jobs(user_id, kind_id, prefix, n)
-    from jobs.engine import CLAIM_SQL, START_SQL
+    from jobs import engine
 
+    statements = {
+        "claim": engine.CLAIM_SQL,
+        "start": engine.START_SQL,
+        "complete_batch": engine.COMPLETE_BATCH_SQL,
+        "without_credits": engine._WITHOUT_CREDITS_PARAMS,
+        "requested_count_index": engine._JOB_FIELDS.index("requested_count"),
+    }
     ctx = multiprocessing.get_context("spawn")
     go = ctx.Event()
-    args = (batch, go, CLAIM_SQL, START_SQL, prepared)
+    args = (batch, go, statements, prepared)
     procs = [ctx.Process(target=raw_worker, args=args) for _ in range(2)]
     for proc in procs:
         proc.start()

@@ -15,15 +15,18 @@ One attempt of one job:
 3. success: output files are written to storage (no lock held), then one transaction records
    them with the artifacts, counts and `completed` (credits for failed units refunded by the
    signal); the files are removed if it does not commit — or, with nothing to store and no
-   credit to move, one lease-checked statement (COMPLETE_SQL). Failure: `retrying` with
+   credit to move, a lease-checked statement: one for all such jobs of a claimed batch
+   (`jobs_drain` defers them to its end, `BatchCompletions`, COMPLETE_BATCH_SQL; the heartbeat
+   holds them meanwhile), one per job otherwise and for every job the batch's statement did
+   not complete (COMPLETE_SQL). Failure: `retrying` with
    exponential backoff and jitter while attempts ≤ max_retries, else `failed` (the signal
    refunds the charge). A completion that fails (database, storage) is a failed attempt of
    that job alone (`job_run` never raises): the rest of the batch runs on, and a finish email
    that cannot be queued is logged, never raised.
 Claims, heartbeats and progress bypass `save()` on purpose: they must stay single cheap
-statements. The three status moves among the engine's statements (claim: → preparing, start:
-→ processing, and the completion with no credit effect: → completed) are generated from the
-transition table (`_move_sql`: the source statuses come from `jobs.states.sources_of`) and
+statements. The status moves among the engine's statements (claim: → preparing, start:
+→ processing, and the completions with no credit effect, one job or a batch: → completed) are
+generated from the transition table (`_move_sql`: the source statuses come from `jobs.states.sources_of`) and
 authorise exactly the jobs they lock and move to the status guard (jobs migration 0012), in the
 same statement. The completion takes that path only when `jobs.signals.COMPLETION_WITHOUT_CREDITS`
 says completing moves no credit — the rule the credit signal follows — and announces the finish
@@ -37,7 +40,9 @@ import random
 import statistics
 import threading
 import time
-from datetime import timedelta
+from contextlib import nullcontext
+from datetime import datetime, timedelta
+from typing import NamedTuple
 
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
@@ -84,6 +89,7 @@ def _move_sql(
     joins: str = "",
     join_on: str = "",
     also: str = "",
+    before: str = "",
 ) -> str:
     """One of the engine's set-based status moves, generated from the transition table.
 
@@ -96,13 +102,14 @@ def _move_sql(
     yields the first row to update (whatever the join order), hence before the guard's BEFORE
     UPDATE trigger; in autocommit the setting lasts this statement, and inside a caller's
     transaction nothing stays authorised after it (every id was consumed by its write).
-    `also`: further expressions evaluated with the authorisation.
+    `also`: further expressions evaluated with the authorisation; `before`: CTEs ahead of
+    `picked` (each ending with a comma) that `where` and `joins` may read.
     """
     sources = sources_of(to) & frozenset(among)
     if not sources:
         raise ValueError(f"The transition table allows no move from {sorted(among)} to {to}.")
     return f"""
-WITH picked AS MATERIALIZED (
+WITH {before}picked AS MATERIALIZED (
     SELECT id FROM {JOB_TABLE} WHERE status IN ({_status_list(sources)}) AND {where}
     {lock}),
 auth AS MATERIALIZED (SELECT {authorise_sql("string_agg(id::text, ',')")} AS granted{also} FROM picked)
@@ -196,22 +203,26 @@ def _job_start(job_id, attempt: int) -> Job | None:
     rows = _statement(sql, [job_id, attempt])
     if not rows:
         return None
-    values = rows[0]
-    job = _from_row(Job, _JOB_FIELDS, values[: len(_JOB_FIELDS)])
-    job.kind = _from_row(JobKind, _KIND_FIELDS, values[len(_JOB_FIELDS) :])
+    values = list(rows[0])
+    for index, field in _START_CONVERTERS:
+        values[index] = field.from_db_value(values[index], None, db)
+    job = Job.from_db(DEFAULT_DB_ALIAS, _JOB_FIELDS, values[: len(_JOB_FIELDS)])
+    job.kind = JobKind.from_db(DEFAULT_DB_ALIAS, _KIND_FIELDS, values[len(_JOB_FIELDS) :])
     return job
 
 
-def _from_row(model, attnames: list[str], values) -> object:
-    """A model instance from raw column values, through each field's from_db_value (JSON).
-    It belongs to the default alias whichever connection read it, so its related queries and
-    saves go where the rest of the app's do."""
-    fields = [model._meta.get_field(name) for name in attnames]
-    converted = [
-        field.from_db_value(value, None, _db()) if hasattr(field, "from_db_value") else value
-        for field, value in zip(fields, values, strict=True)
-    ]
-    return model.from_db(DEFAULT_DB_ALIAS, attnames, converted)
+# The start's returned columns that need their field's from_db_value (JSON), found once: the
+# instances are built from raw column values with Model.from_db. They belong to the default
+# alias whichever connection read them, so their related queries and saves go where the rest
+# of the app's do.
+_START_CONVERTERS = [
+    (index, field)
+    for index, field in enumerate(
+        [Job._meta.get_field(name) for name in _JOB_FIELDS]
+        + [JobKind._meta.get_field(name) for name in _KIND_FIELDS]
+    )
+    if hasattr(field, "from_db_value")
+]
 
 
 def retry_delay(attempts: int) -> float:
@@ -287,86 +298,140 @@ def _completion_fields(job: Job, outcome: dict) -> dict:
     return fields
 
 
+# What the engine's one-statement completions return for the finish notification: the owner
+# and their notification preferences.
+_OWNER_RETURNING = f"""u.id, u.email, u.name, u.is_active, u.deleted_at,
+          (SELECT p.notifications FROM {UserPreferences._meta.db_table} AS p WHERE p.user_id = j.user_id)"""
+# Completing moves no credit while the job's columns say so (jobs.signals.COMPLETION_WITHOUT_CREDITS,
+# the rule the credit signal follows too); the completions below write failed_count = 0 and keep
+# `charged`, so it stays true.
+_WITHOUT_CREDITS_WHERE = [
+    f'"{Job._meta.get_field(name).column}" = %(without_credits_{name})s'
+    for name in COMPLETION_WITHOUT_CREDITS
+]
+_WITHOUT_CREDITS_PARAMS = {
+    f"without_credits_{name}": value for name, value in COMPLETION_WITHOUT_CREDITS.items()
+}
+
 # The completion of an attempt with no money effect in one statement: `processing|finalizing →
-# completed` under the lease check, only while the job's columns say completing it moves no
-# credit (jobs.signals.COMPLETION_WITHOUT_CREDITS, the rule the credit signal follows too; the
-# statement writes failed_count = 0 and keeps `charged`, so it stays true). It returns what the
-# finish notification needs: the owner and their notification preferences.
+# completed` under the lease check, only while completing it moves no credit.
 COMPLETE_SQL = _move_sql(
     S.COMPLETED,
     among=RUNNING,
-    where=" AND ".join(
-        ["id = %(id)s AND attempts = %(attempt)s"]
-        + [
-            f'"{Job._meta.get_field(name).column}" = %(without_credits_{name})s'
-            for name in COMPLETION_WITHOUT_CREDITS
-        ]
-    ),
+    where=" AND ".join(["id = %(id)s AND attempts = %(attempt)s", *_WITHOUT_CREDITS_WHERE]),
     lock="FOR UPDATE",
     sets="""progress = 100, error = '', successful_count = %(successful)s, failed_count = 0,
        result = COALESCE(%(result)s::jsonb, j.result), completed_at = %(now)s, updated_at = %(now)s""",
     joins=f", {User._meta.db_table} AS u",
     join_on=" AND u.id = j.user_id",
-    returning=f"""u.id, u.email, u.name, u.is_active, u.deleted_at,
-          (SELECT p.notifications FROM {UserPreferences._meta.db_table} AS p WHERE p.user_id = j.user_id)""",
+    returning=_OWNER_RETURNING,
 )
-_WITHOUT_CREDITS_PARAMS = {
-    f"without_credits_{name}": value for name, value in COMPLETION_WITHOUT_CREDITS.items()
-}
+
+# The same completion for the jobs of a claimed batch at once (`jobs_drain` defers them,
+# `BatchCompletions`): `done` has one row per job — its id, the attempt that ran it (its lease),
+# its successful count, its result (NULL keeps the stored one) and its own finish time
+# (completed_at). Each job moves only if its own lease still holds and it still moves no credit,
+# so a job whose lease was lost meanwhile (the rescue, a cancel) is left as it is; a job whose
+# row another transaction holds is skipped, not waited for (SKIP LOCKED: a statement locking
+# several job rows never waits, docs/ARCHITECTURE.md "Lock order"), and left, like the others
+# the statement did not complete, to the per-job completion. RETURNING names the jobs
+# completed, with what their notification needs.
+COMPLETE_BATCH_SQL = _move_sql(
+    S.COMPLETED,
+    among=RUNNING,
+    before="""done AS MATERIALIZED (
+    SELECT * FROM unnest(%(ids)s::uuid[], %(attempts)s::integer[], %(successful)s::integer[],
+                         %(results)s::jsonb[], %(finished)s::timestamptz[])
+        AS d (id, attempt, successful, result, finished_at)),
+""",
+    where=" AND ".join(
+        ["(id, attempts) IN (SELECT d.id, d.attempt FROM done AS d)", *_WITHOUT_CREDITS_WHERE]
+    ),
+    lock="FOR UPDATE SKIP LOCKED",
+    sets="""progress = 100, error = '', successful_count = d.successful, failed_count = 0,
+       result = COALESCE(d.result, j.result), completed_at = d.finished_at, updated_at = now()""",
+    joins=f", done AS d, {User._meta.db_table} AS u",
+    join_on=" AND d.id = j.id AND u.id = j.user_id",
+    returning=f"j.id, {_OWNER_RETURNING}",
+)
 
 
-def _complete_in_one_statement(job: Job, attempt: int, fields: dict) -> bool:
-    """COMPLETE_SQL for `job` (as started by this attempt); False when it does not apply (the
-    lease was lost, or the job has a money effect to settle): the caller takes the general path."""
-    now = timezone.now()
-    result = fields.get("result")
-    rows = _statement(
-        COMPLETE_SQL,
-        {
-            "id": job.pk,
-            "attempt": attempt,
-            "successful": fields["successful_count"],
-            "result": None if "result" not in fields else json.dumps(result, cls=DjangoJSONEncoder),
-            "now": now,
-            **_WITHOUT_CREDITS_PARAMS,
-        },
-    )
-    if not rows:
-        return False
-    user_id, email, name, is_active, deleted_at, notifications = rows[0]
+def _result_param(fields: dict) -> str | None:
+    """The completion's result as JSON text, or None to keep the stored one."""
+    return None if "result" not in fields else json.dumps(fields["result"], cls=DjangoJSONEncoder)
+
+
+def _announce(job: Job, owner_row, completed_at) -> None:
+    """Announce `job`, just completed at `completed_at` by a one-statement completion, from the
+    owner columns the statement returned (`_OWNER_RETURNING`). Queuing the email never raises."""
+    user_id, email, name, is_active, deleted_at, notifications = owner_row
     job.user = User.from_db(
         DEFAULT_DB_ALIAS,
         ["id", "email", "name", "is_active", "deleted_at"],
         [user_id, email, name, is_active, deleted_at],
     )
     notifications = UserPreferences._meta.get_field("notifications").from_db_value(notifications, None, _db())
-    job.status, job.progress, job.completed_at = S.COMPLETED, 100, now
+    job.status, job.progress, job.completed_at = S.COMPLETED, 100, completed_at
     job_finished_notify(job=job, notifications=notifications or {})
+
+
+def _complete_in_one_statement(job: Job, attempt: int, fields: dict, *, now=None) -> bool:
+    """COMPLETE_SQL for `job` (as started by this attempt), completed at `now` (default: now);
+    False when it does not apply (the lease was lost, or the job has a money effect to settle):
+    the caller takes the general path."""
+    now = now or timezone.now()
+    rows = _statement(
+        COMPLETE_SQL,
+        {
+            "id": job.pk,
+            "attempt": attempt,
+            "successful": fields["successful_count"],
+            "result": _result_param(fields),
+            "now": now,
+            **_WITHOUT_CREDITS_PARAMS,
+        },
+    )
+    if not rows:
+        return False
+    _announce(job, rows[0], now)
     return True
 
 
+def _credit_neutral_fields(job: Job | None, outcome: dict, ctx: JobContext | None) -> dict | None:
+    """The completion's fields, set on `job` (the instance this attempt started), when the
+    completion can be one statement: nothing to store, no credit to move, and a result that is
+    not None (the locked path writes a None result as such, the statements keep the old one).
+    None otherwise."""
+    if job is None or (ctx is not None and (ctx.outputs or ctx.artifacts)):
+        return None
+    fields = _completion_fields(job, outcome)
+    for name, value in fields.items():
+        setattr(job, name, value)
+    if completion_moves_credits(job) or fields.get("result", {}) is None:
+        return None
+    return fields
+
+
 def job_attempt_succeeded(
-    *, job_id, attempt: int, outcome: dict | None, ctx: JobContext | None, job: Job | None = None
+    *, job_id, attempt: int, outcome: dict | None, ctx: JobContext | None, job: Job | None = None, now=None
 ) -> bool:
     """Complete the attempt: outputs, artifacts, counts and `completed`, atomically.
 
     `job`: the instance this attempt started (`_job_start`); when the completion has no money
     effect and nothing to store, it is one statement (COMPLETE_SQL). Otherwise one transaction
-    that locks the job row. Does nothing (returns False) if this attempt no longer owns the job.
+    that locks the job row. `now`: the completion time (default: now). Does nothing (returns
+    False) if this attempt no longer owns the job.
     """
     outcome = outcome or {}
-    if job is not None and not (ctx is not None and (ctx.outputs or ctx.artifacts)):
-        fields = _completion_fields(job, outcome)
-        for name, value in fields.items():
-            setattr(job, name, value)
-        # A result of None would be written as such by the locked path; COMPLETE_SQL keeps the old one.
-        if not completion_moves_credits(job) and fields.get("result", {}) is not None:
-            if _complete_in_one_statement(job, attempt, fields):
-                return True
-    return _attempt_succeeded_locked(job_id=job_id, attempt=attempt, outcome=outcome, ctx=ctx)
+    fields = _credit_neutral_fields(job, outcome, ctx)
+    if fields is not None and _complete_in_one_statement(job, attempt, fields, now=now):
+        return True
+    return _attempt_succeeded_locked(job_id=job_id, attempt=attempt, outcome=outcome, ctx=ctx, now=now)
 
 
-def _attempt_succeeded_locked(*, job_id, attempt: int, outcome: dict, ctx: JobContext | None) -> bool:
+def _attempt_succeeded_locked(
+    *, job_id, attempt: int, outcome: dict, ctx: JobContext | None, now=None
+) -> bool:
     """The completion that locks the job row: output files are written to storage first, with
     no lock held, and removed again unless the transaction recording them commits (a lost
     lease, or any error inside it). The engine calls it in autocommit, where leaving the block
@@ -380,7 +445,7 @@ def _attempt_succeeded_locked(*, job_id, attempt: int, outcome: dict, ctx: JobCo
                 return False
             fields = _completion_fields(job, outcome)
             # The row is locked and current (_owned): no savepoint, no second lock.
-            job = job_transition_in_atomic(job=job, to=S.COMPLETED, fields=fields, locked=True)
+            job = job_transition_in_atomic(job=job, to=S.COMPLETED, fields=fields, now=now, locked=True)
             if written or (ctx is not None and ctx.artifacts):
                 job_outputs_record(job=job, files=written, artifacts=ctx.artifacts)
         committed = True
@@ -388,6 +453,100 @@ def _attempt_succeeded_locked(*, job_id, attempt: int, outcome: dict, ctx: JobCo
     finally:
         if written and not committed:
             job_outputs_discard(files=written)
+
+
+class _Deferred(NamedTuple):
+    job: Job
+    attempt: int
+    outcome: dict
+    fields: dict
+    finished_at: datetime  # completed_at
+    since: float  # time.monotonic() when it was deferred
+
+
+class BatchCompletions:
+    """The credit-neutral completions of a claimed batch, acknowledged together.
+
+    `jobs_drain` runs each job of its batch (its start included) on its own and, instead of
+    completing one that needs nothing stored and moves no credit, adds it here; `flush` then
+    completes all of them in one statement (COMPLETE_BATCH_SQL), each at its own finish time
+    and under its own lease check. A job the statement does not complete (its lease was lost,
+    or its columns changed), and every job if the statement raises, goes through the per-job
+    completion (`job_attempt_succeeded`, with its own failure handling), which completes it or
+    finds it lost. The heartbeat keeps holding each job until its completion is written, so
+    the rescue does not take a finished job for a dead one.
+    """
+
+    def __init__(self, heartbeat: Heartbeat | None = None):
+        self.heartbeat = heartbeat
+        self.pending: list[_Deferred] = []
+
+    def add(self, *, job: Job, attempt: int, outcome: dict, fields: dict) -> None:
+        self.pending.append(_Deferred(job, attempt, outcome, fields, timezone.now(), time.monotonic()))
+
+    def waited(self) -> float:
+        """Seconds the oldest pending completion has waited (0 with none)."""
+        return time.monotonic() - self.pending[0].since if self.pending else 0.0
+
+    def flush(self) -> None:
+        """Write every pending completion: one statement, then the per-job path for the rest.
+        Never raises."""
+        pending, self.pending = self.pending, []
+        if not pending:
+            return
+        try:
+            completed = _complete_batch(pending)
+        except Exception:
+            logger.exception(
+                "The batched completion of %s jobs failed; completing them one by one.", len(pending)
+            )
+            completed = set()
+        for item in pending:
+            try:
+                if item.job.pk not in completed:
+                    _complete_alone(item)
+            finally:
+                if self.heartbeat is not None:
+                    self.heartbeat.release(item.job.pk)
+
+
+def _complete_batch(pending: list[_Deferred]) -> set:
+    """COMPLETE_BATCH_SQL for the `pending` completions; the ids of the jobs it completed, each
+    announced. Inside a caller's transaction (tests) it runs in a savepoint, so that a failing
+    statement leaves that transaction usable for the per-job path."""
+    db = _db()
+    params = {
+        "ids": [item.job.pk for item in pending],
+        "attempts": [item.attempt for item in pending],
+        "successful": [item.fields["successful_count"] for item in pending],
+        "results": [_result_param(item.fields) for item in pending],
+        "finished": [item.finished_at for item in pending],
+        **_WITHOUT_CREDITS_PARAMS,
+    }
+    with transaction.atomic(using=db.alias) if db.in_atomic_block else nullcontext():
+        rows = _statement(COMPLETE_BATCH_SQL, params)
+    by_id = {item.job.pk: item for item in pending}
+    completed = set()
+    for job_id, *owner_row in rows:
+        item = by_id[job_id]
+        completed.add(job_id)
+        try:
+            _announce(item.job, owner_row, item.finished_at)
+        except Exception:
+            logger.exception("Could not announce the completion of job %s", job_id)
+    return completed
+
+
+def _complete_alone(item: _Deferred) -> str:
+    """The per-job completion of a deferred one, failing that job alone if it raises."""
+    job_id, attempt = item.job.pk, item.attempt
+    try:
+        ok = job_attempt_succeeded(
+            job_id=job_id, attempt=attempt, outcome=item.outcome, ctx=None, job=item.job, now=item.finished_at
+        )
+    except Exception as exc:
+        return _record_failure(job_id, attempt, exc)
+    return "completed" if ok else "lost"
 
 
 @transaction.atomic
@@ -412,36 +571,50 @@ def job_attempt_failed(*, job_id, attempt: int, error: str, permanent: bool = Fa
     return job.status
 
 
-def job_run(*, job_id, attempt: int, heartbeat: Heartbeat | None = None) -> str:
+def _record_failure(job_id, attempt: int, exc: Exception) -> str:
+    """An attempt that raised outside its processor (its completion: database, storage) ends as
+    failed through `job_attempt_failed`; if even that cannot be written, the job is left to the
+    rescue ("lost"). Never raises."""
+    logger.exception("Job %s attempt %s could not be completed.", job_id, attempt, exc_info=exc)
+    try:
+        return (
+            job_attempt_failed(job_id=job_id, attempt=attempt, error=f"{type(exc).__name__}: {exc}") or "lost"
+        )
+    except Exception:
+        logger.exception(
+            "Job %s attempt %s: the failure could not be recorded either; left to the rescue.",
+            job_id,
+            attempt,
+        )
+        return "lost"
+
+
+def job_run(
+    *, job_id, attempt: int, heartbeat: Heartbeat | None = None, completions: BatchCompletions | None = None
+) -> str:
     """Run one claimed attempt to its end; never raises, so one job's failure stays that job's.
 
     A processor error, and equally a failing completion (a database error, a storage write),
     ends this attempt as failed through `job_attempt_failed` (`retrying`, or `failed` and
     refunded after the last one); only if even that cannot be written is the job left to the
     rescue. Either way the caller goes on with the next job of its batch.
+
+    `completions`: a credit-neutral completion with nothing to store is added there instead of
+    written ("deferred"; `jobs_drain` acknowledges them together), and the heartbeat keeps
+    holding the job until then.
     """
+    status = "lost"
     try:
-        return _job_run(job_id, attempt)
+        status = _job_run(job_id, attempt, completions)
+        return status
     except Exception as exc:
-        logger.exception("Job %s attempt %s could not be completed.", job_id, attempt)
-        try:
-            return (
-                job_attempt_failed(job_id=job_id, attempt=attempt, error=f"{type(exc).__name__}: {exc}")
-                or "lost"
-            )
-        except Exception:
-            logger.exception(
-                "Job %s attempt %s: the failure could not be recorded either; left to the rescue.",
-                job_id,
-                attempt,
-            )
-            return "lost"
+        return _record_failure(job_id, attempt, exc)
     finally:
-        if heartbeat is not None:
+        if heartbeat is not None and status != "deferred":
             heartbeat.release(job_id)
 
 
-def _job_run(job_id, attempt: int) -> str:
+def _job_run(job_id, attempt: int, completions: BatchCompletions | None = None) -> str:
     job = _job_start(job_id, attempt)
     if job is None:
         return "lost"
@@ -463,6 +636,11 @@ def _job_run(job_id, attempt: int) -> str:
         logger.warning("Job %s attempt %s failed: %r", job_id, attempt, exc)
         error = f"{type(exc).__name__}: {exc}"
         return job_attempt_failed(job_id=job_id, attempt=attempt, error=error) or "lost"
+    if completions is not None:
+        fields = _credit_neutral_fields(job, outcome or {}, ctx)
+        if fields is not None:
+            completions.add(job=job, attempt=attempt, outcome=outcome or {}, fields=fields)
+            return "deferred"
     ok = job_attempt_succeeded(job_id=job_id, attempt=attempt, outcome=outcome, ctx=ctx, job=job)
     return "completed" if ok else "lost"
 
@@ -511,12 +689,16 @@ def jobs_drain(*, budget_seconds: float | None = None, batch: int | None = None)
     """Claim and run due jobs until none is left or the time budget is spent; returns how many
     attempts ran. If the budget ran out with work left, another wake-up is sent. The first
     claim takes `batch` (JOBS_CLAIM_BATCH) jobs, the later ones `claim_size`. Each job of a
-    batch runs on whatever happens to the others (`job_run` never raises)."""
+    batch runs on whatever happens to the others (`job_run` never raises). The credit-neutral
+    completions of a batch are written together (`BatchCompletions`) at its end, or as soon
+    as waiting for the next job would hold one past JOBS_CLAIM_WINDOW_SECONDS."""
     budget = float(settings.JOBS_DRAIN_SECONDS if budget_seconds is None else budget_seconds)
     size = int(settings.JOBS_CLAIM_BATCH if batch is None else batch)
     deadline = time.monotonic() + budget
+    window = float(settings.JOBS_CLAIM_WINDOW_SECONDS)
     ran = 0
     with Heartbeat() as heartbeat:
+        completions = BatchCompletions(heartbeat)
         while time.monotonic() < deadline:
             claimed = jobs_claim(limit=size)
             if not claimed:
@@ -526,9 +708,15 @@ def jobs_drain(*, budget_seconds: float | None = None, batch: int | None = None)
             durations = []
             for job_id, attempt in claimed:
                 started = time.monotonic()
-                job_run(job_id=job_id, attempt=attempt, heartbeat=heartbeat)
-                durations.append(time.monotonic() - started)
+                job_run(job_id=job_id, attempt=attempt, heartbeat=heartbeat, completions=completions)
+                elapsed = time.monotonic() - started
+                durations.append(elapsed)
                 ran += 1
+                # Acknowledge now if waiting for one more job like this one would hold the
+                # oldest finished job past a claim window (long jobs: each at once).
+                if completions.waited() + elapsed > window:
+                    completions.flush()
+            completions.flush()
             size = claim_size(seconds_per_job=batch_seconds_per_job(durations))
     enqueue_wakeup()
     return ran

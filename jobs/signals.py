@@ -33,8 +33,8 @@ from jobs.states import JobStatus, can_transition, has_passed_queued
 
 # What entering `completed` does to credits is decided by these columns: it charges a job not
 # yet charged and refunds its failed units, so with these values it moves no credit at all. The
-# one statement of that rule: the signal below and the engine's one-statement completion
-# (jobs.engine.COMPLETE_SQL, whose WHERE is generated from it) both read it.
+# one statement of that rule: the signal below and the engine's one-statement completions
+# (jobs.engine.COMPLETE_SQL and COMPLETE_BATCH_SQL, whose WHERE is generated from it) read it.
 COMPLETION_WITHOUT_CREDITS = {"charged": True, "failed_count": 0}
 
 

@@ -109,6 +109,29 @@ def test_after_the_one_statement_completion_inside_a_transaction_nothing_is_left
     assert raw_status_write_refused(job_id, S.FAILED)
 
 
+def test_after_the_batched_completion_inside_a_transaction_nothing_is_left_authorised(engine_jobs):
+    claimed = engine.jobs_claim(limit=3)
+    completions = engine.BatchCompletions()
+    for job_id, attempt in claimed:
+        job = engine._job_start(job_id, attempt)
+        completions.add(job=job, attempt=attempt, outcome={}, fields=engine._completion_fields(job, {}))
+
+    with CaptureQueriesContext(connection) as queries:
+        completions.flush()
+
+    # one statement completed the three jobs, each authorised once by it
+    assert [q for q in queries.captured_queries if "SET status = 'completed'" in q["sql"]] == [
+        q for q in queries.captured_queries if "unnest(" in q["sql"]
+    ]
+    assert len([q for q in queries.captured_queries if "unnest(" in q["sql"]]) == 1
+    assert authorised() == ""
+    assert set(Job.objects.filter(pk__in=[j for j, _ in claimed]).values_list("status", flat=True)) == {
+        S.COMPLETED
+    }
+    for job_id, _ in claimed:
+        assert raw_status_write_refused(job_id, S.FAILED)
+
+
 def test_the_guard_takes_no_wildcard(engine_jobs):
     job = engine_jobs[0]
     with connection.cursor() as cursor:
@@ -137,6 +160,7 @@ def test_the_engines_statements_take_their_source_statuses_from_the_transition_t
     assert source_list(engine.CLAIM_SQL) == set(sources_of(S.PREPARING)) == {S.QUEUED, S.RETRYING}
     assert source_list(engine.START_SQL) == set(sources_of(S.PROCESSING) & RUNNING) == {S.PREPARING}
     assert source_list(engine.COMPLETE_SQL) == set(sources_of(S.COMPLETED) & RUNNING)
+    assert source_list(engine.COMPLETE_BATCH_SQL) == set(sources_of(S.COMPLETED) & RUNNING)
     for sql, target in ((engine.CLAIM_SQL, S.PREPARING), (engine.START_SQL, S.PROCESSING)):
         assert all(target in TRANSITIONS[source] for source in source_list(sql))
     # a move the table forbids cannot be generated
@@ -147,7 +171,8 @@ def test_the_engines_statements_take_their_source_statuses_from_the_transition_t
 def test_the_one_statement_completion_and_the_credit_signal_read_the_same_rule():
     # the completion's WHERE is generated from the rule the signal follows
     for name in COMPLETION_WITHOUT_CREDITS:
-        assert f'"{Job._meta.get_field(name).column}" = %(without_credits_{name})s' in engine.COMPLETE_SQL
+        for sql in (engine.COMPLETE_SQL, engine.COMPLETE_BATCH_SQL):
+            assert f'"{Job._meta.get_field(name).column}" = %(without_credits_{name})s' in sql
     assert not completion_moves_credits(Job(charged=True, failed_count=0))
     assert completion_moves_credits(Job(charged=True, failed_count=1))
     assert completion_moves_credits(Job(charged=False, failed_count=0))
