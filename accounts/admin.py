@@ -3,6 +3,7 @@ from urllib.parse import urlencode
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.db import transaction
 from django.urls import reverse
 from django.utils.formats import date_format
 from django.utils.html import format_html, format_html_join
@@ -19,15 +20,16 @@ from accounts.models import (
     User,
     UserPreferences,
 )
-from config.exceptions import ApplicationError
+from config.exceptions import ApplicationError, InvalidTransition
 
 
 class LicenseInline(admin.StackedInline):
     model = License
     extra = 0
     can_delete = False
-    # The status moves only through license_transition (the actions on the license list).
-    readonly_fields = ["status"]
+    # The type and status move only through license_transition (the actions on the license list)
+    # and billing; the dates stay editable (a trial extended by staff).
+    readonly_fields = ["type", "status"]
 
 
 class PreferencesInline(admin.StackedInline):
@@ -62,6 +64,11 @@ class UserAdmin(DjangoUserAdmin):
         "max_step_reached",
         "last_session_final_step",
         "deleted_at",
+        # Plan fields change only through subscription_transition (tier, model limit) and
+        # user_models_used_change (models used): the subscription page's actions, billing, jobs.
+        "tier",
+        "model_limit",
+        "models_used",
         "balance",
         "license_summary",
         "subscription_summary",
@@ -146,6 +153,23 @@ class UserAdmin(DjangoUserAdmin):
             ),
         )
 
+    actions = ["soft_delete_users"]
+
+    def has_delete_permission(self, request, obj=None):
+        # A user is soft-deleted (the ledger, payments and orders they own stay): the list action.
+        return False
+
+    @admin.action(
+        description="Soft-delete selected users (they can no longer log in)", permissions=["change"]
+    )
+    def soft_delete_users(self, request, queryset):
+        done = 0
+        for user in queryset.filter(deleted_at__isnull=True).order_by("pk"):
+            services.user_soft_delete(user=user)
+            self.log_change(request, user, "Soft-deleted (list action).")
+            done += 1
+        self.message_user(request, f"Soft-deleted {done} user(s).", messages.SUCCESS)
+
     def get_inlines(self, request, obj):
         # The rows behind the inlines are created with the user (save_related), not typed in.
         return self.inlines if obj is not None else []
@@ -167,8 +191,14 @@ class LicenseAdmin(admin.ModelAdmin):
     search_fields = ["user__email"]
     list_select_related = ["user"]
     raw_id_fields = ["user"]
-    readonly_fields = ["status"]
+    readonly_fields = ["user", "type", "status"]
     actions = ["suspend_licenses", "reinstate_licenses", "cancel_licenses"]
+
+    def has_add_permission(self, request):
+        return False  # every user gets one when created (user_ensure_profile)
+
+    def has_delete_permission(self, request, obj=None):
+        return False
 
     def _each(self, request, queryset, to: str, verb: str):
         done = 0
@@ -198,6 +228,10 @@ class LicenseAdmin(admin.ModelAdmin):
 
 @admin.register(Subscription)
 class SubscriptionAdmin(admin.ModelAdmin):
+    """Subscriptions, read-only: they are opened and extended by payments
+    (`subscription_activate`) and move only through `subscription_transition` — the list
+    actions below, billing and the daily task — which also moves the user's tier and limit."""
+
     list_display = [
         "user",
         "tier",
@@ -212,10 +246,66 @@ class SubscriptionAdmin(admin.ModelAdmin):
     list_filter = ["tier", "status", "billing_cycle", "auto_renew", "currency"]
     search_fields = ["user__email"]
     list_select_related = ["user"]
-    raw_id_fields = ["user"]
     date_hierarchy = "start_date"
-    # The status moves only through subscription_transition (payments, cancel, the daily task).
-    readonly_fields = ["status"]
+    actions = ["cancel_at_period_end", "end_now", "expire_now"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return [field.name for field in self.model._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def _each(self, request, queryset, verb: str, move):
+        done = 0
+        for sub in queryset.select_related("user").order_by("pk"):
+            before = sub.status
+            try:
+                with transaction.atomic():
+                    after = move(sub)
+                    message = f"Subscription {before} → {after.status}: {verb} (list action)."
+                    self.log_change(request, sub, message)
+            except ApplicationError as exc:
+                self.message_user(request, f"{sub.user}: {exc.message}", messages.WARNING)
+            else:
+                done += 1
+        self.message_user(request, f"{verb.capitalize()}: {done} subscription(s).", messages.SUCCESS)
+
+    @admin.action(
+        description="Stop renewing selected subscriptions (end at period end)", permissions=["change"]
+    )
+    def cancel_at_period_end(self, request, queryset):
+        def move(sub):
+            live = services.subscription_lock_live(sub.user_id)
+            if live is None or live.pk != sub.pk:
+                raise InvalidTransition("This is not the user's live subscription.")
+            return services.subscription_cancel(user=sub.user)
+
+        self._each(request, queryset, "stopped renewing", move)
+
+    @admin.action(
+        description="Cancel selected subscriptions now (user drops to free)", permissions=["change"]
+    )
+    def end_now(self, request, queryset):
+        self._each(
+            request,
+            queryset,
+            "cancelled now",
+            lambda sub: services.subscription_transition(subscription=sub, to=Subscription.Status.CANCELLED),
+        )
+
+    @admin.action(
+        description="Expire selected subscriptions now (user drops to free)", permissions=["change"]
+    )
+    def expire_now(self, request, queryset):
+        self._each(
+            request,
+            queryset,
+            "expired now",
+            lambda sub: services.subscription_transition(subscription=sub, to=Subscription.Status.EXPIRED),
+        )
 
 
 @admin.register(UserPreferences)

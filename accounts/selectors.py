@@ -31,10 +31,23 @@ def preferences_get(*, user: User) -> UserPreferences:
     return UserPreferences.objects.filter(user=user).first() or UserPreferences(user=user)
 
 
+def license_blocked(*, user_id) -> str | None:
+    """The license status that refuses every new job (`suspended` by staff, `cancelled`), or None."""
+    return (
+        License.objects.filter(
+            user_id=user_id, status__in=(License.Status.SUSPENDED, License.Status.CANCELLED)
+        )
+        .values_list("status", flat=True)
+        .first()
+    )
+
+
 def license_lapsed(*, user_id, now=None) -> bool:
     """True when the user's trial license has ended (expired, or past its end before the daily
     task marks it) and no live (`active` or `past_due`) subscription covers them (such a
-    user may not import new models). A user without a license row is not lapsed."""
+    user may not import new models). A paid license that expired with its subscription leaves
+    the user on the free tier, within its model limit. A user without a license row is not
+    lapsed."""
     now = now or timezone.now()
     trial_over = License.objects.filter(
         Q(status=License.Status.EXPIRED) | Q(date_end__lte=now), user_id=user_id, type=License.Type.TRIAL

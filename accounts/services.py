@@ -213,6 +213,35 @@ def license_transition(*, license: License, to: str, now: datetime | None = None
     return locked
 
 
+def license_follow_subscription(*, subscription: Subscription, now: datetime | None = None) -> License:
+    """Make the user's license say what their subscription pays for: `paid` and `active` until the
+    end of the period plus the grace days while the subscription is live; `expired` (at once) when
+    it ends. A license staff suspended or cancelled keeps that status (staff decide), though a
+    live subscription still makes it `paid` with the new end. A user without a license gets one.
+
+    Call inside the subscription's transaction, after locking the user row and the subscription
+    (the lock order user → subscription → license); it locks the license row."""
+    now = now or timezone.now()
+    live = subscription.status in Subscription.LIVE_STATUSES
+    license = License.objects.select_for_update().filter(user_id=subscription.user_id).first()
+    if license is None:
+        user_ensure_profile(user=User.objects.get(pk=subscription.user_id))
+        license = License.objects.select_for_update().get(user_id=subscription.user_id)
+    if live:
+        license.type = License.Type.PAID
+        grace = timedelta(days=SUBSCRIPTION_GRACE_DAYS)
+        license.date_end = max(subscription.end_date + grace, license.date_start + timedelta(seconds=1))
+        license.save(update_fields=["type", "date_end", "updated_at"])
+        if license.status == License.Status.EXPIRED:
+            license = license_transition(license=license, to=License.Status.ACTIVE, now=now)
+        return license
+    if license.type == License.Type.PAID and license.status == License.Status.ACTIVE:
+        license.date_end = max(now, license.date_start + timedelta(seconds=1))
+        license.save(update_fields=["date_end", "updated_at"])
+        license = license_transition(license=license, to=License.Status.EXPIRED, now=now)
+    return license
+
+
 def licenses_due_to_expire(*, now: datetime):
     return License.objects.filter(status=License.Status.ACTIVE, date_end__lte=now)
 
@@ -316,8 +345,9 @@ def subscription_transition(
     (accounts/states.py; InvalidTransition, 409) and applies its
     effect on the user: `active` gives the subscription's tier and model limit, `past_due` keeps
     them for the grace period (SUBSCRIPTION_GRACE_DAYS), `cancelled` and `expired` drop the user to
-    the free tier (models already imported stay; new imports over the limit are refused). Moving
-    to the status it already has returns it unchanged."""
+    the free tier (models already imported stay; new imports over the limit are refused) and
+    expire a paid license (`license_follow_subscription`). Moving to the status it already has
+    returns it unchanged."""
     now = now or timezone.now()
     user_lock(user_id=subscription.user_id)
     sub = Subscription.objects.select_for_update().get(pk=subscription.pk)
@@ -334,6 +364,7 @@ def subscription_transition(
     elif to == Subscription.Status.ACTIVE:
         _user_set_tier(sub.user_id, tier=sub.tier, model_limit=sub.model_limit, now=now)
     sub.save(update_fields=["status", "past_due_since", "auto_renew", "next_billing_date", "updated_at"])
+    license_follow_subscription(subscription=sub, now=now)
     return sub
 
 
@@ -347,7 +378,8 @@ def subscription_activate(*, user_id, plan: SubscriptionPlan, now: datetime | No
     it takes the plan's price, cycle and limit, renews again (a cancellation is undone) and is
     `active`. The user gets the plan's tier and model limit. The caller makes this happen once per
     payment (credits.services.payment_complete holds the payment row lock and checks its status);
-    the partial unique index keeps one live subscription per user whatever the concurrency."""
+    the partial unique index keeps one live subscription per user whatever the concurrency.
+    The user's license becomes `paid` until the new end (`license_follow_subscription`)."""
     now = now or timezone.now()
     live = subscription_lock_live(user_id)
     if live is None:
@@ -371,6 +403,7 @@ def subscription_activate(*, user_id, plan: SubscriptionPlan, now: datetime | No
     if live.status == Subscription.Status.PAST_DUE:
         return subscription_transition(subscription=live, to=Subscription.Status.ACTIVE, now=now)
     _user_set_tier(user_id, tier=live.tier, model_limit=live.model_limit, now=now)
+    license_follow_subscription(subscription=live, now=now)
     return live
 
 

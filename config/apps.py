@@ -15,6 +15,10 @@ class PlatformConfig(AppConfig):
         from django.conf import settings
 
         from config import checks  # noqa: F401  (registers the system checks)
+        from config.updated_at import register_updated_at_triggers
+
+        # Every app's models are loaded by now: their `updated_at` triggers join their migrations.
+        register_updated_at_triggers()
 
         # The upload spool folder (config/uploads.py) is ours alone: made here, before Django's
         # check that it exists (files.E001) and before the first upload.

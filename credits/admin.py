@@ -331,8 +331,29 @@ class PaymentAdmin(CsvExportMixin, ReadOnlyAdmin):
         payment = get_object_or_404(Payment.objects.select_related("user", "package"), pk=payment_id)
         left = payment.amount - payment.refunded_amount
 
+        through_provider = payment.provider in services.API_REFUND_PROVIDERS
+
         def perform(data):
             key = f"admin:{data['token']}"
+            if through_provider:
+                # The provider's refund API first (no lock held while it answers), then applied
+                # once under the payment lock; its refund notice may have applied it already.
+                if PaymentRefund.objects.filter(payment=payment, idempotency_key=key).exists():
+                    return None
+                done, refund_id = services.payment_refund_through_provider(
+                    payment=payment,
+                    amount=data["amount"],
+                    key=key,
+                    reason=data["reason"],
+                    created_by=request.user,
+                )
+                return with_reason(
+                    f"Refunded {data['amount']} {done.currency} of payment {done.pk} through "
+                    f"{done.get_provider_display()} (refund {refund_id}; now {done.refunded_amount} "
+                    f"of {done.amount} refunded, status {done.status}; {done.credits_clawed_back} "
+                    f"credits clawed back in total, shortfall {done.refund_shortfall}).",
+                    data["reason"],
+                )
             # Under the payment row lock (the service takes it too, first), so a second
             # submission of one form sees the first's refund and logs nothing.
             locked = Payment.objects.select_for_update().get(pk=payment.pk)
@@ -346,9 +367,9 @@ class PaymentAdmin(CsvExportMixin, ReadOnlyAdmin):
                 idempotency_key=key,
             )
             return with_reason(
-                f"Refunded {data['amount']} {done.currency} of payment {done.pk} "
-                f"(now {done.refunded_amount} of {done.amount} refunded, status {done.status}; "
-                f"{done.credits_clawed_back} credits clawed back in total, "
+                f"Refunded {data['amount']} {done.currency} of payment {done.pk} by hand, outside "
+                f"the platform (now {done.refunded_amount} of {done.amount} refunded, status "
+                f"{done.status}; {done.credits_clawed_back} credits clawed back in total, "
                 f"shortfall {done.refund_shortfall}).",
                 data["reason"],
             )
@@ -375,6 +396,13 @@ class PaymentAdmin(CsvExportMixin, ReadOnlyAdmin):
                     ("Credits granted", payment.credits),
                     ("Credits clawed back so far", payment.credits_clawed_back),
                     ("User's balance now", balance_get(user=payment.user)),
+                    (
+                        "How the money goes back",
+                        f"{payment.get_provider_display()}'s refund API "
+                        f"(payment {payment.provider_payment_id or 'unknown'})"
+                        if through_provider
+                        else "By hand, outside the platform: this records it and claws the credits back",
+                    ),
                 ],
                 "submit_label": "Refund",
             },

@@ -108,6 +108,9 @@ class Payment(UUIDModel):
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
     gateway_payment_id = models.CharField(max_length=255, blank=True)
     gateway_customer_id = models.CharField(max_length=255, blank=True)
+    # The provider's id of the money movement itself (a Stripe PaymentIntent, a Razorpay
+    # payment), kept from its success notice: what a refund through the provider's API names.
+    provider_payment_id = models.CharField(max_length=255, blank=True)
     transaction_id = models.CharField(max_length=255, unique=True, null=True, blank=True)
     receipt_url = models.URLField(max_length=500, blank=True)
     failure_reason = models.CharField(max_length=500, blank=True)
@@ -127,6 +130,7 @@ class Payment(UUIDModel):
         indexes = [
             models.Index(fields=["user", "-created_at", "-id"], name="payment_user_created"),
             models.Index(fields=["status", "provider"]),
+            models.Index(fields=["provider", "provider_payment_id"], name="payment_provider_payment_id"),
         ]
         constraints = [
             models.CheckConstraint(condition=Q(amount__gte=0), name="payment_amount_gte_0"),

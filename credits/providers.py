@@ -63,7 +63,12 @@ class ProviderFailed(ApplicationError):
 class ProviderEvent:
     """A provider's event in our terms. `type` is one of EVENT_TYPES, or "" for an event we do not
     act on (acknowledged as `ignored` so the provider stops sending it). The payment is found by
-    `payment_id` (ours), else by `gateway_payment_id` (the provider's checkout/order id)."""
+    `payment_id` (ours), else by `gateway_payment_id` (the provider's checkout/order id), else by
+    `provider_payment_id` (the provider's payment id, kept from the success notice).
+
+    A refund notice that names the provider's refund (`provider_refund_id`) carries that refund's
+    own `amount`; `refund_key` is the key our refund request gave the provider (its metadata or
+    notes), so the notice and the API answer of one staff refund are recognised as one refund."""
 
     event_id: str
     type: str
@@ -74,6 +79,24 @@ class ProviderEvent:
     receipt_url: str = ""
     failure_reason: str = ""
     gateway_payment_id: str = ""
+    provider_payment_id: str = ""
+    provider_refund_id: str = ""
+    refund_key: str = ""
+
+
+@dataclass(frozen=True)
+class ProviderRefund:
+    """The provider's answer to a refund request: its refund id and status."""
+
+    refund_id: str
+    status: str
+
+
+class ProviderRefused(ApplicationError):
+    """The provider answered and refused the operation (the reason is in the message, for staff)."""
+
+    code = "provider_refused"
+    status_code = status.HTTP_409_CONFLICT
 
 
 class PaymentProvider:
@@ -85,6 +108,14 @@ class PaymentProvider:
     def start_checkout(self, payment: Payment) -> dict:
         """What the frontend needs to send the customer to this provider for `payment`."""
         raise NotImplementedError
+
+    def refund(self, payment: Payment, *, amount: Decimal, key: str, reason: str = "") -> ProviderRefund:
+        """Ask the provider to send `amount` of `payment` back (its API, through its SDK), once per
+        `key`. Raises ProviderRefused (409, with the provider's reason) when it says no,
+        ProviderFailed (502) when it cannot be reached, ProviderUnavailable (400) when this
+        provider has no refund API here (PromptPay, TrueMoney: finance staff refund by hand)."""
+        message = f"{self.code} has no refund API: refund the money by hand and record it."
+        raise ProviderUnavailable(message, fields={"provider": [message]})
 
     def verify_webhook(self, headers: dict, body: bytes, *, now: int | None = None) -> None:
         """Raise `config.signing.SignatureError` unless the delivery is signed by this provider
@@ -221,6 +252,7 @@ class StripeProvider(PaymentProvider):
             raise ProviderUnavailable(message, fields={"provider": [message]})
         return stripe.StripeClient(
             settings.STRIPE_SECRET_KEY,
+            base_addresses={"api": settings.STRIPE_API_BASE},
             http_client=stripe.RequestsClient(timeout=settings.PAYMENT_PROVIDER_TIMEOUT_SECONDS),
             max_network_retries=0,
         )
@@ -263,6 +295,28 @@ class StripeProvider(PaymentProvider):
             "client_reference_id": reference,
         }
 
+    def refund(self, payment, *, amount, key, reason=""):
+        client = self.client()
+        try:
+            refund = client.v1.refunds.create(
+                params={
+                    "payment_intent": payment.provider_payment_id,
+                    "amount": _minor_units(amount),
+                    "reason": "requested_by_customer",
+                    "metadata": {"payment_id": str(payment.id), "refund_key": key},
+                },
+                # Stripe's own idempotency: the same request retried is the same refund.
+                options={"idempotency_key": f"refund:{key}"},
+            )
+        except (stripe.InvalidRequestError, stripe.CardError) as exc:
+            raise ProviderRefused(f"Stripe refused the refund: {exc.user_message or exc}") from None
+        except stripe.StripeError as exc:
+            raise ProviderFailed(f"Stripe could not take the refund: {exc.user_message or exc}") from None
+        if refund.status in ("failed", "canceled"):
+            why = refund.get("failure_reason") or refund.status
+            raise ProviderRefused(f"Stripe refused the refund: {why}.")
+        return ProviderRefund(refund_id=refund.id, status=refund.status)
+
     def verify_webhook(self, headers, body, *, now=None):
         header = self.signature_header(headers, "stripe-signature", "Stripe-Signature")
         try:
@@ -295,6 +349,19 @@ class StripeProvider(PaymentProvider):
             "checkout.session.expired": "payment.failed",
         }
         common = {"payment_id": payment_id, "currency": obj.get("currency")}
+        if kind in ("refund.created", "refund.updated") and obj.get("object") == "refund":
+            # One refund, named by its id, with its own amount: applied once whichever of this
+            # notice and our API call's answer comes first. A failed or cancelled one moves nothing.
+            applied = obj.get("status") in ("succeeded", "pending")
+            return _provider_event(
+                data.get("id"),
+                "payment.refunded" if applied else "",
+                amount=_from_minor(obj.get("amount")),
+                provider_payment_id=obj.get("payment_intent") or "",
+                provider_refund_id=obj.get("id") or "",
+                refund_key=metadata.get("refund_key") or "",
+                **common,
+            )
         if kind == "checkout.session.completed":
             # Card payments are paid on completion; delayed methods report later (async_*).
             type_ = "payment.succeeded" if obj.get("payment_status") == "paid" else ""
@@ -304,6 +371,7 @@ class StripeProvider(PaymentProvider):
                 amount=_from_minor(obj.get("amount_total")),
                 transaction_id=obj.get("payment_intent") or "",
                 gateway_payment_id=obj.get("id") or "",
+                provider_payment_id=obj.get("payment_intent") or "",
                 **common,
             )
         if kind in ours:
@@ -316,14 +384,18 @@ class StripeProvider(PaymentProvider):
                 if kind.endswith("expired")
                 else "Payment failed at Stripe.",
                 gateway_payment_id=obj.get("id") or "",
+                provider_payment_id=obj.get("payment_intent") or "",
                 **common,
             )
         if kind == "charge.refunded":
+            # A charge refunded in full (from Stripe's dashboard too): what is left goes back.
+            # Partial refunds are applied from their own `refund.*` notices.
             full = obj.get("refunded") is True
             return _provider_event(
                 data.get("id"),
                 "payment.refunded" if full else "",
                 amount=_from_minor(obj.get("amount")),
+                provider_payment_id=obj.get("payment_intent") or "",
                 **common,
             )
         return _provider_event(data.get("id"), "", amount=None, **common)
@@ -338,7 +410,9 @@ class RazorpayProvider(PaymentProvider):
         if not (settings.RAZORPAY_KEY_ID and settings.RAZORPAY_KEY_SECRET):
             message = "Razorpay is not configured on this server."
             raise ProviderUnavailable(message, fields={"provider": [message]})
-        return razorpay.Client(auth=(settings.RAZORPAY_KEY_ID, settings.RAZORPAY_KEY_SECRET))
+        return razorpay.Client(
+            auth=(settings.RAZORPAY_KEY_ID, settings.RAZORPAY_KEY_SECRET), base_url=settings.RAZORPAY_API_BASE
+        )
 
     def start_checkout(self, payment):
         client = self.client()
@@ -372,6 +446,31 @@ class RazorpayProvider(PaymentProvider):
             "key_id": settings.RAZORPAY_KEY_ID,
         }
 
+    def refund(self, payment, *, amount, key, reason=""):
+        client = self.client()
+        try:
+            refund = client.payment.refund(
+                payment.provider_payment_id,
+                {
+                    "amount": _minor_units(amount),
+                    "speed": "normal",
+                    "receipt": key[:40],
+                    "notes": {"payment_id": str(payment.id), "refund_key": key},
+                },
+                timeout=settings.PAYMENT_PROVIDER_TIMEOUT_SECONDS,
+            )
+        except razorpay.errors.BadRequestError as exc:
+            raise ProviderRefused(f"Razorpay refused the refund: {exc}") from None
+        except (razorpay.errors.ServerError, razorpay.errors.GatewayError) as exc:
+            raise ProviderFailed(f"Razorpay could not take the refund: {exc}") from None
+        except (requests.RequestException, ValueError):
+            raise ProviderFailed("Razorpay could not be reached or answered nonsense.") from None
+        if not isinstance(refund, dict) or not isinstance(refund.get("id"), str):
+            raise ProviderFailed("Razorpay answered without a refund id.")
+        if refund.get("status") == "failed":
+            raise ProviderRefused("Razorpay refused the refund (status failed).")
+        return ProviderRefund(refund_id=refund["id"], status=str(refund.get("status") or ""))
+
     def verify_webhook(self, headers, body, *, now=None):
         header = self.signature_header(headers, "x-razorpay-signature", "X-Razorpay-Signature")
         try:
@@ -386,6 +485,9 @@ class RazorpayProvider(PaymentProvider):
         # and entity, so a redelivery of the same event is the same id.
         data = _json_object(body)
         kind = data.get("event")
+        refund = _get(data, "payload", "refund", "entity")
+        if kind in ("refund.created", "refund.processed") and isinstance(refund, dict):
+            return self._refund_event(kind, refund, _get(data, "payload", "payment", "entity"))
         entity = _get(data, "payload", "payment", "entity")
         if not isinstance(kind, str) or not isinstance(entity, dict) or not isinstance(entity.get("id"), str):
             raise EventError(
@@ -408,6 +510,31 @@ class RazorpayProvider(PaymentProvider):
             transaction_id=entity["id"],
             failure_reason=entity.get("error_description") or "",
             gateway_payment_id=entity.get("order_id") or "",
+            provider_payment_id=entity["id"],
+        )
+
+    def _refund_event(self, kind: str, refund: dict, payment_entity) -> ProviderEvent:
+        """A `refund.*` event: one refund (its own id and amount), applied once whichever of this
+        notice and our API call's answer comes first. Razorpay sends `refund.created` and then
+        `refund.processed` for one refund: both name it, so the second changes nothing."""
+        if not isinstance(refund.get("id"), str):
+            raise EventError("validation_error", "Invalid event: payload.refund.entity has no id.")
+        notes = refund.get("notes") if isinstance(refund.get("notes"), dict) else {}
+        payment_notes = (
+            payment_entity.get("notes")
+            if isinstance(payment_entity, dict) and isinstance(payment_entity.get("notes"), dict)
+            else {}
+        )
+        applied = refund.get("status") in ("processed", "pending", "created", None)
+        return _provider_event(
+            f"{kind}:{refund['id']}"[:MAX_ID_LENGTH],
+            "payment.refunded" if applied else "",
+            payment_id=notes.get("payment_id") or payment_notes.get("payment_id") or "",
+            amount=_from_minor(refund.get("amount")),
+            currency=refund.get("currency"),
+            provider_payment_id=refund.get("payment_id") or "",
+            provider_refund_id=refund["id"],
+            refund_key=notes.get("refund_key") or "",
         )
 
 

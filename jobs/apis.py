@@ -190,7 +190,14 @@ class StatsApi(APIView):
             kind_code=data["kind"],
             reporter=reporter,
         )
-        return Response(StatsPatchOutputSerializer(job).data)
+        # `job_id` answers what the caller sent (the external id, or the job's UUID).
+        return Response(StatsPatchOutputSerializer({**_stats_fields(job), "job_id": data["job_id"]}).data)
+
+
+def _stats_fields(job: Job) -> dict:
+    return {
+        name: getattr(job, name) for name in ("requested_count", "successful_count", "failed_count", "status")
+    }
 
 
 class StatsDailyApi(APIView):

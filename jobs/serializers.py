@@ -152,7 +152,11 @@ STATS_STATUSES = ["pending", "processing", "completed", "failed"]
 
 
 class StatsPatchInputSerializer(serializers.Serializer):
-    job_id = serializers.CharField(max_length=EXTERNAL_ID_MAX, validators=[validate_external_id])
+    job_id = serializers.CharField(
+        max_length=EXTERNAL_ID_MAX,
+        validators=[validate_external_id],
+        help_text="The external (worker's) job id, or the UUID of one of your jobs (that job is updated).",
+    )
     requested_count = serializers.IntegerField(min_value=0, max_value=1_000_000)
     # Absent counts stay absent (None): a `completed` report without counts means every
     # requested unit succeeded.
@@ -171,7 +175,7 @@ class StatsPatchInputSerializer(serializers.Serializer):
 
 
 class StatsPatchOutputSerializer(serializers.Serializer):
-    job_id = serializers.CharField(source="external_id")
+    job_id = serializers.CharField(help_text="The job_id the report was sent with.")
     requested_count = serializers.IntegerField()
     successful_count = serializers.IntegerField()
     failed_count = serializers.IntegerField()

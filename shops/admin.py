@@ -80,6 +80,10 @@ class ShopAdmin(admin.ModelAdmin):
     date_hierarchy = "created_at"
     inlines = [TeamMemberInline]
 
+    def has_delete_permission(self, request, obj=None):
+        # Deleting a shop would delete its orders (and the stock they took) with it.
+        return False
+
     def get_readonly_fields(self, request, obj=None):
         # The owner is also the shop's owner member; changing one without the other would split them.
         # The plan changes only through shop_plan_change (the "Change plan" page, or billing).
@@ -369,6 +373,11 @@ class OrderAdmin(CsvExportMixin, admin.ModelAdmin):
         obj.save(update_fields=[*form.changed_data, "updated_at"] if form.changed_data else ["updated_at"])
 
     def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        # Deleting an order would lose the stock it took: cancel it (the buttons above), which
+        # restocks through order_transition.
         return False
 
     def get_urls(self):

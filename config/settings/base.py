@@ -248,6 +248,10 @@ JOB_WEBHOOK_PROVIDERS = {
 STRIPE_SECRET_KEY = env.str("STRIPE_SECRET_KEY", default="")
 RAZORPAY_KEY_ID = env.str("RAZORPAY_KEY_ID", default="")
 RAZORPAY_KEY_SECRET = env.str("RAZORPAY_KEY_SECRET", default="")
+# Where the SDKs send their API calls: the providers' own hosts; another value points them at a
+# stand-in speaking the same protocol (stripe-mock, a sandbox proxy).
+STRIPE_API_BASE = env.str("STRIPE_API_BASE", default="https://api.stripe.com").rstrip("/")
+RAZORPAY_API_BASE = env.str("RAZORPAY_API_BASE", default="https://api.razorpay.com").rstrip("/")
 # How long a checkout/order creation may wait for the provider's API.
 PAYMENT_PROVIDER_TIMEOUT_SECONDS = env.int("PAYMENT_PROVIDER_TIMEOUT_SECONDS", default=10)
 PROMPTPAY_MERCHANT_ID = env.str("PROMPTPAY_MERCHANT_ID", default="0000000000000")

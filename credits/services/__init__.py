@@ -9,17 +9,20 @@ from credits.services.ledger import (
     credits_refund,
 )
 from credits.services.payments import (
+    API_REFUND_PROVIDERS,
     FreePackageAlreadyClaimed,
     RefundRequest,
     payment_complete,
     payment_fail,
     payment_refund,
+    payment_refund_through_provider,
     payment_transition,
     purchase_start,
 )
 from credits.services.webhooks import WebhookResult, payment_webhook_receive
 
 __all__ = [
+    "API_REFUND_PROVIDERS",
     "FreePackageAlreadyClaimed",
     "InsufficientCredits",
     "RefundRequest",
@@ -31,6 +34,7 @@ __all__ = [
     "payment_complete",
     "payment_fail",
     "payment_refund",
+    "payment_refund_through_provider",
     "payment_transition",
     "payment_webhook_receive",
     "purchase_start",

@@ -254,6 +254,8 @@ def payment_refund(
     amount must be positive and at most what is left (ApplicationError `invalid_refund_amount`,
     400). A refund is applied at most once per `idempotency_key` and once per
     `provider_refund_id` (unique on the rows; a replay returns the payment unchanged).
+    A refund named by `provider_refund_id` on a payment already wholly refunded is returned
+    unchanged: a notice of the whole charge refunded applied it first.
     A free payment cannot be refunded, nor a cancelled one (InvalidTransition, 409).
     A subscription payment has no credits to claw back; its subscription runs to the end of the
     period (staff cancel it in the admin if they must).
@@ -261,9 +263,11 @@ def payment_refund(
     payment = _lock(payment)
     if idempotency_key and PaymentRefund.objects.filter(idempotency_key=idempotency_key).exists():
         return payment
-    if (
-        provider_refund_id
-        and PaymentRefund.objects.filter(payment=payment, provider_refund_id=provider_refund_id).exists()
+    if provider_refund_id and (
+        PaymentRefund.objects.filter(payment=payment, provider_refund_id=provider_refund_id).exists()
+        # A notice of the whole charge refunded (Stripe's `charge.refunded`) got here first and
+        # gave back everything, this refund included.
+        or payment.status == Status.REFUNDED
     ):
         return payment
     partial = amount is not None
@@ -294,6 +298,65 @@ def payment_refund(
     _refund_record(payment=payment, refund=refund, now=timezone.now())
     payment.save(update_fields=["updated_at", *REFUND_TOTALS])
     return payment
+
+
+# The providers whose refund API a staff refund calls; the others' money is refunded by hand.
+API_REFUND_PROVIDERS = (Provider.STRIPE, Provider.RAZORPAY)
+
+
+def payment_refund_through_provider(
+    *, payment: Payment, amount: Decimal, key: str, reason: str, created_by
+) -> tuple[Payment, str]:
+    """A staff refund of `amount` of a Stripe or Razorpay payment: the provider's refund API
+    (through its SDK) sends the money back, then `payment_refund` applies it here.
+
+    Returns (payment, the provider's refund id). `key` names this one request (the admin form's
+    token): it is the provider's idempotency key (Stripe), goes into the refund's metadata/notes,
+    and is the PaymentRefund key, so the API answer and the provider's refund notice — whichever
+    comes first, however often — apply the refund once, and resubmitting the same request neither
+    asks the provider again nor refunds twice.
+
+    Checks first, without asking the provider: the payment must be completed (InvalidTransition,
+    409), of a provider with a refund API (ApplicationError `manual_refund_required`, 400), with
+    its provider payment id known (`provider_payment_unknown`, 409), and `amount` within what is
+    left (`invalid_refund_amount`, 400). A provider's refusal raises ProviderRefused (409, its
+    reason in the message) or ProviderFailed (502) and changes nothing. No row lock is held while
+    the provider answers (its refund notice may arrive and be applied meanwhile).
+    """
+    existing = PaymentRefund.objects.filter(payment=payment, idempotency_key=key).first()
+    if existing is not None:
+        return Payment.objects.get(pk=payment.pk), existing.provider_refund_id or ""
+    payment = Payment.objects.select_related("package", "plan", "user").get(pk=payment.pk)
+    if payment.provider not in API_REFUND_PROVIDERS:
+        raise ApplicationError(
+            f"{payment.get_provider_display()} has no refund API: refund the money by hand and record it.",
+            code="manual_refund_required",
+        )
+    if payment.status != Status.COMPLETED:
+        raise InvalidTransition(f"A {payment.status} payment cannot be refunded.")
+    if not payment.provider_payment_id:
+        raise Conflict(
+            "The provider's payment id is unknown (no success notice stored it): refund it in the "
+            "provider's dashboard; its refund notice will be applied here.",
+            code="provider_payment_unknown",
+        )
+    left = payment.amount - payment.refunded_amount
+    if not isinstance(amount, Decimal) or not amount.is_finite() or amount <= 0 or amount > left:
+        raise ApplicationError(
+            f"The refund must be more than 0 and at most {left} {payment.currency}.",
+            code="invalid_refund_amount",
+            fields={"amount": [f"Between 0.01 and {left}."]},
+        )
+    answer = provider_get(payment.provider).refund(payment, amount=amount, key=key, reason=reason)
+    payment = payment_refund(
+        payment=payment,
+        amount=amount,
+        reason=reason,
+        created_by=created_by,
+        idempotency_key=key,
+        provider_refund_id=answer.refund_id,
+    )
+    return payment, answer.refund_id
 
 
 # The payment's running refund totals, written with each PaymentRefund row.
@@ -368,12 +431,17 @@ class PaymentMismatch(ApplicationError):
     status_code = status.HTTP_400_BAD_REQUEST
 
 
-def payment_check_event_amount(*, payment: Payment, amount: Decimal, currency: str) -> None:
-    """Raise PaymentMismatch (400) unless the provider's amount and currency are the payment's."""
+def payment_check_event_currency(*, payment: Payment, currency: str) -> None:
+    """Raise PaymentMismatch (400) unless the provider's currency is the payment's."""
     if currency.upper() != payment.currency.upper():
         raise PaymentMismatch(
             f"Currency {currency} does not match the payment's {payment.currency}.", code="currency_mismatch"
         )
+
+
+def payment_check_event_amount(*, payment: Payment, amount: Decimal, currency: str) -> None:
+    """Raise PaymentMismatch (400) unless the provider's amount and currency are the payment's."""
+    payment_check_event_currency(payment=payment, currency=currency)
     if amount != payment.amount:
         raise PaymentMismatch(
             f"Amount {amount} does not match the payment's {payment.amount}.", code="amount_mismatch"

@@ -15,6 +15,7 @@ from credits.providers import EventError as ProviderEventError
 from credits.providers import provider_get
 from credits.services.payments import (
     payment_check_event_amount,
+    payment_check_event_currency,
     payment_complete,
     payment_fail,
     payment_refund,
@@ -57,6 +58,12 @@ def _apply(provider_code: str, wrapped: Event) -> tuple[str, dict, dict]:
             .values_list("pk", flat=True)
             .first()
         )
+    if payment_id is None and event.provider_payment_id:
+        payment_id = (
+            Payment.objects.filter(provider=provider_code, provider_payment_id=event.provider_payment_id)
+            .values_list("pk", flat=True)
+            .first()
+        )
     links = {"payment_id": payment_id}
 
     def accepted(outcome, detail=""):
@@ -77,7 +84,15 @@ def _apply(provider_code: str, wrapped: Event) -> tuple[str, dict, dict]:
         raise ApplicationError(
             "No such payment for this provider.", code="payment_not_found", status_code=404
         )
-    payment_check_event_amount(payment=payment, amount=event.amount, currency=event.currency)
+    if event.provider_refund_id:
+        # One refund's notice: its own amount (at most what is left, checked by payment_refund).
+        payment_check_event_currency(payment=payment, currency=event.currency)
+    else:
+        payment_check_event_amount(payment=payment, amount=event.amount, currency=event.currency)
+    if event.provider_payment_id and not payment.provider_payment_id:
+        # Kept for refunds through the provider's API (its refund call names this id).
+        payment.provider_payment_id = event.provider_payment_id[:255]
+        payment.save(update_fields=["provider_payment_id", "updated_at"])
     try:
         with transaction.atomic():
             applied = PaymentEvent.objects.create(
@@ -94,6 +109,18 @@ def _apply(provider_code: str, wrapped: Event) -> tuple[str, dict, dict]:
                 )
             elif event.type == "payment.failed":
                 payment_fail(payment=payment, reason=event.failure_reason)
+            elif event.provider_refund_id:
+                # The key our refund request gave the provider, when it was ours: the notice and
+                # the API answer of one staff refund are then one PaymentRefund row.
+                key = event.refund_key or f"{provider_code}:refund:{event.provider_refund_id}"
+                payment_refund(
+                    payment=payment,
+                    amount=event.amount,
+                    reason=f"Refunded by {provider_code} ({event.provider_refund_id})",
+                    idempotency_key=key[:255],
+                    event=applied,
+                    provider_refund_id=event.provider_refund_id,
+                )
             else:
                 payment_refund(
                     payment=payment,

@@ -3,7 +3,8 @@
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from accounts.selectors import license_lapsed
+from accounts.models import License
+from accounts.selectors import license_blocked, license_lapsed
 from accounts.services import user_models_used_change
 from config.exceptions import ApplicationError, Conflict, Forbidden, InvalidTransition
 from jobs import file_services
@@ -22,6 +23,14 @@ MODEL_EXPORT = "model_export"  # its options and source are checked and recorded
 
 class LicenseExpired(Forbidden):
     code = "license_expired"
+
+
+class LicenseSuspended(Forbidden):
+    code = "license_suspended"
+
+
+class LicenseCancelled(Forbidden):
+    code = "license_cancelled"
 
 
 # One plain statement: on POST /api/jobs the ORM's compilation of this lookup cost more than
@@ -61,7 +70,8 @@ def job_create(
 
     Locks the user row (FOR NO KEY UPDATE) for an upload (storage quota) and when the kind
     counts toward the model limit (raises ModelLimitReached, 403; an ended trial without a live
-    subscription raises LicenseExpired, 403 `license_expired`); the charge then locks the
+    subscription raises LicenseExpired, 403 `license_expired`); a license staff suspended or
+    cancelled refuses every new job (403 `license_suspended`, `license_cancelled`); the charge then locks the
     credit balance (InsufficientCredits, 402): the lock order user → balance. The new job's own
     row is not a lock anyone else can be waiting for; `retry_of`'s row is locked by the caller
     (job_retry) before all of these. On any error nothing
@@ -72,6 +82,11 @@ def job_create(
     workers after commit.
     """
     kind = job_kind_get(code=kind_code)
+    blocked = license_blocked(user_id=user.pk)
+    if blocked == License.Status.SUSPENDED:
+        raise LicenseSuspended("Your license is suspended; contact support.")
+    if blocked == License.Status.CANCELLED:
+        raise LicenseCancelled("Your license is cancelled; contact support.")
     if kind.requires_input_file and input_file is None and input_job_file is None:
         raise ApplicationError(
             "This job kind needs an input file.",

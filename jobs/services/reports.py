@@ -5,6 +5,8 @@ seed's PATCH /api/stats, which also creates jobs) and the job webhook handler (j
 are built on it. Who may decide an outcome is `JobKind.reported_by`.
 """
 
+import uuid
+
 from django.db import IntegrityError, models, transaction
 from django.utils import timezone
 
@@ -57,6 +59,19 @@ def _walk(job: Job, target: str, fields: dict, now) -> Job:
         for name, value in fields.items():
             setattr(job, name, value)
     return job
+
+
+def _own_job_pk(*, user, job_id: str):
+    """The pk of `user`'s job named by `job_id`: its UUID first, then its external id."""
+    try:
+        pk = uuid.UUID(job_id)
+    except ValueError:
+        pk = None
+    if pk is not None:
+        found = Job.objects.filter(user=user, pk=pk).values_list("pk", flat=True).first()
+        if found is not None:
+            return found
+    return Job.objects.filter(user=user, external_id=job_id).values_list("pk", flat=True).first()
 
 
 @transaction.atomic
@@ -156,12 +171,15 @@ def job_stats_upsert(
     charged as for any job (402 and nothing stored when short). Locks the job row; a concurrent
     create of the same id loses the (user, external_id) unique race and is re-applied as an
     update. External ids are per user: another user's job with the same id is neither seen nor
-    touched. Once charged, requested_count is fixed: a different value → 409
-    `requested_count_locked`. Engine kinds cannot be created here (400).
+    touched. `external_id` may also be the UUID of one of `user`'s jobs (the id POST /api/jobs
+    answered): that job is updated, whatever its external id, so a client that reports with
+    the id it was given never creates a second job nor pays twice. Once charged,
+    requested_count is fixed: a different value → 409 `requested_count_locked`. Engine kinds
+    cannot be created here (400).
     """
     if (successful_count or 0) + (failed_count or 0) > requested_count:
         raise _counts_error("successful_count + failed_count cannot exceed requested_count.")
-    job_id = Job.objects.filter(user=user, external_id=external_id).values_list("pk", flat=True).first()
+    job_id = _own_job_pk(user=user, job_id=external_id)
     if job_id is None:
         kind = job_kind_get(code=kind_code)
         if kind.reported_by == JobKind.ReportedBy.ENGINE:

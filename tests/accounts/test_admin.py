@@ -80,11 +80,21 @@ def test_admin_change_page_renders(admin_client, populated, model):
     assert admin_client.get(url).status_code == 200
 
 
-@pytest.mark.parametrize("model", MODELS, ids=lambda m: m.__name__)
+ADDED_BY_SERVICES = [License, Subscription]  # created with the user / by a payment, never typed in
+
+
+@pytest.mark.parametrize("model", [m for m in MODELS if m not in ADDED_BY_SERVICES], ids=lambda m: m.__name__)
 def test_admin_add_page_renders(admin_client, model):
     url = reverse(f"admin:accounts_{model._meta.model_name}_add")
 
     assert admin_client.get(url).status_code == 200
+
+
+@pytest.mark.parametrize("model", ADDED_BY_SERVICES, ids=lambda m: m.__name__)
+def test_admin_offers_no_add_page_for_rows_services_create(admin_client, model):
+    url = reverse(f"admin:accounts_{model._meta.model_name}_add")
+
+    assert admin_client.get(url).status_code == 403
 
 
 def test_admin_api_key_pages_show_only_the_prefix(admin_client, populated):

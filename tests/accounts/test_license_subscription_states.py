@@ -189,3 +189,66 @@ def test_the_license_and_subscription_status_are_read_only_in_the_admin():
     sub_page = client.get(reverse("admin:accounts_subscription_change", args=[sub.pk])).content.decode()
 
     assert 'name="status"' not in page and 'name="status"' not in sub_page
+
+
+def _admin_client() -> Client:
+    client = Client()
+    client.force_login(User.objects.create_superuser("ops@example.com", "Admin-Console-Pass-7"))
+    return client
+
+
+@pytest.mark.parametrize(("action", "to"), [("end_now", "cancelled"), ("expire_now", "expired")])
+def test_admin_subscription_actions_move_it_through_the_transition_and_drop_the_user_to_free(action, to):
+    sub = _subscription_at("active")
+    client = _admin_client()
+
+    client.post(
+        reverse("admin:accounts_subscription_changelist"), {"action": action, "_selected_action": [sub.pk]}
+    )
+
+    sub.refresh_from_db()
+    user = User.objects.get(pk=sub.user_id)
+    assert sub.status == to and sub.auto_renew is False
+    assert (user.tier, user.model_limit) == ("free", 5)
+    entry = LogEntry.objects.get(object_id=str(sub.pk))
+    assert entry.get_change_message().startswith(f"Subscription active → {to}")
+
+
+def test_admin_subscription_action_on_an_ended_one_changes_nothing_and_says_why():
+    sub = _subscription_at("expired")
+    client = _admin_client()
+
+    response = client.post(
+        reverse("admin:accounts_subscription_changelist"),
+        {"action": "end_now", "_selected_action": [sub.pk]},
+        follow=True,
+    )
+
+    assert Subscription.objects.get(pk=sub.pk).status == "expired"
+    assert not LogEntry.objects.filter(object_id=str(sub.pk)).exists()
+    assert any("Cancelled now: 0" in str(m) for m in response.context["messages"])
+
+
+def test_admin_stop_renewing_keeps_the_tier_until_the_period_ends():
+    sub = _subscription_at("active")
+    client = _admin_client()
+
+    client.post(
+        reverse("admin:accounts_subscription_changelist"),
+        {"action": "cancel_at_period_end", "_selected_action": [sub.pk]},
+    )
+
+    sub.refresh_from_db()
+    assert sub.status == "active" and sub.auto_renew is False and sub.cancelled_at is not None
+    assert User.objects.get(pk=sub.user_id).tier == "premium"
+
+
+def test_admin_offers_no_add_or_delete_of_subscriptions_and_licenses():
+    sub = _subscription_at("active")
+    client = _admin_client()
+
+    assert client.get(reverse("admin:accounts_subscription_add")).status_code == 403
+    assert client.post(reverse("admin:accounts_subscription_delete", args=[sub.pk])).status_code == 403
+    license = License.objects.get(user_id=sub.user_id)
+    assert client.post(reverse("admin:accounts_license_delete", args=[license.pk])).status_code == 403
+    assert Subscription.objects.filter(pk=sub.pk).exists() and License.objects.filter(pk=license.pk).exists()

@@ -117,8 +117,8 @@ def test_the_database_holds_one_live_subscription_per_user():
 
 def test_expiry_task_is_idempotent():
     user = UserFactory()
-    _license(user, ends_in=-timedelta(days=1))
     _subscription(user, ends_in=-timedelta(days=4))
+    _license(user, ends_in=-timedelta(days=1))  # after: activating the subscription sets the license's end
     first = expire_licenses()
     snapshot = (
         list(License.objects.values()),

@@ -34,17 +34,17 @@ def test_me_shows_plan_usage_progress_balance_license_and_subscription(auth_clie
     assert body["tier"] == "premium" and body["model_limit"] == 100
     assert body["subscription"]["amount"] == "299.00"
     assert body["subscription"]["status"] == "active"
-    assert body["license"]["type"] == "trial"
+    assert body["license"]["type"] == "paid"  # while a subscription is live
 
 
-def test_me_shows_null_license_for_a_user_created_outside_the_api(db):
-    # createsuperuser and the admin's add form make users without a license row
+def test_me_shows_the_trial_license_of_a_user_created_outside_the_api(db):
+    # createsuperuser and the admin's add form go through the user manager, not registration
     bare = User.objects.create_user("bare@example.com", "Bare-Password-91")
 
     response = client_for(bare).get(ME)
 
     assert response.status_code == 200
-    assert response.json()["license"] is None
+    assert (response.json()["license"]["type"], response.json()["license"]["status"]) == ("trial", "active")
 
 
 def test_me_get_uses_a_bounded_number_of_queries(auth_client, django_assert_max_num_queries):

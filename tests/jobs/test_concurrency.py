@@ -83,3 +83,30 @@ def test_the_same_stats_report_sent_concurrently_charges_once():
     assert codes == [200] * 8
     assert Job.objects.filter(external_id="race-1").count() == 1
     assert CreditBalance.objects.get(user=user).balance == 45
+
+
+@pytest.mark.django_db(transaction=True)
+def test_reports_by_uuid_and_by_external_id_sent_concurrently_make_one_job_and_one_charge():
+    user = UserFactory()
+    give_credits(user, 50)
+    created = client_for(user).post(
+        "/api/jobs", {"kind": "account_batch", "requested_count": 5, "external_id": "race-2"}, format="json"
+    )
+    assert created.status_code == 201, created.content
+    job_uuid = created.json()["id"]
+    clients = [client_for(user) for _ in range(8)]
+
+    def report(i):
+        body = {
+            "job_id": job_uuid if i % 2 else "race-2",
+            "requested_count": 5,
+            "successful_count": i % 4,
+            "status": "processing" if i < 6 else "completed",
+        }
+        return clients[i].patch("/api/stats", body, format="json").status_code
+
+    assert run_concurrently(8, report) == [200] * 8
+    job = Job.objects.get(user=user)
+    assert str(job.pk) == job_uuid and job.status == "completed" and job.credits_charged == 5
+    assert CreditTransaction.objects.filter(job_id=job.pk, type="usage").count() == 1
+    assert CreditBalance.objects.get(user=user).balance == 45

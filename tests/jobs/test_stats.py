@@ -310,3 +310,73 @@ def test_ended_counts_are_kept_on_the_day_each_job_ended_and_read_without_the_jo
         ("2026-04-05", 0, 1, 0),
         ("2026-05-01", 0, 0, 1),
     ]
+
+
+def _created_job(client, **extra) -> dict:
+    body = {"kind": "account_batch", "requested_count": 3, **extra}
+    response = client.post("/api/jobs", body, format="json")
+    assert response.status_code == 201, response.content
+    return response.json()
+
+
+def test_patch_with_the_uuid_of_the_callers_job_updates_that_job_and_charges_once(auth_client, funded_user):
+    # given a job created through POST /api/jobs (queued and charged 3, no external id)
+    created = _created_job(auth_client)
+    assert balance_get(user=funded_user) == 97
+    # when the client reports on it with the id it was given
+    response = patch(
+        auth_client,
+        job_id=created["id"],
+        requested_count=3,
+        successful_count=3,
+        failed_count=0,
+        status="completed",
+    )
+    # then that job completes; no second job, no second charge
+    assert response.status_code == 200, response.content
+    assert response.json() == {
+        "job_id": created["id"],
+        "requested_count": 3,
+        "successful_count": 3,
+        "failed_count": 0,
+        "status": "completed",
+    }
+    assert Job.objects.filter(user=funded_user).count() == 1
+    job = Job.objects.get(pk=created["id"])
+    assert (job.status, job.credits_charged, job.external_id) == ("completed", 3, created["external_id"])
+    assert balance_get(user=funded_user) == 97
+
+
+def test_patch_by_external_id_and_by_uuid_reach_the_same_job(auth_client, funded_user):
+    created = _created_job(auth_client, external_id="ext-both")
+    patch(auth_client, job_id="ext-both", requested_count=3, successful_count=1, status="processing")
+    patch(auth_client, job_id=created["id"], requested_count=3, successful_count=2, status="processing")
+    response = patch(
+        auth_client,
+        job_id="ext-both",
+        requested_count=3,
+        successful_count=2,
+        failed_count=1,
+        status="completed",
+    )
+    assert response.json()["status"] == "completed"
+    assert Job.objects.filter(user=funded_user).count() == 1
+    job = Job.objects.get(pk=created["id"])
+    assert (job.successful_count, job.failed_count, job.credits_charged, job.credits_refunded) == (2, 1, 3, 1)
+    assert CreditTransaction.objects.filter(job_id=job.pk, type="usage").count() == 1
+    assert balance_get(user=funded_user) == 98
+
+
+def test_patch_with_another_users_job_uuid_never_touches_that_job(auth_client, funded_user, other_user):
+    give_credits(other_user, 10)
+    theirs = JobFactory(user=other_user, status="queued")
+    before = (theirs.status, theirs.successful_count)
+    response = patch(
+        auth_client, job_id=str(theirs.pk), requested_count=1, successful_count=1, status="completed"
+    )
+    # the UUID is not one of the caller's jobs: it is an external id of a new job of the caller
+    assert response.status_code == 200, response.content
+    theirs.refresh_from_db()
+    assert (theirs.status, theirs.successful_count) == before
+    mine = Job.objects.get(user=funded_user)
+    assert mine.external_id == str(theirs.pk) and mine.status == "completed"

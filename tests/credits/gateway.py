@@ -1,0 +1,70 @@
+"""A local HTTP server standing in for Stripe's and Razorpay's APIs.
+
+The official SDKs are pointed at it (STRIPE_API_BASE, RAZORPAY_API_BASE) and run for real:
+request building, authentication, form or JSON encoding, error mapping. The server records
+every request so a test can check its wire format, and answers with what a route returns —
+bodies shaped like the real service's, errors included.
+"""
+
+import json
+import threading
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+@dataclass
+class Request:
+    method: str
+    path: str
+    headers: dict
+    body: bytes
+
+
+class Gateway:
+    def __init__(self):
+        self.requests: list[Request] = []
+        self.routes = {}
+        gateway = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def handle_one(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                request = Request(
+                    self.command,
+                    self.path,
+                    {k.lower(): v for k, v in self.headers.items()},
+                    self.rfile.read(length),
+                )
+                gateway.requests.append(request)
+                route = gateway.routes.get((self.command, self.path.split("?")[0]))
+                if route is None:
+                    error = {"type": "invalid_request_error", "message": "No such route"}
+                    status, body = 404, {"error": error}
+                else:
+                    status, body = route(request)
+                payload = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.send_header("Request-Id", "req_local")
+                self.end_headers()
+                self.wfile.write(payload)
+
+            do_GET = do_POST = do_DELETE = handle_one
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def route(self, method: str, path: str, answer):
+        """`answer(request) -> (status, json body)` for `method path`."""
+        self.routes[(method, path)] = answer
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join()
