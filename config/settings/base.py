@@ -95,6 +95,12 @@ DATABASES = {
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+# Server-side cursors (QuerySet.iterator(), which django-import-export's exports use) stay open
+# across transactions in autocommit, which a transaction-mode pooler (PgBouncer) breaks: the
+# next fetch may reach another server connection. Off unless DATABASE_SERVER_SIDE_CURSORS=true
+# (a direct connection, or a session-mode pooler); off, iterator() fetches its rows client-side.
+DATABASE_SERVER_SIDE_CURSORS = env.bool("DATABASE_SERVER_SIDE_CURSORS", default=False)
+DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = not DATABASE_SERVER_SIDE_CURSORS
 # Prepared statements are off by default (Django's own default, prepare_threshold None), so every
 # connection is safe behind a pooler that cannot keep them (PgBouncer in transaction mode without
 # max_prepared_statements). DATABASE_PREPARED_STATEMENTS=true (a direct connection, or a pooler
