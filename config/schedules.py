@@ -54,6 +54,12 @@ SCHEDULES = [
         crontab={"minute": "0", "hour": "6", "day_of_month": "1"},
     ),
     Schedule(
+        "shops: re-announce pending chat deliveries",
+        "shops.reannounce_deliveries",
+        interval_seconds=60,
+        queue="default",
+    ),
+    Schedule(
         "platform: prune old scheduled-run records",
         "platform.prune_scheduled_runs",
         crontab={"minute": "45", "hour": "0"},

@@ -48,6 +48,8 @@ LOGGED_HEADERS = (
     "stripe-signature",
     "x-razorpay-signature",
     "x-razorpay-event-id",
+    "x-line-signature",
+    "x-hub-signature-256",
     "x-request-id",
     "x-forwarded-for",
 )
@@ -178,6 +180,37 @@ def webhook_response(result: WebhookResult) -> Response:
     if result.code:
         return Response(error_body(result.code, result.message, result.fields), status=result.status_code)
     return Response(result.body, status=result.status_code)
+
+
+def webhook_log(
+    *,
+    source: str,
+    provider: str,
+    headers: dict,
+    status_code: int,
+    outcome: str,
+    event_type: str = "",
+    error: str = "",
+    body: bytes = b"",
+) -> None:
+    """Log a call to a webhook URL that is not a delivery of events (a provider's subscription
+    handshake), in the same WebhookLog as the deliveries. Never applied, so it claims nothing."""
+    result = WebhookResult(
+        status_code,
+        outcome,
+        signature_valid=outcome == WebhookLog.Outcome.PROCESSED,
+        event=Event(event_id="", type=event_type),
+    )
+    row = WebhookLog(
+        **_log_fields(source, provider, body, headers, None, result),
+        event_type=_text(event_type)[:64],
+        signature_valid=result.signature_valid,
+        outcome=outcome,
+        status_code=status_code,
+        error=_text(error)[:2000],
+    )
+    with transaction.atomic():
+        row.save(force_insert=True)
 
 
 def _apply_once(handler, provider, event, body, headers, payload) -> WebhookResult:

@@ -252,6 +252,20 @@ RAZORPAY_KEY_SECRET = env.str("RAZORPAY_KEY_SECRET", default="")
 PAYMENT_PROVIDER_TIMEOUT_SECONDS = env.int("PAYMENT_PROVIDER_TIMEOUT_SECONDS", default=10)
 PROMPTPAY_MERCHANT_ID = env.str("PROMPTPAY_MERCHANT_ID", default="0000000000000")
 
+# Chat channels (shops.channels): where outbound messages are sent and how failures are retried.
+# The base URLs exist so a test (or a regional proxy) can stand in for the channel's API.
+LINE_API_BASE_URL = env.str("LINE_API_BASE_URL", default="https://api.line.me").rstrip("/")
+MESSENGER_GRAPH_API_BASE_URL = env.str(
+    "MESSENGER_GRAPH_API_BASE_URL", default="https://graph.facebook.com"
+).rstrip("/")
+MESSENGER_GRAPH_API_VERSION = env.str("MESSENGER_GRAPH_API_VERSION", default="v21.0")
+CHANNEL_HTTP_TIMEOUT_SECONDS = env.float("CHANNEL_HTTP_TIMEOUT_SECONDS", default=10.0)
+# A message is tried at most this many times (429, 5xx, network errors are retried).
+CHANNEL_DELIVERY_MAX_ATTEMPTS = env.int("CHANNEL_DELIVERY_MAX_ATTEMPTS", default=6)
+# Exponential backoff with jitter between attempts, never sooner than the channel's Retry-After.
+CHANNEL_DELIVERY_BACKOFF_SECONDS = env.float("CHANNEL_DELIVERY_BACKOFF_SECONDS", default=5.0)
+CHANNEL_DELIVERY_BACKOFF_MAX_SECONDS = env.float("CHANNEL_DELIVERY_BACKOFF_MAX_SECONDS", default=900.0)
+
 # How many reverse proxies in front of the app append to X-Forwarded-For. No default that is
 # right everywhere: too many lets a client with no proxy in front rotate the header past the
 # throttles and the login lockout, too few puts every client behind the proxy in one bucket. So
@@ -351,6 +365,8 @@ SPECTACULAR_SETTINGS = {
         "ConversationStatusEnum": "shops.models.Conversation.Status",
         "OrderStatusEnum": "shops.models.OrderStatus",
         "IntegrationProviderEnum": "shops.models.SocialIntegration.Provider",
+        "MessageSenderEnum": "shops.models.Message.Sender",
+        "MessageDeliveryStatusEnum": "shops.models.Message.DeliveryStatus",
         "BackupKindEnum": "backups.models.BackupLog.Kind",
     },
 }
