@@ -40,6 +40,8 @@ INSTALLED_APPS = [
     "pgtrigger",
     "axes",
     "import_export",
+    "django_otp",  # staff pass a TOTP second factor before any admin page (console.admin_site)
+    "django_otp.plugins.otp_totp",
     "config.apps.PlatformConfig",
     "accounts",
     "credits",
@@ -59,6 +61,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",  # request.user.is_verified(): the admin's second factor
     "config.middleware.RequestIdMiddleware",
     "django_structlog.middlewares.RequestMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
@@ -482,6 +485,8 @@ DJANGO_STRUCTLOG_TRUST_UPSTREAM_REQUEST_ID = True
 # an email service through django-anymail by EMAIL_BACKEND=anymail.backends.<esp>.EmailBackend
 # and its credentials in ANYMAIL (JSON, e.g. {"MAILGUN_API_KEY": "..."}).
 SITE_NAME = env("SITE_NAME", default="Credit-metered SaaS")
+# The name authenticator apps show next to a staff member's admin TOTP code.
+OTP_TOTP_ISSUER = f"{SITE_NAME} admin"
 FRONTEND_URL = env("FRONTEND_URL", default="http://localhost:3000").rstrip("/")
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="no-reply@localhost")
 _email = env.email_url("EMAIL_URL", default="consolemail://")
