@@ -26,6 +26,7 @@ setup: db
 run: setup
 	$(PY) manage.py collectstatic --noinput -v0
 	$(PY) manage.py seed_demo
+	$(PY) manage.py metrics_backfill
 	@bash scripts/run.sh
 
 lint: venv

@@ -122,5 +122,25 @@ class AdminSite(admin.AdminSite):
         context = dict(extra_context or {})
         if request.user.has_perm(DASHBOARD_PERMISSION):
             context["dashboard"] = admin_dashboard()
+            if context["dashboard"]["missing_days"]:
+                queue_metrics_backfill()
         return super().index(request, context)
 
+
+BACKFILL_QUEUED_KEY = "console:metrics-backfill-queued"
+BACKFILL_QUEUED_SECONDS = 300
+
+
+def queue_metrics_backfill() -> bool:
+    """Queue the generation of the days the dashboard found without metrics (a fresh install
+    before its first release step or nightly run), at most once per few minutes however many
+    staff look. Returns whether it was queued now."""
+    from django.core.cache import cache
+    from django.db import transaction
+
+    from analytics.tasks import backfill
+
+    if not cache.add(BACKFILL_QUEUED_KEY, True, timeout=BACKFILL_QUEUED_SECONDS):
+        return False
+    transaction.on_commit(backfill.delay, robust=True)  # a broker outage must not fail the page
+    return True
