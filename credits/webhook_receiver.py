@@ -32,6 +32,7 @@ from django.db import DatabaseError, IntegrityError, transaction
 from rest_framework.response import Response
 
 from config.exceptions import ApplicationError, error_body
+from config.metrics import WEBHOOK_DELIVERIES
 from config.parsers import json_loads
 from config.signing import SignatureError, verify
 from credits.models import Payment, WebhookLog
@@ -116,6 +117,7 @@ def webhook_receive(
     Outcome = WebhookLog.Outcome
     result = None
     payload = None
+    known_provider = False
     try:
         if body_too_large:
             result = WebhookResult(
@@ -123,6 +125,7 @@ def webhook_receive(
             )
             return result
         secret = handler.secret(provider) if _plausible_name(provider) else None
+        known_provider = secret is not None
         if secret is None:
             result = WebhookResult(404, Outcome.REJECTED, "unknown_provider", "Unknown provider.")
             return result
@@ -171,6 +174,12 @@ def webhook_receive(
     finally:
         if result is None or not result.logged:
             _log_safely(handler.source, provider, body, headers, payload, result)
+        # A provider the app does not know is one label value, whatever the URL said.
+        WEBHOOK_DELIVERIES.labels(
+            source=handler.source,
+            provider=provider if known_provider else "unknown",
+            outcome=result.outcome if result is not None else "error",
+        ).inc()
 
 
 def webhook_response(result: WebhookResult) -> Response:

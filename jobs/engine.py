@@ -47,6 +47,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from accounts.models import User, UserPreferences
+from config.metrics import JOB_RUN, JOB_WAIT, JOBS_FINISHED
 from jobs.models import Job, JobKind
 from jobs.notifications import job_finished_notify
 from jobs.processors import JobContext, PermanentJobError, get_processor
@@ -199,6 +200,10 @@ def _job_start(job_id, attempt: int) -> Job | None:
     values = rows[0]
     job = _from_row(Job, _JOB_FIELDS, values[: len(_JOB_FIELDS)])
     job.kind = _from_row(JobKind, _KIND_FIELDS, values[len(_JOB_FIELDS) :])
+    if attempt == 1 and job.queued_at is not None and job.attempt_started_at is not None:
+        JOB_WAIT.labels(kind=job.kind.code).observe(
+            max(0.0, (job.attempt_started_at - job.queued_at).total_seconds())
+        )
     return job
 
 
@@ -333,6 +338,7 @@ def _complete_in_one_statement(job: Job, attempt: int, fields: dict) -> bool:
     )
     if not rows:
         return False
+    transaction.on_commit(JOBS_FINISHED.labels(status=S.COMPLETED).inc, using=settings.JOBS_DATABASE)
     user_id, email, name, is_active, deleted_at, notifications = rows[0]
     job.user = User.from_db(
         DEFAULT_DB_ALIAS,
@@ -445,6 +451,14 @@ def _job_run(job_id, attempt: int) -> str:
     job = _job_start(job_id, attempt)
     if job is None:
         return "lost"
+    started = time.perf_counter()
+    outcome = _job_process(job, attempt)
+    JOB_RUN.labels(kind=job.kind.code, outcome=outcome).observe(time.perf_counter() - started)
+    return outcome
+
+
+def _job_process(job: Job, attempt: int) -> str:
+    job_id = job.pk
     processor = get_processor(job.kind.code)
     if processor is None:
         job_attempt_failed(

@@ -51,6 +51,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "config.middleware.MetricsMiddleware",  # first: its time covers every other middleware
     "config.middleware.StripTrailingSlashMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -515,3 +516,12 @@ SHOP_INVITATION_TTL_HOURS = env.int("SHOP_INVITATION_TTL_HOURS", default=7 * 24)
 SCHEDULED_RUN_KEEP_DAYS = env.int("SCHEDULED_RUN_KEEP_DAYS", default=30)
 
 CSRF_FAILURE_VIEW = "config.exceptions.csrf_failure"
+
+# Metrics (docs/OPERATIONS.md, "Metrics and alerts"). GET /metrics answers only a request carrying
+# `Authorization: Bearer <METRICS_TOKEN>` (Prometheus's `authorization` scrape setting); without
+# it, or while the token is empty, it is a 404 like any unknown path.
+METRICS_TOKEN = env("METRICS_TOKEN", default="")
+# prometheus-client's multiprocess mode: the folder where every gunicorn worker and Celery process
+# of this machine writes its counts (prometheus-client reads the environment variable itself,
+# so it must be in the processes' environment or `.env`); empty: each process counts in memory.
+PROMETHEUS_MULTIPROC_DIR = env("PROMETHEUS_MULTIPROC_DIR", default="")
