@@ -3,7 +3,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt | md5sum | cut -c1-12)
 
-.PHONY: run test setup services venv db lint bench chromium
+.PHONY: run test setup services venv db lint bench chromium alerts
 
 $(STAMP): requirements.txt
 	@test -x $(PY) || python3 -m venv $(VENV)
@@ -15,6 +15,7 @@ venv: $(STAMP)
 services:
 	@bash scripts/services.sh
 	@bash scripts/pgclient.sh
+	@bash scripts/opstools.sh
 
 db: venv services
 	@$(PY) scripts/createdb.py
@@ -26,6 +27,7 @@ setup: db
 run: setup
 	$(PY) manage.py collectstatic --noinput -v0
 	$(PY) manage.py seed_demo
+	$(PY) manage.py metrics_backfill
 	@bash scripts/run.sh
 
 lint: venv
@@ -36,5 +38,10 @@ lint: venv
 chromium:
 	@bash scripts/chromium.sh
 
-test: venv services chromium lint
+# The alert rules of deploy/prometheus/ and their unit tests (promtool, Debian's prometheus package).
+alerts: services
+	promtool check rules deploy/prometheus/alerts.yml
+	cd deploy/prometheus && promtool test rules alerts_test.yml alerts_test_hours.yml
+
+test: venv services chromium lint alerts
 	$(VENV)/bin/pytest

@@ -13,6 +13,8 @@ from django.core.mail import EmailMultiAlternatives
 from django.db import transaction
 from django.template.loader import render_to_string
 
+from config.metrics import email_record
+
 logger = logging.getLogger(__name__)
 
 
@@ -32,7 +34,12 @@ def email_send(*, template: str, to: list[str], context: dict) -> None:
         subject=subject, body=text, from_email=settings.DEFAULT_FROM_EMAIL, to=to
     )
     message.attach_alternative(html, "text/html")
-    message.send()
+    try:
+        message.send()
+    except Exception:
+        email_record(outcome="failed")
+        raise
+    email_record(outcome="sent")
 
 
 def email_send_after_commit(*, template: str, to: list[str], context: dict) -> None:

@@ -63,7 +63,11 @@ class ErrorLogAdmin(ReadOnlyAdmin):
     date_hierarchy = "last_seen"
     actions = ["resolve"]
 
-    @admin.action(description="Mark resolved (a new occurrence reopens)")
+    def has_resolve_permission(self, request):
+        # The row is read-only for everyone; resolving it is the one thing staff do to it.
+        return request.user.has_perm("analytics.change_errorlog")
+
+    @admin.action(description="Mark resolved (a new occurrence reopens)", permissions=["resolve"])
     def resolve(self, request, queryset):
         done = 0
         for error_log in queryset:

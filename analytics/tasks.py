@@ -14,5 +14,16 @@ def generate_daily() -> dict | None:
     with scheduled_run("analytics.generate_daily", period_key=period_key("day")) as run:
         if run is None:
             return None
-        run.counts = services.metrics_generate_daily()
+        # First any closed day never generated (a fresh install, a nightly run that stopped).
+        # Rows written per table by both passes.
+        backfilled = services.metrics_backfill()
+        counts = services.metrics_generate_daily()
+        run.counts = {key: counts.get(key, 0) + backfilled.get(key, 0) for key in counts | backfilled}
     return run.counts
+
+
+@shared_task(name="analytics.backfill", queue="default", time_limit=60 * 60, soft_time_limit=55 * 60)
+def backfill() -> dict:
+    """Generate every closed day that has no metrics yet (analytics.services.metrics_backfill);
+    queued by the admin dashboard when it finds such days. Idempotent, safe to run twice."""
+    return services.metrics_backfill()

@@ -1,4 +1,5 @@
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.shortcuts import redirect
 from django.urls import path, reverse
@@ -40,6 +41,13 @@ class BackupLogAdmin(ReadOnlyAdmin):
     inlines = [SyncStatusInline]
     readonly_fields = [f.name for f in BackupLog._meta.fields]
 
+    def has_start_permission(self, request):
+        return request.user.has_perm("backups.add_backuplog")
+
+    def changelist_view(self, request, extra_context=None):
+        extra_context = {**(extra_context or {}), "can_start_backup": self.has_start_permission(request)}
+        return super().changelist_view(request, extra_context)
+
     def get_urls(self):
         return [
             path("start/", self.admin_site.admin_view(self.start_view), name="backups_backuplog_start"),
@@ -47,7 +55,9 @@ class BackupLogAdmin(ReadOnlyAdmin):
         ]
 
     def start_view(self, request):
-        if request.method != "POST" or not request.user.is_staff:
+        if not self.has_start_permission(request):
+            raise PermissionDenied
+        if request.method != "POST":
             return redirect(reverse("admin:backups_backuplog_changelist"))
         from backups.tasks import run_backup
 

@@ -9,6 +9,10 @@ most 8 KiB, 32 KiB of headers in all) that means: the longest request line gunic
 (8190), header fields up to 16 KiB, and as many fields as 32 KiB of headers can hold. README.md
 ("Running it in production") has the nginx side.
 
+Metrics. With PROMETHEUS_MULTIPROC_DIR set, every worker writes its counts to files there and
+/metrics sums them (config/metrics.py); when a worker exits, the master marks it dead, so its
+gauges of live processes go while its counts stay in the totals.
+
 Uploads. A worker killed mid-request (timeout, OOM, SIGKILL) leaves its spooled upload behind:
 the master deletes such files when it starts and whenever a worker exits (config/uploads.py).
 """
@@ -39,5 +43,15 @@ def on_starting(server):
     _sweep_uploads(server)
 
 
+def _mark_dead(pid: int) -> None:
+    from django.conf import settings
+    from prometheus_client import multiprocess
+
+    if settings.PROMETHEUS_MULTIPROC_DIR:
+        multiprocess.mark_process_dead(pid, settings.PROMETHEUS_MULTIPROC_DIR)
+
+
 def child_exit(server, worker):
     _sweep_uploads(server)
+    if worker is not None:
+        _mark_dead(worker.pid)

@@ -1,7 +1,10 @@
 """Request plumbing: path normalisation before URL resolution, and the request id."""
 
 import re
+import time
 import uuid
+
+from config.metrics import http_request_record
 
 
 class StripTrailingSlashMiddleware:
@@ -45,4 +48,32 @@ class RequestIdMiddleware:
         request.META[self.HEADER] = request_id
         response = self.get_response(request)
         response["X-Request-ID"] = request_id
+        return response
+
+
+class MetricsMiddleware:
+    """Count every request and time it, labelled by the route pattern that answered it (the
+    pattern, e.g. `api/jobs/<uuid:job_id>`, never the path, so ids do not become series).
+
+    First in MIDDLEWARE, so the time includes every other middleware. A path no route matches
+    (the JSON 404 catch-all) is `unmatched`; a method outside HTTP's usual ones is `other`.
+    """
+
+    METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+    CATCH_ALL = "^"
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        started = time.perf_counter()
+        response = self.get_response(request)
+        match = request.resolver_match
+        route = match.route if match is not None and match.route != self.CATCH_ALL else "unmatched"
+        http_request_record(
+            method=request.method if request.method in self.METHODS else "other",
+            route=route or "/",
+            status=response.status_code,
+            seconds=time.perf_counter() - started,
+        )
         return response

@@ -15,6 +15,22 @@ class Schedule:
     interval_seconds: int | None = None
     queue: str | None = None
 
+    @property
+    def every_seconds(self) -> int:
+        """The longest time between two runs when all is well: the interval, else what the
+        crontab's coarsest fixed field implies (a day of the month: 31 days; a weekday: a week;
+        an hour: a day; only a minute: an hour). The "schedule overdue" alert compares each
+        schedule's last success with this (exported as `saas_schedule_every_seconds`)."""
+        if self.interval_seconds:
+            return self.interval_seconds
+        if self.crontab.get("day_of_month", "*") != "*":
+            return 31 * 86400
+        if self.crontab.get("day_of_week", "*") != "*":
+            return 7 * 86400
+        if self.crontab.get("hour", "*") != "*":
+            return 86400
+        return 3600
+
 
 SCHEDULES = [
     Schedule(
@@ -52,6 +68,12 @@ SCHEDULES = [
         "shops: stock history cleanup (>365 days)",
         "shops.cleanup_stock_history",
         crontab={"minute": "0", "hour": "6", "day_of_month": "1"},
+    ),
+    Schedule(
+        "shops: re-announce pending chat deliveries",
+        "shops.reannounce_deliveries",
+        interval_seconds=60,
+        queue="default",
     ),
     Schedule(
         "platform: prune old scheduled-run records",

@@ -9,6 +9,14 @@ class ConsoleConfig(AppConfig):
     name = "console"
     verbose_name = "Admin console"
 
+    def ready(self):
+        from django.db.models.signals import post_migrate
+
+        from console.roles import sync_after_migrate
+
+        # The staff role groups (console/roles.py), after every migrate.
+        post_migrate.connect(sync_after_migrate, dispatch_uid="console.staff_groups_sync")
+
 
 class AdminConfig(DjangoAdminConfig):
     """django.contrib.admin with our site (console.admin_site.AdminSite: the dashboard)."""

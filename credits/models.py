@@ -351,7 +351,7 @@ class WebhookLog(UUIDModel):
         INVALID_SIGNATURE = "invalid_signature", "Invalid signature"
         ERROR = "error", "Error"
 
-    source = models.CharField(max_length=32, db_index=True)  # "payments" or "jobs"
+    source = models.CharField(max_length=32, db_index=True)  # "payments", "jobs" or "channels"
     provider = models.CharField(max_length=32, blank=True)
     event_id = models.CharField(max_length=255, blank=True, db_index=True)
     applied = models.BooleanField(default=False)

@@ -32,6 +32,7 @@ from django.db import DatabaseError, IntegrityError, transaction
 from rest_framework.response import Response
 
 from config.exceptions import ApplicationError, error_body
+from config.metrics import WEBHOOK_DELIVERIES
 from config.parsers import json_loads
 from config.signing import SignatureError, verify
 from credits.models import Payment, WebhookLog
@@ -48,6 +49,8 @@ LOGGED_HEADERS = (
     "stripe-signature",
     "x-razorpay-signature",
     "x-razorpay-event-id",
+    "x-line-signature",
+    "x-hub-signature-256",
     "x-request-id",
     "x-forwarded-for",
 )
@@ -116,6 +119,7 @@ def webhook_receive(
     Outcome = WebhookLog.Outcome
     result = None
     payload = None
+    known_provider = False
     try:
         if body_too_large:
             result = WebhookResult(
@@ -123,6 +127,7 @@ def webhook_receive(
             )
             return result
         secret = handler.secret(provider) if _plausible_name(provider) else None
+        known_provider = secret is not None
         if secret is None:
             result = WebhookResult(404, Outcome.REJECTED, "unknown_provider", "Unknown provider.")
             return result
@@ -171,6 +176,12 @@ def webhook_receive(
     finally:
         if result is None or not result.logged:
             _log_safely(handler.source, provider, body, headers, payload, result)
+        # A provider the app does not know is one label value, whatever the URL said.
+        WEBHOOK_DELIVERIES.labels(
+            source=handler.source,
+            provider=provider if known_provider else "unknown",
+            outcome=result.outcome if result is not None else "error",
+        ).inc()
 
 
 def webhook_response(result: WebhookResult) -> Response:
@@ -178,6 +189,37 @@ def webhook_response(result: WebhookResult) -> Response:
     if result.code:
         return Response(error_body(result.code, result.message, result.fields), status=result.status_code)
     return Response(result.body, status=result.status_code)
+
+
+def webhook_log(
+    *,
+    source: str,
+    provider: str,
+    headers: dict,
+    status_code: int,
+    outcome: str,
+    event_type: str = "",
+    error: str = "",
+    body: bytes = b"",
+) -> None:
+    """Log a call to a webhook URL that is not a delivery of events (a provider's subscription
+    handshake), in the same WebhookLog as the deliveries. Never applied, so it claims nothing."""
+    result = WebhookResult(
+        status_code,
+        outcome,
+        signature_valid=outcome == WebhookLog.Outcome.PROCESSED,
+        event=Event(event_id="", type=event_type),
+    )
+    row = WebhookLog(
+        **_log_fields(source, provider, body, headers, None, result),
+        event_type=_text(event_type)[:64],
+        signature_valid=result.signature_valid,
+        outcome=outcome,
+        status_code=status_code,
+        error=_text(error)[:2000],
+    )
+    with transaction.atomic():
+        row.save(force_insert=True)
 
 
 def _apply_once(handler, provider, event, body, headers, payload) -> WebhookResult:

@@ -52,6 +52,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from accounts.models import User, UserPreferences
+from config.metrics import JOB_RUN, JOB_WAIT, JOBS_FINISHED
 from jobs.models import Job, JobKind
 from jobs.notifications import job_finished_notify
 from jobs.processors import JobContext, PermanentJobError, get_processor
@@ -208,6 +209,10 @@ def _job_start(job_id, attempt: int) -> Job | None:
         values[index] = field.from_db_value(values[index], None, db)
     job = Job.from_db(DEFAULT_DB_ALIAS, _JOB_FIELDS, values[: len(_JOB_FIELDS)])
     job.kind = JobKind.from_db(DEFAULT_DB_ALIAS, _KIND_FIELDS, values[len(_JOB_FIELDS) :])
+    if attempt == 1 and job.queued_at is not None and job.attempt_started_at is not None:
+        JOB_WAIT.labels(kind=job.kind.code).observe(
+            max(0.0, (job.attempt_started_at - job.queued_at).total_seconds())
+        )
     return job
 
 
@@ -372,6 +377,7 @@ def _announce(job: Job, owner_row, completed_at) -> None:
     )
     notifications = UserPreferences._meta.get_field("notifications").from_db_value(notifications, None, _db())
     job.status, job.progress, job.completed_at = S.COMPLETED, 100, completed_at
+    transaction.on_commit(JOBS_FINISHED.labels(status=S.COMPLETED).inc, using=settings.JOBS_DATABASE)
     job_finished_notify(job=job, notifications=notifications or {})
 
 
@@ -618,6 +624,14 @@ def _job_run(job_id, attempt: int, completions: BatchCompletions | None = None) 
     job = _job_start(job_id, attempt)
     if job is None:
         return "lost"
+    started = time.perf_counter()
+    outcome = _job_process(job, attempt, completions)
+    JOB_RUN.labels(kind=job.kind.code, outcome=outcome).observe(time.perf_counter() - started)
+    return outcome
+
+
+def _job_process(job: Job, attempt: int, completions: BatchCompletions | None) -> str:
+    job_id = job.pk
     processor = get_processor(job.kind.code)
     if processor is None:
         job_attempt_failed(

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Make sure PostgreSQL (127.0.0.1:5432) and Redis (127.0.0.1:6379) answer.
+# Make sure PostgreSQL (127.0.0.1:5432) and Redis (127.0.0.1:6379) answer, and PgBouncer is installed.
 # Uses the ones already running; otherwise starts private ones under .var/, installing
 # Debian's postgresql / redis-server first when they are missing. Safe to run again.
 set -euo pipefail
@@ -56,5 +56,12 @@ ensure_redis() {
   echo "services: started a private Redis in $VAR/redis"
 }
 
+ensure_pgbouncer() {
+  # Only the binary: a test starts its own PgBouncer in transaction mode in front of PostgreSQL.
+  command -v pgbouncer >/dev/null || [ -x /usr/sbin/pgbouncer ] || apt_install pgbouncer
+  echo "services: PgBouncer installed"
+}
+
 ensure_postgres
 ensure_redis
+ensure_pgbouncer

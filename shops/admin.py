@@ -454,7 +454,7 @@ class PaymentMethodAdmin(admin.ModelAdmin):
 
 class MessageInline(ReadOnlyInline):
     model = Message
-    fields = ["created_at", "direction", "sender", "text", "sent_by"]
+    fields = ["created_at", "direction", "sender", "text", "sent_by", "delivery_status", "attempts", "error"]
     readonly_fields = fields
 
 
@@ -471,12 +471,35 @@ class ConversationAdmin(admin.ModelAdmin):
 
 @admin.register(Message)
 class MessageAdmin(admin.ModelAdmin):
-    list_display = ["created_at", "conversation", "sender", "direction", "is_ai"]
-    list_filter = ["sender", "direction", "is_ai"]
-    search_fields = ["text", "conversation__customer_handle"]
+    list_display = [
+        "created_at",
+        "conversation",
+        "sender",
+        "direction",
+        "is_ai",
+        "delivery_status",
+        "attempts",
+    ]
+    list_filter = ["sender", "direction", "is_ai", "delivery_status"]
+    search_fields = ["text", "conversation__customer_handle", "provider_message_id"]
     date_hierarchy = "created_at"
     list_select_related = ["conversation"]
-    readonly_fields = ["conversation", "direction", "sender", "text", "sent_by", "keyword_reply", "is_ai"]
+    readonly_fields = [
+        "conversation",
+        "direction",
+        "sender",
+        "text",
+        "sent_by",
+        "keyword_reply",
+        "is_ai",
+        "delivery_status",
+        "attempts",
+        "provider_message_id",
+        "error",
+        "next_attempt_at",
+        "delivering_since",
+        "sent_at",
+    ]
 
     def has_add_permission(self, request):
         return False
@@ -502,13 +525,22 @@ class SavedReplyAdmin(admin.ModelAdmin):
 
 @admin.register(SocialIntegration)
 class SocialIntegrationAdmin(admin.ModelAdmin):
-    list_display = ["provider", "account_id", "account_name", "shop", "is_active", "token_expires_at"]
-    list_filter = ["provider", "is_active", SHOP_FILTER]
+    list_display = [
+        "provider",
+        "account_id",
+        "account_name",
+        "shop",
+        "is_active",
+        "needs_reauth",
+        "token_expires_at",
+    ]
+    list_filter = ["provider", "is_active", "needs_reauth", SHOP_FILTER]
     search_fields = ["account_id", "account_name", "shop__name"]
     list_select_related = ["shop"]
     autocomplete_fields = ["shop"]
-    # Tokens are excluded from every admin form and list; they are set through the API.
-    exclude = ["access_token", "refresh_token"]
+    # Tokens and webhook secrets are excluded from every admin form and list; they are set
+    # through the API.
+    exclude = ["access_token", "refresh_token", "channel_secret", "app_secret", "verify_token"]
 
 
 @admin.register(InboundApiKey)

@@ -3,7 +3,10 @@ membership: not a member → 404 (the shop's existence is not revealed), a role 
 action → 403 (shops.permissions). Plain catalogue resources use generic views scoped to the shop;
 stock, orders and chat go through explicit endpoints calling one service each."""
 
-from drf_spectacular.utils import extend_schema, inline_serializer
+from django.core.exceptions import RequestDataTooBig
+from django.http import HttpResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import generics, serializers, status
 from rest_framework.permissions import SAFE_METHODS, AllowAny
 from rest_framework.response import Response
@@ -12,9 +15,10 @@ from rest_framework.views import APIView
 from accounts.authentication import ApiKeyAuthentication, JWTCookieOrHeaderAuthentication
 from accounts.models import ServiceApiKey
 from accounts.permissions import IsServiceKeyWithScope, IsUserAccount
-from config.exceptions import Forbidden, NotFound
+from config.exceptions import Forbidden, NotFound, error_body
 from config.throttling import ScopedRateThrottle
-from shops import selectors, services
+from credits.webhook_receiver import webhook_response
+from shops import channel_webhooks, selectors, services
 from shops.filters import ConversationFilter, ItemFilter, OrderFilter
 from shops.models import (
     Conversation,
@@ -45,6 +49,8 @@ from shops.serializers import (
     OrderSerializer,
     OrderStatusSerializer,
     OrderSubmitSerializer,
+    OutboundAckSerializer,
+    OutboundMessageSerializer,
     PaymentMethodSerializer,
     PublicItemSerializer,
     PublicOrderSerializer,
@@ -484,6 +490,154 @@ class InboundMessageApi(APIView):
             },
             status=status.HTTP_201_CREATED,
         )
+
+
+class _InboundKeyMixin:
+    """A connector's calls: only a service API key with scope `shops:inbound` bound to the shop
+    in the URL; any other shop is 404."""
+
+    authentication_classes = [ApiKeyAuthentication]
+    permission_classes = [IsServiceKeyWithScope]
+    required_scope = INBOUND_SCOPE
+
+    def initial(self, request, *args, **kwargs):
+        super().initial(request, *args, **kwargs)
+        if not inbound_key_may_post(api_key=request.auth, shop_id=kwargs["shop_id"]):
+            raise _not_found()
+
+
+class OutboundFeedApi(_InboundKeyMixin, generics.ListAPIView):
+    """For channel connectors: the shop's outbound messages still to deliver (staff, bot and ai
+    messages of conversations that no channel integration delivers), oldest first. Page with
+    `?cursor=` (empty for the first page, then `next`); acknowledge each delivered message. A
+    message leaves the feed when acknowledged, so a connector that restarts from the first page
+    sees exactly what is still undelivered."""
+
+    serializer_class = OutboundMessageSerializer
+    http_method_names = ["get", "head", "options"]
+    queryset = OutboundMessageSerializer.Meta.model.objects.none()  # for the schema generator
+
+    def get_queryset(self):
+        return selectors.outbound_message_list(shop_id=self.kwargs["shop_id"])
+
+
+class OutboundAckApi(_InboundKeyMixin, APIView):
+    """For channel connectors: report one outbound message delivered (`sent`, with the channel's
+    message id) or not (`failed`, with the error). Repeating an acknowledgement is harmless;
+    changing it is 409 `already_acknowledged`. A message of another shop, or one a channel
+    integration delivers, is 404."""
+
+    @extend_schema(request=OutboundAckSerializer, responses=OutboundMessageSerializer)
+    def post(self, request, shop_id, message_id):
+        serializer = OutboundAckSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        message = services.message_acknowledge(
+            shop_id=shop_id, message_id=message_id, **serializer.validated_data
+        )
+        return Response(OutboundMessageSerializer(message).data)
+
+
+# --- chat channel webhooks --------------------------------------------------------------------
+
+
+def _raw_body(request) -> tuple[bytes, bool]:
+    # Signatures cover the exact bytes, so the body is read raw, never re-serialized.
+    try:
+        return request.body, False
+    except RequestDataTooBig:
+        return b"", True
+
+
+class _ChannelWebhookApi(APIView):
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+    throttle_classes = [ScopedRateThrottle]
+    throttle_scope = "webhook"
+
+
+WEBHOOK_RESPONSES = {
+    200: OpenApiResponse(description="processed, ignored (no customer message) or duplicate"),
+    400: OpenApiResponse(description="missing signature, malformed body"),
+    401: OpenApiResponse(description="wrong signature"),
+    404: OpenApiResponse(description="unknown integration"),
+}
+
+
+class LineWebhookApi(_ChannelWebhookApi):
+    """LINE Messaging API webhook of one LINE integration (set it as the channel's Webhook URL).
+    Verified by `X-Line-Signature` (base64 HMAC-SHA256 of the body with the channel secret);
+    message events become customer messages, keyword auto-replies go back through LINE."""
+
+    @extend_schema(
+        request={"application/json": OpenApiTypes.OBJECT},
+        parameters=[
+            OpenApiParameter(
+                "X-Line-Signature",
+                OpenApiTypes.STR,
+                OpenApiParameter.HEADER,
+                required=True,
+                description="base64(HMAC-SHA256(channel secret, raw body))",
+            )
+        ],
+        responses=WEBHOOK_RESPONSES,
+    )
+    def post(self, request, integration_id):
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        body, too_large = _raw_body(request)
+        result = channel_webhooks.line_webhook_receive(
+            integration_id=integration_id, body=body, headers=headers, body_too_large=too_large
+        )
+        return webhook_response(result)
+
+
+class MessengerWebhookApi(_ChannelWebhookApi):
+    """Messenger webhook of one Facebook page integration (the app's Callback URL). GET is Meta's
+    subscription handshake; POST carries the page's events, verified by `X-Hub-Signature-256`
+    (sha256=hex HMAC-SHA256 of the body with the app secret)."""
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("hub.mode", OpenApiTypes.STR, OpenApiParameter.QUERY, required=True),
+            OpenApiParameter("hub.verify_token", OpenApiTypes.STR, OpenApiParameter.QUERY, required=True),
+            OpenApiParameter("hub.challenge", OpenApiTypes.STR, OpenApiParameter.QUERY, required=True),
+        ],
+        responses={
+            (200, "text/plain"): OpenApiResponse(OpenApiTypes.STR, description="hub.challenge, echoed"),
+            403: OpenApiResponse(description="wrong verify token"),
+            404: OpenApiResponse(description="unknown integration"),
+        },
+    )
+    def get(self, request, integration_id):
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        status_code, challenge = channel_webhooks.messenger_subscription_verify(
+            integration_id=integration_id, params=request.query_params, headers=headers
+        )
+        if status_code == 200:
+            return HttpResponse(challenge, content_type="text/plain")
+        if status_code == 404:
+            return Response(error_body("not_found", "Not found."), status=404)
+        return Response(error_body("invalid_verify_token", "The verify token does not match."), status=403)
+
+    @extend_schema(
+        request={"application/json": OpenApiTypes.OBJECT},
+        parameters=[
+            OpenApiParameter(
+                "X-Hub-Signature-256",
+                OpenApiTypes.STR,
+                OpenApiParameter.HEADER,
+                required=True,
+                description="sha256=<hex HMAC-SHA256(app secret, raw body)>",
+            )
+        ],
+        responses=WEBHOOK_RESPONSES,
+    )
+    def post(self, request, integration_id):
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        body, too_large = _raw_body(request)
+        result = channel_webhooks.messenger_webhook_receive(
+            integration_id=integration_id, body=body, headers=headers, body_too_large=too_large
+        )
+        return webhook_response(result)
 
 
 # --- public order form ------------------------------------------------------------------------

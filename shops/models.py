@@ -402,6 +402,11 @@ class Conversation(UUIDModel):
     customer_name = models.CharField(max_length=200, blank=True, default="")
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.OPEN)
     last_message_at = models.DateTimeField(null=True, blank=True)
+    # The channel integration the customer wrote through (set by its webhook): outbound messages
+    # go out through it. Without one, connectors deliver them (the shop's outbound feed).
+    integration = models.ForeignKey(
+        "SocialIntegration", null=True, blank=True, on_delete=models.SET_NULL, related_name="conversations"
+    )
 
     class Meta:
         ordering = ["-last_message_at", "-created_at", "id"]
@@ -427,6 +432,11 @@ class Message(UUIDModel):
         BOT = "bot", "Bot"
         AI = "ai", "AI"
 
+    class DeliveryStatus(models.TextChoices):
+        PENDING = "pending", "Pending"
+        SENT = "sent", "Sent"
+        FAILED = "failed", "Failed"
+
     conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="messages")
     direction = models.CharField(max_length=10, choices=Direction.choices)
     sender = models.CharField(max_length=10, choices=Sender.choices)
@@ -441,6 +451,20 @@ class Message(UUIDModel):
     is_ai = models.GeneratedField(
         expression=Q(sender="ai"), output_field=models.BooleanField(), db_persist=True
     )
+    # Delivery of an outbound message (null for inbound ones). `attempts` counts the calls to the
+    # channel's API; `delivering_since` is the claim a delivery task holds while it calls (a
+    # message is claimed by one task at a time and never sent again once `sent`).
+    delivery_status = models.CharField(
+        max_length=10, choices=DeliveryStatus.choices, null=True, blank=True, db_index=True
+    )
+    attempts = models.PositiveIntegerField(default=0)
+    # The channel's id of the message: LINE's message id or Messenger's `mid`, outbound (what
+    # the channel answered) and inbound (stored once per conversation).
+    provider_message_id = models.CharField(max_length=255, blank=True, default="")
+    error = models.CharField(max_length=1000, blank=True, default="")
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    delivering_since = models.DateTimeField(null=True, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["created_at", "id"]
@@ -452,10 +476,29 @@ class Message(UUIDModel):
                 ),
                 name="message_direction_matches_sender",
             ),
+            models.CheckConstraint(
+                condition=(
+                    Q(direction="inbound", delivery_status__isnull=True)
+                    | Q(direction="outbound", delivery_status__in=["pending", "sent", "failed"])
+                ),
+                name="message_delivery_status_for_outbound",
+            ),
+            # A channel's redelivered event adds no second copy of the customer's message.
+            models.UniqueConstraint(
+                fields=["conversation", "provider_message_id"],
+                condition=Q(direction="inbound") & ~Q(provider_message_id=""),
+                name="message_inbound_provider_id_once",
+            ),
         ]
         indexes = [
             models.Index(fields=["conversation", "created_at", "id"], name="message_conversation_idx"),
             models.Index(fields=["created_at"], condition=Q(sender="ai"), name="message_ai_created_idx"),
+            # The connectors' outbound feed walks the pending messages in (created_at, id) order.
+            models.Index(
+                fields=["created_at", "id"],
+                condition=Q(delivery_status="pending"),
+                name="message_pending_idx",
+            ),
         ]
 
     def __str__(self):
@@ -522,8 +565,16 @@ class SocialIntegration(UUIDModel):
     # Ciphertext in the database (shops.crypto); never serialized, never shown in admin.
     access_token = EncryptedTextField(blank=True, default="")
     refresh_token = EncryptedTextField(blank=True, default="")
+    # Webhook secrets, encrypted and write-only like the tokens: LINE signs with the channel
+    # secret; Messenger with the app secret, and its subscription handshake echoes verify_token.
+    channel_secret = EncryptedTextField(blank=True, default="")
+    app_secret = EncryptedTextField(blank=True, default="")
+    verify_token = EncryptedTextField(blank=True, default="")
     token_expires_at = models.DateTimeField(null=True, blank=True)
     is_active = models.BooleanField(default=True)
+    # Set when the channel refused the access token (401): nothing is sent through the
+    # integration until a new token is stored, and the shop's owner is emailed once.
+    needs_reauth = models.BooleanField(default=False)
 
     class Meta:
         ordering = ["provider", "account_id", "id"]

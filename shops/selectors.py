@@ -76,6 +76,21 @@ def conversation_list(*, shop: Shop) -> QuerySet[Conversation]:
     )
 
 
+def outbound_message_list(*, shop_id) -> QuerySet[Message]:
+    """The shop's outbound messages a connector is to deliver: `pending`, in conversations no
+    channel integration delivers, oldest first (the order ends with the id, so keyset pages work)."""
+    return (
+        Message.objects.filter(
+            conversation__shop_id=shop_id,
+            conversation__integration__isnull=True,
+            direction=Message.Direction.OUTBOUND,
+            delivery_status=Message.DeliveryStatus.PENDING,
+        )
+        .select_related("conversation")
+        .order_by("created_at", "id")
+    )
+
+
 def message_list(*, conversation: Conversation) -> QuerySet[Message]:
     return (
         Message.objects.filter(conversation=conversation)

@@ -9,6 +9,8 @@ import re
 from zoneinfo import available_timezones
 
 from django.db import models
+from django.urls import reverse
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from shops.models import (
@@ -456,9 +458,51 @@ class MessageSerializer(StrictModelSerializer):
             "is_ai",
             "sent_by_id",
             "keyword_reply_id",
+            "delivery_status",
+            "attempts",
+            "provider_message_id",
+            "error",
+            "sent_at",
             "created_at",
         ]
         read_only_fields = fields
+
+
+class OutboundMessageSerializer(StrictModelSerializer):
+    """An outbound message as a connector sees it: where to send it and what to send."""
+
+    conversation_id = serializers.UUIDField(read_only=True)
+    channel = serializers.CharField(source="conversation.channel", read_only=True)
+    customer_handle = serializers.CharField(source="conversation.customer_handle", read_only=True)
+    customer_name = serializers.CharField(source="conversation.customer_name", read_only=True)
+
+    class Meta:
+        model = Message
+        fields = [
+            "id",
+            "conversation_id",
+            "channel",
+            "customer_handle",
+            "customer_name",
+            "sender",
+            "text",
+            "delivery_status",
+            "attempts",
+            "provider_message_id",
+            "error",
+            "sent_at",
+            "created_at",
+        ]
+        read_only_fields = fields
+
+
+class OutboundAckSerializer(serializers.Serializer):
+    status = serializers.ChoiceField(
+        choices=[Message.DeliveryStatus.SENT, Message.DeliveryStatus.FAILED],
+        default=Message.DeliveryStatus.SENT,
+    )
+    provider_message_id = StrictCharField(max_length=255, required=False, allow_blank=True, default="")
+    error = StrictCharField(max_length=1000, required=False, allow_blank=True, default="")
 
 
 class MessageSendSerializer(serializers.Serializer):
@@ -503,12 +547,28 @@ class SavedReplySerializer(StrictModelSerializer):
 
 
 class IntegrationSerializer(StrictModelSerializer):
-    """Tokens are write-only: responses only say whether one is stored."""
+    """Tokens and webhook secrets are write-only: responses only say whether one is stored.
+    `webhook_url` is where the channel must send its events (LINE and Messenger);
+    `needs_reauth` is set when the channel refused the access token, and cleared by storing a
+    new one."""
 
     access_token = StrictCharField(write_only=True, max_length=4000, required=False, allow_blank=True)
     refresh_token = StrictCharField(write_only=True, max_length=4000, required=False, allow_blank=True)
+    channel_secret = StrictCharField(write_only=True, max_length=500, required=False, allow_blank=True)
+    app_secret = StrictCharField(write_only=True, max_length=500, required=False, allow_blank=True)
+    verify_token = StrictCharField(write_only=True, max_length=500, required=False, allow_blank=True)
     has_access_token = serializers.SerializerMethodField()
     has_refresh_token = serializers.SerializerMethodField()
+    has_channel_secret = serializers.SerializerMethodField()
+    has_app_secret = serializers.SerializerMethodField()
+    has_verify_token = serializers.SerializerMethodField()
+    webhook_url = serializers.SerializerMethodField()
+
+    SECRETS = ("access_token", "refresh_token", "channel_secret", "app_secret", "verify_token")
+    WEBHOOK_ROUTES = {
+        SocialIntegration.Provider.LINE: "channel-line-webhook",
+        SocialIntegration.Provider.FACEBOOK: "channel-facebook-webhook",
+    }
 
     class Meta:
         model = SocialIntegration
@@ -519,20 +579,63 @@ class IntegrationSerializer(StrictModelSerializer):
             "account_name",
             "access_token",
             "refresh_token",
+            "channel_secret",
+            "app_secret",
+            "verify_token",
             "has_access_token",
             "has_refresh_token",
+            "has_channel_secret",
+            "has_app_secret",
+            "has_verify_token",
+            "webhook_url",
             "token_expires_at",
             "is_active",
+            "needs_reauth",
             "created_at",
             "updated_at",
         ]
-        read_only_fields = ["id", "has_access_token", "has_refresh_token", "created_at", "updated_at"]
+        read_only_fields = [
+            "id",
+            "has_access_token",
+            "has_refresh_token",
+            "has_channel_secret",
+            "has_app_secret",
+            "has_verify_token",
+            "webhook_url",
+            "needs_reauth",
+            "created_at",
+            "updated_at",
+        ]
 
     def get_has_access_token(self, obj) -> bool:
         return bool(obj.access_token)
 
     def get_has_refresh_token(self, obj) -> bool:
         return bool(obj.refresh_token)
+
+    def get_has_channel_secret(self, obj) -> bool:
+        return bool(obj.channel_secret)
+
+    def get_has_app_secret(self, obj) -> bool:
+        return bool(obj.app_secret)
+
+    def get_has_verify_token(self, obj) -> bool:
+        return bool(obj.verify_token)
+
+    @extend_schema_field(serializers.URLField(allow_null=True))
+    def get_webhook_url(self, obj) -> str | None:
+        route = self.WEBHOOK_ROUTES.get(obj.provider)
+        if route is None:
+            return None
+        path = reverse(route, kwargs={"integration_id": obj.pk})
+        request = self.context.get("request")
+        return request.build_absolute_uri(path) if request is not None else path
+
+    def update(self, instance, validated_data):
+        if validated_data.get("access_token"):
+            # A new token is the answer to `needs_reauth`: delivery may use the integration again.
+            validated_data["needs_reauth"] = False
+        return super().update(instance, validated_data)
 
     def validate(self, attrs):
         shop = self.context["shop"]

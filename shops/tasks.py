@@ -19,3 +19,35 @@ def cleanup_stock_history(older_than_days: int = 365) -> int | None:
             return None
         run.counts = {"deleted": services.stock_history_cleanup(older_than_days=older_than_days)}
     return run.counts["deleted"]
+
+
+@shared_task(
+    name="shops.deliver_message",
+    queue="default",
+    time_limit=120,
+    soft_time_limit=100,
+    ignore_result=True,
+)
+def deliver_message(message_id: str) -> str:
+    """Deliver one outbound chat message through its channel (shops.services.delivery). Safe to
+    run twice: the message is claimed before the call and sent at most once."""
+    return services.message_deliver(message_id=message_id)
+
+
+@shared_task(
+    name="shops.reannounce_deliveries",
+    queue="default",
+    time_limit=300,
+    soft_time_limit=280,
+    ignore_result=True,
+)
+def reannounce_deliveries() -> dict | None:
+    """Every minute: queue again the channel deliveries a lost Celery message left pending, and
+    settle claims whose task died mid-call (shops.services.delivery.message_delivery_reannounce).
+    Once per minute; a second run of the same minute is a no-op (and would be harmless: the
+    claim decides who sends)."""
+    with scheduled_run("shops.reannounce_deliveries", period_key=period_key("minute")) as run:
+        if run is None:
+            return None
+        run.counts = services.message_delivery_reannounce()
+    return run.counts

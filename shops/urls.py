@@ -54,6 +54,14 @@ urlpatterns = [
         apis.IntegrationDetailApi.as_view(),
         name="shop-integration-detail",
     ),
+    path(f"{S}/outbound", apis.OutboundFeedApi.as_view(), name="shop-outbound"),
+    path(f"{S}/outbound/<uuid:message_id>/ack", apis.OutboundAckApi.as_view(), name="shop-outbound-ack"),
+    path("channels/line/<uuid:integration_id>", apis.LineWebhookApi.as_view(), name="channel-line-webhook"),
+    path(
+        "channels/facebook/<uuid:integration_id>",
+        apis.MessengerWebhookApi.as_view(),
+        name="channel-facebook-webhook",
+    ),
     path("public/forms/<slug:slug>", apis.PublicFormApi.as_view(), name="public-form"),
     path("public/forms/<slug:slug>/submit", apis.PublicFormSubmitApi.as_view(), name="public-form-submit"),
 ]

@@ -35,6 +35,18 @@ def deferred_triggers_now() -> None:
 
 
 @pytest.fixture
+def admin_client(admin_user):
+    """pytest-django's admin client, past the admin's second factor as well as its password."""
+    from django.test import Client
+
+    from tests.factories import admin_login
+
+    client = Client()
+    admin_login(client, admin_user)
+    return client
+
+
+@pytest.fixture
 def api_client():
     return APIClient()
 

@@ -24,3 +24,19 @@ class UserFactory(factory.django.DjangoModelFactory):
             License.objects.get_or_create(
                 user=obj, defaults={"date_start": now, "date_end": License.trial_end(now)}
             )
+
+
+def admin_login(client, user) -> None:
+    """Log `user` into the test client as the admin login would leave them: password and, for
+    staff, the TOTP second factor passed (a confirmed device, verified in this session)."""
+    from django_otp import DEVICE_ID_SESSION_KEY
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    client.force_login(user)
+    if user.is_staff:
+        device = TOTPDevice.objects.filter(user=user, confirmed=True).first() or TOTPDevice.objects.create(
+            user=user, name="test", confirmed=True
+        )
+        session = client.session
+        session[DEVICE_ID_SESSION_KEY] = device.persistent_id
+        session.save()

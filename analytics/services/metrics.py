@@ -192,6 +192,73 @@ def metrics_generate_daily(*, now: datetime | None = None) -> dict:
     return counts
 
 
+BACKFILL_CHUNK_DAYS = 31  # one transaction per month of days
+
+
+def metrics_first_data_day() -> date | None:
+    """The UTC day of the platform's first recorded activity (a user, an order, a payment or a
+    job), or None on an empty database. Four indexed MIN() reads."""
+    from django.db.models import Min
+
+    from accounts.models import User
+    from credits.models import Payment
+    from jobs.models import Job
+    from shops.models import FormSubmission
+
+    firsts = [
+        User.objects.aggregate(first=Min("date_joined"))["first"],
+        FormSubmission.objects.aggregate(first=Min("submitted_at"))["first"],
+        Payment.objects.aggregate(first=Min("created_at"))["first"],
+        Job.objects.aggregate(first=Min("created_at"))["first"],
+    ]
+    known = [moment for moment in firsts if moment is not None]
+    return min(known).astimezone(UTC).date() if known else None
+
+
+def metrics_backfill_range(*, now: datetime | None = None) -> tuple[date, date] | None:
+    """The closed UTC days no stored platform row covers yet: from the day after the newest
+    stored one (or, on a fresh install, the day before the first data, so every shop's local
+    day is in) to yesterday. None when there is nothing to fill."""
+    today = (now or timezone.now()).astimezone(UTC).date()
+    yesterday = today - timedelta(days=1)
+    newest = PlatformMetric.objects.order_by("-date").values_list("date", flat=True).first()
+    if newest is not None:
+        start = newest + timedelta(days=1)
+    else:
+        first = metrics_first_data_day()
+        if first is None:
+            return None
+        start = first - timedelta(days=1)
+    return (start, yesterday) if start <= yesterday else None
+
+
+def metrics_backfill(*, now: datetime | None = None, progress=None) -> dict:
+    """Generate the shop and platform metrics of every closed day that has none yet
+    (metrics_backfill_range), a month per transaction, so a fresh install, or one whose nightly
+    run stopped for a while, shows real figures without anyone running a command. Idempotent:
+    once the days are stored, a second run finds nothing to do. `progress(start, end, index,
+    total)` is called after each month. Returns rows written per table ({} when nothing to do)."""
+    span = metrics_backfill_range(now=now)
+    if span is None:
+        return {}
+    chunks = []
+    start, end = span
+    while start <= end:
+        stop = min(start + timedelta(days=BACKFILL_CHUNK_DAYS - 1), end)
+        chunks.append((start, stop))
+        start = stop + timedelta(days=1)
+    totals: dict[str, int] = {}
+    for index, (first, last) in enumerate(chunks, 1):
+        counts = metrics_generate_shops(date_from=first, date_to=last)
+        counts.update(metrics_generate_platform(date_from=first, date_to=last))
+        for key, value in counts.items():
+            totals[key] = totals.get(key, 0) + value
+        if progress is not None:
+            progress(first, last, index, len(chunks))
+    logger.info("metrics backfilled", extra={"date_from": span[0], "date_to": span[1], "counts": totals})
+    return totals
+
+
 # --- verification ----------------------------------------------------------------------------
 
 

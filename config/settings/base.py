@@ -40,6 +40,8 @@ INSTALLED_APPS = [
     "pgtrigger",
     "axes",
     "import_export",
+    "django_otp",  # staff pass a TOTP second factor before any admin page (console.admin_site)
+    "django_otp.plugins.otp_totp",
     "config.apps.PlatformConfig",
     "accounts",
     "credits",
@@ -51,6 +53,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "config.middleware.MetricsMiddleware",  # first: its time covers every other middleware
     "config.middleware.StripTrailingSlashMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -59,6 +62,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",  # request.user.is_verified(): the admin's second factor
     "config.middleware.RequestIdMiddleware",
     "django_structlog.middlewares.RequestMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
@@ -95,6 +99,12 @@ DATABASES = {
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+# Server-side cursors (QuerySet.iterator(), which django-import-export's exports use) stay open
+# across transactions in autocommit, which a transaction-mode pooler (PgBouncer) breaks: the
+# next fetch may reach another server connection. Off unless DATABASE_SERVER_SIDE_CURSORS=true
+# (a direct connection, or a session-mode pooler); off, iterator() fetches its rows client-side.
+DATABASE_SERVER_SIDE_CURSORS = env.bool("DATABASE_SERVER_SIDE_CURSORS", default=False)
+DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = not DATABASE_SERVER_SIDE_CURSORS
 # Prepared statements are off by default (Django's own default, prepare_threshold None), so every
 # connection is safe behind a pooler that cannot keep them (PgBouncer in transaction mode without
 # max_prepared_statements). DATABASE_PREPARED_STATEMENTS=true (a direct connection, or a pooler
@@ -256,6 +266,20 @@ RAZORPAY_API_BASE = env.str("RAZORPAY_API_BASE", default="https://api.razorpay.c
 PAYMENT_PROVIDER_TIMEOUT_SECONDS = env.int("PAYMENT_PROVIDER_TIMEOUT_SECONDS", default=10)
 PROMPTPAY_MERCHANT_ID = env.str("PROMPTPAY_MERCHANT_ID", default="0000000000000")
 
+# Chat channels (shops.channels): where outbound messages are sent and how failures are retried.
+# The base URLs exist so a test (or a regional proxy) can stand in for the channel's API.
+LINE_API_BASE_URL = env.str("LINE_API_BASE_URL", default="https://api.line.me").rstrip("/")
+MESSENGER_GRAPH_API_BASE_URL = env.str(
+    "MESSENGER_GRAPH_API_BASE_URL", default="https://graph.facebook.com"
+).rstrip("/")
+MESSENGER_GRAPH_API_VERSION = env.str("MESSENGER_GRAPH_API_VERSION", default="v21.0")
+CHANNEL_HTTP_TIMEOUT_SECONDS = env.float("CHANNEL_HTTP_TIMEOUT_SECONDS", default=10.0)
+# A message is tried at most this many times (429, 5xx, network errors are retried).
+CHANNEL_DELIVERY_MAX_ATTEMPTS = env.int("CHANNEL_DELIVERY_MAX_ATTEMPTS", default=6)
+# Exponential backoff with jitter between attempts, never sooner than the channel's Retry-After.
+CHANNEL_DELIVERY_BACKOFF_SECONDS = env.float("CHANNEL_DELIVERY_BACKOFF_SECONDS", default=5.0)
+CHANNEL_DELIVERY_BACKOFF_MAX_SECONDS = env.float("CHANNEL_DELIVERY_BACKOFF_MAX_SECONDS", default=900.0)
+
 # How many reverse proxies in front of the app append to X-Forwarded-For. No default that is
 # right everywhere: too many lets a client with no proxy in front rotate the header past the
 # throttles and the login lockout, too few puts every client behind the proxy in one bucket. So
@@ -355,6 +379,8 @@ SPECTACULAR_SETTINGS = {
         "ConversationStatusEnum": "shops.models.Conversation.Status",
         "OrderStatusEnum": "shops.models.OrderStatus",
         "IntegrationProviderEnum": "shops.models.SocialIntegration.Provider",
+        "MessageSenderEnum": "shops.models.Message.Sender",
+        "MessageDeliveryStatusEnum": "shops.models.Message.DeliveryStatus",
         "BackupKindEnum": "backups.models.BackupLog.Kind",
     },
 }
@@ -486,6 +512,8 @@ DJANGO_STRUCTLOG_TRUST_UPSTREAM_REQUEST_ID = True
 # an email service through django-anymail by EMAIL_BACKEND=anymail.backends.<esp>.EmailBackend
 # and its credentials in ANYMAIL (JSON, e.g. {"MAILGUN_API_KEY": "..."}).
 SITE_NAME = env("SITE_NAME", default="Credit-metered SaaS")
+# The name authenticator apps show next to a staff member's admin TOTP code.
+OTP_TOTP_ISSUER = f"{SITE_NAME} admin"
 FRONTEND_URL = env("FRONTEND_URL", default="http://localhost:3000").rstrip("/")
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="no-reply@localhost")
 _email = env.email_url("EMAIL_URL", default="consolemail://")
@@ -519,3 +547,12 @@ SHOP_INVITATION_TTL_HOURS = env.int("SHOP_INVITATION_TTL_HOURS", default=7 * 24)
 SCHEDULED_RUN_KEEP_DAYS = env.int("SCHEDULED_RUN_KEEP_DAYS", default=30)
 
 CSRF_FAILURE_VIEW = "config.exceptions.csrf_failure"
+
+# Metrics (docs/OPERATIONS.md, "Metrics and alerts"). GET /metrics answers only a request carrying
+# `Authorization: Bearer <METRICS_TOKEN>` (Prometheus's `authorization` scrape setting); without
+# it, or while the token is empty, it is a 404 like any unknown path.
+METRICS_TOKEN = env("METRICS_TOKEN", default="")
+# prometheus-client's multiprocess mode: the folder where every gunicorn worker and Celery process
+# of this machine writes its counts (prometheus-client reads the environment variable itself,
+# so it must be in the processes' environment or `.env`); empty: each process counts in memory.
+PROMETHEUS_MULTIPROC_DIR = env("PROMETHEUS_MULTIPROC_DIR", default="")

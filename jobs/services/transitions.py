@@ -4,6 +4,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from config.exceptions import InvalidTransition, NotFound
+from config.metrics import JOBS_FINISHED
 from jobs.models import Job
 from jobs.notifications import job_finished_notify
 from jobs.states import TERMINAL, JobStatus, can_transition
@@ -103,6 +104,8 @@ def job_transition_in_atomic(
     finally:
         current._transition_to = None
     current._loaded_status = to
+    if to in TERMINAL:
+        transaction.on_commit(JOBS_FINISHED.labels(status=to).inc)
     if to in (S.COMPLETED, S.FAILED):
         job_finished_notify(job=current)
     return current

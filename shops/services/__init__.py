@@ -5,7 +5,18 @@ Aliases keep the names of the original shop services (`update_stock`, `process_o
 """
 
 from shops.selectors import get_low_stock_items, item_list_low_stock
-from shops.services.chat import conversation_receive_message, keyword_reply_match, message_send
+from shops.services.chat import (
+    conversation_receive_message,
+    keyword_reply_match,
+    message_send,
+    outbound_limit_check,
+)
+from shops.services.delivery import (
+    integration_mark_needs_reauth,
+    message_acknowledge,
+    message_deliver,
+    message_delivery_reannounce,
+)
 from shops.services.forms import form_create, form_update
 from shops.services.integrations import integration_tokens_reencrypt
 from shops.services.orders import order_submit, order_transition
@@ -35,6 +46,7 @@ __all__ = [
     "form_create",
     "form_update",
     "get_low_stock_items",
+    "integration_mark_needs_reauth",
     "integration_tokens_reencrypt",
     "item_create",
     "item_delete",
@@ -43,9 +55,13 @@ __all__ = [
     "keyword_reply_match",
     "member_remove",
     "member_update_role",
+    "message_acknowledge",
+    "message_deliver",
+    "message_delivery_reannounce",
     "message_send",
     "order_process_stock_changes",
     "order_submit",
+    "outbound_limit_check",
     "order_transition",
     "process_order_stock_changes",
     "shop_create",

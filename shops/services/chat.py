@@ -1,10 +1,15 @@
-"""Customer chat: inbound messages, keyword auto-replies, staff and AI replies."""
+"""Customer chat: inbound messages, keyword auto-replies, staff and AI replies.
 
-from django.db import transaction
+Every outbound message (staff, bot, ai) is written by `_outbound_create`, which checks the shop's
+outbound allowance and schedules its delivery (shops.services.delivery) after commit.
+"""
+
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from config.exceptions import ApplicationError
-from shops.models import Conversation, KeywordReply, Message, SavedReply, Shop
+from shops.models import Conversation, KeywordReply, Message, SavedReply, Shop, SocialIntegration
+from shops.services.delivery import message_delivery_schedule
 
 
 def _normalize(text: str) -> str:
@@ -36,43 +41,94 @@ def keyword_reply_match(*, shop_id, text: str) -> KeywordReply | None:
     return None
 
 
+def outbound_limit_check(*, shop_id) -> None:
+    """The one place where the shop's plan limit on outbound messages per month is enforced,
+    before any staff, bot or ai message is written (raise ApplicationError 403 `plan_limit`).
+
+    Shop plans and their limits belong to billing (issue 22); until it is wired in here every
+    message is allowed.
+    """
+    return None
+
+
+def _outbound_create(*, conversation: Conversation, sender: str, text: str, **fields) -> Message:
+    outbound_limit_check(shop_id=conversation.shop_id)
+    message = Message.objects.create(
+        conversation=conversation,
+        direction=Message.Direction.OUTBOUND,
+        sender=sender,
+        text=text,
+        delivery_status=Message.DeliveryStatus.PENDING,
+        **fields,
+    )
+    message.conversation = conversation
+    message_delivery_schedule(message=message)
+    return message
+
+
 @transaction.atomic
 def conversation_receive_message(
-    *, shop: Shop, channel: str, customer_handle: str, text: str, customer_name: str = ""
-) -> tuple[Message, Message | None]:
+    *,
+    shop: Shop,
+    channel: str,
+    customer_handle: str,
+    text: str,
+    customer_name: str = "",
+    integration: SocialIntegration | None = None,
+    provider_message_id: str = "",
+) -> tuple[Message | None, Message | None]:
     """Store a customer's message (opening or reopening its conversation) and, when a keyword rule
-    matches, the rule's reply as a `bot` message. Returns (inbound, auto_reply or None).
+    matches, the rule's reply as a `bot` message, delivered like any outbound message. Returns
+    (inbound, auto_reply or None); (None, None) when `provider_message_id` was already stored in
+    this conversation (a channel redelivering an event: nothing is stored or sent again).
 
     The conversation is found by (shop, channel, customer_handle), which is unique in the database,
-    so concurrent first messages from one customer share one conversation.
+    so concurrent first messages from one customer share one conversation. A message that came
+    through an `integration` (a channel webhook) binds the conversation to it, so the replies go
+    out through it. A reply refused by the outbound limit is not written; the customer's message
+    still is.
     """
     conversation, _ = Conversation.objects.get_or_create(
-        shop=shop, channel=channel, customer_handle=customer_handle, defaults={"customer_name": customer_name}
+        shop=shop,
+        channel=channel,
+        customer_handle=customer_handle,
+        defaults={"customer_name": customer_name, "integration": integration},
     )
-    inbound = Message.objects.create(
-        conversation=conversation,
-        direction=Message.Direction.INBOUND,
-        sender=Message.Sender.CUSTOMER,
-        text=text,
-    )
-    reply = None
-    rule = keyword_reply_match(shop_id=shop.pk, text=text)
-    if rule is not None:
-        reply = Message.objects.create(
-            conversation=conversation,
-            direction=Message.Direction.OUTBOUND,
-            sender=Message.Sender.BOT,
-            text=rule.reply,
-            keyword_reply=rule,
-        )
+    try:
+        with transaction.atomic():
+            inbound = Message.objects.create(
+                conversation=conversation,
+                direction=Message.Direction.INBOUND,
+                sender=Message.Sender.CUSTOMER,
+                text=text,
+                provider_message_id=provider_message_id[:255],
+            )
+    except IntegrityError:
+        if not provider_message_id:
+            raise
+        return None, None  # the unique (conversation, provider id) of inbound messages
     updates = {
         "last_message_at": timezone.now(),
         "status": Conversation.Status.OPEN,
         "updated_at": timezone.now(),
     }
+    if integration is not None and conversation.integration_id != integration.pk:
+        updates["integration"] = integration
+        conversation.integration = integration
     if customer_name and not conversation.customer_name:
         updates["customer_name"] = customer_name
     Conversation.objects.filter(pk=conversation.pk).update(**updates)
+    reply = None
+    rule = keyword_reply_match(shop_id=shop.pk, text=text)
+    if rule is not None:
+        try:
+            with transaction.atomic():
+                reply = _outbound_create(
+                    conversation=conversation, sender=Message.Sender.BOT, text=rule.reply, keyword_reply=rule
+                )
+        except ApplicationError as exc:
+            if exc.code != "plan_limit":
+                raise
     return inbound, reply
 
 
@@ -86,7 +142,8 @@ def message_send(
     sender: str = Message.Sender.STAFF,
 ) -> Message:
     """Record an outgoing message from staff (or an AI assistant acting for them: sender `ai`,
-    counted in platform metrics). With `saved_reply_id` the saved reply's text is used.
+    counted in platform metrics) and deliver it after commit (shops.services.delivery). With
+    `saved_reply_id` the saved reply's text is used.
 
     Raises ApplicationError(validation_error) for an empty message, a saved reply of another shop,
     or a sender other than staff/ai.
@@ -108,13 +165,7 @@ def message_send(
             code="validation_error",
             fields={"text": ["A message needs text or a saved reply."]},
         )
-    message = Message.objects.create(
-        conversation=conversation,
-        direction=Message.Direction.OUTBOUND,
-        sender=sender,
-        text=text,
-        sent_by=user,
-    )
+    message = _outbound_create(conversation=conversation, sender=sender, text=text, sent_by=user)
     Conversation.objects.filter(pk=conversation.pk).update(
         last_message_at=message.created_at, updated_at=timezone.now()
     )

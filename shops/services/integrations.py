@@ -7,12 +7,13 @@ from django.db import connection, transaction
 from shops import crypto
 
 logger = logging.getLogger(__name__)
-TOKEN_COLUMNS = ("access_token", "refresh_token")
+TOKEN_COLUMNS = ("access_token", "refresh_token", "channel_secret", "app_secret", "verify_token")
 
 
 @transaction.atomic
 def integration_tokens_reencrypt(*, dry_run: bool = True) -> dict:
-    """Re-encrypt every stored token whose ciphertext is not under the newest FERNET_KEYS key.
+    """Re-encrypt every stored token and webhook secret whose ciphertext is not under the newest
+    FERNET_KEYS key.
 
     Works on the raw ciphertext (never materializes plaintext in a model), locking the rows it
     reads. With dry_run=True only counts. Returns {"integrations", "stale_tokens", "reencrypted"}.
@@ -23,7 +24,7 @@ def integration_tokens_reencrypt(*, dry_run: bool = True) -> dict:
     updates = []
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT id, access_token, refresh_token FROM shops_socialintegration ORDER BY id FOR UPDATE"
+            f"SELECT id, {', '.join(TOKEN_COLUMNS)} FROM shops_socialintegration ORDER BY id FOR UPDATE"
         )
         rows = cursor.fetchall()
         for pk, *values in rows:

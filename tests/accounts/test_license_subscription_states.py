@@ -16,7 +16,7 @@ from accounts.states import LICENSE_TRANSITIONS, SUBSCRIPTION_TRANSITIONS
 from config.exceptions import InvalidTransition
 from tests.conftest import seed_subscription_plans
 from tests.credits.conftest import run_in_threads
-from tests.factories import UserFactory
+from tests.factories import UserFactory, admin_login
 
 pytestmark = pytest.mark.django_db
 
@@ -165,7 +165,7 @@ def test_concurrent_suspend_and_cancel_of_one_license_apply_one_order_of_moves()
 def test_the_license_list_actions_go_through_the_service_and_are_logged():
     admin = User.objects.create_superuser("root@example.com", "Admin-Console-Pass-7")
     client = Client()
-    client.force_login(admin)
+    admin_login(client, admin)
     license = _license_at("active")
     url = reverse("admin:accounts_license_changelist")
 
@@ -181,7 +181,7 @@ def test_the_license_list_actions_go_through_the_service_and_are_logged():
 def test_the_license_and_subscription_status_are_read_only_in_the_admin():
     admin = User.objects.create_superuser("root@example.com", "Admin-Console-Pass-7")
     client = Client()
-    client.force_login(admin)
+    admin_login(client, admin)
     license = _license_at("active")
     sub = _subscription_at("active")
 
@@ -193,7 +193,7 @@ def test_the_license_and_subscription_status_are_read_only_in_the_admin():
 
 def _admin_client() -> Client:
     client = Client()
-    client.force_login(User.objects.create_superuser("ops@example.com", "Admin-Console-Pass-7"))
+    admin_login(client, User.objects.create_superuser("ops@example.com", "Admin-Console-Pass-7"))
     return client
 
 

@@ -15,7 +15,7 @@ from accounts.authentication import user_row_cache
 from accounts.models import User
 from tests.accounts.test_recovery import CONFIRM, NEW_PASSWORD, reset_params
 from tests.conftest import assert_error
-from tests.factories import DEFAULT_PASSWORD, UserFactory
+from tests.factories import DEFAULT_PASSWORD, UserFactory, admin_login
 
 pytestmark = pytest.mark.django_db
 
@@ -80,7 +80,7 @@ def test_a_password_change_in_the_admin_ends_the_users_tokens():
         old = RefreshToken.for_user(user)
         old_access = str(old.access_token)
         admin = Client()
-        admin.force_login(UserFactory(is_staff=True, is_superuser=True))
+        admin_login(admin, UserFactory(is_staff=True, is_superuser=True))
 
         clock.shift(timedelta(minutes=5))
         response = admin.post(

@@ -16,6 +16,7 @@ from django_celery_beat.models import (
     PeriodicTask,
     SolarSchedule,
 )
+from django_otp.plugins.otp_totp.models import TOTPDevice
 from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
 from rest_framework_simplejwt.tokens import RefreshToken
 
@@ -131,6 +132,11 @@ def users(n):
 def groups(n):
     for i in _numbers(n):
         Group.objects.create(name=f"group {i}")
+
+
+def totp_devices(n):
+    for i in _numbers(n):
+        TOTPDevice.objects.create(user=_user(), name=f"phone {i}", confirmed=True)
 
 
 def outstanding_tokens(n):
@@ -425,6 +431,7 @@ BUILDERS = {
     License: users,  # every user gets a license and preferences with their profile
     UserPreferences: users,
     Group: groups,
+    TOTPDevice: totp_devices,
     OutstandingToken: outstanding_tokens,
     BlacklistedToken: blacklisted_tokens,
     PeriodicTask: periodic_tasks,

@@ -5,7 +5,7 @@ from django.test import Client
 from jobs.models import JobKind
 from jobs.seed import CURRENT_SEED_KINDS
 from tests.admin.builders import shared
-from tests.factories import UserFactory
+from tests.factories import UserFactory, admin_login
 
 
 @pytest.fixture(autouse=True)
@@ -34,7 +34,7 @@ def superuser(db):
 @pytest.fixture
 def admin_client(superuser):
     client = Client()
-    client.force_login(superuser)
+    admin_login(client, superuser)
     return client
 
 
@@ -46,7 +46,7 @@ def staff_client():
         staff = UserFactory(is_staff=True)
         staff.user_permissions.add(*Permission.objects.filter(codename__in=codenames))
         client = Client()
-        client.force_login(staff)
+        admin_login(client, staff)
         client.user = staff
         return client
 

@@ -11,7 +11,7 @@ from credits.services import payment_complete
 from jobs import services as job_services
 from shops.models import FormSubmission, Item, Shop
 from tests.credits.factories import PaymentFactory
-from tests.factories import UserFactory
+from tests.factories import UserFactory, admin_login
 from tests.jobs.conftest import give_credits
 from tests.shops.factories import make_form, make_item, make_shop, place_order
 
@@ -66,7 +66,7 @@ def test_anonymous_and_non_staff_are_sent_to_the_login_page(operations):
     before = snapshot()
     anonymous = Client()
     member = Client()
-    member.force_login(UserFactory())
+    admin_login(member, UserFactory())
 
     for client in (anonymous, member):
         for url, data in urls:

@@ -16,7 +16,7 @@ from credits.services import credits_charge, credits_grant, payment_complete, pa
 from tests.admin.helpers import assert_logged, form_token, history, page_messages
 from tests.credits.conftest import run_in_threads
 from tests.credits.factories import PaymentFactory
-from tests.factories import UserFactory
+from tests.factories import UserFactory, admin_login
 from tests.jobs.factories import JobFactory
 from tests.shops.factories import make_shop
 
@@ -137,7 +137,7 @@ def test_grant_needs_a_reason(admin_client):
 def test_grant_page_get_changes_nothing_and_non_staff_are_sent_to_login(client):
     user = UserFactory()
     member = UserFactory()
-    client.force_login(member)
+    admin_login(client, member)
 
     response = client.post(
         grant_url(user),
@@ -286,7 +286,7 @@ def test_concurrent_refunds_never_refund_more_than_was_paid():
     clients = []
     for _ in range(3):
         client = Client()
-        client.force_login(UserFactory(is_staff=True, is_superuser=True))
+        admin_login(client, UserFactory(is_staff=True, is_superuser=True))
         clients.append((client, form_token(client, refund_url(payment))))
     same_token = clients[0][1]
 
@@ -324,7 +324,7 @@ def test_submitting_the_same_grant_twice_grants_and_logs_once(admin_client):
 def test_the_same_grant_form_submitted_concurrently_grants_and_logs_once():
     user = UserFactory()
     client = Client()
-    client.force_login(UserFactory(is_staff=True, is_superuser=True))
+    admin_login(client, UserFactory(is_staff=True, is_superuser=True))
     token = form_token(client, grant_url(user))
     clients = [Client() for _ in range(3)]
     for other in clients:

@@ -9,6 +9,7 @@ from credits.selectors import balance_get
 from jobs import services
 from jobs.models import Job
 from tests.admin.helpers import assert_logged, history, page_messages
+from tests.factories import admin_login
 from tests.jobs.conftest import give_credits
 
 pytestmark = pytest.mark.django_db
@@ -101,7 +102,7 @@ def test_staff_who_may_only_view_jobs_cannot_operate(staff_client, queued):
 
 
 def test_non_staff_cannot_operate(client, user, queued):
-    client.force_login(user)
+    admin_login(client, user)
     response = client.post(url(queued, "cancel"), {"reason": "x"})
     assert response.status_code == 302 and "/admin/login/" in response["Location"]
     assert Job.objects.get(pk=queued.pk).status == "queued"

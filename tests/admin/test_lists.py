@@ -14,7 +14,7 @@ from credits.models import CreditTransaction
 from credits.services import credits_charge, credits_grant
 from shops.models import KeywordReply
 from tests.credits.factories import PaymentFactory
-from tests.factories import UserFactory
+from tests.factories import UserFactory, admin_login
 from tests.jobs.factories import JobFactory
 from tests.shops.factories import make_form, make_item, make_shop, place_order
 
@@ -128,7 +128,7 @@ def test_exports_are_export_only_and_staff_only(client, staff_client):
     for name in ("credits_credittransaction", "credits_payment", "shops_formsubmission", "jobs_job"):
         with pytest.raises(NoReverseMatch):
             reverse(f"admin:{name}_import")
-    client.force_login(UserFactory())
+    admin_login(client, UserFactory())
     response = client.get(reverse("admin:credits_credittransaction_export"))
     assert response.status_code == 302 and "/admin/login/" in response["Location"]
     assert staff_client("view_job").get(reverse("admin:credits_payment_export")).status_code == 403

@@ -11,7 +11,7 @@ from django.urls import reverse
 from shops.models import Item, Shop, StockHistory
 from tests.admin.helpers import assert_logged, history, page_messages
 from tests.credits.conftest import run_in_threads
-from tests.factories import UserFactory
+from tests.factories import UserFactory, admin_login
 from tests.shops.factories import assert_chain, make_form, make_item, make_shop, place_order
 
 pytestmark = pytest.mark.django_db
@@ -155,7 +155,7 @@ def test_cancel_restocks_once_even_when_submitted_twice(admin_client, superuser,
 
 def test_operations_refuse_a_post_without_the_csrf_token(superuser, order, item):
     client = Client(enforce_csrf_checks=True)
-    client.force_login(superuser)
+    admin_login(client, superuser)
 
     response = client.post(transition_url(order), {"status": "cancelled", "reason": "forged"})
 
@@ -193,7 +193,7 @@ def test_order_moves_need_the_change_permission(staff_client, client, order):
         .status_code
         == 403
     )
-    client.force_login(UserFactory())
+    admin_login(client, UserFactory())
     assert client.post(transition_url(order), {"status": "cancelled", "reason": "x"}).status_code == 302
     order.refresh_from_db()
     assert order.status == "new"
@@ -208,7 +208,7 @@ def test_concurrent_cancels_from_two_staff_members_restock_once():
     clients = []
     for _ in range(2):
         client = Client()
-        client.force_login(UserFactory(is_staff=True, is_superuser=True))
+        admin_login(client, UserFactory(is_staff=True, is_superuser=True))
         clients.append(client)
 
     # when both press "Cancel order" at once

@@ -9,7 +9,7 @@ from django.urls import reverse
 from analytics.models import ErrorLog
 from analytics.services import error_log_record
 from analytics.services.errors import error_fingerprint
-from tests.factories import UserFactory
+from tests.factories import UserFactory, admin_login
 
 
 def test_fingerprint_ignores_numbers_ids_and_frames_below_the_top_three():
@@ -47,7 +47,7 @@ def test_concurrent_reports_of_one_error_count_every_occurrence():
 def test_staff_resolve_in_the_admin_and_a_new_occurrence_reopens(client):
     staff = UserFactory(is_staff=True, is_superuser=True)
     log = error_log_record(message="boom")
-    client.force_login(staff)
+    admin_login(client, staff)
     response = client.post(
         reverse("admin:analytics_errorlog_changelist"),
         {"action": "resolve", "_selected_action": [str(log.pk)]},

@@ -12,6 +12,8 @@ import shutil
 from dataclasses import dataclass, field
 
 import pytest
+from django_otp.oath import TOTP
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts.models import User
 
@@ -84,15 +86,31 @@ def page(browser, console):
 
 @pytest.fixture
 def superuser(live_server):
-    return User.objects.create_superuser(STAFF_EMAIL, STAFF_PASSWORD, name="Browser Admin")
+    user = User.objects.create_superuser(STAFF_EMAIL, STAFF_PASSWORD, name="Browser Admin")
+    TOTPDevice.objects.create(user=user, name="phone", confirmed=True)
+    return user
+
+
+def totp_code(device: TOTPDevice) -> str:
+    """The code the staff member's authenticator app shows now. A code is accepted once: when
+    this step's code was used already (a second login within 30 s), the next step's, which the
+    device also accepts (its tolerance is one step)."""
+    device.refresh_from_db()
+    totp = TOTP(device.bin_key, device.step, device.t0, device.digits, device.drift)
+    if device.last_t is not None and device.last_t >= totp.t():
+        totp.time = totp.time + device.step
+    return f"{totp.token():06d}"
 
 
 def log_in(page, live_server, email: str = STAFF_EMAIL, password: str = STAFF_PASSWORD) -> None:
-    """Through the real admin login form, as staff would."""
+    """Through the real admin login form and the second factor, as staff would."""
     page.goto(f"{live_server.url}/admin/login/?next=/admin/")
     page.fill("#id_username", email)
     page.fill("#id_password", password)
     page.click("#login-form input[type=submit]")
+    page.wait_for_url(f"{live_server.url}/admin/otp/**")
+    page.fill("#id_token", totp_code(TOTPDevice.objects.get(user__email=email, confirmed=True)))
+    page.click("#otp-submit")
     page.wait_for_url(f"{live_server.url}/admin/")
 
 

@@ -12,7 +12,7 @@ from rest_framework.test import APIClient
 
 from credits.models import CreditPackage
 from tests.conftest import assert_error, client_for
-from tests.factories import UserFactory
+from tests.factories import UserFactory, admin_login
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -83,7 +83,7 @@ def test_a_database_outage_outside_the_api_views_is_a_503_too():
     # The admin is plain Django: its session lookup fails in middleware, before any DRF view.
     staff = UserFactory(is_staff=True, is_superuser=True)
     client = Client(raise_request_exception=False)
-    client.force_login(staff)
+    admin_login(client, staff)
     with database_connection_settings(PORT=str(_closed_port())):
         response = client.get("/admin/")
 

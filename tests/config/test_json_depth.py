@@ -49,14 +49,14 @@ def test_an_anonymous_error_report_nested_deeper_than_the_limit_is_a_400_and_not
 
 
 def test_an_error_report_at_the_depth_limit_is_stored_and_its_admin_page_renders(api_client, client):
-    from tests.factories import UserFactory
+    from tests.factories import UserFactory, admin_login
 
     # {"message", "context": {"deep": [[…]]}}: the body object, context, then 62 arrays = 64 levels.
     body = json.dumps({"message": "boom", "context": {"deep": nested(JSON_MAX_DEPTH - 2)}})
     response = api_client.generic("POST", "/api/errors", body, content_type="application/json")
     assert response.status_code == 201, response.content
     log = ErrorLog.objects.get()
-    client.force_login(UserFactory(is_staff=True, is_superuser=True))
+    admin_login(client, UserFactory(is_staff=True, is_superuser=True))
 
     page = client.get(reverse("admin:analytics_errorlog_change", args=[log.pk]))
 

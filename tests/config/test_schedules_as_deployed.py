@@ -17,6 +17,7 @@ from config.celery import app as celery_app
 from config.models import ScheduledRun
 from config.schedules import SCHEDULES
 from tests.conftest import finished_tasks
+from tests.factories import admin_login
 
 QUEUES = [queue.name for queue in settings.CELERY_TASK_QUEUES]
 # Early in a minute, so the every-minute rescue's period cannot roll over during the test.
@@ -117,7 +118,7 @@ def test_run_selected_tasks_in_the_admin_dispatches_every_schedule(client):
     call_command("sync_schedules", verbosity=0)
     _purge()
     admin = get_user_model().objects.create_superuser(email="ops@example.com", password="x-Long-pass-1")
-    client.force_login(admin)
+    admin_login(client, admin)
     ids = list(PeriodicTask.objects.filter(name__in=[s.name for s in SCHEDULES]).values_list("pk", flat=True))
 
     response = client.post(

@@ -5,7 +5,7 @@ import pytest
 from django.test import Client
 
 from tests.conftest import assert_error
-from tests.factories import UserFactory
+from tests.factories import UserFactory, admin_login
 
 pytestmark = pytest.mark.django_db
 
@@ -26,7 +26,7 @@ def test_an_unknown_path_is_a_404_envelope_for_every_method(method, path):
 @pytest.mark.parametrize("method", ["POST", "DELETE"])
 def test_an_unknown_path_is_a_404_for_a_signed_in_browser_without_a_csrf_token(method):
     client = Client(enforce_csrf_checks=True)
-    client.force_login(UserFactory())
+    admin_login(client, UserFactory())
 
     assert_error(client.generic(method, "/api/nope"), 404, "not_found")
 
@@ -38,7 +38,7 @@ def test_head_on_an_unknown_path_is_a_404():
 def test_a_known_path_still_enforces_csrf_for_a_session_cookie():
     # The catch-all is exempt because it does nothing; real views keep the check.
     client = Client(enforce_csrf_checks=True)
-    client.force_login(UserFactory(is_staff=True, is_superuser=True))
+    admin_login(client, UserFactory(is_staff=True, is_superuser=True))
 
     response = client.post("/admin/logout/")
 

@@ -24,7 +24,7 @@ from credits.services.payments import payment_complete
 from shops.models import FormSubmission
 from tests.analytics.factories import order_at
 from tests.credits.factories import PaymentFactory
-from tests.factories import UserFactory
+from tests.factories import UserFactory, admin_login
 from tests.jobs.factories import JobFactory
 from tests.shops.factories import make_item, make_shop
 
@@ -230,7 +230,7 @@ def index_queries(client) -> int:
 def test_the_dashboard_runs_the_same_number_of_queries_for_3_and_30_rows_of_everything(pinned, shops):
     superuser = User.objects.create_superuser("root@example.com", "Admin-Console-Pass-7")
     client = Client()
-    client.force_login(superuser)
+    admin_login(client, superuser)
     bkk, _ = shops
 
     make_data(3, bkk)
@@ -247,7 +247,7 @@ def test_the_dashboard_runs_the_same_number_of_queries_for_3_and_30_rows_of_ever
 def test_only_staff_allowed_to_read_platform_metrics_see_the_dashboard():
     staff = UserFactory(is_staff=True)
     client = Client()
-    client.force_login(staff)
+    admin_login(client, staff)
 
     plain = client.get("/admin/")
     staff.user_permissions.add(Permission.objects.get(codename="view_platformmetric"))
@@ -261,7 +261,7 @@ def test_only_staff_allowed_to_read_platform_metrics_see_the_dashboard():
 def test_view_site_leads_to_the_frontend_not_to_the_api_hosts_404(settings):
     superuser = User.objects.create_superuser("root@example.com", "Admin-Console-Pass-7")
     client = Client()
-    client.force_login(superuser)
+    admin_login(client, superuser)
 
     response = client.get("/admin/")
 

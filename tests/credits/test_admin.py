@@ -6,7 +6,7 @@ from django.urls import reverse
 from credits.models import CreditTransaction, WebhookLog
 from credits.selectors import balance_get
 from credits.services import credits_grant
-from tests.factories import UserFactory
+from tests.factories import UserFactory, admin_login
 
 pytestmark = pytest.mark.django_db
 
@@ -19,7 +19,7 @@ def superuser():
 @pytest.fixture
 def admin_client(superuser):
     client = Client()
-    client.force_login(superuser)
+    admin_login(client, superuser)
     return client
 
 
@@ -122,7 +122,7 @@ def test_staff_without_the_grant_permission_cannot_grant(user):
     staff = UserFactory(is_staff=True)
     staff.user_permissions.add(Permission.objects.get(codename="view_creditaccount"))
     client = Client()
-    client.force_login(staff)
+    admin_login(client, staff)
 
     response = client.post(
         reverse("admin:credits_creditaccount_grant", args=[user.pk]),
@@ -136,7 +136,7 @@ def test_staff_with_the_grant_permission_can_grant(user):
     staff = UserFactory(is_staff=True)
     staff.user_permissions.add(Permission.objects.get(codename="grant_credits"))
     client = Client()
-    client.force_login(staff)
+    admin_login(client, staff)
     token = _grant_page(client, user)
 
     client.post(

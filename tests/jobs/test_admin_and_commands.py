@@ -5,7 +5,7 @@ from accounts.models import User
 from credits.selectors import balance_get
 from jobs import services
 from jobs.models import ApiUsageLog, Job
-from tests.factories import UserFactory
+from tests.factories import UserFactory, admin_login
 
 pytestmark = pytest.mark.django_db
 
@@ -13,7 +13,7 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def admin_client(client):
     staff = UserFactory(is_staff=True, is_superuser=True)
-    client.force_login(staff)
+    admin_login(client, staff)
     return client
 
 

@@ -11,7 +11,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 
 from jobs.models import Artifact, Job, JobFile
 from tests.conftest import assert_error, client_for
-from tests.factories import UserFactory
+from tests.factories import UserFactory, admin_login
 from tests.jobs.conftest import give_credits
 from tests.jobs.model_helpers import mesh_bytes, run_all
 
@@ -291,7 +291,7 @@ def test_vault_and_files_list_query_counts_do_not_grow_with_rows(
 
 @pytest.fixture
 def admin_client(client):
-    client.force_login(UserFactory(is_staff=True, is_superuser=True))
+    admin_login(client, UserFactory(is_staff=True, is_superuser=True))
     return client
 
 

@@ -12,7 +12,7 @@ from config.schedules import SCHEDULES
 from shops import services, tasks
 from shops.models import Form, Item, PaymentMethod, Shop, StockHistory, TeamMember
 from tests.conftest import client_for
-from tests.factories import UserFactory
+from tests.factories import UserFactory, admin_login
 from tests.shops.factories import assert_chain, make_form, make_item, place_order
 
 pytestmark = pytest.mark.django_db
@@ -24,7 +24,7 @@ def test_admin_pages_render_for_every_shop_model(shop, form):
     services.conversation_receive_message(shop=shop, channel="line", customer_handle="U1", text="hi")
     admin = UserFactory(is_staff=True, is_superuser=True)
     client = Client()
-    client.force_login(admin)
+    admin_login(client, admin)
     pages = {
         "shop": shop.pk,
         "item": item.pk,
@@ -132,7 +132,7 @@ def test_saving_an_item_in_admin_never_overwrites_stock_moved_meanwhile(shop):
     item = make_item(shop, stock=5)
     admin = UserFactory(is_staff=True, is_superuser=True)
     client = Client()
-    client.force_login(admin)
+    admin_login(client, admin)
     page = client.get(f"/admin/shops/item/{item.pk}/change/")
     assert page.status_code == 200
     services.stock_update(item=item, change=-2)
@@ -153,7 +153,7 @@ def test_a_shop_added_in_the_admin_has_its_owner_as_owner_member_as_shop_create_
     owner, helper = UserFactory(), UserFactory()
     admin = UserFactory(is_staff=True, is_superuser=True)
     client = Client()
-    client.force_login(admin)
+    admin_login(client, admin)
     form = client.get("/admin/shops/shop/add/").context["adminform"].form
     data = {name: form[name].value() for name in form.fields if form[name].value() is not None}
     data.update({"name": "Added by staff", "slug": "added-by-staff", "owner": str(owner.pk)})

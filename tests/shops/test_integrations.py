@@ -7,7 +7,7 @@ from django.db import connection
 from django.test import Client
 
 from shops.models import SocialIntegration
-from tests.factories import UserFactory
+from tests.factories import UserFactory, admin_login
 
 pytestmark = pytest.mark.django_db
 
@@ -84,7 +84,7 @@ def test_admin_pages_never_show_a_token(shop):
     )
     admin = UserFactory(is_staff=True, is_superuser=True)
     client = Client()
-    client.force_login(admin)
+    admin_login(client, admin)
     for path in (
         "/admin/shops/socialintegration/",
         f"/admin/shops/socialintegration/{integration.pk}/change/",
