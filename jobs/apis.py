@@ -189,6 +189,7 @@ class StatsApi(APIView):
             failed_count=data.get("failed_count"),
             kind_code=data["kind"],
             reporter=reporter,
+            vault_items=data.get("vault_items"),
         )
         return Response(StatsPatchOutputSerializer(job).data)
 
