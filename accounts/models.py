@@ -23,7 +23,7 @@ SUBSCRIPTION_GRACE_DAYS = 3
 LICENSE_STATUS_SETTING = "accounts.license_transition"
 SUBSCRIPTION_STATUS_SETTING = "accounts.subscription_transition"
 # What a service API key may be allowed to do; views name one in `required_scope`.
-API_KEY_SCOPES = ("jobs:write", "jobs:read", "shops:inbound")
+API_KEY_SCOPES = ("jobs:write", "jobs:read", "jobs:work", "shops:inbound")
 
 
 class Tier(models.TextChoices):
@@ -322,6 +322,14 @@ class ServiceApiKey(AbstractAPIKey):
     """A key for machine callers (external job workers). Only a hash and its prefix are stored."""
 
     scopes = ArrayField(models.CharField(max_length=64), default=list, blank=True)
+    # With scope jobs:work, the job kind codes this key may claim and report (empty: every kind
+    # run by external workers). Codes, not foreign keys: job kinds live in a layer above.
+    job_kinds = ArrayField(
+        models.CharField(max_length=64),
+        default=list,
+        blank=True,
+        help_text="Job kind codes a worker key may work on (empty: every worker kind).",
+    )
     last_used_at = models.DateTimeField(null=True, blank=True)
 
     class Meta(AbstractAPIKey.Meta):
@@ -338,3 +346,6 @@ class ServiceApiKey(AbstractAPIKey):
 
     def has_scope(self, scope: str) -> bool:
         return scope in self.scopes
+
+    def may_work_on(self, kind_code: str) -> bool:
+        return not self.job_kinds or kind_code in self.job_kinds

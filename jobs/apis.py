@@ -189,6 +189,7 @@ class StatsApi(APIView):
             failed_count=data.get("failed_count"),
             kind_code=data["kind"],
             reporter=reporter,
+            vault_items=data.get("vault_items"),
         )
         # `job_id` answers what the caller sent (the external id, or the job's UUID).
         return Response(StatsPatchOutputSerializer({**_stats_fields(job), "job_id": data["job_id"]}).data)

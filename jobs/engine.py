@@ -573,7 +573,8 @@ def job_attempt_failed(*, job_id, attempt: int, error: str, permanent: bool = Fa
         fields={"error": error, "next_attempt_at": timezone.now() + timedelta(seconds=delay)},
         locked=True,
     )
-    enqueue_wakeup(countdown=delay)
+    if job.runs_on_engine:  # external workers find it by claiming (jobs.worker_protocol)
+        enqueue_wakeup(countdown=delay)
     return job.status
 
 
@@ -776,6 +777,7 @@ def jobs_rescue_stale(*, now=None, limit: int = 500) -> dict:
                 # Due at once: the backoff is for processor errors, not for a worker that died.
                 Job.objects.filter(pk=job_id).update(next_attempt_at=now)
             rescued += 1
+    leases = jobs_expire_leases(now=now, limit=limit)
     silent = jobs_fail_silent_external(now=now, limit=limit)
     due = (
         Job.objects.filter(status__in=(S.QUEUED, S.RETRYING), runs_on_engine=True)
@@ -786,7 +788,31 @@ def jobs_rescue_stale(*, now=None, limit: int = 500) -> dict:
         with transaction.atomic():
             for _ in range(min(due, 4)):
                 enqueue_wakeup()
-    return {"rescued": rescued, "silent_failed": silent, "due": due}
+    return {"rescued": rescued, "leases_expired": leases, "silent_failed": silent, "due": due}
+
+
+def jobs_expire_leases(*, now=None, limit: int = 500) -> int:
+    """Jobs claimed by external workers (jobs.worker_protocol) whose lease expired: a failed
+    attempt (`job_attempt_failed`: `retrying` with backoff while attempts remain, else `failed`
+    and refunded). The attempt that held the lease can no longer write anything (409
+    `lease_lost`). Each job in its own transaction, SKIP LOCKED and re-checked. Returns how many."""
+    now = now or timezone.now()
+    expired = Job.objects.filter(status__in=RUNNING, runs_on_engine=False, lease_expires_at__lt=now)
+    done = 0
+    for job_id, attempt in list(expired.values_list("pk", "attempts")[:limit]):
+        with transaction.atomic():
+            job = (
+                expired.select_for_update(skip_locked=True, of=("self",))
+                .filter(pk=job_id, attempts=attempt)
+                .first()
+            )
+            if job is None:
+                continue
+            job_attempt_failed(
+                job_id=job_id, attempt=attempt, error="The worker's lease expired (no heartbeat in time)."
+            )
+            done += 1
+    return done
 
 
 def jobs_fail_silent_external(*, now=None, limit: int = 500) -> int:

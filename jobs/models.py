@@ -82,6 +82,12 @@ class Job(UUIDModel):
     next_attempt_at = models.DateTimeField(null=True, blank=True)
     # Engine jobs: the worker's heartbeat. worker/client jobs: the time of the last report.
     heartbeat_at = models.DateTimeField(null=True, blank=True)
+    # External workers (POST /api/worker/claim): until when the current attempt holds the job,
+    # and the service key that claimed it; a report or file of an expired lease is 409.
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    leased_by = models.ForeignKey(
+        "accounts.ServiceApiKey", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     # When the current attempt started processing: the rescue fails attempts older than kind.timeout.
     attempt_started_at = models.DateTimeField(null=True, blank=True)
     credits_charged = models.PositiveIntegerField(default=0)
@@ -219,12 +225,19 @@ class JobFile(UUIDModel):
         return f"{self.role} {self.file.name}"
 
 
+# What a vault item reported by a worker or a client may be (its Artifact.type).
+VAULT_KINDS = ("business_center", "user_account", "file")
+
+
 class Artifact(UUIDModel):
     """An item a job produced (a created account, a rendered file): the user's vault."""
 
     job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="artifacts")
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="artifacts")
     type = models.CharField(max_length=32)
+    # The producer's id for the item (a vault item's external_id): one artifact per
+    # (job, type, external_id), so a repeated report stores it once.
+    external_id = models.CharField(max_length=128, blank=True, default="")
     name = models.CharField(max_length=255, blank=True)
     data = models.JSONField(default=dict, blank=True)
     file = models.ForeignKey(
@@ -237,6 +250,13 @@ class Artifact(UUIDModel):
     class Meta:
         ordering = ["-created_at"]
         indexes = [models.Index(fields=["user", "-created_at", "-id"], name="artifact_user_created")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["job", "type", "external_id"],
+                condition=~models.Q(external_id=""),
+                name="artifact_once_per_external_id",
+            )
+        ]
 
     def __str__(self):
         return f"{self.type} {self.name}"

@@ -7,7 +7,7 @@ from rest_framework import serializers
 
 from config.parsers import JSON_MAX_DEPTH, has_unstorable_text, json_loads, json_too_deep
 from jobs.file_serializers import JobFileSerializer, datetime_output, job_file_output
-from jobs.models import EXPORT_FORMATS, EXTERNAL_ID_MAX, Job, JobFile
+from jobs.models import EXPORT_FORMATS, EXTERNAL_ID_MAX, VAULT_KINDS, Job, JobFile
 from jobs.states import JobStatus
 
 EXTERNAL_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:\-]*$")
@@ -151,6 +151,18 @@ def job_output(job: Job) -> dict:
 STATS_STATUSES = ["pending", "processing", "completed", "failed"]
 
 
+MAX_VAULT_ITEMS = 1000
+
+
+class VaultItemInputSerializer(serializers.Serializer):
+    """An item a job produced, stored in the user's vault once per (job, kind, external_id)."""
+
+    kind = serializers.ChoiceField(choices=[(k, k) for k in VAULT_KINDS])
+    external_id = serializers.CharField(max_length=128)
+    name = serializers.CharField(max_length=255, required=False, allow_blank=True, default="")
+    data = serializers.DictField(required=False, default=dict)
+
+
 class StatsPatchInputSerializer(serializers.Serializer):
     job_id = serializers.CharField(
         max_length=EXTERNAL_ID_MAX,
@@ -165,6 +177,7 @@ class StatsPatchInputSerializer(serializers.Serializer):
     status = serializers.ChoiceField(choices=STATS_STATUSES)
     kind = serializers.CharField(max_length=64, default="account_batch")
     user_id = serializers.UUIDField(required=False)
+    vault_items = VaultItemInputSerializer(many=True, required=False, max_length=MAX_VAULT_ITEMS)
 
     def validate(self, attrs):
         if attrs.get("successful_count", 0) + attrs.get("failed_count", 0) > attrs["requested_count"]:

@@ -1,6 +1,8 @@
 from django.urls import path
 
-from jobs import apis, file_apis, model_apis
+from jobs import apis, file_apis, model_apis, worker_apis
+
+W = worker_apis
 
 urlpatterns = [
     path("jobs", apis.JobListCreateApi.as_view(), name="job-list"),
@@ -29,5 +31,18 @@ urlpatterns = [
     path("job/<str:external_id>", apis.JobByExternalIdApi.as_view(), name="job-by-external-id"),
     path("stats", apis.StatsApi.as_view(), name="job-stats"),
     path("stats/daily", apis.StatsDailyApi.as_view(), name="job-stats-daily"),
+    path("worker/claim", W.WorkerClaimApi.as_view(), name="worker-claim"),
+    path(
+        "worker/jobs/<uuid:job_id>/heartbeat",
+        W.WorkerHeartbeatApi.as_view(),
+        name="worker-heartbeat",
+    ),
+    path("worker/jobs/<uuid:job_id>/files", W.WorkerFileUploadApi.as_view(), name="worker-files"),
+    path("worker/jobs/<uuid:job_id>/report", W.WorkerReportApi.as_view(), name="worker-report"),
+    path(
+        "worker/inputs/<str:token>",
+        W.WorkerInputDownloadApi.as_view(),
+        name="worker-input-download",
+    ),
     path("webhooks/jobs/<str:provider>", apis.JobWebhookApi.as_view(), name="job-webhook"),
 ]

@@ -437,6 +437,13 @@ JOBS_HEARTBEAT_SECONDS = env.float("JOBS_HEARTBEAT_SECONDS", default=10.0)
 JOBS_STALE_AFTER_SECONDS = env.float("JOBS_STALE_AFTER_SECONDS", default=90.0)
 JOBS_RETRY_BASE_SECONDS = env.float("JOBS_RETRY_BASE_SECONDS", default=10.0)
 JOBS_RETRY_MAX_SECONDS = env.float("JOBS_RETRY_MAX_SECONDS", default=15 * 60.0)
+# External workers' pull protocol (jobs.worker_protocol): the lease a claim or heartbeat gives
+# when the worker names none, the longest it may ask for, the most jobs one claim takes, and
+# how long a signed input download URL stays valid.
+WORKER_LEASE_SECONDS = env.int("WORKER_LEASE_SECONDS", default=60)
+WORKER_LEASE_MAX_SECONDS = env.int("WORKER_LEASE_MAX_SECONDS", default=3600)
+WORKER_CLAIM_MAX = env.int("WORKER_CLAIM_MAX", default=10)
+WORKER_DOWNLOAD_URL_SECONDS = env.int("WORKER_DOWNLOAD_URL_SECONDS", default=300)
 JOBS_MAX_MODEL_BYTES = env.int("JOBS_MAX_MODEL_BYTES", default=50 * 1024 * 1024)
 JOBS_MAX_VIDEO_BYTES = env.int("JOBS_MAX_VIDEO_BYTES", default=500 * 1024 * 1024)
 JOBS_MAX_IMAGE_BYTES = env.int("JOBS_MAX_IMAGE_BYTES", default=10 * 1024 * 1024)

@@ -11,7 +11,7 @@ from django.db import IntegrityError, models, transaction
 from django.utils import timezone
 
 from config.exceptions import ApplicationError, Conflict, Forbidden
-from jobs.models import ApiUsageLog, Artifact, Job, JobKind
+from jobs.models import ApiUsageLog, Artifact, Job, JobFile, JobKind
 from jobs.services.lifecycle import job_kind_get
 from jobs.services.transitions import job_lock, job_transition
 from jobs.states import RANK, TERMINAL, JobStatus, can_transition
@@ -88,6 +88,7 @@ def job_report(
     artifacts: list | None = None,
     metrics: dict | None = None,
     provider: str = "",
+    vault_items: list | None = None,
 ) -> Job:
     """Apply one report on a job run elsewhere (a `worker` or `client` kind).
 
@@ -102,9 +103,12 @@ def job_report(
     from the counts by the rollup triggers, equal what the jobs say. Each report refreshes
     `heartbeat_at` (the rescue fails jobs silent for longer than their kind's timeout). Status
     moves go through job_transition (charge on passing `queued`, refunds on finishing).
+    `vault_items` are stored even on a finished job (job_vault_items_store).
     """
     job = job_lock(job_id=job_id)
     _check_reporter(job, reporter, status)
+    if vault_items:
+        job_vault_items_store(job=job, items=vault_items)
     if job.status in TERMINAL:
         return job
     now = timezone.now()
@@ -152,6 +156,46 @@ def job_report(
     return job
 
 
+def job_vault_items_store(*, job: Job, items: list[dict]) -> None:
+    """Store vault items ({kind, external_id, name, data}, already validated) as `job`'s
+    artifacts, once per (job, kind, external_id): a repeated or late report (also after the job
+    finished) adds only what is new. A `file` item whose external_id is the id of one of the
+    job's files is linked to it. The caller holds the job's row lock. Returns how many were new.
+    """
+    if not items:
+        return 0
+    file_ids = {
+        str(pk)
+        for pk in JobFile.objects.filter(
+            job=job,
+            pk__in=[i["external_id"] for i in items if i["kind"] == "file" and _is_uuid(i["external_id"])],
+        ).values_list("pk", flat=True)
+    }
+    Artifact.objects.bulk_create(
+        [
+            Artifact(
+                job=job,
+                user_id=job.user_id,
+                type=item["kind"],
+                external_id=item["external_id"],
+                name=item.get("name", "")[:255],
+                data=item.get("data") or {},
+                file_id=item["external_id"] if item["external_id"] in file_ids else None,
+            )
+            for item in items[:MAX_ARTIFACTS]
+        ],
+        ignore_conflicts=True,
+    )
+
+
+def _is_uuid(value: str) -> bool:
+    try:
+        uuid.UUID(str(value))
+    except ValueError:
+        return False
+    return True
+
+
 @transaction.atomic
 def job_stats_upsert(
     *,
@@ -163,6 +207,7 @@ def job_stats_upsert(
     failed_count: int | None = None,
     kind_code: str = "account_batch",
     reporter: str = Reporter.USER,
+    vault_items: list | None = None,
 ) -> Job:
     """PATCH /api/stats: create or update `user`'s job `external_id`, then apply the report
     (job_report, with its 403s and guarantees).
@@ -220,4 +265,5 @@ def job_stats_upsert(
         status=status,
         successful_count=successful_count,
         failed_count=failed_count,
+        vault_items=vault_items,
     )
