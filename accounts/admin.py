@@ -20,6 +20,7 @@ from accounts.models import (
     User,
     UserPreferences,
 )
+from config.admin_tools import key_value_table
 from config.exceptions import ApplicationError, InvalidTransition
 
 
@@ -36,6 +37,18 @@ class PreferencesInline(admin.StackedInline):
     model = UserPreferences
     extra = 0
     can_delete = False
+    fields = ["readable", "video_defaults", "notifications", "ui"]
+    readonly_fields = ["readable"]
+
+    @admin.display(description="preferences")
+    def readable(self, obj):
+        return preferences_table(obj)
+
+
+def preferences_table(obj):
+    return key_value_table(
+        {"video defaults": obj.video_defaults, "notifications": obj.notifications, "ui": obj.ui}
+    )
 
 
 @admin.register(User)
@@ -310,10 +323,16 @@ class SubscriptionAdmin(admin.ModelAdmin):
 
 @admin.register(UserPreferences)
 class UserPreferencesAdmin(admin.ModelAdmin):
+    fields = ["user", "readable", "video_defaults", "notifications", "ui"]
+    readonly_fields = ["readable"]
     list_display = ["user", "updated_at"]
     search_fields = ["user__email"]
     list_select_related = ["user"]
     raw_id_fields = ["user"]
+
+    @admin.display(description="preferences")
+    def readable(self, obj):
+        return preferences_table(obj) if obj.pk else "—"
 
 
 admin.site.unregister(APIKey)

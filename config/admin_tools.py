@@ -168,3 +168,26 @@ class CsvExportMixin(ExportMixin):
         response["Content-Disposition"] = f'attachment; filename="{filename}"'
         post_export.send(sender=None, model=self.model)
         return response
+
+
+def key_value_table(value) -> str:
+    """A JSON value (preferences, payment metadata) as a readable key/value table: nested
+    objects become nested tables, lists are joined, an empty value is "—". Escaped."""
+    from django.utils.html import format_html, format_html_join
+
+    if isinstance(value, dict):
+        if not value:
+            return "—"
+        rows = format_html_join(
+            "",
+            '<tr><th scope="row" style="width:30%">{}</th><td>{}</td></tr>',
+            ((key.replace("_", " "), key_value_table(item)) for key, item in sorted(value.items())),
+        )
+        return format_html('<table class="key-value">{}</table>', rows)
+    if isinstance(value, list):
+        return format_html_join(", ", "{}", ((key_value_table(item),) for item in value)) if value else "—"
+    if value is None or value == "":
+        return "—"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return format_html("{}", value)

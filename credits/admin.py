@@ -21,7 +21,7 @@ from import_export import resources
 from accounts.models import User
 from accounts.services import user_lock
 from config.admin import ReadOnlyAdmin
-from config.admin_tools import CsvExportMixin, OperationForm, operation_view, with_reason
+from config.admin_tools import CsvExportMixin, OperationForm, key_value_table, operation_view, with_reason
 from credits import services
 from credits.models import (
     CreditAccount,
@@ -310,6 +310,18 @@ class PaymentAdmin(CsvExportMixin, ReadOnlyAdmin):
     def price(self, obj):
         return f"{obj.amount} {obj.currency}"
 
+    def get_fields(self, request, obj=None):
+        # Every field, with the metadata as a key/value table instead of raw JSON.
+        fields = [f.name for f in self.model._meta.fields if f.name != "metadata"]
+        return [*fields, "metadata_table"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return self.get_fields(request, obj)
+
+    @admin.display(description="metadata")
+    def metadata_table(self, obj):
+        return key_value_table(obj.metadata)
+
     def has_refund_permission(self, request):
         return request.user.has_perm("credits.refund_payment")
 
@@ -411,20 +423,32 @@ class PaymentAdmin(CsvExportMixin, ReadOnlyAdmin):
 
 @admin.register(WebhookLog)
 class WebhookLogAdmin(ReadOnlyAdmin):
+    """Every delivery received. The list keeps to columns that fit a 1366 px screen (the event id
+    is shortened; the full one, headers and body are on the row's page) and filters by provider."""
+
     list_display = [
         "created_at",
-        "source",
-        "event_id",
+        "provider",
+        "short_event_id",
         "event_type",
         "outcome",
         "status_code",
         "signature_valid",
-        "payment",
     ]
-    list_filter = ["source", "outcome", "signature_valid", ("created_at", admin.DateFieldListFilter)]
+    list_filter = [
+        "provider",
+        "source",
+        "outcome",
+        "signature_valid",
+        ("created_at", admin.DateFieldListFilter),
+    ]
     search_fields = ["event_id", "=payment__id"]
     date_hierarchy = "created_at"
     list_select_related = ["payment"]
+
+    @admin.display(description="event id", ordering="event_id")
+    def short_event_id(self, obj):
+        return Truncator(obj.event_id).chars(28)
 
 
 @admin.register(PaymentEvent)

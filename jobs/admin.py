@@ -108,6 +108,7 @@ class JobAdmin(CsvExportMixin, admin.ModelAdmin):
         "kind",
         "external_id",
         "status",
+        "failure",
         "runs_on_engine",
         "requested_count",
         "successful_count",
@@ -136,6 +137,13 @@ class JobAdmin(CsvExportMixin, admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+    @admin.display(description="why it failed")
+    def failure(self, obj):
+        """The job's error next to its status (failed, cancelled, or waiting to retry)."""
+        if not obj.error:
+            return "—"
+        return format_html('<strong class="job-error" style="color:var(--error-fg)">{}</strong>', obj.error)
 
     def get_urls(self):
         download = path(
