@@ -299,6 +299,44 @@ class ModelExportAdmin(ReadOnlyAdmin):
 
 @admin.register(Project)
 class ProjectAdmin(ReadOnlyAdmin):
-    list_display = ["name", "user", "created_at", "updated_at"]
+    """Projects and their lifecycle; the actions move them through `project_transition`, the
+    service the API calls (an illegal move is reported, not applied)."""
+
+    list_display = [
+        "name",
+        "user",
+        "status",
+        "tooling_applied",
+        "processing_time",
+        "completed_at",
+        "updated_at",
+    ]
+    list_filter = ["status"]
     search_fields = ["name", "user__email"]
     list_select_related = ["user"]
+    actions = ["archive_projects", "restore_projects"]
+
+    def has_operate_permission(self, request, obj=None) -> bool:
+        return request.user.has_perm("jobs.change_project")
+
+    @admin.action(description="Archive selected projects", permissions=["operate"])
+    def archive_projects(self, request, queryset):
+        self._move(request, queryset, Project.Status.ARCHIVED)
+
+    @admin.action(description="Move selected projects back to draft", permissions=["operate"])
+    def restore_projects(self, request, queryset):
+        self._move(request, queryset, Project.Status.DRAFT)
+
+    def _move(self, request, queryset, to):
+        from jobs.services.models3d import project_transition
+
+        done = 0
+        for project in queryset.order_by("pk"):
+            try:
+                project_transition(project=project, to=to)
+            except ApplicationError as exc:
+                self.message_user(request, f"{project.name}: {exc.message}", messages.WARNING)
+            else:
+                self.log_change(request, project, f"Status → {to} (admin action)")
+                done += 1
+        self.message_user(request, f"Moved {done} project(s) to {to}.", messages.SUCCESS)

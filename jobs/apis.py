@@ -66,23 +66,28 @@ class JobListCreateApi(ListAPIView):
 
     @extend_schema(request=JobCreateInputSerializer, responses={201: JobOutputSerializer})
     def post(self, request):
-        data = _validated(JobCreateInputSerializer, request.data)
-        job = services.job_create(
-            user=request.user,
-            kind_code=data["kind"],
-            params=data["params"],
-            requested_count=data["requested_count"],
-            priority=data["priority"],
-            external_id=data.get("external_id"),
-            input_file=data.get("input"),
-        )
-        # Without an input file the new job is exactly what was written: no need to read it back.
-        job = (
-            selectors.job_get(user=request.user, job_id=job.pk)
-            if data.get("input") is not None
-            else selectors.job_as_listed(job=job)
-        )
-        return Response(JobOutputSerializer(job).data, status=status.HTTP_201_CREATED)
+        return job_created_response(request, _validated(JobCreateInputSerializer, request.data))
+
+
+def job_created_response(request, data: dict) -> Response:
+    """Create the job `data` describes (a validated JobCreateInputSerializer) and answer 201 with
+    it: the one path of `POST /api/jobs` and of the endpoints that create a job of a fixed kind."""
+    job = services.job_create(
+        user=request.user,
+        kind_code=data["kind"],
+        params=data["params"],
+        requested_count=data["requested_count"],
+        priority=data["priority"],
+        external_id=data.get("external_id"),
+        input_file=data.get("input"),
+    )
+    # Without an input file the new job is exactly what was written: no need to read it back.
+    job = (
+        selectors.job_get(user=request.user, job_id=job.pk)
+        if data.get("input") is not None
+        else selectors.job_as_listed(job=job)
+    )
+    return Response(JobOutputSerializer(job).data, status=status.HTTP_201_CREATED)
 
 
 class JobDetailApi(APIView):

@@ -8,20 +8,23 @@ listed, read and downloaded. Every object is the caller's or a 404.
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.generics import ListAPIView
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.permissions import IsUserAccount
 from jobs import model_selectors as selectors
-from jobs.apis import _validated
+from jobs.apis import _validated, job_created_response
 from jobs.file_apis import DOWNLOAD_RESPONSES, AnyAccept, job_file_response
 from jobs.model_serializers import (
     ModelExportSerializer,
     ModelSerializer,
     ProjectInputSerializer,
     ProjectSerializer,
+    ProjectTransitionInputSerializer,
 )
 from jobs.models import Job, ModelExport, Project
+from jobs.serializers import JobOutputSerializer, ModelImportInputSerializer
 from jobs.services import models3d as services
 
 
@@ -35,6 +38,18 @@ class ModelListApi(ListAPIView):
         if getattr(self, "swagger_fake_view", False):
             return Job.objects.none()
         return selectors.model_list(user=self.request.user)
+
+
+class ModelImportApi(APIView):
+    """Import a model: the same as `POST /api/jobs` with kind `model_import` and the file as
+    `input` (same checks, limits, response and errors); the job's id is the model's id."""
+
+    permission_classes = [IsUserAccount]
+    parser_classes = [MultiPartParser, FormParser]
+
+    @extend_schema(request=ModelImportInputSerializer, responses={201: JobOutputSerializer})
+    def post(self, request):
+        return job_created_response(request, _validated(ModelImportInputSerializer, request.data))
 
 
 class ModelDetailApi(APIView):
@@ -107,6 +122,7 @@ class ProjectListCreateApi(ListAPIView):
             name=data["name"],
             description=data.get("description", ""),
             model_ids=data.get("models", []),
+            tooling_applied=data.get("tooling_applied", []),
         )
         project = selectors.project_get(user=request.user, project_id=project.pk)
         return Response(ProjectSerializer(project).data, status=status.HTTP_201_CREATED)
@@ -129,6 +145,7 @@ class ProjectDetailApi(APIView):
             name=data.get("name"),
             description=data.get("description", None if partial else ""),
             model_ids=data.get("models", None if partial else []),
+            tooling_applied=data.get("tooling_applied", None if partial else []),
         )
         project = selectors.project_get(user=request.user, project_id=project_id)
         return Response(ProjectSerializer(project).data)
@@ -141,7 +158,35 @@ class ProjectDetailApi(APIView):
     def patch(self, request, project_id):
         return self._update(request, project_id, partial=True)
 
-    @extend_schema(responses={204: None})
+    @extend_schema(
+        responses={204: None, 409: OpenApiResponse(description="Already deleted (`invalid_transition`).")}
+    )
     def delete(self, request, project_id):
+        """Delete the project (the `deleted` status: 404 from then on; its models stay)."""
         services.project_delete(project=selectors.project_get(user=request.user, project_id=project_id))
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class ProjectTransitionApi(APIView):
+    """Move the project to `status` along its lifecycle: draft → processing → completed →
+    archived / deleted (also processing → draft, completed → processing, archived → draft).
+    An illegal move is 409 `invalid_transition`."""
+
+    permission_classes = [IsUserAccount]
+
+    @extend_schema(
+        request=ProjectTransitionInputSerializer,
+        responses={
+            200: ProjectSerializer,
+            204: OpenApiResponse(description="Moved to `deleted`."),
+            409: OpenApiResponse(description="`invalid_transition`"),
+        },
+    )
+    def post(self, request, project_id):
+        project = selectors.project_get(user=request.user, project_id=project_id)
+        data = _validated(ProjectTransitionInputSerializer, request.data)
+        services.project_transition(project=project, to=data["status"])
+        if data["status"] == Project.Status.DELETED:
+            return Response(status=status.HTTP_204_NO_CONTENT)
+        project = selectors.project_get(user=request.user, project_id=project_id)
+        return Response(ProjectSerializer(project).data)

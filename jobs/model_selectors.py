@@ -4,12 +4,13 @@ queryset is scoped to the caller; anything else is a 404."""
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db.models import Prefetch
+from django.db.models import Count, Prefetch, Q
 
 from config.exceptions import NotFound
 from jobs.models import Job, JobFile, ModelExport, Project
 
 INPUT_FILES = JobFile.objects.filter(role=JobFile.Role.INPUT).order_by("created_at")
+THUMBNAIL_FILES = JobFile.objects.filter(role=JobFile.Role.THUMBNAIL).order_by("created_at")
 
 
 def export_link_ttl() -> timedelta:
@@ -34,7 +35,11 @@ def model_list(*, user):
     return (
         model_queryset(user=user)
         .select_related("kind")
-        .prefetch_related(Prefetch("files", queryset=INPUT_FILES, to_attr="input_files"))
+        .annotate(exports_done=Count("exports", filter=Q(exports__job__status=Job.Status.COMPLETED)))
+        .prefetch_related(
+            Prefetch("files", queryset=INPUT_FILES, to_attr="input_files"),
+            Prefetch("files", queryset=THUMBNAIL_FILES, to_attr="thumbnail_files"),
+        )
         .order_by("-created_at", "-id")
     )
 
@@ -61,6 +66,7 @@ def project_list(*, user):
     live_models = Job.objects.filter(deleted_at__isnull=True).order_by("created_at", "id").only("id")
     return (
         Project.objects.filter(user=user)
+        .exclude(status=Project.Status.DELETED)
         .prefetch_related(Prefetch("models", queryset=live_models))
         .order_by("-created_at", "-id")
     )

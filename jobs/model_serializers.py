@@ -1,6 +1,6 @@
 """Serializers of the model lifecycle: models, exports, projects."""
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.urls import reverse
 from django.utils import timezone
@@ -18,6 +18,13 @@ EXPORT_STATUSES = ("pending", "queued", "preparing", "processing", "finalizing",
 )
 
 
+class BoundingBoxSerializer(serializers.Serializer):
+    """The corners of the axis-aligned box around the mesh, in its file's units."""
+
+    min = serializers.ListField(child=serializers.FloatField(), min_length=3, max_length=3)
+    max = serializers.ListField(child=serializers.FloatField(), min_length=3, max_length=3)
+
+
 class ModelSerializer(serializers.ModelSerializer):
     """An imported model: its import job's id, status and what the import measured."""
 
@@ -27,8 +34,12 @@ class ModelSerializer(serializers.ModelSerializer):
     vertex_count = serializers.SerializerMethodField()
     face_count = serializers.SerializerMethodField()
     dimensions = serializers.SerializerMethodField()
+    bounding_box = serializers.SerializerMethodField()
     volume = serializers.SerializerMethodField()
     is_valid = serializers.SerializerMethodField()
+    validation_errors = serializers.SerializerMethodField()
+    thumbnail_url = serializers.SerializerMethodField()
+    number_of_exports_done = serializers.SerializerMethodField()
 
     class Meta:
         model = Job
@@ -40,8 +51,12 @@ class ModelSerializer(serializers.ModelSerializer):
             "vertex_count",
             "face_count",
             "dimensions",
+            "bounding_box",
             "volume",
             "is_valid",
+            "validation_errors",
+            "thumbnail_url",
+            "number_of_exports_done",
             "created_at",
             "completed_at",
         ]
@@ -76,9 +91,35 @@ class ModelSerializer(serializers.ModelSerializer):
     def get_volume(self, obj):
         return self._result(obj).get("volume")
 
+    @extend_schema_field(BoundingBoxSerializer(allow_null=True))
+    def get_bounding_box(self, obj):
+        return self._result(obj).get("bounding_box")
+
     @extend_schema_field(serializers.BooleanField(allow_null=True))
     def get_is_valid(self, obj):
         return self._result(obj).get("is_valid")
+
+    @extend_schema_field(serializers.ListField(child=serializers.CharField(), allow_null=True))
+    def get_validation_errors(self, obj):
+        """Why the mesh is not a valid solid (empty when it is; null until it was measured)."""
+        return self._result(obj).get("validation_errors")
+
+    def get_number_of_exports_done(self, obj) -> int:
+        """Exports of this model that completed (model_list counts them in its query)."""
+        done = getattr(obj, "exports_done", None)
+        if done is None:
+            done = obj.exports.filter(job__status=Job.Status.COMPLETED).count()
+        return done
+
+    @extend_schema_field(serializers.CharField(allow_null=True))
+    def get_thumbnail_url(self, obj) -> str | None:
+        """The PNG rendered by the import (its job file's download path); null until it exists."""
+        files = getattr(obj, "thumbnail_files", None)
+        if files is None:
+            files = list(obj.files.filter(role="thumbnail").order_by("created_at"))
+        if not files:
+            return None
+        return reverse("job-file-download", kwargs={"job_id": obj.pk, "file_id": files[0].pk})
 
 
 class ModelExportSerializer(serializers.ModelSerializer):
@@ -93,6 +134,7 @@ class ModelExportSerializer(serializers.ModelSerializer):
     status = serializers.SerializerMethodField()
     expires_at = serializers.SerializerMethodField()
     download_url = serializers.SerializerMethodField()
+    processing_time = serializers.SerializerMethodField()
 
     class Meta:
         model = ModelExport
@@ -108,6 +150,9 @@ class ModelExportSerializer(serializers.ModelSerializer):
             "include_normals",
             "include_colors",
             "include_textures",
+            "include_baseplate",
+            "baseplate_thickness_mm",
+            "processing_time",
             "download_count",
             "last_downloaded_at",
             "expires_at",
@@ -121,6 +166,12 @@ class ModelExportSerializer(serializers.ModelSerializer):
         if expires_at is None:
             return obj.job.status
         return "expired" if timezone.now() >= expires_at else "ready"
+
+    @extend_schema_field(serializers.FloatField(allow_null=True))
+    def get_processing_time(self, obj) -> float | None:
+        """Seconds the worker took to read and convert the model (null until it completed)."""
+        duration = obj.processing_time
+        return duration.total_seconds() if duration is not None else None
 
     @extend_schema_field(serializers.DateTimeField(allow_null=True))
     def get_expires_at(self, obj) -> datetime | None:
@@ -148,6 +199,9 @@ class ProjectInputSerializer(serializers.Serializer):
     name = StrictCharField(max_length=120)
     description = StrictCharField(max_length=2000, allow_blank=True, required=False)
     models = serializers.ListField(child=serializers.UUIDField(), max_length=500, required=False)
+    tooling_applied = serializers.ListField(
+        child=StrictCharField(max_length=64), max_length=20, required=False
+    )
 
     def validate_name(self, value: str) -> str:
         value = value.strip()
@@ -156,12 +210,41 @@ class ProjectInputSerializer(serializers.Serializer):
         return value
 
 
+class ProjectTransitionInputSerializer(serializers.Serializer):
+    """Move a project along its lifecycle (draft → processing → completed → archived / deleted)."""
+
+    status = serializers.ChoiceField(choices=Project.Status.choices)
+
+
 class ProjectSerializer(serializers.ModelSerializer):
     models = serializers.SerializerMethodField()
+    status = serializers.ChoiceField(choices=Project.Status.choices, read_only=True)
+    tooling_applied = serializers.ListField(child=serializers.CharField(), read_only=True)
+    processing_time = serializers.SerializerMethodField()
 
     class Meta:
         model = Project
-        fields = ["id", "name", "description", "models", "created_at", "updated_at"]
+        fields = [
+            "id",
+            "name",
+            "description",
+            "status",
+            "tooling_applied",
+            "models",
+            "processing_time",
+            "completed_at",
+            "archived_at",
+            "created_at",
+            "updated_at",
+        ]
+
+    def get_processing_time(self, obj) -> float:
+        """Seconds spent in `processing`, summed over every stay (a stay still running counts
+        up to now)."""
+        total = obj.processing_time
+        if obj.status == Project.Status.PROCESSING and obj.processing_started_at is not None:
+            total += max(timezone.now() - obj.processing_started_at, timedelta(0))
+        return total.total_seconds()
 
     @extend_schema_field(serializers.ListField(child=serializers.UUIDField()))
     def get_models(self, obj) -> list[str]:

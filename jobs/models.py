@@ -1,12 +1,14 @@
 import uuid
+from datetime import timedelta
 
 import pgtrigger
 from django.conf import settings
 from django.db import models
 
 from config.models import UUIDModel
+from config.status_guard import status_guard
 from jobs.export_options import EXPORT_FORMATS, MM_PER_UNIT
-from jobs.states import JobStatus
+from jobs.states import PROJECT_STATUS_SETTING, JobStatus, ProjectStatus
 
 EXTERNAL_ID_MAX = 128
 
@@ -333,6 +335,9 @@ class ModelExport(UUIDModel):
     include_normals = models.BooleanField(default=True)
     include_colors = models.BooleanField(default=True)
     include_textures = models.BooleanField(default=True)
+    include_baseplate = models.BooleanField(default=False)
+    # Millimetres, whatever the export's units (null without a baseplate).
+    baseplate_thickness_mm = models.DecimalField(max_digits=7, decimal_places=3, null=True, blank=True)
     download_count = models.PositiveIntegerField(default=0)
     last_downloaded_at = models.DateTimeField(null=True, blank=True)
 
@@ -350,6 +355,11 @@ class ModelExport(UUIDModel):
                 condition=models.Q(source_units__in=LENGTH_UNITS), name="modelexport_source_units_valid"
             ),
             models.CheckConstraint(condition=models.Q(scale__gt=0), name="modelexport_scale_gt_0"),
+            models.CheckConstraint(
+                condition=models.Q(include_baseplate=False, baseplate_thickness_mm__isnull=True)
+                | models.Q(include_baseplate=True, baseplate_thickness_mm__gt=0),
+                name="modelexport_baseplate_thickness",
+            ),
         ]
         triggers = [
             # The export job and the exported model are the export owner's, whoever writes the row.
@@ -371,18 +381,61 @@ class ModelExport(UUIDModel):
     def __str__(self):
         return f"{self.format} export {self.pk}"
 
+    @property
+    def processing_time(self) -> timedelta | None:
+        """How long the worker took to read and convert the model, as recorded in the export
+        job's result when it completed (None before)."""
+        result = self.job.result if isinstance(self.job.result, dict) else {}
+        ms = result.get("processing_ms")
+        return timedelta(milliseconds=ms) if isinstance(ms, int) else None
+
 
 class Project(UUIDModel):
-    """A user's named group of their own imported models."""
+    """A user's named group of their own imported models, with its lifecycle (jobs.states:
+    draft → processing → completed → archived / deleted). The status moves only through
+    `jobs.services.models3d.project_transition` (a database trigger refuses any other write)."""
+
+    Status = ProjectStatus
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="projects")
     name = models.CharField(max_length=120)
     description = models.TextField(blank=True)
+    status = models.CharField(max_length=16, choices=ProjectStatus.choices, default=ProjectStatus.DRAFT)
+    # The tooling applied to the project's models (e.g. "baseplate"): short names, in order.
+    tooling_applied = models.JSONField(default=list, blank=True)
+    # Time spent in `processing`, summed over every time the project was processed.
+    processing_time = models.DurationField(default=timedelta(0))
+    processing_started_at = models.DateTimeField(null=True, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+    archived_at = models.DateTimeField(null=True, blank=True)
+    deleted_at = models.DateTimeField(null=True, blank=True)
+    # Last: the field's name shadows the `models` module in the rest of the class body.
     models = models.ManyToManyField(Job, through="ProjectModel", related_name="projects", blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
         indexes = [models.Index(fields=["user", "-created_at"], name="project_user_created")]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(status__in=ProjectStatus.values), name="project_status_valid"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(processing_time__gte=timedelta(0)), name="project_processing_time_gte_0"
+            ),
+            # A deleted project carries when it was deleted, and only a deleted one does.
+            models.CheckConstraint(
+                condition=models.Q(status=ProjectStatus.DELETED, deleted_at__isnull=False)
+                | (~models.Q(status=ProjectStatus.DELETED) & models.Q(deleted_at__isnull=True)),
+                name="project_deleted_at_iff_deleted",
+            ),
+        ]
+        triggers = [
+            status_guard(
+                name="project_status_guard",
+                setting=PROJECT_STATUS_SETTING,
+                writer="jobs.services.models3d.project_transition",
+            ),
+        ]
 
     def __str__(self):
         return self.name

@@ -6,6 +6,7 @@ from django.utils import timezone
 from rest_framework import serializers
 
 from config.parsers import JSON_MAX_DEPTH, has_unstorable_text, json_loads, json_too_deep
+from jobs.export_options import CAD_FORMATS
 from jobs.file_serializers import JobFileSerializer, datetime_output, job_file_output
 from jobs.models import EXPORT_FORMATS, EXTERNAL_ID_MAX, VAULT_KINDS, Job, JobFile
 from jobs.states import JobStatus
@@ -53,7 +54,8 @@ class JobCreateInputSerializer(serializers.Serializer):
     def validate(self, attrs):
         if attrs["kind"] == "model_export":
             fmt = attrs["params"].get("format")
-            if fmt not in EXPORT_FORMATS:
+            # STEP/IGES are answered 400 format_unsupported by the export options' check.
+            if fmt not in EXPORT_FORMATS and not (isinstance(fmt, str) and fmt.lower() in CAD_FORMATS):
                 raise serializers.ValidationError(
                     {"params": [f"params.format must be one of {', '.join(EXPORT_FORMATS)}."]}
                 )
@@ -66,6 +68,17 @@ class JobCreateInputSerializer(serializers.Serializer):
                         {"params": ["params.source_job_id must be a UUID."]}
                     ) from None
         return attrs
+
+
+class ModelImportInputSerializer(JobCreateInputSerializer):
+    """`POST /api/models/import`: a `model_import` job (multipart, the model file as `input`)."""
+
+    kind = None
+    requested_count = None
+    input = serializers.FileField(allow_empty_file=False, max_length=255)
+
+    def validate(self, attrs):
+        return super().validate({**attrs, "kind": "model_import", "requested_count": 1})
 
 
 class JobFileInputSerializer(serializers.Serializer):

@@ -106,3 +106,26 @@ def path_to(current: str, target: str) -> list[str]:
             seen.add(nxt)
             frontier.append(walk + [nxt])
     return []
+
+
+class ProjectStatus(models.TextChoices):
+    DRAFT = "draft", "Draft"
+    PROCESSING = "processing", "Processing"
+    COMPLETED = "completed", "Completed"
+    ARCHIVED = "archived", "Archived"
+    DELETED = "deleted", "Deleted"
+
+
+# The project lifecycle: a project is drafted (models grouped, tooling chosen), processed (its
+# exports made), completed; then archived or deleted. `deleted` is terminal (a soft delete: the
+# row stays for the records, the API answers 404). Only `jobs.services.models3d.project_transition`
+# writes the status, against this table; a database trigger refuses every other write.
+P = ProjectStatus
+PROJECT_TRANSITIONS: dict[str, frozenset[str]] = {
+    P.DRAFT: frozenset({P.PROCESSING, P.ARCHIVED, P.DELETED}),
+    P.PROCESSING: frozenset({P.COMPLETED, P.DRAFT, P.DELETED}),
+    P.COMPLETED: frozenset({P.PROCESSING, P.ARCHIVED, P.DELETED}),
+    P.ARCHIVED: frozenset({P.DRAFT, P.DELETED}),
+    P.DELETED: frozenset(),
+}
+PROJECT_STATUS_SETTING = "jobs.project_transition"

@@ -1,5 +1,7 @@
 """model_import and model_export: 3D meshes through `jobs.processors.mesh` (trimesh)."""
 
+import time
+
 from jobs.processors import JobContext, PermanentJobError, register
 
 
@@ -20,16 +22,20 @@ def _read(job_file) -> bytes:
 
 @register("model_import")
 def model_import(ctx: JobContext) -> dict:
-    from jobs.processors.mesh import MeshError, analyze_mesh
+    from jobs.processors.mesh import MeshError, load_mesh, measure_mesh, render_thumbnail
 
     source = ctx.input_file()
     if source is None:
         raise PermanentJobError("The job has no input model file.")
     ctx.progress(10)
     try:
-        analysis = analyze_mesh(_read(source), source.file_type)
+        mesh = load_mesh(_read(source), source.file_type)
     except MeshError as exc:
         raise PermanentJobError(f"The model file could not be read: {exc}") from exc
+    analysis = measure_mesh(mesh)
+    ctx.progress(60)
+    # The thumbnail is written with the job's other outputs, under thumbnails/ (jobs.files).
+    ctx.add_output(render_thumbnail(mesh), "png", role="thumbnail", name="thumbnail.png")
     ctx.progress(90)
     ctx.add_artifact(
         "model",
@@ -63,10 +69,12 @@ def model_export(ctx: JobContext) -> dict:
     if source is None:
         raise PermanentJobError("No source model: upload an input file or give source_job_id.")
     ctx.progress(10)
+    started = time.monotonic()
     try:
         data = convert_mesh(_read(source), source.file_type, target, options)
     except MeshError as exc:
         raise PermanentJobError(f"The model could not be converted: {exc}") from exc
+    processing_ms = round((time.monotonic() - started) * 1000)
     ctx.progress(90)
     ctx.add_output(data, target, name=f"export.{target}")
     ctx.add_artifact(
@@ -86,6 +94,12 @@ def model_export(ctx: JobContext) -> dict:
             "include_normals": options.include_normals,
             "include_colors": options.include_colors,
             "include_textures": options.include_textures,
+            "include_baseplate": options.include_baseplate,
+            "baseplate_thickness_mm": str(options.baseplate_thickness_mm)
+            if options.include_baseplate
+            else None,
+            # How long reading and converting the model took (recorded with the completion).
+            "processing_ms": processing_ms,
         },
         "successful_count": 1,
     }

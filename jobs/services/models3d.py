@@ -5,7 +5,7 @@ Lock order as everywhere (docs/ARCHITECTURE.md, "Lock order"): the job row → t
 """
 
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.db import transaction
 from django.db.models import F
@@ -13,13 +13,17 @@ from django.utils import timezone
 
 from accounts.services import user_models_used_change
 from config.exceptions import ApplicationError, Conflict, InvalidTransition, NotFound
+from config.state_machines import StateMachine
 from jobs.export_options import ExportOptions, ExportOptionsError, export_options
 from jobs.file_services import job_files_delete
 from jobs.model_selectors import export_expires_at, model_queryset
 from jobs.models import Job, JobFile, ModelExport, Project, ProjectModel
-from jobs.states import TERMINAL, JobStatus
+from jobs.states import PROJECT_STATUS_SETTING, PROJECT_TRANSITIONS, TERMINAL, JobStatus, ProjectStatus
 
 MAX_PROJECT_MODELS = 500
+PROJECT_MACHINE = StateMachine(
+    entity="project", transitions=PROJECT_TRANSITIONS, setting=PROJECT_STATUS_SETTING
+)
 
 
 class ExportExpired(ApplicationError):
@@ -50,7 +54,11 @@ def model_export_check(*, user, params: dict) -> tuple[ExportOptions, Job | None
     try:
         options = export_options(params)
     except ExportOptionsError as exc:
-        raise _invalid("params", str(exc)) from None
+        raise ApplicationError(
+            "Invalid input." if exc.code == "validation_error" else str(exc),
+            code=exc.code,
+            fields={"params": [str(exc)]},
+        ) from None
     source_id = params.get("source_job_id")
     if source_id is None:
         return options, None
@@ -79,6 +87,8 @@ def model_export_record(*, job: Job, options: ExportOptions, source: Job | None)
         include_normals=options.include_normals,
         include_colors=options.include_colors,
         include_textures=options.include_textures,
+        include_baseplate=options.include_baseplate,
+        baseplate_thickness_mm=options.baseplate_thickness_mm if options.include_baseplate else None,
     )
 
 
@@ -170,34 +180,81 @@ def _set_models(project: Project, ids: list) -> None:
 
 
 @transaction.atomic
-def project_create(*, user, name: str, description: str = "", model_ids=()) -> Project:
-    """Create a project of the user's own models. Raises 400 on `models` for an id that is not
-    one of the user's (live) models."""
+def project_create(*, user, name: str, description: str = "", model_ids=(), tooling_applied=()) -> Project:
+    """Create a `draft` project of the user's own models. Raises 400 on `models` for an id that
+    is not one of the user's (live) models."""
     ids = _own_models(user, model_ids)
-    project = Project.objects.create(user=user, name=name, description=description)
+    project = Project.objects.create(
+        user=user, name=name, description=description, tooling_applied=list(tooling_applied)
+    )
     _set_models(project, ids)
     return project
 
 
 @transaction.atomic
+def project_transition(*, project: Project, to: str, now: datetime | None = None) -> Project:
+    """The only writer of `Project.status`: lock the row, check PROJECT_TRANSITIONS (409
+    `invalid_transition` otherwise, the status it already has included) and write the status
+    with what the move records, in one statement:
+
+    - entering `processing` starts the clock (`processing_started_at`); leaving it adds the time
+      spent to `processing_time` (every stay is counted once);
+    - `completed` sets `completed_at` (a project processed again and completed again keeps the
+      latest); `archived` sets `archived_at`; `deleted` sets `deleted_at` (a soft delete: the
+      API answers 404 from then on, its models stay).
+    """
+    now = now or timezone.now()
+    locked = Project.objects.select_for_update().get(pk=project.pk)
+    PROJECT_MACHINE.check(locked.status, to)
+    fields = ["status", "updated_at"]
+    if locked.status == ProjectStatus.PROCESSING and locked.processing_started_at is not None:
+        locked.processing_time += max(now - locked.processing_started_at, timedelta(0))
+        locked.processing_started_at = None
+        fields += ["processing_time", "processing_started_at"]
+    if to == ProjectStatus.PROCESSING:
+        locked.processing_started_at = now
+        fields.append("processing_started_at")
+    stamp = {
+        ProjectStatus.COMPLETED: "completed_at",
+        ProjectStatus.ARCHIVED: "archived_at",
+        ProjectStatus.DELETED: "deleted_at",
+    }.get(to)
+    if stamp:
+        setattr(locked, stamp, now)
+        fields.append(stamp)
+    locked.status = to
+    PROJECT_MACHINE.authorise(locked.pk)
+    locked.save(update_fields=list(dict.fromkeys(fields)))
+    return locked
+
+
+@transaction.atomic
 def project_update(
-    *, project: Project, name: str | None = None, description: str | None = None, model_ids=None
+    *,
+    project: Project,
+    name: str | None = None,
+    description: str | None = None,
+    model_ids=None,
+    tooling_applied=None,
 ) -> Project:
-    """Change a project's name, description or models (`model_ids` replaces the set). Locks
-    the project row so concurrent updates apply one after the other."""
+    """Change a project's name, description, tooling or models (`model_ids` replaces the set).
+    Locks the project row so concurrent updates apply one after the other. Never the status
+    (`project_transition`)."""
     project = Project.objects.select_for_update().get(pk=project.pk)
     ids = _own_models(project.user, model_ids) if model_ids is not None else None
     if name is not None:
         project.name = name
     if description is not None:
         project.description = description
-    project.save()
+    if tooling_applied is not None:
+        project.tooling_applied = list(tooling_applied)
+    project.save(update_fields=["name", "description", "tooling_applied", "updated_at"])
     if ids is not None:
         _set_models(project, ids)
     return project
 
 
 @transaction.atomic
-def project_delete(*, project: Project) -> None:
-    """Delete a project (its models stay)."""
-    Project.objects.filter(pk=project.pk).delete()
+def project_delete(*, project: Project, now: datetime | None = None) -> Project:
+    """Delete a project: the `deleted` transition (a soft delete; its models stay)."""
+    return project_transition(project=project, to=ProjectStatus.DELETED, now=now)

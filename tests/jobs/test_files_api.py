@@ -100,9 +100,10 @@ def test_every_url_any_jobs_response_returns_resolves_for_the_owner_and_is_404_f
     ]
     assert all(r.status_code in (200, 201) for r in responses), [r.content for r in responses]
     urls = sorted({u for r in responses for u in urls_in(r.json())})
-    # then: downloads for all three files, and pagination links, are among them
+    # then: downloads for all four files (the model, the thumbnail its import rendered, the
+    # export, the uploaded thumbnail), and pagination links, are among them
     downloads = [u for u in urls if u.endswith("/download")]
-    assert len(downloads) == JobFile.objects.filter(job__user=user).count() == 3
+    assert len(downloads) == JobFile.objects.filter(job__user=user).count() == 4
     assert any("page=2" in u for u in urls)
     owned_ids = {str(pk) for pk in Job.objects.filter(user=user).values_list("pk", flat=True)} | {
         str(pk) for pk in JobFile.objects.filter(job__user=user).values_list("pk", flat=True)
