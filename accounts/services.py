@@ -472,11 +472,14 @@ def subscriptions_expire(*, now: datetime | None = None) -> int:
     return ended
 
 
-def api_key_create(*, name: str, scopes: list[str]) -> tuple[ServiceApiKey, str]:
-    """Create a service key. The plain key is returned once and never stored."""
+def api_key_create(
+    *, name: str, scopes: list[str], job_kinds: list[str] | None = None
+) -> tuple[ServiceApiKey, str]:
+    """Create a service key (a `jobs:work` key may be bound to `job_kinds`, codes). The plain key
+    is returned once and never stored."""
     if not name or not scopes:
         raise ApplicationError("A name and at least one scope are required.", code="validation_error")
-    return ServiceApiKey.objects.create_key(name=name, scopes=scopes)
+    return ServiceApiKey.objects.create_key(name=name, scopes=scopes, job_kinds=list(job_kinds or []))
 
 
 # -- account recovery and email verification ---------------------------------------------------

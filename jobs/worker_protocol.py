@@ -37,6 +37,17 @@ S = JobStatus
 DOWNLOAD_SALT = "jobs.worker-download"
 
 
+# A job waits for its inputs before a worker may claim it when `params.input_count` says how
+# many its owner will upload (the owner creates the job, then uploads the clips); a value that is
+# not a number waits for none. One predicate in the claim, so claimers lock only what they take.
+INPUTS_ARRIVED_SQL = f"""
+CASE WHEN jsonb_typeof({Job._meta.db_table}.params -> 'input_count') = 'number'
+     THEN ({Job._meta.db_table}.params ->> 'input_count')::numeric ELSE 0 END
+  <= (SELECT count(*) FROM {JobFile._meta.db_table} AS f
+       WHERE f.job_id = {Job._meta.db_table}.id AND f.role = '{JobFile.Role.INPUT.value}')
+"""
+
+
 class LeaseLost(Conflict):
     code = "lease_lost"
 
@@ -75,6 +86,7 @@ def worker_jobs_claim(
     Locks the claimed job rows (`FOR UPDATE SKIP LOCKED`: a row another claimer holds is
     skipped, never waited for), highest priority then oldest; each moves `queued|retrying →
     preparing` through `job_transition_in_atomic` with attempts + 1, the lease and the key.
+    A job still waiting for its inputs (INPUTS_ARRIVED_SQL) is left for a later claim.
     Nothing is charged (the charge happened when the job was queued). Returns the jobs."""
     now = now or timezone.now()
     if not kinds or limit <= 0:
@@ -89,6 +101,7 @@ def worker_jobs_claim(
             kind__reported_by=JobKind.ReportedBy.WORKER,
         )
         .exclude(next_attempt_at__gt=now)
+        .extra(where=[INPUTS_ARRIVED_SQL])
         .order_by("-priority", "queued_at", "id")[:limit]
     )
     claimed = []

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Make sure PostgreSQL (127.0.0.1:5432) and Redis (127.0.0.1:6379) answer, and PgBouncer is installed.
+# Make sure PostgreSQL (127.0.0.1:5432) and Redis (127.0.0.1:6379) answer, and PgBouncer and ffmpeg are installed.
 # Uses the ones already running; otherwise starts private ones under .var/, installing
 # Debian's postgresql / redis-server first when they are missing. Safe to run again.
 set -euo pipefail
@@ -62,6 +62,12 @@ ensure_pgbouncer() {
   echo "services: PgBouncer installed"
 }
 
+ensure_ffmpeg() {
+  # The reference render worker (workers/render/) and its tests render with Debian's ffmpeg.
+  command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null || apt_install ffmpeg
+}
+
 ensure_postgres
 ensure_redis
 ensure_pgbouncer
+ensure_ffmpeg

@@ -321,3 +321,18 @@ def test_n_threads_claiming_take_each_job_exactly_once(drop_other_connections):
     assert set(claimed) <= jobs and len(claimed) == 12
     assert Job.objects.filter(pk__in=jobs, status="preparing", attempts=1).count() == 12
     assert CreditTransaction.objects.filter(user=user, type="usage").count() == 12
+
+
+@pytest.mark.django_db
+def test_a_job_waiting_for_its_inputs_is_not_claimed_until_they_are_uploaded(renderer):
+    client = client_for(renderer)
+    job = client.post(
+        "/api/jobs", {"kind": "video_render", "params": {"input_count": 2}}, format="json"
+    ).json()
+    worker, _ = key_client()
+    for i in range(2):
+        assert claim(worker) == []
+        upload = SimpleUploadedFile(f"clip{i}.mp4", MP4)
+        client.post(f"/api/jobs/{job['id']}/files", {"file": upload, "role": "input"}, format="multipart")
+    (claimed,) = claim(worker)
+    assert len(claimed["input_files"]) == 2

@@ -33,9 +33,16 @@ class Command(BaseCommand):
             help=f"Comma-separated, from: {', '.join(sorted(KNOWN_SCOPES))}",
         )
 
-    def handle(self, *args, name, scopes, **options):
+        parser.add_argument(
+            "--kinds",
+            default="",
+            type=lambda value: [k.strip() for k in value.split(",") if k.strip()],
+            help="Comma-separated job kind codes a jobs:work key may work on (default: every worker kind).",
+        )
+
+    def handle(self, *args, name, scopes, kinds, **options):
         try:
-            api_key, key = services.api_key_create(name=name, scopes=scopes)
+            api_key, key = services.api_key_create(name=name, scopes=scopes, job_kinds=kinds)
         except ApplicationError as exc:
             raise refused(exc) from None
         self.stdout.write(f"Created API key {api_key.prefix}… ({api_key.name}) scopes={scopes}")
