@@ -360,3 +360,22 @@ def test_the_message_admin_shows_the_delivery_fields(admin_client, line_conversa
 
     assert page.status_code == 200 and b"LINE API 400: bad to" in page.content
     assert listing.status_code == 200 and str(message.pk).encode() in listing.content
+
+
+def test_a_message_inserted_by_raw_sql_with_the_older_columns_is_valid(line_conversation):
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO shops_message (id, created_at, updated_at, direction, sender, text, conversation_id)"
+            " VALUES (gen_random_uuid(), now(), now(), 'inbound', 'customer', 'hi', %s)",
+            [line_conversation.pk],
+        )
+
+    message = Message.objects.get()
+    assert (message.attempts, message.provider_message_id, message.error, message.delivery_status) == (
+        0,
+        "",
+        "",
+        None,
+    )
