@@ -457,11 +457,12 @@ class Message(UUIDModel):
     delivery_status = models.CharField(
         max_length=10, choices=DeliveryStatus.choices, null=True, blank=True, db_index=True
     )
-    attempts = models.PositiveIntegerField(default=0)
+    # Database defaults too, so rows inserted by raw SQL (benchmarks, old dumps) stay valid.
+    attempts = models.PositiveIntegerField(default=0, db_default=0)
     # The channel's id of the message: LINE's message id or Messenger's `mid`, outbound (what
     # the channel answered) and inbound (stored once per conversation).
-    provider_message_id = models.CharField(max_length=255, blank=True, default="")
-    error = models.CharField(max_length=1000, blank=True, default="")
+    provider_message_id = models.CharField(max_length=255, blank=True, default="", db_default="")
+    error = models.CharField(max_length=1000, blank=True, default="", db_default="")
     next_attempt_at = models.DateTimeField(null=True, blank=True)
     delivering_since = models.DateTimeField(null=True, blank=True)
     sent_at = models.DateTimeField(null=True, blank=True)
@@ -574,7 +575,7 @@ class SocialIntegration(UUIDModel):
     is_active = models.BooleanField(default=True)
     # Set when the channel refused the access token (401): nothing is sent through the
     # integration until a new token is stored, and the shop's owner is emailed once.
-    needs_reauth = models.BooleanField(default=False)
+    needs_reauth = models.BooleanField(default=False, db_default=False)
 
     class Meta:
         ordering = ["provider", "account_id", "id"]

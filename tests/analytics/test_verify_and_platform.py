@@ -184,7 +184,9 @@ def test_users_jobs_credits_and_chat_are_counted_on_their_utc_day():
     shop = make_shop()
     conversation = Conversation.objects.create(shop=shop, channel="web", customer_handle="c1")
     Message.objects.create(conversation=conversation, direction="inbound", sender="customer", text="hi")
-    Message.objects.create(conversation=conversation, direction="outbound", sender="ai", text="hello")
+    Message.objects.create(
+        conversation=conversation, direction="outbound", sender="ai", text="hello", delivery_status="sent"
+    )
     Conversation.objects.filter(pk=conversation.pk).update(created_at=day)
     Message.objects.update(created_at=day)
     metrics_generate_platform(date_from=date(2026, 6, 10), date_to=date(2026, 6, 11))

@@ -321,3 +321,61 @@ def test_a_message_of_another_shop_is_404_on_the_messages_api(other_client, shop
     assert response.status_code == 404
     response = other_client.get(f"/api/shops/{shop.pk}/conversations/{line_conversation.pk}/messages")
     assert response.status_code == 404
+
+
+def test_the_reannounce_settles_claims_of_dead_tasks_without_risking_a_second_messenger_send(
+    line_conversation, messenger_conversation, user
+):
+    # given two messages whose tasks died during the call, 11 minutes ago
+    via_line, via_messenger = (
+        staff_message(line_conversation, user),
+        staff_message(messenger_conversation, user),
+    )
+    long_ago = timezone.now() - timedelta(minutes=11)
+    Message.objects.filter(pk__in=[via_line.pk, via_messenger.pk]).update(
+        delivering_since=long_ago, attempts=1
+    )
+    # and one claimed a moment ago (its task is still calling)
+    running = staff_message(line_conversation, user, "in flight")
+    Message.objects.filter(pk=running.pk).update(delivering_since=timezone.now(), attempts=1)
+
+    counts = services.message_delivery_reannounce()
+
+    # then LINE's is released for a retry under the same retry key, Messenger's is failed
+    assert (counts["released"], counts["failed"]) == (1, 1)
+    via_line.refresh_from_db()
+    via_messenger.refresh_from_db()
+    running.refresh_from_db()
+    assert (via_line.delivery_status, via_line.delivering_since) == ("pending", None)
+    assert via_messenger.delivery_status == "failed" and "unknown" in via_messenger.error
+    assert running.delivering_since is not None and running.delivery_status == "pending"
+
+
+def test_the_message_admin_shows_the_delivery_fields(admin_client, line_conversation, user):
+    message = staff_message(line_conversation, user)
+    Message.objects.filter(pk=message.pk).update(delivery_status="failed", error="LINE API 400: bad to")
+
+    page = admin_client.get(f"/admin/shops/message/{message.pk}/change/")
+    listing = admin_client.get("/admin/shops/message/", {"delivery_status__exact": "failed"})
+
+    assert page.status_code == 200 and b"LINE API 400: bad to" in page.content
+    assert listing.status_code == 200 and str(message.pk).encode() in listing.content
+
+
+def test_a_message_inserted_by_raw_sql_with_the_older_columns_is_valid(line_conversation):
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO shops_message (id, created_at, updated_at, direction, sender, text, conversation_id)"
+            " VALUES (gen_random_uuid(), now(), now(), 'inbound', 'customer', 'hi', %s)",
+            [line_conversation.pk],
+        )
+
+    message = Message.objects.get()
+    assert (message.attempts, message.provider_message_id, message.error, message.delivery_status) == (
+        0,
+        "",
+        "",
+        None,
+    )
