@@ -26,6 +26,7 @@ from django.utils import timezone
 
 from accounts.emails import email_send_after_commit
 from config.exceptions import ApplicationError, Conflict, NotFound
+from config.metrics import channel_delivery_record
 from shops import channels
 from shops.models import Message, SocialIntegration
 
@@ -135,12 +136,15 @@ def message_deliver(*, message_id) -> str:
 def _call_channel(message: Message, integration: SocialIntegration) -> channels.SendResult:
     handle = message.conversation.customer_handle
     if integration.provider == SocialIntegration.Provider.LINE:
-        return channels.line_push(
+        result = channels.line_push(
             access_token=integration.access_token, to=handle, text=message.text, retry_key=str(message.pk)
         )
-    return channels.messenger_send(
-        access_token=integration.access_token, recipient_id=handle, text=message.text
-    )
+    else:
+        result = channels.messenger_send(
+            access_token=integration.access_token, recipient_id=handle, text=message.text
+        )
+    channel_delivery_record(channel=integration.provider, outcome="sent" if result.sent else "failed")
+    return result
 
 
 def _claim_of(message: Message):

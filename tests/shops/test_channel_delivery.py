@@ -379,3 +379,27 @@ def test_a_message_inserted_by_raw_sql_with_the_older_columns_is_valid(line_conv
         "",
         None,
     )
+
+
+def test_each_channel_answer_is_counted_for_the_delivery_failure_alert(
+    channel_server, messenger_conversation, line_conversation, user
+):
+    from prometheus_client import REGISTRY
+
+    def count(channel, outcome):
+        labels = {"channel": channel, "outcome": outcome}
+        return REGISTRY.get_sample_value("saas_channel_deliveries_total", labels) or 0
+
+    before = {(c, o): count(c, o) for c in ("line", "facebook") for o in ("sent", "failed")}
+    channel_server.script(MESSENGER_SEND, (400, {}, {"error": {"message": "Invalid parameter", "code": 100}}))
+
+    assert services.message_deliver(message_id=staff_message(line_conversation, user).pk) == "sent"
+    assert services.message_deliver(message_id=staff_message(messenger_conversation, user).pk) == "failed"
+
+    after = {key: count(*key) for key in before}
+    assert {key: after[key] - before[key] for key in before} == {
+        ("line", "sent"): 1,
+        ("line", "failed"): 0,
+        ("facebook", "sent"): 0,
+        ("facebook", "failed"): 1,
+    }
