@@ -15,6 +15,7 @@ venv: $(STAMP)
 services:
 	@bash scripts/services.sh
 	@bash scripts/pgclient.sh
+	@bash scripts/receipts.sh
 
 db: venv services
 	@$(PY) scripts/createdb.py
