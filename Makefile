@@ -16,6 +16,7 @@ services:
 	@bash scripts/services.sh
 	@bash scripts/pgclient.sh
 	@bash scripts/opstools.sh
+	@bash scripts/receipts.sh
 
 db: venv services
 	@$(PY) scripts/createdb.py

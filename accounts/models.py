@@ -65,6 +65,9 @@ class User(UUIDModel, AbstractBaseUser, PermissionsMixin):
     name = models.CharField(max_length=150, blank=True)
     phone_number = models.CharField(max_length=32, blank=True)
     organization = models.CharField(max_length=150, blank=True)
+    # For tax invoices: the buyer's tax id (a Thai business's 13 digits) and address, optional.
+    tax_id = models.CharField(max_length=32, blank=True)
+    billing_address = models.CharField(max_length=500, blank=True)
     job_title = models.CharField(max_length=150, blank=True)
     country = models.CharField(max_length=100, blank=True)
     industry = models.CharField(max_length=100, blank=True)

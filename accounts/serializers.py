@@ -90,6 +90,8 @@ class UserSerializer(serializers.Serializer):
     job_title = serializers.CharField(read_only=True)
     country = serializers.CharField(read_only=True)
     industry = serializers.CharField(read_only=True)
+    tax_id = serializers.CharField(read_only=True, help_text="Printed on tax invoices (optional).")
+    billing_address = serializers.CharField(read_only=True, help_text="Printed on tax invoices (optional).")
     tier = serializers.ChoiceField(choices=Tier.choices, read_only=True)
     model_limit = serializers.IntegerField(read_only=True)
     models_used = serializers.IntegerField(read_only=True)
@@ -111,7 +113,16 @@ class UserSerializer(serializers.Serializer):
 class UserUpdateSerializer(serializers.ModelSerializer):
     class Meta:
         model = User
-        fields = ["name", "phone_number", "organization", "job_title", "country", "industry"]
+        fields = [
+            "name",
+            "phone_number",
+            "organization",
+            "job_title",
+            "country",
+            "industry",
+            "tax_id",
+            "billing_address",
+        ]
 
 
 class VideoDefaultsSerializer(serializers.Serializer):

@@ -40,6 +40,8 @@ from config.exceptions import ApplicationError, Forbidden, NotFound
 logger = logging.getLogger(__name__)
 
 PROFILE_FIELDS = ("name", "phone_number", "organization", "job_title", "country", "industry")
+# Set with PATCH /api/users/me only (not at registration): what a tax invoice names.
+BILLING_FIELDS = ("tax_id", "billing_address")
 
 
 @transaction.atomic
@@ -143,7 +145,7 @@ def _email_taken() -> ApplicationError:
 @transaction.atomic
 def user_update(*, user: User, **changes) -> User:
     """Change the profile fields a user may set; anything else is ignored by design."""
-    fields = [k for k in changes if k in PROFILE_FIELDS]
+    fields = [k for k in changes if k in PROFILE_FIELDS or k in BILLING_FIELDS]
     for name in fields:
         setattr(user, name, changes[name])
     if fields:

@@ -106,10 +106,13 @@ class PlatformMetric(models.Model):
     date = models.DateField(unique=True)
     gmv = models.JSONField(default=dict, blank=True)  # {"THB": "1234.00"}: per currency, no conversion
     orders = models.IntegerField(default=0)
-    credit_revenue = models.DecimalField(**MONEY)
+    credit_revenue = models.DecimalField(**MONEY)  # in the platform currency only
+    # Per currency, no conversion, like gmv: {"THB": "299.00", "INR": "499.00"}.
+    credit_revenue_by_currency = models.JSONField(default=dict, blank=True)
     credits_purchased = models.BigIntegerField(default=0)
     credits_consumed = models.BigIntegerField(default=0)
-    mrr = models.DecimalField(**MONEY)
+    mrr = models.DecimalField(**MONEY)  # in the platform currency only
+    mrr_by_currency = models.JSONField(default=dict, blank=True)  # users' and shops' plans, per currency
     arr = models.DecimalField(**MONEY)
     mrr_users = models.DecimalField(**MONEY)
     mrr_shops = models.DecimalField(**MONEY)

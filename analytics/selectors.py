@@ -249,7 +249,8 @@ def platform_metric_list(*, date_from: date, date_to: date):
 
 
 def platform_summary(*, now: datetime | None = None) -> dict:
-    """The latest stored day, plus sums over the stored last 30 UTC days ending yesterday. Two queries."""
+    """The latest stored day, plus sums over the stored last 30 UTC days ending yesterday (credit
+    revenue also per currency, no conversion). Three queries."""
     yesterday = (now or timezone.now()).astimezone(UTC).date() - timedelta(days=1)
     latest = PlatformMetric.objects.filter(date__lte=yesterday).order_by("-date").first()
     sums = PlatformMetric.objects.filter(
@@ -268,6 +269,13 @@ def platform_summary(*, now: datetime | None = None) -> dict:
         ai_messages=Coalesce(Sum("ai_messages"), 0),
     )
     sums["credit_revenue"] = _q(sums["credit_revenue"])
+    by_currency: dict[str, Decimal] = {}
+    for day in PlatformMetric.objects.filter(
+        date__gt=yesterday - timedelta(days=30), date__lte=yesterday
+    ).values_list("credit_revenue_by_currency", flat=True):
+        for currency, amount in (day or {}).items():
+            by_currency[currency] = by_currency.get(currency, ZERO) + Decimal(amount)
+    sums["credit_revenue_by_currency"] = {k: str(_q(v)) for k, v in sorted(by_currency.items())}
     return {
         "as_of": latest.date if latest else None,
         "latest": latest,

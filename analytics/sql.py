@@ -255,6 +255,8 @@ PLATFORM_COLUMNS = [
     "conversations",
     "messages",
     "ai_messages",
+    "credit_revenue_by_currency",
+    "mrr_by_currency",
 ]
 
 PLATFORM_PARAMS = {
@@ -276,15 +278,16 @@ PLATFORM_PARAMS = {
 }
 
 
-def _sub_active_at(at: str) -> str:
-    """A subscription was active at instant `at` (history rebuilt from its dates)."""
+def _sub_active_at(at: str, *, any_currency: bool = False) -> str:
+    """A subscription was active at instant `at` (history rebuilt from its dates); in the platform
+    currency unless `any_currency`."""
     sub = "sub"
+    currency = "" if any_currency else f" AND {sub}.{c(Subscription, 'currency')} = %(platform_currency)s"
     return (
         f"({sub}.{c(Subscription, 'start_date')} < {at} AND {sub}.{c(Subscription, 'end_date')} >= {at}"
         f" AND ({sub}.{c(Subscription, 'cancelled_at')} >= {at}"
         f" OR ({sub}.{c(Subscription, 'cancelled_at')} IS NULL"
-        f" AND {sub}.{c(Subscription, 'status')} <> %(sub_cancelled)s))"
-        f" AND {sub}.{c(Subscription, 'currency')} = %(platform_currency)s)"
+        f" AND {sub}.{c(Subscription, 'status')} <> %(sub_cancelled)s)){currency})"
     )
 
 
@@ -319,6 +322,21 @@ SELECT days.date,
       AND p.{c(Payment, "status")} = ANY(%(pay_done)s)
       AND p.{c(Payment, "package")} IS NOT NULL  -- plan payments are subscription revenue (mrr)
       AND p.{c(Payment, "currency")} = %(platform_currency)s)::numeric(14, 2) AS credit_revenue,
+  (SELECT COALESCE(jsonb_object_agg(cur, amount::text), '{{}}'::jsonb) FROM (
+      SELECT p.{c(Payment, "currency")} AS cur, SUM(p.{c(Payment, "amount")})::numeric(14, 2) AS amount
+        FROM {PAY} p
+       WHERE p.{c(Payment, "completed_at")} >= days.lo AND p.{c(Payment, "completed_at")} < days.hi
+         AND p.{c(Payment, "status")} = ANY(%(pay_done)s) AND p.{c(Payment, "package")} IS NOT NULL
+       GROUP BY 1) cr) AS credit_revenue_by_currency,
+  (SELECT COALESCE(jsonb_object_agg(cur, amount::text), '{{}}'::jsonb) FROM (
+      SELECT cur, SUM(amount)::numeric(14, 2) AS amount FROM (
+          SELECT sub.{c(Subscription, "currency")} AS cur, {sub_amount} AS amount
+            FROM {SUB} sub WHERE {_sub_active_at("days.hi", any_currency=True)}
+          UNION ALL
+          SELECT sh.{c(Shop, "currency")}, {shop_amount} FROM {SHOP} sh
+           WHERE sh.created_at < days.hi AND sh.{c(Shop, "plan")} <> %(shop_free)s
+             AND sh.{c(Shop, "plan_status")} = ANY(%(shop_paying)s)) plans
+       GROUP BY 1) mm) AS mrr_by_currency,
   (SELECT COALESCE(SUM(x.{c(CreditTransaction, "amount")}), 0) FROM {TX} x
     WHERE x.{c(CreditTransaction, "type")} = %(tx_purchase)s
       AND x.created_at >= days.lo AND x.created_at < days.hi)::bigint AS credits_purchased,
@@ -329,7 +347,8 @@ SELECT days.date,
   )::numeric(14, 2) AS mrr_users,
   (SELECT COALESCE(SUM({shop_amount}), 0) FROM {SHOP} sh
     WHERE sh.created_at < days.hi AND sh.{c(Shop, "plan")} <> %(shop_free)s
-      AND sh.{c(Shop, "plan_status")} = ANY(%(shop_paying)s))::numeric(14, 2) AS mrr_shops,
+      AND sh.{c(Shop, "plan_status")} = ANY(%(shop_paying)s)
+      AND sh.{c(Shop, "currency")} = %(platform_currency)s)::numeric(14, 2) AS mrr_shops,
   (SELECT COUNT(*) FROM {U} u WHERE u.{c(User, "date_joined")} >= days.lo
       AND u.{c(User, "date_joined")} < days.hi)::int AS new_users,
   (SELECT COUNT(*) FROM (
@@ -381,6 +400,7 @@ SELECT date, gmv, orders, credit_revenue, credits_purchased, credits_consumed,
        (mrr_users + mrr_shops)::numeric(14, 2) AS mrr, ((mrr_users + mrr_shops) * 12)::numeric(14, 2) AS arr,
        mrr_users, mrr_shops, new_users, active_users, active_shops, plan_distribution, churned_subscriptions,
        CASE WHEN active_30 > 0 THEN (churned_30 * 100.0 / active_30)::numeric(9, 2) END AS churn_rate,
-       jobs_created, jobs_completed, jobs_failed, conversations, messages, ai_messages
+       jobs_created, jobs_completed, jobs_failed, conversations, messages, ai_messages,
+       credit_revenue_by_currency, mrr_by_currency
   FROM x
 """

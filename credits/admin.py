@@ -12,6 +12,7 @@ from decimal import Decimal
 
 from django import forms
 from django.contrib import admin
+from django.core.validators import FileExtensionValidator
 from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
 from django.utils.html import format_html
@@ -24,10 +25,12 @@ from config.admin import ReadOnlyAdmin
 from config.admin_tools import CsvExportMixin, OperationForm, key_value_table, operation_view, with_reason
 from credits import services
 from credits.models import (
+    MANUAL_PROVIDERS,
     CreditAccount,
     CreditBalance,
     CreditPackage,
     CreditTransaction,
+    ManualPaymentRecord,
     Payment,
     PaymentEvent,
     PaymentRefund,
@@ -253,6 +256,72 @@ class RefundForm(OperationForm):
         return amount
 
 
+SLIP_MAX_BYTES = 5 * 1024 * 1024
+# What a slip's first bytes are: a JPEG, a PNG, a WebP or a PDF (the extension alone proves nothing).
+SLIP_SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"RIFF", b"%PDF-")
+
+
+class SlipField(forms.FileField):
+    """An optional picture (or PDF) of the transfer slip, at most 5 MB."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("required", False)
+        kwargs.setdefault("help_text", "A picture (JPEG, PNG, WebP) or PDF of the transfer slip, optional.")
+        kwargs.setdefault("validators", [FileExtensionValidator(["jpg", "jpeg", "png", "webp", "pdf"])])
+        super().__init__(**kwargs)
+
+    def clean(self, data, initial=None):
+        upload = super().clean(data, initial)
+        if upload:
+            if upload.size > SLIP_MAX_BYTES:
+                raise forms.ValidationError("A slip is at most 5 MB.")
+            head = upload.read(8)
+            upload.seek(0)
+            if not head.startswith(SLIP_SIGNATURES):
+                raise forms.ValidationError("The slip must be a JPEG, PNG, WebP or PDF file.")
+        return upload
+
+
+class ManualRefundForm(RefundForm):
+    """A refund of money sent back by hand: the transfer's reference and optional slip too."""
+
+    reference = forms.CharField(
+        max_length=255,
+        required=False,
+        help_text="The bank's or wallet's reference of the refund (recorded with the slip for the audit).",
+    )
+    slip = SlipField()
+    field_order = ["amount", "reference", "slip", "reason", "token"]
+
+    def clean(self):
+        data = super().clean()
+        if data.get("slip") and not (data.get("reference") or "").strip():
+            self.add_error("reference", "Give the reference of the transfer the slip shows.")
+        return data
+
+
+class ConfirmForm(OperationForm):
+    reference = forms.CharField(max_length=255, help_text="The bank's or wallet's reference of the payment.")
+    slip = SlipField()
+    field_order = ["reference", "slip", "reason"]
+
+
+class ManualPaymentRecordInline(admin.TabularInline):
+    """Confirmations and refunds finance staff made by hand (read-only: written by the services)."""
+
+    model = ManualPaymentRecord
+    extra = 0
+    can_delete = False
+    fields = ["created_at", "action", "amount", "reference", "slip", "note", "created_by"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
 class PaymentRefundInline(admin.TabularInline):
     """The payment's refunds, one row each (read-only: they are written by `payment_refund`)."""
 
@@ -289,7 +358,7 @@ class PaymentAdmin(CsvExportMixin, ReadOnlyAdmin):
     listed on the page, one row each."""
 
     resource_classes = [PaymentResource]
-    inlines = [PaymentRefundInline]
+    inlines = [PaymentRefundInline, ManualPaymentRecordInline]
     change_form_template = "admin/credits/payment/change_form.html"
     list_display = [
         "created_at",
@@ -325,6 +394,9 @@ class PaymentAdmin(CsvExportMixin, ReadOnlyAdmin):
     def has_refund_permission(self, request):
         return request.user.has_perm("credits.refund_payment")
 
+    def has_confirm_permission(self, request):
+        return request.user.has_perm("credits.confirm_payment")
+
     def get_urls(self):
         return [
             path(
@@ -332,18 +404,74 @@ class PaymentAdmin(CsvExportMixin, ReadOnlyAdmin):
                 self.admin_site.admin_view(self.refund_view),
                 name="credits_payment_refund",
             ),
+            path(
+                "<uuid:payment_id>/confirm/",
+                self.admin_site.admin_view(self.confirm_view),
+                name="credits_payment_confirm",
+            ),
             *super().get_urls(),
         ]
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
-        extra_context = {**(extra_context or {}), "can_refund": self.has_refund_permission(request)}
+        extra_context = {
+            **(extra_context or {}),
+            "can_refund": self.has_refund_permission(request),
+            "can_confirm": self.has_confirm_permission(request),
+            "manual_providers": MANUAL_PROVIDERS,
+        }
         return super().change_view(request, object_id, form_url, extra_context)
+
+    def confirm_view(self, request, payment_id):
+        """Finance staff confirm a PromptPay, TrueMoney or bank-transfer payment they saw arrive,
+        with its reference and an optional slip, through `payment_confirm_manually`."""
+        payment = get_object_or_404(Payment.objects.select_related("user", "package", "plan"), pk=payment_id)
+
+        def perform(data):
+            done, confirmed = services.payment_confirm_manually(
+                payment=payment,
+                reference=data["reference"],
+                slip=data.get("slip"),
+                note=data["reason"],
+                confirmed_by=request.user,
+            )
+            if not confirmed:
+                return None
+            return with_reason(
+                f"Confirmed payment {done.pk} of {done.amount} {done.currency} by hand "
+                f"({done.get_provider_display()} reference {data['reference']}).",
+                data["reason"],
+            )
+
+        return operation_view(
+            self,
+            request,
+            obj=payment,
+            form_class=ConfirmForm,
+            form_kwargs={"files": request.FILES or None},
+            perform=perform,
+            title=f"Confirm payment {payment.pk}",
+            form_id="confirm-payment-form",
+            success_url=reverse("admin:credits_payment_change", args=[payment.pk]),
+            allowed=self.has_confirm_permission(request) and payment.provider in MANUAL_PROVIDERS,
+            extra_context={
+                "summary": [
+                    ("User", payment.user.email),
+                    ("Buys", payment.plan.name if payment.plan_id else payment.package.name),
+                    ("Provider", payment.get_provider_display()),
+                    ("Status", payment.get_status_display()),
+                    ("Amount", f"{payment.amount} {payment.currency}"),
+                    ("Checkout reference", (payment.metadata or {}).get("checkout", {}).get("reference", "")),
+                ],
+                "submit_label": "Confirm payment",
+            },
+        )
 
     def refund_view(self, request, payment_id):
         payment = get_object_or_404(Payment.objects.select_related("user", "package"), pk=payment_id)
         left = payment.amount - payment.refunded_amount
 
         through_provider = payment.provider in services.API_REFUND_PROVIDERS
+        by_finance = payment.provider in MANUAL_PROVIDERS
 
         def perform(data):
             key = f"admin:{data['token']}"
@@ -364,6 +492,25 @@ class PaymentAdmin(CsvExportMixin, ReadOnlyAdmin):
                     f"{done.get_provider_display()} (refund {refund_id}; now {done.refunded_amount} "
                     f"of {done.amount} refunded, status {done.status}; {done.credits_clawed_back} "
                     f"credits clawed back in total, shortfall {done.refund_shortfall}).",
+                    data["reason"],
+                )
+            if by_finance and data.get("reference"):
+                done, refunded = services.payment_refund_manually(
+                    payment=payment,
+                    amount=data["amount"],
+                    reference=data["reference"],
+                    slip=data.get("slip"),
+                    key=key,
+                    reason=data["reason"],
+                    refunded_by=request.user,
+                )
+                if not refunded:
+                    return None
+                return with_reason(
+                    f"Refunded {data['amount']} {done.currency} of payment {done.pk} by hand "
+                    f"(reference {data['reference']}; now {done.refunded_amount} of {done.amount} "
+                    f"refunded, status {done.status}; {done.credits_clawed_back} credits clawed back "
+                    f"in total, shortfall {done.refund_shortfall}).",
                     data["reason"],
                 )
             # Under the payment row lock (the service takes it too, first), so a second
@@ -390,13 +537,14 @@ class PaymentAdmin(CsvExportMixin, ReadOnlyAdmin):
             self,
             request,
             obj=payment,
-            form_class=RefundForm,
-            form_kwargs={"left": left},
+            form_class=ManualRefundForm if by_finance else RefundForm,
+            form_kwargs={"left": left, "files": request.FILES or None},
             perform=perform,
             title=f"Refund payment {payment.pk}",
             form_id="refund-payment-form",
             success_url=reverse("admin:credits_payment_change", args=[payment.pk]),
-            allowed=self.has_refund_permission(request),
+            allowed=self.has_refund_permission(request)
+            or (by_finance and self.has_confirm_permission(request)),
             initial={"token": uuid.uuid4(), "amount": left},
             extra_context={
                 "summary": [

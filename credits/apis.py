@@ -1,6 +1,7 @@
 """HTTP endpoints of credits. Each validates input, calls one selector or service, serializes."""
 
 from django.core.exceptions import RequestDataTooBig
+from django.http import HttpResponse
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import generics, status
 from rest_framework.permissions import AllowAny, IsAuthenticated
@@ -25,6 +26,7 @@ from credits.serializers import (
     SubscriptionPurchaseInputSerializer,
     TransactionSerializer,
 )
+from credits.services.receipts import receipt_pdf
 from credits.services.subscriptions import subscription_purchase_start
 from credits.webhook_receiver import webhook_response
 
@@ -86,6 +88,28 @@ class PaymentDetailApi(APIView):
     def get(self, request: Request, payment_id):
         payment = selectors.payment_get(user=request.user, payment_id=payment_id, with_refunds=True)
         return Response(PaymentDetailSerializer(payment).data)
+
+
+class PaymentReceiptApi(APIView):
+    """The receipt / tax invoice of one of the caller's completed payments, as a PDF (numbered
+    `INV-<year>-<6 digits>`, gap-free per year; THB shows the VAT included). Another user's
+    payment, or one without a receipt yet, is 404."""
+
+    permission_classes = USER_PERMISSIONS
+
+    @extend_schema(
+        summary="Download a payment's receipt / tax invoice (PDF)",
+        responses={
+            (200, "application/pdf"): OpenApiResponse(description="The receipt as a PDF."),
+            401: OpenApiResponse(description="Not authenticated."),
+            404: OpenApiResponse(description="No such payment of yours, or no receipt yet."),
+        },
+    )
+    def get(self, request: Request, payment_id):
+        receipt = selectors.receipt_get(user=request.user, payment_id=payment_id)
+        response = HttpResponse(receipt_pdf(receipt=receipt), content_type="application/pdf")
+        response["Content-Disposition"] = f'inline; filename="{receipt.number}.pdf"'
+        return response
 
 
 class PurchaseApi(APIView):

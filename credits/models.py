@@ -61,7 +61,13 @@ class Provider(models.TextChoices):
     PROMPTPAY = "promptpay", "PromptPay"
     TRUEMONEY = "truemoney", "TrueMoney"
     RAZORPAY = "razorpay", "Razorpay"
+    BANK_TRANSFER = "bank_transfer", "Bank transfer"
     FREE = "free", "Free"
+
+
+# Money that reaches us without an API we can ask or a notice we can trust: finance staff confirm
+# (and refund) these payments by hand, with the bank's or wallet's reference and a slip.
+MANUAL_PROVIDERS = (Provider.PROMPTPAY, Provider.TRUEMONEY, Provider.BANK_TRANSFER)
 
 
 class Payment(UUIDModel):
@@ -126,7 +132,13 @@ class Payment(UUIDModel):
 
     class Meta:
         ordering = ["-created_at"]
-        permissions = [("refund_payment", "Can refund payments and claw back their credits")]
+        permissions = [
+            ("refund_payment", "Can refund payments and claw back their credits"),
+            (
+                "confirm_payment",
+                "Can confirm or refund PromptPay, TrueMoney and bank-transfer payments by hand",
+            ),
+        ]
         indexes = [
             models.Index(fields=["user", "-created_at", "-id"], name="payment_user_created"),
             models.Index(fields=["status", "provider"]),
@@ -210,6 +222,91 @@ class PaymentRefund(UUIDModel):
 
     def __str__(self):
         return f"refund of {self.amount} on payment {self.payment_id}"
+
+
+class ManualPaymentRecord(UUIDModel):
+    """Finance staff's record of money seen outside the platform: a PromptPay, TrueMoney or bank
+    transfer payment confirmed (`confirm`, at most one per payment: the database decides between
+    two clicks) or refunded by hand (`refund`, tied to its PaymentRefund row). The reference is
+    the bank's or wallet's; the slip is the optional image of the transfer. Written only by
+    `credits.services.payment_confirm_manually` / `payment_refund_manually`, in the transaction
+    of their effect; with the admin history it is the audit trail."""
+
+    class Action(models.TextChoices):
+        CONFIRM = "confirm", "Confirmed"
+        REFUND = "refund", "Refunded"
+
+    payment = models.ForeignKey(Payment, on_delete=models.PROTECT, related_name="manual_records")
+    action = models.CharField(max_length=16, choices=Action.choices)
+    amount = models.DecimalField(max_digits=12, decimal_places=2)
+    reference = models.CharField(max_length=255)
+    slip = models.FileField(upload_to="payment-slips/%Y/%m/", blank=True)
+    note = models.CharField(max_length=500, blank=True)
+    refund = models.OneToOneField(
+        PaymentRefund, on_delete=models.PROTECT, null=True, blank=True, related_name="manual_record"
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["payment"], condition=Q(action="confirm"), name="manualpaymentrecord_one_confirmation"
+            ),
+            models.CheckConstraint(condition=Q(amount__gt=0), name="manualpaymentrecord_amount_gt_0"),
+            models.CheckConstraint(condition=~Q(reference=""), name="manualpaymentrecord_has_reference"),
+        ]
+
+    def __str__(self):
+        return f"{self.get_action_display()} {self.amount} on payment {self.payment_id} ({self.reference})"
+
+
+class ReceiptCounter(models.Model):
+    """The last receipt number used in one year. Issuing a receipt locks this row (FOR UPDATE) in
+    the payment's completing transaction, so numbers are gap-free: a rollback gives it back."""
+
+    year = models.PositiveSmallIntegerField(primary_key=True)
+    last_number = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["year"]
+
+    def __str__(self):
+        return f"{self.year}: {self.last_number}"
+
+
+class Receipt(UUIDModel):
+    """The receipt / tax invoice of one completed payment: its yearly number (`INV-2026-000123`),
+    what the seller and the buyer were when it was issued, and the VAT included (THB)."""
+
+    payment = models.OneToOneField(Payment, on_delete=models.PROTECT, related_name="receipt")
+    number = models.CharField(max_length=32, unique=True)
+    year = models.PositiveSmallIntegerField()
+    sequence = models.PositiveIntegerField()
+    issued_at = models.DateTimeField()
+    seller = models.JSONField(default=dict)
+    buyer = models.JSONField(default=dict)
+    description = models.CharField(max_length=255)
+    amount = models.DecimalField(max_digits=12, decimal_places=2)
+    currency = models.CharField(max_length=3)
+    vat_rate = models.DecimalField(max_digits=5, decimal_places=2, default=Decimal("0.00"))
+    vat_amount = models.DecimalField(max_digits=12, decimal_places=2, default=Decimal("0.00"))
+    net_amount = models.DecimalField(max_digits=12, decimal_places=2)
+
+    class Meta:
+        ordering = ["-year", "-sequence"]
+        constraints = [
+            models.UniqueConstraint(fields=["year", "sequence"], name="receipt_unique_year_sequence"),
+            models.CheckConstraint(
+                condition=Q(net_amount=models.F("amount") - models.F("vat_amount")),
+                name="receipt_vat_adds_up",
+            ),
+        ]
+
+    def __str__(self):
+        return self.number
 
 
 class CreditAccount(User):

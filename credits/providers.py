@@ -572,6 +572,25 @@ class TrueMoneyProvider(PaymentProvider):
         }
 
 
+class BankTransferProvider(PaymentProvider):
+    """A transfer to the account in BANK_TRANSFER_DETAILS with our reference; finance staff
+    confirm it by hand when it shows on the statement (no notice is trusted)."""
+
+    code = Provider.BANK_TRANSFER
+
+    def start_checkout(self, payment):
+        if not settings.BANK_TRANSFER_DETAILS:
+            message = "Bank transfer is not configured on this server (BANK_TRANSFER_DETAILS)."
+            raise ProviderUnavailable(message, fields={"provider": [message]})
+        return {
+            "type": "bank_transfer",
+            "reference": f"BT{payment.id.hex[:12].upper()}",
+            "account": settings.BANK_TRANSFER_DETAILS,
+            "amount": str(payment.amount),
+            "currency": payment.currency,
+        }
+
+
 class FreeProvider(PaymentProvider):
     code = Provider.FREE
 
@@ -581,7 +600,14 @@ class FreeProvider(PaymentProvider):
 
 PROVIDERS: dict[str, PaymentProvider] = {
     p.code: p
-    for p in (StripeProvider(), PromptPayProvider(), TrueMoneyProvider(), RazorpayProvider(), FreeProvider())
+    for p in (
+        StripeProvider(),
+        PromptPayProvider(),
+        TrueMoneyProvider(),
+        RazorpayProvider(),
+        BankTransferProvider(),
+        FreeProvider(),
+    )
 }
 
 

@@ -15,6 +15,7 @@ from credits.models import (
     CreditTransaction,
     Payment,
     PaymentRefund,
+    Receipt,
 )
 
 
@@ -92,6 +93,19 @@ def payment_get(*, user, payment_id, with_refunds: bool = False) -> Payment:
     if payment is None:
         raise NotFound("Not found.")
     return payment
+
+
+def receipt_get(*, user, payment_id) -> Receipt:
+    """The receipt of the caller's payment; another user's payment, or one without a receipt (not
+    completed, free) → NotFound (404), indistinguishably."""
+    receipt = (
+        Receipt.objects.select_related("payment")
+        .filter(payment__in=payment_list(user=user).filter(pk=payment_id))
+        .first()
+    )
+    if receipt is None:
+        raise NotFound("Not found.")
+    return receipt
 
 
 @dataclass(frozen=True)

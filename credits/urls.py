@@ -17,6 +17,7 @@ urlpatterns = [
     path(
         "credits/payments/<uuid:payment_id>", apis.PaymentDetailApi.as_view(), name="credits-payment-detail"
     ),
+    path("payments/<uuid:payment_id>/receipt", apis.PaymentReceiptApi.as_view(), name="payment-receipt"),
     path("subscriptions/plans", apis.PlanListApi.as_view(), name="subscription-plans"),
     path("subscriptions", apis.SubscriptionPurchaseApi.as_view(), name="subscriptions"),
     path("subscriptions/current", apis.SubscriptionCurrentApi.as_view(), name="subscription-current"),

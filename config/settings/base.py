@@ -1,6 +1,7 @@
 """Settings shared by every environment; values come from the environment (django-environ)."""
 
 from datetime import timedelta
+from decimal import Decimal
 from pathlib import Path
 
 import environ
@@ -265,6 +266,13 @@ RAZORPAY_API_BASE = env.str("RAZORPAY_API_BASE", default="https://api.razorpay.c
 # How long a checkout/order creation may wait for the provider's API.
 PAYMENT_PROVIDER_TIMEOUT_SECONDS = env.int("PAYMENT_PROVIDER_TIMEOUT_SECONDS", default=10)
 PROMPTPAY_MERCHANT_ID = env.str("PROMPTPAY_MERCHANT_ID", default="0000000000000")
+# The seller on every receipt / tax invoice, and the VAT included in THB prices (percent).
+RECEIPT_SELLER_NAME = env.str("RECEIPT_SELLER_NAME", default="Example Co., Ltd.")
+RECEIPT_SELLER_ADDRESS = env.str("RECEIPT_SELLER_ADDRESS", default="")
+RECEIPT_SELLER_TAX_ID = env.str("RECEIPT_SELLER_TAX_ID", default="")
+VAT_RATE_THB = Decimal(env.str("VAT_RATE_THB", default="7"))
+# The account a bank-transfer checkout shows ("Bank, account name, number"); empty = not offered.
+BANK_TRANSFER_DETAILS = env.str("BANK_TRANSFER_DETAILS", default="")
 
 # Chat channels (shops.channels): where outbound messages are sent and how failures are retried.
 # The base URLs exist so a test (or a regional proxy) can stand in for the channel's API.

@@ -22,9 +22,19 @@ from rest_framework import status
 
 from accounts.services import subscription_activate, subscription_payment_failed
 from config.exceptions import ApplicationError, Conflict, InvalidTransition
-from credits.models import CreditPackage, CreditTransaction, Payment, PaymentEvent, PaymentRefund, Provider
+from credits.models import (
+    MANUAL_PROVIDERS,
+    CreditPackage,
+    CreditTransaction,
+    ManualPaymentRecord,
+    Payment,
+    PaymentEvent,
+    PaymentRefund,
+    Provider,
+)
 from credits.providers import provider_get
 from credits.services.ledger import balance_lock, credits_grant
+from credits.services.receipts import receipt_issue
 from credits.states import PAYMENT_MACHINE
 
 logger = logging.getLogger(__name__)
@@ -174,6 +184,7 @@ def payment_transition(
                 reason=f"{payment.package.name} via {payment.provider}",
             )
         payment.completed_at = now
+        receipt_issue(payment=payment, now=now)
         payment.failure_reason = ""
         payment.transaction_id = transaction_id or payment.transaction_id
         payment.receipt_url = receipt_url or payment.receipt_url
@@ -357,6 +368,92 @@ def payment_refund_through_provider(
         provider_refund_id=answer.refund_id,
     )
     return payment, answer.refund_id
+
+
+def _check_manual(payment: Payment, reference: str) -> str:
+    if payment.provider not in MANUAL_PROVIDERS:
+        raise ApplicationError(
+            f"A {payment.get_provider_display()} payment is settled by its provider, not by hand.",
+            code="not_a_manual_payment",
+        )
+    reference = (reference or "").strip()
+    if not reference:
+        raise ApplicationError(
+            "Invalid input.",
+            code="validation_error",
+            fields={"reference": ["Give the transfer's reference."]},
+        )
+    return reference[:255]
+
+
+@transaction.atomic
+def payment_confirm_manually(
+    *, payment: Payment, reference: str, confirmed_by, slip=None, note: str = ""
+) -> tuple[Payment, bool]:
+    """Finance staff saw the money of a PromptPay, TrueMoney or bank-transfer payment arrive:
+    complete it through `payment_transition` (the credits or the subscription, once) and write its
+    ManualPaymentRecord (reference, optional slip image, who) in the same transaction.
+
+    Returns (payment, whether this call confirmed it). Confirming a payment already completed (a
+    second click, a second staff member) returns it unchanged with False: one confirmation per
+    payment, held by a partial unique index. Locks the payment row. Raises ApplicationError
+    `not_a_manual_payment` (400) for a provider with its own notices, `validation_error` (400)
+    without a reference, Conflict `reference_used` (409) when the reference already confirmed
+    another payment, InvalidTransition (409) for a refunded or cancelled payment."""
+    reference = _check_manual(payment, reference)
+    payment = _lock(payment)
+    if payment.status == Status.COMPLETED:
+        return payment, False
+    transaction_id = f"{payment.provider}:{reference}"[:255]
+    if Payment.objects.filter(transaction_id=transaction_id).exclude(pk=payment.pk).exists():
+        raise Conflict("This reference already confirmed another payment.", code="reference_used")
+    payment = payment_transition(payment=payment, to=Status.COMPLETED, transaction_id=transaction_id)
+    ManualPaymentRecord.objects.create(
+        payment=payment,
+        action=ManualPaymentRecord.Action.CONFIRM,
+        amount=payment.amount,
+        reference=reference,
+        slip=slip or "",
+        note=(note or "")[:500],
+        created_by=confirmed_by,
+    )
+    return payment, True
+
+
+@transaction.atomic
+def payment_refund_manually(
+    *,
+    payment: Payment,
+    amount: Decimal,
+    reference: str,
+    key: str,
+    refunded_by,
+    reason: str = "",
+    slip=None,
+) -> tuple[Payment, bool]:
+    """Finance staff sent (part of) a PromptPay, TrueMoney or bank-transfer payment back by hand:
+    `payment_refund` (credits clawed back in proportion, never below zero) plus its
+    ManualPaymentRecord (reference, optional slip), in one transaction. Returns (payment, whether
+    this call refunded): once per `key` (the admin form's token). Raises as `payment_refund`
+    does, and as `payment_confirm_manually` for the provider and the reference."""
+    reference = _check_manual(payment, reference)
+    payment = _lock(payment)
+    if PaymentRefund.objects.filter(idempotency_key=key).exists():
+        return payment, False
+    payment = payment_refund(
+        payment=payment, amount=amount, reason=reason, created_by=refunded_by, idempotency_key=key
+    )
+    ManualPaymentRecord.objects.create(
+        payment=payment,
+        action=ManualPaymentRecord.Action.REFUND,
+        amount=amount,
+        reference=reference,
+        slip=slip or "",
+        note=(reason or "")[:500],
+        refund=PaymentRefund.objects.get(idempotency_key=key),
+        created_by=refunded_by,
+    )
+    return payment, True
 
 
 # The payment's running refund totals, written with each PaymentRefund row.

@@ -6,6 +6,7 @@ from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 import pytest
+import time_machine
 from django.core.management import CommandError, call_command
 
 from accounts.models import Subscription
@@ -204,3 +205,50 @@ def test_users_jobs_credits_and_chat_are_counted_on_their_utc_day():
         1,
     )
     assert PlatformMetric.objects.get(date=date(2026, 6, 11)).jobs_failed == 1
+
+
+def test_credit_revenue_and_mrr_are_also_per_currency():
+    from accounts.models import SubscriptionPlan
+    from credits.models import Payment
+    from tests.credits.factories import CreditPackageFactory
+
+    day = utc(2026, 7, 1, 12)
+    user = UserFactory(is_staff=True)
+    thb = CreditPackageFactory(price=Decimal("299.00"), currency="THB")
+    inr = CreditPackageFactory(price=Decimal("499.00"), currency="INR")
+    for package in (thb, inr, inr):
+        # completed payments as rows (inserted in their status: the status guard refuses updates)
+        Payment.objects.create(
+            user=user,
+            package=package,
+            credits=package.credits,
+            amount=package.price,
+            currency=package.currency,
+            provider="razorpay" if package.currency == "INR" else "stripe",
+            status="completed",
+            completed_at=day,
+        )
+    plan = SubscriptionPlan.objects.first()
+    start, end = utc(2026, 6, 1), utc(2027, 6, 1)
+    Subscription.objects.create(
+        user=UserFactory(), plan=plan, amount=Decimal("300.00"), start_date=start, end_date=end
+    )
+    Subscription.objects.create(
+        user=UserFactory(), amount=Decimal("1200.00"), currency="INR", start_date=start, end_date=end
+    )
+    make_shop(currency="INR", plan="pro", plan_price=Decimal("2400.00"), billing_cycle="yearly")
+    type(make_shop()).objects.update(created_at=start)
+
+    metrics_generate_platform(date_from=date(2026, 7, 1), date_to=date(2026, 7, 1))
+
+    row = PlatformMetric.objects.get(date=date(2026, 7, 1))
+    assert row.credit_revenue == Decimal("299.00")  # the platform currency's figure stays THB only
+    assert row.credit_revenue_by_currency == {"THB": "299.00", "INR": "998.00"}
+    assert row.mrr == Decimal("300.00")
+    assert row.mrr_by_currency == {"THB": "300.00", "INR": "1400.00"}  # 1200 monthly + 2400/12 shop
+    from tests.conftest import client_for
+
+    with time_machine.travel(utc(2026, 7, 2, 9), tick=False):
+        summary = client_for(user).get("/api/platform/summary").json()
+    assert summary["last_30_days"]["credit_revenue_by_currency"] == {"INR": "998.00", "THB": "299.00"}
+    assert summary["latest"]["mrr_by_currency"] == {"THB": "300.00", "INR": "1400.00"}
