@@ -13,7 +13,9 @@ from django.core.mail import EmailMultiAlternatives
 from django.db import transaction
 from django.template.loader import render_to_string
 
+from config.failures import failure_report
 from config.metrics import email_record
+from config.outside_calls import outside_call
 
 logger = logging.getLogger(__name__)
 
@@ -34,10 +36,19 @@ def email_send(*, template: str, to: list[str], context: dict) -> None:
         subject=subject, body=text, from_email=settings.DEFAULT_FROM_EMAIL, to=to
     )
     message.attach_alternative(html, "text/html")
+    # One usage row per message: the mail server (or the ESP behind anymail) is an outside service.
     try:
-        message.send()
-    except Exception:
+        with outside_call("email", template, units=len(to)):
+            message.send()
+    except Exception as exc:
         email_record(outcome="failed")
+        failure_report(
+            category="email",
+            operation=f"email.{template}",
+            step="send",
+            error_code=type(exc).__name__,
+            message=f"The {template} email could not be sent: {type(exc).__name__}",
+        )
         raise
     email_record(outcome="sent")
 

@@ -57,11 +57,56 @@ class PlatformMetricAdmin(ReadOnlyAdmin):
 
 @admin.register(ErrorLog)
 class ErrorLogAdmin(ReadOnlyAdmin):
-    list_display = ["message", "severity", "occurrences", "first_seen", "last_seen", "resolved_at"]
-    list_filter = ["severity", ("resolved_at", admin.EmptyFieldListFilter)]
-    search_fields = ["message", "url", "fingerprint"]
+    """Every field is read-only but `resolution`: saving one marks the group resolved through
+    `error_log_resolve` (a later occurrence reopens it)."""
+
+    list_display = [
+        "message",
+        "category",
+        "operation",
+        "error_code",
+        "severity",
+        "occurrences",
+        "last_seen",
+        "resolved_at",
+    ]
+    list_filter = ["category", "severity", ("resolved_at", admin.EmptyFieldListFilter)]
+    search_fields = ["message", "url", "fingerprint", "operation", "error_code"]
     date_hierarchy = "last_seen"
     actions = ["resolve"]
+    fields = [
+        "message",
+        "category",
+        "operation",
+        "step",
+        "error_code",
+        "severity",
+        "occurrences",
+        "first_seen",
+        "last_seen",
+        "user",
+        "job",
+        "payment",
+        "project",
+        "url",
+        "user_agent",
+        "context",
+        "stack",
+        "resolved_at",
+        "resolved_by",
+        "resolution",
+    ]
+
+    def has_change_permission(self, request, obj=None):
+        return request.user.has_perm("analytics.change_errorlog")
+
+    def get_readonly_fields(self, request, obj=None):
+        return [name for name in self.fields if name != "resolution"]
+
+    def save_model(self, request, obj, form, change):
+        error_log_resolve(
+            error_log=obj, user=request.user, resolution=form.cleaned_data.get("resolution", "")
+        )
 
     def has_resolve_permission(self, request):
         # The row is read-only for everyone; resolving it is the one thing staff do to it.

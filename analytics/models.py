@@ -139,7 +139,20 @@ class PlatformMetric(models.Model):
 
 
 class ErrorLog(UUIDModel):
-    """A group of client-side errors sharing a fingerprint."""
+    """A group of errors sharing a fingerprint: client reports (`POST /api/errors`, category
+    `client`) and the server's own failures (config.failures.failure_report: import, export,
+    payment, email, channel, schedule), with what they concern and the staff's resolution."""
+
+    class Category(models.TextChoices):
+        CLIENT = "client", "Client report"
+        IMPORT = "import", "Model import"
+        EXPORT = "export", "Model export"
+        PAYMENT = "payment", "Payment"
+        EMAIL = "email", "Email"
+        CHANNEL = "channel", "Channel delivery"
+        SCHEDULE = "schedule", "Schedule"
+        JOB = "job", "Job"
+        OTHER = "other", "Other"
 
     class Severity(models.TextChoices):
         DEBUG = "debug", "Debug"
@@ -165,6 +178,33 @@ class ErrorLog(UUIDModel):
     resolved_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    # Database defaults: the error log's upsert (analytics.services.errors) writes raw SQL.
+    resolution = models.TextField(blank=True, default="", db_default="", max_length=4000)
+    category = models.CharField(
+        max_length=16, choices=Category.choices, default=Category.CLIENT, db_default=Category.CLIENT
+    )
+    error_code = models.CharField(max_length=64, blank=True, default="", db_default="")
+    operation = models.CharField(max_length=100, blank=True, default="", db_default="")
+    step = models.CharField(max_length=100, blank=True, default="", db_default="")
+    job = models.ForeignKey(
+        "jobs.Job", null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_constraint=False
+    )
+    payment = models.ForeignKey(
+        "credits.Payment",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        db_constraint=False,
+    )
+    project = models.ForeignKey(
+        "jobs.Project",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        db_constraint=False,
+    )
 
     class Meta:
         ordering = ["-last_seen", "id"]
@@ -174,8 +214,16 @@ class ErrorLog(UUIDModel):
                 name="error_log_severity_valid",
             ),
             models.CheckConstraint(condition=Q(occurrences__gte=1), name="error_log_occurrences_positive"),
+            models.CheckConstraint(
+                condition=Q(category__in=["client", "import", "export", "payment", "email", "channel"])
+                | Q(category__in=["schedule", "job", "other"]),
+                name="error_log_category_valid",
+            ),
         ]
-        indexes = [models.Index(fields=["resolved_at", "-last_seen"], name="error_log_open_idx")]
+        indexes = [
+            models.Index(fields=["resolved_at", "-last_seen"], name="error_log_open_idx"),
+            models.Index(fields=["category", "-last_seen"], name="error_log_category_idx"),
+        ]
 
     def __str__(self):
         return f"{self.severity}: {self.message[:60]}"

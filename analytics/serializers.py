@@ -143,7 +143,23 @@ class ErrorInputSerializer(serializers.Serializer):
     stack = serializers.CharField(max_length=20000, required=False, allow_blank=True, default="")
     url = serializers.CharField(max_length=2000, required=False, allow_blank=True, default="")
     user_agent = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
-    severity = serializers.ChoiceField(choices=ErrorLog.Severity.choices, default=ErrorLog.Severity.ERROR)
+    severity = serializers.CharField(
+        max_length=16,
+        default=ErrorLog.Severity.ERROR,
+        help_text="debug|info|warning|error|critical, or LOW|MEDIUM|HIGH|CRITICAL "
+        "(mapped to info|warning|error|critical).",
+    )
+
+    def validate_severity(self, value):
+        from analytics.services.errors import error_severity
+
+        try:
+            return error_severity(value)
+        except ValueError:
+            raise serializers.ValidationError(
+                "Must be one of debug, info, warning, error, critical, LOW, MEDIUM, HIGH, CRITICAL."
+            ) from None
+
     context = serializers.DictField(required=False, default=dict)
 
     def validate_context(self, value):

@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from django.db import transaction
 from django.utils import timezone
 
+from config.failures import failure_report
 from config.models import ScheduledRun
 
 logger = logging.getLogger(__name__)
@@ -88,6 +89,14 @@ def scheduled_run(task: str, *, period_key: str):
             updated_at=timezone.now(),
         )
         logger.error("scheduled run %s [%s] failed: %r", task, period_key, exc)
+        failure_report(
+            category="schedule",
+            operation=task,
+            step=period_key,
+            error_code=type(exc).__name__,
+            message=f"Scheduled run {task} [{period_key}] failed: {type(exc).__name__}",
+            severity="high",
+        )
         raise
     ScheduledRun.objects.filter(pk=run.pk).update(
         outcome=Outcome.SUCCEEDED,

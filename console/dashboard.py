@@ -30,13 +30,14 @@ from credits.models import CURRENCY_THB as PLATFORM_CURRENCY
 from jobs.models import Job
 from jobs.selectors import job_queue_status
 from jobs.states import JobStatus
+from jobs.usage import api_cost_by_provider_and_day
 from shops.models import Item
 from shops.selectors import low_stock_q
 
 DAYS = 30
 LIST_LIMIT = 8
 GMV_CHARTS = 3  # currencies charted (largest 30-day GMV first); the others are listed only
-QUERIES = 17  # what admin_dashboard runs, whatever the data (tests/console/test_dashboard.py)
+QUERIES = 18  # what admin_dashboard runs, whatever the data (tests/console/test_dashboard.py)
 
 # PlatformMetric fields shown per day.
 DAILY_FIELDS = [
@@ -144,7 +145,7 @@ def _schedules() -> list[dict]:
 
 
 def admin_dashboard(*, now: datetime | None = None) -> dict:
-    """Everything the admin index shows, as plain data (see the module docstring). 17 queries."""
+    """Everything the admin index shows, as plain data (see the module docstring). 18 queries."""
     now = now or timezone.now()
     today = now.astimezone(UTC).date()
     days, figures, missing = _days(today)
@@ -207,6 +208,13 @@ def admin_dashboard(*, now: datetime | None = None) -> dict:
             "items": list(open_errors.order_by("-last_seen", "id")[:LIST_LIMIT]),
         },
         "schedules": _schedules(),
+        # Outside calls (jobs.models.ApiUsageLog) per provider per day over the chart's days,
+        # newest day first; cost is what providers stated (blank when none did).
+        "api_costs": sorted(
+            api_cost_by_provider_and_day(date_from=days[0], date_to=today),
+            key=lambda row: (row["day"], row["provider"]),
+            reverse=True,
+        ),
         "backup": {
             "last": BackupLog.objects.order_by("-started_at", "-id").first(),
             "last_succeeded": BackupLog.objects.filter(status=BackupLog.Status.SUCCEEDED)

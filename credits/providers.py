@@ -29,6 +29,8 @@ from rest_framework import status
 
 from config import signing
 from config.exceptions import ApplicationError
+from config.failures import failure_report
+from config.outside_calls import outside_call
 from config.parsers import json_loads
 from credits.models import Payment, Provider
 
@@ -179,6 +181,20 @@ class PaymentProvider:
         )
 
 
+def _report(payment, operation: str, step: str, error_code: str) -> None:
+    """A provider refused or failed a payment's checkout: one occurrence in the error log."""
+    failure_report(
+        category="payment",
+        operation=operation,
+        step=step,
+        error_code=str(error_code)[:64],
+        message=f"{operation} failed at {step}",
+        severity="high",
+        user_id=payment.user_id,
+        payment_id=payment.pk,
+    )
+
+
 def _decimal(value) -> Decimal | None:
     if isinstance(value, bool) or not isinstance(value, int | str | Decimal):
         return None
@@ -262,29 +278,32 @@ class StripeProvider(PaymentProvider):
         reference = str(payment.id)
         name = payment.plan.name if payment.plan_id else payment.package.name
         try:
-            session = client.v1.checkout.sessions.create(
-                params={
-                    "mode": "payment",
-                    "client_reference_id": reference,
-                    "metadata": {"payment_id": reference},
-                    "payment_intent_data": {"metadata": {"payment_id": reference}},
-                    "line_items": [
-                        {
-                            "quantity": 1,
-                            "price_data": {
-                                "currency": payment.currency.lower(),
-                                "unit_amount": _minor_units(payment.amount),
-                                "product_data": {"name": name},
-                            },
-                        }
-                    ],
-                    "success_url": f"{settings.FRONTEND_URL}/payments/{reference}?status=success",
-                    "cancel_url": f"{settings.FRONTEND_URL}/payments/{reference}?status=cancelled",
-                },
-                # Stripe's own idempotency: a retried create returns the same session.
-                options={"idempotency_key": f"checkout:{reference}"},
-            )
+            with outside_call(self.code, "checkout.sessions.create") as call:
+                session = client.v1.checkout.sessions.create(
+                    params={
+                        "mode": "payment",
+                        "client_reference_id": reference,
+                        "metadata": {"payment_id": reference},
+                        "payment_intent_data": {"metadata": {"payment_id": reference}},
+                        "line_items": [
+                            {
+                                "quantity": 1,
+                                "price_data": {
+                                    "currency": payment.currency.lower(),
+                                    "unit_amount": _minor_units(payment.amount),
+                                    "product_data": {"name": name},
+                                },
+                            }
+                        ],
+                        "success_url": f"{settings.FRONTEND_URL}/payments/{reference}?status=success",
+                        "cancel_url": f"{settings.FRONTEND_URL}/payments/{reference}?status=cancelled",
+                    },
+                    # Stripe's own idempotency: a retried create returns the same session.
+                    options={"idempotency_key": f"checkout:{reference}"},
+                )
+                call.status_code = 200
         except stripe.StripeError as exc:
+            _report(payment, "stripe.checkout", "checkout.sessions.create", exc.code or type(exc).__name__)
             raise ProviderFailed(f"Stripe refused the checkout: {exc.user_message or exc}") from None
         return {
             "type": "redirect",
@@ -418,22 +437,26 @@ class RazorpayProvider(PaymentProvider):
         client = self.client()
         reference = str(payment.id)
         try:
-            order = client.order.create(
-                data={
-                    "amount": _minor_units(payment.amount),
-                    "currency": payment.currency,
-                    "receipt": reference,
-                    "notes": {"payment_id": reference},
-                },
-                timeout=settings.PAYMENT_PROVIDER_TIMEOUT_SECONDS,
-            )
+            with outside_call(self.code, "orders.create") as call:
+                order = client.order.create(
+                    data={
+                        "amount": _minor_units(payment.amount),
+                        "currency": payment.currency,
+                        "receipt": reference,
+                        "notes": {"payment_id": reference},
+                    },
+                    timeout=settings.PAYMENT_PROVIDER_TIMEOUT_SECONDS,
+                )
+                call.status_code = 200
         except (
             razorpay.errors.BadRequestError,
             razorpay.errors.ServerError,
             razorpay.errors.GatewayError,
         ) as exc:
+            _report(payment, "razorpay.checkout", "orders.create", type(exc).__name__)
             raise ProviderFailed(f"Razorpay refused the order: {exc}") from None
-        except (requests.RequestException, ValueError):
+        except (requests.RequestException, ValueError) as exc:
+            _report(payment, "razorpay.checkout", "orders.create", type(exc).__name__)
             raise ProviderFailed("Razorpay could not be reached or answered nonsense.") from None
         if not isinstance(order, dict) or not isinstance(order.get("id"), str):
             raise ProviderFailed("Razorpay answered without an order id.")

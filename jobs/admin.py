@@ -264,9 +264,10 @@ class ApiUsageLogAdmin(ReadOnlyAdmin):
         "cost",
         "duration_ms",
         "status_code",
+        "succeeded",
         "job",
     ]
-    list_filter = ["provider", "status_code"]
+    list_filter = ["provider", "succeeded", "status_code"]
     date_hierarchy = "created_at"
     search_fields = ["provider", "endpoint", "job__external_id"]
     list_select_related = ["job"]

@@ -52,6 +52,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from accounts.models import User, UserPreferences
+from config.failures import failure_report
 from config.metrics import JOB_RUN, JOB_WAIT, JOBS_FINISHED
 from jobs.models import Job, JobKind
 from jobs.notifications import job_finished_notify
@@ -565,7 +566,9 @@ def job_attempt_failed(*, job_id, attempt: int, error: str, permanent: bool = Fa
         return None
     error = str(error)[:10_000]
     if permanent or job.attempts > job.max_retries:
-        return job_transition_in_atomic(job=job, to=S.FAILED, fields={"error": error}, locked=True).status
+        job = job_transition_in_atomic(job=job, to=S.FAILED, fields={"error": error}, locked=True)
+        _report_failure(job, error, permanent=permanent)
+        return job.status
     delay = retry_delay(job.attempts)
     job = job_transition_in_atomic(
         job=job,
@@ -576,6 +579,26 @@ def job_attempt_failed(*, job_id, attempt: int, error: str, permanent: bool = Fa
     if job.runs_on_engine:  # external workers find it by claiming (jobs.worker_protocol)
         enqueue_wakeup(countdown=delay)
     return job.status
+
+
+# The error-log category of a failed engine job, by kind (any other kind: "job").
+FAILURE_CATEGORY = {"model_import": "import", "model_export": "export"}
+
+
+def _report_failure(job: Job, error: str, *, permanent: bool) -> None:
+    """The job failed for good: one occurrence in the error log (config.failures), in the
+    transaction that failed it."""
+    code = JobKind.objects.filter(pk=job.kind_id).values_list("code", flat=True).first() or ""
+    failure_report(
+        category=FAILURE_CATEGORY.get(code, "job"),
+        operation=code,
+        step=f"attempt {job.attempts}",
+        error_code="permanent_error" if permanent else "retries_exhausted",
+        message=error.split(":", 1)[0][:200],
+        user_id=job.user_id,
+        job_id=job.pk,
+        context={"error": error[:2000]},
+    )
 
 
 def _record_failure(job_id, attempt: int, exc: Exception) -> str:

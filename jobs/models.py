@@ -265,15 +265,19 @@ class Artifact(UUIDModel):
 
 
 class ApiUsageLog(UUIDModel):
-    """One call a job made to an outside provider, with its cost (read-only in admin)."""
+    """One call to an outside provider (payment providers, Replicate, channels, email, external
+    workers' own reports), with its cost when the provider states one (read-only in admin).
+    Written through `config.outside_calls.outside_call` (jobs.usage records it)."""
 
     job = models.ForeignKey(Job, null=True, blank=True, on_delete=models.SET_NULL, related_name="usage_logs")
     provider = models.CharField(max_length=64)
     endpoint = models.CharField(max_length=255, blank=True)
     units = models.PositiveIntegerField(default=0)
-    cost = models.DecimalField(max_digits=12, decimal_places=4, default=0)
+    # Null: the provider stated no cost for this call.
+    cost = models.DecimalField(max_digits=12, decimal_places=4, null=True, blank=True, default=None)
     duration_ms = models.PositiveIntegerField(default=0)
     status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    succeeded = models.BooleanField(default=True)
 
     class Meta:
         ordering = ["-created_at"]

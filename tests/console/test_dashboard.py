@@ -21,6 +21,7 @@ from console.charts import daily_bars, horizontal_bars
 from console.dashboard import DAYS, QUERIES, admin_dashboard
 from credits.services import credits_charge, credits_grant
 from credits.services.payments import payment_complete
+from jobs.models import ApiUsageLog
 from shops.models import FormSubmission
 from tests.analytics.factories import order_at
 from tests.credits.factories import PaymentFactory
@@ -217,6 +218,7 @@ def make_data(n: int, shop) -> None:
             task=SCHEDULES[i % len(SCHEDULES)].task, period_key=f"{n}-{i}", started_at=at(i)
         )
         BackupLog.objects.create(kind="daily", status="failed", started_at=at(i))
+        ApiUsageLog.objects.create(provider=f"p{i % 4}", endpoint="e", cost=Decimal("0.01"))
     metrics_generate_platform(date_from=TODAY - timedelta(days=DAYS), date_to=TODAY - timedelta(days=1))
 
 
@@ -285,3 +287,30 @@ def test_horizontal_bars_of_nothing_draw_empty_bars_not_a_division_by_zero():
     chart = horizontal_bars("y", "Y", [("a", 0), ("b", 0)], width=300)
 
     assert [b.width for b in chart.bars] == [0.0, 0.0] and chart.height == 36
+
+
+def test_the_dashboard_shows_calls_and_cost_per_provider_per_day(pinned):
+    # given outside calls of two providers over two days, one with no stated cost
+    for provider, day, cost, ok in [
+        ("replicate", 0, Decimal("0.0100"), True),
+        ("replicate", 0, Decimal("0.0250"), False),
+        ("replicate", 1, Decimal("0.5000"), True),
+        ("stripe", 0, None, True),
+    ]:
+        row = ApiUsageLog.objects.create(provider=provider, endpoint="x", cost=cost, succeeded=ok)
+        ApiUsageLog.objects.filter(pk=row.pk).update(created_at=at(day))
+    ApiUsageLog.objects.filter(provider="stripe").update(created_at=at(DAYS + 5))  # out of range
+    ApiUsageLog.objects.create(provider="stripe", endpoint="x")
+    # when the dashboard is computed
+    rows = admin_dashboard()["api_costs"]
+    # then one row per provider per day, newest first, costs summed as stated
+    assert [(r["day"], r["provider"], r["calls"], r["failed"], r["cost"]) for r in rows] == [
+        (TODAY, "stripe", 1, 0, None),
+        (TODAY, "replicate", 2, 1, Decimal("0.0350")),
+        (TODAY - timedelta(days=1), "replicate", 1, 0, Decimal("0.5000")),
+    ]
+    superuser = User.objects.create_superuser("root@example.com", "Admin-Console-Pass-7")
+    client = Client()
+    client.force_login(superuser)
+    page = client.get("/admin/").content.decode()
+    assert 'id="dash-api-costs"' in page and "0.0350" in page
