@@ -14,6 +14,7 @@ from backups.services.dumps import (  # noqa: F401
     offsite_sync,
     offsite_sync_pending,
 )
+from backups.services.pitr import pitr_backups, pitr_restore  # noqa: F401
 from backups.services.snapshots import (  # noqa: F401
     snapshot_cleanup,
     snapshot_cleanup_plan,

@@ -571,3 +571,12 @@ METRICS_TOKEN = env("METRICS_TOKEN", default="")
 # of this machine writes its counts (prometheus-client reads the environment variable itself,
 # so it must be in the processes' environment or `.env`); empty: each process counts in memory.
 PROMETHEUS_MULTIPROC_DIR = env("PROMETHEUS_MULTIPROC_DIR", default="")
+
+# Point-in-time recovery (pgBackRest; scripts/pitr_setup.sh, `backup_restore --to-time`,
+# docs/OPERATIONS.md). The stanza and configuration file the setup script wrote; empty config:
+# pgBackRest's own default (/etc/pgbackrest/pgbackrest.conf). pgBackRest and pg_ctl run as
+# PITR_OS_USER when the command runs as root (PostgreSQL refuses root), else as the caller.
+PGBACKREST_BIN = env("PGBACKREST_BIN", default="pgbackrest")
+PGBACKREST_CONFIG = env("PGBACKREST_CONFIG", default="")
+PGBACKREST_STANZA = env("PGBACKREST_STANZA", default="saas")
+PITR_OS_USER = env("PITR_OS_USER", default="postgres")
