@@ -288,3 +288,20 @@ def test_a_worker_killed_mid_render_loses_its_lease_and_another_finishes_once(st
     assert Job.objects.get(pk=job["id"]).attempts == 2
     assert done["successful_count"] == 2
     assert charges(user) == [-2]
+
+
+@pytest.mark.django_db(transaction=False)
+def test_the_render_worker_imports_nothing_of_the_platform():
+    import ast
+
+    source = (REPO / "workers" / "render" / "worker.py").read_text()
+    imported = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            imported |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            imported.add((node.module or "").split(".")[0])
+    assert imported.isdisjoint(
+        {"django", "rest_framework", "accounts", "credits", "jobs", "config", "celery"}
+    )
+    assert "httpx" in imported
