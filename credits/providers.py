@@ -317,19 +317,22 @@ class StripeProvider(PaymentProvider):
     def refund(self, payment, *, amount, key, reason=""):
         client = self.client()
         try:
-            refund = client.v1.refunds.create(
-                params={
-                    "payment_intent": payment.provider_payment_id,
-                    "amount": _minor_units(amount),
-                    "reason": "requested_by_customer",
-                    "metadata": {"payment_id": str(payment.id), "refund_key": key},
-                },
-                # Stripe's own idempotency: the same request retried is the same refund.
-                options={"idempotency_key": f"refund:{key}"},
-            )
+            with outside_call(self.code, "refunds.create") as call:
+                refund = client.v1.refunds.create(
+                    params={
+                        "payment_intent": payment.provider_payment_id,
+                        "amount": _minor_units(amount),
+                        "reason": "requested_by_customer",
+                        "metadata": {"payment_id": str(payment.id), "refund_key": key},
+                    },
+                    # Stripe's own idempotency: the same request retried is the same refund.
+                    options={"idempotency_key": f"refund:{key}"},
+                )
+                call.status_code = 200
         except (stripe.InvalidRequestError, stripe.CardError) as exc:
             raise ProviderRefused(f"Stripe refused the refund: {exc.user_message or exc}") from None
         except stripe.StripeError as exc:
+            _report(payment, "stripe.refund", "refunds.create", exc.code or type(exc).__name__)
             raise ProviderFailed(f"Stripe could not take the refund: {exc.user_message or exc}") from None
         if refund.status in ("failed", "canceled"):
             why = refund.get("failure_reason") or refund.status
@@ -472,21 +475,25 @@ class RazorpayProvider(PaymentProvider):
     def refund(self, payment, *, amount, key, reason=""):
         client = self.client()
         try:
-            refund = client.payment.refund(
-                payment.provider_payment_id,
-                {
-                    "amount": _minor_units(amount),
-                    "speed": "normal",
-                    "receipt": key[:40],
-                    "notes": {"payment_id": str(payment.id), "refund_key": key},
-                },
-                timeout=settings.PAYMENT_PROVIDER_TIMEOUT_SECONDS,
-            )
+            with outside_call(self.code, "payments.refund") as call:
+                refund = client.payment.refund(
+                    payment.provider_payment_id,
+                    {
+                        "amount": _minor_units(amount),
+                        "speed": "normal",
+                        "receipt": key[:40],
+                        "notes": {"payment_id": str(payment.id), "refund_key": key},
+                    },
+                    timeout=settings.PAYMENT_PROVIDER_TIMEOUT_SECONDS,
+                )
+                call.status_code = 200
         except razorpay.errors.BadRequestError as exc:
             raise ProviderRefused(f"Razorpay refused the refund: {exc}") from None
         except (razorpay.errors.ServerError, razorpay.errors.GatewayError) as exc:
+            _report(payment, "razorpay.refund", "payments.refund", type(exc).__name__)
             raise ProviderFailed(f"Razorpay could not take the refund: {exc}") from None
-        except (requests.RequestException, ValueError):
+        except (requests.RequestException, ValueError) as exc:
+            _report(payment, "razorpay.refund", "payments.refund", type(exc).__name__)
             raise ProviderFailed("Razorpay could not be reached or answered nonsense.") from None
         if not isinstance(refund, dict) or not isinstance(refund.get("id"), str):
             raise ProviderFailed("Razorpay answered without a refund id.")

@@ -27,6 +27,7 @@ from django.utils import timezone
 from accounts.emails import email_send_after_commit
 from config.exceptions import ApplicationError, Conflict, NotFound
 from config.metrics import channel_delivery_record
+from config.outside_calls import outside_call
 from shops import channels
 from shops.models import Message, SocialIntegration
 
@@ -135,14 +136,17 @@ def message_deliver(*, message_id) -> str:
 
 def _call_channel(message: Message, integration: SocialIntegration) -> channels.SendResult:
     handle = message.conversation.customer_handle
-    if integration.provider == SocialIntegration.Provider.LINE:
-        result = channels.line_push(
-            access_token=integration.access_token, to=handle, text=message.text, retry_key=str(message.pk)
-        )
-    else:
-        result = channels.messenger_send(
-            access_token=integration.access_token, recipient_id=handle, text=message.text
-        )
+    line = integration.provider == SocialIntegration.Provider.LINE
+    with outside_call(integration.provider, "message.push" if line else "me/messages") as call:
+        if line:
+            result = channels.line_push(
+                access_token=integration.access_token, to=handle, text=message.text, retry_key=str(message.pk)
+            )
+        else:
+            result = channels.messenger_send(
+                access_token=integration.access_token, recipient_id=handle, text=message.text
+            )
+        call.status_code, call.succeeded = result.status_code, result.sent
     channel_delivery_record(channel=integration.provider, outcome="sent" if result.sent else "failed")
     return result
 

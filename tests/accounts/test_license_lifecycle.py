@@ -16,7 +16,7 @@ from credits.services import credits_grant
 from jobs.models import Job, JobKind
 from jobs.seed import CURRENT_SEED_KINDS
 from tests.conftest import assert_error, client_for
-from tests.factories import UserFactory
+from tests.factories import UserFactory, admin_login
 
 pytestmark = pytest.mark.django_db
 
@@ -51,7 +51,7 @@ def test_create_user_and_createsuperuser_give_a_trial_license(monkeypatch):
 def test_a_user_added_in_the_admin_has_a_license():
     staff = UserFactory(is_staff=True, is_superuser=True)
     client = Client()
-    client.force_login(staff)
+    admin_login(client, staff)
 
     response = client.post(
         reverse("admin:accounts_user_add"),

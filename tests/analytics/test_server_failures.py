@@ -22,6 +22,7 @@ from tests.credits.test_providers import (  # noqa: F401  (_keys, remote: fixtur
     buy,
     remote,
 )
+from tests.factories import admin_login
 from tests.jobs.model_helpers import run_all
 
 pytestmark = pytest.mark.django_db
@@ -127,7 +128,7 @@ def test_staff_record_a_resolution_in_the_admin():
     group = ErrorLog.objects.get(category="export")
     superuser = User.objects.create_superuser("root@example.com", "Admin-Console-Pass-7")
     client = Client()
-    client.force_login(superuser)
+    admin_login(client, superuser)
     url = reverse("admin:analytics_errorlog_change", args=[group.pk])
     response = client.post(url, {"resolution": "Fixed the PLY writer; re-ran the exports."})
     assert response.status_code == 302, response.content[:500]

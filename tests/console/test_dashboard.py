@@ -311,6 +311,6 @@ def test_the_dashboard_shows_calls_and_cost_per_provider_per_day(pinned):
     ]
     superuser = User.objects.create_superuser("root@example.com", "Admin-Console-Pass-7")
     client = Client()
-    client.force_login(superuser)
+    admin_login(client, superuser)
     page = client.get("/admin/").content.decode()
     assert 'id="dash-api-costs"' in page and "0.0350" in page

@@ -17,7 +17,7 @@ from credits.services import payment_confirm_manually
 from tests.conftest import assert_error
 from tests.credits.conftest import run_in_threads
 from tests.credits.factories import PaymentFactory
-from tests.factories import UserFactory
+from tests.factories import UserFactory, admin_login
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
 
@@ -35,7 +35,7 @@ def finance():
 
 def client_of(staff) -> Client:
     client = Client()
-    client.force_login(staff)
+    admin_login(client, staff)
     return client
 
 

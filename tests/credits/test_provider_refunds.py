@@ -24,7 +24,7 @@ from credits.services import credits_charge
 from tests.credits.factories import CreditPackageFactory, PaymentFactory
 from tests.credits.gateway import Gateway
 from tests.credits.test_providers import razorpay_event, stripe_event, to_razorpay, to_stripe
-from tests.factories import UserFactory
+from tests.factories import UserFactory, admin_login
 
 STRIPE_WHSEC = "whsec_stripe_test"
 RAZORPAY_WHSEC = "razorpay_webhook_secret"
@@ -57,7 +57,7 @@ def staff():
 @pytest.fixture
 def admin_client(staff):
     client = Client()
-    client.force_login(staff)
+    admin_login(client, staff)
     return client
 
 
@@ -401,3 +401,22 @@ def test_credits_already_spent_are_not_clawed_back_below_zero(gateway, admin_cli
     payment.refresh_from_db()
     assert (payment.status, payment.credits_clawed_back, payment.refund_shortfall) == ("refunded", 2, 8)
     assert balance_get(user=payment.user) == 0
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("provider", "endpoint"), [("stripe", "refunds.create"), ("razorpay", "payments.refund")]
+)
+def test_each_refund_call_writes_one_usage_row(gateway, admin_client, provider, endpoint):
+    from jobs.models import ApiUsageLog
+
+    payment = paid_through(provider)
+    gateway.route("POST", refund_path(provider), lambda request: (200, refund_object(provider, request)))
+
+    response, _ = staff_refund(admin_client, payment, "100.00")
+
+    assert response.status_code == 302
+    rows = list(
+        ApiUsageLog.objects.filter(provider=provider).values_list("endpoint", "status_code", "succeeded")
+    )
+    assert rows == [(endpoint, 200, True)]

@@ -403,3 +403,17 @@ def test_each_channel_answer_is_counted_for_the_delivery_failure_alert(
         ("facebook", "sent"): 0,
         ("facebook", "failed"): 1,
     }
+
+
+def test_each_channel_call_writes_one_usage_row(
+    channel_server, messenger_conversation, line_conversation, user
+):
+    from jobs.models import ApiUsageLog
+
+    channel_server.script(MESSENGER_SEND, (400, {}, {"error": {"message": "Invalid parameter", "code": 100}}))
+
+    assert services.message_deliver(message_id=staff_message(line_conversation, user).pk) == "sent"
+    assert services.message_deliver(message_id=staff_message(messenger_conversation, user).pk) == "failed"
+
+    rows = sorted(ApiUsageLog.objects.values_list("provider", "endpoint", "status_code", "succeeded"))
+    assert rows == [("facebook", "me/messages", 400, False), ("line", "message.push", 200, True)]
