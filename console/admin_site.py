@@ -7,6 +7,7 @@ and `@admin.register` land here unchanged.
 from django.conf import settings
 from django.contrib import admin
 
+from config.replicas import replica_reads
 from console.dashboard import admin_dashboard
 
 DASHBOARD_PERMISSION = "analytics.view_platformmetric"
@@ -26,5 +27,6 @@ class AdminSite(admin.AdminSite):
         """The app list, and for staff who may read the platform metrics, the dashboard."""
         context = dict(extra_context or {})
         if request.user.has_perm(DASHBOARD_PERMISSION):
-            context["dashboard"] = admin_dashboard()
+            with replica_reads(request):
+                context["dashboard"] = admin_dashboard()
         return super().index(request, context)
