@@ -20,6 +20,7 @@ from analytics.serializers import (
     SalesInputSerializer,
     SalesOutputSerializer,
 )
+from config.replicas import reads_from_replica
 from config.throttling import ScopedRateThrottle
 from shops.apis import ShopScopedMixin
 
@@ -43,6 +44,7 @@ class ShopSalesApi(ShopScopedMixin, APIView):
         parameters=[*RANGE, OpenApiParameter("interval", str, enum=["day", "week", "month"])],
         responses=SalesOutputSerializer,
     )
+    @reads_from_replica
     def get(self, request, shop_id):
         args = _validated(SalesInputSerializer, request.query_params)
         # Built and formatted in SQL, not by SalesOutputSerializer (which documents the shape): a
@@ -61,6 +63,7 @@ class ShopProductsApi(ShopScopedMixin, APIView):
         ],
         responses=inline_serializer("ProductAnalyticsList", {"results": ProductRowSerializer(many=True)}),
     )
+    @reads_from_replica
     def get(self, request, shop_id):
         args = _validated(ProductsInputSerializer, request.query_params)
         rows = selectors.product_ranking(shop=self.shop, **args)
@@ -74,6 +77,7 @@ class ShopCategoriesApi(ShopScopedMixin, APIView):
         parameters=RANGE,
         responses=inline_serializer("CategoryAnalyticsList", {"results": CategoryRowSerializer(many=True)}),
     )
+    @reads_from_replica
     def get(self, request, shop_id):
         args = _validated(DateRangeInputSerializer, request.query_params)
         rows = selectors.category_breakdown(shop=self.shop, **args)
@@ -88,6 +92,7 @@ class ShopSummaryApi(ShopScopedMixin, APIView):
     http_method_names = GET_ONLY
 
     @extend_schema(responses=inline_serializer("ShopSummary", {"date": serializers.DateField()}))
+    @reads_from_replica
     def get(self, request, shop_id):
         data = selectors.shop_summary(shop=self.shop)
         for key in ("today", "yesterday", "last_7_days", "last_30_days"):
@@ -104,6 +109,7 @@ class PlatformMetricsApi(APIView):
         parameters=RANGE,
         responses=inline_serializer("PlatformMetricList", {"results": PlatformMetricSerializer(many=True)}),
     )
+    @reads_from_replica
     def get(self, request):
         args = _validated(DateRangeInputSerializer, request.query_params)
         rows = selectors.platform_metric_list(**args)
@@ -115,6 +121,7 @@ class PlatformSummaryApi(APIView):
     http_method_names = GET_ONLY
 
     @extend_schema(responses=inline_serializer("PlatformSummary", {"as_of": serializers.DateField()}))
+    @reads_from_replica
     def get(self, request):
         data = selectors.platform_summary()
         latest = data.pop("latest")

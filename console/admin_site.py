@@ -27,6 +27,7 @@ from django.views.decorators.csrf import csrf_protect
 from django_otp import login as otp_login
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from config.replicas import replica_reads
 from console.dashboard import admin_dashboard
 
 DASHBOARD_PERMISSION = "analytics.view_platformmetric"
@@ -121,7 +122,8 @@ class AdminSite(admin.AdminSite):
         """The app list, and for staff who may read the platform metrics, the dashboard."""
         context = dict(extra_context or {})
         if request.user.has_perm(DASHBOARD_PERMISSION):
-            context["dashboard"] = admin_dashboard()
+            with replica_reads(request):
+                context["dashboard"] = admin_dashboard()
             if context["dashboard"]["missing_days"]:
                 queue_metrics_backfill()
         return super().index(request, context)

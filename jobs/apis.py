@@ -13,6 +13,7 @@ from accounts.models import ServiceApiKey, User
 from accounts.permissions import IsServiceKeyWithScope, IsUserAccount
 from config.exceptions import ApplicationError, NotFound
 from config.parsers import LimitedJSONParser
+from config.replicas import reads_from_replica
 from config.throttling import ScopedRateThrottle
 from credits.webhook_receiver import webhook_response
 from jobs import selectors, services
@@ -162,6 +163,7 @@ class StatsApi(APIView):
         return [IsUserAccount()]
 
     @extend_schema(parameters=DATE_RANGE, responses=UserStatsOutputSerializer)
+    @reads_from_replica
     def get(self, request):
         dates = DateRangeSerializer().to_internal_value(request.query_params)
         stats = selectors.job_stats(user=request.user, **dates)
@@ -210,6 +212,7 @@ class StatsDailyApi(APIView):
     permission_classes = [IsUserAccount]
 
     @extend_schema(parameters=DATE_RANGE, responses=DailyStatOutputSerializer(many=True))
+    @reads_from_replica
     def get(self, request):
         dates = DailyRangeSerializer().to_internal_value(request.query_params)
         return Response(selectors.job_stats_daily(user=request.user, **dates))

@@ -56,6 +56,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "config.middleware.MetricsMiddleware",  # first: its time covers every other middleware
     "config.middleware.StripTrailingSlashMiddleware",
+    "config.replicas.ReplicaPinMiddleware",  # a request that writes reads its writes (replicas)
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "corsheaders.middleware.CorsMiddleware",
@@ -125,6 +126,27 @@ DATABASES["engine"] = {
     "TEST": {"MIRROR": "default"},
 }
 JOBS_DATABASE = "engine" if DATABASE_PREPARED_STATEMENTS else "default"
+# Read replicas (config/replicas.py): streaming replicas of `default`, comma-separated URLs, as
+# aliases `replica`, `replica_2`, … Heavy reads (analytics, the admin dashboard, stats) go to the
+# first one that answers and lags at most REPLICA_MAX_LAG_SECONDS; a request that wrote, and its
+# client for REPLICA_PIN_SECONDS after, read from the primary. The replica is checked at most
+# every REPLICA_CHECK_SECONDS per process, with a connect timeout of REPLICA_CONNECT_TIMEOUT.
+REPLICA_MAX_LAG_SECONDS = env.float("REPLICA_MAX_LAG_SECONDS", default=10.0)
+REPLICA_PIN_SECONDS = env.int("REPLICA_PIN_SECONDS", default=10)
+REPLICA_CHECK_SECONDS = env.float("REPLICA_CHECK_SECONDS", default=1.0)
+REPLICA_CONNECT_TIMEOUT = env.int("REPLICA_CONNECT_TIMEOUT", default=2)
+DATABASE_REPLICAS = []
+for _number, _url in enumerate(env.list("DATABASE_REPLICA_URLS", default=[]), start=1):
+    _alias = "replica" if _number == 1 else f"replica_{_number}"
+    _replica = env.db_url_config(_url)
+    DATABASES[_alias] = {
+        **DATABASES["default"],
+        **_replica,
+        "OPTIONS": {**_replica.get("OPTIONS", {}), "connect_timeout": REPLICA_CONNECT_TIMEOUT},
+        "TEST": {"MIRROR": "default"},
+    }
+    DATABASE_REPLICAS.append(_alias)
+DATABASE_ROUTERS = ["config.replicas.ReplicaRouter"]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env("REDIS_URL", default="redis://127.0.0.1:6379/0")
