@@ -12,6 +12,7 @@ from accounts import services as account_services
 from accounts.permissions import IsUserAccount
 from accounts.serializers import SubscriptionSerializer
 from config.exceptions import ApplicationError
+from config.openapi import provider_signature_headers, signature_header
 from config.throttling import ScopedRateThrottle
 from credits import selectors, services
 from credits.filters import PaymentFilter, TransactionFilter
@@ -20,6 +21,7 @@ from credits.serializers import (
     PackageSerializer,
     PaymentDetailSerializer,
     PaymentSerializer,
+    PaymentWebhookEventSerializer,
     PlanSerializer,
     PurchaseInputSerializer,
     SubscriptionPurchaseInputSerializer,
@@ -184,7 +186,13 @@ class PaymentWebhookApi(APIView):
     throttle_scope = "webhook"
 
     @extend_schema(
-        request=None, responses={200: OpenApiResponse(description="processed, duplicate or ignored")}
+        summary="Receive a signed payment provider event",
+        request=PaymentWebhookEventSerializer,
+        parameters=[
+            signature_header(required=False, providers="every provider without a scheme of its own"),
+            *provider_signature_headers(),
+        ],
+        responses={200: OpenApiResponse(description="processed, duplicate or ignored")},
     )
     def post(self, request: Request, provider: str):
         # The signature covers the exact bytes, so the body is read raw, never re-serialized.

@@ -68,6 +68,12 @@ class JobCreateInputSerializer(serializers.Serializer):
         return attrs
 
 
+class JobCreateJsonInputSerializer(JobCreateInputSerializer):
+    """The JSON body of POST /api/jobs: everything but the file (which needs multipart)."""
+
+    input = None
+
+
 class JobFileInputSerializer(serializers.Serializer):
     file = serializers.FileField(allow_empty_file=False, max_length=255)
     role = serializers.ChoiceField(choices=JobFile.Role.choices, default=JobFile.Role.OUTPUT)
