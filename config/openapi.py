@@ -75,6 +75,12 @@ def add_error_responses(result, generator, request, public):
     return result
 
 
+IDEMPOTENCY_KEY_HELP = (
+    "Makes a retry safe: the same key with the same body within 24 hours answers the first response "
+    "(header `Idempotent-Replayed: true`) and creates nothing; with another body, 409 "
+    "`idempotency_key_reused`."
+)
+
 VERBS = {"get": "Read", "post": "Create", "put": "Replace", "patch": "Update", "delete": "Delete"}
 
 
@@ -92,6 +98,19 @@ class AutoSchema(SpectacularAutoSchema):
     of the handler's docstring, else of the view's docstring when the view answers one method,
     else one made from the method and the path (`POST /api/jobs/{job_id}/cancel` → "Cancel
     jobs"). The docstrings stay whole in the descriptions."""
+
+    def get_override_parameters(self):
+        parameters = list(super().get_override_parameters())
+        if getattr(getattr(self.view, self.method.lower(), None), "idempotent", False):
+            parameters.append(
+                OpenApiParameter(
+                    "Idempotency-Key",
+                    OpenApiTypes.STR,
+                    OpenApiParameter.HEADER,
+                    description=IDEMPOTENCY_KEY_HELP,
+                )
+            )
+        return parameters
 
     def get_summary(self):
         summary = super().get_summary()

@@ -12,6 +12,7 @@ from accounts import services as account_services
 from accounts.permissions import IsUserAccount
 from accounts.serializers import SubscriptionSerializer
 from config.exceptions import ApplicationError
+from config.idempotency import idempotent
 from config.openapi import provider_signature_headers, signature_header
 from config.throttling import ScopedRateThrottle
 from credits import selectors, services
@@ -99,6 +100,7 @@ class PurchaseApi(APIView):
     permission_classes = USER_PERMISSIONS
 
     @extend_schema(request=PurchaseInputSerializer, responses={201: PaymentSerializer})
+    @idempotent
     def post(self, request: Request):
         serializer = PurchaseInputSerializer(data=_json_object(request))
         serializer.is_valid(raise_exception=True)
@@ -142,6 +144,7 @@ class SubscriptionPurchaseApi(APIView):
     permission_classes = USER_PERMISSIONS
 
     @extend_schema(request=SubscriptionPurchaseInputSerializer, responses={201: PaymentSerializer})
+    @idempotent
     def post(self, request: Request):
         serializer = SubscriptionPurchaseInputSerializer(data=_json_object(request))
         serializer.is_valid(raise_exception=True)

@@ -12,6 +12,7 @@ from accounts.authentication import ApiKeyAuthentication, JWTCookieOrHeaderAuthe
 from accounts.models import ServiceApiKey, User
 from accounts.permissions import IsServiceKeyWithScope, IsUserAccount
 from config.exceptions import ApplicationError, NotFound
+from config.idempotency import idempotent
 from config.openapi import signature_header
 from config.parsers import LimitedJSONParser
 from config.throttling import ScopedRateThrottle
@@ -75,6 +76,7 @@ class JobListCreateApi(ListAPIView):
         },
         responses={201: JobOutputSerializer},
     )
+    @idempotent
     def post(self, request):
         data = _validated(JobCreateInputSerializer, request.data)
         job = services.job_create(

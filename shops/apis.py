@@ -13,6 +13,7 @@ from accounts.authentication import ApiKeyAuthentication, JWTCookieOrHeaderAuthe
 from accounts.models import ServiceApiKey
 from accounts.permissions import IsServiceKeyWithScope, IsUserAccount
 from config.exceptions import Forbidden, NotFound
+from config.idempotency import idempotent
 from config.throttling import ScopedRateThrottle
 from shops import selectors, services
 from shops.filters import ConversationFilter, ItemFilter, OrderFilter
@@ -536,6 +537,7 @@ class PublicFormApi(_PublicFormMixin, APIView):
 
 class PublicFormSubmitApi(_PublicFormMixin, APIView):
     @extend_schema(request=OrderSubmitSerializer, responses={201: PublicOrderSerializer})
+    @idempotent
     def post(self, request, slug):
         form = self._form(slug)
         serializer = OrderSubmitSerializer(data=request.data)
