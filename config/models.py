@@ -55,3 +55,28 @@ class ScheduledRun(UUIDModel):
     @property
     def duration(self):
         return (self.finished_at - self.started_at) if self.finished_at else None
+
+
+class IdempotencyRecord(UUIDModel):
+    """The first answer to a create sent with an `Idempotency-Key` header (config/idempotency.py).
+
+    Unique per (owner, scope, key): concurrent retries wait on the unique index for the first
+    request's transaction and then read its answer. Only 2xx answers are stored; a refusal
+    rolls the record back with everything else, so the client may retry with the same key.
+    """
+
+    owner = models.CharField(max_length=64, blank=True)  # the user's id, "" when anonymous
+    scope = models.CharField(max_length=255)  # "POST /api/credits/purchases"
+    key = models.CharField(max_length=255)
+    fingerprint = models.CharField(max_length=64)  # sha256 of the request's data
+    status_code = models.PositiveSmallIntegerField(default=0)
+    body = models.JSONField(default=dict)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["owner", "scope", "key"], name="idempotency_record_unique_key")
+        ]
+
+    def __str__(self):
+        return f"{self.scope} {self.key}"

@@ -3,7 +3,7 @@ import math
 
 from django.conf import settings
 from rest_framework.exceptions import ParseError
-from rest_framework.parsers import FormParser, JSONParser
+from rest_framework.parsers import JSONParser
 
 
 def _refuse_oversize(parser_context) -> None:
@@ -149,9 +149,3 @@ def parse_json_bytes(body: bytes):
 def loggable_text(body: bytes, limit: int = 10_000) -> str:
     """The first `limit` bytes of a raw body as text a PostgreSQL column can hold."""
     return body[:limit].decode("utf-8", errors="replace").replace("\x00", "\ufffd")
-
-
-class LimitedFormParser(FormParser):
-    def parse(self, stream, media_type=None, parser_context=None):
-        _refuse_oversize(parser_context)
-        return super().parse(stream, media_type, parser_context)

@@ -13,6 +13,8 @@ from accounts import services as account_services
 from accounts.permissions import IsUserAccount
 from accounts.serializers import SubscriptionSerializer
 from config.exceptions import ApplicationError
+from config.idempotency import idempotent
+from config.openapi import provider_signature_headers, signature_header
 from config.throttling import ScopedRateThrottle
 from credits import selectors, services
 from credits.filters import PaymentFilter, TransactionFilter
@@ -21,6 +23,7 @@ from credits.serializers import (
     PackageSerializer,
     PaymentDetailSerializer,
     PaymentSerializer,
+    PaymentWebhookEventSerializer,
     PlanSerializer,
     PurchaseInputSerializer,
     SubscriptionPurchaseInputSerializer,
@@ -121,6 +124,7 @@ class PurchaseApi(APIView):
     permission_classes = USER_PERMISSIONS
 
     @extend_schema(request=PurchaseInputSerializer, responses={201: PaymentSerializer})
+    @idempotent
     def post(self, request: Request):
         serializer = PurchaseInputSerializer(data=_json_object(request))
         serializer.is_valid(raise_exception=True)
@@ -164,6 +168,7 @@ class SubscriptionPurchaseApi(APIView):
     permission_classes = USER_PERMISSIONS
 
     @extend_schema(request=SubscriptionPurchaseInputSerializer, responses={201: PaymentSerializer})
+    @idempotent
     def post(self, request: Request):
         serializer = SubscriptionPurchaseInputSerializer(data=_json_object(request))
         serializer.is_valid(raise_exception=True)
@@ -208,7 +213,13 @@ class PaymentWebhookApi(APIView):
     throttle_scope = "webhook"
 
     @extend_schema(
-        request=None, responses={200: OpenApiResponse(description="processed, duplicate or ignored")}
+        summary="Receive a signed payment provider event",
+        request=PaymentWebhookEventSerializer,
+        parameters=[
+            signature_header(required=False, providers="every provider without a scheme of its own"),
+            *provider_signature_headers(),
+        ],
+        responses={200: OpenApiResponse(description="processed, duplicate or ignored")},
     )
     def post(self, request: Request, provider: str):
         # The signature covers the exact bytes, so the body is read raw, never re-serialized.

@@ -18,6 +18,7 @@ The webhook secret of provider `p` is `settings.PAYMENT_WEBHOOK_SECRETS[p]`
 webhook secret set in its dashboard).
 """
 
+import logging
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
@@ -52,6 +53,11 @@ class ProviderUnavailable(ApplicationError):
 
     code = "provider_unavailable"
     status_code = status.HTTP_400_BAD_REQUEST
+
+
+logger = logging.getLogger(__name__)
+
+PROVIDER_FAILED_MESSAGE = "The payment provider could not start this payment. Please try again later."
 
 
 class ProviderFailed(ApplicationError):
@@ -304,7 +310,9 @@ class StripeProvider(PaymentProvider):
                 call.status_code = 200
         except stripe.StripeError as exc:
             _report(payment, "stripe.checkout", "checkout.sessions.create", exc.code or type(exc).__name__)
-            raise ProviderFailed(f"Stripe refused the checkout: {exc.user_message or exc}") from None
+            # The provider's words (hosts, request ids, its body) go to the log, not to the caller.
+            logger.warning("stripe checkout failed: %s", exc)
+            raise ProviderFailed(PROVIDER_FAILED_MESSAGE) from None
         return {
             "type": "redirect",
             "url": session.url,
@@ -457,12 +465,15 @@ class RazorpayProvider(PaymentProvider):
             razorpay.errors.GatewayError,
         ) as exc:
             _report(payment, "razorpay.checkout", "orders.create", type(exc).__name__)
-            raise ProviderFailed(f"Razorpay refused the order: {exc}") from None
+            logger.warning("razorpay order failed: %s", exc)
+            raise ProviderFailed(PROVIDER_FAILED_MESSAGE) from None
         except (requests.RequestException, ValueError) as exc:
             _report(payment, "razorpay.checkout", "orders.create", type(exc).__name__)
-            raise ProviderFailed("Razorpay could not be reached or answered nonsense.") from None
+            logger.warning("razorpay unreachable or unreadable: %s", exc)
+            raise ProviderFailed(PROVIDER_FAILED_MESSAGE) from None
         if not isinstance(order, dict) or not isinstance(order.get("id"), str):
-            raise ProviderFailed("Razorpay answered without an order id.")
+            logger.warning("razorpay answered without an order id")
+            raise ProviderFailed(PROVIDER_FAILED_MESSAGE)
         return {
             "type": "sdk",
             "order_id": order["id"],

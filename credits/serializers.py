@@ -132,3 +132,20 @@ class PlanSerializer(serializers.ModelSerializer):
 class SubscriptionPurchaseInputSerializer(serializers.Serializer):
     plan = serializers.SlugField(max_length=50)
     provider = serializers.ChoiceField(choices=[c for c in Provider.choices if c[0] != Provider.FREE])
+
+
+class PaymentWebhookEventSerializer(serializers.Serializer):
+    """The body of a signed payment event from a provider that uses the generic `X-Signature`
+    (Stripe and Razorpay send their own event objects, signed by their own schemes). Documents
+    the webhook; the receiver reads the raw bytes, since the signature covers them."""
+
+    event_id = serializers.CharField(max_length=255, help_text="Unique per event: a repeat is a `duplicate`.")
+    type = serializers.ChoiceField(choices=["payment.succeeded", "payment.failed", "payment.refunded"])
+    payment_id = serializers.CharField(
+        help_text="The id of the payment POST /api/credits/purchases answered."
+    )
+    amount = serializers.DecimalField(max_digits=12, decimal_places=2, help_text="Must equal the payment's.")
+    currency = serializers.CharField(max_length=255)
+    transaction_id = serializers.CharField(required=False, max_length=255)
+    receipt_url = serializers.URLField(required=False, max_length=500)
+    failure_reason = serializers.CharField(required=False, max_length=500, help_text="Why a payment failed.")

@@ -3,7 +3,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.generics import ListAPIView
-from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.parsers import MultiPartParser
 from rest_framework.permissions import AllowAny, IsAdminUser
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -12,6 +12,8 @@ from accounts.authentication import ApiKeyAuthentication, JWTCookieOrHeaderAuthe
 from accounts.models import ServiceApiKey, User
 from accounts.permissions import IsServiceKeyWithScope, IsUserAccount
 from config.exceptions import ApplicationError, NotFound
+from config.idempotency import idempotent
+from config.openapi import signature_header
 from config.parsers import LimitedJSONParser
 from config.replicas import reads_from_replica
 from config.throttling import ScopedRateThrottle
@@ -24,6 +26,7 @@ from jobs.serializers import (
     DailyStatOutputSerializer,
     DateRangeSerializer,
     JobCreateInputSerializer,
+    JobCreateJsonInputSerializer,
     JobFileInputSerializer,
     JobFileOutputSerializer,
     JobOutputSerializer,
@@ -58,14 +61,23 @@ class JobListCreateApi(ListAPIView):
     permission_classes = [IsUserAccount]
     serializer_class = JobOutputSerializer
     filterset_class = JobFilter
-    parser_classes = [LimitedJSONParser, MultiPartParser, FormParser]
+    # JSON, or multipart when the job comes with its `input` file.
+    parser_classes = [LimitedJSONParser, MultiPartParser]
 
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):
             return Job.objects.none()
         return selectors.job_list(user=self.request.user)
 
-    @extend_schema(request=JobCreateInputSerializer, responses={201: JobOutputSerializer})
+    @extend_schema(
+        summary="Create a job",
+        request={
+            "application/json": JobCreateJsonInputSerializer,
+            "multipart/form-data": JobCreateInputSerializer,
+        },
+        responses={201: JobOutputSerializer},
+    )
+    @idempotent
     def post(self, request):
         return job_created_response(request, _validated(JobCreateInputSerializer, request.data))
 
@@ -129,7 +141,7 @@ class JobRetryApi(APIView):
 
 class JobFileUploadApi(APIView):
     permission_classes = [IsUserAccount]
-    parser_classes = [MultiPartParser, FormParser]
+    parser_classes = [MultiPartParser]
 
     @extend_schema(request=JobFileInputSerializer, responses={201: JobFileOutputSerializer})
     def post(self, request, job_id):
@@ -228,7 +240,12 @@ class JobWebhookApi(APIView):
     throttle_classes = [ScopedRateThrottle]
     throttle_scope = "webhook"
 
-    @extend_schema(request=JobWebhookInputSerializer, responses=WebhookOutputSerializer)
+    @extend_schema(
+        summary="Receive a signed job report from an external worker",
+        request=JobWebhookInputSerializer,
+        parameters=[signature_header(required=True)],
+        responses=WebhookOutputSerializer,
+    )
     def post(self, request, provider):
         headers = {k.lower(): v for k, v in request.headers.items()}
         try:

@@ -81,6 +81,12 @@ class ModelImportInputSerializer(JobCreateInputSerializer):
         return super().validate({**attrs, "kind": "model_import", "requested_count": 1})
 
 
+class JobCreateJsonInputSerializer(JobCreateInputSerializer):
+    """The JSON body of POST /api/jobs: everything but the file (which needs multipart)."""
+
+    input = None
+
+
 class JobFileInputSerializer(serializers.Serializer):
     file = serializers.FileField(allow_empty_file=False, max_length=255)
     role = serializers.ChoiceField(choices=JobFile.Role.choices, default=JobFile.Role.OUTPUT)

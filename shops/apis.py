@@ -16,6 +16,7 @@ from accounts.authentication import ApiKeyAuthentication, JWTCookieOrHeaderAuthe
 from accounts.models import ServiceApiKey
 from accounts.permissions import IsServiceKeyWithScope, IsUserAccount
 from config.exceptions import Forbidden, NotFound, error_body
+from config.idempotency import idempotent
 from config.throttling import ScopedRateThrottle
 from credits.webhook_receiver import webhook_response
 from shops import channel_webhooks, selectors, services
@@ -690,6 +691,7 @@ class PublicFormApi(_PublicFormMixin, APIView):
 
 class PublicFormSubmitApi(_PublicFormMixin, APIView):
     @extend_schema(request=OrderSubmitSerializer, responses={201: PublicOrderSerializer})
+    @idempotent
     def post(self, request, slug):
         form = self._form(slug)
         serializer = OrderSubmitSerializer(data=request.data)

@@ -22,7 +22,7 @@ from django.db import DatabaseError, connection, transaction
 from accounts.models import Subscription, SubscriptionPlan, User
 from accounts.services import subscription_activate
 from credits.models import CreditPackage, Payment, WebhookLog
-from credits.providers import _crc16, promptpay_payload
+from credits.providers import PROVIDER_FAILED_MESSAGE, _crc16, promptpay_payload
 from credits.selectors import balance_get
 from tests.conftest import assert_error, client_for
 from tests.factories import UserFactory
@@ -133,8 +133,10 @@ def test_a_stripe_api_error_is_502_and_nothing_persists(auth_client, seeded_pack
         json={"error": {"type": "invalid_request_error", "message": "Invalid currency: thb"}},
     )
 
-    assert_error(buy(auth_client, seeded_package("Popular Pack"), "stripe"), 502, "provider_error")
+    error = assert_error(buy(auth_client, seeded_package("Popular Pack"), "stripe"), 502, "provider_error")
     assert Payment.objects.count() == 0
+    # no internal detail reaches the caller: neither the provider's words nor where it lives
+    assert error["message"] == PROVIDER_FAILED_MESSAGE
 
 
 def user_row_lockable_now(user_id) -> bool:
@@ -459,8 +461,9 @@ def test_razorpay_purchase_creates_an_order_and_returns_its_id(auth_client, seed
 def test_a_razorpay_api_error_is_502_and_nothing_persists(auth_client, seeded_package, remote, status, body):
     remote.post(RAZORPAY_ORDERS, status=status, json=body)
 
-    assert_error(buy(auth_client, seeded_package("Popular Pack"), "razorpay"), 502, "provider_error")
+    error = assert_error(buy(auth_client, seeded_package("Popular Pack"), "razorpay"), 502, "provider_error")
     assert Payment.objects.count() == 0
+    assert error["message"] == PROVIDER_FAILED_MESSAGE
 
 
 def razorpay_event(payment, event="payment.captured", **entity):
