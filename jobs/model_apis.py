@@ -8,7 +8,7 @@ listed, read and downloaded. Every object is the caller's or a 404.
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.generics import ListAPIView
-from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -45,7 +45,7 @@ class ModelImportApi(APIView):
     `input` (same checks, limits, response and errors); the job's id is the model's id."""
 
     permission_classes = [IsUserAccount]
-    parser_classes = [MultiPartParser, FormParser]
+    parser_classes = [MultiPartParser]
 
     @extend_schema(request=ModelImportInputSerializer, responses={201: JobOutputSerializer})
     def post(self, request):

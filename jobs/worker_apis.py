@@ -4,7 +4,7 @@ jobs.worker_protocol for the contract). Every view calls one service."""
 from django.conf import settings
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers
-from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.parsers import MultiPartParser
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -182,7 +182,7 @@ class WorkerHeartbeatApi(WorkerApi):
 
 
 class WorkerFileUploadApi(WorkerApi):
-    parser_classes = [MultiPartParser, FormParser]
+    parser_classes = [MultiPartParser]
 
     @extend_schema(
         summary="Upload an output or thumbnail of a claimed job",
