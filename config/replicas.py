@@ -136,6 +136,8 @@ class ReplicaRouter:
     def allow_migrate(self, db, app_label, model_name=None, **hints):
         if db in settings.DATABASE_REPLICAS:
             return False  # a replica copies the primary's schema; nothing is migrated on it
+        if db == "engine":
+            return False  # the job engine's alias is the default database under other options
         return None
 
 

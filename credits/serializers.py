@@ -147,5 +147,5 @@ class PaymentWebhookEventSerializer(serializers.Serializer):
     amount = serializers.DecimalField(max_digits=12, decimal_places=2, help_text="Must equal the payment's.")
     currency = serializers.CharField(max_length=255)
     transaction_id = serializers.CharField(required=False, max_length=255)
-    receipt_url = serializers.URLField(required=False, max_length=500)
+    receipt_url = serializers.URLField(required=False, allow_null=True, max_length=500)
     failure_reason = serializers.CharField(required=False, max_length=500, help_text="Why a payment failed.")

@@ -33,6 +33,8 @@ BAD_ARGUMENTS: dict[str, list[list[str]]] = {
         ["--name", "x" * 51, "--shop", "no-such-shop"],
     ],
     "seed_demo": [["--bogus"]],
+    "seed_demo_worker_key": [["--bogus"]],
+    "metrics_backfill": [["--bogus"]],
     "sync_schedules": [["--bogus"]],
     "analytics_verify": [
         ["--from", "yesterday", "--to", "2026-01-31"],

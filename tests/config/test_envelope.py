@@ -6,6 +6,7 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404
 from django.urls import path
 from rest_framework import generics, serializers
+from rest_framework.parsers import MultiPartParser
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -13,6 +14,7 @@ from rest_framework.views import APIView
 from accounts.models import User
 from config import urls as config_urls
 from config.exceptions import ApplicationError, Conflict, Forbidden, InvalidTransition, NotFound
+from config.parsers import LimitedJSONParser
 from tests.conftest import assert_error
 from tests.factories import UserFactory
 
@@ -62,8 +64,10 @@ class UserListView(generics.ListAPIView):
 
 
 class EchoView(APIView):
-    """Uses the project's default parsers (JSON, form, multipart)."""
+    """Parses as an upload endpoint does (JSON, and multipart for files, like POST /api/jobs); the
+    project's default is JSON alone, and form-urlencoded is parsed nowhere."""
 
+    parser_classes = [LimitedJSONParser, MultiPartParser]
     permission_classes = [AllowAny]
     authentication_classes: list = []
 
@@ -185,7 +189,6 @@ OVER_LIMIT = 1024 * 1024 + 10
     "body, content_type",
     [
         (b'{"a": "' + b"x" * OVER_LIMIT + b'"}', "application/json"),
-        (b"a=" + b"x" * OVER_LIMIT, "application/x-www-form-urlencoded"),
         (
             b'--b\r\nContent-Disposition: form-data; name="a"\r\n\r\n' + b"x" * OVER_LIMIT + b"\r\n--b--\r\n",
             "multipart/form-data; boundary=b",
@@ -203,17 +206,32 @@ def test_bodies_over_one_megabyte_are_a_400_envelope_whatever_the_parser(api_cli
     "body, content_type",
     [
         (b'{"a": 1}', "application/json"),
-        (b"a=1", "application/x-www-form-urlencoded"),
+        (
+            b'--b\r\nContent-Disposition: form-data; name="a"\r\n\r\n1\r\n--b--\r\n',
+            "multipart/form-data; boundary=b",
+        ),
     ],
 )
 def test_small_bodies_still_parse(api_client, body, content_type):
     assert api_client.post("/echo", data=body, content_type=content_type).json() == {"keys": ["a"]}
 
 
-def test_too_many_form_fields_is_a_400_envelope(api_client):
-    body = "&".join(f"f{i}=1" for i in range(1100)).encode()
+def test_a_form_urlencoded_body_is_a_415_envelope(api_client):
+    response = api_client.post("/echo", data=b"a=1", content_type="application/x-www-form-urlencoded")
 
-    response = api_client.post("/echo", data=body, content_type="application/x-www-form-urlencoded")
+    assert response.status_code == 415
+    assert response.json()["error"]["code"] == "unsupported_media_type"
+
+
+def test_too_many_form_fields_is_a_400_envelope(api_client):
+    body = (
+        b"".join(
+            f'--b\r\nContent-Disposition: form-data; name="f{i}"\r\n\r\n1\r\n'.encode() for i in range(1100)
+        )
+        + b"--b--\r\n"
+    )
+
+    response = api_client.post("/echo", data=body, content_type="multipart/form-data; boundary=b")
 
     assert response.status_code == 400
     assert set(response.json()) == {"error"}

@@ -87,6 +87,8 @@ class ModelUser(serializers.ModelSerializer):
             "job_title",
             "country",
             "industry",
+            "tax_id",
+            "billing_address",
             "tier",
             "model_limit",
             "models_used",
