@@ -399,6 +399,7 @@ SPECTACULAR_SETTINGS = {
         "PaymentStatusEnum": "credits.models.Payment.Status",
         "PaymentProviderEnum": "credits.models.Provider",
         "JobStatusEnum": "jobs.states.JobStatus",
+        "ProjectStatusEnum": "jobs.states.ProjectStatus",
         "JobFileRoleEnum": "jobs.models.JobFile.Role",
         "LengthUnitsEnum": "jobs.models.LENGTH_UNITS",
         "ShopRoleEnum": "shops.models.Role",
