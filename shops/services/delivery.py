@@ -26,6 +26,7 @@ from django.utils import timezone
 
 from accounts.emails import email_send_after_commit
 from config.exceptions import ApplicationError, Conflict, NotFound
+from config.failures import failure_report
 from config.metrics import channel_delivery_record
 from config.outside_calls import outside_call
 from shops import channels
@@ -171,6 +172,18 @@ def _finish(message: Message, *, status: str, provider_message_id: str = "", err
     if not written:
         logger.warning(
             "delivery of message %s: the claim of attempt %s was lost", message.pk, message.attempts
+        )
+    elif status == Status.FAILED:
+        conversation = message.conversation
+        integration = conversation.integration
+        failure_report(
+            category="channel",
+            operation=f"{conversation.channel}.send",
+            step=f"attempt {message.attempts}",
+            error_code="delivery_failed",
+            message=error[:200] or "The message could not be delivered.",
+            user_id=integration.shop.owner_id if integration is not None else None,
+            context={"message_id": str(message.pk), "shop_id": str(conversation.shop_id)},
         )
     return bool(written)
 

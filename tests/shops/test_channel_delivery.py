@@ -421,3 +421,31 @@ def test_each_channel_call_writes_one_usage_row(
         )
     )
     assert rows == [("facebook", "me/messages", 400, False), ("line", "message.push", 200, True)]
+
+
+def test_a_message_that_finally_fails_is_in_the_error_log_once(
+    channel_server, messenger_conversation, user, settings
+):
+    from analytics.models import ErrorLog
+
+    settings.CHANNEL_DELIVERY_MAX_ATTEMPTS = 2
+    for _ in range(2):
+        channel_server.script(
+            MESSENGER_SEND, (503, {}, {"error": {"message": "Service unavailable", "code": 2}})
+        )
+    message = staff_message(messenger_conversation, user)
+
+    assert services.message_deliver(message_id=message.pk) == "retry"
+    assert not ErrorLog.objects.filter(category="channel").exists()  # a retry is not a failure yet
+    Message.objects.filter(pk=message.pk).update(next_attempt_at=None)
+    assert services.message_deliver(message_id=message.pk) == "failed"
+
+    (group,) = ErrorLog.objects.filter(category="channel")
+    assert (group.operation, group.step, group.error_code, group.occurrences) == (
+        "facebook.send",
+        "attempt 2",
+        "delivery_failed",
+        1,
+    )
+    assert group.user_id == messenger_conversation.shop.owner_id
+    assert "503" in group.message
