@@ -373,8 +373,18 @@ class OrderSerializer(StrictModelSerializer):
         }
 
 
+class PublicOrderLineSerializer(OrderLineSerializer):
+    """An order line as the customer sees it: no cost."""
+
+    class Meta(OrderLineSerializer.Meta):
+        fields = ["id", "item_id", "item_name", "sku", "quantity", "unit_price", "line_total"]
+        read_only_fields = fields
+
+
 class PublicOrderSerializer(OrderSerializer):
     """What the customer sees after submitting: no costs."""
+
+    lines = PublicOrderLineSerializer(many=True, read_only=True)
 
     class Meta(OrderSerializer.Meta):
         fields = [
@@ -389,12 +399,6 @@ class PublicOrderSerializer(OrderSerializer):
             "submitted_at",
         ]
         read_only_fields = fields
-
-    def to_representation(self, instance):
-        data = super().to_representation(instance)
-        for line in data["lines"]:
-            line.pop("unit_cost", None)
-        return data
 
 
 class OrderStatusSerializer(serializers.Serializer):

@@ -316,3 +316,22 @@ def test_cancelling_gives_back_exactly_what_the_order_took_even_if_tracking_chan
     assert (tracked.stock_quantity, untracked.stock_quantity) == (5, 0)
     assert_chain(tracked)
     assert_chain(untracked)
+
+
+def test_the_public_order_schema_documents_the_lines_it_returns(api_client, shop, form):
+    from drf_spectacular.generators import SchemaGenerator
+
+    schema = SchemaGenerator().get_schema(request=None, public=True)
+    operation = schema["paths"]["/api/public/forms/{slug}/submit"]["post"]
+    order_ref = operation["responses"]["201"]["content"]["application/json"]["schema"]["$ref"]
+    order = schema["components"]["schemas"][order_ref.rsplit("/", 1)[-1]]
+    line_ref = order["properties"]["lines"]["items"]["$ref"]
+    line = schema["components"]["schemas"][line_ref.rsplit("/", 1)[-1]]
+    item = make_item(shop, stock=5, price=Decimal("10.00"), cost=Decimal("4.00"))
+
+    response = submit(api_client, form, [{"item_id": str(item.pk), "quantity": 1}])
+
+    assert response.status_code == 201, response.content
+    (returned,) = response.json()["lines"]
+    assert "unit_cost" not in line["properties"]
+    assert set(line["required"]) <= set(returned) == set(line["properties"])
