@@ -51,6 +51,9 @@ LOGGED_HEADERS = (
     "x-razorpay-event-id",
     "x-line-signature",
     "x-hub-signature-256",
+    "webhook-id",
+    "webhook-timestamp",
+    "webhook-signature",
     "x-request-id",
     "x-forwarded-for",
 )

@@ -92,6 +92,9 @@ class Job(UUIDModel):
     )
     # When the current attempt started processing: the rescue fails attempts older than kind.timeout.
     attempt_started_at = models.DateTimeField(null=True, blank=True)
+    # The job's id at an outside service that runs it (a Replicate prediction id): its webhooks
+    # name the job by it. Empty for jobs run anywhere else.
+    remote_id = models.CharField(max_length=128, blank=True, default="")
     credits_charged = models.PositiveIntegerField(default=0)
     credits_refunded = models.PositiveIntegerField(default=0)
     # Set once the charge has been attempted for this job, so re-entering states never re-charges.
@@ -141,6 +144,8 @@ class Job(UUIDModel):
             ),
             # Webhooks address jobs by the worker's id.
             models.Index(fields=["external_id"], name="job_external_id"),
+            # Replicate's webhooks address jobs by the prediction id.
+            models.Index(fields=["remote_id"], name="job_remote_id", condition=~models.Q(remote_id="")),
         ]
         constraints = [
             models.CheckConstraint(condition=models.Q(progress__lte=100), name="job_progress_lte_100"),

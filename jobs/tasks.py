@@ -1,7 +1,8 @@
 from celery import shared_task
+from django.conf import settings
 
 from config.scheduled import period_key, scheduled_run
-from jobs import engine, file_services
+from jobs import engine, file_services, replicate
 
 
 # The hard limit stays below the broker's visibility timeout (2 h), so Redis never hands a running
@@ -30,6 +31,7 @@ def rescue_stale() -> dict | None:
         if run is None:
             return None
         run.counts = engine.jobs_rescue_stale()
+        run.counts["replicate_announced"] = replicate.replicate_due_announce()
     return run.counts
 
 
@@ -48,3 +50,33 @@ def cleanup_dead_files() -> dict | None:
             return None
         run.counts = file_services.job_files_cleanup_dead()
     return run.counts
+
+
+@shared_task(
+    name="jobs.replicate_start", queue="default", time_limit=120, soft_time_limit=100, ignore_result=True
+)
+def replicate_start(job_id: str) -> None:
+    """Start the Replicate prediction of a job of a mapped kind (jobs.replicate). Safe to run
+    twice: the job is claimed before the call, and a claimed job is left alone."""
+    replicate.replicate_prediction_start(job_id=job_id)
+
+
+@shared_task(
+    bind=True,
+    name="jobs.replicate_outputs_fetch",
+    queue="default",
+    time_limit=30 * 60,
+    soft_time_limit=25 * 60,
+    ignore_result=True,
+    max_retries=None,
+)
+def replicate_outputs_fetch(self, job_id: str) -> str:
+    """Copy a succeeded prediction's outputs into the job's files and complete it. A transient
+    download failure is retried with backoff REPLICATE_DOWNLOAD_RETRIES times, then the job
+    fails and is refunded. Safe to run twice (only a finalizing job is touched)."""
+    try:
+        return replicate.replicate_outputs_fetch(job_id=job_id)
+    except replicate.OutputUnavailable as exc:
+        if self.request.retries < settings.REPLICATE_DOWNLOAD_RETRIES:
+            raise self.retry(countdown=replicate.download_backoff(self.request.retries)) from None
+        return replicate.replicate_outputs_given_up(job_id=job_id, error=str(exc))

@@ -26,3 +26,22 @@ def enqueue_wakeup(*, countdown: float | None = None) -> None:
             logger.exception("Could not enqueue a job wake-up; the beat rescue will pick the job up.")
 
     transaction.on_commit(send)
+
+
+REPLICATE_START_TASK = "jobs.replicate_start"
+
+
+def enqueue_replicate_start(*, job_id, countdown: float | None = None) -> None:
+    """Send `jobs.replicate_start` for one job when the current transaction commits (a job of a
+    kind mapped to a Replicate model version). A broker outage is logged, never raised: the beat
+    rescue re-announces due Replicate jobs."""
+
+    def send():
+        try:
+            current_app.send_task(
+                REPLICATE_START_TASK, args=[str(job_id)], queue="default", countdown=countdown
+            )
+        except Exception:  # the broker being down must not fail a committed request
+            logger.exception("Could not enqueue the Replicate start of job %s.", job_id)
+
+    transaction.on_commit(send)

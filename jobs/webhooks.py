@@ -18,6 +18,7 @@ from config.exceptions import Conflict, NotFound
 from credits.models import WebhookLog
 from credits.webhook_receiver import Event, EventError, WebhookHandler, webhook_receive
 from jobs.models import Job, JobKind
+from jobs.replicate import PROVIDER, REPLICATE
 from jobs.serializers import JobWebhookInputSerializer
 from jobs.services import Reporter, job_report
 
@@ -132,10 +133,12 @@ def job_webhook_receive(*, provider: str, body: bytes, headers: dict, body_too_l
     (every delivery logged in WebhookLog, source "jobs"; each event applied once, with its log
     row), then job_report (reporter `webhook`). Refusals: unknown provider 404; bad signature
     400/401; invalid JSON or report 400; a job that is unknown or of a kind the provider may not
-    drive 404; an ambiguous external id 409; job_report's 403s."""
+    drive 404; an ambiguous external id 409; job_report's 403s. Provider `replicate` is
+    Replicate's own payload and signature scheme (jobs.replicate.REPLICATE)."""
+    provider = provider.lower() if isinstance(provider, str) else provider
     return webhook_receive(
-        handler=JOBS,
-        provider=provider.lower() if isinstance(provider, str) else provider,
+        handler=REPLICATE if provider == PROVIDER else JOBS,
+        provider=provider,
         body=body,
         headers=headers,
         body_too_large=body_too_large,

@@ -56,12 +56,13 @@ def worker_kinds_for(*, api_key: ServiceApiKey, requested: list[str] | None) -> 
     """The kind codes `api_key` may work on among `requested` (None/empty: all it may).
 
     Only kinds run by external workers (`reported_by = worker`) and active. A requested kind
-    the key is not bound to, or that no external worker runs → 403 `kind_not_allowed`."""
+    the key is not bound to, or that no external worker runs → 403 `kind_not_allowed`. Kinds
+    mapped to Replicate (REPLICATE_KIND_VERSIONS) run there, never through a claim."""
     worker_kinds = set(
         JobKind.objects.filter(reported_by=JobKind.ReportedBy.WORKER, is_active=True).values_list(
             "code", flat=True
         )
-    )
+    ) - set(settings.REPLICATE_KIND_VERSIONS)
     allowed = {code for code in worker_kinds if api_key.may_work_on(code)}
     if not requested:
         return sorted(allowed)

@@ -277,6 +277,22 @@ JOB_WEBHOOK_PROVIDERS = {
     }
     for p in env.list("JOB_WEBHOOK_PROVIDERS", default=[])
 }
+# Replicate (jobs.replicate): job kinds mapped to a model version run there. REPLICATE_KIND_VERSIONS
+# is "kind=version,kind2=version2"; a job of such a kind starts a prediction (the official SDK) with
+# the webhook <PUBLIC_BASE_URL>/api/webhooks/jobs/replicate, verified with REPLICATE_WEBHOOK_SECRET
+# (the "whsec_..." signing secret Replicate's dashboard or GET /v1/webhooks/default/secret gives).
+PUBLIC_BASE_URL = env.str("PUBLIC_BASE_URL", default="http://localhost:8000").rstrip("/")
+REPLICATE_API_TOKEN = env.str("REPLICATE_API_TOKEN", default="")
+REPLICATE_API_BASE = env.str("REPLICATE_API_BASE", default="https://api.replicate.com").rstrip("/")
+REPLICATE_WEBHOOK_SECRET = env.str("REPLICATE_WEBHOOK_SECRET", default="")
+REPLICATE_KIND_VERSIONS = env.dict("REPLICATE_KIND_VERSIONS", default={})
+# Seconds one call to Replicate (or one output download) may take; the largest output copied.
+REPLICATE_TIMEOUT_SECONDS = env.float("REPLICATE_TIMEOUT_SECONDS", default=30.0)
+REPLICATE_OUTPUT_MAX_BYTES = env.int("REPLICATE_OUTPUT_MAX_BYTES", default=500 * 1024 * 1024)
+# Retries of an output download that failed transiently (network, 429, 5xx), with backoff from
+# REPLICATE_DOWNLOAD_BACKOFF_SECONDS (doubling); then the job fails and is refunded.
+REPLICATE_DOWNLOAD_RETRIES = env.int("REPLICATE_DOWNLOAD_RETRIES", default=4)
+REPLICATE_DOWNLOAD_BACKOFF_SECONDS = env.float("REPLICATE_DOWNLOAD_BACKOFF_SECONDS", default=10.0)
 # Provider API keys. Empty = the provider is not offered (400 provider_unavailable).
 STRIPE_SECRET_KEY = env.str("STRIPE_SECRET_KEY", default="")
 RAZORPAY_KEY_ID = env.str("RAZORPAY_KEY_ID", default="")

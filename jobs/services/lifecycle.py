@@ -1,5 +1,6 @@
 """Creating, cancelling and retrying jobs."""
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -14,7 +15,7 @@ from jobs.services.files import copy_input_file, store_file
 from jobs.services.models3d import model_export_check, model_export_record
 from jobs.services.transitions import job_lock, job_transition, job_transition_in_atomic
 from jobs.states import JobStatus
-from jobs.wakeup import enqueue_wakeup
+from jobs.wakeup import enqueue_replicate_start, enqueue_wakeup
 
 S = JobStatus
 MAX_REQUESTED_COUNT = 100_000
@@ -79,7 +80,8 @@ def job_create(
     already used → 409 `duplicate_external_id` (another user's ids are invisible). A
     `model_export` job's options and source model are checked (400/404/409, see
     `model_export_check`) and recorded on its ModelExport row. Engine jobs are announced to the
-    workers after commit.
+    workers after commit; jobs of a kind mapped to Replicate (REPLICATE_KIND_VERSIONS) to the
+    task that starts their prediction (jobs.replicate).
     """
     kind = job_kind_get(code=kind_code)
     blocked = license_blocked(user_id=user.pk)
@@ -134,6 +136,8 @@ def job_create(
         copy_input_file(job, input_job_file)
     if job.runs_on_engine:
         enqueue_wakeup()
+    elif kind.code in settings.REPLICATE_KIND_VERSIONS:
+        enqueue_replicate_start(job_id=job.pk)
     return job
 
 
@@ -165,7 +169,10 @@ def job_retry(*, job: Job) -> tuple[Job, bool]:
     job = job_lock(job_id=job.pk)
     if job.status == S.RETRYING:
         Job.objects.filter(pk=job.pk).update(next_attempt_at=timezone.now())
-        enqueue_wakeup()
+        if job.kind.code in settings.REPLICATE_KIND_VERSIONS:
+            enqueue_replicate_start(job_id=job.pk)
+        else:
+            enqueue_wakeup()
         job.refresh_from_db()
         return job, False
     if job.status not in (S.FAILED, S.CANCELLED):

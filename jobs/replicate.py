@@ -1,0 +1,445 @@
+"""Jobs run on Replicate, through the official `replicate` SDK.
+
+A job kind is mapped to a Replicate model version in settings.REPLICATE_KIND_VERSIONS (an
+`external` kind reported by a `worker`; the pull protocol never hands it to a worker). Its life:
+
+1. `job_create` queues and charges it, then announces it after commit (`jobs.replicate_start`);
+2. `replicate_prediction_start` claims it (`queued|retrying → preparing`, attempts + 1, through
+   `job_transition`), commits, then creates the prediction (input: the job's params) with the
+   webhook <PUBLIC_BASE_URL>/api/webhooks/jobs/replicate, outside any transaction; the
+   prediction id is stored as the job's `remote_id`. A transient failure (network, 429, 5xx) is a
+   failed attempt (`job_attempt_failed`: `retrying` with backoff, started again when due, then
+   `failed` and refunded); any other refusal (401, 422…) fails the job for good, refunded;
+3. Replicate's webhooks (`REPLICATE`, a handler of the shared signed-webhook receiver: each
+   delivery logged once, each event applied once) walk the job through `job_report`:
+   `starting` a heartbeat, `processing` → processing (progress read from the logs),
+   `succeeded` → finalizing, `failed|canceled` → failed and refunded. An unknown prediction is
+   404 (Replicate retries, which covers a webhook that arrives before the id is stored);
+4. `replicate_outputs_fetch` (a Celery task, after the `succeeded` webhook committed) downloads
+   the outputs with httpx (bounded size and time) into storage, outside any transaction, then
+   records them and completes the job under its row lock.
+
+Nothing here writes a status or money by itself: every move is `job_transition` (through
+`job_report` or the engine's `job_attempt_failed`).
+"""
+
+import hashlib
+import logging
+import posixpath
+import re
+from urllib.parse import urlsplit
+
+import httpx
+import replicate
+from celery import current_app
+from django.conf import settings
+from django.core.files.base import ContentFile
+from django.db import transaction
+from django.urls import reverse
+from django.utils import timezone
+from replicate.exceptions import ReplicateError, ReplicateException
+from replicate.webhook import (
+    InvalidTimestampError,
+    MissingWebhookHeaderError,
+    Webhooks,
+    WebhookSigningSecret,
+    WebhookValidationError,
+)
+
+from config.exceptions import ApplicationError, NotFound
+from config.failures import failure_report
+from config.outside_calls import outside_call
+from config.signing import SignatureError
+from credits.models import WebhookLog
+from credits.webhook_receiver import Event, EventError, WebhookHandler
+from jobs import file_services
+from jobs.engine import job_attempt_failed
+from jobs.files import RULES, check_upload
+from jobs.models import Job
+from jobs.processors import PendingOutput
+from jobs.services import (
+    Reporter,
+    job_lock,
+    job_outputs_discard,
+    job_outputs_record,
+    job_outputs_write,
+    job_report,
+    job_transition_in_atomic,
+)
+from jobs.states import CLAIMABLE, TERMINAL, JobStatus
+from jobs.wakeup import enqueue_replicate_start
+
+logger = logging.getLogger(__name__)
+S = JobStatus
+PROVIDER = "replicate"
+# The prediction events Replicate sends to the webhook ("logs" would be one delivery per line).
+WEBHOOK_EVENTS = ["start", "output", "completed"]
+PREDICTION_STATUSES = ("starting", "processing", "succeeded", "failed", "canceled")
+FINISHED_PREDICTION = ("succeeded", "failed", "canceled")
+MAX_OUTPUTS = 10
+TRANSIENT_STATUSES = frozenset({408, 409, 425, 429})
+
+
+def replicate_kind_version(code: str) -> str | None:
+    """The Replicate model version a job kind is mapped to, or None."""
+    return settings.REPLICATE_KIND_VERSIONS.get(code) or None
+
+
+def replicate_client() -> replicate.Client:
+    return replicate.Client(
+        api_token=settings.REPLICATE_API_TOKEN,
+        base_url=settings.REPLICATE_API_BASE,
+        timeout=httpx.Timeout(settings.REPLICATE_TIMEOUT_SECONDS),
+    )
+
+
+def replicate_webhook_url() -> str:
+    return settings.PUBLIC_BASE_URL + reverse("job-webhook", kwargs={"provider": PROVIDER})
+
+
+def _transient(exc: Exception) -> bool:
+    if isinstance(exc, ReplicateError):
+        status = exc.status or 0
+        return status in TRANSIENT_STATUSES or status >= 500
+    return isinstance(exc, httpx.TransportError)
+
+
+def _describe(exc: Exception) -> str:
+    if isinstance(exc, ReplicateError):
+        detail = f"{exc.title or ''} {exc.detail or ''}".strip()
+        return f"Replicate refused the prediction ({exc.status}): {detail}"
+    return f"Could not reach Replicate: {type(exc).__name__}: {exc}"
+
+
+def replicate_prediction_start(*, job_id, now=None) -> str | None:
+    """Start the Replicate prediction of a queued (or due retrying) job of a mapped kind.
+
+    Claims the job first (`→ preparing`, attempts + 1, through job_transition, in its own
+    transaction), so a repeated task finds it claimed and does nothing; then calls the SDK
+    outside any transaction (one usage row, `outside_call`). Returns the prediction id, or None
+    when there was nothing to start or the call failed (handled: see the module docstring)."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        job = job_lock(job_id=job_id)
+        version = replicate_kind_version(job.kind.code)
+        due = job.next_attempt_at is None or job.next_attempt_at <= now
+        if version is None or job.status not in CLAIMABLE or not due:
+            return None
+        job = job_transition_in_atomic(
+            job=job,
+            to=S.PREPARING,
+            locked=True,
+            now=now,
+            fields={
+                "attempts": job.attempts + 1,
+                "heartbeat_at": now,
+                "attempt_started_at": now,
+                "next_attempt_at": None,
+            },
+        )
+    attempt = job.attempts
+    try:
+        with outside_call(PROVIDER, "predictions.create", job_id=job.pk) as call:
+            try:
+                prediction = replicate_client().predictions.create(
+                    version=version,
+                    input=job.params if isinstance(job.params, dict) else {},
+                    webhook=replicate_webhook_url(),
+                    webhook_events_filter=WEBHOOK_EVENTS,
+                )
+            except ReplicateError as exc:
+                call.status_code = exc.status  # the SDK's problem-details status
+                raise
+            call.status_code = 201
+    except (ReplicateException, httpx.HTTPError) as exc:
+        _start_failed(job_id=job.pk, attempt=attempt, exc=exc)
+        return None
+    with transaction.atomic():
+        Job.objects.filter(pk=job.pk, attempts=attempt).update(remote_id=str(prediction.id)[:128])
+    return prediction.id
+
+
+@transaction.atomic
+def _start_failed(*, job_id, attempt: int, exc: Exception) -> None:
+    transient = _transient(exc)
+    status = job_attempt_failed(job_id=job_id, attempt=attempt, error=_describe(exc), permanent=not transient)
+    if status == S.RETRYING:
+        next_at = Job.objects.filter(pk=job_id).values_list("next_attempt_at", flat=True).first()
+        delay = max(0.0, (next_at - timezone.now()).total_seconds()) if next_at else 0.0
+        enqueue_replicate_start(job_id=job_id, countdown=delay)
+
+
+def replicate_due_announce(*, now=None, limit: int = 100) -> int:
+    """Announce again the jobs of mapped kinds waiting to be started (their message may have
+    been lost): queued, or retrying and due. Starting is idempotent. Returns how many."""
+    now = now or timezone.now()
+    codes = sorted(settings.REPLICATE_KIND_VERSIONS)
+    if not codes:
+        return 0
+    ids = list(
+        Job.objects.filter(status__in=sorted(CLAIMABLE), runs_on_engine=False, kind__code__in=codes)
+        .exclude(next_attempt_at__gt=now)
+        .values_list("pk", flat=True)[:limit]
+    )
+    with transaction.atomic():
+        for job_id in ids:
+            enqueue_replicate_start(job_id=job_id)
+    return len(ids)
+
+
+# --- The webhook --------------------------------------------------------------------------------
+
+
+def _secret(provider: str) -> str | None:
+    return settings.REPLICATE_WEBHOOK_SECRET if provider == PROVIDER else None
+
+
+def _verify(provider: str, headers: dict, body: bytes, now: int | None) -> None:
+    """Replicate's signature scheme (Standard Webhooks), checked by the SDK's own helper:
+    HMAC-SHA256 of "<webhook-id>.<webhook-timestamp>.<body>" with the secret after "whsec_",
+    `webhook-signature` "v1,<base64>" (several may be given), the timestamp within
+    WEBHOOK_TOLERANCE_SECONDS of now."""
+    secret = _secret(provider)
+    if not secret:
+        raise SignatureError("webhook_not_configured", "No secret is configured for this provider.")
+    try:
+        text = body.decode("utf-8")
+        Webhooks.validate(
+            headers=headers,
+            body=text,
+            secret=WebhookSigningSecret(key=secret),
+            tolerance=settings.WEBHOOK_TOLERANCE_SECONDS,
+        )
+    except MissingWebhookHeaderError as exc:
+        raise SignatureError("missing_signature", f"{exc}.") from None
+    except InvalidTimestampError:
+        raise SignatureError("stale_signature", "The signature timestamp is outside the tolerance.") from None
+    except (WebhookValidationError, ValueError, TypeError):
+        # A wrong signature, or a header that is not one (base64, timestamp): refused alike.
+        raise SignatureError("invalid_signature", "The signature does not match.") from None
+
+
+def _parse(provider: str, payload, body: bytes) -> Event:
+    """A prediction object: `id` and `status` are required. The event is (prediction, status)
+    for a finished prediction (one effect, whatever is redelivered); a running one's deliveries
+    differ by body (new output, logs), so their body's digest is part of the event id."""
+    if not isinstance(payload, dict):
+        raise EventError(
+            "validation_error", "Invalid input.", fields={"non_field_errors": ["Expected a prediction."]}
+        )
+    fields = {}
+    prediction_id, status = payload.get("id"), payload.get("status")
+    if not isinstance(prediction_id, str) or not 0 < len(prediction_id) <= 128:
+        fields["id"] = ["A prediction id is required."]
+    if status not in PREDICTION_STATUSES:
+        fields["status"] = [f"Must be one of {', '.join(PREDICTION_STATUSES)}."]
+    if fields:
+        raise EventError("validation_error", "Invalid input.", fields=fields)
+    event_id = f"{prediction_id}:{status}"
+    if status not in FINISHED_PREDICTION:
+        event_id += ":" + hashlib.sha256(body).hexdigest()[:16]
+    return Event(event_id=event_id, type=f"prediction.{status}", data=payload)
+
+
+_PERCENT = re.compile(r"(\d{1,3})%\|")
+
+
+def prediction_progress(logs) -> int | None:
+    """The last percentage a progress bar (tqdm: " 42%|####") printed in the logs, below 100."""
+    if not isinstance(logs, str):
+        return None
+    found = _PERCENT.findall(logs[-10_000:])
+    return min(99, int(found[-1])) if found else None
+
+
+def _apply(provider: str, event: Event) -> tuple[str, dict, dict]:
+    prediction = event.data
+    codes = sorted(settings.REPLICATE_KIND_VERSIONS)
+    jobs = Job.objects.filter(remote_id=prediction["id"], kind__code__in=codes)
+    job_id = jobs.values_list("pk", flat=True).first()
+    if job_id is None:
+        raise NotFound("No job has this prediction.")
+    status = prediction["status"]
+    summary = {
+        "prediction_id": prediction["id"],
+        "status": status,
+        "output": prediction.get("output"),
+        "metrics": prediction.get("metrics") if isinstance(prediction.get("metrics"), dict) else {},
+    }
+    before = Job.objects.filter(pk=job_id).values_list("status", flat=True).first()
+    if status == "starting":
+        job = job_report(job_id=job_id, reporter=Reporter.WEBHOOK, output={"replicate": summary})
+    elif status == "processing":
+        job = job_report(
+            job_id=job_id,
+            reporter=Reporter.WEBHOOK,
+            status=S.PROCESSING,
+            progress=prediction_progress(prediction.get("logs")),
+            output={"replicate": summary},
+        )
+    elif status == "succeeded":
+        job = job_report(
+            job_id=job_id, reporter=Reporter.WEBHOOK, status=S.FINALIZING, output={"replicate": summary}
+        )
+        if job.status == S.FINALIZING and before != S.FINALIZING:
+            transaction.on_commit(lambda: _send_fetch(job_id))
+    else:
+        error = prediction.get("error") or f"The prediction was {status}."
+        job = job_report(
+            job_id=job_id,
+            reporter=Reporter.WEBHOOK,
+            status=S.FAILED,
+            error=f"Replicate: {error}"[:10_000],
+            output={"replicate": summary},
+        )
+        if job.status == S.FAILED and before not in TERMINAL:
+            failure_report(
+                category="job",
+                operation=job.kind.code,
+                step=f"attempt {job.attempts}",
+                error_code=f"prediction_{status}",
+                message=f"The Replicate prediction was {status}.",
+                user_id=job.user_id,
+                job_id=job.pk,
+                context={"prediction_id": prediction["id"], "error": str(error)[:2000]},
+            )
+    body = {"outcome": "applied", "job_uuid": str(job.pk), "status": job.status}
+    return WebhookLog.Outcome.PROCESSED, body, {"job_id": job.pk}
+
+
+def _duplicate(event: Event) -> dict:
+    return {"outcome": "duplicate", "event_id": event.event_id, "status": None}
+
+
+def _send_fetch(job_id) -> None:
+    try:
+        current_app.send_task(FETCH_TASK, args=[str(job_id)], queue="default")
+    except Exception:  # the job stays finalizing; the silent-job rescue fails and refunds it
+        logger.exception("Could not enqueue the output download of job %s.", job_id)
+
+
+FETCH_TASK = "jobs.replicate_outputs_fetch"
+
+REPLICATE = WebhookHandler(
+    source="jobs", secret=_secret, parse=_parse, apply=_apply, duplicate=_duplicate, verify=_verify
+)
+
+
+# --- Outputs --------------------------------------------------------------------------------------
+
+
+class OutputUnavailable(Exception):
+    """An output could not be downloaded; `transient` when trying again may help."""
+
+    def __init__(self, message: str, *, transient: bool):
+        super().__init__(message)
+        self.transient = transient
+
+
+def output_urls(output) -> list[str]:
+    """The http(s) URLs in a prediction's `output` (a string, or a list of them)."""
+    items = output if isinstance(output, list) else [output]
+    return [u for u in items if isinstance(u, str) and urlsplit(u).scheme in ("http", "https")][:MAX_OUTPUTS]
+
+
+def _download(url: str, *, job_id) -> tuple[bytes, str]:
+    """The bytes at `url` (at most REPLICATE_OUTPUT_MAX_BYTES, within REPLICATE_TIMEOUT_SECONDS
+    per step) and the file's extension, as one usage row."""
+    limit = settings.REPLICATE_OUTPUT_MAX_BYTES
+    name = posixpath.basename(urlsplit(url).path)
+    ext = name.rsplit(".", 1)[-1].lower() if "." in name else ""
+    if ext not in RULES:
+        raise OutputUnavailable(f"Unsupported output type: {name or url}", transient=False)
+    try:
+        with (
+            outside_call(PROVIDER, "output.download", job_id=job_id) as call,
+            httpx.Client(timeout=settings.REPLICATE_TIMEOUT_SECONDS, follow_redirects=True) as client,
+            client.stream("GET", url) as response,
+        ):
+            call.status_code = response.status_code
+            if response.status_code >= 400:
+                call.succeeded = False
+                transient = response.status_code in TRANSIENT_STATUSES or response.status_code >= 500
+                message = f"Output download answered {response.status_code}."
+                raise OutputUnavailable(message, transient=transient)
+            declared = response.headers.get("content-length")
+            if declared and declared.isdigit() and int(declared) > limit:
+                raise OutputUnavailable(f"The output is larger than {limit} bytes.", transient=False)
+            data = bytearray()
+            for chunk in response.iter_bytes():
+                data += chunk
+                if len(data) > limit:
+                    raise OutputUnavailable(f"The output is larger than {limit} bytes.", transient=False)
+    except httpx.HTTPError as exc:
+        raise OutputUnavailable(f"Output download failed: {type(exc).__name__}", transient=True) from None
+    return bytes(data), ext
+
+
+def replicate_outputs_fetch(*, job_id) -> str:
+    """Copy a finalizing Replicate job's outputs into its files, then complete it.
+
+    Downloads and writes to storage before and outside the transaction that records the files
+    (no row lock is held while the network or storage works); that transaction locks the job
+    row, re-checks it is still finalizing in the same attempt, reserves the owner's storage quota
+    (job → user lock order), records the files and completes the job through `job_report`.
+    Running it twice is harmless. Raises OutputUnavailable for a transient download failure (the
+    task retries); a permanent one (4xx, too large, not the declared type, over quota) fails the
+    job, refunded. Returns what it did."""
+    job = Job.objects.select_related("kind").filter(pk=job_id).first()
+    if job is None or job.status != S.FINALIZING:
+        return "skipped"
+    attempt = job.attempts
+    info = job.result.get("replicate") if isinstance(job.result, dict) else None
+    pending = []
+    try:
+        for index, url in enumerate(output_urls((info or {}).get("output"))):
+            data, ext = _download(url, job_id=job.pk)
+            name = f"output-{index + 1}.{ext}"
+            family_role = "thumbnail" if RULES[ext].family == "image" else "output"
+            check_upload(ContentFile(data, name=name), role=family_role, field="output")
+            pending.append(PendingOutput(data=data, ext=ext, role="output", name=name))
+    except OutputUnavailable as exc:
+        if exc.transient:
+            raise
+        return replicate_outputs_failed(job_id=job.pk, attempt=attempt, error=str(exc))
+    except ApplicationError as exc:
+        detail = "; ".join(m for ms in (exc.fields or {}).values() for m in ms) or exc.message
+        return replicate_outputs_failed(job_id=job.pk, attempt=attempt, error=f"Refused output: {detail}")
+    files = job_outputs_write(job=job, outputs=pending)
+    try:
+        with transaction.atomic():
+            locked = job_lock(job_id=job.pk)
+            if locked.status != S.FINALIZING or locked.attempts != attempt:
+                job_outputs_discard(files=files)
+                return "skipped"
+            file_services.storage_quota_reserve(user_id=locked.user_id, size=sum(f.size for f in files))
+            job_outputs_record(job=locked, files=files, artifacts=[])
+            job_report(job_id=locked.pk, reporter=Reporter.WEBHOOK, status=S.COMPLETED)
+    except ApplicationError as exc:
+        job_outputs_discard(files=files)
+        return replicate_outputs_failed(job_id=job.pk, attempt=attempt, error=exc.message)
+    except BaseException:
+        job_outputs_discard(files=files)
+        raise
+    return "completed"
+
+
+@transaction.atomic
+def replicate_outputs_failed(*, job_id, attempt: int, error: str) -> str:
+    """The outputs of a succeeded prediction cannot be copied: the job fails for good, refunded
+    (`job_attempt_failed`, which also puts it in the error log)."""
+    error = f"Replicate output: {error}"
+    status = job_attempt_failed(job_id=job_id, attempt=attempt, error=error, permanent=True)
+    return status or "skipped"
+
+
+def download_backoff(retries: int) -> float:
+    return float(settings.REPLICATE_DOWNLOAD_BACKOFF_SECONDS) * (2**retries)
+
+
+def replicate_outputs_given_up(*, job_id, error: str) -> str:
+    """The downloads kept failing transiently past their retries: the job fails, refunded."""
+    attempt = Job.objects.filter(pk=job_id, status=S.FINALIZING).values_list("attempts", flat=True).first()
+    if attempt is None:
+        return "skipped"
+    return replicate_outputs_failed(job_id=job_id, attempt=attempt, error=error)

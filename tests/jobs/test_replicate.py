@@ -1,0 +1,395 @@
+"""Jobs run on Replicate: the official SDK starts the prediction against a local stand-in of
+Replicate's API (tests/jobs/replicate_server.py), Replicate's signed webhooks walk the job through
+its state machine, and the outputs are copied into the job's files."""
+
+import json
+import time
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from analytics.models import ErrorLog
+from credits.models import WebhookLog
+from credits.selectors import balance_get
+from jobs import replicate, services
+from jobs.models import ApiUsageLog, Job, JobFile, JobKind
+from jobs.worker_protocol import worker_kinds_for
+from tests.conftest import assert_error
+from tests.jobs import replicate_server as rs
+
+pytestmark = pytest.mark.django_db
+KIND = "image_generate"
+URL = "/api/webhooks/jobs/replicate"
+PUBLIC = "https://app.example.com"
+
+
+@pytest.fixture
+def server(settings):
+    stand_in = rs.ReplicateServer()
+    httpd = rs.start(stand_in)
+    settings.REPLICATE_API_TOKEN = rs.TOKEN
+    settings.REPLICATE_API_BASE = stand_in.url
+    settings.REPLICATE_WEBHOOK_SECRET = rs.WEBHOOK_SECRET
+    settings.REPLICATE_KIND_VERSIONS = {KIND: rs.VERSION}
+    settings.PUBLIC_BASE_URL = PUBLIC
+    settings.REPLICATE_TIMEOUT_SECONDS = 10
+    yield stand_in
+    httpd.shutdown()
+    httpd.server_close()
+    assert stand_in.violations == []
+
+
+@pytest.fixture
+def kind(db):
+    return JobKind.objects.create(
+        code=KIND, name="Image", credits_per_unit=2, executor="external", reported_by="worker", max_retries=2
+    )
+
+
+@pytest.fixture
+def job(server, kind, funded_user):
+    return services.job_create(user=funded_user, kind_code=KIND, params={"prompt": "a cat in a hat"})
+
+
+@pytest.fixture
+def started(job):
+    prediction_id = replicate.replicate_prediction_start(job_id=job.pk)
+    assert prediction_id
+    return Job.objects.get(pk=job.pk)
+
+
+def prediction(started, status: str, **extra) -> dict:
+    return {
+        "id": started.remote_id,
+        "model": "acme/image-maker",
+        "version": rs.VERSION,
+        "input": {"prompt": "a cat in a hat"},
+        "logs": "",
+        "output": None,
+        "error": None,
+        "status": status,
+        "created_at": "2026-12-04T10:00:00.000000Z",
+        "urls": {},
+        **extra,
+    }
+
+
+def deliver(api_client, payload: dict, *, webhook_id="msg_1", timestamp=None, secret=rs.WEBHOOK_SECRET):
+    body = json.dumps(payload).encode()
+    headers = rs.signed_headers(
+        body,
+        webhook_id=webhook_id,
+        timestamp=int(time.time()) if timestamp is None else timestamp,
+        secret=secret,
+    )
+    return api_client.generic("POST", URL, body, content_type="application/json", **headers)
+
+
+# --- starting the prediction ---------------------------------------------------------------------
+
+
+def test_a_queued_job_starts_one_prediction_with_the_webhook(server, job, funded_user):
+    # when
+    prediction_id = replicate.replicate_prediction_start(job_id=job.pk)
+    again = replicate.replicate_prediction_start(job_id=job.pk)  # the task delivered twice
+
+    # then
+    assert again is None
+    (request,) = server.created()
+    assert request.headers["authorization"] == f"Bearer {rs.TOKEN}"
+    assert request.body == {
+        "version": rs.VERSION,
+        "input": {"prompt": "a cat in a hat"},
+        "webhook": f"{PUBLIC}/api/webhooks/jobs/replicate",
+        "webhook_events_filter": ["start", "output", "completed"],
+    }
+    job.refresh_from_db()
+    assert (job.status, job.remote_id, job.attempts) == ("preparing", prediction_id, 1)
+    assert balance_get(user=funded_user) == 98
+    usage = ApiUsageLog.objects.get(job=job)
+    assert (usage.provider, usage.endpoint, usage.status_code, usage.succeeded) == (
+        "replicate",
+        "predictions.create",
+        201,
+        True,
+    )
+
+
+def test_job_create_announces_the_start_after_commit(
+    server, kind, funded_user, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks() as callbacks:
+        services.job_create(user=funded_user, kind_code=KIND, params={})
+    assert any(getattr(c, "__qualname__", "").startswith("enqueue_replicate_start") for c in callbacks)
+
+
+@pytest.mark.parametrize(
+    ("answer", "status"),
+    [
+        ("unknown_version", 422),
+        ("bad_token", 401),
+    ],
+)
+def test_a_refused_prediction_fails_the_job_and_refunds_it(
+    server, job, funded_user, settings, answer, status
+):
+    # given
+    if answer == "unknown_version":
+        settings.REPLICATE_KIND_VERSIONS = {KIND: "0" * 64}
+    else:
+        settings.REPLICATE_API_TOKEN = "r8_wrong"
+
+    # when
+    assert replicate.replicate_prediction_start(job_id=job.pk) is None
+
+    # then
+    job.refresh_from_db()
+    assert job.status == "failed"
+    assert f"({status})" in job.error
+    assert (job.credits_charged, job.credits_refunded) == (2, 2)
+    assert balance_get(user=funded_user) == 100
+    usage = ApiUsageLog.objects.get(job=job)
+    assert (usage.status_code, usage.succeeded) == (status, False)
+    assert ErrorLog.objects.filter(job_id=job.pk).count() == 1
+
+
+def test_a_500_is_retried_with_backoff_then_the_prediction_starts(
+    server, job, funded_user, django_capture_on_commit_callbacks
+):
+    # given
+    server.script((500, {"title": "Internal server error", "status": 500}))
+
+    # when
+    with django_capture_on_commit_callbacks() as callbacks:
+        replicate.replicate_prediction_start(job_id=job.pk)
+
+    # then: a failed attempt, retried later (the start is announced again, with a countdown)
+    job.refresh_from_db()
+    assert (job.status, job.attempts) == ("retrying", 1)
+    assert job.next_attempt_at > timezone.now()
+    assert replicate.replicate_prediction_start(job_id=job.pk) is None  # not due yet
+    assert any(getattr(c, "__qualname__", "").startswith("enqueue_replicate_start") for c in callbacks)
+
+    # when the backoff has passed
+    later = job.next_attempt_at + timedelta(seconds=1)
+    prediction_id = replicate.replicate_prediction_start(job_id=job.pk, now=later)
+
+    # then
+    job.refresh_from_db()
+    assert (job.status, job.attempts, job.remote_id) == ("preparing", 2, prediction_id)
+    assert len(server.created()) == 2
+    assert balance_get(user=funded_user) == 98  # charged once
+
+
+def test_a_network_error_is_transient_and_the_last_one_fails_and_refunds(server, job, funded_user, settings):
+    # given: nothing listens there
+    settings.REPLICATE_API_BASE = "http://127.0.0.1:9"
+
+    # when: three attempts (max_retries 2)
+    for _ in range(3):
+        Job.objects.filter(pk=job.pk).update(next_attempt_at=None)
+        replicate.replicate_prediction_start(job_id=job.pk)
+
+    # then
+    job.refresh_from_db()
+    assert (job.status, job.attempts) == ("failed", 3)
+    assert "Could not reach Replicate" in job.error
+    assert balance_get(user=funded_user) == 100
+    assert ApiUsageLog.objects.filter(job=job, succeeded=False, status_code=None).count() == 3
+
+
+def test_the_pull_protocol_never_hands_out_a_replicate_kind(server, kind):
+    from accounts.models import ServiceApiKey
+
+    api_key = ServiceApiKey(name="w", scopes=["jobs:work"])
+    assert KIND not in worker_kinds_for(api_key=api_key, requested=None)
+
+
+# --- the webhook ---------------------------------------------------------------------------------
+
+
+def test_processing_moves_the_job_to_processing_with_the_progress_of_the_logs(api_client, started):
+    payload = prediction(started, "processing", logs="loading\n 10%|#  | 1/10\n 45%|####  | 45/100\n")
+
+    response = deliver(api_client, payload)
+
+    assert response.status_code == 200, response.content
+    started.refresh_from_db()
+    assert (started.status, started.progress) == ("processing", 45)
+    log = WebhookLog.objects.get(provider="replicate")
+    assert (log.source, log.outcome, log.applied, log.signature_valid, log.job_id) == (
+        "jobs",
+        "processed",
+        True,
+        True,
+        started.pk,
+    )
+    assert log.headers["webhook-id"] == "msg_1"
+
+
+def test_a_succeeded_prediction_redelivered_five_times_takes_effect_once(
+    api_client, server, started, funded_user, django_capture_on_commit_callbacks
+):
+    # given
+    server.files["out-0.png"] = (200, rs.png_bytes())
+    payload = prediction(
+        started, "succeeded", output=[server.file_url("out-0.png")], metrics={"predict_time": 1.5}
+    )
+
+    # when
+    with django_capture_on_commit_callbacks() as callbacks:
+        answers = [deliver(api_client, payload, webhook_id="msg_done") for _ in range(5)]
+
+    # then
+    assert [a.status_code for a in answers] == [200] * 5
+    assert [a.json()["outcome"] for a in answers] == ["applied"] + ["duplicate"] * 4
+    started.refresh_from_db()
+    assert started.status == "finalizing"
+    assert started.result["replicate"]["metrics"] == {"predict_time": 1.5}
+    outcomes = sorted(WebhookLog.objects.filter(provider="replicate").values_list("outcome", flat=True))
+    assert outcomes == ["duplicate"] * 4 + ["processed"]
+    assert sum(1 for c in callbacks if getattr(c, "__name__", "") == "<lambda>") == 1  # one download
+
+    # when the download task runs (twice, as a redelivered task would)
+    assert replicate.replicate_outputs_fetch(job_id=started.pk) == "completed"
+    assert replicate.replicate_outputs_fetch(job_id=started.pk) == "skipped"
+
+    # then
+    started.refresh_from_db()
+    assert (started.status, started.successful_count) == ("completed", 1)
+    (output,) = JobFile.objects.filter(job=started)
+    assert (output.role, output.file_type, output.size) == ("output", "png", len(rs.png_bytes()))
+    assert output.file.read() == rs.png_bytes()
+    assert balance_get(user=funded_user) == 98
+    assert ApiUsageLog.objects.filter(job=started, endpoint="output.download", status_code=200).count() == 1
+
+
+def test_a_wrong_signature_is_401_logged_and_changes_nothing(api_client, started):
+    wrong = "whsec_" + "QUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUE="
+
+    response = deliver(api_client, prediction(started, "failed", error="boom"), secret=wrong)
+
+    assert_error(response, 401, "invalid_signature")
+    started.refresh_from_db()
+    assert started.status == "preparing"
+    log = WebhookLog.objects.get(provider="replicate")
+    assert (log.outcome, log.signature_valid, log.applied, log.status_code) == (
+        "invalid_signature",
+        False,
+        False,
+        401,
+    )
+
+
+def test_a_stale_timestamp_is_401(api_client, started):
+    response = deliver(api_client, prediction(started, "failed"), timestamp=int(time.time()) - 600)
+
+    assert_error(response, 401, "stale_signature")
+    started.refresh_from_db()
+    assert started.status == "preparing"
+    assert WebhookLog.objects.get(provider="replicate").outcome == "invalid_signature"
+
+
+def test_missing_signature_headers_are_400(api_client, started):
+    body = json.dumps(prediction(started, "failed")).encode()
+    response = api_client.generic("POST", URL, body, content_type="application/json")
+    assert_error(response, 400, "missing_signature")
+
+
+def test_an_unknown_prediction_is_404_and_logged(api_client, started):
+    payload = {**prediction(started, "succeeded"), "id": "unknownpredictionid"}
+
+    response = deliver(api_client, payload)
+
+    assert_error(response, 404)
+    log = WebhookLog.objects.get(provider="replicate")
+    assert (log.outcome, log.applied, log.signature_valid) == ("rejected", False, True)
+    # Replicate redelivers; once the prediction is known, the same event applies
+    assert Job.objects.get(pk=started.pk).status == "preparing"
+
+
+def test_a_body_that_is_not_a_prediction_is_400(api_client, started):
+    response = deliver(api_client, {"id": started.remote_id, "status": "exploded"})
+    assert_error(response, 400, "validation_error")
+
+
+@pytest.mark.parametrize("status", ["failed", "canceled"])
+def test_a_failed_or_canceled_prediction_fails_the_job_and_refunds_once(
+    api_client, started, funded_user, status
+):
+    payload = prediction(started, status, error="CUDA out of memory" if status == "failed" else None)
+
+    first = deliver(api_client, payload, webhook_id="msg_a")
+    second = deliver(api_client, payload, webhook_id="msg_b")  # even as another message
+
+    assert (first.status_code, second.status_code) == (200, 200)
+    assert second.json()["outcome"] == "duplicate"
+    started.refresh_from_db()
+    assert started.status == "failed"
+    assert (started.credits_charged, started.credits_refunded) == (2, 2)
+    assert balance_get(user=funded_user) == 100
+    assert ErrorLog.objects.filter(job_id=started.pk).count() == 1
+
+
+def test_a_late_start_event_does_not_move_a_finished_job(api_client, started):
+    deliver(api_client, prediction(started, "failed"), webhook_id="msg_f")
+    response = deliver(api_client, prediction(started, "starting"), webhook_id="msg_s")
+    assert response.status_code == 200
+    assert Job.objects.get(pk=started.pk).status == "failed"
+
+
+# --- the outputs ---------------------------------------------------------------------------------
+
+
+def succeeded(api_client, server, started, name: str, answer: tuple[int, bytes]) -> Job:
+    server.files[name] = answer
+    response = deliver(api_client, prediction(started, "succeeded", output=server.file_url(name)))
+    assert response.status_code == 200
+    return Job.objects.get(pk=started.pk)
+
+
+def test_an_output_that_is_gone_fails_the_job_and_refunds(api_client, server, started, funded_user):
+    job = succeeded(api_client, server, started, "gone.png", (404, b"Not found"))
+
+    assert replicate.replicate_outputs_fetch(job_id=job.pk) == "failed"
+
+    job.refresh_from_db()
+    assert job.status == "failed"
+    assert "404" in job.error
+    assert balance_get(user=funded_user) == 100
+    assert not JobFile.objects.filter(job=job).exists()
+
+
+def test_an_output_download_500_is_transient(api_client, server, started):
+    job = succeeded(api_client, server, started, "busy.png", (503, b"busy"))
+
+    with pytest.raises(replicate.OutputUnavailable) as raised:
+        replicate.replicate_outputs_fetch(job_id=job.pk)
+
+    assert raised.value.transient
+    assert Job.objects.get(pk=job.pk).status == "finalizing"
+    # the retries given up: the job fails, refunded
+    assert replicate.replicate_outputs_given_up(job_id=job.pk, error="503 five times") == "failed"
+    assert Job.objects.get(pk=job.pk).credits_refunded == 2
+
+
+def test_an_output_larger_than_the_limit_fails_the_job(api_client, server, started, settings):
+    settings.REPLICATE_OUTPUT_MAX_BYTES = 10
+    job = succeeded(api_client, server, started, "big.png", (200, rs.png_bytes()))
+
+    assert replicate.replicate_outputs_fetch(job_id=job.pk) == "failed"
+    assert "larger than 10 bytes" in Job.objects.get(pk=job.pk).error
+
+
+def test_an_output_that_is_not_what_its_name_says_fails_the_job(api_client, server, started):
+    job = succeeded(api_client, server, started, "fake.png", (200, b"<html>not an image</html>"))
+
+    assert replicate.replicate_outputs_fetch(job_id=job.pk) == "failed"
+    assert "does not look like" in Job.objects.get(pk=job.pk).error
+
+
+def test_prediction_progress_reads_the_last_progress_bar():
+    assert replicate.prediction_progress("a\n 3%|\n 99%|###\n100%|####") == 99
+    assert replicate.prediction_progress("no bar") is None
+    assert replicate.prediction_progress(None) is None
