@@ -96,7 +96,7 @@ class JobAdmin(CsvExportMixin, admin.ModelAdmin):
     change_form_template = "admin/jobs/job/change_form.html"
     list_display = ["external_id", "user", "kind", "status", "progress", "credits_charged", "created_at"]
     list_filter = ["status", "kind", "priority", ("created_at", admin.DateFieldListFilter)]
-    search_fields = ["external_id", "=id", "user__email"]
+    search_fields = ["external_id", "=id", "=remote_id", "user__email"]
     date_hierarchy = "created_at"
     list_select_related = ["user", "kind"]
     raw_id_fields = ["user", "retry_of"]
@@ -107,6 +107,7 @@ class JobAdmin(CsvExportMixin, admin.ModelAdmin):
         "user",
         "kind",
         "external_id",
+        "remote_id",
         "status",
         "failure",
         "runs_on_engine",

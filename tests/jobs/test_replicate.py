@@ -393,3 +393,23 @@ def test_prediction_progress_reads_the_last_progress_bar():
     assert replicate.prediction_progress("a\n 3%|\n 99%|###\n100%|####") == 99
     assert replicate.prediction_progress("no bar") is None
     assert replicate.prediction_progress(None) is None
+
+
+def test_the_rescue_announces_queued_and_due_replicate_jobs_again(
+    server, job, funded_user, django_capture_on_commit_callbacks
+):
+    # given: one queued job (its message lost) and one waiting for its backoff
+    waiting = services.job_create(user=funded_user, kind_code=KIND, params={})
+    server.script((503, {"title": "Service unavailable", "status": 503}))
+    replicate.replicate_prediction_start(job_id=waiting.pk)
+    assert Job.objects.get(pk=waiting.pk).status == "retrying"
+
+    # when
+    with django_capture_on_commit_callbacks() as callbacks:
+        announced = replicate.replicate_due_announce()
+
+    # then
+    assert announced == 1
+    assert len(callbacks) == 1
+    later = Job.objects.get(pk=waiting.pk).next_attempt_at + timedelta(seconds=1)
+    assert replicate.replicate_due_announce(now=later) == 2
