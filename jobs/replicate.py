@@ -169,6 +169,28 @@ def _start_failed(*, job_id, attempt: int, exc: Exception) -> None:
         enqueue_replicate_start(job_id=job_id, countdown=delay)
 
 
+def replicate_prediction_cancel(*, job_id) -> bool:
+    """Cancel at Replicate the prediction of a job cancelled here (it would run and be billed
+    to its end otherwise). Outside any transaction, one usage row; a refusal or a network error
+    is logged and not retried (the prediction then ends by itself; its webhook no longer moves
+    the cancelled job). Returns whether Replicate accepted."""
+    job = Job.objects.select_related("kind").filter(pk=job_id, status=S.CANCELLED).first()
+    if job is None or not job.remote_id or replicate_kind_version(job.kind.code) is None:
+        return False
+    try:
+        with outside_call(PROVIDER, "predictions.cancel", job_id=job.pk) as call:
+            try:
+                replicate_client().predictions.cancel(job.remote_id)
+            except ReplicateError as exc:
+                call.status_code = exc.status
+                raise
+            call.status_code = 200
+    except (ReplicateException, httpx.HTTPError) as exc:
+        logger.warning("Could not cancel the Replicate prediction of job %s: %s", job.pk, _describe(exc))
+        return False
+    return True
+
+
 def replicate_due_announce(*, now=None, limit: int = 100) -> int:
     """Announce again the jobs of mapped kinds waiting to be started (their message may have
     been lost): queued, or retrying and due. Starting is idempotent. Returns how many."""

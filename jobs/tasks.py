@@ -62,6 +62,14 @@ def replicate_start(job_id: str) -> None:
 
 
 @shared_task(
+    name="jobs.replicate_cancel", queue="default", time_limit=120, soft_time_limit=100, ignore_result=True
+)
+def replicate_cancel(job_id: str) -> None:
+    """Cancel at Replicate the prediction of a job cancelled here (jobs.replicate)."""
+    replicate.replicate_prediction_cancel(job_id=job_id)
+
+
+@shared_task(
     bind=True,
     name="jobs.replicate_outputs_fetch",
     queue="default",

@@ -45,3 +45,19 @@ def enqueue_replicate_start(*, job_id, countdown: float | None = None) -> None:
             logger.exception("Could not enqueue the Replicate start of job %s.", job_id)
 
     transaction.on_commit(send)
+
+
+REPLICATE_CANCEL_TASK = "jobs.replicate_cancel"
+
+
+def enqueue_replicate_cancel(*, job_id) -> None:
+    """Send `jobs.replicate_cancel` when the current transaction commits: a cancelled job whose
+    Replicate prediction may still be running (and billed)."""
+
+    def send():
+        try:
+            current_app.send_task(REPLICATE_CANCEL_TASK, args=[str(job_id)], queue="default")
+        except Exception:  # the prediction then runs to its end; its webhook no longer moves the job
+            logger.exception("Could not enqueue the Replicate cancel of job %s.", job_id)
+
+    transaction.on_commit(send)

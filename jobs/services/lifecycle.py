@@ -15,7 +15,7 @@ from jobs.services.files import copy_input_file, store_file
 from jobs.services.models3d import model_export_check, model_export_record
 from jobs.services.transitions import job_lock, job_transition, job_transition_in_atomic
 from jobs.states import JobStatus
-from jobs.wakeup import enqueue_replicate_start, enqueue_wakeup
+from jobs.wakeup import enqueue_replicate_cancel, enqueue_replicate_start, enqueue_wakeup
 
 S = JobStatus
 MAX_REQUESTED_COUNT = 100_000
@@ -143,7 +143,8 @@ def job_create(
 
 @transaction.atomic
 def job_cancel(*, job: Job) -> Job:
-    """Cancel a job that has not finished: refunds what was charged and frees a model slot.
+    """Cancel a job that has not finished: refunds what was charged and frees a model slot;
+    a job running on Replicate has its prediction cancelled there after commit.
 
     Locks the job row (job_transition). Raises InvalidTransition (409) for a finished job.
     """
@@ -152,6 +153,8 @@ def job_cancel(*, job: Job) -> Job:
         raise InvalidTransition(f"A {job.status} job cannot be cancelled.")
     job = job_transition(job=job, to=S.CANCELLED)
     file_services.job_files_delete(job_id=job.pk)
+    if job.remote_id and job.kind.code in settings.REPLICATE_KIND_VERSIONS:
+        enqueue_replicate_cancel(job_id=job.pk)
     return job
 
 

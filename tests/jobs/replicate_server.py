@@ -8,7 +8,8 @@ Create a prediction (https://replicate.com/docs/reference/http#predictions.creat
 prediction object {id, model, version, input, logs, output, error, status "starting",
 created_at, urls: {get, cancel}}. A bad token is 401, an unknown version 422, both as problem
 details (RFC 7807: {title, detail, status}). `script(...)` queues answers (500, 429…) given
-before the normal behaviour.
+before the normal behaviour. `POST /v1/predictions/<id>/cancel` → 200 with the prediction,
+`canceled`.
 
 It also serves output files (`GET /files/<name>`, as replicate.delivery does) and records every
 request; a request that breaks the format is answered 400 and recorded in `violations`, which
@@ -109,6 +110,8 @@ class ReplicateServer:
                 if self.scripted:
                     return self._json(*self.scripted.popleft())
             return self._create(request)
+        if request.method == "POST" and request.path.endswith("/cancel"):
+            return self._cancel(request)
         self.violations.append(f"unexpected {request.method} {request.path}")
         return self._json(404, {"title": "Not found", "status": 404})
 
@@ -185,6 +188,16 @@ class ReplicateServer:
         }
         self.predictions[prediction_id] = prediction
         return self._json(201, prediction)
+
+    def _cancel(self, request: Seen) -> tuple[int, str, bytes]:
+        """`POST /v1/predictions/<id>/cancel` → 200 with the prediction, now canceled."""
+        if request.headers.get("authorization") != f"Bearer {self.token}":
+            return self._json(401, {"title": "Unauthenticated", "status": 401})
+        prediction_id = request.path.split("/")[3]
+        if prediction_id not in self.predictions:
+            return self._json(404, {"title": "Not found", "detail": "Prediction not found", "status": 404})
+        self.predictions[prediction_id] = {**self.predictions[prediction_id], "status": "canceled"}
+        return self._json(200, self.predictions[prediction_id])
 
 
 def start(server: ReplicateServer) -> ThreadingHTTPServer:

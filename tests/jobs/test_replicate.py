@@ -413,3 +413,24 @@ def test_the_rescue_announces_queued_and_due_replicate_jobs_again(
     assert len(callbacks) == 1
     later = Job.objects.get(pk=waiting.pk).next_attempt_at + timedelta(seconds=1)
     assert replicate.replicate_due_announce(now=later) == 2
+
+
+def test_cancelling_a_running_job_cancels_its_prediction_at_replicate(
+    api_client, server, started, funded_user, django_capture_on_commit_callbacks
+):
+    # when
+    with django_capture_on_commit_callbacks() as callbacks:
+        services.job_cancel(job=started)
+
+    # then: announced after commit; the task cancels the prediction once
+    assert any(getattr(c, "__qualname__", "").startswith("enqueue_replicate_cancel") for c in callbacks)
+    assert replicate.replicate_prediction_cancel(job_id=started.pk) is True
+    (cancel,) = [r for r in server.requests if r.path.endswith("/cancel")]
+    assert cancel.path == f"/v1/predictions/{started.remote_id}/cancel"
+    assert cancel.headers["authorization"] == f"Bearer {rs.TOKEN}"
+    assert balance_get(user=funded_user) == 100
+    # Replicate's canceled webhook that follows changes nothing
+    response = deliver(api_client, prediction(started, "canceled"))
+    assert response.status_code == 200
+    started.refresh_from_db()
+    assert (started.status, started.credits_refunded) == ("cancelled", 2)
