@@ -232,8 +232,10 @@ class StatsDailyApi(APIView):
 
 class JobWebhookApi(APIView):
     """External workers' signed callbacks (`X-Signature: t=<unix>,v1=<hex>`; provider P is declared
-    in settings.JOB_WEBHOOK_PROVIDERS). Received by the shared receiver (credits.webhook_receiver, handler
-    jobs.webhooks): every delivery logged, effects once per event_id."""
+    in settings.JOB_WEBHOOK_PROVIDERS), and Replicate's (provider `replicate`: its prediction
+    object, signed with `webhook-id`, `webhook-timestamp`, `webhook-signature`; jobs.replicate).
+    Received by the shared receiver (credits.webhook_receiver, handler jobs.webhooks): every
+    delivery logged, effects once per event_id."""
 
     authentication_classes: list = []
     permission_classes = [AllowAny]
