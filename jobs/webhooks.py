@@ -18,7 +18,7 @@ from config.exceptions import Conflict, NotFound
 from credits.models import WebhookLog
 from credits.webhook_receiver import Event, EventError, WebhookHandler, webhook_receive
 from jobs.models import Job, JobKind
-from jobs.replicate import PROVIDER, REPLICATE
+from jobs.replicate_webhooks import PROVIDER, REPLICATE
 from jobs.serializers import JobWebhookInputSerializer
 from jobs.services import Reporter, job_report
 

@@ -12,7 +12,7 @@ from django.utils import timezone
 from analytics.models import ErrorLog
 from credits.models import WebhookLog
 from credits.selectors import balance_get
-from jobs import replicate, services
+from jobs import replicate, replicate_webhooks, services
 from jobs.models import ApiUsageLog, Job, JobFile, JobKind
 from jobs.worker_protocol import worker_kinds_for
 from tests.conftest import assert_error
@@ -390,9 +390,9 @@ def test_an_output_that_is_not_what_its_name_says_fails_the_job(api_client, serv
 
 
 def test_prediction_progress_reads_the_last_progress_bar():
-    assert replicate.prediction_progress("a\n 3%|\n 99%|###\n100%|####") == 99
-    assert replicate.prediction_progress("no bar") is None
-    assert replicate.prediction_progress(None) is None
+    assert replicate_webhooks.prediction_progress("a\n 3%|\n 99%|###\n100%|####") == 99
+    assert replicate_webhooks.prediction_progress("no bar") is None
+    assert replicate_webhooks.prediction_progress(None) is None
 
 
 def test_the_rescue_announces_queued_and_due_replicate_jobs_again(
