@@ -35,7 +35,7 @@ from config.signing import SignatureError
 from credits.models import WebhookLog
 from credits.webhook_receiver import Event, EventError, WebhookHandler
 from jobs.models import Job
-from jobs.services import Reporter, job_report
+from jobs.services import Reporter, job_lock, job_report
 from jobs.states import TERMINAL, JobStatus
 
 logger = logging.getLogger(__name__)
@@ -122,7 +122,7 @@ def _apply(provider: str, event: Event) -> tuple[str, dict, dict]:
         "output": prediction.get("output"),
         "metrics": prediction.get("metrics") if isinstance(prediction.get("metrics"), dict) else {},
     }
-    before = Job.objects.filter(pk=job_id).values_list("status", flat=True).first()
+    before = job_lock(job_id=job_id).status  # under the row lock job_report then holds
     if status == "starting":
         job = job_report(job_id=job_id, reporter=Reporter.WEBHOOK, output={"replicate": summary})
     elif status == "processing":
