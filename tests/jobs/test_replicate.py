@@ -434,3 +434,15 @@ def test_cancelling_a_running_job_cancels_its_prediction_at_replicate(
     assert response.status_code == 200
     started.refresh_from_db()
     assert (started.status, started.credits_refunded) == ("cancelled", 2)
+
+
+def test_one_good_signature_among_several_is_enough(api_client, started):
+    body = json.dumps(prediction(started, "processing")).encode()
+    headers = rs.signed_headers(body, webhook_id="msg_k", timestamp=int(time.time()))
+    old_key = "v1," + "QUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUE="  # a rotated-out secret's signature
+    headers["HTTP_WEBHOOK_SIGNATURE"] = f"{old_key} {headers['HTTP_WEBHOOK_SIGNATURE']}"
+
+    response = api_client.generic("POST", URL, body, content_type="application/json", **headers)
+
+    assert response.status_code == 200, response.content
+    assert Job.objects.get(pk=started.pk).status == "processing"
