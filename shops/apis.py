@@ -162,7 +162,6 @@ class ShopPlanListApi(generics.ListAPIView):
     authentication_classes: list = []
     permission_classes = [AllowAny]
     serializer_class = ShopPlanSerializer
-    pagination_class = None
 
     def get_queryset(self):
         return selectors.shop_plan_list()

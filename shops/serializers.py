@@ -714,7 +714,11 @@ class ShopDetailSerializer(ShopSerializer):
         return ShopPlanStateSerializer(shop_plan_summary(shop)).data
 
 
+# The providers that take a paid payment (every one but `free`), as plan purchases offer them.
+PAID_PROVIDER_CHOICES = [c for c in Provider.choices if c[0] != Provider.FREE]
+
+
 class ShopPlanPurchaseSerializer(serializers.Serializer):
     plan = serializers.SlugField(max_length=50, help_text="A plan code from GET /api/shop-plans.")
     billing_cycle = serializers.ChoiceField(choices=Shop.BillingCycle.choices)
-    provider = serializers.ChoiceField(choices=[c for c in Provider.choices if c[0] != Provider.FREE])
+    provider = serializers.ChoiceField(choices=PAID_PROVIDER_CHOICES)

@@ -87,7 +87,7 @@ def plan_details(client, shop) -> dict:
 def test_plans_are_seeded_in_thb_and_listed_publicly(api_client):
     response = api_client.get("/api/shop-plans")
     assert response.status_code == 200
-    plans = {p["code"]: p for p in response.json()}
+    plans = {p["code"]: p for p in response.json()["results"]}
     assert list(plans) == ["free", "basic", "pro", "enterprise"]
     assert plans["pro"]["price_monthly"] == "990.00" and plans["pro"]["currency"] == "THB"
     assert plans["enterprise"]["limits"]["max_items"] is None  # unlimited
