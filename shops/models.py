@@ -671,8 +671,8 @@ class ShopPlan(UUIDModel):
     without a live subscription; it cannot be bought. A subscription copies the price it was
     paid at, so later edits change only later periods; limits are read live from the plan."""
 
-    # The codes `Shop.plan` can name (the API documents them as an enum).
-    code = models.SlugField(max_length=50, unique=True, choices=Shop.Plan.choices)
+    # What `Shop.plan` names (seeded: free, basic, pro, enterprise).
+    code = models.SlugField(max_length=50, unique=True)
     name = models.CharField(max_length=100)
     price_monthly = models.DecimalField(**MONEY, default=ZERO)
     price_yearly = models.DecimalField(**MONEY, default=ZERO)

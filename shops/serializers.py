@@ -72,6 +72,8 @@ class StrictModelSerializer(serializers.ModelSerializer):
 
 class ShopSerializer(StrictModelSerializer):
     role = serializers.SerializerMethodField()
+    # A plan code (GET /api/shop-plans): staff may add plans, so not a closed enum.
+    plan = serializers.CharField(read_only=True, help_text="The code of the shop's plan, e.g. `free`.")
 
     class Meta:
         model = Shop
