@@ -68,7 +68,7 @@ from shops.serializers import (
 )
 from shops.services.inbound_keys import inbound_key_may_post
 from shops.services.invitations import invitation_accept, invitation_create
-from shops.services.plans import shop_plan_purchase_start
+from shops.services.plans import shop_plan_auto_renew_set, shop_plan_purchase_start
 
 INBOUND_SCOPE = "shops:inbound"
 METHODS = ["get", "post", "patch", "delete", "head", "options"]
@@ -205,6 +205,19 @@ class ShopPlanPurchaseApi(ShopScopedMixin, APIView):
             provider=data["provider"],
         )
         return Response(PaymentSerializer(payment).data, status=status.HTTP_201_CREATED)
+
+
+class ShopPlanCancelApi(ShopScopedMixin, APIView):
+    """Stop renewing the shop's plan (owner only): it stays until its period ends, then the shop
+    is back on `free`. Idempotent; the shop as `GET /api/shops/<id>` shows it."""
+
+    write_action = Action.OWN
+    http_method_names = ["post", "options"]
+
+    @extend_schema(summary="Stop renewing the shop's plan", request=None, responses=ShopDetailSerializer)
+    def post(self, request, shop_id):
+        shop_plan_auto_renew_set(shop=self.shop, auto_renew=False)
+        return Response(ShopDetailSerializer(self.shop, context={"role": self.membership.role}).data)
 
 
 class MemberListCreateApi(ShopScopedMixin, generics.ListAPIView):

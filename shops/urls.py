@@ -8,6 +8,7 @@ urlpatterns = [
     path("shops", apis.ShopListCreateApi.as_view(), name="shops"),
     path(f"{S}", apis.ShopDetailApi.as_view(), name="shop-detail"),
     path(f"{S}/plan", apis.ShopPlanPurchaseApi.as_view(), name="shop-plan"),
+    path(f"{S}/plan/cancel", apis.ShopPlanCancelApi.as_view(), name="shop-plan-cancel"),
     path("shop-plans", apis.ShopPlanListApi.as_view(), name="shop-plans"),
     path(f"{S}/members", apis.MemberListCreateApi.as_view(), name="shop-members"),
     path("invitations/<str:token>/accept", apis.InvitationAcceptApi.as_view(), name="invitation-accept"),

@@ -121,7 +121,7 @@ def test_owner_buys_a_plan_and_the_signed_webhook_activates_it(owner_client, sho
     assert body["status"] == "pending" and body["amount"] == "9900.00" and body["currency"] == "THB"
     assert body["checkout"]
     payment = Payment.objects.get(pk=body["id"])
-    assert payment.purpose == "shop_plan" and payment.user == shop.owner and payment.credits == 0
+    assert body["purpose"] == "shop_plan" and payment.user == shop.owner and payment.credits == 0
     assert plan_details(owner_client, shop)["code"] == "free"
 
     # when the provider's signed webhook reports success (twice: a redelivery)
@@ -426,3 +426,20 @@ def test_the_status_is_written_only_by_the_transition_service(shop):
 
     with pytest.raises(DatabaseError), transaction.atomic():
         ShopSubscription.objects.filter(pk=sub.pk).update(status="expired")
+
+
+@pytest.mark.django_db
+def test_cancelling_stops_renewal_and_the_plan_ends_to_free_at_its_period_end(shop):
+    with time_machine.travel(NOW, tick=False):
+        sub = buy(shop)
+        staff = make_member(shop, Role.ADMIN)
+        assert_error(client_for(staff.user).post(f"/api/shops/{shop.pk}/plan/cancel"), 403)
+        response = client_for(shop.owner).post(f"/api/shops/{shop.pk}/plan/cancel")
+        assert response.status_code == 200, response.content
+        details = response.json()["plan_details"]
+        assert details["code"] == "pro" and details["auto_renew"] is False
+    with time_machine.travel(sub.end_date, tick=False):
+        assert shop_plans_renew() == {"renewals": 0, "failed": 0}
+        assert shop_plans_expire() == 1
+    shop.refresh_from_db()
+    assert shop.plan == "free" and not ShopPlanPayment.objects.filter(period_start__isnull=False).exists()
