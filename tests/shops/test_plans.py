@@ -443,3 +443,27 @@ def test_cancelling_stops_renewal_and_the_plan_ends_to_free_at_its_period_end(sh
         assert shop_plans_expire() == 1
     shop.refresh_from_db()
     assert shop.plan == "free" and not ShopPlanPayment.objects.filter(period_start__isnull=False).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_plan_payments_completing_concurrently_give_one_subscription_two_periods_long():
+    # given two pending payments for the shop's plan (both opened before either completed)
+    seed_shop_plans()
+    shop = make_shop()
+    pro = ShopPlan.objects.get(code="pro")
+    with time_machine.travel(NOW, tick=False):
+        payments = [
+            shop_plan_purchase_start(
+                shop=shop, user=shop.owner, plan=pro, billing_cycle="monthly", provider="promptpay"
+            )
+            for _ in range(2)
+        ]
+
+        # when the provider confirms both at the same moment
+        responses = run_in_threads(deliver, [(p,) for p in payments])
+
+    # then both applied (no deadlock, no second live subscription): one plan, two months long
+    assert [getattr(r, "status_code", r) for r in responses] == [200, 200]
+    sub = ShopSubscription.objects.get(shop=shop)
+    assert sub.status == "active" and sub.end_date == datetime(2027, 1, 10, 9, 0, tzinfo=UTC)
+    assert Payment.objects.filter(status="completed").count() == 2
