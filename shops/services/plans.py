@@ -282,7 +282,10 @@ def shop_plan_payment_completed(sender, payment: Payment, now: datetime, **kwarg
     """`credits.signals.payment_completed` receiver: activate what a shop-plan payment bought."""
     if payment.purpose != PURPOSE:
         return
-    link = ShopPlanPayment.objects.select_related("plan", "payment").get(payment=payment)
+    link = ShopPlanPayment.objects.select_related("plan", "payment").filter(payment=payment).first()
+    if link is None:  # the shop was deleted meanwhile: the money is in, there is nothing to activate
+        logger.warning("shop plans: payment %s completed for a shop that no longer exists", payment.pk)
+        return
     shop_plan_activate(link=link, provider=payment.provider, now=now)
 
 

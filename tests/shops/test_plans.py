@@ -467,3 +467,18 @@ def test_two_plan_payments_completing_concurrently_give_one_subscription_two_per
     sub = ShopSubscription.objects.get(shop=shop)
     assert sub.status == "active" and sub.end_date == datetime(2027, 1, 10, 9, 0, tzinfo=UTC)
     assert Payment.objects.filter(status="completed").count() == 2
+
+
+@pytest.mark.django_db
+def test_a_payment_completing_after_its_shop_was_deleted_completes_and_activates_nothing(shop):
+    payment = shop_plan_purchase_start(
+        shop=shop,
+        user=shop.owner,
+        plan=ShopPlan.objects.get(code="pro"),
+        billing_cycle="monthly",
+        provider="promptpay",
+    )
+    services.shop_delete(shop=shop)
+    assert deliver(payment).status_code == 200
+    payment.refresh_from_db()
+    assert payment.status == "completed" and not ShopSubscription.objects.exists()
