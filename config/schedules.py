@@ -45,6 +45,12 @@ SCHEDULES = [
         queue="default",
     ),
     Schedule(
+        "shops: renew shop plans due, expire unpaid ones",
+        "shops.renew_plans",
+        crontab={"minute": "15", "hour": "0"},
+        queue="default",
+    ),
+    Schedule(
         "accounts: flush expired JWT tokens",
         "accounts.flush_expired_tokens",
         crontab={"minute": "30", "hour": "0"},

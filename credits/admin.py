@@ -456,7 +456,7 @@ class PaymentAdmin(CsvExportMixin, ReadOnlyAdmin):
             extra_context={
                 "summary": [
                     ("User", payment.user.email),
-                    ("Buys", payment.plan.name if payment.plan_id else payment.package.name),
+                    ("Buys", payment.title),
                     ("Provider", payment.get_provider_display()),
                     ("Status", payment.get_status_display()),
                     ("Amount", f"{payment.amount} {payment.currency}"),
@@ -549,7 +549,7 @@ class PaymentAdmin(CsvExportMixin, ReadOnlyAdmin):
             extra_context={
                 "summary": [
                     ("User", payment.user.email),
-                    ("Package", payment.package.name),
+                    ("Buys", payment.title),
                     ("Status", payment.get_status_display()),
                     ("Amount", f"{payment.amount} {payment.currency}"),
                     ("Already refunded", f"{payment.refunded_amount} {payment.currency}"),

@@ -107,6 +107,10 @@ class Payment(UUIDModel):
         Subscription, on_delete=models.PROTECT, null=True, blank=True, related_name="payments"
     )
     period_start = models.DateTimeField(null=True, blank=True)
+    # What a payment buys for a higher layer (e.g. "shop_plan"), when it is neither a package nor
+    # a subscription plan: its completion and failure are announced by the `payment_completed` and
+    # `payment_failed` signals (credits/signals.py), whose receivers apply the effect.
+    purpose = models.CharField(max_length=32, blank=True, default="", db_index=True)
     credits = models.PositiveIntegerField()
     amount = models.DecimalField(max_digits=12, decimal_places=2)
     currency = models.CharField(max_length=3, default=CURRENCY_THB)
@@ -151,8 +155,9 @@ class Payment(UUIDModel):
                 name="payment_refunded_amount_in_range",
             ),
             models.CheckConstraint(
-                condition=Q(package__isnull=False, plan__isnull=True)
-                | Q(package__isnull=True, plan__isnull=False),
+                condition=Q(package__isnull=False, plan__isnull=True, purpose="")
+                | Q(package__isnull=True, plan__isnull=False, purpose="")
+                | (Q(package__isnull=True, plan__isnull=True) & ~Q(purpose="")),
                 name="payment_buys_package_or_plan",
             ),
             models.UniqueConstraint(
@@ -177,6 +182,15 @@ class Payment(UUIDModel):
 
     def __str__(self):
         return f"{self.provider} payment {self.id} ({self.status})"
+
+    @property
+    def title(self) -> str:
+        """What the payment buys, as the checkout and the receipt name it."""
+        if self.plan_id:
+            return self.plan.name
+        if self.package_id:
+            return self.package.name
+        return str((self.metadata or {}).get("title") or self.purpose)
 
 
 class PaymentRefund(UUIDModel):

@@ -282,7 +282,7 @@ class StripeProvider(PaymentProvider):
     def start_checkout(self, payment):
         client = self.client()
         reference = str(payment.id)
-        name = payment.plan.name if payment.plan_id else payment.package.name
+        name = payment.title
         try:
             with outside_call(self.code, "checkout.sessions.create") as call:
                 session = client.v1.checkout.sessions.create(

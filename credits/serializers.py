@@ -58,6 +58,10 @@ class PaymentSerializer(serializers.ModelSerializer):
     package_name = serializers.CharField(source="package.name", read_only=True, allow_null=True)
     plan = serializers.CharField(source="plan.code", read_only=True, allow_null=True)
     subscription_id = serializers.UUIDField(read_only=True, allow_null=True)
+    purpose = serializers.CharField(
+        read_only=True,
+        help_text="What a payment that is neither a package nor a plan buys (`shop_plan`); else empty.",
+    )
     checkout = serializers.SerializerMethodField()
 
     class Meta:
@@ -68,6 +72,7 @@ class PaymentSerializer(serializers.ModelSerializer):
             "package_name",
             "plan",
             "subscription_id",
+            "purpose",
             "credits",
             "amount",
             "currency",

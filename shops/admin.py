@@ -30,6 +30,9 @@ from shops.models import (
     SavedReply,
     Shop,
     ShopInvitation,
+    ShopPlan,
+    ShopPlanPayment,
+    ShopSubscription,
     SocialIntegration,
     StockHistory,
     StockReason,
@@ -577,3 +580,71 @@ class ShopInvitationAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request):
         return False  # invitations are sent through the API so the email goes out
+
+
+# --- plans ---------------------------------------------------------------------------------------
+
+
+@admin.register(ShopPlan)
+class ShopPlanAdmin(admin.ModelAdmin):
+    """Plans and their limits, editable: an edit applies to every shop on the plan at once
+    (limits are read live); prices apply to purchases and renewals opened afterwards."""
+
+    list_display = [
+        "code",
+        "name",
+        "price_monthly",
+        "price_yearly",
+        "currency",
+        "max_items",
+        "max_members",
+        "max_forms",
+        "max_outbound_messages_per_month",
+        "is_active",
+        "sort_order",
+    ]
+    list_editable = ["is_active", "sort_order"]
+    ordering = ["sort_order", "code"]
+
+    def get_readonly_fields(self, request, obj=None):
+        # A code is what shops and payments refer to; a new plan gets one, an existing keeps it.
+        return ["code"] if obj else []
+
+
+class ShopPlanPaymentInline(ReadOnlyInline):
+    model = ShopPlanPayment
+    fk_name = "subscription"
+    fields = ["payment", "plan", "billing_cycle", "period_start", "created_at"]
+    readonly_fields = fields
+
+
+@admin.register(ShopSubscription)
+class ShopSubscriptionAdmin(admin.ModelAdmin):
+    """Shop plan subscriptions. The state machine's fields are read-only here: status moves only
+    through `shop_subscription_transition` (payments, the daily renewal task)."""
+
+    list_display = ["shop", "plan", "status", "billing_cycle", "amount", "end_date", "auto_renew"]
+    list_filter = ["status", "plan", "billing_cycle", "auto_renew"]
+    search_fields = ["shop__name", "shop__slug", "shop__owner__email"]
+    list_select_related = ["shop", "plan"]
+    readonly_fields = [
+        "shop",
+        "plan",
+        "status",
+        "billing_cycle",
+        "amount",
+        "currency",
+        "provider",
+        "start_date",
+        "end_date",
+        "past_due_since",
+        "created_at",
+        "updated_at",
+    ]
+    inlines = [ShopPlanPaymentInline]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

@@ -15,9 +15,10 @@ from rest_framework.views import APIView
 from accounts.authentication import ApiKeyAuthentication, JWTCookieOrHeaderAuthentication
 from accounts.models import ServiceApiKey
 from accounts.permissions import IsServiceKeyWithScope, IsUserAccount
-from config.exceptions import Forbidden, NotFound, error_body
+from config.exceptions import ApplicationError, Forbidden, NotFound, error_body
 from config.idempotency import idempotent
 from config.throttling import ScopedRateThrottle
+from credits.serializers import PaymentSerializer
 from credits.webhook_receiver import webhook_response
 from shops import channel_webhooks, selectors, services
 from shops.filters import ConversationFilter, ItemFilter, OrderFilter
@@ -57,13 +58,17 @@ from shops.serializers import (
     PublicOrderSerializer,
     PublicPaymentMethodSerializer,
     SavedReplySerializer,
+    ShopDetailSerializer,
     ShopInputSerializer,
+    ShopPlanPurchaseSerializer,
+    ShopPlanSerializer,
     ShopSerializer,
     StockChangeSerializer,
     StockHistorySerializer,
 )
 from shops.services.inbound_keys import inbound_key_may_post
 from shops.services.invitations import invitation_accept, invitation_create
+from shops.services.plans import shop_plan_auto_renew_set, shop_plan_purchase_start
 
 INBOUND_SCOPE = "shops:inbound"
 METHODS = ["get", "post", "patch", "delete", "head", "options"]
@@ -133,9 +138,10 @@ class ShopListCreateApi(generics.ListAPIView):
 class ShopDetailApi(ShopScopedMixin, APIView):
     write_action = Action.OWN
 
-    @extend_schema(responses=ShopSerializer)
+    @extend_schema(responses=ShopDetailSerializer)
     def get(self, request, shop_id):
-        return Response(ShopSerializer(self.shop, context={"role": self.membership.role}).data)
+        """The shop, with its plan's limits and current usage under `plan_details`."""
+        return Response(ShopDetailSerializer(self.shop, context={"role": self.membership.role}).data)
 
     @extend_schema(request=ShopInputSerializer, responses=ShopSerializer)
     def patch(self, request, shop_id):
@@ -148,6 +154,70 @@ class ShopDetailApi(ShopScopedMixin, APIView):
     def delete(self, request, shop_id):
         services.shop_delete(shop=self.shop)
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class ShopPlanListApi(generics.ListAPIView):
+    """Shop plans on sale, with their prices per billing cycle and their limits. Public."""
+
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+    serializer_class = ShopPlanSerializer
+
+    def get_queryset(self):
+        return selectors.shop_plan_list()
+
+
+class ShopPlanPurchaseApi(ShopScopedMixin, APIView):
+    """Buy a plan for the shop (owner only; other roles 403, non-members 404) → a `pending`
+    payment with the provider's checkout; the provider's signed webhook completes it and the
+    plan becomes active. 409 `already_subscribed` while an active plan renews by itself.
+    Idempotent with an `Idempotency-Key` header."""
+
+    write_action = Action.OWN
+    http_method_names = ["post", "options"]
+
+    @extend_schema(
+        summary="Buy a plan for the shop",
+        request=ShopPlanPurchaseSerializer,
+        responses={201: PaymentSerializer},
+    )
+    @idempotent
+    def post(self, request, shop_id):
+        if not isinstance(request.data, dict):
+            raise ApplicationError(
+                "Invalid input.",
+                code="validation_error",
+                fields={"non_field_errors": ["Expected a JSON object."]},
+            )
+        serializer = ShopPlanPurchaseSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        plan = selectors.shop_plan_get(code=data["plan"])
+        if plan is None:
+            raise ApplicationError(
+                "Invalid input.", code="validation_error", fields={"plan": ["No such plan."]}
+            )
+        payment = shop_plan_purchase_start(
+            shop=self.shop,
+            user=request.user,
+            plan=plan,
+            billing_cycle=data["billing_cycle"],
+            provider=data["provider"],
+        )
+        return Response(PaymentSerializer(payment).data, status=status.HTTP_201_CREATED)
+
+
+class ShopPlanCancelApi(ShopScopedMixin, APIView):
+    """Stop renewing the shop's plan (owner only): it stays until its period ends, then the shop
+    is back on `free`. Idempotent; the shop as `GET /api/shops/<id>` shows it."""
+
+    write_action = Action.OWN
+    http_method_names = ["post", "options"]
+
+    @extend_schema(summary="Stop renewing the shop's plan", request=None, responses=ShopDetailSerializer)
+    def post(self, request, shop_id):
+        shop_plan_auto_renew_set(shop=self.shop, auto_renew=False)
+        return Response(ShopDetailSerializer(self.shop, context={"role": self.membership.role}).data)
 
 
 class MemberListCreateApi(ShopScopedMixin, generics.ListAPIView):

@@ -655,3 +655,138 @@ class ShopInvitation(UUIDModel):
 
     def __str__(self):
         return f"{self.email} → {self.shop} ({self.status})"
+
+
+# -- plans ------------------------------------------------------------------------------------
+
+SHOP_SUBSCRIPTION_STATUS_SETTING = "shops.shop_subscription_transition"
+# A past-due shop plan keeps its limits this long after the failed payment (as subscriptions do).
+SHOP_PLAN_GRACE_DAYS = 3
+FREE_SHOP_PLAN = "free"
+
+
+class ShopPlan(UUIDModel):
+    """What a shop can buy: prices per billing cycle (THB) and the limits it gives, editable in
+    the admin. A limit of null means unlimited. The `free` plan (price 0) is what every shop has
+    without a live subscription; it cannot be bought. A subscription copies the price it was
+    paid at, so later edits change only later periods; limits are read live from the plan."""
+
+    # What `Shop.plan` names (seeded: free, basic, pro, enterprise).
+    code = models.SlugField(max_length=50, unique=True)
+    name = models.CharField(max_length=100)
+    price_monthly = models.DecimalField(**MONEY, default=ZERO)
+    price_yearly = models.DecimalField(**MONEY, default=ZERO)
+    currency = models.CharField(max_length=3, default="THB")
+    max_items = models.PositiveIntegerField(null=True, blank=True, help_text="Empty: unlimited.")
+    max_members = models.PositiveIntegerField(null=True, blank=True, help_text="Empty: unlimited.")
+    max_forms = models.PositiveIntegerField(null=True, blank=True, help_text="Empty: unlimited.")
+    max_outbound_messages_per_month = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="Staff, bot and AI messages per calendar month (UTC). Empty: unlimited.",
+    )
+    is_active = models.BooleanField(default=True, db_index=True)
+    sort_order = models.PositiveSmallIntegerField(default=0)
+
+    LIMITS = ("max_items", "max_members", "max_forms", "max_outbound_messages_per_month")
+
+    class Meta:
+        ordering = ["sort_order", "price_monthly", "code"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(price_monthly__gte=0, price_yearly__gte=0), name="shopplan_prices_non_negative"
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.name} ({self.code})"
+
+    def price_for(self, billing_cycle: str) -> Decimal:
+        return self.price_yearly if billing_cycle == Shop.BillingCycle.YEARLY else self.price_monthly
+
+    def limits(self) -> dict:
+        return {name: getattr(self, name) for name in self.LIMITS}
+
+
+class ShopSubscription(UUIDModel):
+    """A shop's paid plan. Only `shops.services.shop_subscription_transition` changes `status`
+    (the table is in shops/states.py; a trigger refuses any other write); at most one per shop is
+    live (`active` or `past_due`), held by a partial unique index. Without a live one the shop is
+    on the free plan. `Shop.plan`, `plan_status`, `plan_price` and `billing_cycle` mirror it (the
+    admin lists and platform MRR read them)."""
+
+    LIVE_STATUSES = ("active", "past_due")
+
+    class Status(models.TextChoices):
+        ACTIVE = "active", "Active"
+        PAST_DUE = "past_due", "Past due"
+        EXPIRED = "expired", "Expired"
+
+    shop = models.ForeignKey(Shop, on_delete=models.CASCADE, related_name="subscriptions")
+    plan = models.ForeignKey(ShopPlan, on_delete=models.PROTECT, related_name="subscriptions")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE)
+    billing_cycle = models.CharField(max_length=10, choices=Shop.BillingCycle.choices)
+    amount = models.DecimalField(**MONEY)
+    currency = models.CharField(max_length=3, default="THB")
+    provider = models.CharField(max_length=16, help_text="Renewals are paid through it.")
+    start_date = models.DateTimeField()
+    end_date = models.DateTimeField()
+    auto_renew = models.BooleanField(default=True)
+    past_due_since = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-start_date", "id"]
+        indexes = [models.Index(fields=["status", "end_date"], name="shopsub_status_end_idx")]
+        constraints = [
+            models.CheckConstraint(condition=Q(amount__gte=0), name="shopsub_amount_gte_0"),
+            models.CheckConstraint(
+                condition=Q(end_date__gt=models.F("start_date")), name="shopsub_end_after_start"
+            ),
+            models.UniqueConstraint(
+                fields=["shop"],
+                condition=Q(status__in=["active", "past_due"]),
+                name="shopsub_one_live_per_shop",
+            ),
+            models.CheckConstraint(
+                condition=~Q(status="past_due") | Q(past_due_since__isnull=False),
+                name="shopsub_past_due_has_since",
+            ),
+        ]
+        triggers = [
+            status_guard(
+                name="shop_subscription_status_guard",
+                setting=SHOP_SUBSCRIPTION_STATUS_SETTING,
+                writer="shops.services.shop_subscription_transition",
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.plan.code} plan of {self.shop} ({self.status})"
+
+
+class ShopPlanPayment(UUIDModel):
+    """What one shop-plan payment (a credits Payment with purpose `shop_plan`) buys: the plan and
+    cycle for a shop, and for a renewal the subscription and the start of the period it pays for
+    (one renewal payment per subscription and period, held by a partial unique index)."""
+
+    payment = models.OneToOneField("credits.Payment", on_delete=models.PROTECT, related_name="shop_plan")
+    shop = models.ForeignKey(Shop, on_delete=models.CASCADE, related_name="plan_payments")
+    plan = models.ForeignKey(ShopPlan, on_delete=models.PROTECT, related_name="payments")
+    billing_cycle = models.CharField(max_length=10, choices=Shop.BillingCycle.choices)
+    subscription = models.ForeignKey(
+        ShopSubscription, on_delete=models.CASCADE, null=True, blank=True, related_name="payments"
+    )
+    period_start = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["subscription", "period_start"],
+                condition=Q(subscription__isnull=False, period_start__isnull=False),
+                name="shopplanpayment_one_renewal_per_period",
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.plan.code} ({self.billing_cycle}) for {self.shop}"

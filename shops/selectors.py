@@ -11,6 +11,7 @@ from shops.models import (
     Item,
     Message,
     Shop,
+    ShopPlan,
     StockHistory,
     TeamMember,
 )
@@ -97,3 +98,12 @@ def message_list(*, conversation: Conversation) -> QuerySet[Message]:
         .select_related("sent_by")
         .order_by("created_at", "id")
     )
+
+
+def shop_plan_list():
+    """Plans on sale: active, paid (the free plan is what a shop has without one)."""
+    return ShopPlan.objects.filter(is_active=True)
+
+
+def shop_plan_get(*, code: str) -> ShopPlan | None:
+    return ShopPlan.objects.filter(code=code, is_active=True).first()

@@ -13,6 +13,7 @@ from django.urls import reverse
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from credits.models import Provider
 from shops.models import (
     Conversation,
     Form,
@@ -30,6 +31,7 @@ from shops.models import (
     StockReason,
     TeamMember,
 )
+from shops.services.plans import shop_plan_summary
 from shops.services.stock import MAX_STOCK
 
 INT_MAX = 2_000_000_000
@@ -70,6 +72,8 @@ class StrictModelSerializer(serializers.ModelSerializer):
 
 class ShopSerializer(StrictModelSerializer):
     role = serializers.SerializerMethodField()
+    # A plan code (GET /api/shop-plans): staff may add plans, so not a closed enum.
+    plan = serializers.CharField(read_only=True, help_text="The code of the shop's plan, e.g. `free`.")
 
     class Meta:
         model = Shop
@@ -651,3 +655,72 @@ class IntegrationSerializer(StrictModelSerializer):
         if taken.exists():
             raise serializers.ValidationError({"account_id": ["This account is already connected."]})
         return attrs
+
+
+# --- plans --------------------------------------------------------------------------------------
+
+
+class ShopPlanLimitsSerializer(serializers.Serializer):
+    """A plan's limits; null is unlimited."""
+
+    max_items = serializers.IntegerField(allow_null=True)
+    max_members = serializers.IntegerField(allow_null=True)
+    max_forms = serializers.IntegerField(allow_null=True)
+    max_outbound_messages_per_month = serializers.IntegerField(allow_null=True)
+
+
+class ShopPlanSerializer(serializers.Serializer):
+    """A shop plan on sale (prices in its currency, per billing cycle)."""
+
+    code = serializers.CharField()
+    name = serializers.CharField()
+    price_monthly = serializers.DecimalField(max_digits=12, decimal_places=2)
+    price_yearly = serializers.DecimalField(max_digits=12, decimal_places=2)
+    currency = serializers.CharField()
+    limits = ShopPlanLimitsSerializer(source="*")
+
+
+class ShopPlanUsageSerializer(serializers.Serializer):
+    items = serializers.IntegerField()
+    members = serializers.IntegerField()
+    forms = serializers.IntegerField()
+    outbound_messages_this_month = serializers.IntegerField(help_text="Calendar month, UTC.")
+
+
+class ShopPlanStateSerializer(serializers.Serializer):
+    """The shop's plan now: what it is, its subscription's state, its limits and their use."""
+
+    code = serializers.CharField()
+    name = serializers.CharField()
+    status = serializers.ChoiceField(
+        choices=["active", "past_due"], help_text="`past_due`: a renewal failed; the grace period runs."
+    )
+    billing_cycle = serializers.ChoiceField(choices=Shop.BillingCycle.choices, allow_null=True)
+    current_period_end = serializers.DateTimeField(allow_null=True, help_text="Null on the free plan.")
+    auto_renew = serializers.BooleanField()
+    limits = ShopPlanLimitsSerializer()
+    usage = ShopPlanUsageSerializer()
+
+
+class ShopDetailSerializer(ShopSerializer):
+    """One shop, with its plan's limits and usage under `plan_details`."""
+
+    plan_details = serializers.SerializerMethodField()
+
+    class Meta(ShopSerializer.Meta):
+        fields = [*ShopSerializer.Meta.fields, "plan_details"]
+        read_only_fields = [*ShopSerializer.Meta.read_only_fields, "plan_details"]
+
+    @extend_schema_field(ShopPlanStateSerializer)
+    def get_plan_details(self, shop) -> dict:
+        return ShopPlanStateSerializer(shop_plan_summary(shop)).data
+
+
+# The providers that take a paid payment (every one but `free`), as plan purchases offer them.
+PAID_PROVIDER_CHOICES = [c for c in Provider.choices if c[0] != Provider.FREE]
+
+
+class ShopPlanPurchaseSerializer(serializers.Serializer):
+    plan = serializers.SlugField(max_length=50, help_text="A plan code from GET /api/shop-plans.")
+    billing_cycle = serializers.ChoiceField(choices=Shop.BillingCycle.choices)
+    provider = serializers.ChoiceField(choices=PAID_PROVIDER_CHOICES)

@@ -13,7 +13,7 @@ Anything else is 409 `invalid_transition`, moving to the status the order alread
 """
 
 from config.state_machines import StateMachine
-from shops.models import ORDER_STATUS_SETTING, OrderStatus
+from shops.models import ORDER_STATUS_SETTING, SHOP_SUBSCRIPTION_STATUS_SETTING, OrderStatus, ShopSubscription
 
 S = OrderStatus
 
@@ -36,3 +36,21 @@ ORDER_MACHINE = StateMachine(
 
 def can_transition(current: str, target: str) -> bool:
     return ORDER_MACHINE.can_transition(current, target)
+
+
+# The shop plan subscription: like the user's (accounts/states.py), without cancellation (a shop
+# stops renewing by turning auto-renew off; at its end the plan expires to free).
+#
+#   active ⇄ past_due ──► expired (terminal)
+#     └───────────────────┘
+SS = ShopSubscription.Status
+
+SHOP_SUBSCRIPTION_TRANSITIONS: dict[str, frozenset[str]] = {
+    SS.ACTIVE: frozenset({SS.PAST_DUE, SS.EXPIRED}),
+    SS.PAST_DUE: frozenset({SS.ACTIVE, SS.EXPIRED}),
+    SS.EXPIRED: frozenset(),
+}
+
+SHOP_SUBSCRIPTION_MACHINE = StateMachine(
+    entity="shop plan", transitions=SHOP_SUBSCRIPTION_TRANSITIONS, setting=SHOP_SUBSCRIPTION_STATUS_SETTING
+)

@@ -2,6 +2,7 @@ from celery import shared_task
 
 from config.scheduled import period_key, scheduled_run
 from shops import services
+from shops.services.plans import shop_plans_expire, shop_plans_renew
 
 
 @shared_task(
@@ -50,4 +51,17 @@ def reannounce_deliveries() -> dict | None:
         if run is None:
             return None
         run.counts = services.message_delivery_reannounce()
+    return run.counts
+
+
+@shared_task(
+    name="shops.renew_plans", queue="default", time_limit=600, soft_time_limit=570, ignore_result=True
+)
+def renew_plans() -> dict | None:
+    """Daily: open the renewal payment of every auto-renewing shop plan whose period ended, then
+    expire those past their grace period (or not renewing) to the free plan. Safe to run twice."""
+    with scheduled_run("shops.renew_plans", period_key=period_key("day")) as run:
+        if run is None:
+            return None
+        run.counts = {**shop_plans_renew(), "expired": shop_plans_expire()}
     return run.counts

@@ -414,6 +414,7 @@ SPECTACULAR_SETTINGS = {
         "SubscriptionStatusEnum": "accounts.models.Subscription.Status",
         "PaymentStatusEnum": "credits.models.Payment.Status",
         "PaymentProviderEnum": "credits.models.Provider",
+        "PaidPaymentProviderEnum": "shops.serializers.PAID_PROVIDER_CHOICES",
         "JobStatusEnum": "jobs.states.JobStatus",
         "ProjectStatusEnum": "jobs.states.ProjectStatus",
         "JobFileRoleEnum": "jobs.models.JobFile.Role",

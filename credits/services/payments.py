@@ -35,6 +35,7 @@ from credits.models import (
 from credits.providers import provider_get
 from credits.services.ledger import balance_lock, credits_grant
 from credits.services.receipts import receipt_issue
+from credits.signals import payment_completed, payment_failed
 from credits.states import PAYMENT_MACHINE
 
 logger = logging.getLogger(__name__)
@@ -165,6 +166,9 @@ def payment_transition(
       `past_due` (`accounts.services.subscription_payment_failed`).
     - `refunded`: `refund` (required) gives back what is left of the amount as a PaymentRefund
       row, clawing back the credits still owed, never below zero (the rest is the shortfall).
+    - a payment with a `purpose` (bought for a higher layer): completing or failing it sends
+      `credits.signals.payment_completed` / `payment_failed` in this transaction, whose receivers
+      apply the effect (e.g. a shop plan's activation).
     - `processing`, `cancelled`: the status only.
     """
     now = now or timezone.now()
@@ -174,6 +178,8 @@ def payment_transition(
     if to == Status.COMPLETED:
         if payment.plan_id is not None:
             payment.subscription = subscription_activate(user_id=payment.user_id, plan=payment.plan)
+        elif payment.purpose:
+            pass  # a higher layer's purchase: `payment_completed` below applies it
         else:
             credits_grant(
                 user=payment.user,
@@ -205,6 +211,9 @@ def payment_transition(
         subscription_payment_failed(
             subscription_id=payment.subscription_id, period_start=payment.period_start
         )
+    if payment.purpose and to in (Status.COMPLETED, Status.FAILED):
+        signal = payment_completed if to == Status.COMPLETED else payment_failed
+        signal.send(sender=Payment, payment=payment, now=now)
     return payment
 
 

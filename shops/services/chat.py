@@ -10,6 +10,7 @@ from django.utils import timezone
 from config.exceptions import ApplicationError
 from shops.models import Conversation, KeywordReply, Message, SavedReply, Shop, SocialIntegration
 from shops.services.delivery import message_delivery_schedule
+from shops.services.plans import PLAN_LIMIT_ERROR, shop_plan_limit_check
 
 
 def _normalize(text: str) -> str:
@@ -42,13 +43,11 @@ def keyword_reply_match(*, shop_id, text: str) -> KeywordReply | None:
 
 
 def outbound_limit_check(*, shop_id) -> None:
-    """The one place where the shop's plan limit on outbound messages per month is enforced,
-    before any staff, bot or ai message is written (raise ApplicationError 403 `plan_limit`).
-
-    Shop plans and their limits belong to billing (issue 22); until it is wired in here every
-    message is allowed.
-    """
-    return None
+    """The one place where the shop's plan limit on outbound messages per calendar month (UTC)
+    is enforced, before any staff, bot or ai message is written: PlanLimit (403 `plan_limit`)
+    when the month's allowance is used up. Locks the shop row until the caller's transaction
+    ends, so concurrent replies never pass the limit (unlimited plans take no lock)."""
+    shop_plan_limit_check(shop_id=shop_id, limit="max_outbound_messages_per_month")
 
 
 def _outbound_create(*, conversation: Conversation, sender: str, text: str, **fields) -> Message:
@@ -85,8 +84,9 @@ def conversation_receive_message(
     The conversation is found by (shop, channel, customer_handle), which is unique in the database,
     so concurrent first messages from one customer share one conversation. A message that came
     through an `integration` (a channel webhook) binds the conversation to it, so the replies go
-    out through it. A reply refused by the outbound limit is not written; the customer's message
-    still is.
+    out through it. An automatic reply over the plan's monthly outbound limit is recorded (a `bot`
+    message with delivery_status `failed` and the error PLAN_LIMIT_ERROR, so staff see what the
+    customer was not told) but never delivered, and does not count towards the month's usage.
     """
     conversation, _ = Conversation.objects.get_or_create(
         shop=shop,
@@ -129,6 +129,15 @@ def conversation_receive_message(
         except ApplicationError as exc:
             if exc.code != "plan_limit":
                 raise
+            reply = Message.objects.create(
+                conversation=conversation,
+                direction=Message.Direction.OUTBOUND,
+                sender=Message.Sender.BOT,
+                text=rule.reply,
+                keyword_reply=rule,
+                delivery_status=Message.DeliveryStatus.FAILED,
+                error=PLAN_LIMIT_ERROR,
+            )
     return inbound, reply
 
 

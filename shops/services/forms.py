@@ -9,6 +9,7 @@ from django.utils.text import slugify
 
 from config.exceptions import ApplicationError
 from shops.models import Form, Shop
+from shops.services.plans import shop_plan_limit_check
 
 FORM_FIELDS = ("name", "slug", "description", "fields", "is_active")
 
@@ -82,8 +83,10 @@ def form_create(*, shop: Shop, slug: str | None = None, **fields) -> Form:
 
     Raises ApplicationError(validation_error, 400) on `slug` when an explicit slug is taken;
     the serializer's check answers the common case, and the unique index decides a race —
-    never an IntegrityError.
+    never an IntegrityError. PlanLimit (403 `plan_limit`) when the shop's plan allows no more
+    forms.
     """
+    shop_plan_limit_check(shop_id=shop.pk, limit="max_forms")
     form = Form(shop=shop, **{k: v for k, v in fields.items() if k in FORM_FIELDS})
     if not slug:
         _save_with_generated_slug(form)

@@ -18,6 +18,7 @@ from accounts.emails import email_send_after_commit
 from accounts.models import User
 from config.exceptions import ApplicationError, Conflict, NotFound
 from shops.models import Role, Shop, ShopInvitation, TeamMember
+from shops.services.plans import shop_plan_limit_check
 
 MAX_TOKEN_LENGTH = 128
 
@@ -38,7 +39,8 @@ def invitation_create(*, shop: Shop, email: str, role: str, invited_by: User) ->
     ApplicationError(validation_error) for the owner role, Conflict(already_member) when a
     member already has this address (the team list shows it anyway) and
     Conflict(invitation_pending) when a concurrent request invited the address at the same
-    moment (the partial unique index on pending (shop, lower(email)) decides).
+    moment (the partial unique index on pending (shop, lower(email)) decides); PlanLimit (403
+    `plan_limit`) when the shop already has as many members as its plan allows.
     """
     if role == Role.OWNER or role not in Role.values:
         raise ApplicationError(
@@ -47,6 +49,7 @@ def invitation_create(*, shop: Shop, email: str, role: str, invited_by: User) ->
     email = email.strip().lower()
     if TeamMember.objects.filter(shop=shop, user__email__iexact=email).exists():
         raise Conflict("This address already belongs to a member of the shop.", code="already_member")
+    shop_plan_limit_check(shop_id=shop.pk, limit="max_members")
     now = timezone.now()
     pending = ShopInvitation.objects.filter(
         shop=shop, email__iexact=email, status=ShopInvitation.Status.PENDING
@@ -88,7 +91,8 @@ def invitation_accept(*, token: str, user: User) -> TeamMember:
     the member and the other sees it accepted. Raises NotFound for an unknown token or one
     addressed to another email (its existence is not revealed), Conflict(invitation_used)
     for an accepted or revoked one, Conflict(invitation_expired) past its expiry and
-    Conflict(already_member) when the user joined the shop another way meanwhile.
+    Conflict(already_member) when the user joined the shop another way meanwhile, and PlanLimit
+    (403 `plan_limit`) when the shop's plan allows no more members (the invitation stays pending).
     """
     if not token or len(token) > MAX_TOKEN_LENGTH:
         raise _invalid()
@@ -105,6 +109,7 @@ def invitation_accept(*, token: str, user: User) -> TeamMember:
     now = timezone.now()
     if invitation.expires_at <= now:
         raise Conflict("This invitation has expired; ask for a new one.", code="invitation_expired")
+    shop_plan_limit_check(shop_id=invitation.shop_id, limit="max_members")
     try:
         with transaction.atomic():
             member = TeamMember.objects.create(shop=invitation.shop, user=user, role=invitation.role)

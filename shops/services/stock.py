@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from config.exceptions import ApplicationError, Conflict
 from shops.models import FormSubmissionLine, Item, Shop, StockHistory, StockReason
+from shops.services.plans import shop_plan_limit_check
 from shops.signals import low_stock_crossed
 
 logger = logging.getLogger(__name__)
@@ -324,8 +325,11 @@ process_order_stock_changes = order_process_stock_changes
 def item_create(*, shop: Shop, user=None, stock_quantity: int = 0, **fields) -> Item:
     """Create an item; an initial stock is recorded as its first history row (reason `manual`).
 
-    Raises ApplicationError(validation_error) when the sku is already used in this shop.
+    Raises ApplicationError(validation_error) when the sku is already used in this shop, and
+    PlanLimit (403 `plan_limit`) when the shop's plan allows no more items (counted under the
+    shop-row lock, so concurrent creations never pass the limit).
     """
+    shop_plan_limit_check(shop_id=shop.pk, limit="max_items")
     item = Item(
         shop=shop, stock_quantity=stock_quantity, **{k: v for k, v in fields.items() if k in ITEM_FIELDS}
     )

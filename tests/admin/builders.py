@@ -58,6 +58,8 @@ from shops.models import (
     SavedReply,
     Shop,
     ShopInvitation,
+    ShopPlan,
+    ShopSubscription,
     SocialIntegration,
     StockHistory,
 )
@@ -99,7 +101,8 @@ def _user():
 
 
 def _shop():
-    return shared.get("shop", make_shop)
+    # On the unlimited plan: the builders put 50 rows of each kind in one shop.
+    return shared.get("shop", lambda: make_shop(plan="enterprise"))
 
 
 def _item():
@@ -322,6 +325,29 @@ def orders(n):
         place_order(form, [(_item(), 1)])
 
 
+def shop_plans(n):
+    for i in _numbers(n):
+        ShopPlan.objects.create(
+            code=f"plan-{i}", name=f"Plan {i}", price_monthly=Decimal("99.00"), max_items=10
+        )
+
+
+def shop_subscriptions(n):
+    # One live subscription per shop (a partial unique index), so each row has its own shop.
+    plan = ShopPlan.objects.get(code="pro")
+    for _ in range(n):
+        now = timezone.now()
+        ShopSubscription.objects.create(
+            shop=make_shop(owner=_user()),
+            plan=plan,
+            billing_cycle="monthly",
+            amount=plan.price_monthly,
+            provider="promptpay",
+            start_date=now,
+            end_date=now + timedelta(days=30),
+        )
+
+
 def forms_(n):
     for _ in range(n):
         make_form(_shop())
@@ -463,6 +489,8 @@ BUILDERS = {
     StockHistory: stock_history,
     FormSubmission: orders,
     Form: forms_,
+    ShopPlan: shop_plans,
+    ShopSubscription: shop_subscriptions,
     PaymentMethod: payment_methods,
     Conversation: conversations,
     Message: messages_,
