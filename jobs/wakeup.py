@@ -5,6 +5,7 @@ Sent by task name through Celery's current app, so neither the services nor the 
 """
 
 import logging
+import math
 
 from celery import current_app
 from django.conf import settings
@@ -17,7 +18,12 @@ RUN_QUEUE_TASK = "jobs.run_queue"
 
 def enqueue_wakeup(*, countdown: float | None = None) -> None:
     """Send one `jobs.run_queue` wake-up when the current transaction commits (at once in
-    autocommit). A broker outage is logged, never raised: the beat rescue re-announces due jobs."""
+    autocommit). A broker outage is logged, never raised: the beat rescue re-announces due jobs.
+    A countdown is rounded up to whole seconds: RabbitMQ's delayed delivery (quorum queues)
+    counts in seconds and refuses a delay under one; waking a little late is harmless, the
+    claim takes what is due."""
+    if countdown:
+        countdown = math.ceil(countdown)
 
     def send():
         try:

@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
-# Make sure PostgreSQL (127.0.0.1:5432) and Redis (127.0.0.1:6379) answer, and PgBouncer and ffmpeg are installed.
-# Uses the ones already running; otherwise starts private ones under .var/, installing
-# Debian's postgresql / redis-server first when they are missing. Safe to run again.
+# Make sure PostgreSQL (127.0.0.1:5432), Redis (127.0.0.1:6379) and RabbitMQ (127.0.0.1:5672)
+# answer, and PgBouncer and ffmpeg are installed.
+# Uses the ones already running; otherwise starts private ones under .var/ (RabbitMQ: Debian's
+# service), installing Debian's postgresql / redis-server / rabbitmq-server first when they are
+# missing. Safe to run again.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 VAR="$ROOT/.var"
 PG_PORT="${PG_PORT:-5432}"
 REDIS_PORT="${REDIS_PORT:-6379}"
+AMQP_PORT="${AMQP_PORT:-5672}"
 
 answers() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
@@ -18,8 +21,8 @@ apt_install() {
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
 }
 
-wait_for() {  # port, name
-  for _ in $(seq 1 50); do answers "$1" && return 0; sleep 0.2; done
+wait_for() {  # port, name[, tries of 0.2 s]
+  for _ in $(seq 1 "${3:-50}"); do answers "$1" && return 0; sleep 0.2; done
   echo "services: $2 did not start on port $1" >&2; exit 1
 }
 
@@ -56,6 +59,20 @@ ensure_redis() {
   echo "services: started a private Redis in $VAR/redis"
 }
 
+ensure_rabbitmq() {
+  # The tests run the as-deployed worker tests on RabbitMQ too, each run in a virtual host of its
+  # own made with rabbitmqctl (which needs root, or sudo without a password).
+  if answers $AMQP_PORT; then echo "services: RabbitMQ answers on 127.0.0.1:$AMQP_PORT"; return; fi
+  command -v rabbitmq-server >/dev/null || [ -x /usr/sbin/rabbitmq-server ] || apt_install rabbitmq-server
+  if ! answers $AMQP_PORT; then
+    # The package's service (no systemd in a container: its init script, else the server itself).
+    as_root service rabbitmq-server start >/dev/null 2>&1 \
+      || as_root sh -c '/usr/sbin/rabbitmq-server >/var/log/rabbitmq/startup.log 2>&1 &'
+  fi
+  wait_for $AMQP_PORT RabbitMQ 300
+  echo "services: started RabbitMQ (Debian's rabbitmq-server) on 127.0.0.1:$AMQP_PORT"
+}
+
 ensure_pgbouncer() {
   # Only the binary: a test starts its own PgBouncer in transaction mode in front of PostgreSQL.
   command -v pgbouncer >/dev/null || [ -x /usr/sbin/pgbouncer ] || apt_install pgbouncer
@@ -69,5 +86,6 @@ ensure_ffmpeg() {
 
 ensure_postgres
 ensure_redis
+ensure_rabbitmq
 ensure_pgbouncer
 ensure_ffmpeg

@@ -1,17 +1,26 @@
 import importlib
+import os
+import shutil
+import subprocess
 import time
 from contextlib import contextmanager
+from urllib.parse import quote
 
 import pytest
 from celery.contrib.testing.worker import start_worker
 from celery.signals import task_postrun
+from django.conf import settings as django_settings
 from django.core.cache import cache
 from django.db import connection
 from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import RefreshToken
 
 from config.celery import app as celery_app
+from config.settings.base import broker_transport_options, celery_queues
 from tests.factories import UserFactory
+
+# The brokers the as-deployed tests (a real worker consuming real messages) run on.
+BROKERS = ("redis", "amqp")
 
 
 @pytest.fixture(autouse=True)
@@ -123,21 +132,109 @@ def seed_subscription_plans() -> None:
     importlib.import_module(f"accounts.migrations.{name}").seed_plans(apps, None)
 
 
-@pytest.fixture(scope="module")
-def mail_worker():
-    """A real worker on the `default` queue (purged first, so it only runs what the test sends)."""
+def _rabbitmqctl(*args: str) -> None:
+    command = ["rabbitmqctl", "-q", *args]
+    if os.geteuid() != 0:
+        command = ["sudo", "-n", *command]
+    subprocess.run(command, check=True, capture_output=True, timeout=120)
+
+
+@pytest.fixture(scope="session")
+def amqp_broker_url():
+    """RabbitMQ for this test run: TEST_AMQP_URL when set, else a virtual host of the run's own
+    (made with rabbitmqctl, deleted at the end), so checkouts testing side by side on one
+    RabbitMQ never share a queue. `make services` makes sure RabbitMQ answers."""
+    given = os.environ.get("TEST_AMQP_URL")
+    if given:
+        yield given
+        return
+    if shutil.which("rabbitmqctl") is None:
+        pytest.fail("rabbitmqctl is not installed: run `make services` or set TEST_AMQP_URL")
+    vhost = f"test-{django_settings.DATABASES['default']['NAME']}-{os.getpid()}"
+    _rabbitmqctl("add_vhost", vhost)
+    try:
+        _rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
+        yield f"amqp://guest:guest@127.0.0.1:5672/{quote(vhost, safe='')}"
+    finally:
+        _rabbitmqctl("delete_vhost", vhost)
+
+
+def forget_broker_connections():
+    """Forget the app's broker connection and producer pools (and its queues) so the next publish
+    uses broker_url and task_queues anew (Celery has no public call for that short of close(),
+    which also unregisters the app). The pools themselves stay open in kombu's registry, ready
+    for when the URL is restored."""
+    celery_app._pool = None
+    del celery_app.amqp  # a cached property: rebuilt (queues, producer pool) from conf when next used
+
+
+@contextmanager
+def celery_on(url: str):
+    """The app publishes to (and workers started meanwhile consume from) the broker at `url`."""
+    conf = celery_app.conf
+    previous = (conf.broker_url, conf.broker_transport_options, conf.task_queues)
+    conf.broker_url, conf.broker_transport_options, conf.task_queues = (
+        url,
+        broker_transport_options(url),
+        celery_queues(url),
+    )
+    forget_broker_connections()
+    try:
+        yield url
+    finally:
+        conf.broker_url, conf.broker_transport_options, conf.task_queues = previous
+        forget_broker_connections()
+
+
+def broker_url_for(request, name: str) -> str:
+    """The test Redis database (TEST_REDIS_URL) or this run's RabbitMQ virtual host."""
+    if name == "redis":
+        return django_settings.CACHES["default"]["LOCATION"]
+    return request.getfixturevalue("amqp_broker_url")
+
+
+def purge_queues(*names: str) -> None:
+    """Declare (RabbitMQ refuses to purge a queue it does not know) and empty Celery queues."""
     with celery_app.connection_for_write() as conn:
-        conn.default_channel.queue_purge("default")
-    with start_worker(
-        celery_app,
-        pool="solo",
-        concurrency=1,
-        perform_ping_check=False,
-        queues=["default"],
-        shutdown_timeout=30,
-        loglevel="WARNING",
-    ):
-        yield
+        for name in names:
+            queue = celery_app.amqp.queues[name].bind(conn.default_channel)
+            queue.declare()
+            queue.purge()
+
+
+def queued_messages(*names: str) -> int:
+    """Messages waiting (not yet delivered to a worker) in Celery queues, on either broker
+    (declared as they are, not passively: Redis has no trace of an empty queue)."""
+    with celery_app.connection_for_write() as conn:
+        return sum(
+            celery_app.amqp.queues[name].bind(conn.default_channel).queue_declare().message_count
+            for name in names
+        )
+
+
+@pytest.fixture(params=BROKERS)
+def celery_broker(request):
+    """The test runs once on Redis and once on RabbitMQ (the URL it runs on is the value)."""
+    with celery_on(broker_url_for(request, request.param)) as url:
+        yield url
+
+
+@pytest.fixture(scope="module", params=BROKERS)
+def mail_worker(request):
+    """A real worker on the `default` queue (purged first, so it only runs what the test sends),
+    on each broker in turn."""
+    with celery_on(broker_url_for(request, request.param)):
+        purge_queues("default")
+        with start_worker(
+            celery_app,
+            pool="solo",
+            concurrency=1,
+            perform_ping_check=False,
+            queues=["default"],
+            shutdown_timeout=30,
+            loglevel="WARNING",
+        ):
+            yield
 
 
 @pytest.fixture

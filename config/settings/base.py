@@ -6,7 +6,7 @@ from pathlib import Path
 
 import environ
 import structlog
-from kombu import Queue
+from kombu import Exchange, Queue
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
@@ -442,9 +442,35 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = "UTC"
 CELERY_ENABLE_UTC = True
 CELERY_TASK_DEFAULT_QUEUE = "default"
+
+
 # Every queue the project uses, so a plain `celery -A config worker` consumes all of them;
 # a deployment that wants dedicated engine workers starts them with `-Q jobs`.
-CELERY_TASK_QUEUES = [Queue("default", routing_key="default"), Queue("jobs", routing_key="jobs")]
+# On RabbitMQ (CELERY_BROKER_URL=amqp://…) they are durable quorum queues (replicated, and Celery
+# then uses per-consumer prefetch) on topic exchanges, which let Celery delay a countdown message
+# in RabbitMQ itself (native delayed delivery) instead of holding it in a worker. On Redis they
+# stay plain (kombu's Redis transport keeps exchange types per process, so a topic exchange there
+# can route nowhere). Priority is not the broker's business on either: a message is a wake-up
+# and the engine claims jobs from PostgreSQL by priority, so no queue needs x-max-priority
+# (which quorum queues refuse).
+def is_amqp(url: str) -> bool:
+    return url.split("://", 1)[0] in ("amqp", "amqps", "pyamqp")
+
+
+QUORUM = {"x-queue-type": "quorum"}
+
+
+def celery_queues(url: str) -> list[Queue]:
+    """The queues every worker consumes, declared as the broker at `url` wants them."""
+    if is_amqp(url):
+        return [
+            Queue(name, Exchange(name, type="topic"), routing_key=name, queue_arguments=QUORUM)
+            for name in ("default", "jobs")
+        ]
+    return [Queue(name, routing_key=name) for name in ("default", "jobs")]
+
+
+CELERY_TASK_QUEUES = celery_queues(CELERY_BROKER_URL)
 # A worker process is replaced once it has used this much resident memory (KiB) after a task:
 # a huge mesh import cannot keep its memory for the life of the worker.
 CELERY_WORKER_MAX_MEMORY_PER_CHILD = env.int("CELERY_WORKER_MAX_MEMORY_PER_CHILD", default=512 * 1024)
@@ -460,12 +486,24 @@ CELERY_TASK_PUBLISH_RETRY_POLICY = {
 }
 CELERY_TASK_TIME_LIMIT = 60 * 60
 CELERY_TASK_SOFT_TIME_LIMIT = 55 * 60
-# Longer than the longest job (time limit above), so Redis never redelivers a running task.
-CELERY_BROKER_TRANSPORT_OPTIONS = {
+# Redis: a visibility timeout longer than the longest task (time limit above), so Redis never
+# redelivers a running task. RabbitMQ redelivers an unacknowledged message only when its
+# consumer's connection closes (consumer_timeout in rabbitmq.conf must exceed the time limit),
+# and confirms each publish, so a message the broker did not take is an error, not a loss.
+BROKER_TRANSPORT_OPTIONS_REDIS = {
     "visibility_timeout": 2 * 60 * 60,
     "socket_connect_timeout": 1.0,
     "socket_timeout": 5.0,
 }
+BROKER_TRANSPORT_OPTIONS_AMQP = {"confirm_publish": True}
+
+
+def broker_transport_options(url: str) -> dict:
+    """The transport options for the broker `url` names (RabbitMQ or Redis)."""
+    return dict(BROKER_TRANSPORT_OPTIONS_AMQP if is_amqp(url) else BROKER_TRANSPORT_OPTIONS_REDIS)
+
+
+CELERY_BROKER_TRANSPORT_OPTIONS = broker_transport_options(CELERY_BROKER_URL)
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 

@@ -1,7 +1,7 @@
 """Test settings: the same real PostgreSQL and Redis as production, on a separate Redis database."""
 
 from .base import *  # noqa: F403
-from .base import REST_FRAMEWORK, env
+from .base import REST_FRAMEWORK, broker_transport_options, celery_queues, env
 
 DEBUG = False
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
@@ -13,7 +13,10 @@ CACHES = {
         "OPTIONS": CACHE_OPTIONS,  # noqa: F405
     }
 }
-CELERY_BROKER_URL = env("TEST_REDIS_URL", default="redis://127.0.0.1:6379/15")
+# TEST_BROKER_URL: what a worker subprocess started by a test uses (the broker that test runs on).
+CELERY_BROKER_URL = env("TEST_BROKER_URL", default=env("TEST_REDIS_URL", default="redis://127.0.0.1:6379/15"))
+CELERY_BROKER_TRANSPORT_OPTIONS = broker_transport_options(CELERY_BROKER_URL)
+CELERY_TASK_QUEUES = celery_queues(CELERY_BROKER_URL)
 MEDIA_ROOT = env("TEST_MEDIA_ROOT", default="/tmp/saas-test-media")
 REST_FRAMEWORK = {
     **REST_FRAMEWORK,

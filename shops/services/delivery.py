@@ -16,6 +16,7 @@ only by the attempt that holds the claim. A message once `sent` is never sent ag
 """
 
 import logging
+import math
 import random
 from datetime import timedelta
 
@@ -56,6 +57,8 @@ def message_delivery_schedule(*, message: Message) -> None:
 def _enqueue(message_id, countdown: float | None = None) -> None:
     from shops.tasks import deliver_message  # the task module imports the services
 
+    if countdown:  # whole seconds: RabbitMQ's delayed delivery refuses a delay under one
+        countdown = math.ceil(countdown)
     try:
         deliver_message.apply_async(args=[str(message_id)], countdown=countdown)
     except Exception:

@@ -62,3 +62,17 @@ def test_every_task_can_be_dispatched_with_its_time_limits():
 def test_workers_are_replaced_past_the_memory_ceiling():
     assert app.conf.worker_max_memory_per_child == settings.CELERY_WORKER_MAX_MEMORY_PER_CHILD > 0
     assert app.conf.worker_max_tasks_per_child == settings.CELERY_WORKER_MAX_TASKS_PER_CHILD > 0
+
+
+def test_queues_and_transport_options_follow_the_broker():
+    from config.settings.base import broker_transport_options, celery_queues
+
+    rabbit = celery_queues("amqp://guest:guest@127.0.0.1:5672/saas")
+    plain = celery_queues("redis://127.0.0.1:6379/0")
+
+    assert [q.name for q in rabbit] == [q.name for q in plain] == ["default", "jobs"]
+    assert all(q.queue_arguments == {"x-queue-type": "quorum"} and q.durable for q in rabbit)
+    assert all(q.exchange.type == "topic" for q in rabbit)  # native delayed delivery needs it
+    assert all(not q.queue_arguments and q.exchange.type == "direct" for q in plain)
+    assert broker_transport_options("amqps://h/v") == {"confirm_publish": True}
+    assert broker_transport_options("redis://h/0")["visibility_timeout"] > settings.CELERY_TASK_TIME_LIMIT

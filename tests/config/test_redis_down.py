@@ -16,7 +16,7 @@ from config.celery import app as celery_app
 from credits.services import credits_grant
 from jobs import engine
 from jobs.models import JobKind
-from tests.conftest import client_for
+from tests.conftest import client_for, forget_broker_connections
 from tests.factories import DEFAULT_PASSWORD
 
 pytestmark = pytest.mark.django_db
@@ -77,20 +77,12 @@ def own_redis(settings):
     settings.REDIS_URL = server.url
     old_broker = celery_app.conf.broker_url
     celery_app.conf.broker_url = server.url
-    _reset_broker_pool()
+    forget_broker_connections()
     yield server
     if server.process.poll() is None:
         server.kill()
     celery_app.conf.broker_url = old_broker
-    _reset_broker_pool()
-
-
-def _reset_broker_pool():
-    """Forget the app's broker connection and producer pools so the next publish uses broker_url
-    anew (Celery has no public call for that short of close(), which also unregisters the app).
-    The pools themselves stay open in kombu's registry, ready for when the URL is restored."""
-    celery_app._pool = None
-    celery_app.amqp._producer_pool = None
+    forget_broker_connections()
 
 
 @pytest.fixture
@@ -156,7 +148,7 @@ def test_a_wakeup_lost_while_redis_was_down_is_sent_again_by_the_rescue(
 
     # when Redis is back, the every-minute rescue re-announces the queued job
     own_redis.start()
-    _reset_broker_pool()
+    forget_broker_connections()
     with django_capture_on_commit_callbacks(execute=True):
         result = engine.jobs_rescue_stale()
 

@@ -1,6 +1,6 @@
 """Every schedule runs as deployed: synced into django-celery-beat's tables, turned into
 entries and dispatched by Beat's own code with their stored options, and run by a real worker
-consuming the queues a plain `celery -A config worker` consumes."""
+consuming the queues a plain `celery -A config worker` consumes, on Redis and on RabbitMQ."""
 
 import time
 
@@ -16,7 +16,7 @@ from django_celery_beat.schedulers import DatabaseScheduler, ModelEntry
 from config.celery import app as celery_app
 from config.models import ScheduledRun
 from config.schedules import SCHEDULES
-from tests.conftest import finished_tasks
+from tests.conftest import finished_tasks, purge_queues, queued_messages
 from tests.factories import admin_login
 
 QUEUES = [queue.name for queue in settings.CELERY_TASK_QUEUES]
@@ -25,14 +25,11 @@ PINNED = "2026-11-22T10:15:02Z"
 
 
 def _purge():
-    with celery_app.connection_for_write() as conn:
-        for queue in QUEUES:
-            conn.default_channel.queue_purge(queue)
+    purge_queues(*QUEUES)
 
 
 def _queued() -> int:
-    with celery_app.connection_for_write() as conn:
-        return sum(conn.default_channel.client.llen(queue) for queue in QUEUES)
+    return queued_messages(*QUEUES)
 
 
 def _dispatch_all_as_beat_does() -> set[str]:
@@ -56,7 +53,7 @@ def _wait(condition, what: str, seconds: float = 90):
 
 
 @pytest.fixture
-def worker(transactional_db):
+def worker(transactional_db, celery_broker):
     from celery.contrib.testing.worker import start_worker
 
     _purge()

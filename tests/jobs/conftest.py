@@ -5,7 +5,7 @@ from config.celery import app as celery_app
 from credits.services import credits_grant
 from jobs.models import JobKind
 from jobs.seed import CURRENT_SEED_KINDS
-from tests.conftest import deferred_triggers_now
+from tests.conftest import deferred_triggers_now, purge_queues
 from tests.jobs import processors as test_processors
 
 TEST_KINDS = [
@@ -41,16 +41,20 @@ def funded_user(user):
 
 
 @pytest.fixture
-def broker():
-    """The jobs queue on the test Redis database, emptied before and after."""
-
-    def purge():
-        with celery_app.connection_for_write() as conn:
-            conn.default_channel.queue_purge("jobs")
-
-    purge()
+def broker(celery_broker):
+    """The jobs queue, emptied before and after, on each broker in turn (Redis, RabbitMQ)."""
+    purge_queues("jobs")
     yield celery_app
-    purge()
+    purge_queues("jobs")
+
+
+@pytest.fixture
+def redis_broker():
+    """The jobs queue on the test Redis only, emptied before and after (for a test that asks for
+    it conditionally: a parametrized fixture cannot be requested that way)."""
+    purge_queues("jobs")
+    yield celery_app
+    purge_queues("jobs")
 
 
 @pytest.fixture

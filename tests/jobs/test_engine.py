@@ -1,4 +1,4 @@
-"""The engine with a real Celery worker on the real Redis broker (TEST_REDIS_URL)."""
+"""The engine with a real Celery worker on each real broker (Redis, then RabbitMQ)."""
 
 import os
 import signal
@@ -80,7 +80,7 @@ def payer(transactional_db):
 def test_high_priority_job_submitted_behind_20_low_ones_starts_before_them(
     payer, broker, engine_settings, drop_other_connections
 ):
-    # given: 20 low-priority jobs waiting, then one high-priority job (21 wake-ups in Redis, FIFO)
+    # given: 20 low-priority jobs waiting, then one high-priority job (21 wake-ups in the broker, FIFO)
     low = [services.job_create(user=payer, kind_code="test_noop", priority=0) for _ in range(20)]
     high = services.job_create(user=payer, kind_code="test_noop", priority=10)
     # when: a worker starts consuming
@@ -141,6 +141,7 @@ def test_worker_process_killed_mid_job_is_rescued_and_completes_with_one_charge(
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "config.settings.test",
+        "TEST_BROKER_URL": broker.conf.broker_url,
         "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
         "JOBS_EXTRA_PROCESSOR_MODULES": "tests.jobs.processors",
         "JOBS_HEARTBEAT_SECONDS": "0.2",

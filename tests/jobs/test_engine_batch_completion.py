@@ -146,7 +146,7 @@ def test_a_job_whose_lease_was_lost_mid_batch_is_not_completed_by_the_batch(
     owner, batch_settings, emails, runner, request
 ):
     if runner == "worker":  # the real broker, emptied before the jobs' wake-ups are sent
-        request.getfixturevalue("broker")
+        request.getfixturevalue("redis_broker")
         request.getfixturevalue("drop_other_connections")
     # given: 8 jobs; while the 5th runs, the first one (finished, its completion waiting for the
     # end of the batch) is lost: the rescue found its heartbeat stale and another worker has
