@@ -20,6 +20,7 @@ from tests.live import deployed, wait_for
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
+    pytest.mark.timeout(600),  # a stack to start and a client to generate on a busy machine
     pytest.mark.usefixtures("drop_other_connections", "reference_data"),
 ]
 
@@ -34,7 +35,7 @@ def base_url(settings):
         yield base
 
 
-def generate_client(base: str, into: Path, package: str):
+def generate_client(base: str, into: Path, package: str, monkeypatch):
     """Fetch the live schema, generate a client package with the CLI, import it."""
     schema = httpx.get(f"{base}/api/schema/", headers={"Accept": "application/json"}, timeout=60)
     assert schema.status_code == 200, schema.text[:500]
@@ -53,8 +54,7 @@ def generate_client(base: str, into: Path, package: str):
     assert generated.returncode == 0, generated.stdout + generated.stderr
     # Every warning means a piece of the API the client could not generate.
     assert "Warning" not in generated.stdout + generated.stderr, generated.stdout + generated.stderr
-    sys.path.insert(0, str(into))
-    importlib.invalidate_caches()
+    monkeypatch.syspath_prepend(str(into))
     return importlib.import_module(package)
 
 
@@ -76,9 +76,9 @@ def cube_stl() -> bytes:
     return trimesh.creation.box(extents=(10, 20, 30)).export(file_type="stl")
 
 
-def test_a_generated_python_client_runs_a_customers_story_unpatched(base_url, tmp_path):
+def test_a_generated_python_client_runs_a_customers_story_unpatched(base_url, tmp_path, monkeypatch):
     package = f"saas_client_{uuid.uuid4().hex[:8]}"
-    generate_client(base_url, tmp_path, package)
+    generate_client(base_url, tmp_path, package, monkeypatch)
     client_module = importlib.import_module(f"{package}.client")
     types = importlib.import_module(f"{package}.types")
     m = models(package)

@@ -13,7 +13,11 @@ import pytest
 from tests.jobs.conftest import drop_other_connections  # noqa: F401 (a fixture)
 from tests.live import deployed
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("drop_other_connections")]
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.timeout(600),  # a stack to start and a client to generate on a busy machine
+    pytest.mark.usefixtures("drop_other_connections"),
+]
 
 PACKAGE = Path(__file__).resolve().parent / "ts"
 BIN = PACKAGE / "node_modules" / ".bin"
