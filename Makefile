@@ -3,7 +3,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt | md5sum | cut -c1-12)
 
-.PHONY: run test setup services venv db lint bench chromium alerts
+.PHONY: run test setup services venv db lint bench chromium alerts tsclient
 
 $(STAMP): requirements.txt
 	@test -x $(PY) || python3 -m venv $(VENV)
@@ -39,10 +39,14 @@ lint: venv
 chromium:
 	@bash scripts/chromium.sh
 
+# The TypeScript client check's npm packages (tests/clients/ts/), installed once per lock file.
+tsclient:
+	@bash scripts/tsclient.sh
+
 # The alert rules of deploy/prometheus/ and their unit tests (promtool, Debian's prometheus package).
 alerts: services
 	promtool check rules deploy/prometheus/alerts.yml
 	cd deploy/prometheus && promtool test rules alerts_test.yml alerts_test_hours.yml
 
-test: venv services chromium lint alerts
+test: venv services chromium tsclient lint alerts
 	$(VENV)/bin/pytest

@@ -19,6 +19,7 @@ from analytics.serializers import (
     ProductsInputSerializer,
     SalesInputSerializer,
     SalesOutputSerializer,
+    ShopSummarySerializer,
 )
 from config.replicas import reads_from_replica
 from config.throttling import ScopedRateThrottle
@@ -91,7 +92,7 @@ def _money(value) -> str:
 class ShopSummaryApi(ShopScopedMixin, APIView):
     http_method_names = GET_ONLY
 
-    @extend_schema(responses=inline_serializer("ShopSummary", {"date": serializers.DateField()}))
+    @extend_schema(responses=ShopSummarySerializer)
     @reads_from_replica
     def get(self, request, shop_id):
         data = selectors.shop_summary(shop=self.shop)

@@ -108,6 +108,44 @@ class SalesOutputSerializer(serializers.Serializer):
     totals = SalesTotalsSerializer()
 
 
+class SummaryDaySerializer(serializers.Serializer):
+    orders = serializers.IntegerField()
+    revenue = serializers.DecimalField(**MONEY, help_text="Net of cancellations.")
+    gross_revenue = serializers.DecimalField(**MONEY)
+    cancelled_orders = serializers.IntegerField()
+    items_sold = serializers.IntegerField()
+
+
+class SummaryWindowSerializer(serializers.Serializer):
+    orders = serializers.IntegerField()
+    revenue = serializers.DecimalField(**MONEY, help_text="Net of cancellations.")
+
+
+class SummaryProductSerializer(serializers.Serializer):
+    item_id = serializers.UUIDField()
+    sku = serializers.CharField()
+    name = serializers.CharField()
+    units_sold = serializers.IntegerField()
+    revenue = serializers.DecimalField(**MONEY)
+
+
+class ShopSummarySerializer(serializers.Serializer):
+    """The dashboard card: what `GET /api/shops/<id>/analytics/summary` answers (documents it)."""
+
+    date = serializers.DateField(help_text="The shop's local today.")
+    currency = serializers.CharField()
+    today = SummaryDaySerializer()
+    yesterday = SummaryDaySerializer()
+    last_7_days = SummaryWindowSerializer()
+    last_30_days = SummaryWindowSerializer()
+    item_count = serializers.IntegerField(help_text="Active items.")
+    low_stock_count = serializers.IntegerField(
+        help_text="Active items at or below their low-stock threshold."
+    )
+    open_conversations = serializers.IntegerField()
+    top_products = SummaryProductSerializer(many=True, help_text="By revenue over the last 30 days.")
+
+
 class ProductRowSerializer(serializers.Serializer):
     item_id = serializers.UUIDField()
     sku = serializers.CharField()
