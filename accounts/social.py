@@ -1,0 +1,87 @@
+"""Social login (Google, Facebook, LINE Login) through django-allauth's headless API.
+
+allauth verifies the provider's token, finds or creates the user and links the social account;
+what is ours is said here:
+
+- `SimpleJWTTokenStrategy`: a successful login through the app client answers with the same
+  simplejwt pair as `POST /api/auth/token` (`meta.access_token`, `meta.refresh_token`), so the
+  rest of the API cannot tell how the user signed in.
+- `SocialAccountAdapter`: a new social user gets a name from the provider's profile, the rows
+  every account has (the post_save signal in accounts/signals.py: preferences, a 30-day trial
+  license), and its email marked verified when the provider vouches for it (else our own
+  verification email). An existing account is entered by email only when the provider says
+  the email is verified (SOCIALACCOUNT_EMAIL_AUTHENTICATION); allauth then wipes the local
+  password of an account whose address nobody had verified, so whoever registered it with
+  someone else's address loses it. Our verified accounts are shown to allauth as verified
+  (an EmailAddress row) so their password stays.
+
+Staff: a social login ends in a JWT pair and an allauth session reached only by its token; the
+admin still asks every staff session for its TOTP code (console/admin_site.py).
+"""
+
+from typing import Any
+
+from allauth.account.models import EmailAddress
+from allauth.headless.tokens.strategies.sessions import SessionTokenStrategy
+from allauth.socialaccount.adapter import DefaultSocialAccountAdapter
+from django.conf import settings
+from django.http import HttpRequest
+
+from accounts import services
+from accounts.models import User
+
+
+class SimpleJWTTokenStrategy(SessionTokenStrategy):
+    """allauth's session tokens for its own flows, plus our simplejwt pair once logged in."""
+
+    def create_access_token_payload(self, request: HttpRequest) -> dict[str, Any] | None:
+        user = request.user
+        if not user.is_authenticated:
+            return None
+        services.user_record_login(user=user)
+        tokens = services.token_pair_issue(user=user)
+        return {
+            "access_token": tokens["access"],
+            "refresh_token": tokens["refresh"],
+            "expires_in": int(settings.SIMPLE_JWT["ACCESS_TOKEN_LIFETIME"].total_seconds()),
+        }
+
+
+def _verified_emails(sociallogin) -> set[str]:
+    return {
+        User.objects.normalize_email(address.email)
+        for address in sociallogin.email_addresses
+        if address.verified
+    }
+
+
+class SocialAccountAdapter(DefaultSocialAccountAdapter):
+    def populate_user(self, request, sociallogin, data):
+        user = super().populate_user(request, sociallogin, data)
+        user.email = User.objects.normalize_email(user.email)
+        name = data.get("name") or " ".join(p for p in (data.get("first_name"), data.get("last_name")) if p)
+        user.name = (name or "")[: User._meta.get_field("name").max_length]
+        return user
+
+    def save_user(self, request, sociallogin, form=None):
+        user = super().save_user(request, sociallogin, form)
+        if user.email in _verified_emails(sociallogin):
+            services.user_mark_email_verified(user=user)
+        else:
+            services.email_verification_send(user=user)
+        return user
+
+    def authenticate_by_email(self, sociallogin):
+        found = super().authenticate_by_email(sociallogin)
+        if found is not None:
+            user, email = found
+            if user.email_verified_at is not None and user.email.lower() == email.lower():
+                # allauth reads "verified" from its EmailAddress table; ours is on the user row.
+                EmailAddress.objects.update_or_create(
+                    user=user,
+                    email__iexact=email,
+                    defaults={"email": user.email, "verified": True, "primary": True},
+                )
+            else:
+                services.user_claim_by_verified_email(user=user)
+        return found
