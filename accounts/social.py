@@ -19,16 +19,25 @@ Staff: a social login ends in a JWT pair and an allauth session reached only by 
 admin still asks every staff session for its TOTP code (console/admin_site.py).
 """
 
+import json
+import logging
 from typing import Any
 
 from allauth.account.models import EmailAddress
+from allauth.headless.adapter import get_adapter as get_headless_adapter
+from allauth.headless.internal.restkit.response import ErrorResponse
+from allauth.headless.socialaccount import inputs as headless_inputs
+from allauth.headless.socialaccount import views as headless_views
 from allauth.headless.tokens.strategies.sessions import SessionTokenStrategy
 from allauth.socialaccount.adapter import DefaultSocialAccountAdapter
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.http import HttpRequest
 
 from accounts import services
 from accounts.models import User
+
+logger = logging.getLogger(__name__)
 
 
 class SimpleJWTTokenStrategy(SessionTokenStrategy):
@@ -73,6 +82,8 @@ class SocialAccountAdapter(DefaultSocialAccountAdapter):
 
     def authenticate_by_email(self, sociallogin):
         found = super().authenticate_by_email(sociallogin)
+        if found is not None and (not found[0].is_active or found[0].is_deleted):
+            return None  # a closed account stays closed, and gets no social account linked
         if found is not None:
             user, email = found
             if user.email_verified_at is not None and user.email.lower() == email.lower():
@@ -85,3 +96,34 @@ class SocialAccountAdapter(DefaultSocialAccountAdapter):
             else:
                 services.user_claim_by_verified_email(user=user)
         return found
+
+
+class ProviderTokenInput(headless_inputs.ProviderTokenInput):
+    """allauth's input, except that a token or a provider answer of a shape allauth does not
+    expect (an ID token without `kid`, a key set that is not one, a discovery document without
+    `jwks_uri`) is an invalid token (400), not an uncaught exception (500)."""
+
+    def clean(self):
+        try:
+            return super().clean()
+        except (LookupError, TypeError, ValueError, AttributeError) as exc:
+            logger.warning("social login: unexpected token or provider answer", exc_info=exc)
+            self.add_error("token", get_headless_adapter().validation_error("invalid_token"))
+            return self.cleaned_data
+
+
+class ProviderTokenView(headless_views.ProviderTokenView):
+    """`POST /_allauth/app/v1/auth/provider/token` with the input above; a body that is not a JSON
+    object is a 400 in allauth's format too (allauth itself answers an empty text/html 400)."""
+
+    input_class = ProviderTokenInput
+
+    def handle(self, request, *args, **kwargs):
+        try:
+            data = json.loads(request.body or b"null")
+        except ValueError:  # also UnicodeDecodeError
+            data = None
+        if not isinstance(data, dict):
+            error = ValidationError("The body must be a JSON object.", code="invalid")
+            return ErrorResponse(request, exception=error)
+        return super().handle(request, *args, **kwargs)
