@@ -25,6 +25,7 @@ from typing import Any
 
 from allauth.account.models import EmailAddress
 from allauth.headless.adapter import get_adapter as get_headless_adapter
+from allauth.headless.constants import Client
 from allauth.headless.internal.restkit.response import ErrorResponse
 from allauth.headless.socialaccount import inputs as headless_inputs
 from allauth.headless.socialaccount import views as headless_views
@@ -33,8 +34,10 @@ from allauth.socialaccount.adapter import DefaultSocialAccountAdapter
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest
+from django.views.decorators.csrf import csrf_exempt
 
 from accounts import services
+from accounts.apis import _set_auth_cookies as set_auth_cookies
 from accounts.models import User
 
 logger = logging.getLogger(__name__)
@@ -127,3 +130,20 @@ class ProviderTokenView(headless_views.ProviderTokenView):
             error = ValidationError("The body must be a JSON object.", code="invalid")
             return ErrorResponse(request, exception=error)
         return super().handle(request, *args, **kwargs)
+
+
+allauth_provider_token = ProviderTokenView.as_api_view(client=Client.APP)
+
+
+@csrf_exempt  # the app client authenticates by tokens, never by cookies (so does allauth's view)
+def provider_token(request, *args, **kwargs):
+    """The provider-token view. A successful sign-in also sets the HttpOnly auth cookies and the
+    CSRF cookie, as `POST /api/auth/token` does, so a browser frontend may use either mode. Done
+    outside allauth's view, whose request context drops any CSRF cookie set inside it."""
+    response = allauth_provider_token(request, *args, **kwargs)
+    if response.status_code == 200:
+        meta = json.loads(response.content).get("meta") or {}
+        if meta.get("access_token") and meta.get("refresh_token"):
+            tokens = {"access": meta["access_token"], "refresh": meta["refresh_token"]}
+            set_auth_cookies(request, response, tokens)
+    return response

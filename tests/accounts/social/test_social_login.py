@@ -7,6 +7,7 @@ import hmac
 import pytest
 from allauth.socialaccount.models import SocialAccount
 from django.conf import settings
+from rest_framework.test import APIClient
 
 from accounts.models import License, User
 from tests.accounts.social.providers import (
@@ -58,6 +59,31 @@ def test_a_new_google_user_gets_an_account_a_trial_license_and_the_jwt_pair(
     assert not user.has_usable_password()
     assert SocialAccount.objects.get(user=user).provider == "google"
     assert [(r.method, r.path) for r in providers.requests] == [("GET", "/google/oauth2/v1/certs")]
+
+
+def test_a_social_sign_in_also_sets_the_auth_cookies_of_a_password_login(
+    api_client, providers, provider_keys
+):
+    response = sign_in(api_client, "google", google_token(provider_keys, email="cookie@example.com"))
+
+    assert response.status_code == 200
+    meta = response.json()["meta"]
+    assert response.cookies["access_token"].value == meta["access_token"]
+    assert response.cookies["access_token"]["httponly"]
+    assert response.cookies["refresh_token"].value == meta["refresh_token"]
+    assert response.cookies["refresh_token"]["path"] == "/api/auth/"
+    assert "csrftoken" in response.cookies
+    cookie_only = api_client.get("/api/users/me")  # the client keeps the cookies, no header
+    assert cookie_only.status_code == 200
+    assert cookie_only.json()["email"] == "cookie@example.com"
+
+
+def test_the_sign_in_needs_no_csrf_token(providers, provider_keys):
+    browser = APIClient(enforce_csrf_checks=True)
+
+    response = sign_in(browser, "google", google_token(provider_keys, email="csrf@example.com"))
+
+    assert response.status_code == 200, response.content
 
 
 def test_signing_in_again_with_the_same_google_account_finds_the_same_user(
