@@ -420,7 +420,6 @@ JWT_COOKIE_SECURE = env.bool("JWT_COOKIE_SECURE", default=False)
 HEADLESS_ONLY = True
 HEADLESS_CLIENTS = ("app",)
 HEADLESS_TOKEN_STRATEGY = "accounts.social.SimpleJWTTokenStrategy"
-HEADLESS_FRONTEND_URLS: dict = {}
 SOCIALACCOUNT_ADAPTER = "accounts.social.SocialAccountAdapter"
 ACCOUNT_USER_MODEL_USERNAME_FIELD = None
 ACCOUNT_LOGIN_METHODS = {"email"}
@@ -650,6 +649,8 @@ SITE_NAME = env("SITE_NAME", default="Credit-metered SaaS")
 # The name authenticator apps show next to a staff member's admin TOTP code.
 OTP_TOTP_ISSUER = f"{SITE_NAME} admin"
 FRONTEND_URL = env("FRONTEND_URL", default="http://localhost:3000").rstrip("/")
+# Where allauth sends a browser whose provider redirect failed (the app client's redirect flow).
+HEADLESS_FRONTEND_URLS = {"socialaccount_login_error": f"{FRONTEND_URL}/account/provider/callback"}
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="no-reply@localhost")
 _email = env.email_url("EMAIL_URL", default="consolemail://")
 EMAIL_BACKEND = env("EMAIL_BACKEND", default=_email["EMAIL_BACKEND"])
