@@ -10,10 +10,10 @@ what is ours is said here:
   every account has (the post_save signal in accounts/signals.py: preferences, a 30-day trial
   license), and its email marked verified when the provider vouches for it (else our own
   verification email). An existing account is entered by email only when the provider says
-  the email is verified (SOCIALACCOUNT_EMAIL_AUTHENTICATION); allauth then wipes the local
-  password of an account whose address nobody had verified, so whoever registered it with
-  someone else's address loses it. Our verified accounts are shown to allauth as verified
-  (an EmailAddress row) so their password stays.
+  the email is verified (SOCIALACCOUNT_EMAIL_AUTHENTICATION). An account whose address nobody
+  had verified is claimed (`services.user_claim_by_verified_email`: its password and tokens
+  die), so whoever registered it with someone else's address loses it; our verified accounts
+  are shown to allauth as verified (an EmailAddress row) so their password stays.
 
 Staff: a social login ends in a JWT pair and an allauth session reached only by its token; the
 admin still asks every staff session for its TOTP code (console/admin_site.py).
@@ -21,6 +21,7 @@ admin still asks every staff session for its TOTP code (console/admin_site.py).
 
 import json
 import logging
+import math
 from typing import Any
 
 from allauth.account.models import EmailAddress
@@ -33,12 +34,13 @@ from allauth.headless.tokens.strategies.sessions import SessionTokenStrategy
 from allauth.socialaccount.adapter import DefaultSocialAccountAdapter
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.http import HttpRequest
+from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
 from accounts import services
 from accounts.apis import _set_auth_cookies as set_auth_cookies
 from accounts.models import User
+from config.throttling import ScopedRateThrottle
 
 logger = logging.getLogger(__name__)
 
@@ -135,11 +137,24 @@ class ProviderTokenView(headless_views.ProviderTokenView):
 allauth_provider_token = ProviderTokenView.as_api_view(client=Client.APP)
 
 
+class LoginThrottleScope:
+    """Social sign-ins share the password login's throttle (scope `login`, per client address)."""
+
+    throttle_scope = "login"
+
+
 @csrf_exempt  # the app client authenticates by tokens, never by cookies (so does allauth's view)
 def provider_token(request, *args, **kwargs):
     """The provider-token view. A successful sign-in also sets the HttpOnly auth cookies and the
     CSRF cookie, as `POST /api/auth/token` does, so a browser frontend may use either mode. Done
     outside allauth's view, whose request context drops any CSRF cookie set inside it."""
+    throttle = ScopedRateThrottle()
+    if not throttle.allow_request(request, LoginThrottleScope):
+        wait = math.ceil(throttle.wait())
+        error = {"code": "too_many_requests", "message": f"Too many sign-ins; try again in {wait} s."}
+        return JsonResponse(
+            {"status": 429, "errors": [error]}, status=429, headers={"Retry-After": str(wait)}
+        )
     response = allauth_provider_token(request, *args, **kwargs)
     if response.status_code == 200:
         meta = json.loads(response.content).get("meta") or {}

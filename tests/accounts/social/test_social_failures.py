@@ -187,3 +187,17 @@ def test_unparseable_bodies_are_a_400(api_client, providers, raw):
     response = api_client.generic("POST", TOKEN_URL, raw, content_type="application/json")
 
     assert_refused(response, code=None)
+
+
+def test_sign_ins_share_the_password_logins_throttle(api_client, providers):
+    body = {"provider": "google", "process": "login", "token": "not-a-token"}
+    answers = [api_client.post(TOKEN_URL, body, format="json").status_code for _ in range(10)]
+    password = api_client.post("/api/auth/token", {"email": EMAIL, "password": "x" * 12}, format="json")
+
+    throttled = api_client.post(TOKEN_URL, body, format="json")
+
+    assert answers == [400] * 10
+    assert password.status_code == 429
+    assert throttled.status_code == 429
+    assert throttled.json()["errors"][0]["code"] == "too_many_requests"
+    assert int(throttled["Retry-After"]) > 0
