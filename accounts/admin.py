@@ -1,5 +1,7 @@
 from urllib.parse import urlencode
 
+from allauth.account.models import EmailAddress
+from allauth.socialaccount.models import SocialAccount, SocialApp, SocialToken
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
@@ -336,6 +338,9 @@ class UserPreferencesAdmin(admin.ModelAdmin):
 
 
 admin.site.unregister(APIKey)
+# Social login is configured by settings (SOCIALACCOUNT_PROVIDERS), not by rows in allauth's
+# tables, and its links are made only by signing in: allauth's own admin pages are not offered.
+admin.site.unregister([EmailAddress, SocialApp, SocialAccount, SocialToken])
 
 
 class ServiceApiKeyForm(forms.ModelForm):

@@ -82,6 +82,54 @@ def user_ensure_profile(*, user: User) -> None:
     )
 
 
+def token_pair_issue(*, user: User) -> dict:
+    """A fresh simplejwt pair for `user`: what every login answers (password or social)."""
+    refresh = RefreshToken.for_user(user)
+    return {"access": str(refresh.access_token), "refresh": str(refresh)}
+
+
+@transaction.atomic
+def user_mark_email_verified(*, user: User) -> User:
+    """Record that the user's address is verified (a provider vouched for it at a social
+    login). Idempotent: an already verified address keeps its first time. Locks the user row."""
+    locked = User.objects.select_for_update(no_key=True).get(pk=user.pk)
+    if locked.email_verified_at is None:
+        locked.email_verified_at = timezone.now()
+        locked.save(update_fields=["email_verified_at", "updated_at"])
+    user.email_verified_at = locked.email_verified_at
+    return user
+
+
+@transaction.atomic
+def user_claim_by_verified_email(*, user: User) -> User:
+    """A social login proved ownership of the address of an account nobody had verified: the
+    address becomes verified, and whoever registered the account with it loses it — its
+    password is made unusable and every token issued so far dies (refresh tokens blacklisted,
+    access tokens refused as older than the password change). Locks the user row."""
+    locked = User.objects.select_for_update(no_key=True).get(pk=user.pk)
+    now = timezone.now()
+    fields = ["updated_at"]
+    if locked.email_verified_at is None:
+        locked.email_verified_at = now
+        fields.append("email_verified_at")
+    if locked.has_usable_password():
+        locked.set_unusable_password()
+        locked.password_changed_at = now
+        fields += ["password", "password_changed_at"]
+        outstanding = OutstandingToken.objects.filter(user=locked, blacklistedtoken__isnull=True)
+        BlacklistedToken.objects.bulk_create(
+            [BlacklistedToken(token=token) for token in outstanding], ignore_conflicts=True
+        )
+    locked.save(update_fields=fields)
+    user_row_cache.forget(locked.pk)
+    user.email_verified_at, user.password, user.password_changed_at = (
+        locked.email_verified_at,
+        locked.password,
+        locked.password_changed_at,
+    )
+    return user
+
+
 def user_record_login(*, user: User) -> None:
     """Stamp last_login (analytics reads it); one UPDATE, no signal round-trip."""
     now = timezone.now()

@@ -18,6 +18,9 @@ urlpatterns = [
     path("api/", include("shops.urls")),
     path("api/", include("analytics.urls")),
     path("api/", include("backups.urls")),
+    # Social login: django-allauth's headless API, app client (accounts/social.py). Its answers
+    # are allauth's own JSON ({"status", "data", "meta", "errors"}), not our error envelope.
+    path("_allauth/", include("accounts.social_urls")),
     # Last: any other path is the JSON 404 envelope, also with DEBUG on (where Django would
     # otherwise answer its HTML technical 404 page), for every method: CSRF-exempt, since it
     # changes nothing, so an unsafe method is not a 403 `csrf_failed` for a path that is not there.

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import environ
 import structlog
+from corsheaders.defaults import default_headers as default_cors_headers
 from kombu import Exchange, Queue
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
@@ -19,6 +20,8 @@ ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "te
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 CORS_ALLOWED_ORIGINS = env.list("CORS_ALLOWED_ORIGINS", default=[])
 CORS_ALLOW_CREDENTIALS = True
+# X-Session-Token: allauth's headless app client carries its pending sign-in flows in it.
+CORS_ALLOW_HEADERS = (*default_cors_headers, "x-session-token")
 
 INSTALLED_APPS = [
     "console.apps.AdminConfig",  # django.contrib.admin with the dashboard on its index
@@ -43,6 +46,14 @@ INSTALLED_APPS = [
     "import_export",
     "django_otp",  # staff pass a TOTP second factor before any admin page (console.admin_site)
     "django_otp.plugins.otp_totp",
+    # Social login through allauth's headless API (accounts/social.py); no allauth page is served.
+    "allauth",
+    "allauth.account",
+    "allauth.socialaccount",
+    "allauth.socialaccount.providers.google",
+    "allauth.socialaccount.providers.facebook",
+    "allauth.socialaccount.providers.openid_connect",  # LINE Login (OpenID Connect)
+    "allauth.headless",
     "config.apps.PlatformConfig",
     "accounts",
     "credits",
@@ -65,6 +76,7 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django_otp.middleware.OTPMiddleware",  # request.user.is_verified(): the admin's second factor
+    "allauth.account.middleware.AccountMiddleware",  # required by allauth (social login)
     "config.middleware.RequestIdMiddleware",
     "django_structlog.middlewares.RequestMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
@@ -303,6 +315,33 @@ STRIPE_API_BASE = env.str("STRIPE_API_BASE", default="https://api.stripe.com").r
 RAZORPAY_API_BASE = env.str("RAZORPAY_API_BASE", default="https://api.razorpay.com").rstrip("/")
 # How long a checkout/order creation may wait for the provider's API.
 PAYMENT_PROVIDER_TIMEOUT_SECONDS = env.int("PAYMENT_PROVIDER_TIMEOUT_SECONDS", default=10)
+
+# Social login: Google, Facebook and LINE Login through django-allauth's headless API, app client
+# (POST /_allauth/app/v1/auth/provider/token; README "Social login"). It answers with the same
+# simplejwt pair as POST /api/auth/token (accounts.social.SimpleJWTTokenStrategy). An empty
+# client id = that provider is not offered. The *_URL settings are where each provider's
+# endpoints are; the defaults are the real hosts, another value points at a stand-in.
+SOCIAL_GOOGLE_CLIENT_ID = env.str("SOCIAL_GOOGLE_CLIENT_ID", default="")
+SOCIAL_GOOGLE_CERTS_URL = env.str(
+    "SOCIAL_GOOGLE_CERTS_URL", default="https://www.googleapis.com/oauth2/v1/certs"
+)
+SOCIAL_GOOGLE_USERINFO_URL = env.str(
+    "SOCIAL_GOOGLE_USERINFO_URL", default="https://www.googleapis.com/oauth2/v2/userinfo"
+)
+SOCIAL_GOOGLE_TOKEN_URL = env.str("SOCIAL_GOOGLE_TOKEN_URL", default="https://oauth2.googleapis.com/token")
+SOCIAL_FACEBOOK_APP_ID = env.str("SOCIAL_FACEBOOK_APP_ID", default="")
+SOCIAL_FACEBOOK_APP_SECRET = env.str("SOCIAL_FACEBOOK_APP_SECRET", default="")
+SOCIAL_FACEBOOK_GRAPH_VERSION = env.str("SOCIAL_FACEBOOK_GRAPH_VERSION", default="v19.0")
+SOCIAL_FACEBOOK_GRAPH_URL = env.str(
+    "SOCIAL_FACEBOOK_GRAPH_URL", default=f"https://graph.facebook.com/{SOCIAL_FACEBOOK_GRAPH_VERSION}"
+).rstrip("/")
+SOCIAL_LINE_CHANNEL_ID = env.str("SOCIAL_LINE_CHANNEL_ID", default="")
+SOCIAL_LINE_CHANNEL_SECRET = env.str("SOCIAL_LINE_CHANNEL_SECRET", default="")
+# LINE Login is OpenID Connect: its discovery document (/.well-known/openid-configuration under
+# this URL) names the JWKS the ID tokens are verified with.
+SOCIAL_LINE_SERVER_URL = env.str("SOCIAL_LINE_SERVER_URL", default="https://access.line.me").rstrip("/")
+# How long one call to a provider may take (seconds).
+SOCIALACCOUNT_REQUESTS_TIMEOUT = env.int("SOCIAL_REQUESTS_TIMEOUT", default=5)
 PROMPTPAY_MERCHANT_ID = env.str("PROMPTPAY_MERCHANT_ID", default="0000000000000")
 # The seller on every receipt / tax invoice, and the VAT included in THB prices (percent).
 RECEIPT_SELLER_NAME = env.str("RECEIPT_SELLER_NAME", default="Example Co., Ltd.")
@@ -388,6 +427,65 @@ SIMPLE_JWT = {
     "SIGNING_KEY": SECRET_KEY,
 }
 JWT_COOKIE_SECURE = env.bool("JWT_COOKIE_SECURE", default=False)
+
+# django-allauth: headless only (no allauth page), the app client only (tokens, no cookies), users
+# log in by email (the User model has no username). Verification emails are ours
+# (accounts.services), so allauth sends none. A social login whose provider vouches for the
+# email logs into the account holding that email and links it (EMAIL_AUTHENTICATION*); an
+# unverified one never does. accounts/social.py holds the adapters and the token strategy.
+HEADLESS_ONLY = True
+HEADLESS_CLIENTS = ("app",)
+HEADLESS_TOKEN_STRATEGY = "accounts.social.SimpleJWTTokenStrategy"
+SOCIALACCOUNT_ADAPTER = "accounts.social.SocialAccountAdapter"
+ACCOUNT_USER_MODEL_USERNAME_FIELD = None
+ACCOUNT_LOGIN_METHODS = {"email"}
+ACCOUNT_SIGNUP_FIELDS = ["email*"]
+ACCOUNT_UNIQUE_EMAIL = True
+ACCOUNT_EMAIL_VERIFICATION = "none"
+SOCIALACCOUNT_ONLY = True  # allauth's own email/password flows stay off: /api/auth/* are the ones
+SOCIALACCOUNT_AUTO_SIGNUP = True
+SOCIALACCOUNT_EMAIL_REQUIRED = True
+SOCIALACCOUNT_EMAIL_AUTHENTICATION = True
+SOCIALACCOUNT_EMAIL_AUTHENTICATION_AUTO_CONNECT = True
+SOCIALACCOUNT_STORE_TOKENS = False
+SOCIALACCOUNT_PROVIDERS = {
+    "google": {
+        "APPS": [{"client_id": SOCIAL_GOOGLE_CLIENT_ID, "secret": "", "key": ""}]
+        if SOCIAL_GOOGLE_CLIENT_ID
+        else [],
+        "SCOPE": ["profile", "email"],
+        "CERTS_URL": SOCIAL_GOOGLE_CERTS_URL,
+        "IDENTITY_URL": SOCIAL_GOOGLE_USERINFO_URL,
+        "ACCESS_TOKEN_URL": SOCIAL_GOOGLE_TOKEN_URL,
+        "ID_TOKEN_ISSUER": "https://accounts.google.com",
+    },
+    "facebook": {
+        "APPS": (
+            [{"client_id": SOCIAL_FACEBOOK_APP_ID, "secret": SOCIAL_FACEBOOK_APP_SECRET, "key": ""}]
+            if SOCIAL_FACEBOOK_APP_ID
+            else []
+        ),
+        "SCOPE": ["email", "public_profile"],
+        "FIELDS": ["id", "email", "name", "first_name", "last_name"],
+        "VERSION": SOCIAL_FACEBOOK_GRAPH_VERSION,
+        "GRAPH_API_URL": SOCIAL_FACEBOOK_GRAPH_URL,
+    },
+    "openid_connect": {
+        "APPS": (
+            [
+                {
+                    "provider_id": "line",
+                    "name": "LINE",
+                    "client_id": SOCIAL_LINE_CHANNEL_ID,
+                    "secret": SOCIAL_LINE_CHANNEL_SECRET,
+                    "settings": {"server_url": SOCIAL_LINE_SERVER_URL},
+                }
+            ]
+            if SOCIAL_LINE_CHANNEL_ID
+            else []
+        ),
+    },
+}
 JWT_COOKIE_SAMESITE = "Lax"
 # How long a process reuses the user row a JWT names before reading it again
 # (accounts.authentication.user_row_cache): the bound on how late another process's
@@ -606,6 +704,8 @@ SITE_NAME = env("SITE_NAME", default="Credit-metered SaaS")
 # The name authenticator apps show next to a staff member's admin TOTP code.
 OTP_TOTP_ISSUER = f"{SITE_NAME} admin"
 FRONTEND_URL = env("FRONTEND_URL", default="http://localhost:3000").rstrip("/")
+# Where allauth sends a browser whose provider redirect failed (the app client's redirect flow).
+HEADLESS_FRONTEND_URLS = {"socialaccount_login_error": f"{FRONTEND_URL}/account/provider/callback"}
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="no-reply@localhost")
 _email = env.email_url("EMAIL_URL", default="consolemail://")
 EMAIL_BACKEND = env("EMAIL_BACKEND", default=_email["EMAIL_BACKEND"])

@@ -21,7 +21,10 @@ class Request:
 
 
 class Gateway:
-    def __init__(self):
+    """`port`: 0 for any free one, or the address a setting already names. A route answering
+    None drops the connection without a response (a network failure as the client sees it)."""
+
+    def __init__(self, port: int = 0):
         self.requests: list[Request] = []
         self.routes = {}
         gateway = self
@@ -41,7 +44,11 @@ class Gateway:
                     error = {"type": "invalid_request_error", "message": "No such route"}
                     status, body = 404, {"error": error}
                 else:
-                    status, body = route(request)
+                    answer = route(request)
+                    if answer is None:
+                        self.close_connection = True
+                        return
+                    status, body = answer
                 payload = json.dumps(body).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
@@ -55,7 +62,7 @@ class Gateway:
             def log_message(self, *args):
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
