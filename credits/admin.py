@@ -190,6 +190,18 @@ class CreditAccountAdmin(ReadOnlyAdmin):
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("credit_balance")
 
+    def may_grant(self, request) -> bool:
+        return request.user.has_perm("credits.grant_credits")
+
+    def get_list_display(self, request):
+        # The grant link only for staff who may grant (the others would be refused).
+        shown = super().get_list_display(request)
+        return shown if self.may_grant(request) else [name for name in shown if name != "grant_link"]
+
+    def get_fields(self, request, obj=None):
+        shown = super().get_fields(request, obj)
+        return shown if self.may_grant(request) else [name for name in shown if name != "grant_link"]
+
     @admin.display(description="balance")
     def balance(self, obj):
         return balance_of(obj)
