@@ -1,0 +1,45 @@
+"""The webhook log in Chromium at 1366 px: its list fits the screen with the longest values the
+columns can hold (no sideways scrolling), and staff narrow it to one provider with the filter."""
+
+from credits.models import WebhookLog
+from tests.browser.conftest import VIEWPORT, screenshot
+
+CHANGELIST = "/admin/credits/webhooklog/"
+
+
+def log_rows():
+    outcome = WebhookLog.Outcome.values[0]
+    for provider in ("stripe", "razorpay", "truemoney"):
+        for n in range(3):
+            WebhookLog.objects.create(
+                source="payments",
+                provider=provider,
+                # as long as the columns allow: a 255-character event id, a 64-character type
+                event_id=f"evt_{provider}_{n}_" + "x" * (255 - len(f"evt_{provider}_{n}_")),
+                event_type=("checkout.session.async_payment_succeeded." + "y" * 64)[:64],
+                outcome=outcome,
+                status_code=200,
+                signature_valid=True,
+            )
+
+
+def page_width(page) -> float:
+    return page.evaluate("document.documentElement.scrollWidth")
+
+
+def test_the_webhook_log_fits_1366_px_and_filters_by_provider(staff_page, console, live_server):
+    log_rows()
+
+    staff_page.goto(f"{live_server.url}{CHANGELIST}")
+    assert staff_page.locator("#result_list tbody tr").count() == 9
+    assert page_width(staff_page) <= VIEWPORT["width"]
+
+    with staff_page.expect_navigation():
+        staff_page.locator("#changelist-filter").get_by_role("link", name="razorpay", exact=True).click()
+
+    cells = staff_page.locator("#result_list tbody td.field-provider").all_inner_texts()
+    assert cells == ["razorpay"] * 3
+    assert "provider=razorpay" in staff_page.url
+    assert page_width(staff_page) <= VIEWPORT["width"]
+    screenshot(staff_page, "webhook-log.png")
+    assert console.take() == []
