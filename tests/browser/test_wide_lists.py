@@ -1,5 +1,6 @@
-"""The webhook log in Chromium at 1366 px: its list fits the screen with the longest values the
-columns can hold (no sideways scrolling), and staff narrow it to one provider with the filter."""
+"""Wide staff lists in Chromium at 1366 px: the webhook log fits the screen with the longest
+values its columns can hold (no sideways scrolling) and staff narrow it to one provider with the
+filter; the backup list fits too."""
 
 from credits.models import WebhookLog
 from tests.browser.conftest import screenshot
@@ -50,4 +51,32 @@ def test_the_webhook_log_fits_1366_px_and_filters_by_provider(staff_page, consol
     assert "provider=razorpay" in staff_page.url
     assert overflow(staff_page) == {"page": 0, "list": 0}
     screenshot(staff_page, "webhook-log.png")
+    assert console.take() == []
+
+
+def test_the_backup_list_fits_1366_px(staff_page, console, live_server):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from backups.models import BackupLog
+
+    at = timezone.now()
+    BackupLog.objects.create(
+        kind="weekly",
+        status="succeeded",
+        started_at=at,
+        finished_at=at + timedelta(seconds=42),
+        size=48_213_504,
+        file_name="weekly/a.dump",
+        sha256="0" * 64,
+        verified_at=at + timedelta(minutes=1),
+        restore_tested_at=at + timedelta(minutes=5),
+        database="saas_production_primary",
+    )
+
+    staff_page.goto(f"{live_server.url}/admin/backups/backuplog/")
+
+    assert staff_page.locator("#result_list tbody tr").count() == 1
+    assert overflow(staff_page) == {"page": 0, "list": 0}
     assert console.take() == []
