@@ -53,6 +53,11 @@ def preferences_table(obj):
     )
 
 
+# Who may grant or adjust credits (the credits app's operation, linked from the user page).
+GRANT_PERMISSION = "credits.grant_credits"
+GRANTABLE = {"balance": "balance_and_grant"}
+
+
 @admin.register(User)
 class UserAdmin(DjangoUserAdmin):
     ordering = ["-created_at"]
@@ -85,6 +90,7 @@ class UserAdmin(DjangoUserAdmin):
         "model_limit",
         "models_used",
         "balance",
+        "balance_and_grant",
         "license_summary",
         "subscription_summary",
         "related_links",
@@ -109,15 +115,29 @@ class UserAdmin(DjangoUserAdmin):
         # The user page's overview reads the balance and the license: fetched with the user.
         return super().get_queryset(request).select_related("credit_balance", "license")
 
+    def get_fieldsets(self, request, obj=None):
+        fieldsets = super().get_fieldsets(request, obj)
+        if obj is None or not request.user.has_perm(GRANT_PERMISSION):
+            return fieldsets
+        # Staff who may grant credits get the button beside the balance; the others do not see
+        # a button that would only lead to a refusal.
+        return [
+            (name, {**options, "fields": [GRANTABLE.get(f, f) for f in options["fields"]]})
+            for name, options in fieldsets
+        ]
+
     @admin.display(description="credit balance")
     def balance(self, obj):
         balance = getattr(obj, "credit_balance", None)
         value = balance.balance if balance is not None else 0
+        return format_html('<strong id="user-balance">{}</strong> credits', value)
+
+    @admin.display(description="credit balance")
+    def balance_and_grant(self, obj):
         grant = reverse("admin:credits_creditaccount_grant", args=[obj.pk])
         return format_html(
-            '<strong id="user-balance">{}</strong> credits &nbsp; '
-            '<a href="{}" id="grant-credits-link" class="button">Grant or adjust credits</a>',
-            value,
+            '{} &nbsp; <a href="{}" id="grant-credits-link" class="button">Grant or adjust credits</a>',
+            self.balance(obj),
             grant,
         )
 

@@ -74,6 +74,7 @@ ROLES: dict[str, dict[str, list[str]]] = {
             "refund_payment",
             "confirm_payment",
             "view_paymentrefund",
+            "view_manualpaymentrecord",
             "view_paymentevent",
             "view_webhooklog",
             "view_credittransaction",

@@ -190,6 +190,18 @@ class CreditAccountAdmin(ReadOnlyAdmin):
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("credit_balance")
 
+    def may_grant(self, request) -> bool:
+        return request.user.has_perm("credits.grant_credits")
+
+    def get_list_display(self, request):
+        # The grant link only for staff who may grant (the others would be refused).
+        shown = super().get_list_display(request)
+        return shown if self.may_grant(request) else [name for name in shown if name != "grant_link"]
+
+    def get_fields(self, request, obj=None):
+        shown = super().get_fields(request, obj)
+        return shown if self.may_grant(request) else [name for name in shown if name != "grant_link"]
+
     @admin.display(description="balance")
     def balance(self, obj):
         return balance_of(obj)
@@ -578,10 +590,10 @@ class WebhookLogAdmin(ReadOnlyAdmin):
         "created_at",
         "provider",
         "short_event_id",
-        "event_type",
+        "short_event_type",
         "outcome",
-        "status_code",
-        "signature_valid",
+        "http_status",
+        "signed",
     ]
     list_filter = [
         "provider",
@@ -596,7 +608,26 @@ class WebhookLogAdmin(ReadOnlyAdmin):
 
     @admin.display(description="event id", ordering="event_id")
     def short_event_id(self, obj):
-        return Truncator(obj.event_id).chars(28)
+        return wrappable(Truncator(obj.event_id).chars(28), obj.event_id)
+
+    @admin.display(description="event type", ordering="event_type")
+    def short_event_type(self, obj):
+        return wrappable(obj.event_type, obj.event_type)
+
+    # Short headings: the admin never wraps a list's headings.
+    @admin.display(description="HTTP", ordering="status_code")
+    def http_status(self, obj):
+        return obj.status_code
+
+    @admin.display(description="signed", ordering="signature_valid", boolean=True)
+    def signed(self, obj):
+        return obj.signature_valid
+
+
+def wrappable(text: str, full: str):
+    """A list cell's text that may break anywhere (ids and dotted event types have no spaces, and
+    would otherwise hold their column as wide as the whole value), the full value as a tooltip."""
+    return format_html('<span style="overflow-wrap:anywhere" title="{}">{}</span>', full, text)
 
 
 @admin.register(PaymentEvent)

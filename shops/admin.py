@@ -220,6 +220,11 @@ class ItemAdmin(admin.ModelAdmin):
     readonly_fields = ["stock_quantity", "created_at", "updated_at"]
     inlines = [StockHistoryInline]
 
+    def has_delete_permission(self, request, obj=None):
+        # Deleting an item would take its stock and its stock history with it, outside
+        # stock_update: take it off sale instead (untick "is active"), which keeps both.
+        return False
+
     @admin.display(description="stock", ordering="stock_quantity")
     def stock(self, obj):
         if obj.is_low_stock:

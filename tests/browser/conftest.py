@@ -10,6 +10,7 @@ flushed afterwards.
 import os
 import shutil
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 from django_otp.oath import TOTP
@@ -21,6 +22,7 @@ CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 VIEWPORT = {"width": 1366, "height": 900}
 STAFF_EMAIL = "staff-browser@example.com"
 STAFF_PASSWORD = "Browser-Admin-Pass-5"
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 
 
 @pytest.fixture(scope="module")
@@ -119,3 +121,11 @@ def staff_page(page, live_server, superuser):
     """A page logged in as a superuser."""
     log_in(page, live_server)
     return page
+
+
+def screenshot(page, name: str) -> None:
+    """With SCREENSHOTS=1 in the environment, the whole page as docs/screenshots/<name> (1366 px
+    wide, the viewport); otherwise nothing, so a normal run never writes into the repository."""
+    if os.environ.get("SCREENSHOTS"):
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=SCREENSHOTS / name, full_page=True)

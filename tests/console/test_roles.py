@@ -165,3 +165,17 @@ def test_finance_gets_a_payment_permission_added_later_by_its_app(django_user_mo
 
     assert Group.objects.get(name="finance").permissions.filter(pk=added.pk).exists()
     assert not Group.objects.get(name="support").permissions.filter(pk=added.pk).exists()
+
+
+@pytest.mark.parametrize("role, offered", [("finance", True), ("support", False), ("viewer", False)])
+def test_the_grant_credits_button_is_offered_only_to_staff_who_may_grant(role, offered, world):
+    customer = world["customer"]
+    client = client_as(role)
+    grant = reverse("admin:credits_creditaccount_grant", args=[customer.pk])
+
+    user_page = client.get(reverse("admin:accounts_user_change", args=[customer.pk])).content.decode()
+    accounts = client.get(reverse("admin:credits_creditaccount_changelist")).content.decode()
+
+    assert '<strong id="user-balance">' in user_page  # the balance itself, for every role
+    assert (f'href="{grant}" id="grant-credits-link"' in user_page) is offered
+    assert (f'href="{grant}"' in accounts) is offered
