@@ -70,6 +70,7 @@ NO_DELETE = {
     "shops.formsubmission",
     "shops.item",
     "shops.shop",
+    "shops.shopsubscription",
     "shops.stockhistory",
     "backups.backuplog",
     "platform.scheduledrun",
@@ -94,6 +95,7 @@ NO_DELETE = {
 DELETABLE = {
     "accounts.serviceapikey": "revoking a service key outright",
     "accounts.subscriptionplan": "a catalogue row; one that was bought is protected by its subscriptions",
+    "shops.shopplan": "a catalogue row; one that was bought is protected by its subscriptions and payments",
     "accounts.userpreferences": "display and notification settings, remade with defaults",
     "auth.group": "staff roles (re-seeded by every migrate)",
     "axes.accessattempt": "unlocking a throttled login",
