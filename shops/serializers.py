@@ -69,7 +69,7 @@ class StrictModelSerializer(serializers.ModelSerializer):
 
 
 class ShopSerializer(StrictModelSerializer):
-    role = serializers.SerializerMethodField()
+    role = serializers.SerializerMethodField(allow_null=True)
 
     class Meta:
         model = Shop
@@ -248,7 +248,8 @@ class FormFieldSerializer(serializers.Serializer):
     label = StrictCharField(max_length=200, required=False, allow_blank=True)
     type = serializers.ChoiceField(choices=FIELD_TYPES, default="text")
     required = serializers.BooleanField(default=False)
-    options = serializers.ListField(child=StrictCharField(max_length=200), max_length=50, required=False)
+    # Stored for select fields only; answered as [] for the others, so responses always carry it.
+    options = serializers.ListField(child=StrictCharField(max_length=200), max_length=50, default=list)
 
     def validate_name(self, value):
         if not FIELD_NAME_RE.match(value):
@@ -566,7 +567,7 @@ class IntegrationSerializer(StrictModelSerializer):
     has_channel_secret = serializers.SerializerMethodField()
     has_app_secret = serializers.SerializerMethodField()
     has_verify_token = serializers.SerializerMethodField()
-    webhook_url = serializers.SerializerMethodField()
+    webhook_url = serializers.SerializerMethodField(allow_null=True)
 
     SECRETS = ("access_token", "refresh_token", "channel_secret", "app_secret", "verify_token")
     WEBHOOK_ROUTES = {

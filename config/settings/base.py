@@ -391,6 +391,7 @@ SPECTACULAR_SETTINGS = {
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "config.openapi.add_error_responses",
+        "config.openapi.require_response_fields",
     ],
     # Several models name a field status/kind/role/provider; give each choice set its own name.
     "ENUM_NAME_OVERRIDES": {

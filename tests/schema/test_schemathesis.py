@@ -14,7 +14,11 @@ from django.db import close_old_connections
 from hypothesis import HealthCheck, settings
 from rest_framework_simplejwt.tokens import RefreshToken
 from schemathesis.checks import not_a_server_error
-from schemathesis.specs.openapi.checks import response_schema_conformance, status_code_conformance
+from schemathesis.specs.openapi.checks import (
+    negative_data_rejection,
+    response_schema_conformance,
+    status_code_conformance,
+)
 
 from config.throttling import SlidingWindowThrottle
 from config.wsgi import application
@@ -34,7 +38,12 @@ from tests.shops.factories import (
 MAX_EXAMPLES = 8
 SEED = 20261122
 
-CHECKS = [not_a_server_error, response_schema_conformance, status_code_conformance]
+CHECKS = [
+    not_a_server_error,
+    response_schema_conformance,
+    status_code_conformance,
+    negative_data_rejection,
+]
 
 # Operations whose 500s belong to another branch's fixes (issue 9): excluded here would hide
 # them, so they are NOT excluded; this list documents which failures are expected until merged.
