@@ -248,13 +248,19 @@ class FormFieldSerializer(serializers.Serializer):
     label = StrictCharField(max_length=200, required=False, allow_blank=True)
     type = serializers.ChoiceField(choices=FIELD_TYPES, default="text")
     required = serializers.BooleanField(default=False)
-    # Stored for select fields only; answered as [] for the others, so responses always carry it.
-    options = serializers.ListField(child=StrictCharField(max_length=200), max_length=50, default=list)
+    options = serializers.ListField(child=StrictCharField(max_length=200), max_length=50, required=False)
 
     def validate_name(self, value):
         if not FIELD_NAME_RE.match(value):
             raise serializers.ValidationError("Use lowercase letters, digits and underscores.")
         return value
+
+    def to_representation(self, instance):
+        # Options are stored for select fields only; answered as [] for the others (a partial
+        # update's answer too), so every response carries them.
+        data = super().to_representation(instance)
+        data.setdefault("options", [])
+        return data
 
     def validate(self, attrs):
         if attrs.get("type", "text") == "select" and not attrs.get("options"):
