@@ -6,6 +6,7 @@ from pathlib import Path
 
 import environ
 import structlog
+from corsheaders.defaults import default_headers as default_cors_headers
 from kombu import Queue
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
@@ -19,6 +20,9 @@ ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "te
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 CORS_ALLOWED_ORIGINS = env.list("CORS_ALLOWED_ORIGINS", default=[])
 CORS_ALLOW_CREDENTIALS = True
+# A browser frontend sends Idempotency-Key on creates and reads the replay and capped-count flags.
+CORS_ALLOW_HEADERS = (*default_cors_headers, "idempotency-key")
+CORS_EXPOSE_HEADERS = ["Idempotent-Replayed", "X-Count-Capped"]
 
 INSTALLED_APPS = [
     "console.apps.AdminConfig",  # django.contrib.admin with the dashboard on its index
