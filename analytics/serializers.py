@@ -6,6 +6,7 @@ from rest_framework import serializers
 
 from analytics.models import ErrorLog, PlatformMetric
 from analytics.selectors import PRODUCT_ORDERING
+from shops.serializers import StrictCharField
 
 MAX_RANGE_DAYS = 3 * 366  # three years: a dashboard's longest view
 EARLIEST = date(2000, 1, 1)
@@ -177,11 +178,11 @@ class PlatformMetricSerializer(serializers.ModelSerializer):
 
 
 class ErrorInputSerializer(serializers.Serializer):
-    message = serializers.CharField(max_length=2000)
-    stack = serializers.CharField(max_length=20000, required=False, allow_blank=True, default="")
-    url = serializers.CharField(max_length=2000, required=False, allow_blank=True, default="")
-    user_agent = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
-    severity = serializers.CharField(
+    message = StrictCharField(max_length=2000)
+    stack = StrictCharField(max_length=20000, required=False, allow_blank=True, default="")
+    url = StrictCharField(max_length=2000, required=False, allow_blank=True, default="")
+    user_agent = StrictCharField(max_length=500, required=False, allow_blank=True, default="")
+    severity = StrictCharField(
         max_length=16,
         default=ErrorLog.Severity.ERROR,
         help_text="debug|info|warning|error|critical, or LOW|MEDIUM|HIGH|CRITICAL "

@@ -12,7 +12,7 @@ import re
 
 from drf_spectacular.openapi import AutoSchema as SpectacularAutoSchema
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
 
 ERROR_COMPONENT = "ErrorEnvelope"
 ERROR_SCHEMA = {
@@ -52,6 +52,26 @@ CREDIT_PATH_PREFIXES = ("/api/jobs", "/api/stats")
 UNSAFE = ("post", "put", "patch", "delete")
 
 
+def require_response_fields(result, generator, request, public):
+    """Every field a response carries is listed as required.
+
+    Output serializers here are ModelSerializers or declared Serializers over real objects, which
+    always emit every readable field (null when empty), but drf-spectacular lists only read-only
+    and `required=True` fields, so a writable field with a default (an item's `description`) looked
+    optional in responses and generated clients typed it `Unset`. Request components (the
+    `…Request` ones of COMPONENT_SPLIT_REQUEST) keep the server's own required flags.
+    tests/schema/test_contract.py checks this against the serializers; schemathesis checks real
+    responses against it."""
+    for name, component in result.get("components", {}).get("schemas", {}).items():
+        properties = component.get("properties")
+        if name.endswith("Request") or not properties:
+            continue
+        readable = [field for field, spec in properties.items() if not spec.get("writeOnly")]
+        if readable:
+            component["required"] = readable
+    return result
+
+
 def add_error_responses(result, generator, request, public):
     components = result.setdefault("components", {}).setdefault("schemas", {})
     components[ERROR_COMPONENT] = ERROR_SCHEMA
@@ -65,13 +85,11 @@ def add_error_responses(result, generator, request, public):
                 codes.append("402")
             responses = operation["responses"]
             for code in codes:
-                responses.setdefault(
-                    code,
-                    {
-                        "description": ERROR_DESCRIPTIONS[code],
-                        "content": {"application/json": {"schema": ref}},
-                    },
-                )
+                responses.setdefault(code, {"description": ERROR_DESCRIPTIONS[code]})
+            # An error a view declares with its own description only is still the envelope.
+            for code, response in responses.items():
+                if code[:1] in ("4", "5") and not response.get("content"):
+                    response["content"] = {"application/json": {"schema": ref}}
     return result
 
 
@@ -93,6 +111,30 @@ def _first_sentence(text: str | None) -> str:
     return sentence
 
 
+WEBHOOK_ACK_SCHEMA = {
+    "type": "object",
+    "required": ["status", "event_id"],
+    "properties": {
+        "status": {"type": "string", "description": "`processed`, `duplicate` or `ignored`."},
+        "event_id": {"type": "string"},
+    },
+    "additionalProperties": True,
+}
+
+
+def webhook_ack(description: str):
+    """The 200 of a webhook receiver: what happened to the event, plus what it touched."""
+    return OpenApiResponse(response=WEBHOOK_ACK_SCHEMA, description=description)
+
+
+def whole_body_patch(handler):
+    """Marks a `patch` handler whose body is validated whole (every required field must be sent),
+    so its schema shows the serializer's required fields; drf-spectacular otherwise documents
+    every PATCH body as partial."""
+    handler.whole_body_patch = True
+    return handler
+
+
 class AutoSchema(SpectacularAutoSchema):
     """Every operation gets a summary: the one given to @extend_schema, else the first sentence
     of the handler's docstring, else of the view's docstring when the view answers one method,
@@ -111,6 +153,17 @@ class AutoSchema(SpectacularAutoSchema):
                 )
             )
         return parameters
+
+    def get_operation(self, path, path_regex, path_prefix, method, registry):
+        operation = super().get_operation(path, path_regex, path_prefix, method, registry)
+        handler = getattr(self.view, method.lower(), None)
+        body = (operation or {}).get("requestBody")
+        if method == "PATCH" and body and getattr(handler, "whole_body_patch", False):
+            component = self.resolve_serializer(self.get_request_serializer(), "request")
+            for media in body["content"].values():
+                media["schema"] = component.ref
+            body["required"] = True
+        return operation
 
     def get_summary(self):
         summary = super().get_summary()

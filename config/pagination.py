@@ -46,12 +46,22 @@ class StandardPagination(BasePagination):
     # -- shared ----------------------------------------------------------------------------------
 
     def get_page_size(self, request) -> int:
+        """`page_size` is a positive integer, at most `max_page_size` rows are given (a larger
+        one is served as the largest); anything else is a 400 like any other wrong type."""
         raw = request.query_params.get(self.page_size_query_param)
-        try:
-            size = int(raw) if raw is not None else self.page_size
-        except ValueError:
+        if raw is None:
             return self.page_size
-        return self.page_size if size <= 0 else min(size, self.max_page_size)
+        try:
+            size = int(raw)
+        except ValueError:
+            size = 0
+        if size <= 0:
+            raise ApplicationError(
+                "Invalid page size.",
+                code="validation_error",
+                fields={self.page_size_query_param: ["A positive integer is required."]},
+            )
+        return min(size, self.max_page_size)
 
     def paginate_queryset(self, queryset, request, view=None):
         self.request = request
@@ -81,7 +91,7 @@ class StandardPagination(BasePagination):
     def get_paginated_response_schema(self, schema):
         return {
             "type": "object",
-            "required": ["count", "results"],
+            "required": ["count", "next", "previous", "results"],
             "properties": {
                 "count": {
                     "type": "integer",
@@ -107,8 +117,8 @@ class StandardPagination(BasePagination):
                 "name": self.page_size_query_param,
                 "required": False,
                 "in": "query",
-                "description": f"Rows per page (at most {self.max_page_size}).",
-                "schema": {"type": "integer"},
+                "description": f"Rows per page (a larger value gives {self.max_page_size}).",
+                "schema": {"type": "integer", "minimum": 1},
             },
             {
                 "name": self.cursor_query_param,

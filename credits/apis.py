@@ -2,6 +2,7 @@
 
 from django.core.exceptions import RequestDataTooBig
 from django.http import HttpResponse
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import generics, status
 from rest_framework.permissions import AllowAny, IsAuthenticated
@@ -14,7 +15,7 @@ from accounts.permissions import IsUserAccount
 from accounts.serializers import SubscriptionSerializer
 from config.exceptions import ApplicationError
 from config.idempotency import idempotent
-from config.openapi import provider_signature_headers, signature_header
+from config.openapi import provider_signature_headers, signature_header, webhook_ack
 from config.throttling import ScopedRateThrottle
 from credits import selectors, services
 from credits.filters import PaymentFilter, TransactionFilter
@@ -103,7 +104,9 @@ class PaymentReceiptApi(APIView):
     @extend_schema(
         summary="Download a payment's receipt / tax invoice (PDF)",
         responses={
-            (200, "application/pdf"): OpenApiResponse(description="The receipt as a PDF."),
+            (200, "application/pdf"): OpenApiResponse(
+                OpenApiTypes.BINARY, description="The receipt as a PDF."
+            ),
             401: OpenApiResponse(description="Not authenticated."),
             404: OpenApiResponse(description="No such payment of yours, or no receipt yet."),
         },
@@ -219,7 +222,7 @@ class PaymentWebhookApi(APIView):
             signature_header(required=False, providers="every provider without a scheme of its own"),
             *provider_signature_headers(),
         ],
-        responses={200: OpenApiResponse(description="processed, duplicate or ignored")},
+        responses={200: webhook_ack("processed, duplicate or ignored")},
     )
     def post(self, request: Request, provider: str):
         # The signature covers the exact bytes, so the body is read raw, never re-serialized.

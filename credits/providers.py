@@ -341,7 +341,8 @@ class StripeProvider(PaymentProvider):
             raise ProviderRefused(f"Stripe refused the refund: {exc.user_message or exc}") from None
         except stripe.StripeError as exc:
             _report(payment, "stripe.refund", "refunds.create", exc.code or type(exc).__name__)
-            raise ProviderFailed(f"Stripe could not take the refund: {exc.user_message or exc}") from None
+            # What went wrong is in the error log; the message names no host, path or provider body.
+            raise ProviderFailed("Stripe could not take the refund; try again later.") from None
         if refund.status in ("failed", "canceled"):
             why = refund.get("failure_reason") or refund.status
             raise ProviderRefused(f"Stripe refused the refund: {why}.")
@@ -502,7 +503,7 @@ class RazorpayProvider(PaymentProvider):
             raise ProviderRefused(f"Razorpay refused the refund: {exc}") from None
         except (razorpay.errors.ServerError, razorpay.errors.GatewayError) as exc:
             _report(payment, "razorpay.refund", "payments.refund", type(exc).__name__)
-            raise ProviderFailed(f"Razorpay could not take the refund: {exc}") from None
+            raise ProviderFailed("Razorpay could not take the refund; try again later.") from None
         except (requests.RequestException, ValueError) as exc:
             _report(payment, "razorpay.refund", "payments.refund", type(exc).__name__)
             raise ProviderFailed("Razorpay could not be reached or answered nonsense.") from None

@@ -34,6 +34,8 @@ class BalanceSerializer(serializers.Serializer):
 
 
 class TransactionSerializer(serializers.ModelSerializer):
+    payment_id = serializers.UUIDField(read_only=True, allow_null=True)
+
     class Meta:
         model = CreditTransaction
         fields = ["id", "type", "amount", "balance_after", "job_id", "payment_id", "reason", "created_at"]

@@ -13,7 +13,7 @@ from accounts.models import ServiceApiKey, User
 from accounts.permissions import IsServiceKeyWithScope, IsUserAccount
 from config.exceptions import ApplicationError, NotFound
 from config.idempotency import idempotent
-from config.openapi import signature_header
+from config.openapi import signature_header, whole_body_patch
 from config.parsers import LimitedJSONParser
 from config.replicas import reads_from_replica
 from config.throttling import ScopedRateThrottle
@@ -184,6 +184,7 @@ class StatsApi(APIView):
         )
 
     @extend_schema(request=StatsPatchInputSerializer, responses=StatsPatchOutputSerializer)
+    @whole_body_patch
     def patch(self, request):
         data = _validated(StatsPatchInputSerializer, request.data)
         if isinstance(request.auth, ServiceApiKey):

@@ -66,7 +66,7 @@ class ArtifactSerializer(serializers.ModelSerializer):
     job = serializers.UUIDField(source="job_id")
     kind = serializers.CharField(source="job.kind.code")
     file_id = serializers.UUIDField(allow_null=True)
-    download_url = serializers.SerializerMethodField()
+    download_url = serializers.SerializerMethodField(allow_null=True)
 
     class Meta:
         model = Artifact

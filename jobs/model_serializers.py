@@ -30,15 +30,15 @@ class ModelSerializer(serializers.ModelSerializer):
 
     id = serializers.UUIDField(read_only=True)
     name = serializers.SerializerMethodField()
-    file_type = serializers.SerializerMethodField()
-    vertex_count = serializers.SerializerMethodField()
-    face_count = serializers.SerializerMethodField()
-    dimensions = serializers.SerializerMethodField()
-    bounding_box = serializers.SerializerMethodField()
-    volume = serializers.SerializerMethodField()
-    is_valid = serializers.SerializerMethodField()
-    validation_errors = serializers.SerializerMethodField()
-    thumbnail_url = serializers.SerializerMethodField()
+    file_type = serializers.SerializerMethodField(allow_null=True)
+    vertex_count = serializers.SerializerMethodField(allow_null=True)
+    face_count = serializers.SerializerMethodField(allow_null=True)
+    dimensions = serializers.SerializerMethodField(allow_null=True)
+    bounding_box = serializers.SerializerMethodField(allow_null=True)
+    volume = serializers.SerializerMethodField(allow_null=True)
+    is_valid = serializers.SerializerMethodField(allow_null=True)
+    validation_errors = serializers.SerializerMethodField(allow_null=True)
+    thumbnail_url = serializers.SerializerMethodField(allow_null=True)
     number_of_exports_done = serializers.SerializerMethodField()
 
     class Meta:
@@ -132,9 +132,9 @@ class ModelExportSerializer(serializers.ModelSerializer):
     job = serializers.UUIDField(source="job_id")
     source_model = serializers.UUIDField(source="source_job_id", allow_null=True)
     status = serializers.SerializerMethodField()
-    expires_at = serializers.SerializerMethodField()
-    download_url = serializers.SerializerMethodField()
-    processing_time = serializers.SerializerMethodField()
+    expires_at = serializers.SerializerMethodField(allow_null=True)
+    download_url = serializers.SerializerMethodField(allow_null=True)
+    processing_time = serializers.SerializerMethodField(allow_null=True)
 
     class Meta:
         model = ModelExport

@@ -17,6 +17,7 @@ from accounts.models import ServiceApiKey
 from accounts.permissions import IsServiceKeyWithScope, IsUserAccount
 from config.exceptions import ApplicationError, Forbidden, NotFound, error_body
 from config.idempotency import idempotent
+from config.openapi import webhook_ack, whole_body_patch
 from config.throttling import ScopedRateThrottle
 from credits.serializers import PaymentSerializer
 from credits.webhook_receiver import webhook_response
@@ -267,6 +268,7 @@ class MemberDetailApi(ShopScopedMixin, generics.RetrieveAPIView):
         return selectors.member_list(shop=self.shop)
 
     @extend_schema(request=MemberUpdateSerializer, responses=MemberSerializer)
+    @whole_body_patch
     def patch(self, request, shop_id, member_id):
         serializer = MemberUpdateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -454,6 +456,7 @@ class OrderDetailApi(ShopScopedMixin, generics.RetrieveAPIView):
         return selectors.order_list(shop=self.shop)
 
     @extend_schema(request=OrderStatusSerializer, responses=OrderSerializer)
+    @whole_body_patch
     def patch(self, request, shop_id, order_id):
         serializer = OrderStatusSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -627,7 +630,7 @@ class _ChannelWebhookApi(APIView):
 
 
 WEBHOOK_RESPONSES = {
-    200: OpenApiResponse(description="processed, ignored (no customer message) or duplicate"),
+    200: webhook_ack("processed, ignored (no customer message) or duplicate"),
     400: OpenApiResponse(description="missing signature, malformed body"),
     401: OpenApiResponse(description="wrong signature"),
     404: OpenApiResponse(description="unknown integration"),

@@ -71,7 +71,7 @@ class StrictModelSerializer(serializers.ModelSerializer):
 
 
 class ShopSerializer(StrictModelSerializer):
-    role = serializers.SerializerMethodField()
+    role = serializers.SerializerMethodField(allow_null=True)
     # A plan code (GET /api/shop-plans): staff may add plans, so not a closed enum.
     plan = serializers.CharField(read_only=True, help_text="The code of the shop's plan, e.g. `free`.")
 
@@ -258,6 +258,13 @@ class FormFieldSerializer(serializers.Serializer):
         if not FIELD_NAME_RE.match(value):
             raise serializers.ValidationError("Use lowercase letters, digits and underscores.")
         return value
+
+    def to_representation(self, instance):
+        # Options are stored for select fields only; answered as [] for the others (a partial
+        # update's answer too), so every response carries them.
+        data = super().to_representation(instance)
+        data.setdefault("options", [])
+        return data
 
     def validate(self, attrs):
         if attrs.get("type", "text") == "select" and not attrs.get("options"):
@@ -570,7 +577,7 @@ class IntegrationSerializer(StrictModelSerializer):
     has_channel_secret = serializers.SerializerMethodField()
     has_app_secret = serializers.SerializerMethodField()
     has_verify_token = serializers.SerializerMethodField()
-    webhook_url = serializers.SerializerMethodField()
+    webhook_url = serializers.SerializerMethodField(allow_null=True)
 
     SECRETS = ("access_token", "refresh_token", "channel_secret", "app_secret", "verify_token")
     WEBHOOK_ROUTES = {

@@ -20,8 +20,10 @@ ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "te
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 CORS_ALLOWED_ORIGINS = env.list("CORS_ALLOWED_ORIGINS", default=[])
 CORS_ALLOW_CREDENTIALS = True
+# A browser frontend sends Idempotency-Key on creates and reads the replay and capped-count flags;
 # X-Session-Token: allauth's headless app client carries its pending sign-in flows in it.
-CORS_ALLOW_HEADERS = (*default_cors_headers, "x-session-token")
+CORS_ALLOW_HEADERS = (*default_cors_headers, "idempotency-key", "x-session-token")
+CORS_EXPOSE_HEADERS = ["Idempotent-Replayed", "X-Count-Capped"]
 
 INSTALLED_APPS = [
     "console.apps.AdminConfig",  # django.contrib.admin with the dashboard on its index
@@ -505,6 +507,7 @@ SPECTACULAR_SETTINGS = {
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "config.openapi.add_error_responses",
+        "config.openapi.require_response_fields",
     ],
     # Several models name a field status/kind/role/provider; give each choice set its own name.
     "ENUM_NAME_OVERRIDES": {

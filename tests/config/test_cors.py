@@ -32,3 +32,16 @@ def test_another_origin_gets_no_cors_grant(client):
     response = _preflight(client, "https://evil.example")
 
     assert "Access-Control-Allow-Origin" not in response
+
+
+def test_the_frontend_may_send_an_idempotency_key_and_read_the_replay_flag(client):
+    response = client.options(
+        "/api/credits/purchases",
+        HTTP_ORIGIN=APP,
+        HTTP_ACCESS_CONTROL_REQUEST_METHOD="POST",
+        HTTP_ACCESS_CONTROL_REQUEST_HEADERS="authorization,content-type,idempotency-key",
+    )
+    answer = client.get("/api/credits/packages", HTTP_ORIGIN=APP)
+
+    assert "idempotency-key" in response["Access-Control-Allow-Headers"]
+    assert "Idempotent-Replayed" in answer["Access-Control-Expose-Headers"]

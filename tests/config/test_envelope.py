@@ -176,10 +176,13 @@ def test_a_page_out_of_range_or_garbage_is_a_404_envelope(api_client, page):
 
 @pytest.mark.django_db
 @pytest.mark.parametrize("size", ["abc", "-5", "0", "1e9"])
-def test_a_garbage_page_size_falls_back_to_the_default(api_client, size):
+def test_a_garbage_page_size_is_a_400_envelope(api_client, size):
     UserFactory.create_batch(3)
 
-    assert api_client.get("/users", {"page_size": size}).status_code == 200
+    response = api_client.get("/users", {"page_size": size})
+
+    assert_error(response, 400, "validation_error")
+    assert list(response.json()["error"]["fields"]) == ["page_size"]
 
 
 OVER_LIMIT = 1024 * 1024 + 10

@@ -7,9 +7,14 @@ bodies shaped like the real service's, errors included.
 """
 
 import json
+import socket
+import struct
 import threading
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+# A route answering `(RESET, None)` makes the server drop the connection without a response.
+RESET = "reset"
 
 
 @dataclass
@@ -49,9 +54,15 @@ class Gateway:
                         self.close_connection = True
                         return
                     status, body = answer
-                payload = json.dumps(body).encode()
+                if status == RESET:
+                    # Drop the connection without an answer (the client sees a reset).
+                    self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                    self.close_connection = True
+                    return
+                raw = isinstance(body, bytes)
+                payload = body if raw else json.dumps(body).encode()
                 self.send_response(status)
-                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Type", "text/html" if raw else "application/json")
                 self.send_header("Content-Length", str(len(payload)))
                 self.send_header("Request-Id", "req_local")
                 self.end_headers()
@@ -68,7 +79,8 @@ class Gateway:
         self.thread.start()
 
     def route(self, method: str, path: str, answer):
-        """`answer(request) -> (status, json body)` for `method path`."""
+        """`answer(request) -> (status, json body)` for `method path`; a `bytes` body is sent as is
+        (a malformed answer), `(RESET, None)` drops the connection."""
         self.routes[(method, path)] = answer
 
     def stop(self):
