@@ -29,13 +29,18 @@ def email_render(*, template: str, context: dict) -> tuple[str, str, str]:
     return subject, text, html
 
 
-def email_send(*, template: str, to: list[str], context: dict) -> None:
-    """Render and send one message now (the Celery task calls this)."""
+def email_send(
+    *, template: str, to: list[str], context: dict, attachments: list[tuple[str, bytes, str]] = ()
+) -> None:
+    """Render and send one message now (the Celery task calls this); `attachments` are
+    (filename, content, mimetype) triples."""
     subject, text, html = email_render(template=template, context=context)
     message = EmailMultiAlternatives(
         subject=subject, body=text, from_email=settings.DEFAULT_FROM_EMAIL, to=to
     )
     message.attach_alternative(html, "text/html")
+    for filename, content, mimetype in attachments:
+        message.attach(filename, content, mimetype)
     # One usage row per message: the mail server (or the ESP behind anymail) is an outside service.
     try:
         with outside_call("email", template, units=len(to)):

@@ -512,3 +512,28 @@ class PaymentEvent(models.Model):
 
     def __str__(self):
         return f"{self.provider}:{self.event_id} {self.type}"
+
+
+class EmailSent(UUIDModel):
+    """Proof that a lifecycle email was queued: one row per (user, kind, object, period).
+
+    The row is inserted in the transaction of the event that causes the email; the unique
+    constraint, not a flag, decides which of two concurrent or repeated triggers sends it."""
+
+    class Kind(models.TextChoices):
+        PAYMENT_RECEIVED = "payment_received", "Payment received"
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="lifecycle_emails")
+    kind = models.CharField(max_length=40, choices=Kind.choices)
+    object_id = models.CharField(max_length=64)
+    period = models.CharField(max_length=40, blank=True, default="")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user", "kind", "object_id", "period"], name="email_sent_once_per_event"
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.kind} {self.object_id} {self.period}".strip()

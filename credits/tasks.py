@@ -5,6 +5,7 @@ import logging
 from celery import shared_task
 
 from config.scheduled import period_key, scheduled_run
+from credits.emails import send_payment_received  # noqa: F401  (registers the task with the worker)
 from credits.selectors import credits_audit
 from credits.services.subscriptions import subscriptions_renew
 

@@ -22,6 +22,7 @@ from rest_framework import status
 
 from accounts.services import subscription_activate, subscription_payment_failed
 from config.exceptions import ApplicationError, Conflict, InvalidTransition
+from credits.emails import payment_received_email
 from credits.models import (
     MANUAL_PROVIDERS,
     CreditPackage,
@@ -191,6 +192,7 @@ def payment_transition(
             )
         payment.completed_at = now
         receipt_issue(payment=payment, now=now)
+        payment_received_email(payment=payment)
         payment.failure_reason = ""
         payment.transaction_id = transaction_id or payment.transaction_id
         payment.receipt_url = receipt_url or payment.receipt_url
