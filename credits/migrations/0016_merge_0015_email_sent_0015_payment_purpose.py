@@ -4,11 +4,9 @@ from django.db import migrations
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('credits', '0015_email_sent'),
-        ('credits', '0015_payment_purpose'),
+        ("credits", "0015_email_sent"),
+        ("credits", "0015_payment_purpose"),
     ]
 
-    operations = [
-    ]
+    operations = []
