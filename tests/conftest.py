@@ -99,7 +99,8 @@ def assert_error(response, status: int, code: str | None = None):
 
 @pytest.fixture
 def reference_data(transactional_db):
-    """Put back the rows the data migrations seed (credit packages, job kinds).
+    """Put back the rows the data migrations seed (credit packages, shop and subscription plans,
+    job kinds).
 
     Transactional tests end by flushing every table, seeded rows included, so a transactional
     test that relies on them asks for this fixture.
@@ -110,6 +111,7 @@ def reference_data(transactional_db):
     from jobs.seed import CURRENT_SEED_KINDS
 
     importlib.import_module("credits.migrations.0002_seed_credit_packages").seed(apps, None)
+    importlib.import_module("shops.migrations.0013_seed_shop_plans").seed(apps, None)
     seed_subscription_plans()
     for kind in CURRENT_SEED_KINDS:
         JobKind.objects.get_or_create(code=kind["code"], defaults=kind)

@@ -334,7 +334,10 @@ def shop_plans(n):
 
 def shop_subscriptions(n):
     # One live subscription per shop (a partial unique index), so each row has its own shop.
-    plan = ShopPlan.objects.get(code="pro")
+    # The seeded plan when it is there (transactional tests flush seeded rows).
+    plan, _ = ShopPlan.objects.get_or_create(
+        code="pro", defaults={"name": "Pro", "price_monthly": Decimal("990.00"), "max_items": 10000}
+    )
     for _ in range(n):
         now = timezone.now()
         ShopSubscription.objects.create(
