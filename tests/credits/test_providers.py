@@ -1,7 +1,8 @@
 """Stripe and Razorpay through their official SDKs, PromptPay's EMVCo payload.
 
-Only the remote HTTP is faked (`responses` intercepts `requests`, which both SDKs use here);
-the SDKs themselves run for real: request building, auth, error mapping, and the webhook
+Only the remote is local: both SDKs are pointed at a local HTTP server (tests/credits/gateway.py,
+through STRIPE_API_BASE and RAZORPAY_API_BASE) and run for real over the network: request
+building, auth, encoding, error mapping, and the webhook
 signature checks (`stripe.Webhook.construct_event`, `razorpay.Utility.verify_webhook_signature`)
 against signatures computed with each provider's documented scheme.
 """
@@ -13,11 +14,12 @@ import threading
 import time
 import uuid
 from decimal import Decimal
+from typing import NamedTuple
 from urllib.parse import parse_qs
 
 import pytest
-import responses
 from django.db import DatabaseError, connection, transaction
+from requests.structures import CaseInsensitiveDict
 
 from accounts.models import Subscription, SubscriptionPlan, User
 from accounts.services import subscription_activate
@@ -25,12 +27,13 @@ from credits.models import CreditPackage, Payment, WebhookLog
 from credits.providers import PROVIDER_FAILED_MESSAGE, _crc16, promptpay_payload
 from credits.selectors import balance_get
 from tests.conftest import assert_error, client_for
+from tests.credits.gateway import Gateway
 from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
 
-STRIPE_SESSIONS = "https://api.stripe.com/v1/checkout/sessions"
-RAZORPAY_ORDERS = "https://api.razorpay.com/v1/orders"
+STRIPE_SESSIONS = "/v1/checkout/sessions"
+RAZORPAY_ORDERS = "/v1/orders"
 STRIPE_WHSEC = "whsec_stripe_test"
 RAZORPAY_WHSEC = "razorpay_webhook_secret"
 
@@ -47,10 +50,48 @@ def _keys(settings):
     }
 
 
+class Remote:
+    """Stripe's and Razorpay's APIs on the local gateway: `post(path, json=, status=)` sets what a
+    path answers, `add_callback(method, path, callback)` answers with `callback(request) ->
+    (status, headers, JSON text)` (run in the server's thread, on its own database connection),
+    `calls` are the requests that arrived, in order."""
+
+    def __init__(self, gateway: Gateway):
+        self.gateway = gateway
+
+    def post(self, path: str, *, json: dict, status: int = 200) -> None:
+        self.gateway.route("POST", path, lambda request: (status, json))
+
+    def add_callback(self, method: str, path: str, *, callback) -> None:
+        def answer(request):
+            try:
+                status, _headers, body = callback(request)
+            finally:
+                connection.close()  # the server thread's own connection, if the callback used one
+            return status, json.loads(body)
+
+        self.gateway.route(method, path, answer)
+
+    @property
+    def calls(self) -> list:
+        return [Call(Sent(CaseInsensitiveDict(r.headers), r.body.decode())) for r in self.gateway.requests]
+
+
+class Sent(NamedTuple):
+    headers: CaseInsensitiveDict
+    body: str
+
+
+class Call(NamedTuple):
+    request: Sent
+
+
 @pytest.fixture
-def remote():
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
-        yield mock
+def remote(settings):
+    gateway = Gateway()
+    settings.STRIPE_API_BASE = settings.RAZORPAY_API_BASE = gateway.url
+    yield Remote(gateway)
+    gateway.stop()
 
 
 def buy(client, package, provider):
@@ -169,7 +210,7 @@ def test_no_lock_is_held_while_the_gateway_answers(transactional_db, reference_d
         seen.append((user_row_lockable_now(user.pk), Payment.objects.filter(user=user).count()))
         return 200, {}, json.dumps(stripe_session())
 
-    remote.add_callback(responses.POST, STRIPE_SESSIONS, callback=gateway)
+    remote.add_callback("POST", STRIPE_SESSIONS, callback=gateway)
     client = client_for(user)
     if what == "package":
         response = buy(client, CreditPackage.objects.get(name="Popular Pack"), "stripe")
@@ -193,7 +234,7 @@ def test_a_purchase_refused_while_the_gateway_answered_writes_nothing(
         subscription_activate(user_id=user.pk, plan=SubscriptionPlan.objects.get(code="premium_monthly"))
         return 200, {}, json.dumps(stripe_session())
 
-    remote.add_callback(responses.POST, STRIPE_SESSIONS, callback=gateway)
+    remote.add_callback("POST", STRIPE_SESSIONS, callback=gateway)
     response = client_for(user).post(
         "/api/subscriptions", {"plan": "premium_monthly", "provider": "stripe"}, format="json"
     )
