@@ -24,10 +24,6 @@ import hashlib
 import hmac
 import logging
 
-from linebot.v3.exceptions import InvalidSignatureError
-from linebot.v3.webhook import SignatureValidator, WebhookParser
-from linebot.v3.webhooks import MessageEvent, TextMessageContent
-
 from config.signing import SignatureError
 from credits.models import WebhookLog
 from credits.webhook_receiver import (
@@ -71,6 +67,12 @@ def _delivery_id(integration: SocialIntegration, ids: list[str], body: bytes) ->
 
 
 def _line_handler(integration: SocialIntegration | None, signature: str) -> WebhookHandler:
+    # line-bot-sdk takes most of a second to import: loaded by the first LINE call, so that
+    # manage.py, the workers and the web processes start without it (shops.channels does the same).
+    from linebot.v3.exceptions import InvalidSignatureError
+    from linebot.v3.webhook import SignatureValidator, WebhookParser
+    from linebot.v3.webhooks import MessageEvent, TextMessageContent
+
     def secret(provider):
         return None if integration is None else integration.channel_secret
 

@@ -16,14 +16,6 @@ from dataclasses import dataclass
 import httpx
 from django.conf import settings
 from django.utils import timezone
-from linebot.v3.messaging import (
-    ApiClient,
-    ApiException,
-    Configuration,
-    MessagingApi,
-    PushMessageRequest,
-    TextMessage,
-)
 from urllib3.exceptions import HTTPError as Urllib3Error
 
 logger = logging.getLogger(__name__)
@@ -85,6 +77,17 @@ def line_push(*, access_token: str, to: str, text: str, retry_key: str) -> SendR
     retry of a push whose answer was lost is answered 409 with the accepted request's id
     instead of sending the message twice; that 409 is a success.
     """
+    # line-bot-sdk takes most of a second to import: loaded by the first push, so that manage.py,
+    # the workers and the web processes start without it.
+    from linebot.v3.messaging import (
+        ApiClient,
+        ApiException,
+        Configuration,
+        MessagingApi,
+        PushMessageRequest,
+        TextMessage,
+    )
+
     configuration = Configuration(host=settings.LINE_API_BASE_URL, access_token=access_token)
     # No urllib3-level retries: retrying is the delivery service's job (with backoff, counted).
     configuration.retries = 0
@@ -110,7 +113,8 @@ def line_push(*, access_token: str, to: str, text: str, retry_key: str) -> SendR
     return SendResult(True, provider_message_id=message_id or "", status_code=response.status_code)
 
 
-def _line_error(exc: ApiException) -> str:
+def _line_error(exc) -> str:
+    """`exc`: the SDK's ApiException."""
     try:
         message = str(json.loads(exc.body or "{}").get("message", ""))
     except (ValueError, AttributeError, TypeError):
