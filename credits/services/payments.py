@@ -128,6 +128,18 @@ def payment_start_checkout(*, payment: Payment) -> Payment:
     return payment
 
 
+def payment_renewal_checkout(*, payment: Payment, what: str) -> Payment:
+    """Start the checkout of a just-opened renewal payment in a transaction of its own; a provider
+    refusal fails the payment (so what it renews goes past due) instead of raising. `what` names
+    the renewed thing in the log. Returns the payment as it now stands."""
+    try:
+        with transaction.atomic():
+            return payment_start_checkout(payment=payment)
+    except ApplicationError as exc:
+        logger.warning("%s: renewal checkout of payment %s failed: %s", what, payment.pk, exc.message)
+        return payment_fail(payment=payment, reason=f"Checkout could not be created: {exc.message}")
+
+
 @dataclass(frozen=True)
 class RefundRequest:
     """What one refund is: how much money goes back, under which key, and where it came from

@@ -22,8 +22,7 @@ from credits.models import Payment
 from credits.services.payments import (
     payment_check_provider,
     payment_checkout_fill,
-    payment_fail,
-    payment_start_checkout,
+    payment_renewal_checkout,
 )
 
 logger = logging.getLogger(__name__)
@@ -131,13 +130,7 @@ def subscription_renewal_start(*, subscription_id, now: datetime | None = None) 
                 )
         except IntegrityError:
             return None
-        try:
-            with transaction.atomic():
-                payment_start_checkout(payment=payment)
-        except ApplicationError as exc:
-            logger.warning("subscriptions: renewal checkout for %s failed: %s", live.pk, exc.message)
-            payment = payment_fail(payment=payment, reason=f"Checkout could not be created: {exc.message}")
-        return payment
+        return payment_renewal_checkout(payment=payment, what="subscriptions")
 
 
 def subscriptions_renew(*, now: datetime | None = None) -> dict:

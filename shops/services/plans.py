@@ -31,8 +31,7 @@ from credits.models import Payment
 from credits.services.payments import (
     payment_check_provider,
     payment_checkout_fill,
-    payment_fail,
-    payment_start_checkout,
+    payment_renewal_checkout,
 )
 from shops.models import (
     FREE_SHOP_PLAN,
@@ -409,13 +408,7 @@ def shop_plan_renewal_start(*, subscription_id, now: datetime | None = None) -> 
                 )
         except IntegrityError:
             return None
-        try:
-            with transaction.atomic():
-                payment_start_checkout(payment=payment)
-        except ApplicationError as exc:
-            logger.warning("shop plans: renewal checkout for %s failed: %s", live.pk, exc.message)
-            payment = payment_fail(payment=payment, reason=f"Checkout could not be created: {exc.message}")
-        return payment
+        return payment_renewal_checkout(payment=payment, what="shop plans")
 
 
 def shop_plans_renew(*, now: datetime | None = None) -> dict:
