@@ -6,7 +6,7 @@ a deployment, at rising user counts, until p95 goes over budget or errors appear
         [--worker-concurrency 2] [--accounts 100] [--port 8791] [--keep]
 
 Creates its own database `bench_capacity` (dropped at the end unless --keep), migrates it,
-seeds the demo data (`seed_demo`'s commands), `--accounts` accounts with 1,000,000 credits each,
+seeds the demo data (`seed_demo`'s commands), `--accounts` premium accounts with 1,000,000 credits each,
 20 items with a large stock in the demo shop, a PromptPay webhook secret and a render-worker key.
 Starts a private redis-server (broker and cache, nobody else's) and the processes as the
 Procfile / `make run` start them: gunicorn (`-c config/gunicorn.py`, `--web-workers` sync workers
@@ -104,8 +104,8 @@ def seed(accounts: int, workdir: Path) -> dict:
     from rest_framework_simplejwt.tokens import RefreshToken
 
     from accounts.management.commands.seed_demo import DEMO_EMAIL
-    from accounts.models import User
-    from accounts.services import api_key_create, user_register
+    from accounts.models import SubscriptionPlan, User
+    from accounts.services import api_key_create, subscription_activate, user_register
     from credits.models import CreditPackage
     from credits.services import credits_grant
     from shops.management.commands.seed_demo_shops import DEMO_FORM_SLUG
@@ -122,12 +122,16 @@ def seed(accounts: int, workdir: Path) -> dict:
     # The accounts log in by token, never by password: hash theirs cheaply (this process only),
     # or PBKDF2 makes seeding take minutes on a busy machine.
     tokens = []
+    premium = SubscriptionPlan.objects.get(code="premium_yearly")
     with override_settings(PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"]):
         for i in range(accounts):
             user = user_register(
                 email=f"bench{i}@example.com", password="bench-user-Pass-1", name=f"Bench {i}"
             )
             credits_grant(user=user, amount=1_000_000, idempotency_key=f"bench-capacity:{i}")
+            # Premium subscribers (100 model slots): a free account's 5 fill within the first
+            # steps, after which its imports are refused (403, correctly) and the mix changes.
+            subscription_activate(user_id=user.pk, plan=premium)
             tokens.append(str(RefreshToken.for_user(user).access_token))
     form = Form.objects.get(slug=DEMO_FORM_SLUG)
     item_ids = [
