@@ -41,12 +41,12 @@ TIMEZONES = ["Asia/Bangkok", "UTC", "America/New_York", "America/Los_Angeles"]
 
 DATA_SQL = """
 INSERT INTO accounts_user (id, email, password, name, phone_number, organization, job_title, country,
-    industry,
+    industry, tax_id, billing_address,
     tier, model_limit, models_used, time_spent, max_step_reached, last_session_final_step, is_active,
         is_staff,
     is_superuser, date_joined, created_at, updated_at)
-SELECT gen_random_uuid(), 'owner' || n || '@bench.example', '!', '', '', '', '', '', '', 'free', 3, 0,
-    0, 0, 0,
+SELECT gen_random_uuid(), 'owner' || n || '@bench.example', '!', '', '', '', '', '', '', '', '', 'free', 3,
+    0, 0, 0, 0,
        true, false, false, now(), now(), now()
   FROM generate_series(1, %(shops)s) n;
 

@@ -1,6 +1,7 @@
 """Jobs claimed and completed per second by two Celery worker processes, no-op processor.
 
-    .venv/bin/python bench/jobs_throughput.py [--jobs 4000] [--batches 1,8] [--cpu-hog N] [--prepared]
+    .venv/bin/python bench/jobs_throughput.py [--jobs 4000] [--batches 1,8] [--rounds 1] [--cpu-hog N]
+        [--prepared]
 
 Creates its own database `bench_jobs_throughput` (dropped at the end) and uses the Redis
 database BENCH_REDIS_URL (default db 13) as the broker. For each claim batch size, inserts
@@ -17,6 +18,11 @@ Baseline in the same run: two plain processes doing the same claim / start / bat
 SQL (the engine's own statements) through psycopg, no Django, no Celery, preparing their
 statements only with `--prepared`, as the workers do. Target (issue 14): >= 500 jobs/s.
 
+`--rounds N` runs each row N times, the engine and its raw baseline alternating (engine, raw,
+engine, raw, ...), prints every pair and then the median of each column and of the pairs'
+ratios: on a two-core machine one run of a few seconds varies by ±20% with whatever else the
+machine does for a moment, and alternating spreads such moments over both sides.
+
 `--cpu-hog N` runs N processes burning CPU beside everything else for the whole run (a busy
 machine: the fixed-batch and adaptive rows should then stay together, issue 19), and skips the
 email row. `--prepared` runs the workers with DATABASE_PREPARED_STATEMENTS=true (the engine's
@@ -27,6 +33,7 @@ import argparse
 import multiprocessing
 import os
 import signal
+import statistics
 import subprocess
 import sys
 import time
@@ -192,8 +199,8 @@ def raw_worker(batch: int, go, statements: dict, prepared: bool) -> None:
                 ).fetchall()
 
 
-def run_raw(user_id, kind_id, n: int, batch: int, prepared: bool) -> float:
-    prefix = f"raw-b{batch}-"
+def run_raw(user_id, kind_id, n: int, batch: int, prepared: bool, label: str = "") -> float:
+    prefix = f"raw{label}-b{batch}-"
     insert_jobs(user_id, kind_id, prefix, n)
     from jobs import engine
 
@@ -224,6 +231,7 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--jobs", type=int, default=4000)
     parser.add_argument("--batches", default="1,8")
+    parser.add_argument("--rounds", type=int, default=1, help="engine/raw pairs per row (median printed)")
     parser.add_argument("--cpu-hog", type=int, default=0, metavar="N", help="CPU-burning processes alongside")
     parser.add_argument("--prepared", action="store_true", help="DATABASE_PREPARED_STATEMENTS=true (workers)")
     args = parser.parse_args()
@@ -268,13 +276,24 @@ def main():
         most = settings.JOBS_CLAIM_BATCH_MAX
         floor = settings.JOBS_CLAIM_BATCH
         for batch in [*batches, None]:
-            celery_rate = run_celery(env, user.pk, kind.pk, args.jobs, batch)
-            raw_rate = run_raw(user.pk, kind.pk, args.jobs, batch or most, args.prepared)
             label = f"{batch}" if batch else f"adaptive ({floor}-{most}; raw: {most})"
-            print(
-                f"{label:>24} | {celery_rate:>13.0f} | {raw_rate:>14.0f} | {celery_rate / raw_rate:>11.0%}",
-                flush=True,
-            )
+            pairs = []
+            for round_ in range(args.rounds):
+                celery_rate = run_celery(env, user.pk, kind.pk, args.jobs, batch, label=f"-r{round_}")
+                raw_rate = run_raw(
+                    user.pk, kind.pk, args.jobs, batch or most, args.prepared, label=f"-r{round_}"
+                )
+                pairs.append((celery_rate, raw_rate))
+                ratio = celery_rate / raw_rate
+                print(f"{label:>24} | {celery_rate:>13.0f} | {raw_rate:>14.0f} | {ratio:>11.0%}", flush=True)
+            if args.rounds > 1:
+                engine_rates, raw_rates = zip(*pairs, strict=True)
+                ratio = statistics.median(e / r for e, r in pairs)
+                print(
+                    f"{'median of ' + str(args.rounds):>24} | {statistics.median(engine_rates):>13.0f} | "
+                    f"{statistics.median(raw_rates):>14.0f} | {ratio:>11.0%}",
+                    flush=True,
+                )
         print(f"load average {os.getloadavg()[0]:.1f} at the end", flush=True)
         if args.cpu_hog:
             return

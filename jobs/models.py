@@ -93,8 +93,9 @@ class Job(UUIDModel):
     # When the current attempt started processing: the rescue fails attempts older than kind.timeout.
     attempt_started_at = models.DateTimeField(null=True, blank=True)
     # The job's id at an outside service that runs it (a Replicate prediction id): its webhooks
-    # name the job by it. Empty for jobs run anywhere else.
-    remote_id = models.CharField(max_length=128, blank=True, default="")
+    # name the job by it. Empty for jobs run anywhere else (the database default too, so rows
+    # inserted in SQL, such as bulk loads and the benchmarks, need not name it).
+    remote_id = models.CharField(max_length=128, blank=True, default="", db_default="")
     credits_charged = models.PositiveIntegerField(default=0)
     credits_refunded = models.PositiveIntegerField(default=0)
     # Set once the charge has been attempted for this job, so re-entering states never re-charges.
