@@ -38,6 +38,7 @@ from shops.models import (
     StockReason,
     TeamMember,
 )
+from shops.services.plans import shop_plan_effective
 from shops.services.stock import ITEM_FIELDS
 from shops.states import ORDER_TRANSITIONS
 
@@ -55,8 +56,43 @@ class ReadOnlyInline(admin.TabularInline):
         return False
 
 
+class TeamMemberFormSet(forms.BaseInlineFormSet):
+    """Members added here count against the shop plan's `max_members`, as invitations do: the
+    shop row is locked (the admin validates and saves in one transaction, so the lock holds
+    until the members are saved) and the members after the change may not exceed the plan."""
+
+    def clean(self):
+        super().clean()
+        shop = self.instance
+        if any(self.errors):
+            return
+        # Rows beyond the initial ones are new (a new member's UUID is set before it is saved).
+        adding = sum(
+            1 for form in self.extra_forms if form.cleaned_data and not form.cleaned_data.get("DELETE")
+        )
+        removing = sum(1 for form in self.initial_forms if form.cleaned_data.get("DELETE"))
+        if adding <= removing:
+            return
+        locked = Shop.objects.select_for_update(no_key=True).filter(pk=shop.pk).first()
+        if locked is None:
+            # A shop being added: its owner member is added on save, unless a row names the owner.
+            named = {form.cleaned_data.get("user") for form in self.extra_forms if form.cleaned_data}
+            members = 0 if shop.owner in named else 1
+            plan = shop_plan_effective(shop)
+        else:
+            members = TeamMember.objects.filter(shop=locked).count()
+            plan = shop_plan_effective(locked)
+        allowed = plan.limits()["max_members"]
+        if allowed is not None and members - removing + adding > allowed:
+            raise forms.ValidationError(
+                f"The shop's {plan.name} plan allows {allowed} members ({members} now); "
+                "change the plan first to add more."
+            )
+
+
 class TeamMemberInline(admin.TabularInline):
     model = TeamMember
+    formset = TeamMemberFormSet
     extra = 0
     autocomplete_fields = ["user"]
 

@@ -13,7 +13,7 @@ from shops import services, tasks
 from shops.models import Form, Item, PaymentMethod, Shop, StockHistory, TeamMember
 from tests.conftest import client_for
 from tests.factories import UserFactory, admin_login
-from tests.shops.factories import assert_chain, make_form, make_item, place_order
+from tests.shops.factories import assert_chain, make_form, make_item, make_member, place_order
 
 pytestmark = pytest.mark.django_db
 
@@ -176,3 +176,55 @@ def test_a_shop_added_in_the_admin_has_its_owner_as_owner_member_as_shop_create_
     roles = dict(TeamMember.objects.filter(shop=shop).values_list("user_id", "role"))
     assert roles == {owner.pk: "owner", helper.pk: "staff"}
     assert client_for(owner).get(f"/api/shops/{shop.pk}").json()["id"] == str(shop.pk)  # the owner sees it
+
+
+def _shop_change_data(client, shop):
+    """The shop's change form as the admin page fills it, with its member inline's rows."""
+    page = client.get(f"/admin/shops/shop/{shop.pk}/change/")
+    assert page.status_code == 200
+    form = page.context["adminform"].form
+    data = {name: form[name].value() for name in form.fields if form[name].value() is not None}
+    (inline,) = page.context["inline_admin_formsets"]
+    formset = inline.formset
+    data.update({f"{formset.prefix}-{k}": v for k, v in formset.management_form.initial.items()})
+    for i, member_form in enumerate(formset.forms):
+        for name in member_form.fields:
+            value = member_form[name].value()
+            if value is not None:
+                data[f"{formset.prefix}-{i}-{name}"] = str(value)
+    return data, formset.prefix, len(formset.forms)
+
+
+def _add_rows(data, prefix, start, users):
+    for i, member in enumerate(users, start=start):
+        data.update({f"{prefix}-{i}-user": str(member.pk), f"{prefix}-{i}-role": "staff"})
+    data[f"{prefix}-TOTAL_FORMS"] = str(start + len(users))
+
+
+def test_members_added_in_the_admin_count_against_the_shop_plan_like_invitations(shop):
+    # given: a free shop (5 members at most) with its owner and 3 staff
+    for _ in range(3):
+        make_member(shop, "staff")
+    admin = UserFactory(is_staff=True, is_superuser=True)
+    client = Client()
+    admin_login(client, admin)
+
+    # when: staff add two more members on the shop's page
+    data, prefix, rows = _shop_change_data(client, shop)
+    _add_rows(data, prefix, rows, [UserFactory(), UserFactory()])
+    response = client.post(f"/admin/shops/shop/{shop.pk}/change/", data)
+
+    # then: the page says why and nothing is added
+    assert response.status_code == 200
+    assert "plan allows 5 members (4 now)" in response.content.decode()
+    assert TeamMember.objects.filter(shop=shop).count() == 4
+
+    # when: one is removed while two are added, the shop ends at its limit: accepted
+    data, prefix, rows = _shop_change_data(client, shop)
+    staff_row = next(i for i in range(rows) if data[f"{prefix}-{i}-role"] == "staff")
+    data[f"{prefix}-{staff_row}-DELETE"] = "on"
+    _add_rows(data, prefix, rows, [UserFactory(), UserFactory()])
+    response = client.post(f"/admin/shops/shop/{shop.pk}/change/", data)
+
+    assert response.status_code == 302, response.content[:3000]
+    assert TeamMember.objects.filter(shop=shop).count() == 5
