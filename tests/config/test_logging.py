@@ -82,7 +82,12 @@ def test_the_request_id_reaches_the_celery_task_the_request_enqueued(client, mai
             if isinstance(r.msg, dict) and r.msg.get("event") in ("task_started", "task_succeeded")
         ]
 
-    while len(task_events()) < 2 and time.monotonic() < deadline:
+    # (wait for both kinds: a second embedded worker in this process logs each event twice, so
+    # counting lines could stop at two `task_started` before the task has finished)
+    while {e["event"] for e in task_events()} != {
+        "task_started",
+        "task_succeeded",
+    } and time.monotonic() < deadline:
         time.sleep(0.05)
 
     # then the worker's log lines for that task carry the request's id
