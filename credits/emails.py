@@ -109,12 +109,6 @@ def send_payment_received(*, payment_id: str) -> None:
 # -- subscriptions -------------------------------------------------------------------------------
 
 Kind = EmailSent.Kind
-SUBSCRIPTION_KINDS = (
-    Kind.RENEWAL_UPCOMING,
-    Kind.RENEWAL_FAILED,
-    Kind.SUBSCRIPTION_EXPIRED,
-    Kind.SUBSCRIPTION_CANCELLED,
-)
 # What a user may turn off with `notifications.email`; the others are transactional.
 OPTIONAL_KINDS = frozenset({Kind.RENEWAL_UPCOMING, Kind.SUBSCRIPTION_EXPIRED})
 # A checkout a customer can still pay (a failed one, e.g. an expired Stripe session, cannot).
@@ -169,11 +163,18 @@ def renewal_link(*, subscription: Subscription, period_start: datetime) -> str:
         subscription=subscription, period_start=period_start, status__in=PAYABLE
     ).values_list("metadata", flat=True)
     for metadata in checkouts:
-        checkout = (metadata or {}).get("checkout")
-        url = checkout.get("url") if isinstance(checkout, dict) else None
-        if isinstance(url, str) and url.startswith(("https://", "http://")):
+        url = checkout_web_url(metadata)
+        if url:
             return url
     return f"{settings.FRONTEND_URL}/account/subscription"
+
+
+def checkout_web_url(metadata) -> str:
+    """The http(s) page of a payment's checkout (Stripe's), from its metadata; "" for a QR, a
+    deeplink, a Razorpay order or a bank transfer (the frontend shows those)."""
+    checkout = (metadata or {}).get("checkout")
+    url = checkout.get("url") if isinstance(checkout, dict) else None
+    return url if isinstance(url, str) and url.startswith(("https://", "http://")) else ""
 
 
 def _utc(moment: datetime) -> str:
