@@ -55,3 +55,14 @@ def license_lapsed(*, user_id, now=None) -> bool:
     if not trial_over:
         return False
     return not Subscription.objects.filter(user_id=user_id, status__in=Subscription.LIVE_STATUSES).exists()
+
+
+def email_notifications_wanted(*, user_id) -> bool:
+    """Whether the user lets us send notification emails they can opt out of: the
+    `notifications.email` preference (on by default, and for a user without the row), the
+    switch job-finished and low-stock emails honour too. Transactional emails (a receipt, a
+    failed renewal, a cancellation) are sent whatever it says."""
+    notifications = (
+        UserPreferences.objects.filter(user_id=user_id).values_list("notifications", flat=True).first()
+    )
+    return bool((notifications or {}).get("email", True))

@@ -22,6 +22,7 @@ from rest_framework_simplejwt.tokens import RefreshToken
 
 from accounts.authentication import token_predates_password, user_row_cache
 from accounts.emails import email_send_after_commit
+from accounts.events import CANCEL_REQUESTED, subscription_changed
 from accounts.models import (
     FREE_MODEL_LIMIT,
     SUBSCRIPTION_GRACE_DAYS,
@@ -396,8 +397,11 @@ def subscription_transition(
     effect on the user: `active` gives the subscription's tier and model limit, `past_due` keeps
     them for the grace period (SUBSCRIPTION_GRACE_DAYS), `cancelled` and `expired` drop the user to
     the free tier (models already imported stay; new imports over the limit are refused) and
-    expire a paid license (`license_follow_subscription`). Moving to the status it already has
-    returns it unchanged."""
+    expire a paid license (`license_follow_subscription`). A move to `past_due` starts the grace
+    at the period's end when that is still ahead (a renewal opened early failed early). After the
+    move it sends `accounts.events.subscription_changed` (event = the new status) in the same
+    transaction: the lifecycle emails. Moving to the status it already has returns it unchanged
+    and sends nothing."""
     now = now or timezone.now()
     user_lock(user_id=subscription.user_id)
     sub = Subscription.objects.select_for_update().get(pk=subscription.pk)
@@ -406,7 +410,9 @@ def subscription_transition(
     SUBSCRIPTION_MACHINE.check(sub.status, to)
     SUBSCRIPTION_MACHINE.authorise(sub.pk)
     sub.status = to
-    sub.past_due_since = now if to == Subscription.Status.PAST_DUE else None
+    # A renewal opens RENEWAL_REMINDER_DAYS before the period ends, so it can fail before then:
+    # the grace still counts from the end of the period the user paid for.
+    sub.past_due_since = max(now, sub.end_date) if to == Subscription.Status.PAST_DUE else None
     if to in (Subscription.Status.CANCELLED, Subscription.Status.EXPIRED):
         sub.auto_renew = False
         sub.next_billing_date = None
@@ -415,6 +421,7 @@ def subscription_transition(
         _user_set_tier(sub.user_id, tier=sub.tier, model_limit=sub.model_limit, now=now)
     sub.save(update_fields=["status", "past_due_since", "auto_renew", "next_billing_date", "updated_at"])
     license_follow_subscription(subscription=sub, now=now)
+    subscription_changed.send(sender=Subscription, subscription=sub, event=to, now=now)
     return sub
 
 
@@ -479,7 +486,8 @@ def subscription_cancel(*, user: User, now: datetime | None = None) -> Subscript
     """Cancel the caller's live subscription at the end of its period: it stops renewing and keeps
     its tier until `end_date`, when the daily task moves it to `cancelled`. Cancelling twice returns
     it unchanged. Raises NoSubscription (404) when there is no live subscription. Locks the user
-    row, then the subscription."""
+    row, then the subscription. The first cancel sends `subscription_changed` (event
+    `cancel_requested`) in its transaction: the cancellation email."""
     now = now or timezone.now()
     live = subscription_lock_live(user.pk)
     if live is None:
@@ -489,6 +497,7 @@ def subscription_cancel(*, user: User, now: datetime | None = None) -> Subscript
         live.auto_renew = False
         live.next_billing_date = None
         live.save(update_fields=["cancelled_at", "auto_renew", "next_billing_date", "updated_at"])
+        subscription_changed.send(sender=Subscription, subscription=live, event=CANCEL_REQUESTED, now=now)
     return live
 
 

@@ -45,6 +45,12 @@ SCHEDULES = [
         queue="default",
     ),
     Schedule(
+        "credits: remind renewals ending within RENEWAL_REMINDER_DAYS (email with the checkout)",
+        "credits.remind_renewals",
+        crontab={"minute": "20", "hour": "0"},
+        queue="default",
+    ),
+    Schedule(
         "shops: renew shop plans due, expire unpaid ones",
         "shops.renew_plans",
         crontab={"minute": "15", "hour": "0"},

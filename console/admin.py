@@ -36,12 +36,12 @@ TIMELINE_LIMIT = 15  # newest rows of each kind
 
 
 def user_timeline(user) -> list[dict]:
-    """The user's newest payments, jobs, ledger movements and staff actions, newest first (four
-    queries, each cut to TIMELINE_LIMIT rows)."""
+    """The user's newest payments, jobs, ledger movements, billing emails sent and staff actions,
+    newest first (five queries, each cut to TIMELINE_LIMIT rows)."""
     from django.contrib.admin.models import LogEntry
     from django.contrib.contenttypes.models import ContentType
 
-    from credits.models import CreditTransaction, Payment
+    from credits.models import CreditTransaction, EmailSent, Payment
     from jobs.models import Job
 
     events = []
@@ -78,6 +78,16 @@ def user_timeline(user) -> list[dict]:
                 + (f" — {row.reason}" if row.reason else ""),
             }
         )
+    for email in EmailSent.objects.filter(user=user).order_by("-created_at")[:TIMELINE_LIMIT]:
+        about = f" (period ending {email.period[:10]})" if email.period else ""
+        events.append(
+            {
+                "at": email.created_at,
+                "kind": "email",
+                "url": None,
+                "text": f"{email.get_kind_display()} email sent{about}",
+            }
+        )
     user_type = ContentType.objects.get_for_model(user, for_concrete_model=False)
     for entry in (
         LogEntry.objects.filter(content_type=user_type, object_id=str(user.pk))
@@ -100,7 +110,7 @@ admin.site.unregister(User)
 
 @admin.register(User)
 class UserAdmin(AccountsUserAdmin):
-    """The accounts user page, with the user's timeline (payments, jobs, ledger, staff actions),
+    """The accounts user page, with the user's timeline (payments, jobs, ledger, emails, staff actions),
     which reads apps above accounts and so is added here."""
 
     readonly_fields = [*AccountsUserAdmin.readonly_fields, "timeline"]

@@ -522,6 +522,10 @@ class EmailSent(UUIDModel):
 
     class Kind(models.TextChoices):
         PAYMENT_RECEIVED = "payment_received", "Payment received"
+        RENEWAL_UPCOMING = "renewal_upcoming", "Renewal upcoming"
+        RENEWAL_FAILED = "renewal_failed", "Renewal failed"
+        SUBSCRIPTION_EXPIRED = "subscription_expired", "Subscription expired"
+        SUBSCRIPTION_CANCELLED = "subscription_cancelled", "Subscription cancelled"
 
     user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="lifecycle_emails")
     kind = models.CharField(max_length=40, choices=Kind.choices)

@@ -5,9 +5,12 @@ import logging
 from celery import shared_task
 
 from config.scheduled import period_key, scheduled_run
-from credits.emails import send_payment_received  # noqa: F401  (registers the task with the worker)
+from credits.emails import (  # noqa: F401  (registers the tasks with the worker)
+    send_payment_received,
+    send_subscription_email,
+)
 from credits.selectors import credits_audit
-from credits.services.subscriptions import subscriptions_renew
+from credits.services.subscriptions import subscriptions_remind, subscriptions_renew
 
 logger = logging.getLogger(__name__)
 
@@ -45,11 +48,31 @@ def audit_balances() -> int | None:
     ignore_result=True,
 )
 def renew_subscriptions() -> dict | None:
-    """Daily: open the renewal payment of every auto-renewing subscription whose period ended
-    already. Once per day (ScheduledRun) and once per subscription and period (unique index);
-    ending lapsed subscriptions is `accounts.expire_licenses`'s part of the same story."""
+    """Daily: open the renewal payment of every auto-renewing subscription whose period ends
+    within RENEWAL_REMINDER_DAYS (or ended already). Once per day (ScheduledRun) and once per
+    subscription and period (unique index); ending lapsed subscriptions is
+    `accounts.expire_licenses`'s part of the same story."""
     with scheduled_run("credits.renew_subscriptions", period_key=period_key("day")) as run:
         if run is None:
             return None
         run.counts = subscriptions_renew()
+    return run.counts
+
+
+@shared_task(
+    name="credits.remind_renewals",
+    queue="default",
+    time_limit=30 * 60,
+    soft_time_limit=25 * 60,
+    ignore_result=True,
+)
+def remind_renewals() -> dict | None:
+    """Daily, after `credits.renew_subscriptions`: email the owner of every auto-renewing
+    subscription ending within RENEWAL_REMINDER_DAYS, with the checkout of the renewal payment
+    that task opened. Once per day (ScheduledRun) and once per subscription and period
+    (EmailSent)."""
+    with scheduled_run("credits.remind_renewals", period_key=period_key("day")) as run:
+        if run is None:
+            return None
+        run.counts = subscriptions_remind()
     return run.counts

@@ -1,9 +1,17 @@
 """Emails about a shop, sent to the people who run it."""
 
 import logging
+from datetime import UTC, datetime, timedelta
 
-from accounts.emails import email_send_after_commit
-from shops.models import Item, Role, TeamMember
+from celery import shared_task
+from django.conf import settings
+from django.db import transaction
+
+from accounts.emails import email_send, email_send_after_commit
+from accounts.selectors import email_notifications_wanted
+from credits.emails import OPTIONAL_KINDS, PAYABLE, checkout_web_url, lifecycle_email_once
+from credits.models import EmailSent
+from shops.models import SHOP_PLAN_GRACE_DAYS, Item, Role, Shop, ShopPlanPayment, ShopSubscription, TeamMember
 
 logger = logging.getLogger(__name__)
 
@@ -55,3 +63,88 @@ def low_stock_notify(*, shop_id, item_ids) -> int:
 
 def on_low_stock_crossed(sender, *, shop_id, item_ids, **kwargs) -> None:
     low_stock_notify(shop_id=shop_id, item_ids=item_ids)
+
+
+# -- shop plan lifecycle emails ------------------------------------------------------------------
+# The subscription emails of credits.emails, sent to the shop's owner about its paid plan, with
+# the same machinery: one EmailSent row per (owner, kind, shop subscription, period end) inserted
+# in the event's transaction, the email queued after commit. Renewal upcoming (the daily
+# `shops.renew_plans`, after it opened the renewal RENEWAL_REMINDER_DAYS early) and expired
+# honour the owner's `notifications.email`; renewal failed is always sent.
+
+PLAN_TEMPLATES = {
+    EmailSent.Kind.RENEWAL_UPCOMING: "shop_plan_renewal_upcoming",
+    EmailSent.Kind.RENEWAL_FAILED: "shop_plan_renewal_failed",
+    EmailSent.Kind.SUBSCRIPTION_EXPIRED: "shop_plan_expired",
+}
+
+
+def shop_plan_email_once(*, subscription: ShopSubscription, kind: str) -> bool:
+    """Record `kind` about the shop plan's current period for the shop's owner and queue it after
+    commit, once; False when already sent or the owner opted out of an optional kind. Call inside
+    the event's transaction."""
+    owner_id = Shop.objects.filter(pk=subscription.shop_id).values_list("owner_id", flat=True).first()
+    if owner_id is None:
+        return False
+    if kind in OPTIONAL_KINDS and not email_notifications_wanted(user_id=owner_id):
+        return False
+    period = subscription.end_date.astimezone(UTC).isoformat()
+    if not lifecycle_email_once(user_id=owner_id, kind=kind, object_id=subscription.pk, period=period):
+        return False
+    kwargs = {"subscription_id": str(subscription.pk), "kind": str(kind), "period": period}
+
+    def enqueue():
+        try:
+            send_shop_plan_email.apply_async(kwargs=kwargs)
+        except Exception:
+            logger.exception("could not queue the %s email of shop plan %s", kind, subscription.pk)
+
+    transaction.on_commit(enqueue)
+    return True
+
+
+def shop_plan_renewal_link(*, subscription: ShopSubscription, period_start: datetime) -> str:
+    """The http(s) checkout of the still payable renewal of the period starting at
+    `period_start`, else the frontend's page of the shop's plan."""
+    links = ShopPlanPayment.objects.filter(
+        subscription=subscription, period_start=period_start, payment__status__in=PAYABLE
+    ).values_list("payment__metadata", flat=True)
+    for metadata in links:
+        url = checkout_web_url(metadata)
+        if url:
+            return url
+    return f"{settings.FRONTEND_URL}/shops/{subscription.shop_id}/plan"
+
+
+def _utc(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+@shared_task(
+    name="shops.send_plan_email",
+    queue="default",
+    time_limit=60,
+    soft_time_limit=50,
+    autoretry_for=(OSError,),
+    retry_backoff=30,
+    retry_backoff_max=15 * 60,
+    max_retries=8,
+    ignore_result=True,
+)
+def send_shop_plan_email(*, subscription_id: str, kind: str, period: str) -> None:
+    """Render and send one shop plan lifecycle email to the shop's owner."""
+    sub = ShopSubscription.objects.select_related("shop__owner", "plan").get(pk=subscription_id)
+    end = datetime.fromisoformat(period)
+    owner = sub.shop.owner
+    context = {
+        "name": owner.name,
+        "shop_name": sub.shop.name,
+        "plan": sub.plan.name,
+        "billing_cycle": sub.billing_cycle,
+        "amount": str(sub.plan.price_for(sub.billing_cycle)),
+        "currency": sub.currency,
+        "end_date": _utc(end),
+        "link": shop_plan_renewal_link(subscription=sub, period_start=end),
+        "grace_end": _utc(max(end, sub.past_due_since or end) + timedelta(days=SHOP_PLAN_GRACE_DAYS)),
+    }
+    email_send(template=PLAN_TEMPLATES[kind], to=[owner.email], context=context)

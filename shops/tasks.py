@@ -2,7 +2,8 @@ from celery import shared_task
 
 from config.scheduled import period_key, scheduled_run
 from shops import services
-from shops.services.plans import shop_plans_expire, shop_plans_renew
+from shops.notifications import send_shop_plan_email  # noqa: F401  (registers the task with the worker)
+from shops.services.plans import shop_plans_expire, shop_plans_remind, shop_plans_renew
 
 
 @shared_task(
@@ -58,10 +59,11 @@ def reannounce_deliveries() -> dict | None:
     name="shops.renew_plans", queue="default", time_limit=600, soft_time_limit=570, ignore_result=True
 )
 def renew_plans() -> dict | None:
-    """Daily: open the renewal payment of every auto-renewing shop plan whose period ended, then
-    expire those past their grace period (or not renewing) to the free plan. Safe to run twice."""
+    """Daily: open the renewal payment of every auto-renewing shop plan whose period ends within
+    RENEWAL_REMINDER_DAYS, email each owner its checkout (`reminded`), then expire those past
+    their grace period (or not renewing) to the free plan. Safe to run twice."""
     with scheduled_run("shops.renew_plans", period_key=period_key("day")) as run:
         if run is None:
             return None
-        run.counts = {**shop_plans_renew(), "expired": shop_plans_expire()}
+        run.counts = {**shop_plans_renew(), "reminded": shop_plans_remind(), "expired": shop_plans_expire()}
     return run.counts

@@ -352,6 +352,9 @@ RECEIPT_SELLER_TAX_ID = env.str("RECEIPT_SELLER_TAX_ID", default="")
 VAT_RATE_THB = Decimal(env.str("VAT_RATE_THB", default="7"))
 # The account a bank-transfer checkout shows ("Bank, account name, number"); empty = not offered.
 BANK_TRANSFER_DETAILS = env.str("BANK_TRANSFER_DETAILS", default="")
+# Days before a subscription's period ends that its renewal payment opens and the "renews in
+# N days" email (with that payment's checkout link) is sent.
+RENEWAL_REMINDER_DAYS = env.int("RENEWAL_REMINDER_DAYS", default=3)
 
 # Chat channels (shops.channels): where outbound messages are sent and how failures are retried.
 # The base URLs exist so a test (or a regional proxy) can stand in for the channel's API.

@@ -5,9 +5,12 @@ Buying: `shop_plan_purchase_start` opens a `pending` credits Payment with purpos
 (and a ShopPlanPayment saying what it buys); the provider's signed webhook completes it, and
 `credits.signals.payment_completed` reaches `shop_plan_payment_completed`, which starts or
 extends the shop's subscription in the payment's transaction. Renewing: the daily task
-(`shop_plans_renew`) opens one renewal payment per subscription and period; a failed one puts
-the subscription `past_due` (SHOP_PLAN_GRACE_DAYS of grace); `shop_plans_expire` ends those past
-their grace, and non-renewing ones at their end, back to the free plan.
+(`shop_plans_renew`) opens one renewal payment per subscription and period RENEWAL_REMINDER_DAYS
+before the period ends, and `shop_plans_remind` emails the owner its checkout; a failed one puts
+the subscription `past_due` (SHOP_PLAN_GRACE_DAYS of grace, counted from the period's end when
+that is still ahead); `shop_plans_expire` ends those past their grace, and non-renewing ones at
+their end, back to the free plan. The owner is emailed each of these once per period
+(shops.notifications: renewal upcoming, renewal failed, expired).
 
 Limits: the shop's plan is the ShopPlan named by `Shop.plan` (which the subscription keeps in
 step; staff may also set it by hand), else `free`; a null limit is unlimited. Each check locks
@@ -21,13 +24,14 @@ Lock order: the payment row (credits), then the shop row, then the subscription 
 import logging
 from datetime import UTC, datetime, timedelta
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
 from accounts.models import add_months
 from config.exceptions import ApplicationError, Conflict, Forbidden
-from credits.models import Payment
+from credits.models import EmailSent, Payment
 from credits.services.payments import (
     payment_check_provider,
     payment_checkout_fill,
@@ -45,6 +49,7 @@ from shops.models import (
     ShopSubscription,
     TeamMember,
 )
+from shops.notifications import shop_plan_email_once
 from shops.states import SHOP_SUBSCRIPTION_MACHINE
 
 logger = logging.getLogger(__name__)
@@ -191,7 +196,10 @@ def shop_subscription_transition(
     SHOP_SUBSCRIPTION_TRANSITIONS (shops/states.py; InvalidTransition, 409) and applies its
     effect on the shop: `active` gives the plan, `past_due` keeps it for the grace period,
     `expired` drops the shop to `free` (everything that exists stays; new rows over the free
-    limits are refused). Moving to the status it already has returns it unchanged."""
+    limits are refused). A move to `past_due` starts the grace at the period's end when that is
+    still ahead (a renewal opened early failed early). `past_due` emails the owner that the
+    renewal failed, `expired` that the plan ended (once per period, after commit). Moving to the
+    status it already has returns it unchanged."""
     now = now or timezone.now()
     _shop_lock(subscription.shop_id)
     sub = ShopSubscription.objects.select_for_update().select_related("plan").get(pk=subscription.pk)
@@ -200,7 +208,7 @@ def shop_subscription_transition(
     SHOP_SUBSCRIPTION_MACHINE.check(sub.status, to)
     SHOP_SUBSCRIPTION_MACHINE.authorise(sub.pk)
     sub.status = to
-    sub.past_due_since = now if to == Status.PAST_DUE else None
+    sub.past_due_since = max(now, sub.end_date) if to == Status.PAST_DUE else None
     if to == Status.EXPIRED:
         sub.auto_renew = False
         _mirror_on_shop(
@@ -221,7 +229,15 @@ def shop_subscription_transition(
             now=now,
         )
     sub.save(update_fields=["status", "past_due_since", "auto_renew", "updated_at"])
+    if to in EVENT_KINDS:
+        shop_plan_email_once(subscription=sub, kind=EVENT_KINDS[to])
     return sub
+
+
+EVENT_KINDS = {
+    Status.PAST_DUE: EmailSent.Kind.RENEWAL_FAILED,
+    Status.EXPIRED: EmailSent.Kind.SUBSCRIPTION_EXPIRED,
+}
 
 
 def _lock_live(shop_id) -> ShopSubscription | None:
@@ -358,14 +374,55 @@ def shop_plan_purchase_start(*, shop: Shop, user, plan: ShopPlan, billing_cycle:
 
 
 def shop_subscriptions_due_for_renewal(*, now: datetime):
-    return ShopSubscription.objects.filter(status=Status.ACTIVE, auto_renew=True, end_date__lte=now)
+    """Active auto-renewing shop plans whose period ends within RENEWAL_REMINDER_DAYS (or ended)."""
+    ahead = timedelta(days=settings.RENEWAL_REMINDER_DAYS)
+    return ShopSubscription.objects.filter(status=Status.ACTIVE, auto_renew=True, end_date__lte=now + ahead)
+
+
+def shop_subscriptions_to_remind(*, now: datetime):
+    """Active auto-renewing shop plans whose period ends after `now` and within
+    RENEWAL_REMINDER_DAYS."""
+    ahead = timedelta(days=settings.RENEWAL_REMINDER_DAYS)
+    return ShopSubscription.objects.filter(
+        status=Status.ACTIVE, auto_renew=True, end_date__gt=now, end_date__lte=now + ahead
+    )
+
+
+def shop_plan_remind(*, subscription_id, now: datetime | None = None) -> bool:
+    """Email the shop's owner that the plan renews at its end, with the checkout of the renewal
+    payment opened for it, once per period (unless the owner opted out). Locks the shop row, then
+    the subscription, and re-checks it is still due. Returns whether an email was queued."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        shop_id = (
+            ShopSubscription.objects.filter(pk=subscription_id).values_list("shop_id", flat=True).first()
+        )
+        if shop_id is None:
+            return False
+        live = _lock_live(shop_id)
+        if live is None or live.pk != subscription_id:
+            return False
+        if not shop_subscriptions_to_remind(now=now).filter(pk=live.pk).exists():
+            return False
+        return shop_plan_email_once(subscription=live, kind=EmailSent.Kind.RENEWAL_UPCOMING)
+
+
+def shop_plans_remind(*, now: datetime | None = None) -> int:
+    """Remind the owner of every shop plan ending within RENEWAL_REMINDER_DAYS (each in its own
+    transaction; safe to run twice). Returns how many emails were queued."""
+    now = now or timezone.now()
+    return sum(
+        shop_plan_remind(subscription_id=pk, now=now)
+        for pk in shop_subscriptions_to_remind(now=now).order_by("pk").values_list("pk", flat=True)
+    )
 
 
 def shop_plan_renewal_start(*, subscription_id, now: datetime | None = None) -> Payment | None:
-    """Open the renewal payment of the period that starts at the subscription's `end_date`, once
-    (the partial unique index on ShopPlanPayment decides under races), through the provider the
-    subscription was last paid with. Returns None when there is nothing to do. A checkout the
-    provider refuses fails the payment at once, which makes the subscription `past_due`."""
+    """Open the renewal payment of the period that starts at the subscription's `end_date`, once,
+    from RENEWAL_REMINDER_DAYS before that date (the partial unique index on ShopPlanPayment
+    decides under races), through the provider the subscription was last paid with. Returns
+    None when there is nothing to do. A checkout the provider refuses fails the payment at once,
+    which makes the subscription `past_due`."""
     now = now or timezone.now()
     with transaction.atomic():
         shop_id = (

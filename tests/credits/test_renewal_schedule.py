@@ -1,7 +1,7 @@
-"""The subscription renewal schedule as deployed: synced into django-celery-beat,
-dispatched by Beat's own code with its stored options, run by a real worker."""
+"""The subscription renewal and reminder schedules as deployed: synced into django-celery-beat,
+dispatched by Beat's own code with their stored options, run by a real worker."""
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import time_machine
@@ -11,7 +11,7 @@ from django_celery_beat.schedulers import DatabaseScheduler, ModelEntry
 
 from config.celery import app as celery_app
 from config.models import ScheduledRun
-from credits.models import Payment
+from credits.models import EmailSent, Payment
 from tests.config.test_schedules_as_deployed import _wait, worker  # noqa: F401 (the worker fixture)
 from tests.conftest import seed_subscription_plans
 from tests.credits.test_subscriptions import NOW, subscribe
@@ -68,3 +68,51 @@ def test_beat_dispatches_the_renewal_and_a_real_worker_opens_one_payment_per_per
     assert run.counts == {"renewals": 1, "failed": 0} and run.attempts == 1
     sub.refresh_from_db()
     assert sub.status == "active"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_beat_dispatches_the_reminder_after_the_renewal_and_a_real_worker_mails_it_once(
+    worker,  # noqa: F811
+    mailoutbox,
+    settings,
+):
+    # given a monthly subscription ending in two days and a bit, and the deployed schedules
+    settings.FRONTEND_URL = "https://app.example.com"
+    seed_subscription_plans()
+    user = UserFactory()
+    with time_machine.travel(NOW, tick=False):
+        sub = subscribe(user)
+    call_command("sync_schedules", verbosity=0)
+    celery_app.loader.import_default_modules()
+    assert PeriodicTask.objects.get(task="credits.remind_renewals").queue == "default"
+    ahead = sub.end_date - timedelta(days=2, hours=8, minutes=55)
+
+    with time_machine.travel(ahead, tick=True):
+        # when Beat fires the renewal (00:05), then the reminder (00:20), which fires twice
+        _dispatch("credits.renew_subscriptions")
+        _wait(
+            lambda: ScheduledRun.objects.filter(
+                task="credits.renew_subscriptions", outcome="succeeded"
+            ).exists(),
+            "the renewal run to succeed",
+        )
+        _dispatch("credits.remind_renewals")
+        _dispatch("credits.remind_renewals")
+        _wait(
+            lambda: any("renews on" in m.subject for m in mailoutbox),
+            "the reminder to be delivered",
+        )
+        _wait(
+            lambda: ScheduledRun.objects.filter(task="credits.remind_renewals", outcome="succeeded").exists(),
+            "the reminder run to succeed",
+        )
+
+    # then the renewal opened three days early, and one reminder links where to pay it
+    renewal = Payment.objects.get(subscription=sub, period_start=sub.end_date)
+    assert renewal.status == "pending"
+    [reminder] = [m for m in mailoutbox if "renews on" in m.subject]
+    assert reminder.to == [user.email]
+    assert "https://app.example.com/account/subscription" in reminder.body
+    run = ScheduledRun.objects.get(task="credits.remind_renewals")
+    assert run.counts == {"reminded": 1} and run.attempts == 1
+    assert EmailSent.objects.filter(user=user, kind="renewal_upcoming").count() == 1

@@ -413,10 +413,10 @@ def test_the_daily_task_records_its_run_once_per_day(shop):
     with time_machine.travel(NOW, tick=False):
         buy(shop)
     with time_machine.travel(datetime(2026, 12, 10, 10, 0, tzinfo=UTC), tick=False):
-        assert renew_plans() == {"renewals": 1, "failed": 0, "expired": 0}
+        assert renew_plans() == {"renewals": 1, "failed": 0, "reminded": 0, "expired": 0}
         assert renew_plans() is None
     run = ScheduledRun.objects.get(task="shops.renew_plans")
-    assert run.counts == {"renewals": 1, "failed": 0, "expired": 0}
+    assert run.counts == {"renewals": 1, "failed": 0, "reminded": 0, "expired": 0}
 
 
 @pytest.mark.django_db

@@ -53,6 +53,6 @@ def test_beat_dispatches_the_shop_plan_renewal_and_a_real_worker_opens_one_payme
     link = ShopPlanPayment.objects.get(subscription=sub, period_start__isnull=False)
     assert link.payment.status == "pending" and link.period_start == sub.end_date
     run = ScheduledRun.objects.get(task="shops.renew_plans")
-    assert run.counts == {"renewals": 1, "failed": 0, "expired": 0} and run.attempts == 1
+    assert run.counts == {"renewals": 1, "failed": 0, "reminded": 0, "expired": 0} and run.attempts == 1
     sub.refresh_from_db()
     assert sub.status == "active"
