@@ -6,6 +6,7 @@ request sends nothing and a slow mail server never holds a web worker.
 """
 
 import logging
+from datetime import UTC
 
 from celery import shared_task
 from django.conf import settings
@@ -58,39 +59,56 @@ def email_send(
     email_record(outcome="sent")
 
 
-def email_send_after_commit(*, template: str, to: list[str], context: dict) -> None:
-    """Queue `template` for `to` once the current transaction commits.
+# Every email task's options: a mail server that is down (OSError, smtplib's errors included)
+# is retried with backoff for about an hour and a half; a message is small, so a minute is ample.
+EMAIL_TASK_OPTIONS = {
+    "queue": "default",
+    "time_limit": 60,
+    "soft_time_limit": 50,
+    "autoretry_for": (OSError,),
+    "retry_backoff": 30,
+    "retry_backoff_max": 15 * 60,
+    "max_retries": 8,
+    "ignore_result": True,
+}
 
-    `context` must be JSON-serialisable (it travels through the broker). A broker that is down
-    is logged, never raised: the request that caused the email has already committed.
-    """
+
+def email_task_after_commit(task, *, kwargs: dict, what: str, **options) -> None:
+    """Queue the email `task` with `kwargs` once the current transaction commits (a rolled-back
+    transaction sends nothing). A broker that is down is logged (as `what`), never raised: the
+    change the email tells of has already committed. `options` go to `apply_async`."""
 
     def enqueue():
         try:
-            send_email.apply_async(
-                kwargs={"template": template, "to": to, "context": context},
-                # What workers log and monitors show: no address or context (personal data),
-                # and no saferepr of the context on the sender's path.
-                argsrepr="()",
-                kwargsrepr=f"{{'template': {template!r}, 'to': <{len(to)} recipient(s)>}}",
-            )
+            task.apply_async(kwargs=kwargs, **options)
         except Exception:
-            logger.exception("could not queue the %r email to %d recipient(s)", template, len(to))
+            logger.exception("could not queue the %s email", what)
 
     transaction.on_commit(enqueue)
 
 
-@shared_task(
-    name="accounts.send_email",
-    queue="default",
-    time_limit=60,
-    soft_time_limit=50,
-    autoretry_for=(OSError,),
-    retry_backoff=30,
-    retry_backoff_max=15 * 60,
-    max_retries=8,
-    ignore_result=True,
-)
+def email_send_after_commit(*, template: str, to: list[str], context: dict) -> None:
+    """Queue `template` for `to` once the current transaction commits.
+
+    `context` must be JSON-serialisable (it travels through the broker).
+    """
+    email_task_after_commit(
+        send_email,
+        kwargs={"template": template, "to": to, "context": context},
+        what=f"{template!r} to {len(to)} recipient(s)",
+        # What workers log and monitors show: no address or context (personal data), and no
+        # saferepr of the context on the sender's path.
+        argsrepr="()",
+        kwargsrepr=f"{{'template': {template!r}, 'to': <{len(to)} recipient(s)>}}",
+    )
+
+
+def utc_text(moment) -> str:
+    """A moment as emails show it: `2026-12-04 17:25 UTC`."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+@shared_task(name="accounts.send_email", **EMAIL_TASK_OPTIONS)
 def send_email(*, template: str, to: list[str], context: dict) -> None:
     """Send one templated email; a mail server that is down (OSError, smtplib's errors included)
     is retried with backoff. Sending twice is the worst a redelivery can do."""

@@ -26,20 +26,17 @@ accounts cannot import credits: `accounts.events.subscription_changed`, sent ins
 transition's transaction, reaches `on_subscription_changed` (connected in CreditsConfig.ready).
 """
 
-import logging
 from datetime import UTC, datetime, timedelta
 
 from celery import shared_task
 from django.conf import settings
 from django.db import IntegrityError, transaction
 
-from accounts.emails import email_send
+from accounts.emails import EMAIL_TASK_OPTIONS, email_send, email_task_after_commit, utc_text
 from accounts.events import CANCEL_REQUESTED
 from accounts.models import SUBSCRIPTION_GRACE_DAYS, Subscription
 from accounts.selectors import email_notifications_wanted
 from credits.models import EmailSent, Payment, Receipt
-
-logger = logging.getLogger(__name__)
 
 
 def lifecycle_email_once(*, user_id, kind: str, object_id, period: str = "") -> bool:
@@ -61,13 +58,11 @@ def payment_received_email(*, payment: Payment) -> None:
         return
     payment_id = str(payment.pk)
 
-    def enqueue():
-        try:
-            send_payment_received.apply_async(kwargs={"payment_id": payment_id})
-        except Exception:
-            logger.exception("could not queue the payment_received email of %s", payment_id)
-
-    transaction.on_commit(enqueue)
+    email_task_after_commit(
+        send_payment_received,
+        kwargs={"payment_id": payment_id},
+        what=f"payment_received of payment {payment_id}",
+    )
 
 
 @shared_task(
@@ -130,13 +125,9 @@ def subscription_email_once(*, subscription: Subscription, kind: str, event: str
         return False
     kwargs = {"subscription_id": str(subscription.pk), "kind": str(kind), "period": period, "event": event}
 
-    def enqueue():
-        try:
-            send_subscription_email.apply_async(kwargs=kwargs)
-        except Exception:
-            logger.exception("could not queue the %s email of subscription %s", kind, subscription.pk)
-
-    transaction.on_commit(enqueue)
+    email_task_after_commit(
+        send_subscription_email, kwargs=kwargs, what=f"{kind} of subscription {subscription.pk}"
+    )
     return True
 
 
@@ -177,21 +168,7 @@ def checkout_web_url(metadata) -> str:
     return url if isinstance(url, str) and url.startswith(("https://", "http://")) else ""
 
 
-def _utc(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
-
-
-@shared_task(
-    name="credits.send_subscription_email",
-    queue="default",
-    time_limit=60,
-    soft_time_limit=50,
-    autoretry_for=(OSError,),
-    retry_backoff=30,
-    retry_backoff_max=15 * 60,
-    max_retries=8,
-    ignore_result=True,
-)
+@shared_task(name="credits.send_subscription_email", **EMAIL_TASK_OPTIONS)
 def send_subscription_email(*, subscription_id: str, kind: str, period: str, event: str = "") -> None:
     """Render and send one subscription lifecycle email (`kind`, about the period ending at
     `period`, caused by `event`); the renewal link is the one payable now."""
@@ -202,10 +179,10 @@ def send_subscription_email(*, subscription_id: str, kind: str, period: str, eve
         "plan": sub.plan.name if sub.plan_id else sub.tier,
         "amount": str(sub.amount),
         "currency": sub.currency,
-        "end_date": _utc(end),
+        "end_date": utc_text(end),
         # cancelled outright (staff), not "ends on": the plan is gone already
         "ended": event in (Subscription.Status.CANCELLED, Subscription.Status.EXPIRED),
         "link": renewal_link(subscription=sub, period_start=end),
-        "grace_end": _utc(max(end, sub.past_due_since or end) + timedelta(days=SUBSCRIPTION_GRACE_DAYS)),
+        "grace_end": utc_text(max(end, sub.past_due_since or end) + timedelta(days=SUBSCRIPTION_GRACE_DAYS)),
     }
     email_send(template=kind, to=[sub.user.email], context=context)

@@ -1,19 +1,21 @@
 """Emails about a shop, sent to the people who run it."""
 
-import logging
 from datetime import UTC, datetime, timedelta
 
 from celery import shared_task
 from django.conf import settings
-from django.db import transaction
 
-from accounts.emails import email_send, email_send_after_commit
+from accounts.emails import (
+    EMAIL_TASK_OPTIONS,
+    email_send,
+    email_send_after_commit,
+    email_task_after_commit,
+    utc_text,
+)
 from accounts.selectors import email_notifications_wanted
 from credits.emails import OPTIONAL_KINDS, PAYABLE, checkout_web_url, lifecycle_email_once
 from credits.models import EmailSent
 from shops.models import SHOP_PLAN_GRACE_DAYS, Item, Role, Shop, ShopPlanPayment, ShopSubscription, TeamMember
-
-logger = logging.getLogger(__name__)
 
 
 def low_stock_notify(*, shop_id, item_ids) -> int:
@@ -93,13 +95,9 @@ def shop_plan_email_once(*, subscription: ShopSubscription, kind: str) -> bool:
         return False
     kwargs = {"subscription_id": str(subscription.pk), "kind": str(kind), "period": period}
 
-    def enqueue():
-        try:
-            send_shop_plan_email.apply_async(kwargs=kwargs)
-        except Exception:
-            logger.exception("could not queue the %s email of shop plan %s", kind, subscription.pk)
-
-    transaction.on_commit(enqueue)
+    email_task_after_commit(
+        send_shop_plan_email, kwargs=kwargs, what=f"{kind} of shop plan {subscription.pk}"
+    )
     return True
 
 
@@ -116,21 +114,7 @@ def shop_plan_renewal_link(*, subscription: ShopSubscription, period_start: date
     return f"{settings.FRONTEND_URL}/shops/{subscription.shop_id}/plan"
 
 
-def _utc(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
-
-
-@shared_task(
-    name="shops.send_plan_email",
-    queue="default",
-    time_limit=60,
-    soft_time_limit=50,
-    autoretry_for=(OSError,),
-    retry_backoff=30,
-    retry_backoff_max=15 * 60,
-    max_retries=8,
-    ignore_result=True,
-)
+@shared_task(name="shops.send_plan_email", **EMAIL_TASK_OPTIONS)
 def send_shop_plan_email(*, subscription_id: str, kind: str, period: str) -> None:
     """Render and send one shop plan lifecycle email to the shop's owner."""
     sub = ShopSubscription.objects.select_related("shop__owner", "plan").get(pk=subscription_id)
@@ -143,8 +127,8 @@ def send_shop_plan_email(*, subscription_id: str, kind: str, period: str) -> Non
         "billing_cycle": sub.billing_cycle,
         "amount": str(sub.plan.price_for(sub.billing_cycle)),
         "currency": sub.currency,
-        "end_date": _utc(end),
+        "end_date": utc_text(end),
         "link": shop_plan_renewal_link(subscription=sub, period_start=end),
-        "grace_end": _utc(max(end, sub.past_due_since or end) + timedelta(days=SHOP_PLAN_GRACE_DAYS)),
+        "grace_end": utc_text(max(end, sub.past_due_since or end) + timedelta(days=SHOP_PLAN_GRACE_DAYS)),
     }
     email_send(template=PLAN_TEMPLATES[kind], to=[owner.email], context=context)

@@ -11,7 +11,7 @@ pytestmark = pytest.mark.django_db
 
 
 def emails_queued(callbacks) -> int:
-    return sum(cb.__qualname__.startswith("email_send_after_commit") for cb in callbacks)
+    return sum(cb.__qualname__.startswith("email_task_after_commit") for cb in callbacks)
 
 
 def _report(user, external_id, **report):
