@@ -3,6 +3,9 @@ import threading
 import pytest
 from django.db import connection
 
+from accounts.models import UserPreferences
+from credits.models import EmailSent
+
 
 def run_in_threads(target, args_list):
     """Run target(*args) in one real thread per args tuple, released together by a barrier.
@@ -48,3 +51,17 @@ def seeded_package():
     from credits.models import CreditPackage
 
     return lambda name: CreditPackage.objects.get(name=name)
+
+
+def email_opt_out(user) -> None:
+    """The user turns email notifications off (the optional lifecycle emails stop)."""
+    UserPreferences.objects.filter(user=user).update(
+        notifications={"email": False, "push": False, "job_finished": True, "marketing": False}
+    )
+
+
+def email_kinds(user) -> list[str]:
+    """The lifecycle emails recorded as sent to the user, payment receipts left out."""
+    return sorted(
+        EmailSent.objects.filter(user=user).exclude(kind="payment_received").values_list("kind", flat=True)
+    )

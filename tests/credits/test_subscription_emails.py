@@ -9,7 +9,7 @@ import pytest
 import time_machine
 from django.db import transaction
 
-from accounts.models import Subscription, UserPreferences
+from accounts.models import Subscription
 from accounts.services import subscription_cancel, subscription_transition, subscriptions_expire
 from credits.models import EmailSent, Payment
 from credits.services.subscriptions import (
@@ -20,6 +20,8 @@ from credits.services.subscriptions import (
 )
 from tests.config.test_schedules_as_deployed import _wait
 from tests.conftest import client_for, finished_tasks, queued_messages, seed_subscription_plans
+from tests.credits.conftest import email_kinds as kinds
+from tests.credits.conftest import email_opt_out as opt_out
 from tests.credits.conftest import run_in_threads
 from tests.credits.test_providers import (
     STRIPE_SESSIONS,
@@ -60,18 +62,6 @@ def subscribe(user, provider="truemoney") -> Subscription:
     sub = Subscription.objects.get(user=user, status="active")
     assert sub.end_date == END
     return sub
-
-
-def opt_out(user):
-    UserPreferences.objects.filter(user=user).update(
-        notifications={"email": False, "push": False, "job_finished": True, "marketing": False}
-    )
-
-
-def kinds(user) -> list[str]:
-    return sorted(
-        EmailSent.objects.filter(user=user).exclude(kind="payment_received").values_list("kind", flat=True)
-    )
 
 
 def emails_queued(callbacks) -> list:

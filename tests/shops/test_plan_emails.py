@@ -10,7 +10,6 @@ import time_machine
 from django.db import transaction
 from rest_framework.test import APIClient
 
-from accounts.models import UserPreferences
 from credits.models import EmailSent
 from shops.models import ShopPlan, ShopPlanPayment, ShopSubscription
 from shops.services.plans import (
@@ -24,6 +23,8 @@ from shops.services.plans import (
 from shops.tasks import renew_plans
 from tests.config.test_schedules_as_deployed import _wait
 from tests.conftest import finished_tasks
+from tests.credits.conftest import email_kinds as kinds
+from tests.credits.conftest import email_opt_out as opt_out
 from tests.credits.conftest import run_in_threads
 from tests.credits.test_providers import (
     STRIPE_SESSIONS,
@@ -72,18 +73,6 @@ def buy(shop, provider="truemoney") -> ShopSubscription:
     sub = ShopSubscription.objects.get(shop=shop, status="active")
     assert sub.end_date == END
     return sub
-
-
-def opt_out(user):
-    UserPreferences.objects.filter(user=user).update(
-        notifications={"email": False, "push": False, "job_finished": True, "marketing": False}
-    )
-
-
-def kinds(user) -> list[str]:
-    return sorted(
-        EmailSent.objects.filter(user=user).exclude(kind="payment_received").values_list("kind", flat=True)
-    )
 
 
 def test_the_daily_run_opens_the_renewal_early_and_mails_the_owner_its_checkout_once(remote, sent):  # noqa: F811
