@@ -32,6 +32,11 @@ def _secrets(settings):
     settings.PAYMENT_WEBHOOK_SECRETS = {**settings.PAYMENT_WEBHOOK_SECRETS, "promptpay": SECRET}
 
 
+def _wait_succeeded(task: str, what: str) -> None:
+    """Wait until a run of the scheduled `task` has succeeded (its ScheduledRun row)."""
+    _wait(lambda: ScheduledRun.objects.filter(task=task, outcome="succeeded").exists(), what)
+
+
 @pytest.mark.django_db(transaction=True)
 def test_beat_dispatches_the_renewal_and_a_real_worker_opens_one_payment_per_period(worker):  # noqa: F811
     # given a monthly subscription whose period ended, and the schedules as a deployment writes them
@@ -45,20 +50,10 @@ def test_beat_dispatches_the_renewal_and_a_real_worker_opens_one_payment_per_per
     with time_machine.travel(DUE, tick=True):
         # when Beat fires the daily renewal, twice (a double fire, a manual "run now")
         _dispatch("credits.renew_subscriptions")
-        _wait(
-            lambda: ScheduledRun.objects.filter(
-                task="credits.renew_subscriptions", outcome="succeeded"
-            ).exists(),
-            "the renewal run to succeed",
-        )
+        _wait_succeeded("credits.renew_subscriptions", "the renewal run to succeed")
         _dispatch("credits.renew_subscriptions")
         _dispatch("accounts.expire_licenses")
-        _wait(
-            lambda: ScheduledRun.objects.filter(
-                task="accounts.expire_licenses", outcome="succeeded"
-            ).exists(),
-            "the expiry run to succeed",
-        )
+        _wait_succeeded("accounts.expire_licenses", "the expiry run to succeed")
 
     # then exactly one pending renewal payment exists for the new period, and the subscription
     # (still inside its grace period) is untouched by the expiry run
@@ -90,22 +85,14 @@ def test_beat_dispatches_the_reminder_after_the_renewal_and_a_real_worker_mails_
     with time_machine.travel(ahead, tick=True):
         # when Beat fires the renewal (00:05), then the reminder (00:20), which fires twice
         _dispatch("credits.renew_subscriptions")
-        _wait(
-            lambda: ScheduledRun.objects.filter(
-                task="credits.renew_subscriptions", outcome="succeeded"
-            ).exists(),
-            "the renewal run to succeed",
-        )
+        _wait_succeeded("credits.renew_subscriptions", "the renewal run to succeed")
         _dispatch("credits.remind_renewals")
         _dispatch("credits.remind_renewals")
         _wait(
             lambda: any("renews on" in m.subject for m in mailoutbox),
             "the reminder to be delivered",
         )
-        _wait(
-            lambda: ScheduledRun.objects.filter(task="credits.remind_renewals", outcome="succeeded").exists(),
-            "the reminder run to succeed",
-        )
+        _wait_succeeded("credits.remind_renewals", "the reminder run to succeed")
 
     # then the renewal opened three days early, and one reminder links where to pay it
     renewal = Payment.objects.get(subscription=sub, period_start=sub.end_date)
