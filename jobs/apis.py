@@ -246,7 +246,21 @@ class JobWebhookApi(APIView):
     @extend_schema(
         summary="Receive a signed job report from an external worker",
         request=JobWebhookInputSerializer,
-        parameters=[signature_header(required=True)],
+        parameters=[
+            signature_header(required=True),
+            OpenApiParameter(
+                "job",
+                OpenApiTypes.UUID,
+                OpenApiParameter.QUERY,
+                description="Provider `replicate`: the job the prediction was started for.",
+            ),
+            OpenApiParameter(
+                "attempt",
+                OpenApiTypes.INT,
+                OpenApiParameter.QUERY,
+                description="Provider `replicate`: the attempt that started the prediction.",
+            ),
+        ],
         responses=WebhookOutputSerializer,
     )
     def post(self, request, provider):
@@ -255,5 +269,11 @@ class JobWebhookApi(APIView):
             body, too_large = request.body, False
         except RequestDataTooBig:
             body, too_large = b"", True
-        result = job_webhook_receive(provider=provider, body=body, headers=headers, body_too_large=too_large)
+        result = job_webhook_receive(
+            provider=provider,
+            body=body,
+            headers=headers,
+            body_too_large=too_large,
+            query=request.query_params,
+        )
         return webhook_response(result)

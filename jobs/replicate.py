@@ -6,15 +6,18 @@ A job kind is mapped to a Replicate model version in settings.REPLICATE_KIND_VER
 1. `job_create` queues and charges it, then announces it after commit (`jobs.replicate_start`);
 2. `replicate_prediction_start` claims it (`queued|retrying → preparing`, attempts + 1, through
    `job_transition`), commits, then creates the prediction (input: the job's params) with the
-   webhook <PUBLIC_BASE_URL>/api/webhooks/jobs/replicate, outside any transaction; the
-   prediction id is stored as the job's `remote_id`. A transient failure (network, 429, 5xx) is a
-   failed attempt (`job_attempt_failed`: `retrying` with backoff, started again when due, then
-   `failed` and refunded); any other refusal (401, 422…) fails the job for good, refunded;
+   webhook <PUBLIC_BASE_URL>/api/webhooks/jobs/replicate?job=<id>&attempt=<n>, outside any
+   transaction; the prediction id is stored as the job's `remote_id` (a prediction whose id was
+   never stored is matched by the job and attempt its URL names: jobs.replicate_webhooks). A
+   transient failure (network, 429, 5xx) is a failed attempt (`job_attempt_failed`: `retrying`
+   with backoff, started again when due, then `failed` and refunded); any other refusal (401,
+   422…) fails the job for good, refunded;
 3. Replicate's webhooks (jobs.replicate_webhooks, a handler of the shared signed-webhook
    receiver: each delivery logged once, each event applied once) walk the job through `job_report`:
    `starting` a heartbeat, `processing` → processing (progress read from the logs),
-   `succeeded` → finalizing, `failed|canceled` → failed and refunded. An unknown prediction is
-   404 (Replicate retries, which covers a webhook that arrives before the id is stored);
+   `succeeded` → finalizing, `failed|canceled` → failed and refunded. A prediction no job has
+   or names is 404 (Replicate retries, which covers a webhook that arrives before the id is
+   stored); one whose attempt has ended is cancelled (`replicate_orphan_cancel`);
 4. `replicate_outputs_fetch` (a Celery task, after the `succeeded` webhook committed) downloads
    the outputs with httpx (bounded size and time) into storage, outside any transaction, then
    records them and completes the job under its row lock.
@@ -25,7 +28,7 @@ Nothing here writes a status or money by itself: every move is `job_transition` 
 
 import logging
 import posixpath
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 import httpx
 import replicate
@@ -69,16 +72,42 @@ def replicate_kind_version(code: str) -> str | None:
     return settings.REPLICATE_KIND_VERSIONS.get(code) or None
 
 
+class BoundedTransport(httpx.HTTPTransport):
+    """An httpx transport that bounds every request by `timeout` where the request itself sets
+    no limit. The SDK's `predictions.create` (replicate 1.0.7) sends its request with
+    `timeout=None` unless it is asked to wait for the output, which in httpx means no limit at
+    all, whatever the client's own timeout: a Replicate that never answers would hold the task
+    until Celery's hard limit. Through httpx's documented `timeout` request extension."""
+
+    def __init__(self, *, timeout: httpx.Timeout, **kwargs):
+        super().__init__(**kwargs)
+        self.limits = timeout.as_dict()
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        given = request.extensions.get("timeout") or {}
+        request.extensions["timeout"] = {
+            name: given.get(name) if given.get(name) is not None else default
+            for name, default in self.limits.items()
+        }
+        return super().handle_request(request)
+
+
 def replicate_client() -> replicate.Client:
+    timeout = httpx.Timeout(settings.REPLICATE_TIMEOUT_SECONDS)
     return replicate.Client(
         api_token=settings.REPLICATE_API_TOKEN,
         base_url=settings.REPLICATE_API_BASE,
-        timeout=httpx.Timeout(settings.REPLICATE_TIMEOUT_SECONDS),
+        timeout=timeout,
+        transport=BoundedTransport(timeout=timeout),
     )
 
 
-def replicate_webhook_url() -> str:
-    return settings.PUBLIC_BASE_URL + reverse("job-webhook", kwargs={"provider": PROVIDER})
+def replicate_webhook_url(*, job_id, attempt: int) -> str:
+    """Where Replicate sends the prediction's webhooks: the receiver's URL naming the job and the
+    attempt that started it, so that a delivery finds its job even when the prediction's id was
+    never stored (jobs.replicate_webhooks)."""
+    path = reverse("job-webhook", kwargs={"provider": PROVIDER})
+    return f"{settings.PUBLIC_BASE_URL}{path}?{urlencode({'job': str(job_id), 'attempt': attempt})}"
 
 
 def _transient(exc: Exception) -> bool:
@@ -128,7 +157,7 @@ def replicate_prediction_start(*, job_id, now=None) -> str | None:
                 prediction = replicate_client().predictions.create(
                     version=version,
                     input=job.params if isinstance(job.params, dict) else {},
-                    webhook=replicate_webhook_url(),
+                    webhook=replicate_webhook_url(job_id=job.pk, attempt=attempt),
                     webhook_events_filter=WEBHOOK_EVENTS,
                 )
             except ReplicateError as exc:
@@ -155,22 +184,41 @@ def _start_failed(*, job_id, attempt: int, exc: Exception) -> None:
 
 def replicate_prediction_cancel(*, job_id) -> bool:
     """Cancel at Replicate the prediction of a job cancelled here (it would run and be billed
-    to its end otherwise). Outside any transaction, one usage row; a refusal or a network error
-    is logged and not retried (the prediction then ends by itself; its webhook no longer moves
-    the cancelled job). Returns whether Replicate accepted."""
+    to its end otherwise). Returns whether Replicate accepted (see `_cancel_at_replicate`)."""
     job = Job.objects.select_related("kind").filter(pk=job_id, status=S.CANCELLED).first()
     if job is None or not job.remote_id or replicate_kind_version(job.kind.code) is None:
         return False
+    return _cancel_at_replicate(job_id=job.pk, prediction_id=job.remote_id)
+
+
+def replicate_orphan_cancel(*, job_id, prediction_id: str) -> bool:
+    """Cancel at Replicate a prediction its job does not follow (jobs.replicate_webhooks: its
+    webhook named an attempt that has ended, or the job follows another prediction), unless the
+    job has since taken it as its own. Returns whether Replicate accepted."""
+    if Job.objects.filter(pk=job_id, remote_id=prediction_id).exists():
+        return False
+    return _cancel_at_replicate(job_id=job_id, prediction_id=prediction_id)
+
+
+def _cancel_at_replicate(*, job_id, prediction_id: str) -> bool:
+    """`POST /v1/predictions/<id>/cancel` through the SDK, outside any transaction, one usage
+    row; a refusal or a network error is logged and not retried (the prediction then ends by
+    itself; its webhooks no longer move the job)."""
     try:
-        with outside_call(PROVIDER, "predictions.cancel", job_id=job.pk) as call:
+        with outside_call(PROVIDER, "predictions.cancel", job_id=job_id) as call:
             try:
-                replicate_client().predictions.cancel(job.remote_id)
+                replicate_client().predictions.cancel(prediction_id)
             except ReplicateError as exc:
                 call.status_code = exc.status
                 raise
             call.status_code = 200
     except (ReplicateException, httpx.HTTPError) as exc:
-        logger.warning("Could not cancel the Replicate prediction of job %s: %s", job.pk, _describe(exc))
+        logger.warning(
+            "Could not cancel the Replicate prediction %s of job %s: %s",
+            prediction_id,
+            job_id,
+            _describe(exc),
+        )
         return False
     return True
 

@@ -9,14 +9,27 @@ once. Verified with the SDK's own helper (Replicate's scheme: `webhook-id`, `web
   (jobs.replicate.replicate_outputs_fetch completes the job);
 - `failed` | `canceled` → failed, refunded, in the error log.
 
-A prediction no job has (yet: the webhook can overtake the 201 of its creation) is 404, which
-Replicate retries. Apart from jobs.replicate (starting predictions, downloading outputs) so that
-the API imports neither the engine nor the tasks.
+Each prediction's webhook URL names its job and the attempt that started it
+(`?job=<uuid>&attempt=<n>`, jobs.replicate.replicate_webhook_url; the signature covers the
+body, so only Replicate's deliveries get that far). A prediction no job has stored is then
+matched by that name:
+- the named attempt is still running and follows no prediction (the start crashed, or its
+  answer was lost, after Replicate created it): the job takes the prediction as its own and the
+  delivery applies;
+- the attempt has ended (a retry follows another prediction, the job finished or was
+  cancelled): the prediction is an orphan, cancelled at Replicate after commit
+  (`jobs.replicate_orphan_cancel`, it would be billed to its end), answered 200 `ignored`.
+A prediction neither stored nor named (yet: the webhook can overtake the 201 of its creation)
+is 404, which Replicate retries. Apart from jobs.replicate (starting predictions, downloading
+outputs) so that the API imports neither the engine nor the tasks.
 """
 
+import dataclasses
 import hashlib
 import logging
 import re
+import uuid
+from functools import partial
 
 from celery import current_app
 from django.conf import settings
@@ -36,7 +49,8 @@ from credits.models import WebhookLog
 from credits.webhook_receiver import Event, EventError, WebhookHandler
 from jobs.models import Job
 from jobs.services import Reporter, job_lock, job_report
-from jobs.states import TERMINAL, JobStatus
+from jobs.states import RUNNING, TERMINAL, JobStatus
+from jobs.wakeup import enqueue_replicate_orphan_cancel
 
 logger = logging.getLogger(__name__)
 S = JobStatus
@@ -75,7 +89,32 @@ def _verify(provider: str, headers: dict, body: bytes, now: int | None) -> None:
         raise SignatureError("invalid_signature", "The signature does not match.") from None
 
 
-def _parse(provider: str, payload, body: bytes) -> Event:
+@dataclasses.dataclass(frozen=True)
+class Delivery:
+    """A parsed delivery: the prediction, and the job and attempt its webhook URL names (None
+    when the URL names none, or not as jobs.replicate writes it)."""
+
+    prediction: dict
+    job_id: uuid.UUID | None = None
+    attempt: int | None = None
+
+
+def _named(query) -> tuple[uuid.UUID | None, int | None]:
+    """The job and attempt a webhook URL's query names, or (None, None)."""
+    try:
+        job_id, attempt = uuid.UUID(str(query.get("job"))), int(str(query.get("attempt")))
+    except (AttributeError, TypeError, ValueError):
+        return None, None
+    return (job_id, attempt) if 0 < attempt < 2**31 else (None, None)
+
+
+def replicate_handler(query=None) -> WebhookHandler:
+    """The receiver's handler for one delivery to a URL with this query (`job`, `attempt`)."""
+    job_id, attempt = _named(query or {})
+    return dataclasses.replace(REPLICATE, parse=partial(_parse, job_id=job_id, attempt=attempt))
+
+
+def _parse(provider: str, payload, body: bytes, *, job_id=None, attempt=None) -> Event:
     """A prediction object: `id` and `status` are required. The event is (prediction, status)
     for a finished prediction (one effect, whatever is redelivered); a running one's deliveries
     differ by body (new output, logs), so their body's digest is part of the event id."""
@@ -94,7 +133,11 @@ def _parse(provider: str, payload, body: bytes) -> Event:
     event_id = f"{prediction_id}:{status}"
     if status not in FINISHED_PREDICTION:
         event_id += ":" + hashlib.sha256(body).hexdigest()[:16]
-    return Event(event_id=event_id, type=f"prediction.{status}", data=payload)
+    return Event(
+        event_id=event_id,
+        type=f"prediction.{status}",
+        data=Delivery(prediction=payload, job_id=job_id, attempt=attempt),
+    )
 
 
 _PERCENT = re.compile(r"(\d{1,3})%\|")
@@ -108,13 +151,35 @@ def prediction_progress(logs) -> int | None:
     return min(99, int(found[-1])) if found else None
 
 
-def _apply(provider: str, event: Event) -> tuple[str, dict, dict]:
-    prediction = event.data
-    codes = sorted(settings.REPLICATE_KIND_VERSIONS)
-    jobs = Job.objects.filter(remote_id=prediction["id"], kind__code__in=codes)
-    job_id = jobs.values_list("pk", flat=True).first()
-    if job_id is None:
+def _prediction_job(delivery: Delivery):
+    """The id of the job following the delivery's prediction, taking it for the attempt its URL
+    names when that attempt is running and follows none; None for an orphan (cancelled after
+    commit). 404 when no job has or names it."""
+    prediction_id = delivery.prediction["id"]
+    jobs = Job.objects.filter(kind__code__in=sorted(settings.REPLICATE_KIND_VERSIONS))
+    job_id = jobs.filter(remote_id=prediction_id).values_list("pk", flat=True).first()
+    if job_id is not None:
+        return job_id
+    named = None
+    if delivery.job_id is not None:
+        named = jobs.select_for_update(of=("self",)).filter(pk=delivery.job_id).first()
+    if named is None:
         raise NotFound("No job has this prediction.")
+    if named.attempts == delivery.attempt and named.status in RUNNING and not named.remote_id:
+        Job.objects.filter(pk=named.pk).update(remote_id=prediction_id)
+        return named.pk
+    if delivery.prediction["status"] not in FINISHED_PREDICTION:
+        enqueue_replicate_orphan_cancel(job_id=named.pk, prediction_id=prediction_id)
+    return None
+
+
+def _apply(provider: str, event: Event) -> tuple[str, dict, dict]:
+    delivery = event.data
+    prediction = delivery.prediction
+    job_id = _prediction_job(delivery)
+    if job_id is None:
+        body = {"outcome": "ignored", "job_uuid": str(delivery.job_id), "status": None}
+        return WebhookLog.Outcome.IGNORED, body, {"job_id": delivery.job_id}
     status = prediction["status"]
     summary = {
         "prediction_id": prediction["id"],

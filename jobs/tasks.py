@@ -70,6 +70,18 @@ def replicate_cancel(job_id: str) -> None:
 
 
 @shared_task(
+    name="jobs.replicate_orphan_cancel",
+    queue="default",
+    time_limit=120,
+    soft_time_limit=100,
+    ignore_result=True,
+)
+def replicate_orphan_cancel(job_id: str, prediction_id: str) -> None:
+    """Cancel at Replicate a prediction its job does not follow (jobs.replicate)."""
+    replicate.replicate_orphan_cancel(job_id=job_id, prediction_id=prediction_id)
+
+
+@shared_task(
     bind=True,
     name="jobs.replicate_outputs_fetch",
     queue="default",

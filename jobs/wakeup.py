@@ -67,3 +67,21 @@ def enqueue_replicate_cancel(*, job_id) -> None:
             logger.exception("Could not enqueue the Replicate cancel of job %s.", job_id)
 
     transaction.on_commit(send)
+
+
+REPLICATE_ORPHAN_CANCEL_TASK = "jobs.replicate_orphan_cancel"
+
+
+def enqueue_replicate_orphan_cancel(*, job_id, prediction_id: str) -> None:
+    """Send `jobs.replicate_orphan_cancel` when the current transaction commits: a prediction
+    running at Replicate (and billed) that its job does not follow."""
+
+    def send():
+        try:
+            current_app.send_task(
+                REPLICATE_ORPHAN_CANCEL_TASK, args=[str(job_id), prediction_id], queue="default"
+            )
+        except Exception:  # the prediction then runs to its end; its webhooks no longer move the job
+            logger.exception("Could not enqueue the cancel of prediction %s (job %s).", prediction_id, job_id)
+
+    transaction.on_commit(send)

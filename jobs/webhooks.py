@@ -18,7 +18,7 @@ from config.exceptions import Conflict, NotFound
 from credits.models import WebhookLog
 from credits.webhook_receiver import Event, EventError, WebhookHandler, webhook_receive
 from jobs.models import Job, JobKind
-from jobs.replicate_webhooks import PROVIDER, REPLICATE
+from jobs.replicate_webhooks import PROVIDER, replicate_handler
 from jobs.serializers import JobWebhookInputSerializer
 from jobs.services import Reporter, job_report
 
@@ -128,16 +128,19 @@ def _duplicate(event: Event) -> dict:
 JOBS = WebhookHandler(source="jobs", secret=_secret, parse=_parse, apply=_apply, duplicate=_duplicate)
 
 
-def job_webhook_receive(*, provider: str, body: bytes, headers: dict, body_too_large: bool = False):
+def job_webhook_receive(
+    *, provider: str, body: bytes, headers: dict, body_too_large: bool = False, query=None
+):
     """One delivery to `POST /api/webhooks/jobs/<provider>`: the shared receiver's guarantees
     (every delivery logged in WebhookLog, source "jobs"; each event applied once, with its log
     row), then job_report (reporter `webhook`). Refusals: unknown provider 404; bad signature
     400/401; invalid JSON or report 400; a job that is unknown or of a kind the provider may not
     drive 404; an ambiguous external id 409; job_report's 403s. Provider `replicate` is
-    Replicate's own payload and signature scheme (jobs.replicate.REPLICATE)."""
+    Replicate's own payload and signature scheme (jobs.replicate_webhooks; `query`: the URL's
+    query, which names the prediction's job)."""
     provider = provider.lower() if isinstance(provider, str) else provider
     return webhook_receive(
-        handler=REPLICATE if provider == PROVIDER else JOBS,
+        handler=replicate_handler(query) if provider == PROVIDER else JOBS,
         provider=provider,
         body=body,
         headers=headers,

@@ -8,8 +8,9 @@ Create a prediction (https://replicate.com/docs/reference/http#predictions.creat
 prediction object {id, model, version, input, logs, output, error, status "starting",
 created_at, urls: {get, cancel}}. A bad token is 401, an unknown version 422, both as problem
 details (RFC 7807: {title, detail, status}). `script(...)` queues answers (500, 429…) given
-before the normal behaviour. `POST /v1/predictions/<id>/cancel` → 200 with the prediction,
-`canceled`.
+before the normal behaviour; `answer_delay` holds the 201 of a created prediction back (an
+answer lost to the client's timeout). `POST /v1/predictions/<id>/cancel` → 200 with the
+prediction, `canceled`.
 
 It also serves output files (`GET /files/<name>`, as replicate.delivery does) and records every
 request; a request that breaks the format is answered 400 and recorded in `violations`, which
@@ -23,6 +24,7 @@ import itertools
 import json
 import struct
 import threading
+import time
 import zlib
 from collections import deque
 from dataclasses import dataclass, field
@@ -84,6 +86,9 @@ class ReplicateServer:
     ids: itertools.count = field(default_factory=lambda: itertools.count(1))
     lock: threading.Lock = field(default_factory=threading.Lock)
     url: str = ""
+    # Seconds to wait before answering a creation, after the prediction is created: longer than
+    # the client's timeout, the prediction runs although the client never learns its id.
+    answer_delay: float = 0.0
 
     def script(self, *answers: tuple[int, object]) -> None:
         """Answer the next prediction creations with these (status, JSON body)."""
@@ -187,6 +192,8 @@ class ReplicateServer:
             },
         }
         self.predictions[prediction_id] = prediction
+        if self.answer_delay:
+            time.sleep(self.answer_delay)
         return self._json(201, prediction)
 
     def _cancel(self, request: Seen) -> tuple[int, str, bytes]:

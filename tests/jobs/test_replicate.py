@@ -75,7 +75,9 @@ def prediction(started, status: str, **extra) -> dict:
     }
 
 
-def deliver(api_client, payload: dict, *, webhook_id="msg_1", timestamp=None, secret=rs.WEBHOOK_SECRET):
+def deliver(
+    api_client, payload: dict, *, webhook_id="msg_1", timestamp=None, secret=rs.WEBHOOK_SECRET, url=URL
+):
     body = json.dumps(payload).encode()
     headers = rs.signed_headers(
         body,
@@ -83,7 +85,14 @@ def deliver(api_client, payload: dict, *, webhook_id="msg_1", timestamp=None, se
         timestamp=int(time.time()) if timestamp is None else timestamp,
         secret=secret,
     )
-    return api_client.generic("POST", URL, body, content_type="application/json", **headers)
+    return api_client.generic("POST", url, body, content_type="application/json", **headers)
+
+
+def webhook_path(request) -> str:
+    """The path (with its query) of the webhook URL a creation request gave Replicate."""
+    url = request.body["webhook"]
+    assert url.startswith(PUBLIC)
+    return url[len(PUBLIC) :]
 
 
 # --- starting the prediction ---------------------------------------------------------------------
@@ -101,7 +110,7 @@ def test_a_queued_job_starts_one_prediction_with_the_webhook(server, job, funded
     assert request.body == {
         "version": rs.VERSION,
         "input": {"prompt": "a cat in a hat"},
-        "webhook": f"{PUBLIC}/api/webhooks/jobs/replicate",
+        "webhook": f"{PUBLIC}/api/webhooks/jobs/replicate?job={job.pk}&attempt=1",
         "webhook_events_filter": ["start", "output", "completed"],
     }
     job.refresh_from_db()
@@ -446,3 +455,117 @@ def test_one_good_signature_among_several_is_enough(api_client, started):
 
     assert response.status_code == 200, response.content
     assert Job.objects.get(pk=started.pk).status == "processing"
+
+
+# --- predictions whose id the job never stored ------------------------------------------------------
+
+
+def test_a_prediction_whose_id_was_never_stored_is_taken_by_the_attempt_its_url_names(
+    api_client, server, job
+):
+    # given: Replicate created the prediction, but the start stopped before storing its id (the
+    # state a worker killed between the call and the write leaves)
+    prediction_id = replicate.replicate_prediction_start(job_id=job.pk)
+    Job.objects.filter(pk=job.pk).update(remote_id="")
+    (request,) = server.created()
+    payload = {**server.predictions[prediction_id], "status": "processing", "logs": " 30%|###"}
+
+    # when Replicate calls the URL it was given
+    response = deliver(api_client, payload, url=webhook_path(request))
+
+    # then the job follows the prediction again
+    assert response.status_code == 200, response.content
+    assert response.json()["outcome"] == "applied"
+    job.refresh_from_db()
+    assert (job.remote_id, job.status, job.progress) == (prediction_id, "processing", 30)
+    # and a delivery to the bare URL finds it by its id now
+    done = deliver(api_client, {**payload, "status": "failed", "error": "boom"}, webhook_id="msg_2")
+    assert done.status_code == 200, done.content
+    assert Job.objects.get(pk=job.pk).status == "failed"
+
+
+def test_a_prediction_whose_creation_answer_was_lost_is_cancelled_when_its_webhook_arrives(
+    api_client, server, job, funded_user, settings, django_capture_on_commit_callbacks
+):
+    # given: Replicate creates the prediction but answers after the client gave up
+    settings.REPLICATE_TIMEOUT_SECONDS = 0.3
+    server.answer_delay = 1.0
+    assert replicate.replicate_prediction_start(job_id=job.pk) is None
+    server.answer_delay = 0.0
+    job.refresh_from_db()
+    assert (job.status, job.attempts, job.remote_id) == ("retrying", 1, "")
+    (lost_request,) = server.created()
+    (lost_id,) = server.predictions
+    lost = {**server.predictions[lost_id], "status": "starting"}
+
+    # when its first webhook arrives
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        response = deliver(api_client, lost, url=webhook_path(lost_request))
+
+    # then it is answered and changes nothing; the prediction is cancelled at Replicate
+    assert response.status_code == 200, response.content
+    assert response.json() == {"outcome": "ignored", "job_uuid": str(job.pk), "status": None}
+    assert [getattr(c, "__qualname__", "") for c in callbacks] == [
+        "enqueue_replicate_orphan_cancel.<locals>.send"
+    ]
+    assert replicate.replicate_orphan_cancel(job_id=job.pk, prediction_id=lost_id) is True
+    (cancel,) = [r for r in server.requests if r.path.endswith("/cancel")]
+    assert cancel.path == f"/v1/predictions/{lost_id}/cancel"
+    job.refresh_from_db()
+    assert (job.status, job.attempts, job.remote_id) == ("retrying", 1, "")
+    log = WebhookLog.objects.get(provider="replicate")
+    assert (log.outcome, log.job_id) == ("ignored", job.pk)
+
+    # when the retry starts its own prediction, the lost one's later webhooks still change nothing
+    later = job.next_attempt_at + timedelta(seconds=1)
+    second_id = replicate.replicate_prediction_start(job_id=job.pk, now=later)
+    _, second_request = server.created()
+    assert webhook_path(second_request).endswith(f"?job={job.pk}&attempt=2")
+    late = deliver(
+        api_client, {**lost, "status": "canceled"}, url=webhook_path(lost_request), webhook_id="m3"
+    )
+    current = deliver(
+        api_client,
+        {**server.predictions[second_id], "status": "processing"},
+        url=webhook_path(second_request),
+        webhook_id="m4",
+    )
+
+    # then
+    assert late.json()["outcome"] == "ignored"
+    assert current.json()["outcome"] == "applied"
+    job.refresh_from_db()
+    assert (job.status, job.attempts, job.remote_id) == ("processing", 2, second_id)
+    assert balance_get(user=funded_user) == 98  # charged once, nothing refunded
+
+
+def test_an_orphan_that_its_job_took_since_is_not_cancelled(server, started):
+    assert replicate.replicate_orphan_cancel(job_id=started.pk, prediction_id=started.remote_id) is False
+    assert not [r for r in server.requests if r.path.endswith("/cancel")]
+
+
+@pytest.mark.parametrize(
+    "query",
+    ["?job=not-a-uuid&attempt=1", "?job={job}&attempt=-1", "?job={job}&attempt=99999999999", "?attempt=1"],
+)
+def test_a_webhook_url_naming_no_job_properly_leaves_an_unknown_prediction_unknown(
+    api_client, server, job, query
+):
+    payload = {**prediction(job, "processing"), "id": "p_unknown"}
+
+    response = deliver(api_client, payload, url=URL + query.format(job=job.pk))
+
+    assert_error(response, 404, "not_found")
+    job.refresh_from_db()
+    assert (job.status, job.remote_id) == ("queued", "")
+
+
+def test_a_webhook_url_naming_a_job_of_a_kind_not_run_on_replicate_is_404(api_client, server, funded_user):
+    JobKind.objects.create(code="other_kind", credits_per_unit=1, executor="external", reported_by="worker")
+    other = services.job_create(user=funded_user, kind_code="other_kind", params={})
+    payload = {**prediction(other, "processing"), "id": "p_other"}
+
+    response = deliver(api_client, payload, url=f"{URL}?job={other.pk}&attempt=1")
+
+    assert_error(response, 404, "not_found")
+    assert Job.objects.get(pk=other.pk).remote_id == ""

@@ -83,7 +83,8 @@ def test_a_replicate_job_runs_from_creation_to_a_downloadable_output(server, wor
     )
     (request,) = server.created()
     assert request.body["input"] == {"prompt": "a lighthouse"}
-    assert request.body["webhook"] == "https://app.example.com/api/webhooks/jobs/replicate"
+    webhook = request.body["webhook"]
+    assert webhook == f"https://app.example.com/api/webhooks/jobs/replicate?job={job_id}&attempt=1"
 
     # and Replicate reports it succeeded (signed as Replicate signs)
     prediction = {
@@ -94,7 +95,11 @@ def test_a_replicate_job_runs_from_creation_to_a_downloadable_output(server, wor
     body = json.dumps(prediction).encode()
     headers = rs.signed_headers(body, webhook_id="msg_e2e", timestamp=int(time.time()))
     answer = client.generic(
-        "POST", "/api/webhooks/jobs/replicate", body, content_type="application/json", **headers
+        "POST",
+        webhook.removeprefix("https://app.example.com"),
+        body,
+        content_type="application/json",
+        **headers,
     )
     assert answer.status_code == 200, answer.content
 
@@ -105,4 +110,41 @@ def test_a_replicate_job_runs_from_creation_to_a_downloadable_output(server, wor
     download = client.get(output["download_url"])
     assert download.status_code == 200
     assert b"".join(download.streaming_content) == rs.png_bytes()
+    assert balance_get(user=user) == 7  # charged once
+
+
+def test_a_prediction_whose_creation_answer_was_lost_is_cancelled_by_the_worker(server, worker, settings):
+    # given: Replicate creates the prediction but answers after the worker's client gave up (and
+    # the job's retry is far away)
+    settings.REPLICATE_TIMEOUT_SECONDS = 0.5
+    settings.JOBS_RETRY_BASE_SECONDS = 3600
+    server.answer_delay = 2.0
+    JobKind.objects.create(code=KIND, credits_per_unit=3, executor="external", reported_by="worker")
+    user = UserFactory()
+    give_credits(user, 10)
+    client = client_for(user)
+    response = client.post("/api/jobs", {"kind": KIND, "params": {"prompt": "a lighthouse"}}, format="json")
+    assert response.status_code == 201, response.content
+    job_id = response.json()["id"]
+    wait_for(lambda: Job.objects.filter(pk=job_id, status="retrying").exists(), "the failed start")
+    (request,) = server.created()
+    (lost_id,) = server.predictions
+
+    # when its first webhook arrives at the URL Replicate was given
+    body = json.dumps({**server.predictions[lost_id], "status": "starting"}).encode()
+    headers = rs.signed_headers(body, webhook_id="msg_lost", timestamp=int(time.time()))
+    answer = client.generic(
+        "POST",
+        request.body["webhook"].removeprefix("https://app.example.com"),
+        body,
+        content_type="application/json",
+        **headers,
+    )
+
+    # then the worker cancels the prediction at Replicate; the job waits for its retry
+    assert answer.status_code == 200, answer.content
+    assert answer.json()["outcome"] == "ignored"
+    wait_for(lambda: server.predictions[lost_id]["status"] == "canceled", "the orphan's cancel")
+    job = Job.objects.get(pk=job_id)
+    assert (job.status, job.attempts, job.remote_id) == ("retrying", 1, "")
     assert balance_get(user=user) == 7  # charged once
