@@ -165,6 +165,8 @@ def _prediction_job(delivery: Delivery):
         named = jobs.select_for_update(of=("self",)).filter(pk=delivery.job_id).first()
     if named is None:
         raise NotFound("No job has this prediction.")
+    if named.remote_id == prediction_id:  # taken by a concurrent delivery, now committed
+        return named.pk
     if named.attempts == delivery.attempt and named.status in RUNNING and not named.remote_id:
         Job.objects.filter(pk=named.pk).update(remote_id=prediction_id)
         return named.pk

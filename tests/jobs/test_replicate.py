@@ -8,6 +8,7 @@ from datetime import timedelta
 
 import pytest
 from django.utils import timezone
+from rest_framework.test import APIClient
 
 from analytics.models import ErrorLog
 from credits.models import WebhookLog
@@ -16,6 +17,7 @@ from jobs import replicate, replicate_webhooks, services
 from jobs.models import ApiUsageLog, Job, JobFile, JobKind
 from jobs.worker_protocol import worker_kinds_for
 from tests.conftest import assert_error
+from tests.flows.concurrency import run_concurrently
 from tests.jobs import replicate_server as rs
 
 pytestmark = pytest.mark.django_db
@@ -482,6 +484,29 @@ def test_a_prediction_whose_id_was_never_stored_is_taken_by_the_attempt_its_url_
     done = deliver(api_client, {**payload, "status": "failed", "error": "boom"}, webhook_id="msg_2")
     assert done.status_code == 200, done.content
     assert Job.objects.get(pk=job.pk).status == "failed"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_deliveries_for_a_prediction_never_stored_all_apply(server, job):
+    # given: the prediction's id was never stored
+    prediction_id = replicate.replicate_prediction_start(job_id=job.pk)
+    Job.objects.filter(pk=job.pk).update(remote_id="")
+    (request,) = server.created()
+
+    # when 8 of its deliveries arrive at once
+    def deliver_one(i):
+        payload = {**server.predictions[prediction_id], "status": "processing", "logs": f" {i + 1}%|#"}
+        return deliver(APIClient(), payload, webhook_id=f"msg_{i}", url=webhook_path(request))
+
+    answers = run_concurrently(8, deliver_one)
+
+    # then the first takes the prediction for the job and every one applies to it
+    assert [getattr(a, "status_code", a) for a in answers] == [200] * 8
+    assert [a.json()["outcome"] for a in answers] == ["applied"] * 8
+    job.refresh_from_db()
+    assert (job.remote_id, job.status) == (prediction_id, "processing")
+    assert not [r for r in server.requests if r.path.endswith("/cancel")]
+    assert WebhookLog.objects.filter(provider="replicate", outcome="processed").count() == 8
 
 
 def test_a_prediction_whose_creation_answer_was_lost_is_cancelled_when_its_webhook_arrives(
