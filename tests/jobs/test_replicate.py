@@ -516,7 +516,7 @@ def test_a_prediction_whose_creation_answer_was_lost_is_cancelled_when_its_webho
     settings.REPLICATE_TIMEOUT_SECONDS = 0.3
     server.answer_delay = 1.0
     assert replicate.replicate_prediction_start(job_id=job.pk) is None
-    server.answer_delay = 0.0
+    server.answer_delay, settings.REPLICATE_TIMEOUT_SECONDS = 0.0, 10
     job.refresh_from_db()
     assert (job.status, job.attempts, job.remote_id) == ("retrying", 1, "")
     (lost_request,) = server.created()

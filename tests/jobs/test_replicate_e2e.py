@@ -127,6 +127,7 @@ def test_a_prediction_whose_creation_answer_was_lost_is_cancelled_by_the_worker(
     assert response.status_code == 201, response.content
     job_id = response.json()["id"]
     wait_for(lambda: Job.objects.filter(pk=job_id, status="retrying").exists(), "the failed start")
+    server.answer_delay, settings.REPLICATE_TIMEOUT_SECONDS = 0.0, 10  # the cancel is answered in time
     (request,) = server.created()
     (lost_id,) = server.predictions
 
