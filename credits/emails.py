@@ -85,13 +85,12 @@ def send_payment_received(*, payment_id: str) -> None:
     attachments = []
     if receipt is not None:
         attachments.append((f"{receipt.number}.pdf", receipt_pdf(receipt=receipt), "application/pdf"))
-    what = payment.plan.name if payment.plan_id else f"{payment.package.name} ({payment.credits} credits)"
     email_send(
         template="payment_received",
         to=[payment.user.email],
         context={
             "name": payment.user.name,
-            "what": what,
+            "what": payment.description,
             "amount": str(payment.amount),
             "currency": payment.currency,
             "payment_id": str(payment.pk),

@@ -192,6 +192,15 @@ class Payment(UUIDModel):
             return self.package.name
         return str((self.metadata or {}).get("title") or self.purpose)
 
+    @property
+    def description(self) -> str:
+        """What the payment bought, as its receipt line and its confirmation email word it: a
+        credit package with its credits, else its `title` (a plan, or a higher layer's purpose
+        such as a shop plan)."""
+        if self.package_id:
+            return f"{self.package.name} ({self.credits} credits)"
+        return self.title
+
 
 class PaymentRefund(UUIDModel):
     """One refund of (part of) a payment: the money given back and the credits it clawed back.

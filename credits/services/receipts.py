@@ -41,7 +41,7 @@ def receipt_issue(*, payment: Payment, now: datetime) -> Receipt | None:
     counter.save(update_fields=["last_number"])
     user = payment.user
     rate, vat = vat_included(amount=payment.amount, currency=payment.currency)
-    what = payment.title if not payment.package_id else f"{payment.package.name} ({payment.credits} credits)"
+    what = payment.description
     return Receipt.objects.create(
         payment=payment,
         number=f"INV-{year}-{counter.last_number:06d}",

@@ -87,7 +87,9 @@ def test_the_daily_run_opens_the_renewal_early_and_mails_the_owner_its_checkout_
 
     renewal = ShopPlanPayment.objects.get(subscription=sub, period_start=END).payment
     assert renewal.status == "pending"
-    [*_, message] = sent.wait(2)  # after the payment-received email
+    [received, message] = sent.wait(2)  # the first purchase's confirmation, then the reminder
+    assert received.subject.startswith("Payment received: 990.00 THB")
+    assert "Pro shop plan (monthly) for Noodles" in received.body
     assert message.to == [shop.owner.email]
     assert message.subject == "Noodles: the Pro plan renews on 2026-12-10 09:00 UTC for 990.00 THB"
     assert "https://checkout.stripe.com/c/pay/cs_shop_renewal" in message.body
