@@ -249,8 +249,11 @@ def sent(mailoutbox, mail_worker, django_capture_on_commit_callbacks):
             return django_capture_on_commit_callbacks(execute=True)
 
         def wait(self, n: int):
+            """The outbox once it holds `n` messages; fails after 30 s with fewer."""
             deadline = time.monotonic() + 30
-            while len(mailoutbox) < n and time.monotonic() < deadline:
+            while len(mailoutbox) < n:
+                if time.monotonic() > deadline:
+                    pytest.fail(f"{len(mailoutbox)} of {n} emails sent: {[m.subject for m in mailoutbox]}")
                 time.sleep(0.05)
             return mailoutbox
 
