@@ -250,6 +250,15 @@ def _lock_live(shop_id) -> ShopSubscription | None:
     )
 
 
+def _lock_live_by_id(subscription_id) -> ShopSubscription | None:
+    """`_lock_live` of the subscription's shop, if that subscription is still the live one."""
+    shop_id = ShopSubscription.objects.filter(pk=subscription_id).values_list("shop_id", flat=True).first()
+    if shop_id is None:
+        return None
+    live = _lock_live(shop_id)
+    return live if live is not None and live.pk == subscription_id else None
+
+
 def _period_end(start: datetime, billing_cycle: str) -> datetime:
     return add_months(start, 12 if billing_cycle == Shop.BillingCycle.YEARLY else 1)
 
@@ -394,15 +403,8 @@ def shop_plan_remind(*, subscription_id, now: datetime | None = None) -> bool:
     the subscription, and re-checks it is still due. Returns whether an email was queued."""
     now = now or timezone.now()
     with transaction.atomic():
-        shop_id = (
-            ShopSubscription.objects.filter(pk=subscription_id).values_list("shop_id", flat=True).first()
-        )
-        if shop_id is None:
-            return False
-        live = _lock_live(shop_id)
-        if live is None or live.pk != subscription_id:
-            return False
-        if not shop_subscriptions_to_remind(now=now).filter(pk=live.pk).exists():
+        live = _lock_live_by_id(subscription_id)
+        if live is None or not shop_subscriptions_to_remind(now=now).filter(pk=live.pk).exists():
             return False
         return shop_plan_email_once(subscription=live, kind=EmailSent.Kind.RENEWAL_UPCOMING)
 
@@ -425,19 +427,10 @@ def shop_plan_renewal_start(*, subscription_id, now: datetime | None = None) -> 
     which makes the subscription `past_due`."""
     now = now or timezone.now()
     with transaction.atomic():
-        shop_id = (
-            ShopSubscription.objects.filter(pk=subscription_id).values_list("shop_id", flat=True).first()
-        )
-        if shop_id is None:
+        live = _lock_live_by_id(subscription_id)
+        if live is None or not shop_subscriptions_due_for_renewal(now=now).filter(pk=live.pk).exists():
             return None
-        live = _lock_live(shop_id)
-        if (
-            live is None
-            or live.pk != subscription_id
-            or not shop_subscriptions_due_for_renewal(now=now).filter(pk=live.pk).exists()
-        ):
-            return None
-        shop = Shop.objects.select_related("owner").get(pk=shop_id)
+        shop = Shop.objects.select_related("owner").get(pk=live.shop_id)
         plan = live.plan
         try:
             with transaction.atomic():
